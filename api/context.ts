@@ -1,0 +1,17 @@
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { AccrualBatcher } from './accrual-batcher';
+import type { Authenticator, requireRole } from './auth';
+import type { ProgramCache } from './program-cache';
+
+/** What route handlers may use: the database, the program cache, auth, the accrual batcher. */
+export interface ApiContext {
+  pool: Pool;
+  programs: ProgramCache;
+  auth: Authenticator;
+  requireRole: typeof requireRole;
+  accruals: AccrualBatcher;
+  log: Logger;
+  /** Reports whether Temporal answers (for /readyz); the API itself never waits on Temporal for writes. */
+  temporalReachable: () => Promise<boolean>;
+}

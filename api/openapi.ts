@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { accrualSchema, createProgramSchema, mergeSchema, refundSchema } from '../domain/schemas';
+
+interface RouteDoc {
+  method: 'get' | 'post';
+  path: string;
+  summary: string;
+  roles: string;
+  body?: z.ZodType;
+  idempotent?: boolean;
+}
+
+/** The routes and the zod schemas that validate them: the same schemas are the docs. */
+export const ROUTE_DOCS: RouteDoc[] = [
+  { method: 'post', path: '/v1/programs', summary: 'Create a program (rule version 1)', roles: 'admin', body: createProgramSchema, idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}', summary: 'A program with its active rule version', roles: 'any' },
+  { method: 'post', path: '/v1/programs/{programId}/accruals', summary: 'Report a purchase: earn points, allocate, move the expiry deadline', roles: 'billing', body: accrualSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/refunds', summary: 'Report a refund: revoke earned points pro rata, never below zero', roles: 'billing', body: refundSchema, idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/members/{memberId}', summary: 'A member: balance, held, available, deadline, status', roles: 'billing, support, finance, controller' },
+  { method: 'get', path: '/v1/programs/{programId}/members/{memberId}/ledger', summary: "A member's ledger, oldest first (?after=&limit=)", roles: 'billing, support, finance, controller' },
+  { method: 'post', path: '/v1/programs/{programId}/members/{memberId}/merge', summary: 'Merge a duplicate member into a survivor', roles: 'support', body: mergeSchema, idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/liability', summary: 'Point-in-time liability (?asOf=)', roles: 'finance, controller' },
+  { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
+  { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },
+];
+
+const errorSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } },
+      required: ['code', 'message'],
+    },
+  },
+};
+
+export function openApiDocument(): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of ROUTE_DOCS) {
+    const params = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    if (r.idempotent) params.push({ name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string' } });
+    (paths[r.path] ??= {})[r.method] = {
+      summary: r.summary,
+      description: `Roles: ${r.roles}.`,
+      parameters: params,
+      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(r.body, { io: 'input', unrepresentable: 'any' }) } } } } : {}),
+      responses: { default: { description: 'JSON; errors as {error: {code, message, details}}', content: { 'application/json': { schema: errorSchema } } } },
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Loyalty Ledger API', version: '1' },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}
+
+export function docsPage(): string {
+  const rows = ROUTE_DOCS.map(
+    (r) => `<tr><td><code>${r.method.toUpperCase()}</code></td><td><code>${r.path}</code></td><td>${r.summary}</td><td>${r.roles}</td></tr>`,
+  ).join('\n');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>Loyalty Ledger API</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}td{padding:.3rem .8rem;border-bottom:1px solid #ddd}</style></head>
+<body><h1>Loyalty Ledger API v1</h1><p>Full schema: <a href="/openapi.json">/openapi.json</a>. Auth: <code>Authorization: Bearer &lt;key&gt;</code>.
+Every state-changing POST needs an <code>Idempotency-Key</code>.</p>
+<table><tr><th>method</th><th>path</th><th>what</th><th>roles</th></tr>${rows}</table></body></html>`;
+}

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { callWriteFunction, type WriteResult } from '../../db/ledger';
+import { allocateRelativeSsp, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
+import { validationFailed } from '../../domain/errors';
+import { rateToMillionths } from '../../domain/money';
+import { quarterOf } from '../../domain/period';
+import { accrualSchema, LIMITS, programParams, refundSchema } from '../../domain/schemas';
+import type { ApiContext } from '../context';
+import { idempotencyKey, parse, requestHash } from '../validate';
+
+export function sendWriteResult(reply: import('fastify').FastifyReply, r: WriteResult) {
+  if (r.replayed) reply.header('Idempotent-Replayed', 'true');
+  return reply.status(r.status).send(r.body);
+}
+
+function notInFuture(occurredAt: string): void {
+  if (Date.parse(occurredAt) > Date.now() + LIMITS.maxClockSkewMs) {
+    throw validationFailed('occurredAt is in the future', { occurredAt });
+  }
+}
+
+export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.post('/v1/programs/:programId/accruals', async (req, reply) => {
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['billing']);
+    const { programId } = parse(programParams, req.params, 'path');
+    const body = parse(accrualSchema, req.body, 'accrual');
+    const key = idempotencyKey(req);
+    notInFuture(body.occurredAt);
+    const program = await ctx.programs.get(programId);
+    const rules = program.rules;
+    const amountMinor = BigInt(body.amountMinor);
+    const points = pointsEarned(amountMinor, rules.earn);
+    const expected = rateToMillionths(rules.expectedRedemptionRate);
+    const relativeSsp = rules.accounting.method === 'relative_ssp';
+    const allocated = relativeSsp
+      ? allocateRelativeSsp({ priceMinor: amountMinor, points, pointValueMinor: BigInt(rules.pointValueMinor), expectedRedemption: expected })
+      : provisionIncrementalCost({ points, costPerPointMinor: BigInt(rules.accounting.costPerPointMinor ?? 0), expectedRedemption: expected });
+    const result = await ctx.accruals.submit({
+      programId,
+      idemKey: key,
+      requestHash: requestHash('accruals', body),
+      accrualId: randomUUID(),
+      memberId: body.memberId,
+      invoiceId: body.invoiceId,
+      amountMinor: amountMinor.toString(),
+      points: points.toString(),
+      allocatedMinor: allocated.toString(),
+      cohort: quarterOf(new Date(body.occurredAt)),
+      occurredAt: new Date(body.occurredAt).toISOString(),
+      storeId: body.storeId,
+      jurisdiction: body.jurisdiction,
+      expiry: rules.expiry,
+      expectedRedemptionRate: rules.expectedRedemptionRate,
+      ruleVersion: program.activeVersion,
+      debitAccount: relativeSsp ? 'revenue' : 'loyalty_expense',
+      creditAccount: relativeSsp ? 'loyalty_contract_liability' : 'loyalty_provision',
+      actor: principal.name,
+    });
+    return sendWriteResult(reply, result);
+  });
+
+  app.post('/v1/programs/:programId/refunds', async (req, reply) => {
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['billing']);
+    const { programId } = parse(programParams, req.params, 'path');
+    const body = parse(refundSchema, req.body, 'refund');
+    const key = idempotencyKey(req);
+    notInFuture(body.occurredAt);
+    await ctx.programs.get(programId);
+    const result = await callWriteFunction(ctx.pool, 'll_refund', {
+      ...body,
+      occurredAt: new Date(body.occurredAt).toISOString(),
+      programId,
+      idemKey: key,
+      requestHash: requestHash('refunds', body),
+      actor: principal.name,
+    });
+    return sendWriteResult(reply, result);
+  });
+}

@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify';
+import { callWriteFunction, getLedger, getMember } from '../../db/ledger';
+import { notFound } from '../../domain/errors';
+import { ledgerQuery, memberParams, mergeSchema } from '../../domain/schemas';
+import type { ApiContext } from '../context';
+import { idempotencyKey, parse, requestHash } from '../validate';
+import { sendWriteResult } from './accruals';
+
+const READERS = ['billing', 'support', 'finance', 'controller'] as const;
+
+export function memberRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/v1/programs/:programId/members/:memberId', async (req) => {
+    ctx.requireRole(await ctx.auth.principalOf(req), READERS);
+    const { programId, memberId } = parse(memberParams, req.params, 'path');
+    await ctx.programs.get(programId);
+    const m = await getMember(ctx.pool, programId, memberId);
+    if (!m) throw notFound('member', { programId, memberId });
+    return { ...m, workflowId: `member:${programId}:${memberId}` };
+  });
+
+  app.get('/v1/programs/:programId/members/:memberId/ledger', async (req) => {
+    ctx.requireRole(await ctx.auth.principalOf(req), READERS);
+    const { programId, memberId } = parse(memberParams, req.params, 'path');
+    const q = parse(ledgerQuery, req.query, 'query');
+    await ctx.programs.get(programId);
+    if (!(await getMember(ctx.pool, programId, memberId))) throw notFound('member', { programId, memberId });
+    const limit = q.limit ?? 1000;
+    const entries = await getLedger(ctx.pool, programId, memberId, { afterEntryId: q.after ?? '0', limit });
+    return { memberId, entries, nextAfter: entries.length === limit ? entries[entries.length - 1]!.entryId : null };
+  });
+
+  app.post('/v1/programs/:programId/members/:memberId/merge', async (req, reply) => {
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['support']);
+    const { programId, memberId } = parse(memberParams, req.params, 'path');
+    const body = parse(mergeSchema, req.body, 'merge');
+    const key = idempotencyKey(req);
+    await ctx.programs.get(programId);
+    const result = await callWriteFunction(ctx.pool, 'll_merge', {
+      programId,
+      memberId,
+      intoMemberId: body.intoMemberId,
+      occurredAt: new Date().toISOString(),
+      idemKey: key,
+      requestHash: requestHash(`merge:${memberId}`, body),
+      actor: principal.name,
+    });
+    return sendWriteResult(reply, result);
+  });
+}

@@ -1,0 +1,92 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ApiError } from '../domain/errors';
+import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
+import { Authenticator, requireRole } from './auth';
+import type { ApiContext } from './context';
+import { docsPage, openApiDocument } from './openapi';
+import { ProgramCache } from './program-cache';
+import { accrualRoutes } from './routes/accruals';
+import { liabilityRoutes } from './routes/liability';
+import { memberRoutes } from './routes/members';
+import { programRoutes } from './routes/programs';
+
+export interface ApiOptions {
+  pool: Pool;
+  logger: Logger;
+  batcher: BatcherOptions;
+  temporalReachable: () => Promise<boolean>;
+  /** request bodies larger than this are refused with 413 */
+  bodyLimitBytes: number;
+}
+
+export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 200, maxInFlight: 1, maxQueued: 20_000, maxAttempts: 5 };
+
+function errorBody(code: string, message: string, details: Record<string, unknown> = {}) {
+  return { error: { code, message, details } };
+}
+
+export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({ loggerInstance: o.logger as FastifyBaseLogger, bodyLimit: o.bodyLimitBytes, disableRequestLogging: true, return503OnClosing: true });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'loyalty_api_' });
+  const requests = new Histogram({
+    name: 'loyalty_api_request_seconds',
+    help: 'HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const errors = new Counter({ name: 'loyalty_api_errors_total', help: 'error answers by code', labelNames: ['code'], registers: [registry] });
+
+  const ctx: ApiContext = {
+    pool: o.pool,
+    programs: new ProgramCache(o.pool),
+    auth: new Authenticator(o.pool),
+    requireRole,
+    accruals: new AccrualBatcher(o.pool, o.batcher),
+    log: o.logger,
+    temporalReachable: o.temporalReachable,
+  };
+
+  app.addHook('onResponse', async (req, reply) => {
+    requests.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof ApiError) {
+      errors.inc({ code: err.code });
+      return reply.status(err.statusCode).send(errorBody(err.code, err.message, err.details));
+    }
+    const e = err as { statusCode?: number; code?: string; message: string };
+    if (e.statusCode === 413) return reply.status(413).send(errorBody('payload_too_large', `request body over ${o.bodyLimitBytes} bytes`));
+    if (e.statusCode === 415) return reply.status(415).send(errorBody('unsupported_media_type', 'send Content-Type: application/json'));
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      errors.inc({ code: 'validation_failed' });
+      return reply.status(400).send(errorBody('validation_failed', e.message));
+    }
+    req.log.error({ err }, 'unhandled error');
+    errors.inc({ code: 'internal_error' });
+    return reply.status(500).send(errorBody('internal_error', 'internal error; it has been logged'));
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  programRoutes(app, ctx);
+  accrualRoutes(app, ctx);
+  memberRoutes(app, ctx);
+  liabilityRoutes(app, ctx);
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const postgres = await o.pool.query('select 1').then(() => true, () => false);
+    const temporal = await o.temporalReachable().catch(() => false);
+    return reply.status(postgres && temporal ? 200 : 503).send({ postgres, temporal, accrualsQueued: ctx.accruals.queued });
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  const openapi = openApiDocument();
+  app.get('/openapi.json', async () => openapi);
+  app.get('/docs', async (_req, reply) => reply.type('text/html').send(docsPage()));
+  return app;
+}

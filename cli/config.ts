@@ -1,0 +1,27 @@
+import { join, resolve } from 'node:path';
+
+/** Every setting of the local stack, from the environment, with the defaults written out here. */
+export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
+  const dataDir = resolve(env.LOYALTY_DATA_DIR ?? '.data');
+  const pgPort = Number(env.LOYALTY_PG_PORT ?? 5433);
+  return {
+    dataDir,
+    apiPort: Number(env.PORT ?? 3000),
+    apiHost: env.HOST ?? '127.0.0.1',
+    databaseUrl: env.DATABASE_URL,
+    databaseName: env.LOYALTY_DB_NAME ?? 'loyalty',
+    pgPort,
+    pgDataDir: join(dataDir, 'postgres'),
+    /** where the embedded server's ledger database is, for commands run beside `npm start` */
+    embeddedDatabaseUrl: `postgres://loyalty:loyalty-local@127.0.0.1:${pgPort}/${env.LOYALTY_DB_NAME ?? 'loyalty'}`,
+    temporalAddress: env.TEMPORAL_ADDRESS, // set: use that server instead of starting the dev server
+    temporalPort: Number(env.LOYALTY_TEMPORAL_PORT ?? 7233),
+    temporalUiPort: Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233),
+    temporalDbFile: join(dataDir, 'temporal.sqlite'),
+    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    taskQueue: env.LOYALTY_TASK_QUEUE ?? 'loyalty',
+    devKeysFile: env.LOYALTY_DEV_KEYS_FILE,
+    logLevel: env.LOG_LEVEL ?? 'info',
+  };
+}
+export type StackConfig = ReturnType<typeof stackConfig>;

@@ -1,0 +1,101 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import pino from 'pino';
+import { buildApi, DEFAULT_BATCHER } from '../api/server';
+import { migrate } from '../db/migrate';
+import { createPool } from '../db/pool';
+import { createLoyaltyWorker } from '../workers/worker';
+import { WakeupRelay } from '../workers/wakeup-relay';
+import type { StackConfig } from './config';
+import { ensureDevKeys } from './dev-keys';
+import { ensureDatabase, startPostgres } from './stack/postgres';
+import { startTemporalDevServer, temporalAnswers } from './stack/temporal-dev-server';
+
+/** `npm start`: PostgreSQL, the Temporal dev server, the worker, the outbox relay and the API. */
+export async function runDevStack(cfg: StackConfig): Promise<void> {
+  const log = pino({ level: cfg.logLevel });
+  const stops: Array<[string, () => Promise<unknown>]> = [];
+  const shutdown = async (code: number) => {
+    for (const [name, stop] of stops.reverse()) {
+      await stop().catch((e) => log.error({ err: e }, `stopping ${name} failed`));
+    }
+    process.exit(code);
+  };
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping the stack');
+      void shutdown(0);
+    });
+  }
+
+  try {
+    const pg = await startPostgres({ dataDir: cfg.pgDataDir, port: cfg.pgPort, databaseUrl: cfg.databaseUrl });
+    stops.push(['postgres', pg.stop]);
+    const dbUrl = cfg.databaseUrl ?? (await ensureDatabase(pg.serverUrl, cfg.databaseName));
+    const pool = createPool({ connectionString: dbUrl, maxConnections: 20, applicationName: 'loyalty-dev' });
+    stops.push(['pool', () => pool.end()]);
+    const applied = await migrate(pool);
+    log.info({ applied }, 'database ready');
+
+    let temporalAddress = cfg.temporalAddress;
+    let uiUrl: string | null = null;
+    if (!temporalAddress) {
+      const dev = await startTemporalDevServer({
+        dbFile: cfg.temporalDbFile, port: cfg.temporalPort, uiPort: cfg.temporalUiPort,
+        logFile: join(cfg.dataDir, 'logs', 'temporal.log'), namespace: cfg.namespace,
+      });
+      stops.push(['temporal', dev.stop]);
+      temporalAddress = dev.address;
+      uiUrl = dev.uiUrl;
+    }
+
+    const keys = await ensureDevKeys(pool, join(cfg.dataDir, 'dev-keys.json'));
+    if (cfg.devKeysFile) writeFileSync(cfg.devKeysFile, JSON.stringify(keys, null, 2), { mode: 0o600 });
+
+    const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+    const worker = await createLoyaltyWorker({
+      connection: nativeConnection, namespace: cfg.namespace, taskQueue: cfg.taskQueue, pool,
+      maxConcurrentActivities: 50, maxCachedWorkflows: 2000,
+    });
+    const workerRun = worker.run();
+    stops.push(['worker', async () => { worker.shutdown(); await workerRun; await nativeConnection.close(); }]);
+
+    const connection = await Connection.connect({ address: temporalAddress });
+    const client = new Client({ connection, namespace: cfg.namespace });
+    const relay = new WakeupRelay({
+      pool, client, taskQueue: cfg.taskQueue, log, batchSize: 200, concurrency: 16, idleMs: 200, maxBackoffMs: 5000, searchAttributes: true,
+    });
+    relay.start();
+    stops.push(['relay', async () => { await relay.stop(); await connection.close(); }]);
+
+    const api = await buildApi({
+      pool, logger: log, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024,
+      temporalReachable: () => temporalAnswers(temporalAddress!),
+    });
+    await api.listen({ port: cfg.apiPort, host: cfg.apiHost });
+    stops.push(['api', () => api.close()]);
+
+    const lines = [
+      '',
+      'Loyalty Ledger is running.',
+      `  API            http://localhost:${cfg.apiPort}   (reference: /docs, schema: /openapi.json)`,
+      `  Temporal UI    ${uiUrl ?? '(external server)'}`,
+      `  Temporal       ${temporalAddress}  namespace ${cfg.namespace}, task queue ${cfg.taskQueue}`,
+      `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded)'}`,
+      `  Data           ${cfg.dataDir}`,
+      '  API keys (Authorization: Bearer <key>):',
+      ...Object.entries(keys).map(([p, k]) => `    ${p.padEnd(16)} ${k}`),
+      'Ctrl-C stops everything.',
+      '',
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  } catch (e) {
+    log.error({ err: e }, 'the stack did not start');
+    await shutdown(1);
+  }
+}

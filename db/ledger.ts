@@ -1,0 +1,180 @@
+import type { Pool } from 'pg';
+import { fromDbError, isRetryable } from './errors';
+
+/** What a write function answers: the HTTP status, the body, and whether it is a replay. */
+export interface WriteResult<T = Record<string, unknown>> {
+  status: number;
+  body: T;
+  replayed: boolean;
+}
+
+export interface AccrualItem {
+  programId: string;
+  idemKey: string;
+  requestHash: string;
+  accrualId: string;
+  memberId: string;
+  invoiceId: string;
+  amountMinor: string;
+  points: string;
+  allocatedMinor: string;
+  cohort: string;
+  occurredAt: string;
+  storeId?: string;
+  jurisdiction?: string;
+  expiry: unknown;
+  expectedRedemptionRate: number;
+  ruleVersion: number;
+  debitAccount: string;
+  creditAccount: string;
+  actor: string;
+}
+
+interface BatchError {
+  error: { sqlstate: string; code: string; detail: string | null; hint: string | null };
+}
+
+/**
+ * Runs many accruals in one transaction. Each item gets its own result: a WriteResult, or the
+ * error it was rejected with (that item wrote nothing). Items that lost a deadlock are returned
+ * as `retry` so the caller can run them again.
+ */
+export async function accrueBatch(pool: Pool, items: AccrualItem[]): Promise<Array<WriteResult | Error | 'retry'>> {
+  const { rows } = await pool.query<{ r: Array<WriteResult | BatchError> }>('select ll_accrue_batch($1::jsonb) as r', [
+    JSON.stringify(items),
+  ]);
+  return rows[0]!.r.map((res) => {
+    if (!('error' in res)) return res;
+    const e = res.error;
+    if (isRetryable({ code: e.sqlstate, message: e.code })) return 'retry';
+    return (
+      fromDbError({ code: e.sqlstate, message: e.code, detail: e.detail ?? undefined, hint: e.hint ?? undefined }) ??
+      new Error(`accrual failed: ${e.sqlstate} ${e.code}`)
+    );
+  });
+}
+
+/** Calls one of the single-operation write functions (ll_refund, ll_merge), retrying deadlocks. */
+export async function callWriteFunction(pool: Pool, fn: 'll_refund' | 'll_merge', payload: object): Promise<WriteResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { rows } = await pool.query<{ r: WriteResult }>(`select ${fn}($1::jsonb) as r`, [JSON.stringify(payload)]);
+      return rows[0]!.r;
+    } catch (e) {
+      const api = fromDbError(e as { code?: string; message: string });
+      if (api) throw api;
+      if (attempt < 5 && isRetryable(e as { code?: string; message: string })) continue;
+      throw e;
+    }
+  }
+}
+
+export interface MemberView {
+  memberId: string;
+  balance: number;
+  held: number;
+  available: number;
+  lastPurchaseAt: string | null;
+  expiresAt: string | null;
+  status: 'active' | 'merged' | 'archived';
+  mergedInto: string | null;
+  jurisdiction: string | null;
+}
+
+export async function getMember(pool: Pool, programId: string, memberId: string): Promise<MemberView | null> {
+  const { rows } = await pool.query(
+    `select member_id, balance, held, ll_ts(last_purchase_at) as last_purchase_at, ll_ts(expires_at) as expires_at,
+            status, merged_into, jurisdiction
+       from members where program_id = $1 and member_id = $2`,
+    [programId, memberId],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  const balance = Number(r.balance);
+  const held = Number(r.held);
+  return {
+    memberId: r.member_id,
+    balance,
+    held,
+    available: balance - held,
+    lastPurchaseAt: r.last_purchase_at,
+    expiresAt: r.expires_at,
+    status: r.status,
+    mergedInto: r.merged_into,
+    jurisdiction: r.jurisdiction,
+  };
+}
+
+export interface LedgerEntryView {
+  entryId: string;
+  type: string;
+  points: number;
+  occurredAt: string;
+  recordedAt: string;
+  reference: string;
+  actor: string;
+  ruleVersion: number | null;
+  journalEntryId: string | null;
+  cohorts: Array<{ cohort: string; points: number }>;
+}
+
+export async function getLedger(
+  pool: Pool,
+  programId: string,
+  memberId: string,
+  page: { afterEntryId: string; limit: number },
+): Promise<LedgerEntryView[]> {
+  const { rows } = await pool.query(
+    `select e.entry_id, e.type, e.points, ll_ts(e.occurred_at) as occurred_at, ll_ts(e.recorded_at) as recorded_at,
+            e.reference, e.actor, e.rule_version, e.journal_entry_id,
+            coalesce((select jsonb_agg(jsonb_build_object('cohort', c.cohort, 'points', c.points) order by c.cohort)
+                        from ledger_entry_cohorts c where c.entry_id = e.entry_id), '[]') as cohorts
+       from ledger_entries e
+      where e.program_id = $1 and e.member_id = $2 and e.entry_id > $3
+      order by e.entry_id limit $4`,
+    [programId, memberId, page.afterEntryId, page.limit],
+  );
+  return rows.map((r) => ({
+    entryId: String(r.entry_id),
+    type: r.type,
+    points: Number(r.points),
+    occurredAt: r.occurred_at,
+    recordedAt: r.recorded_at,
+    reference: r.reference,
+    actor: r.actor,
+    ruleVersion: r.rule_version,
+    journalEntryId: r.journal_entry_id === null ? null : String(r.journal_entry_id),
+    cohorts: r.cohorts,
+  }));
+}
+
+export interface ArmState {
+  status: 'active' | 'merged' | 'archived' | 'unknown';
+  mergedInto: string | null;
+  expiresAt: string | null;
+  balance: number;
+}
+
+export async function armMember(pool: Pool, programId: string, memberId: string): Promise<ArmState> {
+  const { rows } = await pool.query<{ r: ArmState }>('select ll_arm_member($1, $2) as r', [programId, memberId]);
+  const r = rows[0]!.r;
+  return { status: r.status, mergedInto: r.mergedInto ?? null, expiresAt: r.expiresAt ?? null, balance: Number(r.balance ?? 0) };
+}
+
+export interface ExpiryResult {
+  expiredPoints: number;
+  deadline?: string;
+  entryId?: number;
+}
+
+export async function expireMember(pool: Pool, programId: string, memberId: string, asOf: string, actor: string): Promise<ExpiryResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { rows } = await pool.query<{ r: ExpiryResult }>('select ll_expire_member($1, $2, $3, $4) as r', [programId, memberId, asOf, actor]);
+      return rows[0]!.r;
+    } catch (e) {
+      if (attempt < 5 && isRetryable(e as { code?: string; message: string })) continue;
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,45 @@
+import type { Pool } from 'pg';
+
+export interface CohortLiability {
+  cohort: string;
+  outstandingPoints: number;
+  ultimateRedemptionRate: number;
+  expectedRedemptionPoints: number;
+  deferredRevenueMinor: number;
+}
+
+/**
+ * Point-in-time liability from the append-only ledger and journal: only entries whose business
+ * time is at or before asOf count, so the figure for a past instant never depends on when it is asked.
+ */
+export async function liabilityAsOf(pool: Pool, programId: string, asOf: string): Promise<CohortLiability[]> {
+  const { rows } = await pool.query(
+    `with pts as (
+       select c.cohort, sum(c.points) as points
+         from ledger_entries e join ledger_entry_cohorts c on c.entry_id = e.entry_id
+        where e.program_id = $1 and e.occurred_at <= $2
+        group by c.cohort),
+     money as (
+       select l.cohort, sum(l.credit_minor - l.debit_minor) as deferred
+         from journal_entries j join journal_lines l on l.journal_entry_id = j.journal_entry_id
+        where j.program_id = $1 and j.occurred_at <= $2 and l.account = 'loyalty_contract_liability'
+        group by l.cohort)
+     select coalesce(p.cohort, m.cohort) as cohort, coalesce(p.points, 0) as points, coalesce(m.deferred, 0) as deferred,
+            coalesce(c.ultimate_redemption_rate, 0) as rate,
+            round(coalesce(p.points, 0) * coalesce(c.ultimate_redemption_rate, 0)) as expected
+       from pts p full join money m on m.cohort = p.cohort
+       left join cohorts c on c.program_id = $1 and c.cohort = coalesce(p.cohort, m.cohort)
+      order by 1`,
+    [programId, asOf],
+  );
+  return rows.map((r) => {
+    return {
+      cohort: r.cohort,
+      outstandingPoints: Number(r.points),
+      ultimateRedemptionRate: Number(r.rate),
+      // an estimate in whole points, rounded in SQL from exact decimals; never booked
+      expectedRedemptionPoints: Number(r.expected),
+      deferredRevenueMinor: Number(r.deferred),
+    };
+  });
+}

@@ -1,0 +1,57 @@
+import type { Pool, PoolClient } from 'pg';
+import type { ProgramRules } from '../domain/program';
+
+export interface ProgramRow {
+  programId: string;
+  name: string;
+  currency: string;
+  currencyDigits: number;
+  createdAt: Date;
+  createdBy: string;
+  activeVersion: number;
+  activeSince: Date;
+  rules: ProgramRules;
+}
+
+export async function insertProgram(
+  client: PoolClient,
+  p: { programId: string; name: string; currency: string; currencyDigits: number; rules: ProgramRules; actor: string },
+): Promise<boolean> {
+  const res = await client.query(
+    `insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, $2, $3, $4, $5)
+     on conflict do nothing`,
+    [p.programId, p.name, p.currency, p.currencyDigits, p.actor],
+  );
+  if (res.rowCount === 0) return false;
+  await client.query(
+    `insert into program_rule_versions (program_id, version, effective_at, rules, created_by) values ($1, 1, now(), $2, $3)`,
+    [p.programId, JSON.stringify(p.rules), p.actor],
+  );
+  return true;
+}
+
+/** The program with the rule version in force now (the latest whose effective instant has passed). */
+export async function getProgram(db: Pool | PoolClient, programId: string): Promise<ProgramRow | null> {
+  const { rows } = await db.query(
+    `select p.program_id, p.name, p.currency, p.currency_digits, p.created_at, p.created_by,
+            v.version, v.effective_at, v.rules
+       from programs p
+       join lateral (select * from program_rule_versions v where v.program_id = p.program_id and v.effective_at <= now()
+                     order by v.version desc limit 1) v on true
+      where p.program_id = $1`,
+    [programId],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    programId: r.program_id,
+    name: r.name,
+    currency: r.currency,
+    currencyDigits: r.currency_digits,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    activeVersion: r.version,
+    activeSince: r.effective_at,
+    rules: r.rules as ProgramRules,
+  };
+}

@@ -1,0 +1,42 @@
+import { divRound, RATE_SCALE, type RateMillionths } from './money';
+
+export interface EarnRule {
+  points: number;
+  perAmountMinor: number;
+}
+
+/** Points a purchase earns: whole points only, rounded down (a partial step earns nothing). */
+export function pointsEarned(amountMinor: bigint, earn: EarnRule): bigint {
+  if (amountMinor < 0n) throw new RangeError('amountMinor must not be negative');
+  return (amountMinor * BigInt(earn.points)) / BigInt(earn.perAmountMinor);
+}
+
+/**
+ * Relative stand-alone selling price (ASC 606 / IFRS 15 material right): a purchase of price P
+ * earning n points of value v, u of which are expected to be redeemed, allocates
+ *   a = P * S / (P + S),  S = n * v * u
+ * to the points. Exact until this single rounding to the minor unit, which happens here because
+ * the result is what the accrual's journal entry posts.
+ */
+export function allocateRelativeSsp(input: {
+  priceMinor: bigint;
+  points: bigint;
+  pointValueMinor: bigint;
+  expectedRedemption: RateMillionths;
+}): bigint {
+  const { priceMinor, points, pointValueMinor, expectedRedemption } = input;
+  // S scaled by RATE_SCALE to stay an integer: Ss = n * v * u_millionths.
+  const sScaled = points * pointValueMinor * expectedRedemption;
+  if (priceMinor === 0n || sScaled === 0n) return 0n;
+  // a = P * (Ss / K) / (P + Ss / K) = P * Ss / (P * K + Ss)
+  return divRound(priceMinor * sScaled, priceMinor * RATE_SCALE + sScaled);
+}
+
+/** Incremental-cost method: a provision of the expected cost of the points. */
+export function provisionIncrementalCost(input: {
+  points: bigint;
+  costPerPointMinor: bigint;
+  expectedRedemption: RateMillionths;
+}): bigint {
+  return divRound(input.points * input.costPerPointMinor * input.expectedRedemption, RATE_SCALE);
+}

@@ -1,0 +1,20 @@
+/** Accounting periods are calendar quarters in UTC, written `2026-Q4`. */
+export type Period = `${number}-Q${1 | 2 | 3 | 4}`;
+
+export const PERIOD_PATTERN = /^(\d{4})-Q([1-4])$/;
+
+export function quarterOf(at: Date): Period {
+  return `${at.getUTCFullYear()}-Q${(Math.floor(at.getUTCMonth() / 3) + 1) as 1 | 2 | 3 | 4}`;
+}
+
+/** [start, end) of a quarter. */
+export function quarterBounds(period: string): { start: Date; end: Date } {
+  const m = PERIOD_PATTERN.exec(period);
+  if (!m) throw new RangeError(`not a period: ${period}`);
+  const year = Number(m[1]);
+  const q = Number(m[2]);
+  return {
+    start: new Date(Date.UTC(year, (q - 1) * 3, 1)),
+    end: new Date(Date.UTC(year, q * 3, 1)),
+  };
+}

@@ -1,0 +1,104 @@
+import { z } from 'zod';
+import { isKnownCurrency } from './currency';
+import { isValidWindow } from './duration';
+import { isExactRate } from './money';
+
+/** Limits on every input (no unbounded strings or numbers reach the database). */
+export const LIMITS = {
+  idLength: 128,
+  nameLength: 200,
+  maxAmountMinor: 1_000_000_000_000_000, // 10^15 minor units
+  maxEarnPoints: 1_000_000,
+  maxPointValueMinor: 1_000_000_000,
+  /** accruals may not claim to happen in the future beyond clock skew */
+  maxClockSkewMs: 5 * 60_000,
+  maxLedgerPage: 1000,
+} as const;
+
+const id = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, 1 to 128 characters');
+const programId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _, at most 63');
+const duration = z.string().max(40).refine(isValidWindow, 'an ISO 8601 duration between 1 second and 100 years, e.g. P365D or PT10S');
+const rate = z.number().min(0).max(1).refine(isExactRate, 'a decimal in [0, 1] with at most 6 decimal places');
+const positiveRate = rate.refine((r) => r > 0, 'must be greater than 0');
+const jurisdiction = z.string().regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/, 'ISO 3166 code, e.g. US-CA or DE');
+const instant = z.iso.datetime({ offset: true });
+const amountMinor = z.number().int().positive().max(LIMITS.maxAmountMinor);
+
+const expiryRule = z
+  .object({ policy: z.enum(['rolling', 'none']), window: duration.optional() })
+  .strict()
+  .refine((e) => e.policy === 'none' || e.window !== undefined, { message: 'a rolling policy needs a window', path: ['window'] });
+
+export const createProgramSchema = z
+  .object({
+    programId,
+    name: z.string().min(1).max(LIMITS.nameLength),
+    currency: z.string().regex(/^[A-Z]{3}$/).refine(isKnownCurrency, 'an ISO 4217 currency code'),
+    pointValueMinor: z.number().int().positive().max(LIMITS.maxPointValueMinor),
+    earn: z
+      .object({
+        points: z.number().int().positive().max(LIMITS.maxEarnPoints),
+        perAmountMinor: z.number().int().positive().max(LIMITS.maxAmountMinor),
+      })
+      .strict(),
+    expectedRedemptionRate: positiveRate,
+    expiry: z
+      .object({
+        policy: z.enum(['rolling', 'none']),
+        window: duration.optional(),
+        jurisdictions: z.record(jurisdiction, expiryRule).optional(),
+      })
+      .strict()
+      .refine((e) => e.policy === 'none' || e.window !== undefined, { message: 'a rolling policy needs a window', path: ['window'] }),
+    accounting: z
+      .object({
+        method: z.enum(['relative_ssp', 'incremental_cost']),
+        costPerPointMinor: z.number().int().positive().max(LIMITS.maxPointValueMinor).optional(),
+      })
+      .strict()
+      .refine((a) => a.method === 'relative_ssp' || a.costPerPointMinor !== undefined, {
+        message: 'incremental_cost needs costPerPointMinor',
+        path: ['costPerPointMinor'],
+      }),
+    redemption: z
+      .object({
+        minPoints: z.number().int().positive().max(LIMITS.maxAmountMinor),
+        maxInvoiceShare: positiveRate,
+        cohortOrder: z.enum(['oldest_first', 'pro_rata']),
+      })
+      .strict(),
+    chargebackWindow: duration,
+  })
+  .strict();
+export type CreateProgram = z.infer<typeof createProgramSchema>;
+
+export const accrualSchema = z
+  .object({
+    memberId: id,
+    invoiceId: id,
+    amountMinor,
+    occurredAt: instant,
+    storeId: id.optional(),
+    jurisdiction: jurisdiction.optional(),
+  })
+  .strict();
+export type AccrualRequest = z.infer<typeof accrualSchema>;
+
+export const refundSchema = z
+  .object({ memberId: id, invoiceId: id, refundId: id, amountMinor, occurredAt: instant })
+  .strict();
+export type RefundRequest = z.infer<typeof refundSchema>;
+
+export const mergeSchema = z.object({ intoMemberId: id }).strict();
+
+export const programParams = z.object({ programId }).strict();
+export const memberParams = z.object({ programId, memberId: id }).strict();
+export const ledgerQuery = z
+  .object({
+    after: z.string().regex(/^\d{1,18}$/).optional(),
+    limit: z.coerce.number().int().min(1).max(LIMITS.maxLedgerPage).optional(),
+  })
+  .strict();
+export const liabilityQuery = z.object({ asOf: instant.optional() }).strict();
+
+export const idempotencyKeyHeader = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');

@@ -1,0 +1,1 @@
+export { memberLifecycle, wakeSignal } from './member';
