@@ -29,7 +29,12 @@ function errorBody(code: string, message: string, details: Record<string, unknow
 }
 
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
-  const app: FastifyInstance = Fastify({ loggerInstance: o.logger as FastifyBaseLogger, bodyLimit: o.bodyLimitBytes, disableRequestLogging: true, return503OnClosing: true });
+    // Fastify logs every request at info; keep its own logging to warnings and errors.
+  const app: FastifyInstance = Fastify({
+    loggerInstance: o.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
+    bodyLimit: o.bodyLimitBytes,
+    return503OnClosing: true,
+  });
   // JSON only: anything else is 415, not a string for the schema to puzzle over.
   app.removeContentTypeParser('text/plain');
   const registry = new Registry();
