@@ -18,6 +18,7 @@ export interface AccrualItem {
   amountMinor: string;
   points: string;
   allocatedMinor: string;
+  allocatedMicro: string;
   cohort: string;
   occurredAt: string;
   storeId?: string;

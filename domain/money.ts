@@ -9,6 +9,12 @@ export const RATE_SCALE = 1_000_000n;
 /** A rate in [0, 1] as an exact integer count of millionths. */
 export type RateMillionths = bigint;
 
+/**
+ * Allocations are carried at fixed scale, in millionths of a minor unit ("micro"), and rounded
+ * to the minor unit only when a journal entry is posted.
+ */
+export const MICRO_PER_MINOR = 1_000_000n;
+
 export function rateToMillionths(rate: number): RateMillionths {
   const scaled = Math.round(rate * 1_000_000);
   if (!Number.isFinite(rate) || Math.abs(rate * 1_000_000 - scaled) > 1e-6) {

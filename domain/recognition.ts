@@ -1,10 +1,12 @@
-import { divRound, RATE_SCALE, type RateMillionths } from './money';
+import { divRound, MICRO_PER_MINOR, RATE_SCALE, type RateMillionths } from './money';
 
 export interface CohortFigures {
   /** N_c net of revocations */
   pointsIssued: bigint;
-  /** A_c net of reversals, minor units */
+  /** A_c net of reversals as posted to the liability, minor units */
   allocatedMinor: bigint;
+  /** A_c net of reversals, exact at fixed scale (micro); defaults to allocatedMinor * 10^6 */
+  allocatedMicro?: bigint;
   pointsRedeemed: bigint;
   pointsExpired: bigint;
   /** u_c */
@@ -12,15 +14,18 @@ export interface CohortFigures {
 }
 
 /**
- * Revenue recognised to date for a cohort: A * min(1, R / (N * u)), or all of A once every point
- * is redeemed or expired. Rounded once, here, to the minor unit; a journal entry posts the
- * difference between two such cumulative figures. Mirrored by ll_recognize_cohort in SQL.
+ * Revenue recognised to date for a cohort: A * min(1, R / (N * u)) with A exact (micro), rounded
+ * once, here, to the minor unit; a journal entry posts the difference between two such cumulative
+ * figures. Once every point is redeemed or expired the cohort releases all that was posted.
+ * Mirrored by ll_recognize_cohort in SQL.
  */
 export function recognizedToDate(c: CohortFigures): bigint {
-  const a = c.allocatedMinor > 0n ? c.allocatedMinor : 0n;
-  if (c.pointsIssued <= 0n || c.pointsRedeemed + c.pointsExpired >= c.pointsIssued) return a;
+  const posted = c.allocatedMinor > 0n ? c.allocatedMinor : 0n;
+  if (c.pointsIssued <= 0n || c.pointsRedeemed + c.pointsExpired >= c.pointsIssued) return posted;
+  const micro = c.allocatedMicro ?? c.allocatedMinor * MICRO_PER_MINOR;
+  const a = micro > 0n ? micro : 0n;
   const expectedScaled = c.pointsIssued * c.ultimateRedemption; // N * u * K
   const redeemedScaled = c.pointsRedeemed * RATE_SCALE; // R * K
-  if (redeemedScaled >= expectedScaled) return a;
-  return divRound(a * redeemedScaled, expectedScaled);
+  const share = redeemedScaled < expectedScaled ? redeemedScaled : expectedScaled;
+  return divRound(a * share, expectedScaled * MICRO_PER_MINOR);
 }

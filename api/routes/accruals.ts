@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { callWriteFunction, type WriteResult } from '../../db/ledger';
-import { allocateRelativeSsp, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
+import { allocateRelativeSsp, allocateRelativeSspMicro, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
 import { validationFailed } from '../../domain/errors';
-import { rateToMillionths } from '../../domain/money';
+import { MICRO_PER_MINOR, rateToMillionths } from '../../domain/money';
 import { quarterOf } from '../../domain/period';
 import { accrualSchema, LIMITS, programParams, refundSchema } from '../../domain/schemas';
 import type { ApiContext } from '../context';
@@ -34,9 +34,11 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const points = pointsEarned(amountMinor, rules.earn);
     const expected = rateToMillionths(rules.expectedRedemptionRate);
     const relativeSsp = rules.accounting.method === 'relative_ssp';
+    const ssp = { priceMinor: amountMinor, points, pointValueMinor: BigInt(rules.pointValueMinor), expectedRedemption: expected };
     const allocated = relativeSsp
-      ? allocateRelativeSsp({ priceMinor: amountMinor, points, pointValueMinor: BigInt(rules.pointValueMinor), expectedRedemption: expected })
+      ? allocateRelativeSsp(ssp)
       : provisionIncrementalCost({ points, costPerPointMinor: BigInt(rules.accounting.costPerPointMinor ?? 0), expectedRedemption: expected });
+    const allocatedMicro = relativeSsp ? allocateRelativeSspMicro(ssp) : allocated * MICRO_PER_MINOR;
     const result = await ctx.accruals.submit({
       programId,
       idemKey: key,
@@ -47,6 +49,7 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
       amountMinor: amountMinor.toString(),
       points: points.toString(),
       allocatedMinor: allocated.toString(),
+      allocatedMicro: allocatedMicro.toString(),
       cohort: quarterOf(new Date(body.occurredAt)),
       occurredAt: new Date(body.occurredAt).toISOString(),
       storeId: body.storeId,

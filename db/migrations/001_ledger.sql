@@ -66,7 +66,9 @@ create table member_cohorts (
 );
 
 -- Program-level cohort figures. Striped so concurrent accruals don't all lock one row;
--- a cohort's figure is the sum over its stripes.
+-- a cohort's figure is the sum over its stripes. Allocations are kept twice: as posted (rounded
+-- to the minor unit, what the journal holds) and exact at fixed scale (micro: millionths of a
+-- minor unit), which the recognition formula uses so that rounding happens only at posting.
 create table cohort_stripes (
   program_id               text not null references programs,
   cohort                   text not null check (cohort ~ '^[0-9]{4}-Q[1-4]$'),
@@ -75,6 +77,8 @@ create table cohort_stripes (
   allocated_minor          bigint not null default 0,
   points_revoked           bigint not null default 0,
   allocated_reversed_minor bigint not null default 0,
+  allocated_micro          numeric(38, 0) not null default 0,
+  allocated_reversed_micro numeric(38, 0) not null default 0,
   points_redeemed          bigint not null default 0,
   points_expired           bigint not null default 0,
   primary key (program_id, cohort, stripe)
@@ -98,6 +102,7 @@ create table accruals (
   amount_minor       bigint not null check (amount_minor > 0),
   points             bigint not null check (points >= 0),
   allocated_minor    bigint not null check (allocated_minor >= 0),
+  allocated_micro    numeric(38, 0) not null check (allocated_micro >= 0),
   cohort             text not null,
   occurred_at        timestamptz not null,
   store_id           text,

@@ -23,11 +23,14 @@ $$;
 -- Adds to a cohort's figures in the member's stripe (rows appear on first use).
 create function ll_stripe_add(p_program text, p_cohort text, p_member text, d_issued bigint default 0,
   d_alloc bigint default 0, d_revoked bigint default 0, d_alloc_rev bigint default 0,
-  d_redeemed bigint default 0, d_expired bigint default 0) returns void language sql as $$
+  d_redeemed bigint default 0, d_expired bigint default 0, d_alloc_micro numeric default 0,
+  d_alloc_rev_micro numeric default 0) returns void language sql as $$
   insert into cohort_stripes as cs (program_id, cohort, stripe, points_issued, allocated_minor, points_revoked,
-                                    allocated_reversed_minor, points_redeemed, points_expired)
-  values (p_program, p_cohort, ll_stripe(p_member), d_issued, d_alloc, d_revoked, d_alloc_rev, d_redeemed, d_expired)
+                                    allocated_reversed_minor, points_redeemed, points_expired, allocated_micro, allocated_reversed_micro)
+  values (p_program, p_cohort, ll_stripe(p_member), d_issued, d_alloc, d_revoked, d_alloc_rev, d_redeemed, d_expired,
+          d_alloc_micro, d_alloc_rev_micro)
   on conflict (program_id, cohort, stripe) do update set
+    allocated_micro = cs.allocated_micro + d_alloc_micro, allocated_reversed_micro = cs.allocated_reversed_micro + d_alloc_rev_micro,
     points_issued = cs.points_issued + d_issued, allocated_minor = cs.allocated_minor + d_alloc,
     points_revoked = cs.points_revoked + d_revoked, allocated_reversed_minor = cs.allocated_reversed_minor + d_alloc_rev,
     points_redeemed = cs.points_redeemed + d_redeemed, points_expired = cs.points_expired + d_expired
@@ -85,25 +88,30 @@ begin
   return v_id;
 end $$;
 
--- Brings a cohort's recognised revenue to A * min(1, R / (N * u)), or to A when every point is
--- redeemed or expired; posts the difference of the two rounded cumulative figures.
+-- Brings a cohort's recognised revenue to A * min(1, R / (N * u)) with A exact (micro), rounded
+-- once; or, when every point is redeemed or expired, to all that was posted to the liability.
+-- Posts the difference of the two rounded cumulative figures.
 -- Mirrors domain/recognition.ts (test/integration/recognition-sql.test.ts checks they agree).
 create function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamptz, p_actor text,
                                     p_key text, p_revenue_account text) returns bigint language plpgsql as $$
 declare
-  c cohorts; v_n bigint; v_a bigint; v_r bigint; v_x bigint; v_target bigint; v_delta bigint; v_num numeric; v_den numeric;
+  c cohorts; v_n bigint; v_a bigint; v_am numeric; v_r bigint; v_x bigint; v_target bigint; v_delta bigint; v_num numeric; v_den numeric;
 begin
   select * into c from cohorts where program_id = p_program and cohort = p_cohort for update;
   if not found then return null; end if;
   select coalesce(sum(points_issued - points_revoked), 0), coalesce(sum(allocated_minor - allocated_reversed_minor), 0),
-         coalesce(sum(points_redeemed), 0), coalesce(sum(points_expired), 0)
-    into v_n, v_a, v_r, v_x from cohort_stripes where program_id = p_program and cohort = p_cohort;
+         coalesce(sum(points_redeemed), 0), coalesce(sum(points_expired), 0),
+         coalesce(sum(allocated_micro - allocated_reversed_micro), 0)
+    into v_n, v_a, v_r, v_x, v_am from cohort_stripes where program_id = p_program and cohort = p_cohort;
   if v_n <= 0 or v_r + v_x >= v_n then
     v_target := greatest(v_a, 0);
   else
     -- exact integer arithmetic, halves away from zero (as domain/money.ts divRound)
-    v_num := v_a::numeric * v_r * 1000000; v_den := v_n::numeric * (c.ultimate_redemption_rate * 1000000);
-    v_target := case when v_num >= v_a::numeric * v_den then v_a else div(2 * v_num + v_den, 2 * v_den) end;
+    -- target = A_micro * R / (N * u) / 10^6, capped at A_micro / 10^6
+    v_am := greatest(v_am, 0);
+    v_num := v_am * least(v_r::numeric * 1000000, v_n::numeric * (c.ultimate_redemption_rate * 1000000));
+    v_den := v_n::numeric * (c.ultimate_redemption_rate * 1000000) * 1000000;
+    v_target := div(2 * v_num + v_den, 2 * v_den);
   end if;
   v_delta := v_target - c.recognized_minor;
   if v_delta = 0 then return null; end if;
@@ -228,7 +236,8 @@ begin
   end if;
   insert into cohorts (program_id, cohort, ultimate_redemption_rate)
     values (v_program, v_cohort, (p->>'expectedRedemptionRate')::numeric) on conflict do nothing;
-  perform ll_stripe_add(v_program, v_cohort, v_member, d_issued => v_points, d_alloc => v_alloc);
+  perform ll_stripe_add(v_program, v_cohort, v_member, d_issued => v_points, d_alloc => v_alloc,
+                        d_alloc_micro => (p->>'allocatedMicro')::numeric);
 
   update members set balance = balance + v_points, expires_at = v_exp, jurisdiction = v_jur,
          last_purchase_at = greatest(last_purchase_at, v_occurred)
@@ -241,9 +250,9 @@ begin
   v_body := jsonb_build_object('accrualId', p->>'accrualId', 'memberId', v_member, 'points', v_points,
     'allocatedMinor', v_alloc, 'balance', m.balance + v_points, 'expiresAt', ll_ts(v_exp), 'cohort', v_cohort);
   insert into accruals (program_id, invoice_id, accrual_id, member_id, credited_member_id, amount_minor, points, allocated_minor,
-                        cohort, occurred_at, store_id, jurisdiction, rule_version, request_hash, response)
+                        allocated_micro, cohort, occurred_at, store_id, jurisdiction, rule_version, request_hash, response)
   values (v_program, v_invoice, (p->>'accrualId')::uuid, p->>'memberId', v_member, (p->>'amountMinor')::bigint, v_points, v_alloc,
-          v_cohort, v_occurred, p->>'storeId', p->>'jurisdiction', (p->>'ruleVersion')::int, p->>'requestHash', v_body);
+          (p->>'allocatedMicro')::numeric, v_cohort, v_occurred, p->>'storeId', p->>'jurisdiction', (p->>'ruleVersion')::int, p->>'requestHash', v_body);
   return ll_idem_store(v_program, p->>'idemKey', 201, v_body);
 end $$;
 

@@ -8,7 +8,7 @@ declare
   v_amount bigint := (p->>'amountMinor')::bigint; v_occurred timestamptz := (p->>'occurredAt')::timestamptz;
   v_actor text := p->>'actor';
   v_prior jsonb; a accruals; r refunds; m members; v_member text; v_before bigint; v_to_revoke bigint;
-  v_alloc_rev bigint; v_available bigint; v_revoked bigint; v_left bigint; v_take bigint; v_entry bigint;
+  v_alloc_rev bigint; v_alloc_rev_micro numeric; v_available bigint; v_revoked bigint; v_left bigint; v_take bigint; v_entry bigint;
   v_journal bigint; v_key text; c record; v_body jsonb;
 begin
   v_prior := ll_idem_claim(v_program, p->>'idemKey', p->>'requestHash');
@@ -35,6 +35,7 @@ begin
   end if;
   v_to_revoke := round(a.points::numeric * (v_before + v_amount) / a.amount_minor) - round(a.points::numeric * v_before / a.amount_minor);
   v_alloc_rev := round(a.allocated_minor::numeric * (v_before + v_amount) / a.amount_minor) - round(a.allocated_minor::numeric * v_before / a.amount_minor);
+  v_alloc_rev_micro := round(a.allocated_micro * (v_before + v_amount) / a.amount_minor) - round(a.allocated_micro * v_before / a.amount_minor);
 
   v_member := ll_resolve_member(v_program, a.credited_member_id);
   select * into m from members where program_id = v_program and member_id = v_member for update;
@@ -47,8 +48,8 @@ begin
       jsonb_build_array(
         jsonb_build_object('account', 'loyalty_contract_liability', 'debitMinor', v_alloc_rev, 'cohort', a.cohort),
         jsonb_build_object('account', 'revenue', 'creditMinor', v_alloc_rev)));
-    perform ll_stripe_add(v_program, a.cohort, v_member, d_alloc_rev => v_alloc_rev);
   end if;
+  perform ll_stripe_add(v_program, a.cohort, v_member, d_alloc_rev => v_alloc_rev, d_alloc_rev_micro => v_alloc_rev_micro);
   insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key, rule_version, journal_entry_id)
   values (v_program, v_member, 'earn_reversal', -v_revoked, v_occurred, 'refund:' || v_refund || ':invoice:' || v_invoice, v_actor, v_key, a.rule_version, v_journal)
   returning entry_id into v_entry;

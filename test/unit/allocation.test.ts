@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { allocateRelativeSsp, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
+import { allocateRelativeSsp, allocateRelativeSspMicro, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
 import { divRound, isExactRate, millionthsToRate, RATE_SCALE, rateToMillionths } from '../../domain/money';
 import { recognizedToDate } from '../../domain/recognition';
 
@@ -47,28 +47,24 @@ describe('design-doc worked example', () => {
     assert.equal(divRound(4_000_000n * 320_000n, 4_320_000n), 296_296n);
   });
 
-  test('1,000 points redeemed recognises 925.93; raising the estimate to 90% gives a negative catch-up', () => {
-    const allocatedMinor = allocateRelativeSsp({ priceMinor, points, pointValueMinor, expectedRedemption: u80 });
-    const cohort = { pointsIssued: points, allocatedMinor, pointsRedeemed: 1_000n, pointsExpired: 0n };
+  test('1,000 points redeemed recognises 925.93; raising the estimate to 90% gives 823.05, a catch-up of -102.88', () => {
+    const input = { priceMinor, points, pointValueMinor, expectedRedemption: u80 };
+    const allocatedMicro = allocateRelativeSspMicro(input);
+    assert.equal(allocatedMicro, 296_296_296_296n); // 2,962.962962296... carried at fixed scale
+    const allocatedMinor = allocateRelativeSsp(input);
+    const cohort = { pointsIssued: points, allocatedMinor, allocatedMicro, pointsRedeemed: 1_000n, pointsExpired: 0n };
     const at80 = recognizedToDate({ ...cohort, ultimateRedemption: u80 });
-    assert.equal(at80, 92_593n); // 296,296 x 1,000 / 3,200 = 92,592.5 -> 92,593 (half away from zero)
-
+    assert.equal(at80, 92_593n); // 2,962.962962 x 1,000 / 3,200 = 925.926 -> 925.93
     const at90 = recognizedToDate({ ...cohort, ultimateRedemption: u90 });
-    // The ledger recognises a share of the *posted* allocation (296,296 minor, as ll_recognize_cohort
-    // does with the cohort's allocated_minor): 296,296 x 1,000 / 3,600 = 82,304.44 -> 82,304.
-    assert.equal(at90, 82_304n);
-    assert.equal(at90 - at80, -10_289n);
+    assert.equal(at90, 82_305n); // 2,962.962962 x 1,000 / 3,600 = 823.045 -> 823.05
+    assert.equal(at90 - at80, -10_288n); // the catch-up: the difference of two rounded cumulative figures
 
-    // The design doc's 823.05 / -102.88 are computed from the *unrounded* allocation
-    // 40,000 x 3,200 / 43,200 = 2,962.962962...: 2,962.962962 x 1,000 / 3,600 = 823.045 -> 823.05.
-    // They are reproduced here from the exact fraction, to document where the one-minor-unit gap comes from.
+    // Rounding the allocation first (2,962.96) would give 823.04: why the cohort carries micro.
+    const roundedFirst = recognizedToDate({ ...cohort, allocatedMicro: undefined, ultimateRedemption: u90 });
+    assert.equal(roundedFirst, 82_304n);
     const exactNum = priceMinor * 320_000n; // P * S, S = 3,200.00 = 320,000 minor
     const exactDen = priceMinor + 320_000n; // P + S
-    const docAt80 = divRound(exactNum * 1_000n * K, exactDen * points * u80);
-    const docAt90 = divRound(exactNum * 1_000n * K, exactDen * points * u90);
-    assert.equal(docAt80, 92_593n);
-    assert.equal(docAt90, 82_305n);
-    assert.equal(docAt90 - docAt80, -10_288n);
+    assert.equal(divRound(exactNum * 1_000n * K, exactDen * points * u90), 82_305n);
   });
 
   test('fully redeemed or expired cohort recognises the whole allocation', () => {
