@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { stackConfig } from './config';
 import { runDevStack } from './dev-stack';
 import { runVerify } from './verify';
+import { runWorkerProcess } from '../workers/main';
 
 const program = new Command()
   .name('loyalty')
@@ -13,6 +14,21 @@ program
   .command('start')
   .description('run the whole local stack (PostgreSQL, Temporal dev server, worker, API)')
   .action(() => runDevStack(stackConfig()));
+
+program
+  .command('worker')
+  .description('run a worker and the outbox relay against TEMPORAL_ADDRESS and DATABASE_URL (deployments run several)')
+  .action(async () => {
+    const cfg = stackConfig();
+    await runWorkerProcess({
+      temporalAddress: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`,
+      namespace: cfg.namespace,
+      taskQueue: cfg.taskQueue,
+      databaseUrl: cfg.databaseUrl ?? cfg.embeddedDatabaseUrl,
+      workflowBundlePath: process.env.LOYALTY_WORKFLOW_BUNDLE,
+      searchAttributes: process.env.LOYALTY_SEARCH_ATTRIBUTES !== 'off',
+    });
+  });
 
 program
   .command('verify')

@@ -8,7 +8,8 @@ export const wakeSignal = defineSignal('wake');
 export const MAX_ROUNDS_PER_RUN = 100;
 
 const ledger = proxyActivities<MemberActivities>({
-  startToCloseTimeout: '30 seconds',
+  // one short SQL transaction each; a dead worker's attempt is retried after this long
+  startToCloseTimeout: '10 seconds',
   // The ledger database is ours: keep retrying (with backoff) until it answers.
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
@@ -21,13 +22,15 @@ export type MemberLifecycleResult = { status: 'merged'; mergedInto: string } | {
  * when it fires the workflow reads the deadline again and sleeps on if a purchase moved it, or
  * expires the remaining balance if it did not. See docs/member-lifecycle.md.
  */
-export async function memberLifecycle(ref: MemberRef): Promise<MemberLifecycleResult> {
+export async function memberLifecycle(input: MemberRef & { maxRoundsPerRun?: number }): Promise<MemberLifecycleResult> {
+  const ref: MemberRef = { programId: input.programId, memberId: input.memberId };
+  const maxRounds = input.maxRoundsPerRun ?? MAX_ROUNDS_PER_RUN;
   let woken = false;
   setHandler(wakeSignal, () => {
     woken = true;
   });
 
-  for (let round = 0; round < MAX_ROUNDS_PER_RUN && !workflowInfo().continueAsNewSuggested; round++) {
+  for (let round = 0; round < maxRounds && !workflowInfo().continueAsNewSuggested; round++) {
     woken = false;
     const state = await ledger.armExpiryTimer(ref);
     if (state.status === 'merged') {
@@ -48,5 +51,5 @@ export async function memberLifecycle(ref: MemberRef): Promise<MemberLifecycleRe
     }
     await ledger.expireUnprotectedPoints({ ...ref, asOf: new Date(Date.now()).toISOString() });
   }
-  return continueAsNew<typeof memberLifecycle>(ref);
+  return continueAsNew<typeof memberLifecycle>(input);
 }

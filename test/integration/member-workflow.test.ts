@@ -3,6 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import type { Pool } from 'pg';
 import { verifyInvariants } from '../../db/verify';
 import { memberWorkflowId } from '../../domain/workflow-ids';
+import { memberLifecycle, wakeSignal } from '../../workflows/member';
+import { writeFileSync } from 'node:fs';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { join } from 'node:path';
 import { eventually, freshDatabase, httpClient, programBody, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
 
 // Purchase protection end to end: real API, real PostgreSQL, real worker on the Temporal dev server,
@@ -73,6 +77,11 @@ describe('member workflow (dev server, second-long windows)', () => {
     // a new purchase after expiry wakes the idle workflow and arms a new deadline
     await accrue(programId, 'm-1', 'inv-3', 2_000);
     await eventually('second expiry', async () => (await member(programId, 'm-1')).balance === 0 && (await ledger(programId, 'm-1')).length === 5, 15_000);
+    if (process.env.LOYALTY_RECORD_HISTORIES === '1') {
+      // test/integration/replay.test.ts replays this history against every later version of the workflow
+      const history = await handle.fetchHistory();
+      writeFileSync(join(__dirname, '..', 'histories', 'member-purchase-expiry-wake.json'), historyToJSON(history));
+    }
   });
 
   test('a merge ends the merged workflow with status merged; expiry of the survivor never goes negative', async () => {
@@ -102,6 +111,26 @@ describe('member workflow (dev server, second-long windows)', () => {
     });
     await sleep(3000);
     assert.equal((await member(programId, 'm-n')).balance, 100);
+  });
+
+  test('continue-as-new keeps the history bounded', async () => {
+    const programId = await newProgram({ policy: 'none' });
+    await pool.query(`insert into members (program_id, member_id) values ($1, 'm-can')`, [programId]);
+    const handle = await worker.client.workflow.start(memberLifecycle, {
+      workflowId: memberWorkflowId(programId, 'm-can'), taskQueue: worker.taskQueue,
+      args: [{ programId, memberId: 'm-can', maxRoundsPerRun: 2 }],
+    });
+    for (let i = 0; i < 3; i++) {
+      await handle.signal(wakeSignal);
+      await sleep(300);
+    }
+    const firstRun = worker.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+    const history = await firstRun.fetchHistory();
+    const last = history.events?.[history.events.length - 1];
+    assert.ok(last?.workflowExecutionContinuedAsNewEventAttributes, 'the first run ended in continue-as-new');
+    const current = await worker.client.workflow.getHandle(handle.workflowId).describe();
+    assert.notEqual(current.runId, handle.firstExecutionRunId);
+    assert.equal(current.status.name, 'RUNNING');
   });
 
   test('the Temporal UI finds a member by search attributes', async () => {

@@ -1,0 +1,46 @@
+/**
+ * A worker process on its own: the member workflows' worker and the outbox relay, against
+ * TEMPORAL_ADDRESS and DATABASE_URL. `loyalty worker` runs it; so do the crash tests.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import pino from 'pino';
+import { createPool } from '../db/pool';
+import { createLoyaltyWorker } from './worker';
+import { WakeupRelay } from './wakeup-relay';
+
+export interface WorkerProcessOptions {
+  temporalAddress: string;
+  namespace: string;
+  taskQueue: string;
+  databaseUrl: string;
+  /** a pre-built workflow bundle file (else workflows/ is bundled at start) */
+  workflowBundlePath?: string;
+  searchAttributes: boolean;
+}
+
+export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
+  const log = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 30, applicationName: 'loyalty-worker' });
+  const nativeConnection = await NativeConnection.connect({ address: o.temporalAddress });
+  const { readFileSync } = await import('node:fs');
+  const worker = await createLoyaltyWorker({
+    connection: nativeConnection, namespace: o.namespace, taskQueue: o.taskQueue, pool,
+    workflowBundle: o.workflowBundlePath ? { code: readFileSync(o.workflowBundlePath, 'utf8') } : undefined,
+    maxConcurrentActivities: 50, maxCachedWorkflows: 5000,
+  });
+  const connection = await Connection.connect({ address: o.temporalAddress });
+  const relay = new WakeupRelay({
+    pool, client: new Client({ connection, namespace: o.namespace }), taskQueue: o.taskQueue, log,
+    batchSize: 200, concurrency: 16, idleMs: 200, maxBackoffMs: 5000, searchAttributes: o.searchAttributes,
+  });
+  relay.start();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => worker.shutdown());
+  log.info({ taskQueue: o.taskQueue }, 'worker ready');
+  process.stdout.write('READY\n');
+  await worker.run();
+  await relay.stop();
+  await connection.close();
+  await nativeConnection.close();
+  await pool.end();
+}
