@@ -1,10 +1,8 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { stackConfig } from './config';
-import { runDevStack } from './dev-stack';
-import { runVerify } from './verify';
-import { runWorkerProcess } from '../workers/main';
 
+// Commands load what they need when they run: `verify` should not pay for the Temporal SDK.
 const program = new Command()
   .name('loyalty')
   .description('Loyalty Ledger: the local stack and finance commands')
@@ -13,14 +11,14 @@ const program = new Command()
 program
   .command('start')
   .description('run the whole local stack (PostgreSQL, Temporal dev server, worker, API)')
-  .action(() => runDevStack(stackConfig()));
+  .action(async () => (await import('./dev-stack')).runDevStack(stackConfig()));
 
 program
   .command('worker')
   .description('run a worker and the outbox relay against TEMPORAL_ADDRESS and DATABASE_URL (deployments run several)')
   .action(async () => {
     const cfg = stackConfig();
-    await runWorkerProcess({
+    await (await import('../workers/main')).runWorkerProcess({
       temporalAddress: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`,
       namespace: cfg.namespace,
       taskQueue: cfg.taskQueue,
@@ -36,7 +34,9 @@ program
   .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
   .option('--json', 'print the result as JSON')
   .action(async (opts: { databaseUrl?: string; json?: boolean }) => {
-    process.exitCode = await runVerify(opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl, Boolean(opts.json));
+    const { runVerify } = await import('./verify');
+    const code = await runVerify(opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl, Boolean(opts.json));
+    process.exit(code);
   });
 
 program.parseAsync(process.argv).catch((e: Error) => {
