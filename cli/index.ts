@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { runWorkerProcess } from '../workers/main';
 import { stackConfig } from './config';
+import { runDevStack } from './dev-stack';
+import { runVerify } from './verify';
 
-// Commands load what they need when they run: `verify` should not pay for the Temporal SDK.
 const program = new Command()
   .name('loyalty')
   .description('Loyalty Ledger: the local stack and finance commands')
@@ -11,14 +13,14 @@ const program = new Command()
 program
   .command('start')
   .description('run the whole local stack (PostgreSQL, Temporal dev server, worker, API)')
-  .action(async () => (await import('./dev-stack')).runDevStack(stackConfig()));
+  .action(() => runDevStack(stackConfig()));
 
 program
   .command('worker')
   .description('run a worker and the outbox relay against TEMPORAL_ADDRESS and DATABASE_URL (deployments run several)')
   .action(async () => {
     const cfg = stackConfig();
-    await (await import('../workers/main')).runWorkerProcess({
+    await runWorkerProcess({
       temporalAddress: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`,
       namespace: cfg.namespace,
       taskQueue: cfg.taskQueue,
@@ -34,9 +36,8 @@ program
   .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
   .option('--json', 'print the result as JSON')
   .action(async (opts: { databaseUrl?: string; json?: boolean }) => {
-    const { runVerify } = await import('./verify');
     const code = await runVerify(opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl, Boolean(opts.json));
-    process.exit(code);
+    process.exit(code); // explicit: the Temporal SDK's native runtime must not decide the exit code
   });
 
 program.parseAsync(process.argv).catch((e: Error) => {
