@@ -1,11 +1,15 @@
 import type { Pool } from 'pg';
 import { accrueBatch, type AccrualItem, type WriteResult } from '../db/ledger';
 import { ApiError } from '../domain/errors';
+import { stripeOf } from '../domain/stripe';
 
 export interface BatcherOptions {
   /** accruals per transaction at most */
   maxBatch: number;
-  /** transactions in flight at once; more than one can deadlock, which is retried */
+  /**
+   * lanes, each with at most one transaction in flight. A member's accruals always take the lane
+   * of its stripe, so lanes never lock the same member or stripe row and run in parallel.
+   */
   maxInFlight: number;
   /** requests waiting at most; past it the API answers 503 instead of queueing without bound */
   maxQueued: number;
@@ -20,44 +24,53 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+interface Lane {
+  queue: Pending[];
+  busy: boolean;
+}
+
 /**
  * Group commit for accruals: requests that arrive while a transaction is in flight share the
  * next one. One commit (one fsync) then serves many accruals; each still gets its own answer.
  */
 export class AccrualBatcher {
-  private queue: Pending[] = [];
-  private inFlight = 0;
+  private readonly lanes: Lane[];
+  private queuedCount = 0;
 
   constructor(
     private readonly pool: Pool,
     private readonly opts: BatcherOptions,
-  ) {}
+  ) {
+    this.lanes = Array.from({ length: opts.maxInFlight }, () => ({ queue: [], busy: false }));
+  }
 
   submit(item: AccrualItem): Promise<WriteResult> {
-    if (this.queue.length >= this.opts.maxQueued) {
+    if (this.queuedCount >= this.opts.maxQueued) {
       return Promise.reject(new ApiError(503, 'loyalty_unavailable', 'too many accruals waiting; retry shortly', { retryAfterMs: 100 }));
     }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ item, attempts: 0, resolve, reject });
-      this.pump();
-    });
+    return new Promise((resolve, reject) => this.enqueue({ item, attempts: 0, resolve, reject }));
   }
 
   get queued(): number {
-    return this.queue.length;
+    return this.queuedCount;
   }
 
-  private pump(): void {
-    while (this.inFlight < this.opts.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.opts.maxBatch);
-      // One lock order for every transaction: fewer deadlocks when several are in flight.
-      batch.sort((a, b) => (a.item.memberId < b.item.memberId ? -1 : a.item.memberId > b.item.memberId ? 1 : 0));
-      this.inFlight++;
-      void this.run(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
-    }
+  private enqueue(p: Pending): void {
+    const lane = this.lanes[stripeOf(p.item.memberId) % this.lanes.length]!;
+    lane.queue.push(p);
+    this.queuedCount++;
+    this.pump(lane);
+  }
+
+  private pump(lane: Lane): void {
+    if (lane.busy || lane.queue.length === 0) return;
+    const batch = lane.queue.splice(0, this.opts.maxBatch);
+    this.queuedCount -= batch.length;
+    lane.busy = true;
+    void this.run(batch).finally(() => {
+      lane.busy = false;
+      this.pump(lane);
+    });
   }
 
   private async run(batch: Pending[]): Promise<void> {
@@ -75,7 +88,7 @@ export class AccrualBatcher {
       const p = batch[i]!;
       if (r === 'retry') {
         p.attempts++;
-        if (p.attempts < this.opts.maxAttempts) this.queue.push(p);
+        if (p.attempts < this.opts.maxAttempts) this.enqueue(p);
         else p.reject(new ApiError(503, 'loyalty_unavailable', 'accrual kept conflicting; retry with the same Idempotency-Key'));
       } else if (r instanceof Error) {
         p.reject(r);

@@ -22,7 +22,7 @@ export interface ApiOptions {
   bodyLimitBytes: number;
 }
 
-export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 200, maxInFlight: 1, maxQueued: 20_000, maxAttempts: 5 };
+export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 200, maxInFlight: 2, maxQueued: 20_000, maxAttempts: 5 };
 
 function errorBody(code: string, message: string, details: Record<string, unknown> = {}) {
   return { error: { code, message, details } };

@@ -16,8 +16,10 @@ create function ll_quarter(p timestamptz) returns text language sql immutable as
   select to_char(p at time zone 'UTC', 'YYYY') || '-Q' || to_char(p at time zone 'UTC', 'Q')
 $$;
 
+-- The stripe of a member: the low 4 bits of the 4th byte of md5(member id). domain/stripe.ts
+-- computes the same, so the API can send accruals of disjoint stripes down separate lanes.
 create function ll_stripe(p_member text) returns smallint language sql immutable as $$
-  select (hashtext(p_member) & 15)::smallint
+  select (get_byte(decode(md5(p_member), 'hex'), 3) & 15)::smallint
 $$;
 
 -- Adds to a cohort's figures in the member's stripe (rows appear on first use).
@@ -179,33 +181,43 @@ create function ll_expiry_window(p_expiry jsonb, p_jurisdiction text) returns in
 $$;
 
 -- One accrual. p: {programId, idemKey, requestHash, accrualId, memberId, invoiceId, amountMinor, points,
--- allocatedMinor, cohort, occurredAt, storeId, jurisdiction, expiry, ruleVersion, actor}.
-create function ll_accrue(p jsonb) returns jsonb language plpgsql as $$
+-- allocatedMinor, allocatedMicro, cohort, occurredAt, storeId, jurisdiction, expiry, expectedRedemptionRate,
+-- ruleVersion, debitAccount, creditAccount, actor}. p_new: the member row was created by this batch.
+-- Business errors are raised before anything is written.
+create function ll_accrue(p jsonb, p_new boolean) returns jsonb language plpgsql as $$
 declare
   v_program text := p->>'programId'; v_invoice text := p->>'invoiceId';
   v_occurred timestamptz := (p->>'occurredAt')::timestamptz;
   v_points bigint := (p->>'points')::bigint; v_alloc bigint := (p->>'allocatedMinor')::bigint;
   v_cohort text := p->>'cohort'; v_actor text := p->>'actor';
-  v_prior jsonb; a accruals; m members; v_member text; v_new boolean; v_jur text; v_exp timestamptz;
+  a accruals; k idempotency_keys; m members; v_member text; v_jur text; v_exp timestamptz;
   v_journal bigint; v_entry bigint; v_body jsonb;
 begin
-  v_prior := ll_idem_claim(v_program, p->>'idemKey', p->>'requestHash');
-  if v_prior is not null then return v_prior; end if;
-
-  -- The natural key: one accrual per invoice, whatever the idempotency key.
+  -- The Idempotency-Key, then the natural key: one accrual per invoice, whatever the key. Read
+  -- only: the key is written with the result, at the end (a concurrent duplicate that commits
+  -- first makes that insert fail, and the batch runs the item again, finding it).
+  select * into k from idempotency_keys where scope = v_program and idem_key = p->>'idemKey';
+  if found then
+    if k.request_hash <> p->>'requestHash' then
+      perform ll_raise('idempotency_key_reused', 409, 'this Idempotency-Key was used with a different request body', jsonb_build_object('idempotencyKey', p->>'idemKey'));
+    end if;
+    return jsonb_build_object('status', k.status_code, 'body', k.response, 'replayed', true);
+  end if;
   select * into a from accruals where program_id = v_program and invoice_id = v_invoice;
   if found then
     if a.request_hash <> p->>'requestHash' then
       perform ll_raise('invoice_already_accrued', 409, 'this invoice already earned points with a different request', jsonb_build_object('invoiceId', v_invoice, 'accrualId', a.accrual_id));
     end if;
-    perform ll_idem_store(v_program, p->>'idemKey', 200, a.response);
     return jsonb_build_object('status', 200, 'body', a.response, 'replayed', true);
   end if;
 
   v_member := ll_resolve_member(v_program, p->>'memberId');
-  insert into members (program_id, member_id) values (v_program, v_member) on conflict do nothing;
-  v_new := found;
   select * into m from members where program_id = v_program and member_id = v_member for update;
+  if not found then
+    -- a merge pointed at a member created after the batch locked its rows
+    insert into members (program_id, member_id) values (v_program, v_member) on conflict do nothing;
+    select * into m from members where program_id = v_program and member_id = v_member for update;
+  end if;
   if m.status <> 'active' then
     perform ll_raise('member_not_active', 409, 'member is ' || m.status, jsonb_build_object('memberId', v_member));
   end if;
@@ -243,7 +255,7 @@ begin
          last_purchase_at = greatest(last_purchase_at, v_occurred)
    where program_id = v_program and member_id = v_member;
   -- Wake the workflow only if it has no timer that fires at or before the new deadline.
-  if v_new or (v_exp is not null and (m.armed_deadline is null or v_exp < m.armed_deadline)) then
+  if p_new or (v_exp is not null and (m.armed_deadline is null or v_exp < m.armed_deadline)) then
     perform ll_request_wake(v_program, v_member);
   end if;
 
@@ -252,23 +264,40 @@ begin
   insert into accruals (program_id, invoice_id, accrual_id, member_id, credited_member_id, amount_minor, points, allocated_minor,
                         allocated_micro, cohort, occurred_at, store_id, jurisdiction, rule_version, request_hash, response)
   values (v_program, v_invoice, (p->>'accrualId')::uuid, p->>'memberId', v_member, (p->>'amountMinor')::bigint, v_points, v_alloc,
-          (p->>'allocatedMicro')::numeric, v_cohort, v_occurred, p->>'storeId', p->>'jurisdiction', (p->>'ruleVersion')::int, p->>'requestHash', v_body);
-  return ll_idem_store(v_program, p->>'idemKey', 201, v_body);
+          (p->>'allocatedMicro')::numeric, v_cohort, v_occurred, p->>'storeId', p->>'jurisdiction', (p->>'ruleVersion')::int,
+          p->>'requestHash', v_body);
+  insert into idempotency_keys (scope, idem_key, request_hash, status_code, response)
+  values (v_program, p->>'idemKey', p->>'requestHash', 201, v_body);
+  return jsonb_build_object('status', 201, 'body', v_body, 'replayed', false);
 end $$;
 
--- Many accruals in one transaction (group commit). Each item runs in its own subtransaction, so a
--- rejected item writes nothing and does not disturb the others. A unique violation means a
--- concurrent duplicate committed first: run the item again and it finds that first result.
+-- Many accruals in one transaction (group commit). Lock order, the same in every batch so that
+-- batches in flight together cannot deadlock: every member row of the batch first (created if
+-- new), in key order; then the items in (stripe, member) order, so shared stripe rows are taken in
+-- ascending order. Each item runs in its own subtransaction: a rejected item writes nothing and
+-- does not disturb the others. A unique violation means a concurrent duplicate committed first:
+-- run the item again and it finds that first result. Results come back in the items' order.
 create function ll_accrue_batch(p_items jsonb) returns jsonb language plpgsql as $$
 declare
-  v_item jsonb; v_out jsonb := '[]'; v_res jsonb; v_try int;
+  r record; v_res jsonb; v_try int; v_out jsonb[]; v_new text[];
   v_state text; v_msg text; v_detail text; v_hint text;
 begin
-  for v_item in select value from jsonb_array_elements(p_items) loop
+  v_out := array_fill(null::jsonb, array[jsonb_array_length(p_items)]);
+  with wanted as (
+    select distinct i->>'programId' as program_id, i->>'memberId' as member_id from jsonb_array_elements(p_items) i
+  ), ins as (
+    insert into members (program_id, member_id) select program_id, member_id from wanted order by 1, 2
+    on conflict do nothing returning member_id
+  ) select coalesce(array_agg(member_id), '{}') into v_new from ins;
+  perform 1 from members m join (select distinct i->>'programId' as p, i->>'memberId' as mid from jsonb_array_elements(p_items) i) w
+    on m.program_id = w.p and m.member_id = w.mid order by m.program_id, m.member_id for update of m;
+
+  for r in select value as item, ord from jsonb_array_elements(p_items) with ordinality t(value, ord)
+           order by ll_stripe(value->>'memberId'), value->>'memberId', ord loop
     v_res := null;
     for v_try in 1..3 loop
       begin
-        v_res := ll_accrue(v_item);
+        v_res := ll_accrue(r.item, r.item->>'memberId' = any(v_new));
         exit;
       exception when others then
         get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text, v_detail = pg_exception_detail, v_hint = pg_exception_hint;
@@ -277,7 +306,10 @@ begin
         exit;
       end;
     end loop;
-    v_out := v_out || jsonb_build_array(v_res);
+    v_out[r.ord] := v_res;
   end loop;
-  return v_out;
+  -- A member row made for an item that was then rejected must not stay behind.
+  delete from members m where m.member_id = any(v_new) and m.balance = 0
+     and not exists (select 1 from ledger_entries e where e.program_id = m.program_id and e.member_id = m.member_id);
+  return to_jsonb(v_out);
 end $$;

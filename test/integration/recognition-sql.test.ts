@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import type { Pool } from 'pg';
 import { recognizedToDate } from '../../domain/recognition';
+import { stripeOf } from '../../domain/stripe';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
 
 // ll_recognize_cohort (SQL) and recognizedToDate (TypeScript) must agree to the minor unit.
@@ -94,5 +95,15 @@ test('SQL and TypeScript recognise the same amount for any cohort', async () => 
       },
     ),
     { numRuns: 150 },
+  );
+});
+
+test('the API computes the same stripe as the database (lanes rely on it)', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.string({ minLength: 1, maxLength: 128, unit: 'grapheme' }), async (memberId) => {
+      const { rows } = await pool.query('select ll_stripe($1) as s', [memberId]);
+      assert.equal(stripeOf(memberId), rows[0].s);
+    }),
+    { numRuns: 200 },
   );
 });
