@@ -39,11 +39,19 @@ interface BatchError {
  * Runs many accruals in one transaction. Each item gets its own result: a WriteResult, or the
  * error it was rejected with (that item wrote nothing). Items that lost a deadlock are returned
  * as `retry` so the caller can run them again.
+ *
+ * The fast path has no subtransaction per item; if anything in it fails (a rejected item, a
+ * concurrent duplicate), the batch runs again on the safe path, where each item stands alone.
  */
 export async function accrueBatch(pool: Pool, items: AccrualItem[]): Promise<Array<WriteResult | Error | 'retry'>> {
-  const { rows } = await pool.query<{ r: Array<WriteResult | BatchError> }>('select ll_accrue_batch($1::jsonb) as r', [
-    JSON.stringify(items),
-  ]);
+  const payload = JSON.stringify(items);
+  try {
+    const { rows } = await pool.query<{ r: WriteResult[] }>('select ll_accrue_batch_fast($1::jsonb) as r', [payload]);
+    return rows[0]!.r;
+  } catch (e) {
+    if (!(e as { code?: string }).code) throw e; // not an answer from PostgreSQL: the caller reports it
+  }
+  const { rows } = await pool.query<{ r: Array<WriteResult | BatchError> }>('select ll_accrue_batch($1::jsonb) as r', [payload]);
   return rows[0]!.r.map((res) => {
     if (!('error' in res)) return res;
     const e = res.error;

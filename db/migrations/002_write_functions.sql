@@ -313,3 +313,26 @@ begin
      and not exists (select 1 from ledger_entries e where e.program_id = m.program_id and e.member_id = m.member_id);
   return to_jsonb(v_out);
 end $$;
+
+-- The same batch without a subtransaction per item: cheaper (no subtransaction XIDs, which past 64
+-- per transaction also slow every other backend's snapshots). Any error aborts the whole batch,
+-- which db/ledger.ts then runs again through ll_accrue_batch, where each item stands alone.
+create function ll_accrue_batch_fast(p_items jsonb) returns jsonb language plpgsql as $$
+declare
+  r record; v_out jsonb[]; v_new text[];
+begin
+  v_out := array_fill(null::jsonb, array[jsonb_array_length(p_items)]);
+  with wanted as (
+    select distinct i->>'programId' as program_id, i->>'memberId' as member_id from jsonb_array_elements(p_items) i
+  ), ins as (
+    insert into members (program_id, member_id) select program_id, member_id from wanted order by 1, 2
+    on conflict do nothing returning member_id
+  ) select coalesce(array_agg(member_id), '{}') into v_new from ins;
+  perform 1 from members m join (select distinct i->>'programId' as p, i->>'memberId' as mid from jsonb_array_elements(p_items) i) w
+    on m.program_id = w.p and m.member_id = w.mid order by m.program_id, m.member_id for update of m;
+  for r in select value as item, ord from jsonb_array_elements(p_items) with ordinality t(value, ord)
+           order by ll_stripe(value->>'memberId'), value->>'memberId', ord loop
+    v_out[r.ord] := ll_accrue(r.item, r.item->>'memberId' = any(v_new));
+  end loop;
+  return to_jsonb(v_out);
+end $$;
