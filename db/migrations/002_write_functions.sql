@@ -271,6 +271,22 @@ begin
   return jsonb_build_object('status', 201, 'body', v_body, 'replayed', false);
 end $$;
 
+-- A batch's first step: create the members it names that do not exist yet, then lock every one
+-- of them in key order. Returns the ids it created.
+create function ll_lock_batch_members(p_items jsonb) returns text[] language plpgsql as $$
+declare v_new text[];
+begin
+  with wanted as (
+    select distinct i->>'programId' as program_id, i->>'memberId' as member_id from jsonb_array_elements(p_items) i
+  ), ins as (
+    insert into members (program_id, member_id) select program_id, member_id from wanted order by 1, 2
+    on conflict do nothing returning member_id
+  ) select coalesce(array_agg(member_id), '{}') into v_new from ins;
+  perform 1 from members m join (select distinct i->>'programId' as p, i->>'memberId' as mid from jsonb_array_elements(p_items) i) w
+    on m.program_id = w.p and m.member_id = w.mid order by m.program_id, m.member_id for update of m;
+  return v_new;
+end $$;
+
 -- Many accruals in one transaction (group commit). Lock order, the same in every batch so that
 -- batches in flight together cannot deadlock: every member row of the batch first (created if
 -- new), in key order; then the items in (stripe, member) order, so shared stripe rows are taken in
@@ -283,14 +299,7 @@ declare
   v_state text; v_msg text; v_detail text; v_hint text;
 begin
   v_out := array_fill(null::jsonb, array[jsonb_array_length(p_items)]);
-  with wanted as (
-    select distinct i->>'programId' as program_id, i->>'memberId' as member_id from jsonb_array_elements(p_items) i
-  ), ins as (
-    insert into members (program_id, member_id) select program_id, member_id from wanted order by 1, 2
-    on conflict do nothing returning member_id
-  ) select coalesce(array_agg(member_id), '{}') into v_new from ins;
-  perform 1 from members m join (select distinct i->>'programId' as p, i->>'memberId' as mid from jsonb_array_elements(p_items) i) w
-    on m.program_id = w.p and m.member_id = w.mid order by m.program_id, m.member_id for update of m;
+  v_new := ll_lock_batch_members(p_items);
 
   for r in select value as item, ord from jsonb_array_elements(p_items) with ordinality t(value, ord)
            order by ll_stripe(value->>'memberId'), value->>'memberId', ord loop
@@ -322,14 +331,7 @@ declare
   r record; v_out jsonb[]; v_new text[];
 begin
   v_out := array_fill(null::jsonb, array[jsonb_array_length(p_items)]);
-  with wanted as (
-    select distinct i->>'programId' as program_id, i->>'memberId' as member_id from jsonb_array_elements(p_items) i
-  ), ins as (
-    insert into members (program_id, member_id) select program_id, member_id from wanted order by 1, 2
-    on conflict do nothing returning member_id
-  ) select coalesce(array_agg(member_id), '{}') into v_new from ins;
-  perform 1 from members m join (select distinct i->>'programId' as p, i->>'memberId' as mid from jsonb_array_elements(p_items) i) w
-    on m.program_id = w.p and m.member_id = w.mid order by m.program_id, m.member_id for update of m;
+  v_new := ll_lock_batch_members(p_items);
   for r in select value as item, ord from jsonb_array_elements(p_items) with ordinality t(value, ord)
            order by ll_stripe(value->>'memberId'), value->>'memberId', ord loop
     v_out[r.ord] := ll_accrue(r.item, r.item->>'memberId' = any(v_new));

@@ -158,18 +158,4 @@ export async function eventually<T>(what: string, fn: () => Promise<T>, timeoutM
   }
 }
 
-export function programBody(programId: string, overrides: Record<string, unknown> = {}) {
-  return {
-    programId,
-    name: `Program ${programId}`,
-    currency: 'USD',
-    pointValueMinor: 1,
-    earn: { points: 1, perAmountMinor: 100 },
-    expectedRedemptionRate: 0.8,
-    expiry: { policy: 'rolling', window: 'P365D' },
-    accounting: { method: 'relative_ssp' },
-    redemption: { minPoints: 100, maxInvoiceShare: 1.0, cohortOrder: 'oldest_first' },
-    chargebackWindow: 'P120D',
-    ...overrides,
-  };
-}
+export { programBody } from './fixtures';

@@ -11,19 +11,14 @@ import {
   mergeSchema,
   refundSchema,
 } from '../../domain/schemas';
+import { programBody } from '../helpers/fixtures';
 
-const validProgram = {
-  programId: 'acme-rewards',
-  name: 'Acme Rewards',
-  currency: 'USD',
+const validProgram = programBody('acme-rewards', {
   pointValueMinor: 100,
   earn: { points: 1, perAmountMinor: 1_000 },
-  expectedRedemptionRate: 0.8,
-  expiry: { policy: 'rolling', window: 'P365D' },
-  accounting: { method: 'relative_ssp' },
   redemption: { minPoints: 100, maxInvoiceShare: 0.5, cohortOrder: 'oldest_first' },
   chargebackWindow: 'PT10S',
-};
+});
 
 const validAccrual = {
   memberId: 'member-1',
