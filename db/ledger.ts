@@ -49,7 +49,9 @@ export async function accrueBatch(pool: Pool, items: AccrualItem[]): Promise<Arr
     const { rows } = await pool.query<{ r: WriteResult[] }>('select ll_accrue_batch_fast($1::jsonb) as r', [payload]);
     return rows[0]!.r;
   } catch (e) {
-    if (!(e as { code?: string }).code) throw e; // not an answer from PostgreSQL: the caller reports it
+    // Only a PostgreSQL error (a SQLSTATE) means the batch was rolled back; anything else (a lost
+    // connection) may have committed, and the caller reports it rather than running it again.
+    if (!/^[0-9A-Z]{5}$/.test((e as { code?: string }).code ?? '')) throw e;
   }
   const { rows } = await pool.query<{ r: Array<WriteResult | BatchError> }>('select ll_accrue_batch($1::jsonb) as r', [payload]);
   return rows[0]!.r.map((res) => {

@@ -59,14 +59,15 @@ const CHECKS: Array<{ name: string; sql: string }> = [
            where coalesce(led.pts, 0) <> coalesce(mem.pts, 0) or coalesce(led.pts, 0) <> coalesce(fig.pts, 0)`,
   },
   {
-    name: 'contract liability per cohort equals allocated less reversed less recognised',
-    sql: `with gl as (select j.program_id, l.cohort, sum(l.credit_minor - l.debit_minor) as liability
+    name: 'liability (or provision) per cohort equals allocated less reversed less recognised',
+    sql: `with gl as (select j.program_id, l.cohort, l.account, sum(l.credit_minor - l.debit_minor) as liability
                         from journal_entries j join journal_lines l on l.journal_entry_id = j.journal_entry_id
-                       where l.account = 'loyalty_contract_liability' group by 1, 2),
+                       where l.account in ('loyalty_contract_liability', 'loyalty_provision') group by 1, 2, 3),
                fig as (select s.program_id, s.cohort, sum(s.allocated_minor - s.allocated_reversed_minor) as net
                          from cohort_stripes s group by 1, 2)
           select fig.program_id, fig.cohort, fig.net, c.recognized_minor, gl.liability
-            from fig join cohorts c using (program_id, cohort) left join gl using (program_id, cohort)
+            from fig join cohorts c using (program_id, cohort)
+            left join gl on gl.program_id = fig.program_id and gl.cohort = fig.cohort and gl.account = c.liability_account
            where fig.net - c.recognized_minor <> coalesce(gl.liability, 0)`,
   },
   {

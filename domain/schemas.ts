@@ -13,6 +13,10 @@ export const LIMITS = {
   /** accruals may not claim to happen in the future beyond clock skew */
   maxClockSkewMs: 5 * 60_000,
   maxLedgerPage: 1000,
+  /** points one accrual may earn, and an allocation's size: far inside PostgreSQL's bigint */
+  maxPointsPerAccrual: 1_000_000_000_000,
+  /** business times before this are a typo, not history */
+  earliestYear: 1970,
 } as const;
 
 const id = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, 1 to 128 characters');
@@ -21,7 +25,9 @@ const duration = z.string().max(40).refine(isValidWindow, 'an ISO 8601 duration 
 const rate = z.number().min(0).max(1).refine(isExactRate, 'a decimal in [0, 1] with at most 6 decimal places');
 const positiveRate = rate.refine((r) => r > 0, 'must be greater than 0');
 const jurisdiction = z.string().regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/, 'ISO 3166 code, e.g. US-CA or DE');
-const instant = z.iso.datetime({ offset: true });
+const instant = z.iso
+  .datetime({ offset: true })
+  .refine((s) => new Date(s).getUTCFullYear() >= LIMITS.earliestYear, `a time in ${LIMITS.earliestYear} or later`);
 const amountMinor = z.number().int().positive().max(LIMITS.maxAmountMinor);
 
 const expiryRule = z
@@ -40,7 +46,8 @@ export const createProgramSchema = z
         points: z.number().int().positive().max(LIMITS.maxEarnPoints),
         perAmountMinor: z.number().int().positive().max(LIMITS.maxAmountMinor),
       })
-      .strict(),
+      .strict()
+      .refine((e) => e.points <= e.perAmountMinor * 1000, 'at most 1,000 points per minor unit of spend'),
     expectedRedemptionRate: positiveRate,
     expiry: z
       .object({

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { callWriteFunction, type WriteResult } from '../../db/ledger';
 import { allocateRelativeSsp, allocateRelativeSspMicro, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
-import { validationFailed } from '../../domain/errors';
+import { ApiError, validationFailed } from '../../domain/errors';
 import { MICRO_PER_MINOR, rateToMillionths } from '../../domain/money';
 import { quarterOf } from '../../domain/period';
 import { accrualSchema, LIMITS, programParams, refundSchema } from '../../domain/schemas';
@@ -39,6 +39,12 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
       ? allocateRelativeSsp(ssp)
       : provisionIncrementalCost({ points, costPerPointMinor: BigInt(rules.accounting.costPerPointMinor ?? 0), expectedRedemption: expected });
     const allocatedMicro = relativeSsp ? allocateRelativeSspMicro(ssp) : allocated * MICRO_PER_MINOR;
+    const limit = BigInt(LIMITS.maxPointsPerAccrual);
+    if (points > limit || allocated > limit) {
+      throw new ApiError(422, 'amount_out_of_range', 'this purchase would earn more points than one accrual may carry', {
+        points: points.toString(), maxPoints: LIMITS.maxPointsPerAccrual,
+      });
+    }
     const result = await ctx.accruals.submit({
       programId,
       idemKey: key,

@@ -31,7 +31,7 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const client = await ctx.pool.connect();
     try {
       await client.query('begin');
-      const prior = (await client.query('select ll_idem_claim($1, $2, $3) as r', ['programs', key, requestHash('programs', body)])).rows[0].r;
+      const prior = (await client.query('select ll_idem_claim($1, $2, $3) as r', ['#programs', key, requestHash('programs', body)])).rows[0].r;
       if (prior) {
         await client.query('commit');
         return reply.status(prior.status).header('Idempotent-Replayed', 'true').send(prior.body);
@@ -41,7 +41,7 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
       });
       if (!created) throw new ApiError(409, 'program_exists', `program ${programId} already exists`, { programId });
       const view = programView((await ctx.programs.fetchWith(client, programId))!);
-      await client.query('select ll_idem_store($1, $2, 201, $3)', ['programs', key, JSON.stringify(view)]);
+      await client.query('select ll_idem_store($1, $2, 201, $3)', ['#programs', key, JSON.stringify(view)]);
       await client.query('commit');
       ctx.programs.forget(programId);
       return reply.status(201).send(view);

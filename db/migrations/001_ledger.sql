@@ -90,6 +90,9 @@ create table cohorts (
   cohort                   text not null check (cohort ~ '^[0-9]{4}-Q[1-4]$'),
   ultimate_redemption_rate numeric(7, 6) not null check (ultimate_redemption_rate > 0 and ultimate_redemption_rate <= 1),
   recognized_minor         bigint not null default 0,
+  -- where the cohort's allocation sits, and where its release goes: the contract liability and
+  -- revenue (relative SSP), or the provision and the expense (incremental cost)
+  liability_account        text not null default 'loyalty_contract_liability' check (liability_account in ('loyalty_contract_liability', 'loyalty_provision')),
   primary key (program_id, cohort)
 );
 

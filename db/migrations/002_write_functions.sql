@@ -72,6 +72,25 @@ begin
   end loop;
 end $$;
 
+-- Locks the member that holds the points now: follows merges, and follows again if a merge
+-- committed while we waited for the lock. Returns null if the member does not exist.
+create function ll_lock_current_member(p_program text, p_member text) returns members language plpgsql as $$
+declare m members; v_id text := p_member; hops int := 0;
+begin
+  loop
+    v_id := ll_resolve_member(p_program, v_id);
+    select * into m from members where program_id = p_program and member_id = v_id for update;
+    if not found or m.status <> 'merged' then return m; end if;
+    hops := hops + 1;
+    if hops > 32 then perform ll_raise('merge_chain_too_long', 500, 'merge chain longer than 32', jsonb_build_object('memberId', p_member)); end if;
+  end loop;
+end $$;
+
+-- The accounts a cohort's allocation is released between (see cohorts.liability_account).
+create function ll_release_account(p_liability text, p_default text) returns text language sql immutable as $$
+  select case when p_liability = 'loyalty_provision' then 'loyalty_expense' else p_default end
+$$;
+
 -- Posts a balanced journal entry. p_lines: [{account, debitMinor, creditMinor, cohort}].
 create function ll_post_journal(p_program text, p_kind text, p_occurred timestamptz, p_reference text,
                                 p_actor text, p_key text, p_lines jsonb) returns bigint language plpgsql as $$
@@ -120,11 +139,11 @@ begin
   update cohorts set recognized_minor = v_target where program_id = p_program and cohort = p_cohort;
   return ll_post_journal(p_program, 'recognition', p_occurred, 'cohort:' || p_cohort, p_actor, p_key,
     case when v_delta > 0 then jsonb_build_array(
-      jsonb_build_object('account', 'loyalty_contract_liability', 'debitMinor', v_delta, 'cohort', p_cohort),
-      jsonb_build_object('account', p_revenue_account, 'creditMinor', v_delta, 'cohort', p_cohort))
+      jsonb_build_object('account', c.liability_account, 'debitMinor', v_delta, 'cohort', p_cohort),
+      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account), 'creditMinor', v_delta, 'cohort', p_cohort))
     else jsonb_build_array(
-      jsonb_build_object('account', p_revenue_account, 'debitMinor', -v_delta, 'cohort', p_cohort),
-      jsonb_build_object('account', 'loyalty_contract_liability', 'creditMinor', -v_delta, 'cohort', p_cohort)) end);
+      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account), 'debitMinor', -v_delta, 'cohort', p_cohort),
+      jsonb_build_object('account', c.liability_account, 'creditMinor', -v_delta, 'cohort', p_cohort)) end);
 end $$;
 
 -- Expires a member's whole available balance if their deadline is at or before p_as_of.
@@ -133,6 +152,7 @@ create function ll_expire_member(p_program text, p_member text, p_as_of timestam
 returns jsonb language plpgsql as $$
 declare
   m members; v_points bigint; v_deadline timestamptz; v_entry bigint; v_key text; r record; v_journal bigint;
+  v_left bigint; v_take bigint; v_last bigint;
 begin
   select * into m from members where program_id = p_program and member_id = p_member for update;
   if not found or m.status <> 'active' or m.expires_at is null or m.expires_at > p_as_of then
@@ -140,17 +160,24 @@ begin
   end if;
   v_deadline := m.expires_at;
   v_points := m.balance - m.held;
-  v_key := 'expire:' || p_member || ':' || ll_ts(v_deadline);
+  -- Unique per expiry event: a backdated purchase can set the same deadline again later.
+  select coalesce(max(entry_id), 0) into v_last from ledger_entries where program_id = p_program and member_id = p_member;
+  v_key := 'expire:' || jsonb_build_array(p_member, ll_ts(v_deadline), v_last)::text;
   if v_points > 0 then
     insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key)
     values (p_program, p_member, 'expire', -v_points, v_deadline, 'expiry:' || ll_ts(v_deadline), p_actor, v_key)
     returning entry_id into v_entry;
+    -- Held points (a redemption in progress) stay; the oldest cohorts expire first.
+    v_left := v_points;
     for r in select mc.cohort, mc.points from member_cohorts mc
              where mc.program_id = p_program and mc.member_id = p_member and mc.points > 0 order by mc.cohort loop
-      insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, r.cohort, -r.points);
-      update member_cohorts set points = 0 where program_id = p_program and member_id = p_member and cohort = r.cohort;
-      perform ll_stripe_add(p_program, r.cohort, p_member, d_expired => r.points);
+      exit when v_left = 0;
+      v_take := least(v_left, r.points);
+      insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, r.cohort, -v_take);
+      update member_cohorts set points = points - v_take where program_id = p_program and member_id = p_member and cohort = r.cohort;
+      perform ll_stripe_add(p_program, r.cohort, p_member, d_expired => v_take);
       v_journal := ll_recognize_cohort(p_program, r.cohort, v_deadline, p_actor, v_key || ':' || r.cohort, 'breakage_revenue');
+      v_left := v_left - v_take;
     end loop;
     update members set balance = balance - v_points where program_id = p_program and member_id = p_member;
   end if;
@@ -211,13 +238,12 @@ begin
     return jsonb_build_object('status', 200, 'body', a.response, 'replayed', true);
   end if;
 
-  v_member := ll_resolve_member(v_program, p->>'memberId');
-  select * into m from members where program_id = v_program and member_id = v_member for update;
-  if not found then
-    -- a merge pointed at a member created after the batch locked its rows
-    insert into members (program_id, member_id) values (v_program, v_member) on conflict do nothing;
-    select * into m from members where program_id = v_program and member_id = v_member for update;
+  m := ll_lock_current_member(v_program, p->>'memberId');
+  if m.member_id is null then
+    insert into members (program_id, member_id) values (v_program, p->>'memberId') on conflict do nothing;
+    m := ll_lock_current_member(v_program, p->>'memberId');
   end if;
+  v_member := m.member_id;
   if m.status <> 'active' then
     perform ll_raise('member_not_active', 409, 'member is ' || m.status, jsonb_build_object('memberId', v_member));
   end if;
@@ -246,8 +272,9 @@ begin
     insert into member_cohorts (program_id, member_id, cohort, points) values (v_program, v_member, v_cohort, v_points)
       on conflict (program_id, member_id, cohort) do update set points = member_cohorts.points + excluded.points;
   end if;
-  insert into cohorts (program_id, cohort, ultimate_redemption_rate)
-    values (v_program, v_cohort, (p->>'expectedRedemptionRate')::numeric) on conflict do nothing;
+  insert into cohorts (program_id, cohort, ultimate_redemption_rate, liability_account)
+    values (v_program, v_cohort, (p->>'expectedRedemptionRate')::numeric, coalesce(p->>'creditAccount', 'loyalty_contract_liability'))
+    on conflict do nothing;
   perform ll_stripe_add(v_program, v_cohort, v_member, d_issued => v_points, d_alloc => v_alloc,
                         d_alloc_micro => (p->>'allocatedMicro')::numeric);
 

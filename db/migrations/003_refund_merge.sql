@@ -9,10 +9,12 @@ declare
   v_actor text := p->>'actor';
   v_prior jsonb; a accruals; r refunds; m members; v_member text; v_before bigint; v_to_revoke bigint;
   v_alloc_rev bigint; v_alloc_rev_micro numeric; v_available bigint; v_revoked bigint; v_left bigint; v_take bigint; v_entry bigint;
-  v_journal bigint; v_key text; c record; v_body jsonb;
+  v_journal bigint; v_key text; c record; v_body jsonb; v_liability text;
 begin
   v_prior := ll_idem_claim(v_program, p->>'idemKey', p->>'requestHash');
   if v_prior is not null then return v_prior; end if;
+  -- The invoice's accrual row serialises refunds of one invoice; the refundId check comes after it.
+  select * into a from accruals where program_id = v_program and invoice_id = v_invoice for update;
   select * into r from refunds where program_id = v_program and refund_id = v_refund;
   if found then
     if r.request_hash <> p->>'requestHash' then
@@ -21,9 +23,7 @@ begin
     perform ll_idem_store(v_program, p->>'idemKey', 200, r.response);
     return jsonb_build_object('status', 200, 'body', r.response, 'replayed', true);
   end if;
-
-  select * into a from accruals where program_id = v_program and invoice_id = v_invoice for update;
-  if not found then
+  if a.invoice_id is null then
     perform ll_raise('not_found', 404, 'no accrual for this invoice', jsonb_build_object('invoiceId', v_invoice));
   end if;
   if a.member_id <> p->>'memberId' then
@@ -37,8 +37,9 @@ begin
   v_alloc_rev := round(a.allocated_minor::numeric * (v_before + v_amount) / a.amount_minor) - round(a.allocated_minor::numeric * v_before / a.amount_minor);
   v_alloc_rev_micro := round(a.allocated_micro * (v_before + v_amount) / a.amount_minor) - round(a.allocated_micro * v_before / a.amount_minor);
 
-  v_member := ll_resolve_member(v_program, a.credited_member_id);
-  select * into m from members where program_id = v_program and member_id = v_member for update;
+  m := ll_lock_current_member(v_program, a.credited_member_id);
+  v_member := m.member_id;
+  select liability_account into v_liability from cohorts where program_id = v_program and cohort = a.cohort;
   v_available := m.balance - m.held;
   v_revoked := least(v_to_revoke, v_available);
   v_key := 'refund:' || v_refund;
@@ -46,8 +47,8 @@ begin
   if v_alloc_rev > 0 then
     v_journal := ll_post_journal(v_program, 'refund', v_occurred, 'refund:' || v_refund, v_actor, v_key,
       jsonb_build_array(
-        jsonb_build_object('account', 'loyalty_contract_liability', 'debitMinor', v_alloc_rev, 'cohort', a.cohort),
-        jsonb_build_object('account', 'revenue', 'creditMinor', v_alloc_rev)));
+        jsonb_build_object('account', coalesce(v_liability, 'loyalty_contract_liability'), 'debitMinor', v_alloc_rev, 'cohort', a.cohort),
+        jsonb_build_object('account', ll_release_account(v_liability, 'revenue'), 'creditMinor', v_alloc_rev)));
   end if;
   perform ll_stripe_add(v_program, a.cohort, v_member, d_alloc_rev => v_alloc_rev, d_alloc_rev_micro => v_alloc_rev_micro);
   insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key, rule_version, journal_entry_id)
@@ -108,7 +109,13 @@ begin
     perform ll_raise('member_has_holds', 409, 'member has points held by a redemption in progress', jsonb_build_object('memberId', v_from, 'held', f.held));
   end if;
 
-  v_key := 'merge:' || v_from || ':' || v_into;
+  -- Purchase protection first: points past their deadline expire before they could move.
+  perform ll_expire_member(v_program, v_from, v_occurred, v_actor);
+  perform ll_expire_member(v_program, v_into, v_occurred, v_actor);
+  select * into f from members where program_id = v_program and member_id = v_from;
+  select * into s from members where program_id = v_program and member_id = v_into;
+
+  v_key := 'merge:' || jsonb_build_array(v_from, v_into)::text;
   insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key)
   values (v_program, v_from, 'merge_out', -f.balance, v_occurred, 'merge:into:' || v_into, v_actor, v_key || ':out')
   returning entry_id into v_out;

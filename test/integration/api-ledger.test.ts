@@ -368,3 +368,80 @@ describe('operations', () => {
     assert.equal((await call('GET', '/v1/nothing-here', { key: null })).body.error.code, 'not_found');
   });
 });
+
+describe('edge cases found in review', () => {
+  test('a merge expires points already past their deadline before moving anything', async () => {
+    const programId = await newProgram({ expiry: { policy: 'rolling', window: 'P30D' } });
+    await accrue(programId, { memberId: 'f', invoiceId: 'old', amountMinor: 10_000, occurredAt: '2026-01-01T00:00:00Z' });
+    await accrue(programId, { memberId: 's', invoiceId: 'new', amountMinor: 5_000, occurredAt: new Date().toISOString() });
+    const merge = await call('POST', `/v1/programs/${programId}/members/f/merge`, { role: 'support', body: { intoMemberId: 's' } });
+    assert.equal(merge.status, 201);
+    assert.equal(merge.body.pointsMoved, 0);
+    const f = await call('GET', `/v1/programs/${programId}/members/f/ledger`, { role: 'support' });
+    assert.deepEqual(f.body.entries.map((e: { type: string; points: number }) => [e.type, e.points]), [['earn', 100], ['expire', -100], ['merge_out', 0]]);
+    assert.equal((await call('GET', `/v1/programs/${programId}/members/s`, { role: 'support' })).body.balance, 50);
+  });
+
+  test('the same deadline set again by a backdated purchase expires again', async () => {
+    const programId = await newProgram({ expiry: { policy: 'rolling', window: 'P30D' } });
+    await accrue(programId, { memberId: 'm', invoiceId: 'a', amountMinor: 10_000, occurredAt: '2026-03-01T00:00:00Z' });
+    assert.equal((await expireMember(pool, programId, 'm', '2026-04-15T00:00:00Z', 'test')).expiredPoints, 100);
+    await accrue(programId, { memberId: 'm', invoiceId: 'b', amountMinor: 5_000, occurredAt: '2026-03-01T00:00:00Z' });
+    assert.equal((await expireMember(pool, programId, 'm', '2026-04-15T00:00:00Z', 'test')).expiredPoints, 50);
+    const more = await accrue(programId, { memberId: 'm', invoiceId: 'c', amountMinor: 1_000, occurredAt: '2026-05-01T00:00:00Z' });
+    assert.equal(more.status, 201);
+    assert.equal(more.body.balance, 10);
+  });
+
+  test('incremental cost: provision and expense, reversed and released on the same accounts', async () => {
+    const programId = await newProgram({ accounting: { method: 'incremental_cost', costPerPointMinor: 2 }, expiry: { policy: 'rolling', window: 'P30D' } });
+    const a = await accrue(programId, { memberId: 'm', invoiceId: 'i', amountMinor: 10_000, occurredAt: '2026-02-01T00:00:00Z' });
+    assert.equal(a.body.allocatedMinor, 160); // 100 points x 2 x 0.8
+    const r = await call('POST', `/v1/programs/${programId}/refunds`, { role: 'billing', body: { memberId: 'm', invoiceId: 'i', refundId: 'r', amountMinor: 5_000, occurredAt: '2026-02-02T00:00:00Z' } });
+    assert.equal(r.body.allocatedReversedMinor, 80);
+    await expireMember(pool, programId, 'm', '2026-04-01T00:00:00Z', 'test');
+    const { rows } = await pool.query(
+      `select l.account, sum(l.credit_minor - l.debit_minor)::int as net from journal_entries j join journal_lines l using (journal_entry_id)
+        where j.program_id = $1 group by 1 order by 1`, [programId]);
+    assert.deepEqual(rows, [{ account: 'loyalty_expense', net: 0 }, { account: 'loyalty_provision', net: 0 }]);
+  });
+
+  test('numbers that would overflow are refused, not a 500', async () => {
+    const rich = await newProgram({ earn: { points: 1000, perAmountMinor: 1 } });
+    const res = await accrue(rich, { memberId: 'm', invoiceId: 'i', amountMinor: 1e15, occurredAt: '2026-02-01T00:00:00Z' });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.error.code, 'amount_out_of_range');
+    const absurd = await call('POST', '/v1/programs', { body: programBody(uniqueId('p'), { earn: { points: 1_000_000, perAmountMinor: 1 } }) });
+    assert.equal(absurd.status, 400);
+    const ancient = await accrue(rich, { memberId: 'm', invoiceId: 'j', amountMinor: 100, occurredAt: '0999-02-01T00:00:00Z' });
+    assert.equal(ancient.status, 400);
+    assert.equal((await call('GET', `/v1/programs/${rich}/liability?asOf=0000-01-01T00:00:00Z`, { role: 'finance' })).status, 400);
+  });
+
+  test('merge keys cannot collide when member ids contain colons', async () => {
+    const programId = await newProgram();
+    for (const m of ['a', 'b:c', 'a:b', 'c']) await accrue(programId, { memberId: m, invoiceId: `inv-${m}`, amountMinor: 1_000, occurredAt: '2026-10-01T00:00:00Z' });
+    assert.equal((await call('POST', `/v1/programs/${programId}/members/a/merge`, { role: 'support', body: { intoMemberId: 'b:c' } })).status, 201);
+    assert.equal((await call('POST', `/v1/programs/${programId}/members/a:b/merge`, { role: 'support', body: { intoMemberId: 'c' } })).status, 201);
+  });
+
+  test('a refund that waits on a merge takes the points from the survivor', async () => {
+    const programId = await newProgram();
+    await accrue(programId, { memberId: 'x', invoiceId: 'ix', amountMinor: 10_000, occurredAt: '2026-10-01T00:00:00Z' });
+    await accrue(programId, { memberId: 'y', invoiceId: 'iy', amountMinor: 10_000, occurredAt: '2026-10-01T00:00:00Z' });
+    const merger = await pool.connect();
+    try {
+      await merger.query('begin');
+      await merger.query(`select 1 from members where program_id = $1 and member_id in ('x', 'y') order by member_id for update`, [programId]);
+      const refund = call('POST', `/v1/programs/${programId}/refunds`, { role: 'billing', body: { memberId: 'x', invoiceId: 'ix', refundId: 'rx', amountMinor: 10_000, occurredAt: '2026-10-02T00:00:00Z' } });
+      await new Promise((r) => setTimeout(r, 300)); // the refund is now waiting for x's row
+      await merger.query(`select ll_merge($1::jsonb)`, [JSON.stringify({ programId, memberId: 'x', intoMemberId: 'y', occurredAt: new Date().toISOString(), idemKey: 'mk', requestHash: 'h', actor: 'test' })]);
+      await merger.query('commit');
+      const r = await refund;
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.deepEqual([r.body.memberId, r.body.pointsRevoked, r.body.shortfallPoints, r.body.balance], ['y', 100, 0, 100]);
+    } finally {
+      merger.release();
+    }
+  });
+});
