@@ -21,6 +21,12 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     namespace: env.TEMPORAL_NAMESPACE ?? 'default',
     taskQueue: env.LOYALTY_TASK_QUEUE ?? 'loyalty',
     devKeysFile: env.LOYALTY_DEV_KEYS_FILE,
+    /** the billing, GL and tax simulators (the redemption saga's services) */
+    simulatorPorts: {
+      billing: Number(env.LOYALTY_BILLING_PORT ?? 4001),
+      gl: Number(env.LOYALTY_GL_PORT ?? 4002),
+      tax: Number(env.LOYALTY_TAX_PORT ?? 4003),
+    },
     logLevel: env.LOG_LEVEL ?? 'info',
   };
 }

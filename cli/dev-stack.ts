@@ -5,6 +5,7 @@ import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../api/server';
 import { migrate } from '../db/migrate';
+import { startSimulators } from '../simulators';
 import { createPool } from '../db/pool';
 import { createLoyaltyWorker } from '../workers/worker';
 import { WakeupRelay } from '../workers/wakeup-relay';
@@ -73,6 +74,9 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     relay.start();
     stops.push(['relay', async () => { await relay.stop(); await connection.close(); }]);
 
+    const sims = await startSimulators(cfg.simulatorPorts);
+    stops.push(['simulators', sims.close]);
+
     const api = await buildApi({
       pool, logger: log, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024,
       temporalReachable: () => temporalAnswers(temporalAddress!),
@@ -87,6 +91,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       `  Temporal UI    ${uiUrl ?? '(external server)'}`,
       `  Temporal       ${temporalAddress}  namespace ${cfg.namespace}, task queue ${cfg.taskQueue}`,
       `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded)'}`,
+      `  Simulators     billing ${sims.billingUrl}, GL ${sims.glUrl}, tax ${sims.taxUrl} (faults: POST /admin/faults)`,
       `  Data           ${cfg.dataDir}`,
       '  API keys (Authorization: Bearer <key>):',
       ...Object.entries(keys).map(([p, k]) => `    ${p.padEnd(16)} ${k}`),

@@ -1,0 +1,33 @@
+import { callService, type ServiceClientOptions } from './http';
+
+export interface GlLine {
+  account: string;
+  debitMinor: number;
+  creditMinor: number;
+  cohort?: string;
+}
+
+export interface GlEntry {
+  entryId: string;
+  date: string;
+  description: string;
+  lines: GlLine[];
+  reverses: string | null;
+  reversedBy: string | null;
+  postedAt: string;
+}
+
+/** Typed client of the general ledger (docs/service-contracts.md). */
+export function glClient(o: Omit<ServiceClientOptions, 'service'>) {
+  const opts = { ...o, service: 'gl' };
+  return {
+    postEntry: (entry: { entryId: string; date: string; description: string; lines: GlLine[] }, key: string) =>
+      callService<GlEntry>(opts, 'post_entry', 'POST', '/journal-entries', entry, key),
+    reverseEntry: (entryId: string, reversalId: string, date: string, key: string) =>
+      callService<GlEntry>(opts, 'reverse_entry', 'POST', `/journal-entries/${encodeURIComponent(entryId)}/reverse`, { reversalId, date }, key),
+    entriesOn: (date: string, account?: string) =>
+      callService<{ date: string; entries: GlEntry[] }>(opts, 'list_entries', 'GET',
+        `/journal-entries?date=${date}${account ? `&account=${encodeURIComponent(account)}` : ''}`, undefined, null),
+  };
+}
+export type GlClient = ReturnType<typeof glClient>;
