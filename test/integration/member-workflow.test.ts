@@ -93,6 +93,9 @@ describe('member workflow (dev server, second-long windows)', () => {
     const merge = await call('POST', `/v1/programs/${programId}/members/m-b/merge`, { role: 'support', body: { intoMemberId: 'm-a' } });
     assert.equal(merge.status, 201);
     assert.deepEqual(await handleB.result(), { status: 'merged', mergedInto: 'm-a' });
+    if (process.env.LOYALTY_RECORD_HISTORIES === '1') {
+      writeFileSync(join(__dirname, '..', 'histories', 'member-merged.json'), historyToJSON(await handleB.fetchHistory()));
+    }
     await eventually('survivor expired', async () => (await member(programId, 'm-a')).balance === 0, 15_000);
     const entries = await ledger(programId, 'm-a');
     assert.deepEqual(entries.map((e) => [e.type, e.points]), [['earn', 100], ['merge_in', 70], ['expire', -170]]);
