@@ -78,6 +78,20 @@ const CHECKS: Array<{ name: string; sql: string }> = [
            where e.entry_id is null or e.points <> a.points`,
   },
   {
+    name: 'held points equal the points of held redemptions',
+    sql: `select m.program_id, m.member_id, m.held, coalesce(h.total, 0) as holds
+            from members m left join (select program_id, member_id, sum(points_applied) as total from redemptions
+                                       where status = 'held' group by 1, 2) h using (program_id, member_id)
+           where m.held <> coalesce(h.total, 0)`,
+  },
+  {
+    name: "a redemption's cohort split adds up to its points",
+    sql: `select r.program_id, r.invoice_id, r.points_applied, coalesce(sum(c.points), 0) as split
+            from redemptions r left join redemption_cohorts c using (program_id, invoice_id)
+           where r.status <> 'declined' or c.points is not null
+           group by r.program_id, r.invoice_id, r.points_applied having r.points_applied <> coalesce(sum(c.points), 0)`,
+  },
+  {
     name: 'no idempotency key is left claimed without a response',
     sql: `select scope, idem_key from idempotency_keys where status_code = 0`,
   },

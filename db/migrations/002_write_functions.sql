@@ -169,8 +169,9 @@ begin
     returning entry_id into v_entry;
     -- Held points (a redemption in progress) stay; the oldest cohorts expire first.
     v_left := v_points;
-    for r in select mc.cohort, mc.points from member_cohorts mc
-             where mc.program_id = p_program and mc.member_id = p_member and mc.points > 0 order by mc.cohort loop
+    -- per cohort, what the member's holds have not taken (ll_member_cohorts_available, 005)
+    for r in select a.cohort, a.available as points from ll_member_cohorts_available(p_program, p_member) a
+             where a.available > 0 loop
       exit when v_left = 0;
       v_take := least(v_left, r.points);
       insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, r.cohort, -v_take);

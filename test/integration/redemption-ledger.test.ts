@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import type { Pool } from 'pg';
+import { expireMember, getMember } from '../../db/ledger';
+import { commitRedemption, holdRedemption, releaseRedemption, reverseRedemption, type HoldRequest } from '../../db/redemptions';
+import { verifyInvariants } from '../../db/verify';
+import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
+
+// The ledger side of redemptions (issue 3's saga drives it): hold, release, commit, reverse.
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let pool: Pool;
+let api: TestApi;
+let call: ReturnType<typeof httpClient>;
+
+before(async () => {
+  db = await freshDatabase();
+  pool = db.pool;
+  api = await startApi(pool);
+  call = httpClient(api);
+});
+after(async () => {
+  const result = await verifyInvariants(pool);
+  await api.close();
+  await db.drop();
+  assert.deepEqual(result.violations, []);
+});
+
+async function program(overrides: Record<string, unknown> = {}) {
+  const programId = uniqueId('r');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, overrides) })).status, 201);
+  return programId;
+}
+const accrue = (programId: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string) =>
+  call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', body: { memberId, invoiceId, amountMinor, occurredAt } });
+const hold = (programId: string, o: Partial<HoldRequest> & { invoiceId: string; memberId: string; points: number }) =>
+  holdRedemption(pool, {
+    programId, redemptionId: randomUUID(), invoiceTotalMinor: 100_000, pointValueMinor: 1, minPoints: 100,
+    maxInvoiceShareMillionths: '1000000', cohortOrder: 'oldest_first', occurredAt: new Date().toISOString(), ...o,
+  });
+
+test('hold caps by availability, invoice share and minimum; declines write nothing', async () => {
+  const p = await program();
+  await accrue(p, 'm', 'a', 50_000, '2026-10-01T00:00:00Z'); // 500 points
+  assert.deepEqual(await hold(p, { invoiceId: 'x0', memberId: 'ghost', points: 100 }), { status: 'declined', reason: 'unknown_member' });
+  const tooFew = await hold(p, { invoiceId: 'x1', memberId: 'm', points: 50 });
+  assert.deepEqual([tooFew.status, tooFew.reason], ['declined', 'below_minimum']);
+  const capped = await hold(p, { invoiceId: 'x2', memberId: 'm', points: 400, invoiceTotalMinor: 600, maxInvoiceShareMillionths: '500000' });
+  assert.deepEqual([capped.status, capped.pointsApplied, capped.creditMinor], ['held', 300, 300]); // half of a 600 invoice
+  const rest = await hold(p, { invoiceId: 'x3', memberId: 'm', points: 1000 });
+  assert.deepEqual([rest.status, rest.pointsApplied], ['held', 200]); // only what the first hold left
+  const none = await hold(p, { invoiceId: 'x4', memberId: 'm', points: 100 });
+  assert.deepEqual([none.status, none.reason], ['declined', 'insufficient_points']);
+  const again = await hold(p, { invoiceId: 'x2', memberId: 'm', points: 999 });
+  assert.deepEqual([again.existing, again.pointsApplied], [true, 300], 'one invoice, one redemption');
+  const member = await getMember(pool, p, 'm');
+  assert.deepEqual([member!.balance, member!.held, member!.available], [500, 500, 0]);
+  const { rows } = await pool.query(`select count(*)::int as n from redemptions where program_id = $1`, [p]);
+  assert.equal(rows[0].n, 2);
+});
+
+test('release gives the points back; commit spends them and recognises revenue; reversal undoes it', async () => {
+  // The worked example of DESIGN.md: 4,000 points worth 1.00, 80% expected; 1,000 redeemed recognise 925.93.
+  const p = await program({ pointValueMinor: 100, earn: { points: 1, perAmountMinor: 1000 } });
+  await accrue(p, 'm', 'sale', 4_000_000, '2026-07-15T00:00:00Z');
+  const held = await hold(p, { invoiceId: 'inv-r', memberId: 'm', points: 1000, invoiceTotalMinor: 500_000, pointValueMinor: 100 });
+  assert.deepEqual([held.status, held.pointsApplied, held.creditMinor], ['held', 1000, 100_000]);
+  const released = await releaseRedemption(pool, p, 'inv-r', 'billing_failed');
+  assert.deepEqual([released.status, released.reason], ['declined', 'billing_failed']);
+  assert.equal((await getMember(pool, p, 'm'))!.available, 4000);
+  await assert.rejects(commitRedemption(pool, p, 'inv-r', 'test'), /the redemption is declined/);
+
+  await hold(p, { invoiceId: 'inv-s', memberId: 'm', points: 1000, invoiceTotalMinor: 500_000, pointValueMinor: 100 });
+  const applied = await commitRedemption(pool, p, 'inv-s', 'test');
+  assert.equal(applied.status, 'applied');
+  assert.equal((await commitRedemption(pool, p, 'inv-s', 'test')).status, 'applied', 'commit is idempotent');
+  const m = await getMember(pool, p, 'm');
+  assert.deepEqual([m!.balance, m!.held], [3000, 0]);
+  const revenue = async () => (await pool.query(
+    `select coalesce(sum(l.credit_minor - l.debit_minor), 0)::int as r from journal_entries j join journal_lines l using (journal_entry_id)
+      where j.program_id = $1 and l.account = 'loyalty_revenue'`, [p])).rows[0].r;
+  assert.equal(await revenue(), 92_593);
+
+  const reversed = await reverseRedemption(pool, p, 'inv-s', new Date().toISOString(), 'test', 'chargeback_lost');
+  assert.equal(reversed.status, 'reversed');
+  assert.equal((await reverseRedemption(pool, p, 'inv-s', new Date().toISOString(), 'test', 'chargeback_lost')).status, 'reversed', 'reversal is idempotent');
+  assert.equal((await getMember(pool, p, 'm'))!.balance, 4000);
+  assert.equal(await revenue(), 0);
+});
+
+test('pro rata takes from every open cohort; expiry leaves held points alone', async () => {
+  const p = await program({ redemption: { minPoints: 1, maxInvoiceShare: 1, cohortOrder: 'pro_rata' }, expiry: { policy: 'rolling', window: 'P400D' } });
+  await accrue(p, 'm', 'q2', 30_000, '2026-05-01T00:00:00Z'); // 300 in 2026-Q2
+  await accrue(p, 'm', 'q3', 10_000, '2026-08-01T00:00:00Z'); // 100 in 2026-Q3
+  const held = await hold(p, { invoiceId: 'pr', memberId: 'm', points: 100, minPoints: 1, cohortOrder: 'pro_rata', occurredAt: '2026-09-01T00:00:00Z' });
+  assert.deepEqual(held.cohorts, { '2026-Q2': 75, '2026-Q3': 25 });
+  const expired = await expireMember(pool, p, 'm', '2028-01-01T00:00:00Z', 'test');
+  assert.equal(expired.expiredPoints, 300);
+  const m = await getMember(pool, p, 'm');
+  assert.deepEqual([m!.balance, m!.held, m!.available], [100, 100, 0]);
+  assert.equal((await commitRedemption(pool, p, 'pr', 'test')).status, 'applied');
+  assert.equal((await getMember(pool, p, 'm'))!.balance, 0);
+});
+
+test('a merged member cannot redeem; a reversal after a merge returns the points to the survivor', async () => {
+  const p = await program();
+  await accrue(p, 'a', 'ia', 50_000, '2026-10-01T00:00:00Z');
+  await accrue(p, 'b', 'ib', 10_000, '2026-10-01T00:00:00Z');
+  await hold(p, { invoiceId: 'rb', memberId: 'b', points: 100 });
+  await commitRedemption(pool, p, 'rb', 'test');
+  assert.equal((await call('POST', `/v1/programs/${p}/members/b/merge`, { role: 'support', body: { intoMemberId: 'a' } })).status, 201);
+  const declined = await hold(p, { invoiceId: 'rb2', memberId: 'b', points: 100 });
+  assert.deepEqual([declined.status, declined.reason], ['declined', 'member_not_active']);
+  await reverseRedemption(pool, p, 'rb', new Date().toISOString(), 'test', 'chargeback_lost');
+  assert.equal((await getMember(pool, p, 'a'))!.balance, 600);
+});
