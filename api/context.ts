@@ -14,4 +14,6 @@ export interface ApiContext {
   log: Logger;
   /** Reports whether Temporal answers (for /readyz); the API itself never waits on Temporal for writes. */
   temporalReachable: () => Promise<boolean>;
+  /** for redemptions: the saga runs on Temporal (accruals never need it) */
+  temporal?: { client: import('@temporalio/client').Client; taskQueue: string };
 }

@@ -12,12 +12,14 @@ import { accrualRoutes } from './routes/accruals';
 import { liabilityRoutes } from './routes/liability';
 import { memberRoutes } from './routes/members';
 import { programRoutes } from './routes/programs';
+import { redemptionRoutes } from './routes/redemptions';
 
 export interface ApiOptions {
   pool: Pool;
   logger: Logger;
   batcher: BatcherOptions;
   temporalReachable: () => Promise<boolean>;
+  temporal?: ApiContext['temporal'];
   /** request bodies larger than this are refused with 413 */
   bodyLimitBytes: number;
 }
@@ -56,6 +58,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     accruals: new AccrualBatcher(o.pool, o.batcher),
     log: o.logger,
     temporalReachable: o.temporalReachable,
+    temporal: o.temporal,
   };
 
   app.addHook('onResponse', async (req, reply) => {
@@ -84,6 +87,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   accrualRoutes(app, ctx);
   memberRoutes(app, ctx);
   liabilityRoutes(app, ctx);
+  redemptionRoutes(app, ctx);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -58,10 +58,14 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     const keys = await ensureDevKeys(pool, join(cfg.dataDir, 'dev-keys.json'));
     if (cfg.devKeysFile) writeFileSync(cfg.devKeysFile, JSON.stringify(keys, null, 2), { mode: 0o600 });
 
+    const sims = await startSimulators(cfg.simulatorPorts);
+    stops.push(['simulators', sims.close]);
+
     const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
     const worker = await createLoyaltyWorker({
       connection: nativeConnection, namespace: cfg.namespace, taskQueue: cfg.taskQueue, pool,
       maxConcurrentActivities: 50, maxCachedWorkflows: 2000,
+      services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 2000 },
     });
     const workerRun = worker.run();
     stops.push(['worker', async () => { worker.shutdown(); await workerRun; await nativeConnection.close(); }]);
@@ -74,12 +78,10 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     relay.start();
     stops.push(['relay', async () => { await relay.stop(); await connection.close(); }]);
 
-    const sims = await startSimulators(cfg.simulatorPorts);
-    stops.push(['simulators', sims.close]);
-
     const api = await buildApi({
       pool, logger: log, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024,
       temporalReachable: () => temporalAnswers(temporalAddress!),
+      temporal: { client, taskQueue: cfg.taskQueue },
     });
     await api.listen({ port: cfg.apiPort, host: cfg.apiHost });
     stops.push(['api', () => api.close()]);

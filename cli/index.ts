@@ -27,6 +27,12 @@ program
       databaseUrl: cfg.databaseUrl ?? cfg.embeddedDatabaseUrl,
       workflowBundlePath: process.env.LOYALTY_WORKFLOW_BUNDLE,
       searchAttributes: process.env.LOYALTY_SEARCH_ATTRIBUTES !== 'off',
+      services: {
+        billingUrl: process.env.LOYALTY_BILLING_URL ?? `http://127.0.0.1:${cfg.simulatorPorts.billing}`,
+        glUrl: process.env.LOYALTY_GL_URL ?? `http://127.0.0.1:${cfg.simulatorPorts.gl}`,
+        taxUrl: process.env.LOYALTY_TAX_URL ?? `http://127.0.0.1:${cfg.simulatorPorts.tax}`,
+        timeoutMs: Number(process.env.LOYALTY_SERVICE_TIMEOUT_MS ?? 2000),
+      },
     });
   });
 

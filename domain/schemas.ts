@@ -98,6 +98,23 @@ export type RefundRequest = z.infer<typeof refundSchema>;
 
 export const mergeSchema = z.object({ intoMemberId: id }).strict();
 
+export const redemptionSchema = z
+  .object({
+    invoiceId: id,
+    memberId: id,
+    points: z.number().int().positive().max(LIMITS.maxPointsPerAccrual),
+    invoiceTotalMinor: amountMinor,
+    occurredAt: instant,
+    jurisdiction: jurisdiction.optional(),
+  })
+  .strict();
+
+export const chargebackSchema = z
+  .object({ invoiceId: id, chargebackId: id, status: z.enum(['opened', 'won', 'lost']) })
+  .strict();
+
+export const invoiceParams = z.object({ programId, invoiceId: id }).strict();
+
 export const programParams = z.object({ programId }).strict();
 export const memberParams = z.object({ programId, memberId: id }).strict();
 export const ledgerQuery = z

@@ -17,6 +17,7 @@ export interface WorkerProcessOptions {
   /** a pre-built workflow bundle file (else workflows/ is bundled at start) */
   workflowBundlePath?: string;
   searchAttributes: boolean;
+  services?: import('./worker').ServiceUrls;
 }
 
 export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
@@ -28,6 +29,7 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
     connection: nativeConnection, namespace: o.namespace, taskQueue: o.taskQueue, pool,
     workflowBundle: o.workflowBundlePath ? { code: readFileSync(o.workflowBundlePath, 'utf8') } : undefined,
     maxConcurrentActivities: 50, maxCachedWorkflows: 5000,
+    services: o.services,
   });
   const connection = await Connection.connect({ address: o.temporalAddress });
   const relay = new WakeupRelay({

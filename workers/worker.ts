@@ -1,6 +1,18 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createMemberActivities } from '../activities/member';
+import { createRedemptionActivities } from '../activities/redemption';
+import { billingClient } from '../activities/services/billing';
+import { glClient } from '../activities/services/gl';
+import { taxClient } from '../activities/services/tax';
+
+export interface ServiceUrls {
+  billingUrl: string;
+  glUrl: string;
+  taxUrl: string;
+  /** per call to a service */
+  timeoutMs: number;
+}
 
 export interface LoyaltyWorkerOptions {
   connection: NativeConnection;
@@ -11,6 +23,8 @@ export interface LoyaltyWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   maxConcurrentActivities: number;
   maxCachedWorkflows: number;
+  /** billing, GL and tax: without them the worker runs only the member workflows' activities */
+  services?: ServiceUrls;
 }
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -20,7 +34,17 @@ export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Work
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
-    activities: createMemberActivities(o.pool),
+    activities: {
+      ...createMemberActivities(o.pool),
+      ...(o.services
+        ? createRedemptionActivities({
+            pool: o.pool,
+            billing: billingClient({ baseUrl: o.services.billingUrl, timeoutMs: o.services.timeoutMs }),
+            gl: glClient({ baseUrl: o.services.glUrl, timeoutMs: o.services.timeoutMs }),
+            tax: taxClient({ baseUrl: o.services.taxUrl, timeoutMs: o.services.timeoutMs }),
+          })
+        : {}),
+    },
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities,
     maxCachedWorkflows: o.maxCachedWorkflows,

@@ -1,1 +1,2 @@
 export { memberLifecycle, wakeSignal } from './member';
+export { redemptionSaga, outcomeUpdate, chargebackSignal, stateQuery } from './redemption';

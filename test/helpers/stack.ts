@@ -12,7 +12,7 @@ import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../../api/server';
 import { newSecret, putKey, ROLES, type Role } from '../../db/keys';
 import { createPool } from '../../db/pool';
-import { createLoyaltyWorker } from '../../workers/worker';
+import { createLoyaltyWorker, type ServiceUrls } from '../../workers/worker';
 import { WakeupRelay } from '../../workers/wakeup-relay';
 
 export const silentLog = pino({ level: process.env.LOYALTY_TEST_LOG ?? 'silent' });
@@ -69,8 +69,12 @@ export interface TestApi {
   close: () => Promise<void>;
 }
 
-export async function startApi(pool: Pool, temporalReachable: () => Promise<boolean> = async () => true): Promise<TestApi> {
-  const app = await buildApi({ pool, logger: silentLog, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024, temporalReachable });
+export async function startApi(
+  pool: Pool,
+  temporalReachable: () => Promise<boolean> = async () => true,
+  temporal?: { client: TemporalClient; taskQueue: string },
+): Promise<TestApi> {
+  const app = await buildApi({ pool, logger: silentLog, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024, temporalReachable, temporal });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   return { app, baseUrl: `http://127.0.0.1:${port}`, keys: await roleKeys(pool), close: () => app.close() };
@@ -117,7 +121,10 @@ export interface TestWorker {
 }
 
 /** A real worker and relay against the runner's Temporal dev server (or another address). */
-export async function startWorker(pool: Pool, o: { address?: string; taskQueue?: string; searchAttributes?: boolean } = {}): Promise<TestWorker> {
+export async function startWorker(
+  pool: Pool,
+  o: { address?: string; taskQueue?: string; searchAttributes?: boolean; services?: ServiceUrls } = {},
+): Promise<TestWorker> {
   const address = o.address ?? need('LOYALTY_TEST_TEMPORAL_ADDRESS');
   const taskQueue = o.taskQueue ?? uniqueId('tq');
   const nativeConnection = await NativeConnection.connect({ address });
@@ -125,6 +132,7 @@ export async function startWorker(pool: Pool, o: { address?: string; taskQueue?:
     connection: nativeConnection, namespace: 'default', taskQueue, pool,
     workflowBundle: { code: readFileSync(need('LOYALTY_TEST_WORKFLOW_BUNDLE'), 'utf8') },
     maxConcurrentActivities: 20, maxCachedWorkflows: 500,
+    services: o.services,
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });

@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { after, before, describe, test } from 'node:test';
+import type { Pool } from 'pg';
+import { billingClient } from '../../activities/services/billing';
+import { glClient } from '../../activities/services/gl';
+import { verifyInvariants } from '../../db/verify';
+import { startSimulators, type RunningSimulators } from '../../simulators';
+import { eventually, freshDatabase, httpClient, programBody, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+
+// The redemption saga end to end: the API, a real worker on the dev server, PostgreSQL and the
+// billing, GL and tax simulators, with injected faults.
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let pool: Pool;
+let sims: RunningSimulators;
+let worker: TestWorker;
+let api: TestApi;
+let call: ReturnType<typeof httpClient>;
+let billing: ReturnType<typeof billingClient>;
+let gl: ReturnType<typeof glClient>;
+
+before(async () => {
+  db = await freshDatabase();
+  pool = db.pool;
+  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 7);
+  worker = await startWorker(pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 } });
+  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
+  call = httpClient(api);
+  billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
+  gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
+});
+after(async () => {
+  const result = await verifyInvariants(pool);
+  await api.close();
+  await worker.stop();
+  await sims.close();
+  await db.drop();
+  assert.deepEqual(result.violations, []);
+});
+
+async function fault(url: string, rule: Record<string, unknown>) {
+  await fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) });
+}
+const clearFaults = () => Promise.all([sims.billingUrl, sims.glUrl, sims.taxUrl].map((u) => fetch(`${u}/admin/faults`, { method: 'DELETE' })));
+
+async function setup(o: { chargebackWindow?: string; earnMinor?: number } = {}) {
+  const programId = uniqueId('rs');
+  const res = await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: o.chargebackWindow ?? 'PT2S' }) });
+  assert.equal(res.status, 201);
+  const invoiceId = uniqueId('inv');
+  await call('POST', `/v1/programs/${programId}/accruals`, {
+    role: 'billing', body: { memberId: 'm-1', invoiceId: `${invoiceId}-earn`, amountMinor: o.earnMinor ?? 500_000, occurredAt: new Date().toISOString(), jurisdiction: 'US-CA' },
+  });
+  await billing.createInvoice({ invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 6000 }, { description: 'Add-on', amountMinor: 2000 }] }, `inv-${invoiceId}`);
+  return { programId, invoiceId };
+}
+
+const redeem = (programId: string, invoiceId: string, points: number, memberId = 'm-1') =>
+  call('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body: { invoiceId, memberId, points, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() } });
+/** LOYALTY_RECORD_HISTORIES=1: keep this run's history for test/integration/replay.test.ts. */
+async function record(workflowId: string, name: string) {
+  if (process.env.LOYALTY_RECORD_HISTORIES !== '1') return;
+  const history = await worker.client.workflow.getHandle(workflowId).fetchHistory();
+  writeFileSync(join(__dirname, '..', 'histories', `${name}.json`), historyToJSON(history));
+}
+const member = async (programId: string) => (await call('GET', `/v1/programs/${programId}/members/m-1`, { role: 'billing' })).body;
+
+describe('redemption saga', () => {
+  test('applied: hold, tax, billing credit, points spent and revenue booked, GL posted; the saga ends after the window', async () => {
+    const { programId, invoiceId } = await setup();
+    const res = await redeem(programId, invoiceId, 2500);
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.deepEqual([res.body.status, res.body.pointsApplied, res.body.creditMinor, res.body.workflowId], ['applied', 2500, 2500, `redemption:${programId}:${invoiceId}`]);
+    assert.equal((await billing.getInvoice(invoiceId)).amountDueMinor, 5500);
+    const m = await member(programId);
+    assert.deepEqual([m.balance, m.held], [2500, 0]);
+    const entries = (await gl.entriesOn(new Date().toISOString().slice(0, 10), 'loyalty_revenue')).entries;
+    assert.ok(entries.some((e) => e.entryId === `loyalty:${programId}:redeem:${invoiceId}`));
+    const read = await call('GET', `/v1/programs/${programId}/redemptions/${invoiceId}`, { role: 'support' });
+    assert.equal(read.body.status, 'applied');
+    const handle = worker.client.workflow.getHandle(res.body.workflowId);
+    assert.equal((await handle.result()).status, 'applied');
+    await record(res.body.workflowId, 'redemption-applied');
+  });
+
+  test('the same invoice, 20 requests at once: one redemption', async () => {
+    const { programId, invoiceId } = await setup({ chargebackWindow: 'PT1S' });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => redeem(programId, invoiceId, 1000)));
+    assert.ok(answers.every((a) => a.status === 201 && a.body.status === 'applied'), JSON.stringify(answers.map((a) => a.body)));
+    assert.equal(new Set(answers.map((a) => a.body.redemptionId)).size, 1);
+    // after the first run has closed, a new request for the invoice reports what it decided
+    await worker.client.workflow.getHandle(answers[0]!.body.workflowId).result();
+    const later = await redeem(programId, invoiceId, 3000);
+    assert.deepEqual([later.body.status, later.body.redemptionId, later.body.pointsApplied], ['applied', answers[0]!.body.redemptionId, 1000]);
+    assert.equal((await member(programId)).balance, 4000);
+    assert.equal((await billing.getInvoice(invoiceId)).credits.length, 1);
+  });
+
+  test('declined before any step: not enough points, unknown member; nothing written', async () => {
+    const { programId, invoiceId } = await setup({ earnMinor: 5_000 });
+    const few = await redeem(programId, invoiceId, 1000);
+    assert.deepEqual([few.body.status, few.body.reason], ['declined', 'insufficient_points']);
+    const ghost = await redeem(programId, `${invoiceId}-2`, 1000, 'ghost');
+    assert.deepEqual([ghost.body.status, ghost.body.reason], ['declined', 'unknown_member']);
+    const { rows } = await pool.query('select count(*)::int as n from redemptions where program_id = $1', [programId]);
+    assert.equal(rows[0].n, 0);
+  });
+
+  test('billing refuses the credit: the hold is released', async () => {
+    const { programId, invoiceId } = await setup();
+    await fault(sims.billingUrl, { operation: 'apply_credit', failNext: 1, failStatus: 422 });
+    const res = await redeem(programId, invoiceId, 2500);
+    assert.deepEqual([res.body.status, res.body.reason], ['declined', 'injected_failure']);
+    const m = await member(programId);
+    assert.deepEqual([m.balance, m.held], [5000, 0]);
+    assert.equal((await billing.getInvoice(invoiceId)).credits.length, 0);
+    await clearFaults();
+  });
+
+  test('the GL refuses the entry: points back, credit reversed, in reverse order', async () => {
+    const { programId, invoiceId } = await setup();
+    await fault(sims.glUrl, { operation: 'post_entry', failNext: 1, failStatus: 422 });
+    const res = await redeem(programId, invoiceId, 2500);
+    assert.equal(res.body.status, 'declined');
+    const m = await member(programId);
+    assert.deepEqual([m.balance, m.held], [5000, 0]);
+    const inv = await billing.getInvoice(invoiceId);
+    assert.equal(inv.amountDueMinor, 8000);
+    assert.ok(inv.credits[0]!.reversedAt);
+    const ledger = (await call('GET', `/v1/programs/${programId}/members/m-1/ledger`, { role: 'support' })).body.entries;
+    assert.deepEqual(ledger.map((e: { type: string }) => e.type), ['earn', 'redeem', 'redeem_reversal']);
+    await clearFaults();
+    await worker.client.workflow.getHandle(res.body.workflowId).result();
+    await record(res.body.workflowId, 'redemption-compensated');
+  });
+
+  test('transient failures at every service are retried', async () => {
+    const { programId, invoiceId } = await setup();
+    for (const [url, operation] of [[sims.billingUrl, 'apply_credit'], [sims.glUrl, 'post_entry'], [sims.taxUrl, 'get_treatment']] as const) {
+      await fault(url, { operation, failNext: 2 });
+    }
+    const res = await redeem(programId, invoiceId, 2500);
+    assert.equal(res.body.status, 'applied');
+    await clearFaults();
+  });
+
+  test('a lost chargeback reverses the redemption once and claws back the points earned on the invoice', async () => {
+    const { programId, invoiceId } = await setup({ chargebackWindow: 'PT60S' });
+    await call('POST', `/v1/programs/${programId}/accruals`, {
+      role: 'billing', body: { memberId: 'm-1', invoiceId, amountMinor: 8000, occurredAt: new Date().toISOString() },
+    }); // the cash part of the same invoice earned 80 points
+    const res = await redeem(programId, invoiceId, 2500);
+    assert.equal(res.body.status, 'applied');
+    const cb = (status: string) => call('POST', `/v1/programs/${programId}/chargebacks`, { role: 'billing', body: { invoiceId, chargebackId: 'cb-1', status } });
+    assert.equal((await cb('opened')).status, 202);
+    for (let i = 0; i < 3; i++) assert.equal((await cb('lost')).status, 202);
+    const result = await worker.client.workflow.getHandle(res.body.workflowId).result();
+    assert.deepEqual([result.status, result.reason], ['reversed', 'chargeback_lost:cb-1']);
+    const m = await member(programId);
+    assert.equal(m.balance, 5000, 'the 2,500 redeemed came back; the 80 earned on the invoice were clawed back');
+    assert.equal((await billing.getInvoice(invoiceId)).amountDueMinor, 8000);
+    const reversals = await eventually('GL reversal', async () =>
+      (await gl.entriesOn(new Date().toISOString().slice(0, 10))).entries.filter((e) => e.entryId.startsWith(`loyalty:${programId}:redeem-reversal:${invoiceId}`)));
+    assert.equal(reversals.length, 1);
+    const late = await cb('lost');
+    assert.equal(late.status, 409);
+    await record(res.body.workflowId, 'redemption-chargeback-lost');
+  });
+});

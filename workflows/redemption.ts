@@ -1,0 +1,127 @@
+import {
+  ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, upsertMemo, workflowInfo,
+} from '@temporalio/workflow';
+import type { RedemptionActivities, SagaRef } from '../activities/redemption';
+import { nominalMs } from '../domain/duration';
+
+export interface RedemptionInput extends SagaRef {
+  memberId: string;
+  points: number;
+  invoiceTotalMinor: number;
+  occurredAt: string;
+  jurisdiction: string | null;
+  rules: { pointValueMinor: number; minPoints: number; maxInvoiceShareMillionths: string; cohortOrder: 'oldest_first' | 'pro_rata'; chargebackWindow: string };
+}
+
+export interface RedemptionOutcome {
+  redemptionId: string;
+  invoiceId: string;
+  status: 'applied' | 'declined' | 'reversed';
+  reason: string | null;
+  pointsApplied: number;
+  creditMinor: number;
+}
+
+export interface Chargeback {
+  chargebackId: string;
+  status: 'opened' | 'won' | 'lost';
+}
+
+/** Answers once the credit is applied in billing or the redemption is declined (the API waits on it). */
+export const outcomeUpdate = defineUpdate<RedemptionOutcome>('outcome');
+export const chargebackSignal = defineSignal<[Chargeback]>('chargeback');
+export const stateQuery = defineQuery<{ outcome: RedemptionOutcome | null; frozen: boolean; chargebacks: Chargeback[] }>('state');
+
+// Calls to billing, tax and the GL: a few quick retries, then the saga compensates.
+const steps = proxyActivities<RedemptionActivities>({
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 5 },
+});
+// Compensations and reversals must finish: they retry until they do.
+const undo = proxyActivities<RedemptionActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
+function failureCode(err: unknown): string {
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof ApplicationFailure && cause.type) return cause.type;
+  return 'service_unavailable';
+}
+
+/**
+ * One per invoice, `redemption:<programId>:<invoiceId>`: hold the points, get the tax treatment,
+ * apply the credit in billing, spend the points and book the revenue, post it to the GL. A failure
+ * runs the compensations of the steps done, in reverse. Then it stays open for the chargeback
+ * window: a lost chargeback runs the compensating reversal and claws back the points earned.
+ */
+export async function redemptionSaga(input: RedemptionInput): Promise<RedemptionOutcome> {
+  const ref: SagaRef = { programId: input.programId, invoiceId: input.invoiceId, redemptionId: input.redemptionId };
+  let outcome: RedemptionOutcome | null = null;
+  let frozen = false;
+  const chargebacks: Chargeback[] = [];
+  const pending: Chargeback[] = [];
+  setHandler(outcomeUpdate, async () => {
+    await condition(() => outcome !== null);
+    return outcome!;
+  });
+  setHandler(chargebackSignal, (cb) => {
+    if (!chargebacks.some((c) => c.chargebackId === cb.chargebackId && c.status === cb.status)) pending.push(cb);
+  });
+  setHandler(stateQuery, () => ({ outcome, frozen, chargebacks }));
+  const decide = (o: RedemptionOutcome) => {
+    outcome = o;
+    upsertMemo({ summary: `${o.status}${o.reason ? ` (${o.reason})` : ''}: ${o.pointsApplied} pts for ${o.creditMinor} on ${o.invoiceId}` });
+    return o;
+  };
+
+  const hold = await steps.holdPoints({
+    ...ref, memberId: input.memberId, points: input.points, invoiceTotalMinor: input.invoiceTotalMinor,
+    pointValueMinor: input.rules.pointValueMinor, minPoints: input.rules.minPoints,
+    maxInvoiceShareMillionths: input.rules.maxInvoiceShareMillionths, cohortOrder: input.rules.cohortOrder, occurredAt: input.occurredAt,
+  });
+  const applied = { redemptionId: hold.redemptionId ?? input.redemptionId, invoiceId: input.invoiceId, pointsApplied: hold.pointsApplied ?? 0, creditMinor: hold.creditMinor ?? 0 };
+  if (hold.status === 'declined') return decide({ ...applied, status: 'declined', reason: hold.reason ?? 'declined' });
+  if (hold.existing) {
+    // An earlier run (closed since) decided this invoice: report what it decided, do nothing again.
+    const status = hold.status === 'held' ? 'declined' : hold.status;
+    return decide({ ...applied, status, reason: hold.reason ?? (hold.status === 'held' ? 'in_progress' : null) });
+  }
+
+  const compensations: Array<() => Promise<unknown>> = [];
+  try {
+    compensations.unshift(() => undo.releaseHeldPoints({ ...ref, reason: 'compensated' }));
+    await steps.getTaxTreatment({ ...ref, memberId: input.memberId, jurisdiction: input.jurisdiction, creditMinor: applied.creditMinor });
+    await steps.applyCreditInBilling({ ...ref, points: applied.pointsApplied, creditMinor: applied.creditMinor });
+    compensations.unshift(() => undo.reverseCreditInBilling({ ...ref, reason: 'compensated' }));
+    await steps.commitPointsAndJournal(ref);
+    compensations.pop(); // the hold is spent: undoing it is now the reversal below
+    compensations.unshift(() => undo.reversePointsAndJournal({ ...ref, reason: 'compensated', occurredAt: input.occurredAt }));
+    await steps.postJournalToGl({ ...ref, reversal: false, occurredAt: input.occurredAt });
+  } catch (err) {
+    for (const compensate of compensations) await compensate();
+    return decide({ ...applied, status: 'declined', reason: failureCode(err) });
+  }
+  decide({ ...applied, status: 'applied', reason: null });
+
+  // The chargeback window: opened freezes, won releases, lost reverses (once).
+  const windowEndsAt = workflowInfo().startTime.getTime() + (nominalMs(input.rules.chargebackWindow) ?? 0);
+  for (;;) {
+    const remaining = windowEndsAt - Date.now();
+    if (!(await condition(() => pending.length > 0, frozen ? undefined : Math.max(remaining, 0))) && !frozen) break;
+    const cb = pending.shift();
+    if (!cb) continue;
+    chargebacks.push(cb);
+    if (cb.status === 'opened') frozen = true;
+    else if (cb.status === 'won') frozen = false;
+    else {
+      const now = new Date(Date.now()).toISOString();
+      await undo.reversePointsAndJournal({ ...ref, reason: `chargeback_lost:${cb.chargebackId}`, occurredAt: now });
+      await undo.reverseCreditInBilling({ ...ref, reason: `chargeback ${cb.chargebackId}` });
+      await undo.postJournalToGl({ ...ref, reversal: true, occurredAt: now });
+      await undo.clawBackEarnedPoints({ ...ref, chargebackId: cb.chargebackId, occurredAt: now });
+      return decide({ ...applied, status: 'reversed', reason: `chargeback_lost:${cb.chargebackId}` });
+    }
+  }
+  return outcome ?? decide({ ...applied, status: 'applied', reason: null });
+}
