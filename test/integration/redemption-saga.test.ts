@@ -146,6 +146,33 @@ describe('redemption saga', () => {
     await clearFaults();
   });
 
+  test('30% of calls failing at every service: every saga ends applied or declined, none doubled', async () => {
+    const programId = uniqueId('rs');
+    assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT1S' }) })).status, 201);
+    const invoices = Array.from({ length: 20 }, (_, i) => ({ invoiceId: uniqueId(`t${i}`), memberId: `m-${i % 5}` }));
+    for (const m of ['m-0', 'm-1', 'm-2', 'm-3', 'm-4']) {
+      await call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', body: { memberId: m, invoiceId: `${programId}-${m}`, amountMinor: 1_000_000, occurredAt: new Date().toISOString(), jurisdiction: 'DE' } });
+    }
+    for (const inv of invoices) {
+      await billing.createInvoice({ invoiceId: inv.invoiceId, customerId: inv.memberId, currency: 'EUR', lines: [{ description: 'Plan', amountMinor: 8000 }] }, `inv-${inv.invoiceId}`);
+    }
+    const ops: Array<[string, string]> = [[sims.billingUrl, 'apply_credit'], [sims.billingUrl, 'reverse_credit'], [sims.billingUrl, 'get_invoice'],
+      [sims.glUrl, 'post_entry'], [sims.glUrl, 'reverse_entry'], [sims.taxUrl, 'get_treatment']];
+    for (const [url, operation] of ops) await fault(url, { operation, failRate: 0.3, seed: 11 });
+    const answers = await Promise.all(invoices.map((inv) => redeem(programId, inv.invoiceId, 1500, inv.memberId)));
+    await clearFaults();
+    for (const [i, a] of answers.entries()) {
+      assert.equal(a.status, 201);
+      assert.ok(['applied', 'declined'].includes(a.body.status), JSON.stringify(a.body));
+      const inv = await billing.getInvoice(invoices[i]!.invoiceId);
+      const live = inv.credits.filter((c) => !c.reversedAt).length;
+      assert.equal(live, a.body.status === 'applied' ? 1 : 0, `${invoices[i]!.invoiceId}: ${a.body.status} with ${live} live credits`);
+    }
+    const applied = answers.filter((a) => a.body.status === 'applied').length;
+    const { rows } = await pool.query(`select coalesce(sum(balance), 0)::int as b, coalesce(sum(held), 0)::int as h from members where program_id = $1`, [programId]);
+    assert.deepEqual(rows[0], { b: 5 * 10_000 - applied * 1500, h: 0 });
+  });
+
   test('a lost chargeback reverses the redemption once and claws back the points earned on the invoice', async () => {
     const { programId, invoiceId } = await setup({ chargebackWindow: 'PT60S' });
     await call('POST', `/v1/programs/${programId}/accruals`, {
