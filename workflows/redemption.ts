@@ -87,8 +87,10 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
   });
   const applied = { redemptionId: hold.redemptionId ?? input.redemptionId, invoiceId: input.invoiceId, pointsApplied: hold.pointsApplied ?? 0, creditMinor: hold.creditMinor ?? 0 };
   if (hold.status === 'declined') return decide({ ...applied, status: 'declined', reason: hold.reason ?? 'declined' });
-  if (hold.existing) {
+  if (hold.existing && hold.redemptionId !== input.redemptionId) {
     // An earlier run (closed since) decided this invoice: report what it decided, do nothing again.
+    // (Our own hold, found again after a worker died before recording it, is not this case: the
+    // saga carries on, and every later step is idempotent by its key.)
     const status = hold.status === 'held' ? 'declined' : hold.status;
     return decide({ ...applied, status, reason: hold.reason ?? (hold.status === 'held' ? 'in_progress' : null) });
   }

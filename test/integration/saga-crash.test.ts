@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { billingClient } from '../../activities/services/billing';
+import { verifyInvariants } from '../../db/verify';
+import { startSimulators, type RunningSimulators } from '../../simulators';
+import { eventually, freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
+
+// A worker process SIGKILLed in the middle of 200 concurrent sagas, then restarted: every saga
+// ends applied or declined exactly once; billing, the ledger and the invariants agree.
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let sims: RunningSimulators;
+let api: TestApi;
+let connection: Connection;
+const taskQueue = uniqueId('saga-crash');
+const children: ChildProcess[] = [];
+
+function startWorkerProcess(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'worker'], {
+    env: {
+      ...process.env, TEMPORAL_ADDRESS: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS, DATABASE_URL: db.url, LOYALTY_TASK_QUEUE: taskQueue,
+      LOYALTY_WORKFLOW_BUNDLE: process.env.LOYALTY_TEST_WORKFLOW_BUNDLE, LOG_LEVEL: 'warn',
+      LOYALTY_BILLING_URL: sims.billingUrl, LOYALTY_GL_URL: sims.glUrl, LOYALTY_TAX_URL: sims.taxUrl,
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve(child));
+    child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
+  });
+}
+
+before(async () => {
+  db = await freshDatabase();
+  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 5);
+  connection = await Connection.connect({ address: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS! });
+  api = await startApi(db.pool, async () => true, { client: new Client({ connection }), taskQueue });
+});
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await api.close();
+  await connection.close();
+  await sims.close();
+  await db.drop();
+});
+
+test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once after restart', async (t) => {
+  const call = httpClient(api);
+  const billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 2000 });
+  const programId = uniqueId('sc');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT1S' }) })).status, 201);
+  const members = Array.from({ length: 20 }, (_, i) => `m-${i}`);
+  for (const m of members) {
+    await call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', body: { memberId: m, invoiceId: `earn-${m}`, amountMinor: 10_000_000, occurredAt: new Date().toISOString() } });
+  }
+  const invoices = Array.from({ length: 200 }, (_, i) => ({ invoiceId: `${programId}-inv-${i}`, memberId: members[i % members.length]! }));
+  for (const inv of invoices) {
+    await billing.createInvoice({ invoiceId: inv.invoiceId, customerId: inv.memberId, currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] }, `c-${inv.invoiceId}`);
+  }
+
+  const first = await startWorkerProcess();
+  const answers = Promise.all(invoices.map((inv) => call('POST', `/v1/programs/${programId}/redemptions`, {
+    role: 'billing', body: { invoiceId: inv.invoiceId, memberId: inv.memberId, points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() },
+  })));
+  const settled = async () => (await db.pool.query(`select count(*)::int as n from redemptions where program_id = $1 and status <> 'held'`, [programId])).rows[0].n as number;
+  await eventually('sagas under way', async () => (await settled()) >= 20, 60_000, 20);
+  first.kill('SIGKILL');
+  t.diagnostic(`worker killed after ${await settled()} of 200 sagas had settled`);
+  await startWorkerProcess();
+
+  const results = await answers;
+  assert.ok(results.every((r) => r.status === 201 && ['applied', 'declined'].includes(r.body.status)), JSON.stringify(results.filter((r) => r.status !== 201).slice(0, 3)));
+  for (const [i, r] of results.entries()) {
+    const inv = await billing.getInvoice(invoices[i]!.invoiceId);
+    assert.equal(inv.credits.filter((c) => !c.reversedAt).length, r.body.status === 'applied' ? 1 : 0, invoices[i]!.invoiceId);
+  }
+  const applied = results.filter((r) => r.body.status === 'applied').length;
+  const { rows } = await db.pool.query(
+    `select sum(balance)::int as balance, sum(held)::int as held, (select count(*)::int from ledger_entries where program_id = $1 and type = 'redeem') as redeems
+       from members where program_id = $1`, [programId]);
+  assert.deepEqual([rows[0].balance, rows[0].held], [20 * 100_000 - applied * 2500, 0]);
+  // every applied saga spent its points once; a compensated one has its reversal beside its redeem
+  assert.equal(rows[0].redeems - (await db.pool.query(`select count(*)::int as n from ledger_entries where program_id = $1 and type = 'redeem_reversal'`, [programId])).rows[0].n, applied);
+  assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
+});
