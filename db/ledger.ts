@@ -67,16 +67,10 @@ export async function accrueBatch(pool: Pool, items: AccrualItem[]): Promise<Arr
 
 /** Calls one of the single-operation write functions (ll_refund, ll_merge), retrying deadlocks. */
 export async function callWriteFunction(pool: Pool, fn: 'll_refund' | 'll_merge', payload: object): Promise<WriteResult> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const { rows } = await pool.query<{ r: WriteResult }>(`select ${fn}($1::jsonb) as r`, [JSON.stringify(payload)]);
-      return rows[0]!.r;
-    } catch (e) {
-      const api = fromDbError(e as { code?: string; message: string });
-      if (api) throw api;
-      if (attempt < 5 && isRetryable(e as { code?: string; message: string })) continue;
-      throw e;
-    }
+  try {
+    return await callFunction<WriteResult>(pool, `select ${fn}($1::jsonb) as r`, [JSON.stringify(payload)]);
+  } catch (e) {
+    throw fromDbError(e as { code?: string; message: string }) ?? e;
   }
 }
 
@@ -179,9 +173,14 @@ export interface ExpiryResult {
 }
 
 export async function expireMember(pool: Pool, programId: string, memberId: string, asOf: string, actor: string): Promise<ExpiryResult> {
+  return callFunction<ExpiryResult>(pool, 'select ll_expire_member($1, $2, $3, $4) as r', [programId, memberId, asOf, actor]);
+}
+
+/** One write function in its own transaction, run again (up to 5 times) if it lost a deadlock. */
+async function callFunction<T>(pool: Pool, sql: string, args: unknown[]): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const { rows } = await pool.query<{ r: ExpiryResult }>('select ll_expire_member($1, $2, $3, $4) as r', [programId, memberId, asOf, actor]);
+      const { rows } = await pool.query<{ r: T }>(sql, args);
       return rows[0]!.r;
     } catch (e) {
       if (attempt < 5 && isRetryable(e as { code?: string; message: string })) continue;
