@@ -2,7 +2,9 @@
  * What integration tests use: a fresh database of their own (from the runner's template), the API
  * on a free port with one key per role, and a real worker + outbox relay on their own task queue.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -167,3 +169,26 @@ export async function eventually<T>(what: string, fn: () => Promise<T>, timeoutM
 }
 
 export { programBody } from './fixtures';
+
+/**
+ * `loyalty worker` as a child process (so a test can SIGKILL it) against the runner's Temporal
+ * server and the given database; resolves once it prints READY.
+ */
+export function startWorkerProcess(o: { databaseUrl: string; taskQueue: string; env?: Record<string, string> }): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'worker'], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: need('LOYALTY_TEST_TEMPORAL_ADDRESS'),
+      DATABASE_URL: o.databaseUrl,
+      LOYALTY_TASK_QUEUE: o.taskQueue,
+      LOYALTY_WORKFLOW_BUNDLE: need('LOYALTY_TEST_WORKFLOW_BUNDLE'),
+      LOG_LEVEL: 'warn',
+      ...o.env,
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve(child));
+    child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
+  });
+}

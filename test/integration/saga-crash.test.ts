@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { billingClient } from '../../activities/services/billing';
 import { verifyInvariants } from '../../db/verify';
 import { startSimulators, type RunningSimulators } from '../../simulators';
-import { eventually, freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, startApi, startWorkerProcess, uniqueId, type TestApi } from '../helpers/stack';
 
 // A worker process SIGKILLed in the middle of 200 concurrent sagas, then restarted: every saga
 // ends applied or declined exactly once; billing, the ledger and the invariants agree.
@@ -17,20 +16,13 @@ let connection: Connection;
 const taskQueue = uniqueId('saga-crash');
 const children: ChildProcess[] = [];
 
-function startWorkerProcess(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'worker'], {
-    env: {
-      ...process.env, TEMPORAL_ADDRESS: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS, DATABASE_URL: db.url, LOYALTY_TASK_QUEUE: taskQueue,
-      LOYALTY_WORKFLOW_BUNDLE: process.env.LOYALTY_TEST_WORKFLOW_BUNDLE, LOG_LEVEL: 'warn',
-      LOYALTY_BILLING_URL: sims.billingUrl, LOYALTY_GL_URL: sims.glUrl, LOYALTY_TAX_URL: sims.taxUrl,
-    },
-    stdio: ['ignore', 'pipe', 'ignore'],
+async function startWorker(): Promise<ChildProcess> {
+  const child = await startWorkerProcess({
+    databaseUrl: db.url, taskQueue,
+    env: { LOYALTY_BILLING_URL: sims.billingUrl, LOYALTY_GL_URL: sims.glUrl, LOYALTY_TAX_URL: sims.taxUrl },
   });
   children.push(child);
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve(child));
-    child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
-  });
+  return child;
 }
 
 before(async () => {
@@ -61,7 +53,7 @@ test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once a
     await billing.createInvoice({ invoiceId: inv.invoiceId, customerId: inv.memberId, currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] }, `c-${inv.invoiceId}`);
   }
 
-  const first = await startWorkerProcess();
+  const first = await startWorker();
   const answers = Promise.all(invoices.map((inv) => call('POST', `/v1/programs/${programId}/redemptions`, {
     role: 'billing', body: { invoiceId: inv.invoiceId, memberId: inv.memberId, points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() },
   })));
@@ -69,7 +61,7 @@ test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once a
   await eventually('sagas under way', async () => (await settled()) >= 20, 60_000, 20);
   first.kill('SIGKILL');
   t.diagnostic(`worker killed after ${await settled()} of 200 sagas had settled`);
-  await startWorkerProcess();
+  await startWorker();
 
   const results = await answers;
   assert.ok(results.every((r) => r.status === 201 && ['applied', 'declined'].includes(r.body.status)), JSON.stringify(results.filter((r) => r.status !== 201).slice(0, 3)));

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { verifyInvariants } from '../../db/verify';
-import { eventually, freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, startApi, startWorkerProcess, uniqueId, type TestApi } from '../helpers/stack';
 
 // A worker process killed with SIGKILL while it is expiring points: after a new worker starts,
 // every member has expired exactly once, and the ledger's invariants hold.
@@ -12,23 +11,10 @@ let api: TestApi;
 const taskQueue = uniqueId('crash');
 const children: ChildProcess[] = [];
 
-function startWorkerProcess(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'worker'], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS,
-      DATABASE_URL: db.url,
-      LOYALTY_TASK_QUEUE: taskQueue,
-      LOYALTY_WORKFLOW_BUNDLE: process.env.LOYALTY_TEST_WORKFLOW_BUNDLE,
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+async function startWorker(): Promise<ChildProcess> {
+  const child = await startWorkerProcess({ databaseUrl: db.url, taskQueue });
   children.push(child);
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve(child));
-    child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
-  });
+  return child;
 }
 
 before(async () => {
@@ -52,12 +38,12 @@ test('SIGKILL mid-expiry: nothing lost or doubled after restart', async (t) => {
   const expiredCount = async () =>
     (await db.pool.query(`select count(*)::int as n from ledger_entries where program_id = $1 and type = 'expire'`, [programId])).rows[0].n as number;
 
-  const first = await startWorkerProcess();
+  const first = await startWorker();
   await eventually('expiries under way', async () => (await expiredCount()) > 0, 30_000, 20);
   first.kill('SIGKILL');
   const atKill = await expiredCount();
 
-  await startWorkerProcess();
+  await startWorker();
   await eventually('every member expired', async () => (await expiredCount()) === members.length, 90_000, 200);
   const { rows } = await db.pool.query(
     `select count(*)::int as members_at_zero, (select count(*)::int from ledger_entries where program_id = $1 and type = 'expire' and points <> -100) as odd
