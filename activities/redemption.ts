@@ -1,7 +1,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
+import { journalLines } from '../db/journal';
+import { ApiError } from '../domain/errors';
 import { callWriteFunction, getMember } from '../db/ledger';
-import { commitRedemption, holdRedemption, releaseRedemption, reverseRedemption, type HoldRequest, type RedemptionView } from '../db/redemptions';
+import { adjustRedemption, commitRedemption, holdRedemption, type AdjustmentView, releaseRedemption, reverseRedemption, type HoldRequest, type RedemptionView } from '../db/redemptions';
 import type { BillingClient } from './services/billing';
 import type { GlClient } from './services/gl';
 import { ServiceError } from './services/http';
@@ -25,23 +27,16 @@ async function service<T>(fn: () => Promise<T>): Promise<T> {
 
 const day = (iso: string) => iso.slice(0, 10);
 
+/** Who billing shows as the source of the ledger's credits. */
+export const billingSource = (programId: string) => `loyalty:${programId}`;
+/** The subledger journal a GL entry carries: the redemption, its reversal, or an adjustment's give-back. */
+export const glJournalKey = (invoiceId: string, reversal: boolean, adjustmentId?: string) =>
+  adjustmentId ? `redeem-adjust:${invoiceId}:${adjustmentId}` : `${reversal ? 'redeem-reversal' : 'redeem'}:${invoiceId}`;
+export const glEntryId = (programId: string, journalKey: string) => `loyalty:${programId}:${journalKey}`;
+
 /** The redemption saga's steps and compensations, bound to the ledger and the three services. */
 export function createRedemptionActivities(deps: { pool: Pool; billing: BillingClient; gl: GlClient; tax: TaxClient }) {
   const { pool, billing, gl, tax } = deps;
-
-  /** The subledger's recognition lines of this redemption (or of its reversal), summed per account. */
-  async function journalLines(programId: string, keyPrefix: string) {
-    const { rows } = await pool.query(
-      `select l.account, sum(l.debit_minor)::bigint as d, sum(l.credit_minor)::bigint as c
-         from journal_entries j join journal_lines l using (journal_entry_id)
-        where j.program_id = $1 and j.idempotency_key like $2 group by l.account order by l.account`,
-      [programId, `${keyPrefix}:%`],
-    );
-    return rows.map((r) => {
-      const net = Number(r.d) - Number(r.c);
-      return { account: r.account as string, debitMinor: Math.max(net, 0), creditMinor: Math.max(-net, 0) };
-    }).filter((l) => l.debitMinor + l.creditMinor > 0);
-  }
 
   return {
     async holdPoints(req: HoldRequest): Promise<RedemptionView> {
@@ -64,7 +59,7 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
 
     async applyCreditInBilling(q: SagaRef & { points: number; creditMinor: number }): Promise<void> {
       await service(() => billing.applyCredit(q.invoiceId, {
-        creditId: q.redemptionId, amountMinor: q.creditMinor, points: q.points,
+        creditId: q.redemptionId, amountMinor: q.creditMinor, points: q.points, source: billingSource(q.programId),
         description: `Loyalty points: ${q.points.toLocaleString('en-US')} pts`,
       }, `credit:${q.redemptionId}`));
     },
@@ -82,24 +77,40 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
       return reverseRedemption(pool, ref.programId, ref.invoiceId, ref.occurredAt, 'system:redemption-saga', ref.reason);
     },
 
-    /** Posts the subledger's entry for this redemption (or its reversal) to the GL; idempotent per entry id. */
-    async postJournalToGl(q: SagaRef & { reversal: boolean; occurredAt: string }): Promise<string | null> {
-      const prefix = `${q.reversal ? 'redeem-reversal' : 'redeem'}:${q.invoiceId}`;
-      const lines = await journalLines(q.programId, prefix);
+    /**
+     * Posts the subledger's entry for this redemption, its reversal, or an adjustment's give-back to
+     * the GL (idempotent per entry id), then records the posting for the reconciliation and the close.
+     */
+    async postJournalToGl(q: SagaRef & { reversal: boolean; adjustmentId?: string; occurredAt: string }): Promise<string | null> {
+      const journalKey = glJournalKey(q.invoiceId, q.reversal, q.adjustmentId);
+      const lines = await journalLines(pool, q.programId, journalKey);
       if (lines.length === 0) return null; // nothing recognised: nothing to post
-      const entryId = `loyalty:${q.programId}:${prefix}`;
-      await service(() => gl.postEntry({ entryId, date: day(q.occurredAt), description: `${prefix} (${q.redemptionId})`, lines }, `gl:${entryId}`));
+      const entryId = glEntryId(q.programId, journalKey);
+      await service(() => gl.postEntry({ entryId, date: day(q.occurredAt), description: `${journalKey} (${q.redemptionId})`, lines }, `gl:${entryId}`));
+      await pool.query(
+        `insert into gl_postings (entry_id, program_id, journal_key, business_date, lines) values ($1, $2, $3, $4, $5)
+         on conflict (entry_id) do nothing`,
+        [entryId, q.programId, journalKey, day(q.occurredAt), JSON.stringify(lines)],
+      );
       return entryId;
     },
 
-    async reverseGlEntry(q: SagaRef & { occurredAt: string }): Promise<void> {
-      const entryId = `loyalty:${q.programId}:redeem:${q.invoiceId}`;
+    /** An invoice lowered below its credit: the excess points go back to the member (db: ll_adjust_redemption). */
+    async givePointsBackForInvoiceAdjustment(q: SagaRef & { adjustmentId: string; invoiceTotalMinor: number; maxInvoiceShareMillionths: string; occurredAt: string }): Promise<AdjustmentView> {
       try {
-        await gl.reverseEntry(entryId, `${entryId}:reversal`, day(q.occurredAt), `gl-reversal:${entryId}`);
+        return await adjustRedemption(pool, { ...q, actor: 'system:invoice-adjustment' });
       } catch (e) {
-        if (e instanceof ServiceError && e.status === 404) return; // never posted: nothing to reverse
+        // no redemption for the invoice will not change by retrying; one still being decided will
+        if (e instanceof ApiError && e.statusCode === 404) throw ApplicationFailure.nonRetryable(e.message, e.code);
         throw e;
       }
+    },
+
+    /** Takes the given-back points' value off the invoice's loyalty credit; once per adjustment. */
+    async reduceCreditInBilling(q: SagaRef & { adjustmentId: string; creditMinor: number; points: number }): Promise<void> {
+      await service(() => billing.reduceCredit(q.invoiceId, q.redemptionId,
+        { reductionId: q.adjustmentId, amountMinor: q.creditMinor, points: q.points, reason: `invoice adjustment ${q.adjustmentId}` },
+        `credit-reduction:${q.redemptionId}:${q.adjustmentId}`));
     },
 
     /** A lost chargeback takes back the points earned on the invoice: never below zero. */

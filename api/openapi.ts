@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { accrualSchema, createProgramSchema, mergeSchema, refundSchema } from '../domain/schemas';
+import {
+  accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema,
+} from '../domain/schemas';
 
 interface RouteDoc {
   method: 'get' | 'post';
@@ -20,6 +22,12 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'get', path: '/v1/programs/{programId}/members/{memberId}/ledger', summary: "A member's ledger, oldest first (?after=&limit=)", roles: 'billing, support, finance, controller' },
   { method: 'post', path: '/v1/programs/{programId}/members/{memberId}/merge', summary: 'Merge a duplicate member into a survivor', roles: 'support', body: mergeSchema, idempotent: true },
   { method: 'get', path: '/v1/programs/{programId}/liability', summary: 'Point-in-time liability (?asOf=)', roles: 'finance, controller' },
+  { method: 'post', path: '/v1/programs/{programId}/redemptions', summary: 'Redeem points against an invoice: answers applied (credit in billing) or declined with a reason', roles: 'billing', body: redemptionSchema, idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/redemptions/{invoiceId}', summary: "An invoice's redemption, current", roles: 'billing, support, finance, controller' },
+  { method: 'post', path: '/v1/programs/{programId}/chargebacks', summary: 'A chargeback on a redeemed invoice: opened freezes, won releases, lost reverses', roles: 'billing', body: chargebackSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/redemptions/{invoiceId}/adjustments', summary: 'An invoice lowered after its redemption: the excess points go back, in proportion', roles: 'billing', body: invoiceAdjustmentSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/reconciliations', summary: "Run a day's reconciliation now and answer its report", roles: 'finance', body: runReconciliationSchema },
+  { method: 'get', path: '/v1/programs/{programId}/reconciliations/{date}', summary: "A day's reconciliation report: redemptions against billing credits, postings against the GL", roles: 'finance, controller' },
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },

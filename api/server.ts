@@ -12,6 +12,7 @@ import { accrualRoutes } from './routes/accruals';
 import { liabilityRoutes } from './routes/liability';
 import { memberRoutes } from './routes/members';
 import { programRoutes } from './routes/programs';
+import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
 
 export interface ApiOptions {
@@ -88,6 +89,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   memberRoutes(app, ctx);
   liabilityRoutes(app, ctx);
   redemptionRoutes(app, ctx);
+  reconciliationRoutes(app, ctx);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

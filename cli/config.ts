@@ -27,7 +27,16 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
       gl: Number(env.LOYALTY_GL_PORT ?? 4002),
       tax: Number(env.LOYALTY_TAX_PORT ?? 4003),
     },
+    /** when the daily reconciliation runs, HH:MM UTC; `off` creates no schedule */
+    reconciliationAt: parseTimeOfDay(env.LOYALTY_RECONCILIATION_AT ?? '00:30'),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
 }
 export type StackConfig = ReturnType<typeof stackConfig>;
+
+function parseTimeOfDay(s: string): { hourUtc: number; minuteUtc: number } | null {
+  if (s === 'off') return null;
+  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(s);
+  if (!m) throw new Error(`LOYALTY_RECONCILIATION_AT must be HH:MM (UTC) or off, not ${s}`);
+  return { hourUtc: Number(m[1]), minuteUtc: Number(m[2]) };
+}

@@ -8,6 +8,7 @@ import { migrate } from '../db/migrate';
 import { startSimulators } from '../simulators';
 import { createPool } from '../db/pool';
 import { createLoyaltyWorker } from '../workers/worker';
+import { ensureReconciliationSchedule } from '../workers/schedules';
 import { WakeupRelay } from '../workers/wakeup-relay';
 import type { StackConfig } from './config';
 import { ensureDevKeys } from './dev-keys';
@@ -78,6 +79,9 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     relay.start();
     stops.push(['relay', async () => { await relay.stop(); await connection.close(); }]);
 
+    const schedule = cfg.reconciliationAt ? await ensureReconciliationSchedule(client, { taskQueue: cfg.taskQueue, ...cfg.reconciliationAt }) : null;
+    log.info({ schedule }, 'daily reconciliation schedule');
+
     const api = await buildApi({
       pool, logger: log, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024,
       temporalReachable: () => temporalAnswers(temporalAddress!),
@@ -94,6 +98,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       `  Temporal       ${temporalAddress}  namespace ${cfg.namespace}, task queue ${cfg.taskQueue}`,
       `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded)'}`,
       `  Simulators     billing ${sims.billingUrl}, GL ${sims.glUrl}, tax ${sims.taxUrl} (faults: POST /admin/faults)`,
+      `  Reconciliation ${cfg.reconciliationAt ? `daily at ${process.env.LOYALTY_RECONCILIATION_AT ?? '00:30'} UTC (schedule ${schedule})` : 'no schedule (LOYALTY_RECONCILIATION_AT=off)'}`,
       `  Data           ${cfg.dataDir}`,
       '  API keys (Authorization: Bearer <key>):',
       ...Object.entries(keys).map(([p, k]) => `    ${p.padEnd(16)} ${k}`),

@@ -2,7 +2,9 @@
 import { Command } from 'commander';
 import { runWorkerProcess } from '../workers/main';
 import { stackConfig } from './config';
+import { demoDefaults, runRedemptionDemo } from './demo';
 import { runDevStack } from './dev-stack';
+import { runReconcile, runReconciliationReport } from './reconcile';
 import { runVerify } from './verify';
 
 const program = new Command()
@@ -44,6 +46,52 @@ program
   .action(async (opts: { databaseUrl?: string; json?: boolean }) => {
     const code = await runVerify(opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl, Boolean(opts.json));
     process.exit(code); // explicit: the Temporal SDK's native runtime must not decide the exit code
+  });
+
+const yesterdayUtc = () => new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+
+program
+  .command('reconcile')
+  .description("run a day's reconciliation of a program now (redemptions against billing's credits, postings against the GL) and print the report; exits 0 with no differences, 1 with some")
+  .argument('<programId>')
+  .option('--date <YYYY-MM-DD>', 'the day (UTC); default: yesterday', yesterdayUtc())
+  .option('--json', 'print the report as JSON')
+  .action(async (programId: string, opts: { date: string; json?: boolean }) => {
+    const cfg = stackConfig();
+    process.exit(await runReconcile({
+      programId, date: opts.date, json: Boolean(opts.json),
+      address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`, namespace: cfg.namespace, taskQueue: cfg.taskQueue,
+    }));
+  });
+
+program
+  .command('reconciliation')
+  .description("print a day's stored reconciliation report (its latest run); exits 0 with no differences, 1 with some, 3 when the day has no report")
+  .argument('<programId>')
+  .argument('<date>', 'YYYY-MM-DD (UTC)')
+  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
+  .option('--json', 'print the report as JSON')
+  .action(async (programId: string, date: string, opts: { databaseUrl?: string; json?: boolean }) => {
+    process.exit(await runReconciliationReport({
+      programId, date, json: Boolean(opts.json), databaseUrl: opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl,
+    }));
+  });
+
+const demo = program
+  .command('demo')
+  .description('walk-throughs against the stack that npm start runs');
+
+const demoDefault = demoDefaults(stackConfig());
+demo
+  .command('redemption')
+  .description('the redemption saga: applied, declined with compensations (the GL refuses), reversed by a lost chargeback; exits 0 when all behaved as expected, 1 when not, 2 when the stack is not reachable')
+  .option('--api-url <url>', 'the loyalty API', demoDefault.apiUrl)
+  .option('--key <key>', `an API key for every call, with the admin role (default: dev-admin and dev-billing from ${demoDefault.keysFile})`)
+  .option('--billing-url <url>', 'the billing simulator', demoDefault.billingUrl)
+  .option('--gl-url <url>', 'the GL simulator', demoDefault.glUrl)
+  .option('--ui-url <url>', 'the Temporal UI, for the links to the workflows', demoDefault.uiUrl)
+  .action(async (opts: { apiUrl: string; key?: string; billingUrl: string; glUrl: string; uiUrl: string }) => {
+    process.exit(await runRedemptionDemo({ ...demoDefault, ...opts }));
   });
 
 program.parseAsync(process.argv).catch((e: Error) => {

@@ -10,6 +10,8 @@ export interface RedemptionView {
   pointsRequested?: number;
   pointsApplied?: number;
   creditMinor?: number;
+  pointsReversed?: number;
+  creditReversedMinor?: number;
   cohorts?: Record<string, number>;
   existing?: boolean;
 }
@@ -45,3 +47,12 @@ export const commitRedemption = (pool: Pool, programId: string, invoiceId: strin
   call(pool, 'select ll_commit_redemption($1, $2, $3) as r', [programId, invoiceId, actor]);
 export const reverseRedemption = (pool: Pool, programId: string, invoiceId: string, occurredAt: string, actor: string, reason: string) =>
   call(pool, 'select ll_reverse_redemption($1, $2, $3, $4, $5) as r', [programId, invoiceId, occurredAt, actor, reason]);
+
+export interface AdjustmentView extends RedemptionView {
+  adjustmentId: string;
+  /** points this adjustment gave back (0 when the credit still fits the invoice) */
+  adjustmentPoints: number;
+  adjustmentCreditMinor: number;
+}
+export const adjustRedemption = async (pool: Pool, p: { programId: string; invoiceId: string; adjustmentId: string; invoiceTotalMinor: number; maxInvoiceShareMillionths: string; occurredAt: string; actor: string }) =>
+  (await call(pool, 'select ll_adjust_redemption($1::jsonb) as r', [JSON.stringify(p)])) as AdjustmentView;

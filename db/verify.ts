@@ -92,6 +92,14 @@ const CHECKS: Array<{ name: string; sql: string }> = [
            group by r.program_id, r.invoice_id, r.points_applied having r.points_applied <> coalesce(sum(c.points), 0)`,
   },
   {
+    name: "a redemption's points given back add up over its cohorts and never exceed what it applied",
+    sql: `select r.program_id, r.invoice_id, r.points_reversed, coalesce(sum(c.points_reversed), 0) as split
+            from redemptions r left join redemption_cohorts c using (program_id, invoice_id)
+           group by r.program_id, r.invoice_id, r.points_reversed, r.points_applied, r.status
+          having (r.status <> 'declined' and r.points_reversed <> coalesce(sum(c.points_reversed), 0))
+              or r.points_reversed > r.points_applied or (r.status = 'reversed' and r.points_reversed <> r.points_applied)`,
+  },
+  {
     name: 'no idempotency key is left claimed without a response',
     sql: `select scope, idem_key from idempotency_keys where status_code = 0`,
   },

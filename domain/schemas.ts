@@ -115,6 +115,19 @@ export const chargebackSchema = z
 
 export const invoiceParams = z.object({ programId, invoiceId: id }).strict();
 
+/** Billing lowered (or otherwise changed) an invoice that has a redemption. */
+export const invoiceAdjustmentSchema = z
+  .object({ adjustmentId: id, invoiceTotalMinor: z.number().int().min(0).max(LIMITS.maxAmountMinor), occurredAt: instant })
+  .strict();
+
+const calendarDate = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD')
+  .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), 'a real calendar date')
+  .refine((d) => Number(d.slice(0, 4)) >= LIMITS.earliestYear, `a date in ${LIMITS.earliestYear} or later`);
+export const reconciliationParams = z.object({ programId, date: calendarDate }).strict();
+export const runReconciliationSchema = z.object({ date: calendarDate }).strict();
+
 export const programParams = z.object({ programId }).strict();
 export const memberParams = z.object({ programId, memberId: id }).strict();
 export const ledgerQuery = z

@@ -9,3 +9,8 @@ export const SEARCH_ATTRIBUTES = {
 } as const;
 
 export const TASK_QUEUE_DEFAULT = 'loyalty';
+export const redemptionWorkflowId = (programId: string, invoiceId: string) => `redemption:${programId}:${invoiceId}`;
+export const invoiceAdjustmentWorkflowId = (programId: string, invoiceId: string, adjustmentId: string) =>
+  `invoice-adjustment:${programId}:${invoiceId}:${adjustmentId}`;
+export const reconciliationWorkflowId = (programId: string, date: string) => `reconciliation:${programId}:${date}`;
+export const DAILY_RECONCILIATION_SCHEDULE_ID = 'loyalty-daily-reconciliation';

@@ -8,10 +8,14 @@ interface Credit {
   creditId: string;
   invoiceId: string;
   description: string;
+  /** what is applied now: the amount first applied less its reductions */
   amountMinor: number;
   points: number;
+  /** who applied it (the loyalty ledger says `loyalty:<programId>`) */
+  source: string | null;
   appliedAt: string;
   reversedAt: string | null;
+  reductions: Array<{ reductionId: string; amountMinor: number; points: number; reason: string | null; at: string }>;
 }
 
 interface Invoice {
@@ -55,14 +59,14 @@ export function billingSimulator(seed = 1) {
   svc.route('GET', '/invoices/:invoiceId', 'get_invoice', z.object({ invoiceId: id }), (q) => view(find(q.invoiceId)));
 
   svc.route('POST', '/invoices/:invoiceId/credits', 'apply_credit',
-    z.object({ invoiceId: id, creditId: id, description: z.string().min(1).max(200), amountMinor: money.min(1), points: z.number().int().min(1) }).strict(),
+    z.object({ invoiceId: id, creditId: id, description: z.string().min(1).max(200), amountMinor: money.min(1), points: z.number().int().min(1), source: id.optional() }).strict(),
     (b) => {
       const inv = find(b.invoiceId);
       const existing = credits.get(b.creditId);
       if (existing) throw new SimError(409, 'credit_exists', `credit ${b.creditId} exists`);
       const due = view(inv).amountDueMinor;
       if (b.amountMinor > due) throw new SimError(422, 'credit_exceeds_amount_due', `credit ${b.amountMinor} exceeds the amount due ${due}`);
-      const c: Credit = { ...b, appliedAt: new Date().toISOString(), reversedAt: null };
+      const c: Credit = { ...b, source: b.source ?? null, appliedAt: new Date().toISOString(), reversedAt: null, reductions: [] };
       credits.set(b.creditId, c);
       return { credit: c, invoice: view(inv) };
     });
@@ -76,8 +80,37 @@ export function billingSimulator(seed = 1) {
       return { credit: c, invoice: view(find(b.invoiceId)) };
     });
 
-  svc.route('GET', '/credits', 'list_credits', z.object({ date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/) }).strict(),
-    (q) => ({ date: q.date, credits: [...credits.values()].filter((c) => c.appliedAt.startsWith(q.date)) }));
+  // Part of a credit taken back (the invoice was lowered): once per reductionId, never below zero.
+  svc.route('POST', '/invoices/:invoiceId/credits/:creditId/reduce', 'reduce_credit',
+    z.object({ invoiceId: id, creditId: id, reductionId: id, amountMinor: money.min(1), points: z.number().int().min(0), reason: z.string().max(200).optional() }).strict(),
+    (b) => {
+      const c = credits.get(b.creditId);
+      if (!c || c.invoiceId !== b.invoiceId) throw new SimError(404, 'credit_not_found', `no credit ${b.creditId} on ${b.invoiceId}`);
+      if (!c.reductions.some((r) => r.reductionId === b.reductionId)) {
+        if (b.amountMinor > c.amountMinor) throw new SimError(422, 'reduction_exceeds_credit', `reduction ${b.amountMinor} exceeds the credit ${c.amountMinor}`);
+        c.reductions.push({ reductionId: b.reductionId, amountMinor: b.amountMinor, points: b.points, reason: b.reason ?? null, at: new Date().toISOString() });
+        c.amountMinor -= b.amountMinor;
+        c.points -= Math.min(b.points, c.points);
+      }
+      return { credit: c, invoice: view(find(b.invoiceId)) };
+    });
+
+  // The invoice's lines change (a downgrade, a partial refund): billing then tells the ledger.
+  svc.route('POST', '/invoices/:invoiceId/adjust', 'adjust_invoice',
+    z.object({ invoiceId: id, lines: z.array(z.object({ description: z.string().min(1).max(200), amountMinor: money }).strict()).min(1).max(100) }).strict(),
+    (b) => {
+      const inv = find(b.invoiceId);
+      inv.lines = b.lines;
+      return view(inv);
+    });
+
+  // Credits applied, reduced or reversed on a day (UTC), optionally of one source.
+  svc.route('GET', '/credits', 'list_credits', z.object({ date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), source: id.optional() }).strict(),
+    (q) => ({
+      date: q.date,
+      credits: [...credits.values()].filter((c) => (!q.source || c.source === q.source)
+        && (c.appliedAt.startsWith(q.date) || c.reversedAt?.startsWith(q.date) || c.reductions.some((r) => r.at.startsWith(q.date)))),
+    }));
 
   return svc;
 }

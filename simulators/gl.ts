@@ -52,6 +52,12 @@ export function glSimulator(seed = 2) {
       return r;
     });
 
+  svc.route('GET', '/journal-entries/:entryId', 'get_entry', z.object({ entryId: id }).strict(), (q) => {
+    const e = entries.get(q.entryId);
+    if (!e) throw new SimError(404, 'entry_not_found', `no entry ${q.entryId}`);
+    return e;
+  });
+
   svc.route('GET', '/journal-entries', 'list_entries',
     z.object({ date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), account: z.string().max(64).optional() }).strict(),
     (q) => ({

@@ -1,9 +1,9 @@
 import type { Client } from '@temporalio/client';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { ackWakeups, pendingWakeups, type Wakeup } from '../db/wakeups';
-import { memberWorkflowId, SEARCH_ATTRIBUTES } from '../domain/workflow-ids';
+import { SA } from '../domain/search-attributes';
+import { memberWorkflowId } from '../domain/workflow-ids';
 import { memberLifecycle, wakeSignal } from '../workflows/member';
 
 export interface RelayOptions {
@@ -23,8 +23,6 @@ export interface RelayOptions {
   searchAttributes: boolean;
 }
 
-const programKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.program, SearchAttributeType.KEYWORD);
-const memberKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.member, SearchAttributeType.KEYWORD);
 
 /**
  * The outbox relay: delivers member wake-ups recorded in PostgreSQL to Temporal with
@@ -83,7 +81,7 @@ export class WakeupRelay {
             signal: wakeSignal,
             signalArgs: [],
             memo: { summary: `member ${w.memberId} of ${w.programId}` },
-            ...(this.o.searchAttributes ? { typedSearchAttributes: [{ key: programKey, value: w.programId }, { key: memberKey, value: w.memberId }] } : {}),
+            ...(this.o.searchAttributes ? { typedSearchAttributes: [{ key: SA.program, value: w.programId }, { key: SA.member, value: w.memberId }] } : {}),
           });
           done.push(w);
         } catch (e) {

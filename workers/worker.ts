@@ -1,6 +1,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createMemberActivities } from '../activities/member';
+import { createReconciliationActivities } from '../activities/reconciliation';
 import { createRedemptionActivities } from '../activities/redemption';
 import { billingClient } from '../activities/services/billing';
 import { glClient } from '../activities/services/gl';
@@ -29,22 +30,20 @@ export interface LoyaltyWorkerOptions {
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
+/** The activities that talk to billing, the GL and tax: the redemption saga's and the reconciliation's. */
+function serviceActivities(pool: Pool, s: ServiceUrls) {
+  const billing = billingClient({ baseUrl: s.billingUrl, timeoutMs: s.timeoutMs });
+  const gl = glClient({ baseUrl: s.glUrl, timeoutMs: s.timeoutMs });
+  const tax = taxClient({ baseUrl: s.taxUrl, timeoutMs: s.timeoutMs });
+  return { ...createRedemptionActivities({ pool, billing, gl, tax }), ...createReconciliationActivities({ pool, billing, gl }) };
+}
+
 export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
-    activities: {
-      ...createMemberActivities(o.pool),
-      ...(o.services
-        ? createRedemptionActivities({
-            pool: o.pool,
-            billing: billingClient({ baseUrl: o.services.billingUrl, timeoutMs: o.services.timeoutMs }),
-            gl: glClient({ baseUrl: o.services.glUrl, timeoutMs: o.services.timeoutMs }),
-            tax: taxClient({ baseUrl: o.services.taxUrl, timeoutMs: o.services.timeoutMs }),
-          })
-        : {}),
-    },
+    activities: { ...createMemberActivities(o.pool), ...(o.services ? serviceActivities(o.pool, o.services) : {}) },
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities,
     maxCachedWorkflows: o.maxCachedWorkflows,

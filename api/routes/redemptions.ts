@@ -1,21 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FastifyInstance } from 'fastify';
 import { ApiError, notFound } from '../../domain/errors';
 import { rateToMillionths } from '../../domain/money';
-import { chargebackSchema, invoiceParams, programParams, redemptionSchema } from '../../domain/schemas';
-import { SEARCH_ATTRIBUTES } from '../../domain/workflow-ids';
+import { chargebackSchema, invoiceAdjustmentSchema, invoiceParams, programParams, redemptionSchema } from '../../domain/schemas';
+import { SA as keys } from '../../domain/search-attributes';
+import { invoiceAdjustmentWorkflowId, redemptionWorkflowId } from '../../domain/workflow-ids';
+import { invoiceAdjustment } from '../../workflows/invoice-adjustment';
 import { chargebackSignal, outcomeUpdate, redemptionSaga } from '../../workflows/redemption';
 import type { ApiContext } from '../context';
 import { idempotencyKey, parse } from '../validate';
 
-export const redemptionWorkflowId = (programId: string, invoiceId: string) => `redemption:${programId}:${invoiceId}`;
-const keys = {
-  program: defineSearchAttributeKey(SEARCH_ATTRIBUTES.program, SearchAttributeType.KEYWORD),
-  member: defineSearchAttributeKey(SEARCH_ATTRIBUTES.member, SearchAttributeType.KEYWORD),
-  invoice: defineSearchAttributeKey(SEARCH_ATTRIBUTES.invoice, SearchAttributeType.KEYWORD),
-};
 
 export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const temporal = () => {
@@ -84,4 +79,59 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }
     return reply.status(202).send({ accepted: true, invoiceId: body.invoiceId, chargebackId: body.chargebackId, status: body.status });
   });
+
+  // Billing lowered an invoice that has a redemption: the points beyond what the new total allows go
+  // back to the member (its own workflow; see workflows/invoice-adjustment.ts). Answers with the
+  // result once done, or 202 with the workflow id if it takes longer than a few seconds.
+  app.post('/v1/programs/:programId/redemptions/:invoiceId/adjustments', async (req, reply) => {
+    ctx.requireRole(await ctx.auth.principalOf(req), ['billing']);
+    const { programId, invoiceId } = parse(invoiceParams, req.params, 'path');
+    const body = parse(invoiceAdjustmentSchema, req.body, 'invoice adjustment');
+    idempotencyKey(req); // required; the adjustmentId makes it act once
+    const program = await ctx.programs.get(programId);
+    const { rows } = await ctx.pool.query(
+      `select r.redemption_id, a.invoice_total_minor from redemptions r
+         left join redemption_adjustments a on a.program_id = r.program_id and a.invoice_id = r.invoice_id and a.adjustment_id = $3
+        where r.program_id = $1 and r.invoice_id = $2`,
+      [programId, invoiceId, body.adjustmentId],
+    );
+    if (!rows[0]) throw notFound('redemption', { programId, invoiceId });
+    if (rows[0].invoice_total_minor !== null && Number(rows[0].invoice_total_minor) !== body.invoiceTotalMinor) {
+      throw new ApiError(409, 'adjustment_exists', 'this adjustmentId was recorded with another invoice total', { adjustmentId: body.adjustmentId, invoiceTotalMinor: Number(rows[0].invoice_total_minor) });
+    }
+    const workflowId = invoiceAdjustmentWorkflowId(programId, invoiceId, body.adjustmentId);
+    const t = temporal();
+    let handle;
+    try {
+      handle = await t.client.workflow.start(invoiceAdjustment, {
+        workflowId, taskQueue: t.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING', workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        args: [{
+          programId, invoiceId, redemptionId: rows[0].redemption_id, adjustmentId: body.adjustmentId, invoiceTotalMinor: body.invoiceTotalMinor,
+          maxInvoiceShareMillionths: rateToMillionths(program.rules.redemption.maxInvoiceShare).toString(), occurredAt: new Date(body.occurredAt).toISOString(),
+        }],
+        memo: { summary: `invoice ${invoiceId} lowered to ${body.invoiceTotalMinor}` },
+        typedSearchAttributes: [{ key: keys.program, value: programId }, { key: keys.invoice, value: invoiceId }],
+      });
+    } catch (e) {
+      if ((e as Error).name !== 'WorkflowExecutionAlreadyStartedError') {
+        throw new ApiError(503, 'loyalty_unavailable', 'the adjustment could not be started; retry with the same adjustmentId', { cause: (e as Error).message });
+      }
+      handle = t.client.workflow.getHandle<typeof invoiceAdjustment>(workflowId); // done before: answer its result
+    }
+    const result = await resultWithin(handle.result(), ADJUSTMENT_WAIT_MS);
+    if (!result) return reply.status(202).send({ status: 'in_progress', invoiceId, adjustmentId: body.adjustmentId, workflowId });
+    return reply.status(200).send({ status: 'done', ...result, workflowId });
+  });
+}
+
+/** How long the adjustment endpoint waits for the workflow before answering 202. */
+const ADJUSTMENT_WAIT_MS = 5_000;
+
+async function resultWithin<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -16,6 +16,9 @@ import { newSecret, putKey, ROLES, type Role } from '../../db/keys';
 import { createPool } from '../../db/pool';
 import { createLoyaltyWorker, type ServiceUrls } from '../../workers/worker';
 import { WakeupRelay } from '../../workers/wakeup-relay';
+import type { ReconciliationReport } from '../../domain/reconciliation';
+import { reconciliationWorkflowId } from '../../domain/workflow-ids';
+import { reconcileProgramDay } from '../../workflows/reconciliation';
 
 export const silentLog = pino({ level: process.env.LOYALTY_TEST_LOG ?? 'silent' });
 
@@ -154,6 +157,24 @@ export async function startWorker(
       await nativeConnection.close();
     },
   };
+}
+
+/**
+ * Runs the reconciliation workflow for every program with redemptions, for every day (UTC) they
+ * were touched, and returns the reports that show a difference (tests expect none).
+ */
+export async function reconcileEverything(pool: Pool, w: { client: TemporalClient; taskQueue: string }, exceptPrograms: string[] = []): Promise<ReconciliationReport[]> {
+  const { rows } = await pool.query<{ program_id: string; day: string }>(
+    `select distinct program_id, d::text as day from redemptions, lateral (values (created_at::date), (updated_at::date)) v(d)
+      where not (program_id = any($1::text[])) order by 1, 2`, [exceptPrograms]);
+  const bad: ReconciliationReport[] = [];
+  for (const r of rows) {
+    const report = await w.client.workflow.execute(reconcileProgramDay, {
+      workflowId: `${reconciliationWorkflowId(r.program_id, r.day)}:${uniqueId('t')}`, taskQueue: w.taskQueue, args: [{ programId: r.program_id, date: r.day }],
+    });
+    if (report.differenceCount > 0 || report.inProgress.length > 0) bad.push(report);
+  }
+  return bad;
 }
 
 /** Polls until fn returns a truthy value; fails after timeoutMs with the last value seen. */

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { Pool } from 'pg';
 import { expireMember, getMember } from '../../db/ledger';
-import { commitRedemption, holdRedemption, releaseRedemption, reverseRedemption, type HoldRequest } from '../../db/redemptions';
+import { adjustRedemption, commitRedemption, holdRedemption, releaseRedemption, reverseRedemption, type HoldRequest } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
 
@@ -113,4 +113,51 @@ test('a merged member cannot redeem; a reversal after a merge returns the points
   assert.deepEqual([declined.status, declined.reason], ['declined', 'member_not_active']);
   await reverseRedemption(pool, p, 'rb', new Date().toISOString(), 'test', 'chargeback_lost');
   assert.equal((await getMember(pool, p, 'a'))!.balance, 600);
+});
+
+test('a hold released after the deadline passed: its points expire then (expiry skipped them only because they were held)', async () => {
+  const p = await program({ expiry: { policy: 'rolling', window: 'P30D' } });
+  await accrue(p, 'm', 'e1', 50_000, '2026-01-01T00:00:00Z'); // 500 points, deadline 2026-01-31
+  await hold(p, { invoiceId: 'late', memberId: 'm', points: 200, occurredAt: '2026-01-20T00:00:00Z' });
+  assert.equal((await expireMember(pool, p, 'm', '2026-02-01T00:00:00Z', 'test')).expiredPoints, 300);
+  await releaseRedemption(pool, p, 'late', 'compensated');
+  const m = await getMember(pool, p, 'm');
+  assert.deepEqual([m!.balance, m!.held, m!.available], [0, 0, 0]);
+  const { rows } = await pool.query(`select type, points from ledger_entries where program_id = $1 order by entry_id`, [p]);
+  assert.deepEqual(rows.map((r) => [r.type, Number(r.points)]), [['earn', 500], ['expire', -300], ['expire', -200]]);
+  await releaseRedemption(pool, p, 'late', 'compensated'); // idempotent: nothing expires twice
+  assert.equal((await getMember(pool, p, 'm'))!.balance, 0);
+
+  // released before any expiry: the points stay
+  await accrue(p, 'n', 'e2', 50_000, new Date().toISOString());
+  await hold(p, { invoiceId: 'early', memberId: 'n', points: 200 });
+  await releaseRedemption(pool, p, 'early', 'compensated');
+  assert.equal((await getMember(pool, p, 'n'))!.available, 500);
+});
+
+test('an invoice lowered below its credit gives back the excess points in proportion to the cohorts; a reversal then gives back the rest', async () => {
+  const p = await program({ expiry: { policy: 'rolling', window: 'P400D' } });
+  await accrue(p, 'm', 'q2', 150_000, '2026-05-01T00:00:00Z'); // 1,500 in 2026-Q2
+  await accrue(p, 'm', 'q3', 500_000, '2026-08-01T00:00:00Z'); // 5,000 in 2026-Q3
+  await hold(p, { invoiceId: 'big', memberId: 'm', points: 4000, invoiceTotalMinor: 8000, occurredAt: '2026-09-01T00:00:00Z' });
+  await commitRedemption(pool, p, 'big', 'test');
+  const adj = (total: number, adjustmentId = 'a1') => adjustRedemption(pool, {
+    programId: p, invoiceId: 'big', adjustmentId, invoiceTotalMinor: total, maxInvoiceShareMillionths: '1000000', occurredAt: '2026-09-10T00:00:00Z', actor: 'test',
+  });
+  const first = await adj(2000);
+  assert.deepEqual([first.adjustmentPoints, first.adjustmentCreditMinor, first.pointsReversed, first.creditReversedMinor], [2000, 2000, 2000, 2000]);
+  const { rows } = await pool.query(
+    `select c.cohort, c.points from ledger_entries e join ledger_entry_cohorts c using (entry_id)
+      where e.program_id = $1 and e.idempotency_key = 'redeem-adjust:big:a1' order by c.cohort`, [p]);
+  assert.deepEqual(rows.map((r) => [r.cohort, Number(r.points)]), [['2026-Q2', 750], ['2026-Q3', 1250]]); // 1,500 : 2,500 of the 4,000
+  const again = await adj(2000);
+  assert.deepEqual([again.existing, again.adjustmentPoints, again.pointsReversed], [true, 2000, 2000], 'once per adjustment');
+  assert.equal((await adj(9000, 'a2')).adjustmentPoints, 0, 'a total the credit still fits gives nothing back');
+  assert.equal((await getMember(pool, p, 'm'))!.balance, 6500 - 4000 + 2000);
+
+  const reversed = await reverseRedemption(pool, p, 'big', '2026-09-20T00:00:00Z', 'test', 'chargeback_lost');
+  assert.deepEqual([reversed.status, reversed.pointsReversed, reversed.creditReversedMinor], ['reversed', 4000, 4000]);
+  assert.equal((await getMember(pool, p, 'm'))!.balance, 6500);
+  const after = await adj(1000, 'a3');
+  assert.equal(after.adjustmentPoints, 0, 'nothing is out after the reversal');
 });

@@ -8,7 +8,7 @@ import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
 import { verifyInvariants } from '../../db/verify';
 import { startSimulators, type RunningSimulators } from '../../simulators';
-import { eventually, freshDatabase, httpClient, programBody, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, reconcileEverything, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
 
 // The redemption saga end to end: the API, a real worker on the dev server, PostgreSQL and the
 // billing, GL and tax simulators, with injected faults.
@@ -33,11 +33,13 @@ before(async () => {
 });
 after(async () => {
   const result = await verifyInvariants(pool);
+  const differences = await reconcileEverything(pool, worker);
   await api.close();
   await worker.stop();
   await sims.close();
   await db.drop();
   assert.deepEqual(result.violations, []);
+  assert.deepEqual(differences, [], 'ledger, billing and GL agree');
 });
 
 async function fault(url: string, rule: Record<string, unknown>) {

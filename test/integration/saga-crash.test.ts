@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { billingClient } from '../../activities/services/billing';
 import { verifyInvariants } from '../../db/verify';
 import { startSimulators, type RunningSimulators } from '../../simulators';
-import { eventually, freshDatabase, httpClient, programBody, startApi, startWorkerProcess, uniqueId, type TestApi } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, reconcileEverything, startApi, startWorkerProcess, uniqueId, type TestApi } from '../helpers/stack';
 
 // A worker process SIGKILLed in the middle of 200 concurrent sagas, then restarted: every saga
 // ends applied or declined exactly once; billing, the ledger and the invariants agree.
@@ -77,4 +77,5 @@ test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once a
   // every applied saga spent its points once; a compensated one has its reversal beside its redeem
   assert.equal(rows[0].redeems - (await db.pool.query(`select count(*)::int as n from ledger_entries where program_id = $1 and type = 'redeem_reversal'`, [programId])).rows[0].n, applied);
   assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
+  assert.deepEqual(await reconcileEverything(db.pool, { client: new Client({ connection }), taskQueue }), [], 'ledger, billing and GL agree');
 });

@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify';
+import { latestRun } from '../../db/reconciliation';
+import { ApiError, notFound } from '../../domain/errors';
+import { SA } from '../../domain/search-attributes';
+import { programParams, reconciliationParams, runReconciliationSchema } from '../../domain/schemas';
+import { reconciliationWorkflowId } from '../../domain/workflow-ids';
+import { reconcileProgramDay } from '../../workflows/reconciliation';
+import type { ApiContext } from '../context';
+import { parse } from '../validate';
+
+/** The daily reconciliation's reports (finance), and a run on demand. */
+export function reconciliationRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/v1/programs/:programId/reconciliations/:date', async (req) => {
+    ctx.requireRole(await ctx.auth.principalOf(req), ['finance', 'controller']);
+    const { programId, date } = parse(reconciliationParams, req.params, 'path');
+    await ctx.programs.get(programId);
+    const report = await latestRun(ctx.pool, programId, date);
+    if (!report) throw notFound('reconciliation', { programId, date });
+    return report;
+  });
+
+  // Runs the day's reconciliation now (the schedule runs it daily) and answers its report.
+  app.post('/v1/programs/:programId/reconciliations', async (req) => {
+    ctx.requireRole(await ctx.auth.principalOf(req), ['finance']);
+    const { programId } = parse(programParams, req.params, 'path');
+    const { date } = parse(runReconciliationSchema, req.body, 'reconciliation');
+    await ctx.programs.get(programId);
+    if (!ctx.temporal) throw new ApiError(503, 'loyalty_unavailable', 'reconciliation runs on Temporal, which this API is not connected to');
+    try {
+      return await ctx.temporal.client.workflow.execute(reconcileProgramDay, {
+        workflowId: reconciliationWorkflowId(programId, date), taskQueue: ctx.temporal.taskQueue,
+        workflowIdConflictPolicy: 'USE_EXISTING', args: [{ programId, date }],
+        typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.period, value: date }],
+      });
+    } catch (e) {
+      throw new ApiError(503, 'loyalty_unavailable', 'the reconciliation did not finish', { cause: (e as Error).message });
+    }
+  });
+}

@@ -1,0 +1,25 @@
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { DAILY_RECONCILIATION_SCHEDULE_ID } from '../domain/workflow-ids';
+import { dailyReconciliation } from '../workflows/reconciliation';
+
+/**
+ * The daily reconciliation's Temporal Schedule: every day at `hourUtc:minuteUtc` it reconciles the
+ * day before for every program. Created once; a second start finds it and leaves it as it is
+ * (change it in the Temporal UI or delete it to have it created again).
+ */
+export async function ensureReconciliationSchedule(client: Client, o: { taskQueue: string; hourUtc: number; minuteUtc: number }): Promise<'created' | 'exists'> {
+  try {
+    await client.schedule.create({
+      scheduleId: DAILY_RECONCILIATION_SCHEDULE_ID,
+      spec: { calendars: [{ hour: o.hourUtc, minute: o.minuteUtc, comment: 'daily reconciliation of the day before (UTC)' }] },
+      action: { type: 'startWorkflow', workflowType: dailyReconciliation, taskQueue: o.taskQueue, args: [{}], workflowId: 'reconciliation:daily' },
+      // a day still running when the next is due: skip the next (it reconciles a different day, and a late run catches up by hand)
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+      memo: { summary: `reconciles every program's redemptions against billing and the GL, daily at ${String(o.hourUtc).padStart(2, '0')}:${String(o.minuteUtc).padStart(2, '0')} UTC` },
+    });
+    return 'created';
+  } catch (e) {
+    if (e instanceof ScheduleAlreadyRunning) return 'exists';
+    throw e;
+  }
+}
