@@ -5,8 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { Client, type Pool } from 'pg';
@@ -175,6 +176,16 @@ export async function reconcileEverything(pool: Pool, w: { client: TemporalClien
     if (report.differenceCount > 0 || report.inProgress.length > 0) bad.push(report);
   }
   return bad;
+}
+
+/**
+ * LOYALTY_RECORD_HISTORIES=1: keeps a workflow's history in test/histories/<name>.json, which
+ * test/integration/replay.test.ts replays against every later version of the workflow code.
+ */
+export async function recordHistory(client: TemporalClient, workflowId: string, name: string): Promise<void> {
+  if (process.env.LOYALTY_RECORD_HISTORIES !== '1') return;
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  writeFileSync(join(__dirname, '..', 'histories', `${name}.json`), historyToJSON(history));
 }
 
 /** Polls until fn returns a truthy value; fails after timeoutMs with the last value seen. */

@@ -9,7 +9,7 @@ import { verifyInvariants } from '../../db/verify';
 import { DAILY_RECONCILIATION_SCHEDULE_ID } from '../../domain/workflow-ids';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import { ensureReconciliationSchedule } from '../../workers/schedules';
-import { eventually, freshDatabase, httpClient, programBody, reconcileEverything, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, recordHistory, reconcileEverything, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
 
 // Invoice adjustments (the excess points of a lowered invoice go back) and the daily reconciliation
 // (API, CLI, schedule), against the real dev server, PostgreSQL and the simulators.
@@ -90,6 +90,7 @@ describe('invoice adjustments', () => {
     const higher = await adjust(programId, invoiceId, { adjustmentId: 'adj-2', invoiceTotalMinor: 7000 });
     assert.deepEqual([higher.status, higher.body.pointsReversed], [200, 0], 'a total the credit still fits gives nothing back');
 
+    await recordHistory(worker.client, res.body.workflowId, 'invoice-adjustment');
     const read = await call('GET', `/v1/programs/${programId}/redemptions/${invoiceId}`, { role: 'billing' });
     assert.deepEqual([read.body.status, read.body.pointsApplied, read.body.pointsReversed, read.body.creditReversedMinor], ['applied', 4000, 2000, 2000]);
   });
@@ -121,6 +122,7 @@ describe('daily reconciliation', () => {
     assert.deepEqual([run.body.redemptionsChecked, run.body.creditsChecked, run.body.glEntriesChecked, run.body.differenceCount], [1, 1, 2, 0]);
     const read = await call('GET', `/v1/programs/${programId}/reconciliations/${today()}`, { role: 'controller' });
     assert.deepEqual([read.status, read.body.runId], [200, run.body.runId]);
+    await recordHistory(worker.client, run.body.workflowId, 'reconciliation-program-day');
     const printed = cli('reconciliation', programId, today());
     assert.equal(printed.status, 0, printed.stdout + printed.stderr);
     assert.match(printed.stdout, /differences: 0/);
@@ -175,6 +177,7 @@ describe('daily reconciliation', () => {
       const { rows } = await pool.query<{ n: number }>('select count(*)::int as n from programs');
       assert.equal(summaries.length, rows[0]!.n);
       assert.ok(summaries.every((s: { date: string; differenceCount: number }) => s.date === yesterday && s.differenceCount === 0));
+      await recordHistory(worker.client, action.action.workflow.workflowId, 'reconciliation-daily');
     } finally {
       await handle.delete();
     }

@@ -4,10 +4,7 @@ import type { Pool } from 'pg';
 import { verifyInvariants } from '../../db/verify';
 import { memberWorkflowId } from '../../domain/workflow-ids';
 import { memberLifecycle, wakeSignal } from '../../workflows/member';
-import { writeFileSync } from 'node:fs';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { join } from 'node:path';
-import { eventually, freshDatabase, httpClient, programBody, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, recordHistory, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
 
 // Purchase protection end to end: real API, real PostgreSQL, real worker on the Temporal dev server,
 // with windows of a few seconds.
@@ -77,11 +74,7 @@ describe('member workflow (dev server, second-long windows)', () => {
     // a new purchase after expiry wakes the idle workflow and arms a new deadline
     await accrue(programId, 'm-1', 'inv-3', 2_000);
     await eventually('second expiry', async () => (await member(programId, 'm-1')).balance === 0 && (await ledger(programId, 'm-1')).length === 5, 15_000);
-    if (process.env.LOYALTY_RECORD_HISTORIES === '1') {
-      // test/integration/replay.test.ts replays this history against every later version of the workflow
-      const history = await handle.fetchHistory();
-      writeFileSync(join(__dirname, '..', 'histories', 'member-purchase-expiry-wake.json'), historyToJSON(history));
-    }
+    await recordHistory(worker.client, handle.workflowId, 'member-purchase-expiry-wake');
   });
 
   test('a merge ends the merged workflow with status merged; expiry of the survivor never goes negative', async () => {
@@ -93,9 +86,7 @@ describe('member workflow (dev server, second-long windows)', () => {
     const merge = await call('POST', `/v1/programs/${programId}/members/m-b/merge`, { role: 'support', body: { intoMemberId: 'm-a' } });
     assert.equal(merge.status, 201);
     assert.deepEqual(await handleB.result(), { status: 'merged', mergedInto: 'm-a' });
-    if (process.env.LOYALTY_RECORD_HISTORIES === '1') {
-      writeFileSync(join(__dirname, '..', 'histories', 'member-merged.json'), historyToJSON(await handleB.fetchHistory()));
-    }
+    await recordHistory(worker.client, handleB.workflowId, 'member-merged');
     await eventually('survivor expired', async () => (await member(programId, 'm-a')).balance === 0, 15_000);
     const entries = await ledger(programId, 'm-a');
     assert.deepEqual(entries.map((e) => [e.type, e.points]), [['earn', 100], ['merge_in', 70], ['expire', -170]]);

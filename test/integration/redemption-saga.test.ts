@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { after, before, describe, test } from 'node:test';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
 import { verifyInvariants } from '../../db/verify';
 import { startSimulators, type RunningSimulators } from '../../simulators';
-import { eventually, freshDatabase, httpClient, programBody, reconcileEverything, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, recordHistory, reconcileEverything, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
 
 // The redemption saga end to end: the API, a real worker on the dev server, PostgreSQL and the
 // billing, GL and tax simulators, with injected faults.
@@ -61,12 +58,7 @@ async function setup(o: { chargebackWindow?: string; earnMinor?: number } = {}) 
 
 const redeem = (programId: string, invoiceId: string, points: number, memberId = 'm-1') =>
   call('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body: { invoiceId, memberId, points, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() } });
-/** LOYALTY_RECORD_HISTORIES=1: keep this run's history for test/integration/replay.test.ts. */
-async function record(workflowId: string, name: string) {
-  if (process.env.LOYALTY_RECORD_HISTORIES !== '1') return;
-  const history = await worker.client.workflow.getHandle(workflowId).fetchHistory();
-  writeFileSync(join(__dirname, '..', 'histories', `${name}.json`), historyToJSON(history));
-}
+const record = (workflowId: string, name: string) => recordHistory(worker.client, workflowId, name);
 const member = async (programId: string) => (await call('GET', `/v1/programs/${programId}/members/m-1`, { role: 'billing' })).body;
 
 describe('redemption saga', () => {
