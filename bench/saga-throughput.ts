@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { billingClient } from '../activities/services/billing';
 import { buildApi, DEFAULT_BATCHER } from '../api/server';
@@ -34,7 +34,8 @@ import {
   benchDatabase, cpuSeconds, intFlag, log, machineNote, markdownTable, median, onCleanup, postmasterPid, quantile, round,
   runMain, sleep, workDir,
 } from './lib';
-import { NOOP_SAGA_STEPS, noopSaga, type NoopSagaActivities } from './workflows/noop-saga';
+import { startNoopSagaWorker } from './noop-worker';
+import { NOOP_SAGA_STEPS, noopSaga } from './workflows/noop-saga';
 
 const GOAL_RATIO = 0.5;
 const CHARGEBACK_WINDOW = 'PT1S';
@@ -119,17 +120,8 @@ runMain(async () => {
   onCleanup('saga worker', async () => { sagaWorker.shutdown(); await sagaRunning; await sagaNative.close(); });
 
   // The baseline's worker: its own bundle, task queue and connection, the same worker settings.
-  const noop = async () => undefined;
-  const noopActivities: NoopSagaActivities = { holdPoints: noop, getTaxTreatment: noop, applyCreditInBilling: noop, commitPointsAndJournal: noop, postJournalToGl: noop };
-  const noopNative = await NativeConnection.connect({ address: temporal.address });
-  const noopWorker = await Worker.create({
-    connection: noopNative, namespace: 'default', taskQueue: NOOP_QUEUE,
-    workflowsPath: require.resolve('./workflows/noop-saga'),
-    activities: noopActivities,
-    maxConcurrentActivityTaskExecutions: 100, maxCachedWorkflows: 1000, shutdownGraceTime: '10 seconds',
-  });
-  const noopRunning = noopWorker.run();
-  onCleanup('baseline worker', async () => { noopWorker.shutdown(); await noopRunning; await noopNative.close(); });
+  const noopWorker = await startNoopSagaWorker(temporal.address, NOOP_QUEUE);
+  onCleanup('baseline worker', noopWorker.stop);
 
   const connection = await Connection.connect({ address: temporal.address });
   onCleanup('client', () => connection.close());

@@ -14,6 +14,8 @@ export interface DevServerOptions {
   uiPort: number | null;
   logFile: string;
   namespace: string;
+  /** `--sqlite-pragma` values, e.g. `synchronous=NORMAL` (none: the dev server's defaults) */
+  sqlitePragmas?: string[];
 }
 
 export interface DevServer {
@@ -40,6 +42,7 @@ export async function startTemporalDevServer(o: DevServerOptions): Promise<DevSe
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(o.port), '--db-filename', o.dbFile, '--namespace', o.namespace, '--log-level', 'warn'];
   if (o.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(o.uiPort), '--ui-disable-news-fetch');
+  for (const pragma of o.sqlitePragmas ?? []) args.push('--sqlite-pragma', pragma);
   for (const name of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=Keyword`);
   const child = spawnLogged(temporalCliPath(), args, o.logFile);
   const address = `127.0.0.1:${o.port}`;
