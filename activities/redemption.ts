@@ -92,6 +92,7 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
          on conflict (entry_id) do nothing`,
         [entryId, q.programId, journalKey, day(q.occurredAt), JSON.stringify(lines)],
       );
+      await pool.query('select ll_mark_gl_posted($1, $2, $3)', [q.programId, journalKey, entryId]); // the close will not post these again
       return entryId;
     },
 

@@ -15,5 +15,10 @@ export interface ApiContext {
   /** Reports whether Temporal answers (for /readyz); the API itself never waits on Temporal for writes. */
   temporalReachable: () => Promise<boolean>;
   /** for redemptions: the saga runs on Temporal (accruals never need it) */
-  temporal?: { client: import('@temporalio/client').Client; taskQueue: string };
+  temporal?: {
+    client: import('@temporalio/client').Client;
+    taskQueue: string;
+    /** how long a proposed close waits for approval before it escalates, then cancels (default P3D, P7D) */
+    closeApproval?: { escalateAfter: string; cancelAfter: string };
+  };
 }

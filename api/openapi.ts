@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import {
-  accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema,
+  accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema, startCloseSchema,
 } from '../domain/schemas';
 
 interface RouteDoc {
@@ -28,6 +28,10 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'post', path: '/v1/programs/{programId}/redemptions/{invoiceId}/adjustments', summary: 'An invoice lowered after its redemption: the excess points go back, in proportion', roles: 'billing', body: invoiceAdjustmentSchema, idempotent: true },
   { method: 'post', path: '/v1/programs/{programId}/reconciliations', summary: "Run a day's reconciliation now and answer its report", roles: 'finance', body: runReconciliationSchema },
   { method: 'get', path: '/v1/programs/{programId}/reconciliations/{date}', summary: "A day's reconciliation report: redemptions against billing credits, postings against the GL", roles: 'finance, controller' },
+  { method: 'post', path: '/v1/programs/{programId}/closes', summary: 'Start the close of an ended quarter (freeze, re-estimate breakage, propose); quarters close in order', roles: 'finance', body: startCloseSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/closes/{period}/approve', summary: 'Approve the proposed close (not its starter): book, post to the GL, lock', roles: 'controller', idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/closes/{period}', summary: "A close's status and step", roles: 'finance, controller' },
+  { method: 'get', path: '/v1/programs/{programId}/closes/{period}/report', summary: 'The disclosure report (?format=json|csv|html)', roles: 'finance, controller' },
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },

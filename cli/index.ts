@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { runWorkerProcess } from '../workers/main';
 import { stackConfig } from './config';
 import { demoDefaults, runRedemptionDemo } from './demo';
+import { runClose, runReport } from './close';
 import { runDevStack } from './dev-stack';
 import { runReconcile, runReconciliationReport } from './reconcile';
 import { runVerify } from './verify';
@@ -75,6 +76,38 @@ program
     process.exit(await runReconciliationReport({
       programId, date, json: Boolean(opts.json), databaseUrl: opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl,
     }));
+  });
+
+program
+  .command('close')
+  .description("start (or find) the close of a quarter and show its steps until it awaits a controller's approval or ends")
+  .argument('<programId>')
+  .argument('<period>', 'a calendar quarter, e.g. 2026-Q3')
+  .option('--as <name>', 'who starts it (recorded; that person cannot approve it)', process.env.USER ?? 'finance-cli')
+  .option('--override-rate <rate>', "finance's ultimate redemption rate for every open cohort, instead of the triangle's (needs --justification)")
+  .option('--justification <text>', 'why the override')
+  .option('--wait <seconds>', 'how long to show progress', '600')
+  .action(async (programId: string, period: string, opts: { as: string; overrideRate?: string; justification?: string; wait: string }) => {
+    const cfg = stackConfig();
+    if ((opts.overrideRate === undefined) !== (opts.justification === undefined)) throw new Error('--override-rate and --justification go together');
+    process.exit(await runClose({
+      programId, period, startedBy: opts.as, waitMs: Number(opts.wait) * 1000,
+      override: opts.overrideRate ? { rate: Number(opts.overrideRate), justification: opts.justification! } : null,
+      databaseUrl: process.env.DATABASE_URL ?? cfg.embeddedDatabaseUrl,
+      address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`, namespace: cfg.namespace, taskQueue: cfg.taskQueue,
+    }));
+  });
+
+program
+  .command('report')
+  .description("print a quarter's disclosure report (the stored one once locked); exit 3 when the quarter has no close")
+  .argument('<programId>')
+  .argument('<period>')
+  .option('--format <format>', 'json, csv or html', 'json')
+  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
+  .action(async (programId: string, period: string, opts: { format: string; databaseUrl?: string }) => {
+    if (!['json', 'csv', 'html'].includes(opts.format)) throw new Error('--format is json, csv or html');
+    process.exit(await runReport({ programId, period, format: opts.format as 'json' | 'csv' | 'html', databaseUrl: opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl }));
   });
 
 const demo = program

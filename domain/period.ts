@@ -18,3 +18,13 @@ export function quarterBounds(period: string): { start: Date; end: Date } {
     end: new Date(Date.UTC(year, q * 3, 1)),
   };
 }
+
+/** The quarter after `period`. */
+export function nextPeriod(period: string): Period {
+  return quarterOf(quarterBounds(period).end);
+}
+
+/** The quarter before `period`. */
+export function previousPeriod(period: string): Period {
+  return quarterOf(new Date(quarterBounds(period).start.getTime() - 1));
+}

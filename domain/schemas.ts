@@ -125,6 +125,16 @@ const calendarDate = z
   .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD')
   .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), 'a real calendar date')
   .refine((d) => Number(d.slice(0, 4)) >= LIMITS.earliestYear, `a date in ${LIMITS.earliestYear} or later`);
+const period = z.string().regex(/^\d{4}-Q[1-4]$/, 'a calendar quarter, e.g. 2026-Q3');
+export const startCloseSchema = z
+  .object({
+    period,
+    redemptionRateOverride: z.object({ rate: positiveRate, justification: z.string().trim().min(1).max(2000) }).strict().optional(),
+  })
+  .strict();
+export const closeParams = z.object({ programId, period }).strict();
+export const reportQuery = z.object({ format: z.enum(['json', 'csv', 'html']).optional() }).strict();
+
 export const reconciliationParams = z.object({ programId, date: calendarDate }).strict();
 export const runReconciliationSchema = z.object({ date: calendarDate }).strict();
 

@@ -14,3 +14,6 @@ export const invoiceAdjustmentWorkflowId = (programId: string, invoiceId: string
   `invoice-adjustment:${programId}:${invoiceId}:${adjustmentId}`;
 export const reconciliationWorkflowId = (programId: string, date: string) => `reconciliation:${programId}:${date}`;
 export const DAILY_RECONCILIATION_SCHEDULE_ID = 'loyalty-daily-reconciliation';
+export const closeWorkflowId = (programId: string, period: string) => `close:${programId}:${period}`;
+/** How long a proposed close waits for a controller before it escalates, then cancels. */
+export const DEFAULT_CLOSE_APPROVAL = { escalateAfter: 'P3D', cancelAfter: 'P7D' };

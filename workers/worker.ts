@@ -1,6 +1,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createMemberActivities } from '../activities/member';
+import { createCloseActivities } from '../activities/close';
 import { createReconciliationActivities } from '../activities/reconciliation';
 import { createRedemptionActivities } from '../activities/redemption';
 import { billingClient } from '../activities/services/billing';
@@ -30,12 +31,12 @@ export interface LoyaltyWorkerOptions {
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
-/** The activities that talk to billing, the GL and tax: the redemption saga's and the reconciliation's. */
+/** The activities that talk to billing, the GL and tax: the redemption saga's, the reconciliation's and the close's. */
 function serviceActivities(pool: Pool, s: ServiceUrls) {
   const billing = billingClient({ baseUrl: s.billingUrl, timeoutMs: s.timeoutMs });
   const gl = glClient({ baseUrl: s.glUrl, timeoutMs: s.timeoutMs });
   const tax = taxClient({ baseUrl: s.taxUrl, timeoutMs: s.timeoutMs });
-  return { ...createRedemptionActivities({ pool, billing, gl, tax }), ...createReconciliationActivities({ pool, billing, gl }) };
+  return { ...createRedemptionActivities({ pool, billing, gl, tax }), ...createReconciliationActivities({ pool, billing, gl }), ...createCloseActivities({ pool, gl }) };
 }
 
 export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Worker> {

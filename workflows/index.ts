@@ -2,3 +2,4 @@ export { memberLifecycle, wakeSignal } from './member';
 export { redemptionSaga, outcomeUpdate, chargebackSignal, stateQuery } from './redemption';
 export { invoiceAdjustment } from './invoice-adjustment';
 export { reconcileProgramDay, dailyReconciliation } from './reconciliation';
+export { closeQuarter, approveUpdate, progressQuery } from './close';

@@ -27,6 +27,10 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(redemptionSchema, req.body, 'redemption');
     idempotencyKey(req); // required; one invoice has one redemption, whatever the key
     const program = await ctx.programs.get(programId);
+    const { rows: lock } = await ctx.pool.query('select locked_until from programs where program_id = $1', [programId]);
+    if (lock[0]?.locked_until && new Date(body.occurredAt) < lock[0].locked_until) {
+      throw new ApiError(409, 'period_locked', 'occurredAt falls in a closed (frozen or locked) period', { occurredAt: body.occurredAt, openFrom: lock[0].locked_until.toISOString() });
+    }
     const t = temporal();
     const workflowId = redemptionWorkflowId(programId, body.invoiceId);
     const rules = program.rules;

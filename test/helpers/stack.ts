@@ -78,7 +78,7 @@ export interface TestApi {
 export async function startApi(
   pool: Pool,
   temporalReachable: () => Promise<boolean> = async () => true,
-  temporal?: { client: TemporalClient; taskQueue: string },
+  temporal?: { client: TemporalClient; taskQueue: string; closeApproval?: { escalateAfter: string; cancelAfter: string } },
 ): Promise<TestApi> {
   const app = await buildApi({ pool, logger: silentLog, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024, temporalReachable, temporal });
   await app.listen({ port: 0, host: '127.0.0.1' });

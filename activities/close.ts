@@ -1,0 +1,162 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Pool } from 'pg';
+import { cohortsAsOf, freezePeriod, getClose, redemptionTriangle, setCloseStatus, type CloseStatus } from '../db/close';
+import { buildPeriodFigures } from '../db/close-report';
+import { projectUltimateRates } from '../domain/breakage';
+import type { CloseReport } from '../domain/close-report';
+import { ApiError } from '../domain/errors';
+import { quarterBounds } from '../domain/period';
+import { recognizedToDate } from '../domain/recognition';
+import type { GlClient } from './services/gl';
+import { ServiceError } from './services/http';
+
+export interface CloseRef {
+  programId: string;
+  period: string;
+}
+
+export interface CloseProposal {
+  period: string;
+  cohorts: Array<{ cohort: string; rate: string; priorRate: string; method: string; reason: string | null; catchUpMinor: number; development: number[] }>;
+  factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
+  totalCatchUpMinor: number;
+  override: { rate: number; justification: string } | null;
+}
+
+const millionthsToDecimal = (m: bigint) => `${m / 1_000_000n}.${String(m % 1_000_000n).padStart(6, '0')}`;
+const decimalToMillionths = (d: string) => BigInt(Math.round(Number(d) * 1_000_000)); // numeric(7,6) from the database: exact
+
+/** Business refusals are final; anything else (the database, the GL) is retried. */
+async function final<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof ApiError && e.statusCode < 500) throw ApplicationFailure.nonRetryable(e.message, e.code, e.details);
+    if (e instanceof ServiceError && !e.retryable) throw ApplicationFailure.nonRetryable(e.message, e.code);
+    throw e;
+  }
+}
+
+/** The quarterly close's steps, bound to the ledger database and the GL. */
+export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
+  const { pool, gl } = deps;
+  return {
+    async freezeQuarter(q: CloseRef & { startedBy: string; workflowId: string; override: { rate: number; justification: string } | null }) {
+      return final(async () => {
+        const c = await freezePeriod(pool, {
+          programId: q.programId, period: q.period, actor: q.startedBy, workflowId: q.workflowId, now: new Date(),
+          override: q.override ? { rate: millionthsToDecimal(BigInt(Math.round(q.override.rate * 1_000_000))), justification: q.override.justification } : null,
+        });
+        return { status: c.status, workflowId: c.workflowId };
+      });
+    },
+
+    /**
+     * Re-estimates every cohort's ultimate redemption rate from the triangle (or takes the
+     * override) and proposes the catch-up per cohort as of the period's end. Set-based: two
+     * aggregate queries, whatever the number of members. Stores the proposal on the close.
+     */
+    async estimateBreakageAndPropose(q: CloseRef): Promise<CloseProposal> {
+      const { end } = quarterBounds(q.period);
+      const close = await getClose(pool, q.programId, q.period);
+      if (!close) throw ApplicationFailure.nonRetryable(`no close of ${q.period}`, 'not_found');
+      const cohorts = await cohortsAsOf(pool, q.programId, end);
+      const triangle = await redemptionTriangle(pool, q.programId, q.period, cohorts, new Map());
+      const override = close.override ? decimalToMillionths(close.override.rate) : null;
+      const { factors, estimates } = projectUltimateRates(triangle, override);
+      const rows = cohorts.map((c, i) => {
+        const e = estimates[i]!;
+        const target = recognizedToDate({
+          pointsIssued: c.pointsIssued, allocatedMinor: c.allocatedMinor, allocatedMicro: c.allocatedMicro,
+          pointsRedeemed: c.pointsRedeemed, pointsExpired: c.pointsExpired, ultimateRedemption: e.rate,
+        });
+        const t = triangle[i]!;
+        return {
+          cohort: c.cohort, rate: millionthsToDecimal(e.rate), priorRate: millionthsToDecimal(c.priorRateMillionths), method: e.method, reason: e.reason,
+          catchUpMinor: Number(target - c.recognizedMinor),
+          development: t.cumulativeRedeemed.map((r) => (t.pointsIssued > 0n ? Number((r * 1_000_000n) / t.pointsIssued) / 1_000_000 : 0)),
+        };
+      });
+      const proposal: CloseProposal = {
+        period: q.period, cohorts: rows,
+        factors: factors.map((f) => ({ age: f.age, factor: f.denominator > 0n ? Number((f.numerator * 1_000_000n) / f.denominator) / 1_000_000 : null, cohorts: f.cohorts, sufficient: f.sufficient })),
+        totalCatchUpMinor: rows.reduce((s, r) => s + r.catchUpMinor, 0),
+        override: close.override ? { rate: Number(close.override.rate), justification: close.override.justification } : null,
+      };
+      await setCloseStatus(pool, q.programId, q.period, 'proposed', { proposal });
+      return proposal;
+    },
+
+    async recordCloseStatus(q: CloseRef & { status: CloseStatus }): Promise<void> {
+      await setCloseStatus(pool, q.programId, q.period, q.status);
+    },
+
+    /**
+     * Books the approved proposal in the subledger, then posts to the GL, in one entry for the
+     * period, every journal entry dated in or before it that has not reached the GL yet
+     * (idempotent per period: `loyalty:<p>:close:<period>`).
+     */
+    async bookCatchUpAndPostToGl(q: CloseRef & { approvedBy: string }): Promise<{ glEntryId: string | null }> {
+      const { end } = quarterBounds(q.period);
+      const close = await getClose(pool, q.programId, q.period);
+      const proposal = close?.proposal as CloseProposal | null;
+      if (!close || !proposal) throw ApplicationFailure.nonRetryable(`no proposal for ${q.period}`, 'not_found');
+      await pool.query(`update closes set approved_by = $3, approved_at = coalesce(approved_at, now()), updated_at = now() where program_id = $1 and period = $2 and status <> 'locked'`,
+        [q.programId, q.period, q.approvedBy]);
+      await pool.query('select ll_close_book($1, $2, $3, $4::jsonb, $5)',
+        [q.programId, q.period, end, JSON.stringify(proposal.cohorts.map((c) => ({ cohort: c.cohort, rate: c.rate, catchUpMinor: c.catchUpMinor }))), `close:${q.approvedBy}`]);
+
+      const unposted = `from journal_entries j where j.program_id = $1 and j.occurred_at < $2
+                          and not exists (select 1 from gl_posted_journals g where g.journal_entry_id = j.journal_entry_id)`;
+      const { rows } = await pool.query(
+        `select l.account, sum(l.debit_minor)::bigint as d, sum(l.credit_minor)::bigint as c
+           from journal_lines l where l.journal_entry_id in (select j.journal_entry_id ${unposted}) group by l.account order by l.account`,
+        [q.programId, end],
+      );
+      const lines = rows.map((r) => {
+        const net = Number(r.d) - Number(r.c);
+        return { account: r.account as string, debitMinor: Math.max(net, 0), creditMinor: Math.max(-net, 0) };
+      }).filter((l) => l.debitMinor + l.creditMinor > 0);
+      const glEntryId = `loyalty:${q.programId}:close:${q.period}`;
+      const date = new Date(end.getTime() - 1).toISOString().slice(0, 10);
+      if (lines.length > 0) {
+        await final(() => gl.postEntry({ entryId: glEntryId, date, description: `loyalty close ${q.period}`, lines }, `gl:${glEntryId}`));
+        await pool.query(`insert into gl_postings (entry_id, program_id, journal_key, business_date, lines) values ($1, $2, $3, $4, $5) on conflict do nothing`,
+          [glEntryId, q.programId, `close:${q.period}`, date, JSON.stringify(lines)]);
+      }
+      await pool.query(`insert into gl_posted_journals (journal_entry_id, gl_entry_id) select j.journal_entry_id, $3 ${unposted} on conflict do nothing`,
+        [q.programId, end, glEntryId]);
+      await pool.query('update closes set gl_entry_id = $3, updated_at = now() where program_id = $1 and period = $2 and status <> \'locked\'', [q.programId, q.period, lines.length ? glEntryId : null]);
+      return { glEntryId: lines.length ? glEntryId : null };
+    },
+
+    /** Builds the report from the books and locks the period; a locked close never changes. */
+    async lockPeriodAndStoreReport(q: CloseRef): Promise<CloseReport> {
+      const close = await getClose(pool, q.programId, q.period);
+      if (!close) throw ApplicationFailure.nonRetryable(`no close of ${q.period}`, 'not_found');
+      if (close.status === 'locked') return close.report as CloseReport;
+      const report = await buildCloseReport(pool, q.programId, q.period, 'locked');
+      await pool.query(`update closes set status = 'locked', report = $3, updated_at = now() where program_id = $1 and period = $2`, [q.programId, q.period, JSON.stringify(report)]);
+      return report;
+    },
+  };
+}
+
+/** The close's report: the period's figures from the books, with the close's assumptions. */
+export async function buildCloseReport(pool: Pool, programId: string, period: string, status: string): Promise<CloseReport> {
+  const close = await getClose(pool, programId, period);
+  const proposal = close?.proposal as CloseProposal | null;
+  const figures = await buildPeriodFigures(pool, programId, period);
+  const { rows } = await pool.query('select currency from programs where program_id = $1', [programId]);
+  return {
+    programId, currency: rows[0]?.currency ?? '', status, ...figures,
+    assumptions: {
+      factors: proposal?.factors ?? [],
+      cohorts: (proposal?.cohorts ?? []).map((c) => ({ ...c, rate: Number(c.rate), priorRate: Number(c.priorRate), method: c.method as 'chain_ladder' | 'prior' | 'override' })),
+      override: proposal?.override ?? null,
+      startedBy: close?.startedBy ?? '', approvedBy: close?.approvedBy ?? null, approvedAt: close?.approvedAt ?? null,
+    },
+  };
+}
+
+export type CloseActivities = ReturnType<typeof createCloseActivities>;

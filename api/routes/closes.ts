@@ -1,0 +1,96 @@
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import { buildCloseReport } from '../../activities/close';
+import { checkCanClose, getClose } from '../../db/close';
+import { reportToCsv, reportToHtml, type CloseReport } from '../../domain/close-report';
+import { ApiError, notFound } from '../../domain/errors';
+import { SA } from '../../domain/search-attributes';
+import { closeParams, programParams, reportQuery, startCloseSchema } from '../../domain/schemas';
+import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../../domain/workflow-ids';
+import { approveUpdate, closeQuarter, progressQuery } from '../../workflows/close';
+import type { ApiContext } from '../context';
+import { idempotencyKey, parse } from '../validate';
+
+
+/** The quarterly close (finance starts, a controller approves) and its disclosure report. */
+export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const temporal = () => {
+    if (!ctx.temporal) throw new ApiError(503, 'loyalty_unavailable', 'the close runs on Temporal, which this API is not connected to');
+    return ctx.temporal;
+  };
+
+  app.post('/v1/programs/:programId/closes', async (req, reply) => {
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['finance']);
+    const { programId } = parse(programParams, req.params, 'path');
+    const body = parse(startCloseSchema, req.body, 'close');
+    idempotencyKey(req);
+    await ctx.programs.get(programId);
+    const existing = await checkCanClose(ctx.pool, programId, body.period, new Date());
+    const workflowId = closeWorkflowId(programId, body.period);
+    if (existing) return reply.status(200).send({ programId, period: body.period, status: existing.status, startedBy: existing.startedBy, workflowId });
+    const t = temporal();
+    await t.client.workflow.start(closeQuarter, {
+      workflowId, taskQueue: t.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING',
+      args: [{
+        programId, period: body.period, startedBy: principal.name, override: body.redemptionRateOverride ?? null,
+        ...(t.closeApproval ?? DEFAULT_CLOSE_APPROVAL),
+      }],
+      memo: { summary: `${body.period}: started by ${principal.name}` },
+      typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.period, value: body.period }],
+    });
+    return reply.status(202).send({ programId, period: body.period, status: 'started', startedBy: principal.name, workflowId });
+  });
+
+  app.post('/v1/programs/:programId/closes/:period/approve', async (req) => {
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['controller']);
+    const { programId, period } = parse(closeParams, req.params, 'path');
+    idempotencyKey(req);
+    const close = await getClose(ctx.pool, programId, period);
+    if (!close) throw notFound('close', { programId, period });
+    if (close.startedBy === principal.name) throw new ApiError(403, 'segregation_of_duties', 'the person who started the close cannot approve it', { startedBy: close.startedBy });
+    if (close.status === 'locked') return { programId, period, status: 'locked', approvedBy: close.approvedBy, glEntryId: close.glEntryId };
+    if (close.status !== 'proposed' && close.status !== 'escalated') {
+      throw new ApiError(409, 'close_not_awaiting_approval', `the close of ${period} is ${close.status}: nothing to approve`, { status: close.status });
+    }
+    try {
+      const r = await temporal().client.workflow.getHandle(close.workflowId).executeUpdate(approveUpdate, { args: [{ approver: principal.name }] });
+      return { programId, period, status: r.status, approvedBy: principal.name, glEntryId: r.glEntryId };
+    } catch (e) {
+      if (e instanceof WorkflowUpdateFailedError) {
+        const code = (e.cause as { type?: string } | undefined)?.type ?? 'close_not_awaiting_approval';
+        throw new ApiError(code === 'segregation_of_duties' ? 403 : 409, code, (e.cause as Error | undefined)?.message ?? e.message);
+      }
+      if (e instanceof WorkflowNotFoundError) throw new ApiError(409, 'close_not_awaiting_approval', `the close of ${period} is ${close.status}`);
+      throw e;
+    }
+  });
+
+  app.get('/v1/programs/:programId/closes/:period', async (req) => {
+    ctx.requireRole(await ctx.auth.principalOf(req), ['finance', 'controller']);
+    const { programId, period } = parse(closeParams, req.params, 'path');
+    const close = await getClose(ctx.pool, programId, period);
+    if (!close) throw notFound('close', { programId, period });
+    let progress = null;
+    if (close.status !== 'locked' && close.status !== 'cancelled' && ctx.temporal) {
+      progress = await ctx.temporal.client.workflow.getHandle(close.workflowId).query(progressQuery).catch(() => null);
+    }
+    const { report: _report, ...rest } = close;
+    return { ...rest, step: progress?.step ?? close.status };
+  });
+
+  // A locked period's report is the one stored at lock and never changes; before that, the books as they are.
+  app.get('/v1/programs/:programId/closes/:period/report', async (req, reply) => {
+    ctx.requireRole(await ctx.auth.principalOf(req), ['finance', 'controller']);
+    const { programId, period } = parse(closeParams, req.params, 'path');
+    const { format } = parse(reportQuery, req.query, 'query');
+    const program = await ctx.programs.get(programId);
+    const close = await getClose(ctx.pool, programId, period);
+    if (!close) throw notFound('close', { programId, period });
+    const report = close.status === 'locked' ? (close.report as CloseReport) : await buildCloseReport(ctx.pool, programId, period, close.status);
+    if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(reportToCsv(report));
+    if (format === 'html') return reply.type('text/html; charset=utf-8').send(reportToHtml(report, program.currencyDigits));
+    return report;
+  });
+}

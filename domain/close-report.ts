@@ -1,0 +1,197 @@
+/**
+ * The close's disclosure report (API.md, Finance): its shape, and its CSV and HTML renderings.
+ * Pure functions; the HTML is one self-contained page (inline SVG, no external assets).
+ */
+
+export interface CohortReportRow {
+  cohort: string;
+  pointsIssued: number;
+  allocatedMinor: number;
+  pointsRedeemed: number;
+  pointsExpired: number;
+  ultimateRedemptionRate: number;
+  recognizedMinor: number;
+  deferredMinor: number;
+}
+
+export interface CohortAssumption {
+  cohort: string;
+  rate: number;
+  priorRate: number;
+  method: 'chain_ladder' | 'prior' | 'override';
+  reason: string | null;
+  catchUpMinor: number;
+  /** cumulative share of the cohort's points redeemed, by quarters since issue */
+  development: number[];
+}
+
+export interface CloseReport {
+  programId: string;
+  period: string;
+  currency: string;
+  status: string;
+  liability: {
+    openingMinor: number;
+    issuedMinor: number;
+    recognizedMinor: number;
+    recognized: { redemptionsMinor: number; breakageMinor: number; estimateChangeMinor: number };
+    adjustedMinor: number;
+    closingMinor: number;
+  };
+  points: { opening: number; issued: number; redeemed: number; expired: number; adjusted: number; closing: number };
+  revenueFromOpeningBalanceMinor: number;
+  cohorts: CohortReportRow[];
+  liabilityByJurisdiction: Array<{ jurisdiction: string; deferredMinor: number }>;
+  assumptions: {
+    factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
+    cohorts: CohortAssumption[];
+    override: { rate: number; justification: string } | null;
+    startedBy: string;
+    approvedBy: string | null;
+    approvedAt: string | null;
+  };
+}
+
+/** Splits `total` over weights exactly (largest remainder; the parts add up to total). */
+export function splitByWeights(total: bigint, weights: bigint[]): bigint[] {
+  const sum = weights.reduce((a, b) => a + b, 0n);
+  if (weights.length === 0) return [];
+  if (sum === 0n) return weights.map((_, i) => (i === 0 ? total : 0n));
+  const neg = total < 0n;
+  const t = neg ? -total : total;
+  const parts = weights.map((w) => (t * w) / sum);
+  let left = t - parts.reduce((a, b) => a + b, 0n);
+  const order = weights.map((w, i) => ({ i, rem: (t * w) % sum })).sort((a, b) => (b.rem > a.rem ? 1 : b.rem < a.rem ? -1 : a.i - b.i));
+  for (const o of order) {
+    if (left === 0n) break;
+    parts[o.i]! += 1n;
+    left -= 1n;
+  }
+  return neg ? parts.map((p) => -p) : parts;
+}
+
+/** Minor units as a decimal string with the currency's digits: 92593 -> "925.93". */
+export function formatMinor(minor: number, digits: number): string {
+  const neg = minor < 0;
+  const s = String(Math.abs(minor)).padStart(digits + 1, '0');
+  const whole = digits ? s.slice(0, -digits) : s;
+  const out = digits ? `${whole}.${s.slice(-digits)}` : whole;
+  return neg ? `-${out}` : out;
+}
+
+const csvCell = (v: unknown) => {
+  const s = String(v ?? '');
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/** The same figures for a spreadsheet: one section per table, a header row each. */
+export function reportToCsv(r: CloseReport): string {
+  const rows: unknown[][] = [
+    ['section', 'item', 'value'],
+    ...Object.entries({ ...r.liability, ...r.liability.recognized }).filter(([, v]) => typeof v === 'number').map(([k, v]) => ['liability', k, v]),
+    ...Object.entries(r.points).map(([k, v]) => ['points', k, v]),
+    ['revenue', 'revenueFromOpeningBalanceMinor', r.revenueFromOpeningBalanceMinor],
+    [],
+    ['cohort', 'pointsIssued', 'allocatedMinor', 'pointsRedeemed', 'pointsExpired', 'ultimateRedemptionRate', 'recognizedMinor', 'deferredMinor', 'method', 'catchUpMinor'],
+    ...r.cohorts.map((c) => {
+      const a = r.assumptions.cohorts.find((x) => x.cohort === c.cohort);
+      return [c.cohort, c.pointsIssued, c.allocatedMinor, c.pointsRedeemed, c.pointsExpired, c.ultimateRedemptionRate, c.recognizedMinor, c.deferredMinor, a?.method ?? '', a?.catchUpMinor ?? 0];
+    }),
+    [],
+    ['jurisdiction', 'deferredMinor'],
+    ...r.liabilityByJurisdiction.map((j) => [j.jurisdiction, j.deferredMinor]),
+  ];
+  return rows.map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
+}
+
+const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** The roll-forward as a waterfall: opening, + issued, - each recognised part, + adjusted, = closing. */
+function rollForwardSvg(r: CloseReport, digits: number): string {
+  const l = r.liability;
+  const steps: Array<[string, number, 'total' | 'delta']> = [
+    ['Opening', l.openingMinor, 'total'], ['Issued', l.issuedMinor, 'delta'], ['Redemptions', -l.recognized.redemptionsMinor, 'delta'],
+    ['Breakage', -l.recognized.breakageMinor, 'delta'], ['Estimate change', -l.recognized.estimateChangeMinor, 'delta'],
+    ['Adjusted', l.adjustedMinor, 'delta'], ['Closing', l.closingMinor, 'total'],
+  ];
+  const W = 720; const H = 260; const pad = 40; const bw = (W - 2 * pad) / steps.length;
+  let run = 0;
+  const bars = steps.map(([label, v, kind]) => {
+    const from = kind === 'total' ? 0 : run;
+    const to = kind === 'total' ? v : run + v;
+    run = kind === 'total' ? v : to;
+    return { label, v, from, to, kind };
+  });
+  const max = Math.max(1, ...bars.flatMap((b) => [b.from, b.to]));
+  const min = Math.min(0, ...bars.flatMap((b) => [b.from, b.to]));
+  const y = (v: number) => pad + ((max - v) / (max - min)) * (H - 2 * pad);
+  const rects = bars.map((b, i) => {
+    const top = y(Math.max(b.from, b.to));
+    const h = Math.max(1, Math.abs(y(b.from) - y(b.to)));
+    const fill = b.kind === 'total' ? '#4a6fa5' : b.v >= 0 ? '#6aa56a' : '#c0605a';
+    const x = pad + i * bw + 6;
+    return `<rect x="${x}" y="${top}" width="${bw - 12}" height="${h}" fill="${fill}"><title>${esc(b.label)}: ${formatMinor(b.v, digits)}</title></rect>`
+      + `<text x="${x + (bw - 12) / 2}" y="${H - 12}" font-size="11" text-anchor="middle">${esc(b.label)}</text>`
+      + `<text x="${x + (bw - 12) / 2}" y="${top - 4}" font-size="10" text-anchor="middle" data-figure="${esc(b.label)}">${formatMinor(b.v, digits)}</text>`;
+  }).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="Contract liability roll-forward">`
+    + `<line x1="${pad}" x2="${W - pad}" y1="${y(0)}" y2="${y(0)}" stroke="#999"/>${rects}</svg>`;
+}
+
+/** Each cohort's cumulative share redeemed by quarters since issue, one line per cohort. */
+function curvesSvg(r: CloseReport): string {
+  const W = 720; const H = 260; const pad = 40;
+  const curves = r.assumptions.cohorts.filter((c) => c.development.length > 0);
+  const maxAge = Math.max(1, ...curves.map((c) => c.development.length - 1));
+  const x = (age: number) => pad + (age / maxAge) * (W - 2 * pad);
+  const y = (share: number) => H - pad - Math.min(1, share) * (H - 2 * pad);
+  const colors = ['#4a6fa5', '#c0605a', '#6aa56a', '#b08a3c', '#7a5aa5', '#3ca5a0', '#a55a8a', '#5a5a5a'];
+  const lines = curves.map((c, i) => {
+    const pts = c.development.map((s, age) => `${x(age)},${y(s)}`).join(' ');
+    const color = colors[i % colors.length];
+    return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts}"><title>${esc(c.cohort)}</title></polyline>`
+      + `<text x="${x(c.development.length - 1) + 4}" y="${y(c.development[c.development.length - 1]!)}" font-size="10" fill="${color}">${esc(c.cohort)}</text>`;
+  }).join('');
+  const axis = [0, 0.25, 0.5, 0.75, 1].map((s) => `<text x="4" y="${y(s) + 3}" font-size="10">${s * 100}%</text><line x1="${pad}" x2="${W - pad}" y1="${y(s)}" y2="${y(s)}" stroke="#eee"/>`).join('');
+  const ages = Array.from({ length: maxAge + 1 }, (_, a) => `<text x="${x(a)}" y="${H - 12}" font-size="10" text-anchor="middle">${a}</text>`).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="Cohort redemption curves">${axis}${ages}${lines}</svg>`;
+}
+
+/** A page finance can hand to an auditor: the figures, the two charts, the assumptions. */
+export function reportToHtml(r: CloseReport, digits: number): string {
+  const m = (v: number) => `<td class="num">${formatMinor(v, digits)}</td>`;
+  const l = r.liability;
+  const rf = [
+    ['Opening balance', l.openingMinor], ['Issued (allocated to points)', l.issuedMinor], ['Recognised on redemption', -l.recognized.redemptionsMinor],
+    ['Breakage recognised', -l.recognized.breakageMinor], ['Change of estimate (cumulative catch-up)', -l.recognized.estimateChangeMinor],
+    ['Adjustments (refunds)', l.adjustedMinor], ['Closing balance', l.closingMinor],
+  ].map(([k, v]) => `<tr><th>${esc(k)}</th>${m(v as number)}</tr>`).join('');
+  const p = r.points;
+  const pr = [['Opening', p.opening], ['Issued', p.issued], ['Redeemed', -p.redeemed], ['Expired', -p.expired], ['Adjusted', p.adjusted], ['Closing', p.closing]]
+    .map(([k, v]) => `<tr><th>${k}</th><td class="num">${(v as number).toLocaleString('en-US')}</td></tr>`).join('');
+  const cohorts = r.cohorts.map((c) => {
+    const a = r.assumptions.cohorts.find((x) => x.cohort === c.cohort);
+    return `<tr><td>${esc(c.cohort)}</td><td class="num">${c.pointsIssued.toLocaleString('en-US')}</td>${m(c.allocatedMinor)}<td class="num">${c.pointsRedeemed.toLocaleString('en-US')}</td>`
+      + `<td class="num">${c.pointsExpired.toLocaleString('en-US')}</td><td class="num">${(c.ultimateRedemptionRate * 100).toFixed(4)}%</td>`
+      + `${m(c.recognizedMinor)}${m(c.deferredMinor)}<td>${esc(a?.method ?? '')}${a?.reason ? `: ${esc(a.reason)}` : ''}</td>${m(a?.catchUpMinor ?? 0)}</tr>`;
+  }).join('');
+  const jur = r.liabilityByJurisdiction.map((j) => `<tr><td>${esc(j.jurisdiction)}</td>${m(j.deferredMinor)}</tr>`).join('');
+  const factors = r.assumptions.factors.map((f) => `<tr><td>${f.age} → ${f.age + 1}</td><td class="num">${f.factor === null ? '–' : f.factor.toFixed(6)}</td><td class="num">${f.cohorts}</td><td>${f.sufficient ? 'used' : 'too little data'}</td></tr>`).join('');
+  const o = r.assumptions.override;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Loyalty liability ${esc(r.programId)} ${esc(r.period)}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}table{border-collapse:collapse;margin:0 0 1.5rem}th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}.meta{color:#555}</style></head><body>
+<h1>Contract liability for loyalty points: ${esc(r.programId)}, ${esc(r.period)}</h1>
+<p class="meta">Status <strong id="status">${esc(r.status)}</strong>; amounts in ${esc(r.currency)}. Started by ${esc(r.assumptions.startedBy)}; approved by ${esc(r.assumptions.approvedBy ?? '(not yet)')}${r.assumptions.approvedAt ? ` at ${esc(r.assumptions.approvedAt)}` : ''}.</p>
+<h2>Roll-forward</h2><table id="rollforward">${rf}</table>${rollForwardSvg(r, digits)}
+<p>Revenue recognised in the period that was in the opening balance: <strong id="from-opening">${formatMinor(r.revenueFromOpeningBalanceMinor, digits)}</strong></p>
+<h2>Points</h2><table id="points">${pr}</table>
+<h2>Cohorts</h2><table id="cohorts"><tr><th>cohort</th><th>points issued</th><th>allocated</th><th>redeemed</th><th>expired</th><th>ultimate redemption</th><th>recognised</th><th>deferred</th><th>estimate</th><th>catch-up</th></tr>${cohorts}</table>
+<h2>Redemption curves</h2>${curvesSvg(r)}
+<h2>Liability by jurisdiction</h2><table id="jurisdictions"><tr><th>jurisdiction</th><th>deferred</th></tr>${jur}</table>
+<h2>Assumptions</h2><p>Ultimate redemption rates projected with volume-weighted chain-ladder factors from the cohort-by-age triangle; a cohort or age with too little data keeps its prior estimate.</p>
+<table id="factors"><tr><th>age</th><th>factor</th><th>cohorts</th><th></th></tr>${factors}</table>
+${o ? `<p id="override">Finance override: ${(o.rate * 100).toFixed(4)}%. Justification: ${esc(o.justification)}</p>` : ''}
+</body></html>
+`;
+}

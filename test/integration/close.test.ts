@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Pool } from 'pg';
+import { glClient } from '../../activities/services/gl';
+import { commitRedemption, holdRedemption } from '../../db/redemptions';
+import { verifyInvariants } from '../../db/verify';
+import type { CloseReport } from '../../domain/close-report';
+import { startSimulators, type RunningSimulators } from '../../simulators';
+import { eventually, freshDatabase, httpClient, programBody, recordHistory, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+
+// The quarterly close end to end: API, a real worker on the dev server, PostgreSQL, the GL simulator.
+// History is loaded backdated into 2026-Q1..Q3 (allowed until a quarter is locked), then each
+// quarter is closed in turn.
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let pool: Pool;
+let sims: RunningSimulators;
+let worker: TestWorker;
+let api: TestApi;
+let call: ReturnType<typeof httpClient>;
+let gl: ReturnType<typeof glClient>;
+
+before(async () => {
+  db = await freshDatabase();
+  pool = db.pool;
+  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 13);
+  worker = await startWorker(pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 } });
+  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue, closeApproval: { escalateAfter: 'PT2S', cancelAfter: 'PT4S' } });
+  call = httpClient(api);
+  gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
+});
+after(async () => {
+  const result = await verifyInvariants(pool);
+  await api.close();
+  await worker.stop();
+  await sims.close();
+  await db.drop();
+  assert.deepEqual(result.violations, []);
+});
+
+async function program(overrides: Record<string, unknown> = {}) {
+  const programId = uniqueId('c');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { expiry: { policy: 'rolling', window: 'P400D' }, ...overrides }) })).status, 201);
+  return programId;
+}
+const accrue = (p: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string) =>
+  call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId, invoiceId, amountMinor, occurredAt, jurisdiction: 'US-CA' } });
+async function redeem(p: string, memberId: string, invoiceId: string, points: number, occurredAt: string, pointValueMinor = 1) {
+  const h = await holdRedemption(pool, {
+    programId: p, invoiceId, redemptionId: randomUUID(), memberId, points, invoiceTotalMinor: 10_000_000, pointValueMinor, minPoints: 1,
+    maxInvoiceShareMillionths: '1000000', cohortOrder: 'oldest_first', occurredAt,
+  });
+  assert.equal(h.status, 'held');
+  await commitRedemption(pool, p, invoiceId, 'test');
+}
+const start = (p: string, period: string, role: 'finance' | 'admin' = 'finance', override?: { rate: number; justification: string }) =>
+  call('POST', `/v1/programs/${p}/closes`, { role, body: { period, ...(override ? { redemptionRateOverride: override } : {}) } });
+const status = async (p: string, period: string) => (await call('GET', `/v1/programs/${p}/closes/${period}`, { role: 'controller' })).body;
+const awaitingApproval = (p: string, period: string) => eventually(`${period} awaiting approval`, async () => {
+  const s = await status(p, period);
+  return s.step === 'awaiting_approval' ? s : null;
+}, 30_000);
+const report = async (p: string, period: string) => (await call('GET', `/v1/programs/${p}/closes/${period}/report`, { role: 'finance' })).body as CloseReport;
+async function closeQuarter(p: string, period: string, override?: { rate: number; justification: string }) {
+  assert.equal((await start(p, period, 'finance', override)).status, 202);
+  await awaitingApproval(p, period);
+  const approved = await call('POST', `/v1/programs/${p}/closes/${period}/approve`, { role: 'controller' });
+  assert.deepEqual([approved.status, approved.body.status], [200, 'locked'], JSON.stringify(approved.body));
+  return report(p, period);
+}
+function assertFoots(r: CloseReport) {
+  const l = r.liability;
+  assert.equal(l.openingMinor + l.issuedMinor - l.recognizedMinor + l.adjustedMinor, l.closingMinor, `${r.period} liability foots`);
+  assert.equal(l.recognized.redemptionsMinor + l.recognized.breakageMinor + l.recognized.estimateChangeMinor, l.recognizedMinor);
+  const p = r.points;
+  assert.equal(p.opening + p.issued - p.redeemed - p.expired + p.adjusted, p.closing, `${r.period} points foot`);
+  assert.equal(r.cohorts.reduce((s, c) => s + c.deferredMinor, 0), l.closingMinor, `${r.period} cohorts add up to the closing liability`);
+  assert.equal(r.liabilityByJurisdiction.reduce((s, j) => s + j.deferredMinor, 0), l.closingMinor, `${r.period} jurisdictions add up`);
+}
+
+describe('quarterly close', () => {
+  test('three quarters closed in order: each report foots, each closing is the next opening, the GL holds what the subledger posted', async () => {
+    const p = await program();
+    await accrue(p, 'm1', 'q1-a', 500_000, '2026-02-01T00:00:00Z'); // 5,000 points in 2026-Q1
+    await accrue(p, 'm2', 'q1-b', 300_000, '2026-02-10T00:00:00Z');
+    await accrue(p, 'm3', 'q1-c', 100_000, '2026-03-01T00:00:00Z');
+    await redeem(p, 'm1', 'r1', 2_000, '2026-03-15T00:00:00Z');
+    await accrue(p, 'm4', 'q2-a', 400_000, '2026-05-01T00:00:00Z');
+    await redeem(p, 'm2', 'r2', 1_500, '2026-05-15T00:00:00Z');
+    await redeem(p, 'm4', 'r3', 1_000, '2026-06-01T00:00:00Z');
+    await redeem(p, 'm1', 'r4', 1_000, '2026-08-01T00:00:00Z');
+    assert.equal((await call('POST', `/v1/programs/${p}/refunds`, { role: 'billing', body: { memberId: 'm3', invoiceId: 'q1-c', refundId: 'rf-1', amountMinor: 50_000, occurredAt: '2026-08-10T00:00:00Z' } })).status, 201);
+
+    const outOfOrder = await start(p, '2026-Q2');
+    assert.deepEqual([outOfOrder.status, outOfOrder.body.error.code], [409, 'period_out_of_order']);
+    const notEnded = await start(p, '2026-Q4');
+    assert.deepEqual([notEnded.status, notEnded.body.error.code], [409, 'period_not_ended']);
+
+    // Q1: started by someone who also holds the controller role (admin): they cannot approve it
+    assert.equal((await start(p, '2026-Q1', 'admin')).status, 202);
+    const proposed = await awaitingApproval(p, '2026-Q1');
+    assert.equal(proposed.status, 'proposed');
+    const self = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'admin' });
+    assert.deepEqual([self.status, self.body.error.code], [403, 'segregation_of_duties']);
+    const again = await start(p, '2026-Q1');
+    assert.deepEqual([again.status, again.body.status], [200, 'proposed'], 'starting again returns the existing close');
+    const approved = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'controller' });
+    assert.deepEqual([approved.status, approved.body.status], [200, 'locked']);
+    const q1 = await report(p, '2026-Q1');
+    assertFoots(q1);
+    assert.deepEqual([q1.status, q1.points.issued, q1.points.redeemed, q1.points.closing], ['locked', 9_000, 2_000, 7_000]);
+    assert.equal(q1.assumptions.approvedBy, 'test-controller');
+
+    // the locked quarter takes no backdated write, and nothing is written
+    const before = (await pool.query('select count(*)::int as n from ledger_entries where program_id = $1', [p])).rows[0].n;
+    const late = await accrue(p, 'm1', 'late', 10_000, '2026-03-31T00:00:00Z');
+    assert.deepEqual([late.status, late.body.error?.code], [409, 'period_locked']);
+    const lateRefund = await call('POST', `/v1/programs/${p}/refunds`, { role: 'billing', body: { memberId: 'm1', invoiceId: 'q1-a', refundId: 'rf-late', amountMinor: 1000, occurredAt: '2026-03-20T00:00:00Z' } });
+    assert.deepEqual([lateRefund.status, lateRefund.body.error?.code], [409, 'period_locked']);
+    const lateRedemption = await call('POST', `/v1/programs/${p}/redemptions`, { role: 'billing', body: { invoiceId: 'late-r', memberId: 'm1', points: 100, invoiceTotalMinor: 1000, occurredAt: '2026-03-20T00:00:00Z' } });
+    assert.deepEqual([lateRedemption.status, lateRedemption.body.error?.code], [409, 'period_locked']);
+    assert.equal((await pool.query('select count(*)::int as n from ledger_entries where program_id = $1', [p])).rows[0].n, before);
+
+    const q2 = await closeQuarter(p, '2026-Q2', { rate: 0.97, justification: 'member survey: nearly everyone redeems' });
+    assertFoots(q2);
+    assert.equal(q2.liability.openingMinor, q1.liability.closingMinor);
+    assert.equal(q2.points.opening, q1.points.closing);
+    assert.deepEqual(q2.assumptions.override, { rate: 0.97, justification: 'member survey: nearly everyone redeems' });
+    assert.ok(q2.cohorts.every((c) => c.ultimateRedemptionRate === 0.97));
+    assert.ok(q2.liability.recognized.estimateChangeMinor !== 0, 'the higher estimate changes recognised revenue');
+
+    const q3 = await closeQuarter(p, '2026-Q3');
+    assertFoots(q3);
+    assert.equal(q3.liability.openingMinor, q2.liability.closingMinor);
+    assert.ok(q3.liability.adjustedMinor < 0, 'the refund reversed part of the allocation');
+
+    // a locked period's report never changes; starting its close again changes nothing
+    assert.deepEqual(await report(p, '2026-Q1'), q1);
+    const restart = await start(p, '2026-Q1');
+    assert.deepEqual([restart.status, restart.body.status], [200, 'locked']);
+
+    // the GL holds exactly what the subledger sent it
+    const { rows } = await pool.query(
+      `select l.account, sum(l.debit_minor - l.credit_minor)::bigint as net from journal_lines l
+         join gl_posted_journals g using (journal_entry_id) join journal_entries j using (journal_entry_id)
+        where j.program_id = $1 group by 1 order by 1`, [p]);
+    const glNet = new Map<string, number>();
+    for (const period of ['2026-Q1', '2026-Q2', '2026-Q3']) {
+      const e = await gl.getEntry(`loyalty:${p}:close:${period}`);
+      for (const line of e.lines) glNet.set(line.account, (glNet.get(line.account) ?? 0) + line.debitMinor - line.creditMinor);
+    }
+    assert.deepEqual(rows.map((r) => [r.account, Number(r.net)]).filter(([, v]) => v !== 0), [...glNet.entries()].filter(([, v]) => v !== 0).sort());
+
+    // the same report as CSV, as HTML, and through the CLI
+    const csv = await call('GET', `/v1/programs/${p}/closes/2026-Q3/report?format=csv`, { role: 'finance' });
+    assert.match(csv.headers.get('content-type') ?? '', /text\/csv/);
+    assert.match(String(csv.body), new RegExp(`liability,closingMinor,${q3.liability.closingMinor}`));
+    const html = await call('GET', `/v1/programs/${p}/closes/2026-Q3/report?format=html`, { role: 'controller' });
+    assert.match(String(html.body), /<svg[^>]*aria-label="Contract liability roll-forward"/);
+    const cli = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'report', p, '2026-Q3', '--format', 'json', '--database-url', db.url], { encoding: 'utf8' });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.deepEqual(JSON.parse(cli.stdout), q3);
+  });
+
+  test("DESIGN.md's worked example at close: raising the estimate to 90% catches up -102.88", async () => {
+    const p = await program({ pointValueMinor: 100, earn: { points: 1, perAmountMinor: 1000 } });
+    await accrue(p, 'm', 'sale', 4_000_000, '2026-01-15T00:00:00Z'); // 40,000.00 earns 4,000 points worth 1.00 each
+    await redeem(p, 'm', 'r', 1000, '2026-02-15T00:00:00Z', 100);
+    const r = await closeQuarter(p, '2026-Q1', { rate: 0.9, justification: 'worked example' });
+    const cohort = r.cohorts.find((c) => c.cohort === '2026-Q1')!;
+    assert.deepEqual([cohort.allocatedMinor, cohort.recognizedMinor], [296_296, 82_305]);
+    assert.equal(r.liability.recognized.estimateChangeMinor, -10_288);
+    assert.equal(r.liability.recognized.redemptionsMinor, 92_593);
+    assertFoots(r);
+    await recordHistory(worker.client, `close:${p}:2026-Q1`, 'close-locked');
+  });
+
+  test('no approval in time: escalated, then cancelled; the quarter stays frozen; a new close can start', async () => {
+    const p = await program();
+    await accrue(p, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');
+    assert.equal((await start(p, '2026-Q1')).status, 202);
+    await eventually('escalated', async () => (await status(p, '2026-Q1')).step === 'escalated', 20_000);
+    await eventually('cancelled', async () => (await status(p, '2026-Q1')).status === 'cancelled', 20_000);
+    const frozen = await accrue(p, 'm', 'b', 100_000, '2026-02-10T00:00:00Z');
+    assert.deepEqual([frozen.status, frozen.body.error?.code], [409, 'period_locked']);
+    const late = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'controller' });
+    assert.equal(late.status, 409);
+    await recordHistory(worker.client, `close:${p}:2026-Q1`, 'close-cancelled');
+    await closeQuarter(p, '2026-Q1');
+  });
+
+  test('bad requests: 4xx with a stable code', async () => {
+    const p = await program();
+    const cases: Array<[Promise<{ status: number; body: { error?: { code: string } } }>, number, string]> = [
+      [call('POST', `/v1/programs/${p}/closes`, { role: 'billing', body: { period: '2026-Q1' } }), 403, 'forbidden'],
+      [call('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q5' } }), 400, 'validation_failed'],
+      [call('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q1', redemptionRateOverride: { rate: 1.5, justification: 'x' } } }), 400, 'validation_failed'],
+      [call('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q1', redemptionRateOverride: { rate: 0.9 } } }), 400, 'validation_failed'],
+      [call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'finance' }), 403, 'forbidden'],
+      [call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'controller' }), 404, 'not_found'],
+      [call('GET', `/v1/programs/${p}/closes/2026-Q1/report?format=pdf`, { role: 'finance' }), 400, 'validation_failed'],
+    ];
+    for (const [req, code, name] of cases) {
+      const res = await req;
+      assert.deepEqual([res.status, res.body.error?.code], [code, name]);
+    }
+    assert.equal((await pool.query('select count(*)::int as n from closes where program_id = $1', [p])).rows[0].n, 0);
+  });
+});

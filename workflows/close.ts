@@ -1,0 +1,96 @@
+import { ApplicationFailure, condition, defineQuery, defineUpdate, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import type { CloseActivities, CloseProposal } from '../activities/close';
+import type { CloseReport } from '../domain/close-report';
+import { nominalMs } from '../domain/duration';
+import { closeWorkflowId } from '../domain/workflow-ids';
+
+export interface CloseInput {
+  programId: string;
+  period: string;
+  startedBy: string;
+  override: { rate: number; justification: string } | null;
+  /** no approval by then: escalate (status `escalated`) ... */
+  escalateAfter: string;
+  /** ... and by then: cancel; the period stays frozen but not locked */
+  cancelAfter: string;
+}
+
+export type CloseStep = 'freezing' | 'estimating' | 'awaiting_approval' | 'escalated' | 'posting' | 'locking' | 'locked' | 'cancelled';
+
+export interface CloseProgress {
+  step: CloseStep;
+  proposal: CloseProposal | null;
+  approvedBy: string | null;
+  glEntryId: string | null;
+}
+
+export interface CloseResult {
+  status: 'locked' | 'cancelled';
+  period: string;
+  glEntryId: string | null;
+  report: CloseReport | null;
+}
+
+/** A controller approves the proposal; answers once it is posted and locked. */
+export const approveUpdate = defineUpdate<CloseResult, [{ approver: string }]>('approve');
+export const progressQuery = defineQuery<CloseProgress>('progress');
+
+// Set-based SQL over the whole program, and one GL call: minutes at most, retried until done.
+const act = proxyActivities<CloseActivities>({
+  startToCloseTimeout: '30 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 20 },
+});
+
+/**
+ * `close:<programId>:<period>`: freeze the quarter, re-estimate breakage from the redemption
+ * triangle, propose the catch-up, wait for a controller (never the starter), book it, post the
+ * period to the GL, lock it and store the report. No approval: escalate, then cancel.
+ */
+export async function closeQuarter(input: CloseInput): Promise<CloseResult> {
+  const ref = { programId: input.programId, period: input.period };
+  const progress: CloseProgress = { step: 'freezing', proposal: null, approvedBy: null, glEntryId: null };
+  let result: CloseResult | null = null;
+  const step = (s: CloseStep, summary: string) => {
+    progress.step = s;
+    upsertMemo({ summary: `${input.period}: ${summary}` });
+  };
+  setHandler(progressQuery, () => progress);
+  setHandler(approveUpdate, async ({ approver }) => {
+    if (progress.approvedBy === null) progress.approvedBy = approver;
+    await condition(() => result !== null);
+    return result!;
+  }, {
+    validator: ({ approver }) => {
+      if (approver === input.startedBy) throw ApplicationFailure.nonRetryable('the person who started the close cannot approve it', 'segregation_of_duties');
+      if (progress.step !== 'awaiting_approval' && progress.step !== 'escalated' && progress.approvedBy !== approver) {
+        throw ApplicationFailure.nonRetryable(`the close is ${progress.step}: nothing to approve`, 'close_not_awaiting_approval');
+      }
+    },
+  });
+
+  await act.freezeQuarter({ ...ref, startedBy: input.startedBy, workflowId: closeWorkflowId(input.programId, input.period), override: input.override });
+  step('estimating', 'frozen; re-estimating breakage');
+  progress.proposal = await act.estimateBreakageAndPropose(ref);
+  step('awaiting_approval', `awaiting a controller's approval; catch-up ${progress.proposal.totalCatchUpMinor}`);
+
+  const escalateMs = nominalMs(input.escalateAfter) ?? 0;
+  const cancelMs = nominalMs(input.cancelAfter) ?? 0;
+  if (!(await condition(() => progress.approvedBy !== null, escalateMs))) {
+    await act.recordCloseStatus({ ...ref, status: 'escalated' });
+    step('escalated', `no approval within ${input.escalateAfter}: escalated`);
+    if (!(await condition(() => progress.approvedBy !== null, Math.max(cancelMs - escalateMs, 0)))) {
+      await act.recordCloseStatus({ ...ref, status: 'cancelled' });
+      step('cancelled', `no approval within ${input.cancelAfter}: cancelled; the period stays frozen, not locked`);
+      result = { status: 'cancelled', period: input.period, glEntryId: null, report: null };
+      return result;
+    }
+  }
+  step('posting', `approved by ${progress.approvedBy}; booking and posting to the GL`);
+  const posted = await act.bookCatchUpAndPostToGl({ ...ref, approvedBy: progress.approvedBy! });
+  progress.glEntryId = posted.glEntryId;
+  step('locking', 'posted; locking');
+  const report = await act.lockPeriodAndStoreReport(ref);
+  step('locked', `locked; closing liability ${report.liability.closingMinor}`);
+  result = { status: 'locked', period: input.period, glEntryId: posted.glEntryId, report };
+  return result;
+}
