@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import { cohortsAsOf, freezePeriod, getClose, redemptionTriangle, setCloseStatus, type CloseStatus } from '../db/close';
+import { checkCanClose, cohortsAsOf, firstQuarterWithActivity, freezePeriod, getClose, redemptionTriangle, setCloseStatus, type CloseStatus } from '../db/close';
 import { buildPeriodFigures } from '../db/close-report';
 import { projectUltimateRates } from '../domain/breakage';
 import type { CloseReport } from '../domain/close-report';
@@ -85,6 +85,29 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       };
       await setCloseStatus(pool, q.programId, q.period, 'proposed', { proposal });
       return proposal;
+    },
+
+    /** Programs whose next quarter to close is `period` and that have no close of it yet (at most 1,000). */
+    async programsDueForClose(q: { period: string }): Promise<{ due: string[]; skipped: Array<{ programId: string; reason: string }> }> {
+      const { rows } = await pool.query<{ program_id: string }>('select program_id from programs order by program_id limit 1000');
+      const due: string[] = [];
+      const skipped: Array<{ programId: string; reason: string }> = [];
+      for (const { program_id: programId } of rows) {
+        const first = await firstQuarterWithActivity(pool, programId);
+        if (first === null || first > q.period) {
+          skipped.push({ programId, reason: 'no activity in or before the quarter' });
+          continue;
+        }
+        try {
+          const existing = await checkCanClose(pool, programId, q.period, new Date());
+          if (existing) skipped.push({ programId, reason: `already ${existing.status}` });
+          else due.push(programId);
+        } catch (e) {
+          if (!(e instanceof ApiError)) throw e;
+          skipped.push({ programId, reason: e.message });
+        }
+      }
+      return { due, skipped };
     },
 
     async recordCloseStatus(q: CloseRef & { status: CloseStatus }): Promise<void> {

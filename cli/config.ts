@@ -29,6 +29,8 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     },
     /** when the daily reconciliation runs, HH:MM UTC; `off` creates no schedule */
     reconciliationAt: parseTimeOfDay(env.LOYALTY_RECONCILIATION_AT ?? '00:30'),
+    /** days after quarter end when the schedule starts each program's close; `off` creates no schedule */
+    closeDaysAfterQuarterEnd: env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER === 'off' ? null : Number(env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER ?? 5),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
 }

@@ -8,7 +8,7 @@ import { migrate } from '../db/migrate';
 import { startSimulators } from '../simulators';
 import { createPool } from '../db/pool';
 import { createLoyaltyWorker } from '../workers/worker';
-import { ensureReconciliationSchedule } from '../workers/schedules';
+import { ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
 import { WakeupRelay } from '../workers/wakeup-relay';
 import type { StackConfig } from './config';
 import { ensureDevKeys } from './dev-keys';
@@ -81,6 +81,8 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
 
     const schedule = cfg.reconciliationAt ? await ensureReconciliationSchedule(client, { taskQueue: cfg.taskQueue, ...cfg.reconciliationAt }) : null;
     log.info({ schedule }, 'daily reconciliation schedule');
+    const closeSchedule = cfg.closeDaysAfterQuarterEnd === null ? null
+      : await ensureCloseSchedule(client, { taskQueue: cfg.taskQueue, daysAfterQuarterEnd: cfg.closeDaysAfterQuarterEnd });
 
     const api = await buildApi({
       pool, logger: log, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024,
@@ -99,6 +101,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded)'}`,
       `  Simulators     billing ${sims.billingUrl}, GL ${sims.glUrl}, tax ${sims.taxUrl} (faults: POST /admin/faults)`,
       `  Reconciliation ${cfg.reconciliationAt ? `daily at ${process.env.LOYALTY_RECONCILIATION_AT ?? '00:30'} UTC (schedule ${schedule})` : 'no schedule (LOYALTY_RECONCILIATION_AT=off)'}`,
+      `  Closes         ${closeSchedule ? `started ${cfg.closeDaysAfterQuarterEnd} day(s) after each quarter ends (schedule ${closeSchedule})` : 'no schedule (LOYALTY_CLOSE_DAYS_AFTER_QUARTER=off)'}`,
       `  Data           ${cfg.dataDir}`,
       '  API keys (Authorization: Bearer <key>):',
       ...Object.entries(keys).map(([p, k]) => `    ${p.padEnd(16)} ${k}`),

@@ -35,7 +35,7 @@ export async function getClose(pool: Pool | PoolClient, programId: string, perio
 }
 
 /** The quarter of the program's first ledger entry (null: no activity yet). */
-async function firstQuarterWithActivity(db: Pool | PoolClient, programId: string): Promise<string | null> {
+export async function firstQuarterWithActivity(db: Pool | PoolClient, programId: string): Promise<string | null> {
   const { rows } = await db.query('select min(occurred_at) as first from ledger_entries where program_id = $1', [programId]);
   return rows[0].first ? quarterOf(rows[0].first) : null;
 }

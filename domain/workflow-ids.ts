@@ -17,3 +17,4 @@ export const DAILY_RECONCILIATION_SCHEDULE_ID = 'loyalty-daily-reconciliation';
 export const closeWorkflowId = (programId: string, period: string) => `close:${programId}:${period}`;
 /** How long a proposed close waits for a controller before it escalates, then cancels. */
 export const DEFAULT_CLOSE_APPROVAL = { escalateAfter: 'P3D', cancelAfter: 'P7D' };
+export const QUARTERLY_CLOSE_SCHEDULE_ID = 'loyalty-quarterly-close';

@@ -1,5 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import { DAILY_RECONCILIATION_SCHEDULE_ID } from '../domain/workflow-ids';
+import { DAILY_RECONCILIATION_SCHEDULE_ID, QUARTERLY_CLOSE_SCHEDULE_ID } from '../domain/workflow-ids';
+import { scheduledCloses } from '../workflows/close-schedule';
 import { dailyReconciliation } from '../workflows/reconciliation';
 
 /**
@@ -16,6 +17,30 @@ export async function ensureReconciliationSchedule(client: Client, o: { taskQueu
       // a day still running when the next is due: skip the next (it reconciles a different day, and a late run catches up by hand)
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
       memo: { summary: `reconciles every program's redemptions against billing and the GL, daily at ${String(o.hourUtc).padStart(2, '0')}:${String(o.minuteUtc).padStart(2, '0')} UTC` },
+    });
+    return 'created';
+  } catch (e) {
+    if (e instanceof ScheduleAlreadyRunning) return 'exists';
+    throw e;
+  }
+}
+
+/**
+ * The quarterly close's Temporal Schedule: `daysAfterQuarterEnd` days after each quarter ends
+ * (01:00 UTC), it starts the close of that quarter for every program due (a close started by hand
+ * is not doubled). Created once, like the reconciliation's.
+ */
+export async function ensureCloseSchedule(client: Client, o: { taskQueue: string; daysAfterQuarterEnd: number }): Promise<'created' | 'exists'> {
+  if (!Number.isInteger(o.daysAfterQuarterEnd) || o.daysAfterQuarterEnd < 0 || o.daysAfterQuarterEnd > 27) {
+    throw new RangeError('daysAfterQuarterEnd must be a whole number of days from 0 to 27');
+  }
+  try {
+    await client.schedule.create({
+      scheduleId: QUARTERLY_CLOSE_SCHEDULE_ID,
+      spec: { calendars: [{ month: ['JANUARY', 'APRIL', 'JULY', 'OCTOBER'], dayOfMonth: o.daysAfterQuarterEnd + 1, hour: 1, comment: 'quarterly close' }] },
+      action: { type: 'startWorkflow', workflowType: scheduledCloses, taskQueue: o.taskQueue, args: [{}], workflowId: 'close:scheduled' },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '7 days' },
+      memo: { summary: `starts each program's close ${o.daysAfterQuarterEnd} day(s) after quarter end` },
     });
     return 'created';
   } catch (e) {

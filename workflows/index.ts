@@ -3,3 +3,4 @@ export { redemptionSaga, outcomeUpdate, chargebackSignal, stateQuery } from './r
 export { invoiceAdjustment } from './invoice-adjustment';
 export { reconcileProgramDay, dailyReconciliation } from './reconciliation';
 export { closeQuarter, approveUpdate, progressQuery } from './close';
+export { scheduledCloses } from './close-schedule';

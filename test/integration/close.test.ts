@@ -8,7 +8,10 @@ import { glClient } from '../../activities/services/gl';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
 import type { CloseReport } from '../../domain/close-report';
+import { QUARTERLY_CLOSE_SCHEDULE_ID } from '../../domain/workflow-ids';
 import { startSimulators, type RunningSimulators } from '../../simulators';
+import { ensureCloseSchedule } from '../../workers/schedules';
+import { scheduledCloses } from '../../workflows/close-schedule';
 import { eventually, freshDatabase, httpClient, programBody, recordHistory, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
 
 // The quarterly close end to end: API, a real worker on the dev server, PostgreSQL, the GL simulator.
@@ -27,7 +30,7 @@ before(async () => {
   pool = db.pool;
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 13);
   worker = await startWorker(pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 } });
-  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue, closeApproval: { escalateAfter: 'PT2S', cancelAfter: 'PT4S' } });
+  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue, closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' } });
   call = httpClient(api);
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
@@ -180,7 +183,13 @@ describe('quarterly close', () => {
   test('no approval in time: escalated, then cancelled; the quarter stays frozen; a new close can start', async () => {
     const p = await program();
     await accrue(p, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');
-    assert.equal((await start(p, '2026-Q1')).status, 202);
+    // an API whose closes wait 2 s for approval before escalating and 4 s before cancelling
+    const hasty = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue, closeApproval: { escalateAfter: 'PT2S', cancelAfter: 'PT4S' } });
+    try {
+      assert.equal((await httpClient(hasty)('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q1' } })).status, 202);
+    } finally {
+      await hasty.close();
+    }
     await eventually('escalated', async () => (await status(p, '2026-Q1')).step === 'escalated', 20_000);
     await eventually('cancelled', async () => (await status(p, '2026-Q1')).status === 'cancelled', 20_000);
     const frozen = await accrue(p, 'm', 'b', 100_000, '2026-02-10T00:00:00Z');
@@ -189,6 +198,34 @@ describe('quarterly close', () => {
     assert.equal(late.status, 409);
     await recordHistory(worker.client, `close:${p}:2026-Q1`, 'close-cancelled');
     await closeQuarter(p, '2026-Q1');
+  });
+
+  test('the quarterly schedule starts the closes due and leaves a close started by hand alone', async () => {
+    const byHand = await program();
+    const due = await program();
+    const later = await program();
+    await accrue(byHand, 'm', 'a', 100_000, '2025-11-10T00:00:00Z');
+    await accrue(due, 'm', 'a', 100_000, '2025-12-10T00:00:00Z');
+    await accrue(later, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');
+    assert.equal((await start(byHand, '2025-Q4')).status, 202);
+    await awaitingApproval(byHand, '2025-Q4');
+    const run = await worker.client.workflow.execute(scheduledCloses, { workflowId: uniqueId('close-scheduled'), taskQueue: worker.taskQueue, args: [{ period: '2025-Q4' }] });
+    assert.ok(run.started.includes(due) && !run.started.includes(byHand) && !run.started.includes(later), JSON.stringify(run));
+    assert.match(run.skipped.find((x) => x.programId === byHand)!.reason, /already proposed/);
+    assert.match(run.skipped.find((x) => x.programId === later)!.reason, /no activity in or before the quarter/);
+    const scheduled = await awaitingApproval(due, '2025-Q4');
+    assert.equal(scheduled.startedBy, 'system:close-schedule');
+    assert.equal((await status(byHand, '2025-Q4')).startedBy, 'test-finance');
+
+    assert.equal(await ensureCloseSchedule(worker.client, { taskQueue: worker.taskQueue, daysAfterQuarterEnd: 5 }), 'created');
+    const handle = worker.client.schedule.getHandle(QUARTERLY_CLOSE_SCHEDULE_ID);
+    try {
+      assert.equal(await ensureCloseSchedule(worker.client, { taskQueue: worker.taskQueue, daysAfterQuarterEnd: 5 }), 'exists');
+      const next = (await handle.describe()).info.nextActionTimes[0]!;
+      assert.deepEqual([next.getUTCDate(), next.getUTCMonth() % 3, next.getUTCHours()], [6, 0, 1], 'the 6th of the quarter\'s first month, 01:00 UTC');
+    } finally {
+      await handle.delete();
+    }
   });
 
   test('bad requests: 4xx with a stable code', async () => {
