@@ -110,8 +110,8 @@ const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;'
 function rollForwardSvg(r: CloseReport, digits: number): string {
   const l = r.liability;
   const steps: Array<[string, number, 'total' | 'delta']> = [
-    ['Opening', l.openingMinor, 'total'], ['Issued', l.issuedMinor, 'delta'], ['Redemptions', -l.recognized.redemptionsMinor, 'delta'],
-    ['Breakage', -l.recognized.breakageMinor, 'delta'], ['Estimate change', -l.recognized.estimateChangeMinor, 'delta'],
+    ['Opening', l.openingMinor, 'total'], ['Issued', l.issuedMinor, 'delta'], ['Redemptions', -l.recognized.redemptionsMinor || 0, 'delta'],
+    ['Breakage', -l.recognized.breakageMinor || 0, 'delta'], ['Estimate change', -l.recognized.estimateChangeMinor || 0, 'delta'],
     ['Adjusted', l.adjustedMinor, 'delta'], ['Closing', l.closingMinor, 'total'],
   ];
   const W = 720; const H = 260; const pad = 40; const bw = (W - 2 * pad) / steps.length;
@@ -140,10 +140,10 @@ function rollForwardSvg(r: CloseReport, digits: number): string {
 
 /** Each cohort's cumulative share redeemed by quarters since issue, one line per cohort. */
 function curvesSvg(r: CloseReport): string {
-  const W = 720; const H = 260; const pad = 40;
+  const W = 720; const H = 260; const pad = 40; const right = 90; // room for the cohort labels
   const curves = r.assumptions.cohorts.filter((c) => c.development.length > 0);
   const maxAge = Math.max(1, ...curves.map((c) => c.development.length - 1));
-  const x = (age: number) => pad + (age / maxAge) * (W - 2 * pad);
+  const x = (age: number) => pad + (age / maxAge) * (W - pad - right);
   const y = (share: number) => H - pad - Math.min(1, share) * (H - 2 * pad);
   const colors = ['#4a6fa5', '#c0605a', '#6aa56a', '#b08a3c', '#7a5aa5', '#3ca5a0', '#a55a8a', '#5a5a5a'];
   const lines = curves.map((c, i) => {
@@ -152,7 +152,7 @@ function curvesSvg(r: CloseReport): string {
     return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts}"><title>${esc(c.cohort)}</title></polyline>`
       + `<text x="${x(c.development.length - 1) + 4}" y="${y(c.development[c.development.length - 1]!)}" font-size="10" fill="${color}">${esc(c.cohort)}</text>`;
   }).join('');
-  const axis = [0, 0.25, 0.5, 0.75, 1].map((s) => `<text x="4" y="${y(s) + 3}" font-size="10">${s * 100}%</text><line x1="${pad}" x2="${W - pad}" y1="${y(s)}" y2="${y(s)}" stroke="#eee"/>`).join('');
+  const axis = [0, 0.25, 0.5, 0.75, 1].map((s) => `<text x="4" y="${y(s) + 3}" font-size="10">${s * 100}%</text><line x1="${pad}" x2="${W - right}" y1="${y(s)}" y2="${y(s)}" stroke="#eee"/>`).join('');
   const ages = Array.from({ length: maxAge + 1 }, (_, a) => `<text x="${x(a)}" y="${H - 12}" font-size="10" text-anchor="middle">${a}</text>`).join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="Cohort redemption curves">${axis}${ages}${lines}</svg>`;
 }
@@ -160,14 +160,15 @@ function curvesSvg(r: CloseReport): string {
 /** A page finance can hand to an auditor: the figures, the two charts, the assumptions. */
 export function reportToHtml(r: CloseReport, digits: number): string {
   const m = (v: number) => `<td class="num">${formatMinor(v, digits)}</td>`;
+  const neg = (v: number) => (v === 0 ? 0 : -v); // no "-0" on the page
   const l = r.liability;
   const rf = [
-    ['Opening balance', l.openingMinor], ['Issued (allocated to points)', l.issuedMinor], ['Recognised on redemption', -l.recognized.redemptionsMinor],
-    ['Breakage recognised', -l.recognized.breakageMinor], ['Change of estimate (cumulative catch-up)', -l.recognized.estimateChangeMinor],
+    ['Opening balance', l.openingMinor], ['Issued (allocated to points)', l.issuedMinor], ['Recognised on redemption', neg(l.recognized.redemptionsMinor)],
+    ['Breakage recognised', neg(l.recognized.breakageMinor)], ['Change of estimate (cumulative catch-up)', neg(l.recognized.estimateChangeMinor)],
     ['Adjustments (refunds)', l.adjustedMinor], ['Closing balance', l.closingMinor],
   ].map(([k, v]) => `<tr><th>${esc(k)}</th>${m(v as number)}</tr>`).join('');
   const p = r.points;
-  const pr = [['Opening', p.opening], ['Issued', p.issued], ['Redeemed', -p.redeemed], ['Expired', -p.expired], ['Adjusted', p.adjusted], ['Closing', p.closing]]
+  const pr = [['Opening', p.opening], ['Issued', p.issued], ['Redeemed', neg(p.redeemed)], ['Expired', neg(p.expired)], ['Adjusted', p.adjusted], ['Closing', p.closing]]
     .map(([k, v]) => `<tr><th>${k}</th><td class="num">${(v as number).toLocaleString('en-US')}</td></tr>`).join('');
   const cohorts = r.cohorts.map((c) => {
     const a = r.assumptions.cohorts.find((x) => x.cohort === c.cohort);
@@ -179,7 +180,7 @@ export function reportToHtml(r: CloseReport, digits: number): string {
   const factors = r.assumptions.factors.map((f) => `<tr><td>${f.age} → ${f.age + 1}</td><td class="num">${f.factor === null ? '–' : f.factor.toFixed(6)}</td><td class="num">${f.cohorts}</td><td>${f.sufficient ? 'used' : 'too little data'}</td></tr>`).join('');
   const o = r.assumptions.override;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Loyalty liability ${esc(r.programId)} ${esc(r.period)}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}table{border-collapse:collapse;margin:0 0 1.5rem}th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222;font-size:14px}table{border-collapse:collapse;margin:0 0 1.5rem}th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}.meta{color:#555}</style></head><body>
 <h1>Contract liability for loyalty points: ${esc(r.programId)}, ${esc(r.period)}</h1>
 <p class="meta">Status <strong id="status">${esc(r.status)}</strong>; amounts in ${esc(r.currency)}. Started by ${esc(r.assumptions.startedBy)}; approved by ${esc(r.assumptions.approvedBy ?? '(not yet)')}${r.assumptions.approvedAt ? ` at ${esc(r.assumptions.approvedAt)}` : ''}.</p>

