@@ -6,6 +6,7 @@ import { projectUltimateRates } from '../domain/breakage';
 import type { CloseReport } from '../domain/close-report';
 import { ApiError } from '../domain/errors';
 import { quarterBounds } from '../domain/period';
+import { longQuery } from '../db/pool';
 import { recognizedToDate } from '../domain/recognition';
 import type { GlClient } from './services/gl';
 import { ServiceError } from './services/http';
@@ -126,12 +127,12 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       if (!close || !proposal) throw ApplicationFailure.nonRetryable(`no proposal for ${q.period}`, 'not_found');
       await pool.query(`update closes set approved_by = $3, approved_at = coalesce(approved_at, now()), updated_at = now() where program_id = $1 and period = $2 and status <> 'locked'`,
         [q.programId, q.period, q.approvedBy]);
-      await pool.query('select ll_close_book($1, $2, $3, $4::jsonb, $5)',
+      await longQuery(pool, 'select ll_close_book($1, $2, $3, $4::jsonb, $5)',
         [q.programId, q.period, end, JSON.stringify(proposal.cohorts.map((c) => ({ cohort: c.cohort, rate: c.rate, catchUpMinor: c.catchUpMinor }))), `close:${q.approvedBy}`]);
 
       const unposted = `from journal_entries j where j.program_id = $1 and j.occurred_at < $2
                           and not exists (select 1 from gl_posted_journals g where g.journal_entry_id = j.journal_entry_id)`;
-      const { rows } = await pool.query(
+      const { rows } = await longQuery(pool,
         `select l.account, sum(l.debit_minor)::bigint as d, sum(l.credit_minor)::bigint as c
            from journal_lines l where l.journal_entry_id in (select j.journal_entry_id ${unposted}) group by l.account order by l.account`,
         [q.programId, end],
@@ -147,7 +148,7 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
         await pool.query(`insert into gl_postings (entry_id, program_id, journal_key, business_date, lines) values ($1, $2, $3, $4, $5) on conflict do nothing`,
           [glEntryId, q.programId, `close:${q.period}`, date, JSON.stringify(lines)]);
       }
-      await pool.query(`insert into gl_posted_journals (journal_entry_id, gl_entry_id) select j.journal_entry_id, $3 ${unposted} on conflict do nothing`,
+      await longQuery(pool, `insert into gl_posted_journals (journal_entry_id, gl_entry_id) select j.journal_entry_id, $3 ${unposted} on conflict do nothing`,
         [q.programId, end, glEntryId]);
       await pool.query('update closes set gl_entry_id = $3, updated_at = now() where program_id = $1 and period = $2 and status <> \'locked\'', [q.programId, q.period, lines.length ? glEntryId : null]);
       return { glEntryId: lines.length ? glEntryId : null };

@@ -3,6 +3,7 @@ import { quarterBounds } from '../domain/period';
 import type { CloseReport, CohortReportRow } from '../domain/close-report';
 import { splitByWeights } from '../domain/close-report';
 import { cohortsAsOf } from './close';
+import { longQuery } from './pool';
 
 const LIABILITY_ACCOUNTS = `('loyalty_contract_liability', 'loyalty_provision')`;
 const n = (v: unknown) => Number(v ?? 0);
@@ -14,7 +15,7 @@ const n = (v: unknown) => Number(v ?? 0);
  */
 export async function buildPeriodFigures(pool: Pool, programId: string, period: string): Promise<Omit<CloseReport, 'status' | 'assumptions' | 'currency' | 'programId'>> {
   const { start, end } = quarterBounds(period);
-  const money = (await pool.query(
+  const money = (await longQuery(pool, 
     `select
        sum(case when j.occurred_at < $2 then l.credit_minor - l.debit_minor else 0 end) as opening,
        sum(case when j.occurred_at >= $2 and j.kind = 'accrual' then l.credit_minor - l.debit_minor else 0 end) as issued,
@@ -29,8 +30,8 @@ export async function buildPeriodFigures(pool: Pool, programId: string, period: 
      from journal_entries j join journal_lines l using (journal_entry_id)
     where j.program_id = $1 and j.occurred_at < $3 and l.account in ${LIABILITY_ACCOUNTS}`,
     [programId, start, end, period],
-  )).rows[0];
-  const points = (await pool.query(
+  )).rows[0]!;
+  const points = (await longQuery(pool, 
     `select sum(case when occurred_at < $2 then points else 0 end) as opening,
             sum(case when occurred_at >= $2 and type = 'earn' then points else 0 end) as issued,
             -sum(case when occurred_at >= $2 and type in ('redeem', 'redeem_reversal') then points else 0 end) as redeemed,
@@ -39,7 +40,7 @@ export async function buildPeriodFigures(pool: Pool, programId: string, period: 
             sum(points) as closing
        from ledger_entries where program_id = $1 and occurred_at < $3`,
     [programId, start, end],
-  )).rows[0];
+  )).rows[0]!;
 
   const recognized = { redemptionsMinor: n(money.redemptions), breakageMinor: n(money.breakage), estimateChangeMinor: n(money.estimate_change) };
   const liability = {
@@ -65,7 +66,7 @@ export async function buildPeriodFigures(pool: Pool, programId: string, period: 
   for (const c of cohorts) c.ultimateRedemptionRate = Number(rates.rows.find((r) => r.cohort === c.cohort)?.rate ?? 0);
 
   // Each cohort's deferred amount split over jurisdictions by the points outstanding there at the end.
-  const outstanding = await pool.query<{ cohort: string; jurisdiction: string | null; pts: string }>(
+  const outstanding = await longQuery<{ cohort: string; jurisdiction: string | null; pts: string }>(pool, 
     `select c.cohort, m.jurisdiction, sum(c.points) as pts
        from ledger_entries e join ledger_entry_cohorts c using (entry_id)
        join members m on m.program_id = e.program_id and m.member_id = e.member_id
@@ -84,6 +85,6 @@ export async function buildPeriodFigures(pool: Pool, programId: string, period: 
   }
   return {
     period, liability, points: pts, revenueFromOpeningBalanceMinor: n(money.from_opening), cohorts,
-    liabilityByJurisdiction: [...byJurisdiction.entries()].sort().map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
+    liabilityByJurisdiction: [...byJurisdiction.entries()].filter(([, v]) => v !== 0).sort().map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
   };
 }

@@ -3,6 +3,7 @@ import type { CohortDevelopment } from '../domain/breakage';
 import { ApiError } from '../domain/errors';
 import { nextPeriod, quarterBounds, quarterOf } from '../domain/period';
 import { rethrowAsApiError } from './errors';
+import { longQuery } from './pool';
 
 export type CloseStatus = 'frozen' | 'proposed' | 'escalated' | 'cancelled' | 'locked';
 
@@ -126,7 +127,7 @@ export interface CohortAsOf {
  * journal, both dated before the end. One pass over the program's entries.
  */
 export async function cohortsAsOf(pool: Pool, programId: string, end: Date): Promise<CohortAsOf[]> {
-  const { rows } = await pool.query(
+  const { rows } = await longQuery(pool, 
     `with pts as (
        select c.cohort,
               sum(case when e.type in ('earn', 'earn_reversal') then c.points else 0 end) as n,
@@ -167,7 +168,7 @@ export async function cohortsAsOf(pool: Pool, programId: string, end: Date): Pro
 /** The development triangle: per cohort, cumulative points redeemed (net) by quarters since issue, up to the period. */
 export async function redemptionTriangle(pool: Pool, programId: string, period: string, cohorts: CohortAsOf[], priorRates: Map<string, bigint>): Promise<CohortDevelopment[]> {
   const { end } = quarterBounds(period);
-  const { rows } = await pool.query<{ cohort: string; quarter: string; redeemed: string }>(
+  const { rows } = await longQuery<{ cohort: string; quarter: string; redeemed: string }>(pool, 
     `select c.cohort, to_char(e.occurred_at at time zone 'UTC', 'YYYY-"Q"Q') as quarter, -sum(c.points) as redeemed
        from ledger_entries e join ledger_entry_cohorts c using (entry_id)
       where e.program_id = $1 and e.occurred_at < $2 and e.type in ('redeem', 'redeem_reversal')

@@ -23,3 +23,25 @@ export function createPool(o: PoolOptions): Pool {
   pool.on('error', () => undefined);
   return pool;
 }
+
+/** The statement timeout of the close's set-based queries over a whole program (the pool's default is 30 s). */
+export const LONG_STATEMENT_TIMEOUT_MS = 15 * 60_000;
+
+/** One query with a longer statement timeout (for set-based work over a whole program, e.g. the close). */
+export async function longQuery<R extends Record<string, unknown> = Record<string, any>>( // eslint-disable-line @typescript-eslint/no-explicit-any
+  pool: Pool, sql: string, params: unknown[],
+): Promise<{ rows: R[] }> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    await client.query(`set local statement_timeout = ${LONG_STATEMENT_TIMEOUT_MS}`);
+    const res = await client.query<R>(sql, params);
+    await client.query('commit');
+    return { rows: res.rows };
+  } catch (e) {
+    await client.query('rollback').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}

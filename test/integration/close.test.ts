@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Pool } from 'pg';
+import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
+import { expireMember } from '../../db/ledger';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
 import { chromiumPath } from '../../cli/stack/binaries';
@@ -51,8 +53,8 @@ async function program(overrides: Record<string, unknown> = {}) {
   assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { expiry: { policy: 'rolling', window: 'P400D' }, ...overrides }) })).status, 201);
   return programId;
 }
-const accrue = (p: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string) =>
-  call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId, invoiceId, amountMinor, occurredAt, jurisdiction: 'US-CA' } });
+const accrue = (p: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string, jurisdiction = 'US-CA') =>
+  call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId, invoiceId, amountMinor, occurredAt, jurisdiction } });
 async function redeem(p: string, memberId: string, invoiceId: string, points: number, occurredAt: string, pointValueMinor = 1) {
   const h = await holdRedemption(pool, {
     programId: p, invoiceId, redemptionId: randomUUID(), memberId, points, invoiceTotalMinor: 10_000_000, pointValueMinor, minPoints: 1,
@@ -196,6 +198,54 @@ describe('quarterly close', () => {
     assert.equal(cli.status, 0, cli.stderr);
     assert.deepEqual(JSON.parse(cli.stdout), q3);
     checkRenderedHtml(String(html.body), q3);
+  });
+
+  test('four quarters with an expiry, a merge, a saga redemption and a lost chargeback: every report foots and chains; the GL holds the subledger', async () => {
+    // members in DE lose their points 30 days after their last purchase; elsewhere after 400 days
+    const p = await program({ expiry: { policy: 'rolling', window: 'P400D', jurisdictions: { DE: { policy: 'rolling', window: 'P30D' } } }, chargebackWindow: 'P120D' });
+    await accrue(p, 'a', 'q4-a', 300_000, '2025-10-05T00:00:00Z', 'DE');
+    await accrue(p, 'b', 'q4-b', 200_000, '2025-12-15T00:00:00Z', 'DE');
+    // a's deadline (2025-11-04) passes without a purchase: the points expire in 2025-Q4 (the member
+    // workflow may have done it already; either way it is dated at the deadline)
+    await expireMember(pool, p, 'a', '2026-01-01T00:00:00Z', 'test');
+    await accrue(p, 'c', 'q1-c', 500_000, '2026-02-01T00:00:00Z');
+    await expireMember(pool, p, 'b', '2026-02-01T00:00:00Z', 'test');
+    await accrue(p, 'd', 'q2-d', 600_000, '2026-05-02T00:00:00Z');
+    await redeem(p, 'd', 'q2-r', 1_000, '2026-05-10T00:00:00Z');
+    // the saga: a backdated redemption in Q3, then a lost chargeback (its reversal lands in the open period)
+    await accrue(p, 'e', 'q3-e', 700_000, '2026-08-01T00:00:00Z');
+    const billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
+    const invoiceId = uniqueId('inv');
+    await billing.createInvoice({ invoiceId, customerId: 'e', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 9000 }] }, `inv-${invoiceId}`);
+    const redeemed = await call('POST', `/v1/programs/${p}/redemptions`, { role: 'billing', body: { invoiceId, memberId: 'e', points: 3000, invoiceTotalMinor: 9000, occurredAt: '2026-08-15T00:00:00Z' } });
+    assert.equal(redeemed.body.status, 'applied', JSON.stringify(redeemed.body));
+    assert.equal((await call('POST', `/v1/programs/${p}/members/d/merge`, { role: 'support', body: { intoMemberId: 'e' } })).status, 201);
+
+    const reports: CloseReport[] = [];
+    for (const period of ['2025-Q4', '2026-Q1', '2026-Q2']) reports.push(await closeQuarter(p, period));
+    assert.equal((await call('POST', `/v1/programs/${p}/chargebacks`, { role: 'billing', body: { invoiceId, chargebackId: 'cb-1', status: 'lost' } })).status, 202);
+    await eventually('reversed', async () => (await call('GET', `/v1/programs/${p}/redemptions/${invoiceId}`, { role: 'billing' })).body.status === 'reversed');
+    reports.push(await closeQuarter(p, '2026-Q3'));
+    for (const r of reports) assertFoots(r);
+    for (let i = 1; i < reports.length; i++) {
+      assert.equal(reports[i]!.liability.openingMinor, reports[i - 1]!.liability.closingMinor, `${reports[i]!.period} opens where the quarter before closed`);
+      assert.equal(reports[i]!.points.opening, reports[i - 1]!.points.closing);
+    }
+    assert.deepEqual(reports[3]!.liabilityByJurisdiction.map((j) => j.jurisdiction), ['US-CA'], 'nothing outstanding in DE after the expiries');
+    assert.equal(reports[0]!.points.expired, 3_000, "a's points expired in 2025-Q4");
+    assert.equal(reports[1]!.points.expired, 2_000, "b's points expired in 2026-Q1");
+    assert.equal(reports[3]!.points.redeemed, 3_000, 'the saga redemption in 2026-Q3');
+
+    // the GL holds exactly what the subledger sent it: the saga's postings and the closes'
+    const { rows: posted } = await pool.query(
+      `select l.account, sum(l.debit_minor - l.credit_minor)::bigint as net from journal_lines l
+         join gl_posted_journals g using (journal_entry_id) join journal_entries j using (journal_entry_id)
+        where j.program_id = $1 group by 1 order by 1`, [p]);
+    const glNet = new Map<string, number>();
+    for (const { entry_id } of (await pool.query<{ entry_id: string }>('select entry_id from gl_postings where program_id = $1', [p])).rows) {
+      for (const line of (await gl.getEntry(entry_id)).lines) glNet.set(line.account, (glNet.get(line.account) ?? 0) + line.debitMinor - line.creditMinor);
+    }
+    assert.deepEqual(posted.map((r) => [r.account, Number(r.net)]).filter(([, v]) => v !== 0), [...glNet.entries()].filter(([, v]) => v !== 0).sort());
   });
 
   test("DESIGN.md's worked example at close: raising the estimate to 90% catches up -102.88", async () => {
