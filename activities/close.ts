@@ -69,7 +69,7 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
         const e = estimates[i]!;
         const target = recognizedToDate({
           pointsIssued: c.pointsIssued, allocatedMinor: c.allocatedMinor, allocatedMicro: c.allocatedMicro,
-          pointsRedeemed: c.pointsRedeemed, pointsExpired: c.pointsExpired, ultimateRedemption: e.rate,
+          pointsRedeemed: c.pointsRedeemed, pointsExpired: c.pointsExpired, ultimateRedemption: e.rate, costPerPointMinor: c.costPerPointMinor,
         });
         const t = triangle[i]!;
         return {

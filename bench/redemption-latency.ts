@@ -10,20 +10,18 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import pino from 'pino';
 import { createRedemptionActivities } from '../activities/redemption';
 import { billingClient } from '../activities/services/billing';
 import { glClient } from '../activities/services/gl';
 import { taxClient } from '../activities/services/tax';
-import { buildApi, DEFAULT_BATCHER } from '../api/server';
 import { freePort } from '../cli/stack/process';
 import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
-import { newSecret, putKey } from '../db/keys';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
 import { startSimulators } from '../simulators';
 import { createLoyaltyWorker } from '../workers/worker';
 import { startNoopSagaWorker } from './noop-worker';
+import { startBenchApi } from './saga-api';
 import { noopSaga } from './workflows/noop-saga';
 import { benchDatabase, intFlag, log, machineNote, markdownTable, onCleanup, quantile, round, runMain, workDir } from './lib';
 
@@ -64,16 +62,8 @@ runMain(async () => {
   onCleanup('client', () => connection.close());
   const client = new Client({ connection, namespace: 'default' });
 
-  const api = await buildApi({ pool, logger: pino({ level: 'warn' }), batcher: DEFAULT_BATCHER, bodyLimitBytes: 65536, temporalReachable: async () => true, temporal: { client, taskQueue } });
-  await api.listen({ port: 0, host: '127.0.0.1' });
-  onCleanup('api', () => api.close());
-  const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
-  const key = newSecret('bench-admin');
-  await putKey(pool, { keyId: 'bench-admin', secret: key, principal: 'bench', roles: ['admin'] });
-  const post = async (path: string, body: unknown) => {
-    const res = await fetch(base + path, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  };
+  const { post } = await startBenchApi(pool, client, taskQueue);
+
 
   const programId = 'bench';
   await post('/v1/programs', {

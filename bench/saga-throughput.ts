@@ -14,18 +14,14 @@
  *   npm run bench:saga-throughput -- [--sagas 1000] [--concurrency 50] [--rounds 3] [--members 200]
  *        [--warmup 50] [--work-dir /tmp]
  */
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import pino from 'pino';
 import { billingClient } from '../activities/services/billing';
-import { buildApi, DEFAULT_BATCHER } from '../api/server';
 import { freePort } from '../cli/stack/process';
 import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
-import { newSecret, putKey } from '../db/keys';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
 import { startSimulators } from '../simulators';
@@ -35,6 +31,7 @@ import {
   runMain, sleep, workDir,
 } from './lib';
 import { startNoopSagaWorker } from './noop-worker';
+import { startBenchApi } from './saga-api';
 import { NOOP_SAGA_STEPS, noopSaga } from './workflows/noop-saga';
 
 const GOAL_RATIO = 0.5;
@@ -127,16 +124,8 @@ runMain(async () => {
   onCleanup('client', () => connection.close());
   const client = new Client({ connection, namespace: 'default' });
 
-  const api = await buildApi({ pool, logger: pino({ level: 'warn' }), batcher: DEFAULT_BATCHER, bodyLimitBytes: 65536, temporalReachable: async () => true, temporal: { client, taskQueue: SAGA_QUEUE } });
-  await api.listen({ port: 0, host: '127.0.0.1' });
-  onCleanup('api', () => api.close());
-  const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
-  const key = newSecret('bench-admin');
-  await putKey(pool, { keyId: 'bench-admin', secret: key, principal: 'bench', roles: ['admin'] });
-  const post = async (path: string, body: unknown) => {
-    const res = await fetch(base + path, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  };
+  const { post } = await startBenchApi(pool, client, SAGA_QUEUE);
+
 
   const created = await post('/v1/programs', {
     programId: PROGRAM, name: 'Bench', currency: 'USD', pointValueMinor: 1, earn: { points: 1, perAmountMinor: 1 }, expectedRedemptionRate: 0.8,

@@ -120,6 +120,8 @@ export interface CohortAsOf {
   allocatedMicro: bigint;
   recognizedMinor: bigint;
   priorRateMillionths: bigint;
+  /** incremental-cost cohorts */
+  costPerPointMinor: bigint | null;
 }
 
 /**
@@ -145,7 +147,7 @@ export async function cohortsAsOf(pool: Pool, programId: string, end: Date): Pro
      now_ as (
        select cohort, sum(allocated_minor - allocated_reversed_minor) as allocated, sum(allocated_micro - allocated_reversed_micro) as micro
          from cohort_stripes where program_id = $1 group by cohort)
-     select co.cohort, co.liability_account, (co.ultimate_redemption_rate * 1000000)::bigint as prior,
+     select co.cohort, co.liability_account, (co.ultimate_redemption_rate * 1000000)::bigint as prior, co.cost_per_point_minor,
             coalesce(pts.n, 0) as n, coalesce(pts.r, 0) as r, coalesce(pts.x, 0) as x,
             coalesce(money.allocated, 0) as allocated, coalesce(money.recognized, 0) as recognized,
             coalesce(now_.allocated, 0) as allocated_now, coalesce(now_.micro, 0) as micro_now
@@ -158,6 +160,7 @@ export async function cohortsAsOf(pool: Pool, programId: string, end: Date): Pro
     const allocated = BigInt(r.allocated);
     return {
       cohort: r.cohort, liabilityAccount: r.liability_account, priorRateMillionths: BigInt(r.prior),
+      costPerPointMinor: r.liability_account === 'loyalty_provision' && r.cost_per_point_minor !== null ? BigInt(r.cost_per_point_minor) : null,
       pointsIssued: BigInt(r.n), pointsRedeemed: BigInt(r.r), pointsExpired: BigInt(r.x),
       allocatedMinor: allocated, recognizedMinor: BigInt(r.recognized),
       allocatedMicro: BigInt(r.allocated_now) === allocated ? BigInt(String(r.micro_now)) : allocated * 1_000_000n,

@@ -11,17 +11,28 @@ export interface CohortFigures {
   pointsExpired: bigint;
   /** u_c */
   ultimateRedemption: RateMillionths;
+  /** incremental-cost cohorts: the cost per point their provision was built from */
+  costPerPointMinor?: bigint | null;
 }
 
 /**
  * Revenue recognised to date for a cohort: A * min(1, R / (N * u)) with A exact (micro), rounded
  * once, here, to the minor unit; a journal entry posts the difference between two such cumulative
  * figures. Once every point is redeemed or expired the cohort releases all that was posted.
+ * Incremental-cost cohorts keep provisioned the cost of the points still expected to be redeemed.
  * Mirrored by ll_recognize_cohort in SQL.
  */
 export function recognizedToDate(c: CohortFigures): bigint {
   const posted = c.allocatedMinor > 0n ? c.allocatedMinor : 0n;
   if (c.pointsIssued <= 0n || c.pointsRedeemed + c.pointsExpired >= c.pointsIssued) return posted;
+  if (c.costPerPointMinor) {
+    // incremental cost: what is left provisioned is the cost of the points still expected to be
+    // redeemed, min(outstanding, N x u - R); everything else of the provision is released
+    const outstandingScaled = (c.pointsIssued - c.pointsRedeemed - c.pointsExpired) * RATE_SCALE;
+    const toComeScaled = c.pointsIssued * c.ultimateRedemption - c.pointsRedeemed * RATE_SCALE;
+    const expectedScaled = toComeScaled < 0n ? 0n : toComeScaled < outstandingScaled ? toComeScaled : outstandingScaled;
+    return c.allocatedMinor - divRound(c.costPerPointMinor * expectedScaled, RATE_SCALE);
+  }
   const micro = c.allocatedMicro ?? c.allocatedMinor * MICRO_PER_MINOR;
   const a = micro > 0n ? micro : 0n;
   const expectedScaled = c.pointsIssued * c.ultimateRedemption; // N * u * K

@@ -261,6 +261,20 @@ describe('quarterly close', () => {
     await recordHistory(worker.client, `close:${p}:2026-Q1`, 'close-locked');
   });
 
+  test('incremental cost: each redemption releases its cost; the close re-measures the provision with the new estimate', async () => {
+    const p = await program({ accounting: { method: 'incremental_cost', costPerPointMinor: 2 } });
+    await accrue(p, 'm', 'sale', 100_000, '2026-01-10T00:00:00Z'); // 1,000 points, provision 1,000 x 2 x 0.8 = 1,600
+    await redeem(p, 'm', 'r', 400, '2026-02-10T00:00:00Z'); // releases 400 x 2 = 800
+    const r = await closeQuarter(p, '2026-Q1', { rate: 0.5, justification: 'fewer redeem than planned' });
+    // provision left = 2 x (1,000 x 0.5 - 400) = 200: the close releases 600 more
+    assert.deepEqual([r.liability.issuedMinor, r.liability.recognized.redemptionsMinor, r.liability.recognized.estimateChangeMinor, r.liability.closingMinor], [1_600, 800, 600, 200]);
+    assertFoots(r);
+    const { rows } = await pool.query(
+      `select l.account, sum(l.credit_minor - l.debit_minor)::int as net from journal_entries j join journal_lines l using (journal_entry_id)
+        where j.program_id = $1 group by 1 order by 1`, [p]);
+    assert.deepEqual(rows, [{ account: 'loyalty_expense', net: -200 }, { account: 'loyalty_provision', net: 200 }]);
+  });
+
   test('no approval in time: escalated, then cancelled; the quarter stays frozen; a new close can start', async () => {
     const p = await program();
     await accrue(p, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');

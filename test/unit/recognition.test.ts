@@ -28,6 +28,14 @@ const cohortArb: fc.Arbitrary<CohortFigures> = fc
 const clampedAllocation = (c: CohortFigures) => (c.allocatedMinor > 0n ? c.allocatedMinor : 0n);
 
 describe('recognizedToDate: examples', () => {
+  test('incremental cost: released = provision - cost x min(outstanding, N x u - R)', () => {
+    const c = { pointsIssued: 1000n, allocatedMinor: 1600n, pointsRedeemed: 400n, pointsExpired: 0n, costPerPointMinor: 2n };
+    assert.equal(recognizedToDate({ ...c, ultimateRedemption: 800_000n }), 800n); // each redemption releases its cost
+    assert.equal(recognizedToDate({ ...c, ultimateRedemption: 500_000n }), 1400n); // 200 left for the 100 still expected
+    assert.equal(recognizedToDate({ ...c, ultimateRedemption: 300_000n }), 1600n); // more redeemed than expected: nothing left
+    assert.equal(recognizedToDate({ ...c, pointsExpired: 500n, ultimateRedemption: 1_000_000n }), 1400n); // only 100 outstanding
+  });
+
   const base = { pointsIssued: 4_000n, allocatedMinor: 296_296n, pointsExpired: 0n, ultimateRedemption: 800_000n };
 
   test('nothing redeemed: nothing recognised', () => {

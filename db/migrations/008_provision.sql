@@ -1,0 +1,58 @@
+-- Incremental-cost programs: the provision is the expected cost of the points still to be
+-- redeemed, cost x min(outstanding, N x u - R), re-measured whenever R or u changes (each
+-- redemption releases its cost; the close's new estimate trues it up). Relative-SSP cohorts keep
+-- the cohort formula A x min(1, R / (N x u)).
+
+alter table cohorts add column cost_per_point_minor bigint check (cost_per_point_minor > 0);
+
+-- A provision cohort records the cost per point of the rules it was created under.
+create function ll_cohort_cost() returns trigger language plpgsql as $$
+begin
+  if new.liability_account = 'loyalty_provision' and new.cost_per_point_minor is null then
+    select (v.rules->'accounting'->>'costPerPointMinor')::bigint into new.cost_per_point_minor
+      from program_rule_versions v where v.program_id = new.program_id and v.effective_at <= now()
+     order by v.version desc limit 1;
+  end if;
+  return new;
+end $$;
+create trigger cohorts_cost before insert on cohorts for each row execute function ll_cohort_cost();
+update cohorts c set cost_per_point_minor = (
+    select (v.rules->'accounting'->>'costPerPointMinor')::bigint from program_rule_versions v
+     where v.program_id = c.program_id order by v.version desc limit 1)
+ where c.liability_account = 'loyalty_provision';
+
+create or replace function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamptz, p_actor text,
+                                               p_key text, p_revenue_account text) returns bigint language plpgsql as $$
+declare
+  c cohorts; v_n bigint; v_a bigint; v_am numeric; v_r bigint; v_x bigint; v_target bigint; v_delta bigint; v_num numeric; v_den numeric;
+  v_expected numeric;
+begin
+  select * into c from cohorts where program_id = p_program and cohort = p_cohort for update;
+  if not found then return null; end if;
+  select coalesce(sum(points_issued - points_revoked), 0), coalesce(sum(allocated_minor - allocated_reversed_minor), 0),
+         coalesce(sum(points_redeemed), 0), coalesce(sum(points_expired), 0),
+         coalesce(sum(allocated_micro - allocated_reversed_micro), 0)
+    into v_n, v_a, v_r, v_x, v_am from cohort_stripes where program_id = p_program and cohort = p_cohort;
+  if v_n <= 0 or v_r + v_x >= v_n then
+    v_target := greatest(v_a, 0);
+  elsif c.liability_account = 'loyalty_provision' and c.cost_per_point_minor is not null then
+    -- released = provision - cost x expected points still to be redeemed (halves away from zero)
+    v_expected := c.cost_per_point_minor * least((v_n - v_r - v_x)::numeric, greatest(0, v_n * c.ultimate_redemption_rate - v_r));
+    v_target := v_a - round(v_expected);
+  else
+    v_am := greatest(v_am, 0);
+    v_num := v_am * least(v_r::numeric * 1000000, v_n::numeric * (c.ultimate_redemption_rate * 1000000));
+    v_den := v_n::numeric * (c.ultimate_redemption_rate * 1000000) * 1000000;
+    v_target := div(2 * v_num + v_den, 2 * v_den);
+  end if;
+  v_delta := v_target - c.recognized_minor;
+  if v_delta = 0 then return null; end if;
+  update cohorts set recognized_minor = v_target where program_id = p_program and cohort = p_cohort;
+  return ll_post_journal(p_program, 'recognition', p_occurred, 'cohort:' || p_cohort, p_actor, p_key,
+    case when v_delta > 0 then jsonb_build_array(
+      jsonb_build_object('account', c.liability_account, 'debitMinor', v_delta, 'cohort', p_cohort),
+      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account), 'creditMinor', v_delta, 'cohort', p_cohort))
+    else jsonb_build_array(
+      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account), 'debitMinor', -v_delta, 'cohort', p_cohort),
+      jsonb_build_object('account', c.liability_account, 'creditMinor', -v_delta, 'cohort', p_cohort)) end);
+end $$;
