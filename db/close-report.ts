@@ -83,8 +83,23 @@ export async function buildPeriodFigures(pool: Pool, programId: string, period: 
       byJurisdiction.set(key, (byJurisdiction.get(key) ?? 0) + Number(split[i]));
     });
   }
+  // ... and over stores by the allocations made at each (what created the liability).
+  const allocations = await longQuery<{ cohort: string; store_id: string | null; alloc: string }>(pool,
+    `select cohort, store_id, sum(allocated_minor) as alloc from accruals where program_id = $1 and occurred_at < $2 group by 1, 2 having sum(allocated_minor) > 0`,
+    [programId, end]);
+  const byStore = new Map<string, number>();
+  for (const c of cohorts) {
+    const parts = allocations.rows.filter((r) => r.cohort === c.cohort);
+    if (parts.length === 0) parts.push({ cohort: c.cohort, store_id: 'no allocation recorded', alloc: '1' });
+    const split = splitByWeights(BigInt(c.deferredMinor), parts.map((p) => BigInt(p.alloc)));
+    parts.forEach((p, i) => {
+      const key = p.store_id ?? 'no store';
+      byStore.set(key, (byStore.get(key) ?? 0) + Number(split[i]));
+    });
+  }
   return {
     period, liability, points: pts, revenueFromOpeningBalanceMinor: n(money.from_opening), cohorts,
+    liabilityByStore: [...byStore.entries()].filter(([, v]) => v !== 0).sort().map(([storeId, deferredMinor]) => ({ storeId, deferredMinor })),
     liabilityByJurisdiction: [...byJurisdiction.entries()].filter(([, v]) => v !== 0).sort().map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
   };
 }

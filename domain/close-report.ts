@@ -42,6 +42,7 @@ export interface CloseReport {
   revenueFromOpeningBalanceMinor: number;
   cohorts: CohortReportRow[];
   liabilityByJurisdiction: Array<{ jurisdiction: string; deferredMinor: number }>;
+  liabilityByStore: Array<{ storeId: string; deferredMinor: number }>;
   assumptions: {
     factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
     cohorts: CohortAssumption[];
@@ -100,6 +101,9 @@ export function reportToCsv(r: CloseReport): string {
     [],
     ['jurisdiction', 'deferredMinor'],
     ...r.liabilityByJurisdiction.map((j) => [j.jurisdiction, j.deferredMinor]),
+    [],
+    ['store', 'deferredMinor'],
+    ...(r.liabilityByStore ?? []).map((j) => [j.storeId, j.deferredMinor]),
   ];
   return rows.map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }
@@ -177,6 +181,7 @@ export function reportToHtml(r: CloseReport, digits: number): string {
       + `${m(c.recognizedMinor)}${m(c.deferredMinor)}<td>${esc(a?.method ?? '')}${a?.reason ? `: ${esc(a.reason)}` : ''}</td>${m(a?.catchUpMinor ?? 0)}</tr>`;
   }).join('');
   const jur = r.liabilityByJurisdiction.map((j) => `<tr><td>${esc(j.jurisdiction)}</td>${m(j.deferredMinor)}</tr>`).join('');
+  const stores = (r.liabilityByStore ?? []).map((j) => `<tr><td>${esc(j.storeId)}</td>${m(j.deferredMinor)}</tr>`).join('');
   const factors = r.assumptions.factors.map((f) => `<tr><td>${f.age} → ${f.age + 1}</td><td class="num">${f.factor === null ? '–' : f.factor.toFixed(6)}</td><td class="num">${f.cohorts}</td><td>${f.sufficient ? 'used' : 'too little data'}</td></tr>`).join('');
   const o = r.assumptions.override;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Loyalty liability ${esc(r.programId)} ${esc(r.period)}</title>
@@ -190,6 +195,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}h1{font-size:1.4rem}h2
 <h2>Cohorts</h2><table id="cohorts"><tr><th>cohort</th><th>points issued</th><th>allocated</th><th>redeemed</th><th>expired</th><th>ultimate redemption</th><th>recognised</th><th>deferred</th><th>estimate</th><th>catch-up</th></tr>${cohorts}</table>
 <h2>Redemption curves</h2>${curvesSvg(r)}
 <h2>Liability by jurisdiction</h2><table id="jurisdictions"><tr><th>jurisdiction</th><th>deferred</th></tr>${jur}</table>
+<h2>Liability by store</h2><table id="stores"><tr><th>store</th><th>deferred</th></tr>${stores}</table>
 <h2>Assumptions</h2><p>Ultimate redemption rates projected with volume-weighted chain-ladder factors from the cohort-by-age triangle; a cohort or age with too little data keeps its prior estimate.</p>
 <table id="factors"><tr><th>age</th><th>factor</th><th>cohorts</th><th></th></tr>${factors}</table>
 ${o ? `<p id="override">Finance override: ${(o.rate * 100).toFixed(4)}%. Justification: ${esc(o.justification)}</p>` : ''}

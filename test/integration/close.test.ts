@@ -54,7 +54,7 @@ async function program(overrides: Record<string, unknown> = {}) {
   return programId;
 }
 const accrue = (p: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string, jurisdiction = 'US-CA') =>
-  call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId, invoiceId, amountMinor, occurredAt, jurisdiction } });
+  call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId, invoiceId, amountMinor, occurredAt, jurisdiction, storeId: `s-${memberId}` } });
 async function redeem(p: string, memberId: string, invoiceId: string, points: number, occurredAt: string, pointValueMinor = 1) {
   const h = await holdRedemption(pool, {
     programId: p, invoiceId, redemptionId: randomUUID(), memberId, points, invoiceTotalMinor: 10_000_000, pointValueMinor, minPoints: 1,
@@ -86,6 +86,7 @@ function assertFoots(r: CloseReport) {
   assert.equal(p.opening + p.issued - p.redeemed - p.expired + p.adjusted, p.closing, `${r.period} points foot`);
   assert.equal(r.cohorts.reduce((s, c) => s + c.deferredMinor, 0), l.closingMinor, `${r.period} cohorts add up to the closing liability`);
   assert.equal(r.liabilityByJurisdiction.reduce((s, j) => s + j.deferredMinor, 0), l.closingMinor, `${r.period} jurisdictions add up`);
+  assert.equal(r.liabilityByStore.reduce((s, j) => s + j.deferredMinor, 0), l.closingMinor, `${r.period} stores add up`);
 }
 
 /**
@@ -232,6 +233,7 @@ describe('quarterly close', () => {
       assert.equal(reports[i]!.points.opening, reports[i - 1]!.points.closing);
     }
     assert.deepEqual(reports[3]!.liabilityByJurisdiction.map((j) => j.jurisdiction), ['US-CA'], 'nothing outstanding in DE after the expiries');
+    assert.deepEqual(reports[3]!.liabilityByStore.map((j) => j.storeId), ['s-c', 's-d', 's-e'], 'the stores whose sales made the liability still deferred');
     assert.equal(reports[0]!.points.expired, 3_000, "a's points expired in 2025-Q4");
     assert.equal(reports[1]!.points.expired, 2_000, "b's points expired in 2026-Q1");
     assert.equal(reports[3]!.points.redeemed, 3_000, 'the saga redemption in 2026-Q3');
