@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { ApiError } from '../domain/errors';
 import type { Logger } from 'pino';
 import type { AccrualBatcher } from './accrual-batcher';
 import type { Authenticator, requireRole } from './auth';
@@ -21,4 +22,10 @@ export interface ApiContext {
     /** how long a proposed close waits for approval before it escalates, then cancels (default P3D, P7D) */
     closeApproval?: { escalateAfter: string; cancelAfter: string };
   };
+}
+
+/** The Temporal client, or 503 when this API runs without one (the accrual path never needs it). */
+export function requireTemporal(ctx: ApiContext, what: string): NonNullable<ApiContext['temporal']> {
+  if (!ctx.temporal) throw new ApiError(503, 'loyalty_unavailable', `${what} runs on Temporal, which this API is not connected to`);
+  return ctx.temporal;
 }

@@ -65,41 +65,37 @@ export async function buildPeriodFigures(pool: Pool, programId: string, period: 
   const rates = await pool.query<{ cohort: string; rate: string }>('select cohort, ultimate_redemption_rate::text as rate from cohorts where program_id = $1', [programId]);
   for (const c of cohorts) c.ultimateRedemptionRate = Number(rates.rows.find((r) => r.cohort === c.cohort)?.rate ?? 0);
 
-  // Each cohort's deferred amount split over jurisdictions by the points outstanding there at the end.
-  const outstanding = await longQuery<{ cohort: string; jurisdiction: string | null; pts: string }>(pool, 
-    `select c.cohort, m.jurisdiction, sum(c.points) as pts
+  // Each cohort's deferred amount split over jurisdictions by the points outstanding there at the
+  // end, and over stores by the allocations their sales made (what created the liability).
+  const outstanding = await longQuery<{ cohort: string; key: string | null; weight: string }>(pool,
+    `select c.cohort, m.jurisdiction as key, sum(c.points) as weight
        from ledger_entries e join ledger_entry_cohorts c using (entry_id)
        join members m on m.program_id = e.program_id and m.member_id = e.member_id
       where e.program_id = $1 and e.occurred_at < $2 group by 1, 2 having sum(c.points) > 0`,
     [programId, end],
   );
-  const byJurisdiction = new Map<string, number>();
-  for (const c of cohorts) {
-    const parts = outstanding.rows.filter((r) => r.cohort === c.cohort);
-    if (parts.length === 0) parts.push({ cohort: c.cohort, jurisdiction: 'no points outstanding', pts: '1' });
-    const split = splitByWeights(BigInt(c.deferredMinor), parts.map((p) => BigInt(p.pts)));
-    parts.forEach((p, i) => {
-      const key = p.jurisdiction ?? 'unknown';
-      byJurisdiction.set(key, (byJurisdiction.get(key) ?? 0) + Number(split[i]));
-    });
-  }
-  // ... and over stores by the allocations made at each (what created the liability).
-  const allocations = await longQuery<{ cohort: string; store_id: string | null; alloc: string }>(pool,
-    `select cohort, store_id, sum(allocated_minor) as alloc from accruals where program_id = $1 and occurred_at < $2 group by 1, 2 having sum(allocated_minor) > 0`,
-    [programId, end]);
-  const byStore = new Map<string, number>();
-  for (const c of cohorts) {
-    const parts = allocations.rows.filter((r) => r.cohort === c.cohort);
-    if (parts.length === 0) parts.push({ cohort: c.cohort, store_id: 'no allocation recorded', alloc: '1' });
-    const split = splitByWeights(BigInt(c.deferredMinor), parts.map((p) => BigInt(p.alloc)));
-    parts.forEach((p, i) => {
-      const key = p.store_id ?? 'no store';
-      byStore.set(key, (byStore.get(key) ?? 0) + Number(split[i]));
-    });
-  }
+  const allocations = await longQuery<{ cohort: string; key: string | null; weight: string }>(pool,
+    `select cohort, store_id as key, sum(allocated_minor) as weight from accruals
+      where program_id = $1 and occurred_at < $2 group by 1, 2 having sum(allocated_minor) > 0`,
+    [programId, end],
+  );
+  const byJurisdiction = splitDeferred(cohorts, outstanding.rows, 'no points outstanding');
+  const byStore = splitDeferred(cohorts, allocations.rows, 'no allocation recorded');
   return {
     period, liability, points: pts, revenueFromOpeningBalanceMinor: n(money.from_opening), cohorts,
-    liabilityByStore: [...byStore.entries()].filter(([, v]) => v !== 0).sort().map(([storeId, deferredMinor]) => ({ storeId, deferredMinor })),
-    liabilityByJurisdiction: [...byJurisdiction.entries()].filter(([, v]) => v !== 0).sort().map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
+    liabilityByStore: byStore.map(([storeId, deferredMinor]) => ({ storeId, deferredMinor })),
+    liabilityByJurisdiction: byJurisdiction.map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
   };
+}
+
+/** Splits each cohort's deferred amount over keys by their weights in it (exactly); sums per key, zeros left out. */
+function splitDeferred(cohorts: CohortReportRow[], rows: Array<{ cohort: string; key: string | null; weight: string }>, none: string): Array<[string, number]> {
+  const total = new Map<string, number>();
+  for (const c of cohorts) {
+    const parts = rows.filter((r) => r.cohort === c.cohort);
+    if (parts.length === 0) parts.push({ cohort: c.cohort, key: none, weight: '1' });
+    const split = splitByWeights(BigInt(c.deferredMinor), parts.map((p) => BigInt(p.weight)));
+    parts.forEach((p, i) => total.set(p.key ?? 'unknown', (total.get(p.key ?? 'unknown') ?? 0) + Number(split[i])));
+  }
+  return [...total.entries()].filter(([, v]) => v !== 0).sort();
 }

@@ -8,16 +8,13 @@ import { SA } from '../../domain/search-attributes';
 import { closeParams, programParams, reportQuery, startCloseSchema } from '../../domain/schemas';
 import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../../domain/workflow-ids';
 import { approveUpdate, closeQuarter, progressQuery } from '../../workflows/close';
-import type { ApiContext } from '../context';
+import { requireTemporal, type ApiContext } from '../context';
 import { idempotencyKey, parse } from '../validate';
 
 
 /** The quarterly close (finance starts, a controller approves) and its disclosure report. */
 export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const temporal = () => {
-    if (!ctx.temporal) throw new ApiError(503, 'loyalty_unavailable', 'the close runs on Temporal, which this API is not connected to');
-    return ctx.temporal;
-  };
+  const temporal = () => requireTemporal(ctx, 'the close');
 
   app.post('/v1/programs/:programId/closes', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);

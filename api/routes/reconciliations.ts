@@ -5,7 +5,7 @@ import { SA } from '../../domain/search-attributes';
 import { programParams, reconciliationParams, runReconciliationSchema } from '../../domain/schemas';
 import { reconciliationWorkflowId } from '../../domain/workflow-ids';
 import { reconcileProgramDay } from '../../workflows/reconciliation';
-import type { ApiContext } from '../context';
+import { requireTemporal, type ApiContext } from '../context';
 import { parse } from '../validate';
 
 /** The daily reconciliation's reports (finance), and a run on demand. */
@@ -25,10 +25,10 @@ export function reconciliationRoutes(app: FastifyInstance, ctx: ApiContext): voi
     const { programId } = parse(programParams, req.params, 'path');
     const { date } = parse(runReconciliationSchema, req.body, 'reconciliation');
     await ctx.programs.get(programId);
-    if (!ctx.temporal) throw new ApiError(503, 'loyalty_unavailable', 'reconciliation runs on Temporal, which this API is not connected to');
+    const t = requireTemporal(ctx, 'the reconciliation');
     try {
-      return await ctx.temporal.client.workflow.execute(reconcileProgramDay, {
-        workflowId: reconciliationWorkflowId(programId, date), taskQueue: ctx.temporal.taskQueue,
+      return await t.client.workflow.execute(reconcileProgramDay, {
+        workflowId: reconciliationWorkflowId(programId, date), taskQueue: t.taskQueue,
         workflowIdConflictPolicy: 'USE_EXISTING', args: [{ programId, date }],
         typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.period, value: date }],
       });

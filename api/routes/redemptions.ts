@@ -8,15 +8,12 @@ import { SA as keys } from '../../domain/search-attributes';
 import { invoiceAdjustmentWorkflowId, redemptionWorkflowId } from '../../domain/workflow-ids';
 import { invoiceAdjustment } from '../../workflows/invoice-adjustment';
 import { chargebackSignal, outcomeUpdate, redemptionSaga } from '../../workflows/redemption';
-import type { ApiContext } from '../context';
+import { requireTemporal, type ApiContext } from '../context';
 import { idempotencyKey, parse } from '../validate';
 
 
 export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const temporal = () => {
-    if (!ctx.temporal) throw new ApiError(503, 'loyalty_unavailable', 'redemptions need Temporal, which this API is not connected to');
-    return ctx.temporal;
-  };
+  const temporal = () => requireTemporal(ctx, 'a redemption');
 
   // Starts (or finds, for the same invoice) the saga and answers once the credit is applied in
   // billing or the redemption is declined: an update sent with the start, answered by the workflow.
