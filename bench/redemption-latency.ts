@@ -26,7 +26,7 @@ import { noopSaga } from './workflows/noop-saga';
 import { benchDatabase, intFlag, log, machineNote, markdownTable, onCleanup, quantile, round, runMain, workDir } from './lib';
 
 const { values: flags } = parseArgs({
-  options: { redemptions: { type: 'string' }, concurrency: { type: 'string' }, members: { type: 'string' }, 'sqlite-pragma': { type: 'string', multiple: true } },
+  options: { redemptions: { type: 'string' }, concurrency: { type: 'string' }, members: { type: 'string' }, 'sqlite-pragma': { type: 'string', multiple: true }, 'in-memory': { type: 'boolean' } },
 });
 const N = intFlag('redemptions', flags.redemptions ?? '2000');
 const C = intFlag('concurrency', flags.concurrency ?? '20');
@@ -45,7 +45,7 @@ runMain(async () => {
   const pool = createPool({ connectionString: db.url, maxConnections: 30, applicationName: 'bench-redeem' });
   onCleanup('pool', () => pool.end());
   await migrate(pool);
-  const temporal = await startTemporalDevServer({ dbFile: join(work, 'temporal.sqlite'), port: await freePort(), uiPort: null, logFile: join(work, 'temporal.log'), namespace: 'default', sqlitePragmas: flags['sqlite-pragma'] });
+  const temporal = await startTemporalDevServer({ dbFile: flags['in-memory'] ? null : join(work, 'temporal.sqlite'), port: await freePort(), uiPort: null, logFile: join(work, 'temporal.log'), namespace: 'default', sqlitePragmas: flags['sqlite-pragma'] });
   onCleanup('temporal', temporal.stop);
   const sims = await startSimulators({ billing: 0, gl: 0, tax: 0 });
   onCleanup('simulators', sims.close);

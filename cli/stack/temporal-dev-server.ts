@@ -7,8 +7,8 @@ import { temporalCliPath } from './binaries';
 import { spawnLogged, stopChild, waitFor } from './process';
 
 export interface DevServerOptions {
-  /** SQLite file: the server's state survives restarts */
-  dbFile: string;
+  /** SQLite file: the server's state survives restarts (null: in memory, gone when it stops) */
+  dbFile: string | null;
   port: number;
   /** null: no web UI */
   uiPort: number | null;
@@ -38,8 +38,9 @@ export async function temporalAnswers(address: string): Promise<boolean> {
 
 /** The Temporal CLI dev server, with the project's search attributes registered. */
 export async function startTemporalDevServer(o: DevServerOptions): Promise<DevServer> {
-  mkdirSync(dirname(o.dbFile), { recursive: true });
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(o.port), '--db-filename', o.dbFile, '--namespace', o.namespace, '--log-level', 'warn'];
+  if (o.dbFile) mkdirSync(dirname(o.dbFile), { recursive: true });
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(o.port), '--namespace', o.namespace, '--log-level', 'warn'];
+  if (o.dbFile) args.push('--db-filename', o.dbFile);
   if (o.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(o.uiPort), '--ui-disable-news-fetch');
   for (const pragma of o.sqlitePragmas ?? []) args.push('--sqlite-pragma', pragma);
