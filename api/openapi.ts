@@ -1,41 +1,55 @@
 import { z } from 'zod';
+import { ROLES, type Role } from '../db/keys';
 import {
   accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema, startCloseSchema,
 } from '../domain/schemas';
 
-interface RouteDoc {
+export interface RouteDoc {
   method: 'get' | 'post';
   path: string;
   summary: string;
-  roles: string;
+  /** who may call it (admin may call everything): the endpoint x role table of docs/access.md */
+  roles: readonly Role[] | 'any' | 'none';
   body?: z.ZodType;
   idempotent?: boolean;
 }
 
 /** The routes and the zod schemas that validate them: the same schemas are the docs. */
 export const ROUTE_DOCS: RouteDoc[] = [
-  { method: 'post', path: '/v1/programs', summary: 'Create a program (rule version 1)', roles: 'admin', body: createProgramSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs', summary: 'Create a program (rule version 1)', roles: ['admin'], body: createProgramSchema, idempotent: true },
   { method: 'get', path: '/v1/programs/{programId}', summary: 'A program with its active rule version', roles: 'any' },
-  { method: 'post', path: '/v1/programs/{programId}/accruals', summary: 'Report a purchase: earn points, allocate, move the expiry deadline', roles: 'billing', body: accrualSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/refunds', summary: 'Report a refund: revoke earned points pro rata, never below zero', roles: 'billing', body: refundSchema, idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/members/{memberId}', summary: 'A member: balance, held, available, deadline, status', roles: 'billing, support, finance, controller' },
-  { method: 'get', path: '/v1/programs/{programId}/members/{memberId}/ledger', summary: "A member's ledger, oldest first (?after=&limit=)", roles: 'billing, support, finance, controller' },
-  { method: 'post', path: '/v1/programs/{programId}/members/{memberId}/merge', summary: 'Merge a duplicate member into a survivor', roles: 'support', body: mergeSchema, idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/liability', summary: 'Point-in-time liability (?asOf=)', roles: 'finance, controller' },
-  { method: 'post', path: '/v1/programs/{programId}/redemptions', summary: 'Redeem points against an invoice: answers applied (credit in billing) or declined with a reason', roles: 'billing', body: redemptionSchema, idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/redemptions/{invoiceId}', summary: "An invoice's redemption, current", roles: 'billing, support, finance, controller' },
-  { method: 'post', path: '/v1/programs/{programId}/chargebacks', summary: 'A chargeback on a redeemed invoice: opened freezes, won releases, lost reverses', roles: 'billing', body: chargebackSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/redemptions/{invoiceId}/adjustments', summary: 'An invoice lowered after its redemption: the excess points go back, in proportion', roles: 'billing', body: invoiceAdjustmentSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/reconciliations', summary: "Run a day's reconciliation now and answer its report", roles: 'finance', body: runReconciliationSchema },
-  { method: 'get', path: '/v1/programs/{programId}/reconciliations/{date}', summary: "A day's reconciliation report: redemptions against billing credits, postings against the GL", roles: 'finance, controller' },
-  { method: 'post', path: '/v1/programs/{programId}/closes', summary: 'Start the close of an ended quarter (freeze, re-estimate breakage, propose); quarters close in order', roles: 'finance', body: startCloseSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/closes/{period}/approve', summary: 'Approve the proposed close (not its starter): book, post to the GL, lock', roles: 'controller', idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/closes/{period}', summary: "A close's status and step", roles: 'finance, controller' },
-  { method: 'get', path: '/v1/programs/{programId}/closes/{period}/report', summary: 'The disclosure report (?format=json|csv|html)', roles: 'finance, controller' },
+  { method: 'post', path: '/v1/programs/{programId}/accruals', summary: 'Report a purchase: earn points, allocate, move the expiry deadline', roles: ['billing'], body: accrualSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/refunds', summary: 'Report a refund: revoke earned points pro rata, never below zero', roles: ['billing'], body: refundSchema, idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/members/{memberId}', summary: 'A member: balance, held, available, deadline, status', roles: ['billing', 'support', 'finance', 'controller'] },
+  { method: 'get', path: '/v1/programs/{programId}/members/{memberId}/ledger', summary: "A member's ledger, oldest first (?after=&limit=)", roles: ['billing', 'support', 'finance', 'controller'] },
+  { method: 'post', path: '/v1/programs/{programId}/members/{memberId}/merge', summary: 'Merge a duplicate member into a survivor', roles: ['support'], body: mergeSchema, idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/liability', summary: 'Point-in-time liability (?asOf=)', roles: ['finance', 'controller'] },
+  { method: 'post', path: '/v1/programs/{programId}/redemptions', summary: 'Redeem points against an invoice: answers applied (credit in billing) or declined with a reason', roles: ['billing'], body: redemptionSchema, idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/redemptions/{invoiceId}', summary: "An invoice's redemption, current", roles: ['billing', 'support', 'finance', 'controller'] },
+  { method: 'post', path: '/v1/programs/{programId}/chargebacks', summary: 'A chargeback on a redeemed invoice: opened freezes, won releases, lost reverses', roles: ['billing'], body: chargebackSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/redemptions/{invoiceId}/adjustments', summary: 'An invoice lowered after its redemption: the excess points go back, in proportion', roles: ['billing'], body: invoiceAdjustmentSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/reconciliations', summary: "Run a day's reconciliation now and answer its report", roles: ['finance'], body: runReconciliationSchema },
+  { method: 'get', path: '/v1/programs/{programId}/reconciliations/{date}', summary: "A day's reconciliation report: redemptions against billing credits, postings against the GL", roles: ['finance', 'controller'] },
+  { method: 'post', path: '/v1/programs/{programId}/closes', summary: 'Start the close of an ended quarter (freeze, re-estimate breakage, propose); quarters close in order', roles: ['finance'], body: startCloseSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/closes/{period}/approve', summary: 'Approve the proposed close (not its starter): book, post to the GL, lock', roles: ['controller'], idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/closes/{period}', summary: "A close's status and step", roles: ['finance', 'controller'] },
+  { method: 'get', path: '/v1/programs/{programId}/closes/{period}/report', summary: 'The disclosure report (?format=json|csv|html)', roles: ['finance', 'controller'] },
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },
 ];
+
+export const rolesText = (roles: RouteDoc['roles']) =>
+  roles === 'any' ? 'any key' : roles === 'none' ? 'no key needed' : [...new Set([...roles, 'admin'])].join(', ');
+
+/** docs/access.md's table: every endpoint against every role (a test keeps the file and the code in step). */
+export function accessTable(): string {
+  const head = `| endpoint | ${ROLES.join(' | ')} |\n| --- | ${ROLES.map(() => '---').join(' | ')} |\n`;
+  return head + ROUTE_DOCS.filter((r) => r.roles !== 'none').map((r) => {
+    const cells = ROLES.map((role) => (r.roles === 'any' || role === 'admin' || r.roles.includes(role) ? 'yes' : ''));
+    return `| \`${r.method.toUpperCase()} ${r.path}\` | ${cells.join(' | ')} |`;
+  }).join('\n') + '\n';
+}
 
 const errorSchema = {
   type: 'object',
@@ -55,7 +69,7 @@ export function openApiDocument(): Record<string, unknown> {
     if (r.idempotent) params.push({ name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string' } });
     (paths[r.path] ??= {})[r.method] = {
       summary: r.summary,
-      description: `Roles: ${r.roles}.`,
+      description: `Roles: ${rolesText(r.roles)}.`,
       parameters: params,
       ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(r.body, { io: 'input', unrepresentable: 'any' }) } } } } : {}),
       responses: { default: { description: 'JSON; errors as {error: {code, message, details}}', content: { 'application/json': { schema: errorSchema } } } },
@@ -72,7 +86,7 @@ export function openApiDocument(): Record<string, unknown> {
 
 export function docsPage(): string {
   const rows = ROUTE_DOCS.map(
-    (r) => `<tr><td><code>${r.method.toUpperCase()}</code></td><td><code>${r.path}</code></td><td>${r.summary}</td><td>${r.roles}</td></tr>`,
+    (r) => `<tr><td><code>${r.method.toUpperCase()}</code></td><td><code>${r.path}</code></td><td>${r.summary}</td><td>${rolesText(r.roles)}</td></tr>`,
   ).join('\n');
   return `<!doctype html><html><head><meta charset="utf-8"><title>Loyalty Ledger API</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}td{padding:.3rem .8rem;border-bottom:1px solid #ddd}</style></head>

@@ -5,6 +5,7 @@ import { stackConfig } from './config';
 import { demoDefaults, runRedemptionDemo } from './demo';
 import { runClose, runReport } from './close';
 import { runDevStack } from './dev-stack';
+import { runAccessReview, runKeys } from './keys';
 import { runReconcile, runReconciliationReport } from './reconcile';
 import { runVerify } from './verify';
 
@@ -108,6 +109,30 @@ program
   .action(async (programId: string, period: string, opts: { format: string; databaseUrl?: string }) => {
     if (!['json', 'csv', 'html'].includes(opts.format)) throw new Error('--format is json, csv or html');
     process.exit(await runReport({ programId, period, format: opts.format as 'json' | 'csv' | 'html', databaseUrl: opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl }));
+  });
+
+const dbUrl = (opt?: string) => opt ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl;
+
+program
+  .command('keys')
+  .description('API keys: create (the secret is shown once), list (never the secret), rotate (new key, old revoked), revoke')
+  .argument('<action>', 'create, list, rotate or revoke')
+  .argument('[keyId]', 'for rotate and revoke')
+  .option('--principal <name>', 'create: who the key acts as')
+  .option('--roles <list>', 'create: comma-separated roles (billing, finance, controller, legal, program_owner, support, admin)')
+  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
+  .option('--json', 'print JSON')
+  .action(async (action: string, keyId: string | undefined, opts: { principal?: string; roles?: string; databaseUrl?: string; json?: boolean }) => {
+    process.exit(await runKeys(action, { ...opts, keyId, databaseUrl: dbUrl(opts.databaseUrl), json: Boolean(opts.json) }));
+  });
+
+program
+  .command('access-review')
+  .description('who holds which role through which active keys, and when each key was last used')
+  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
+  .option('--json', 'print JSON')
+  .action(async (opts: { databaseUrl?: string; json?: boolean }) => {
+    process.exit(await runAccessReview({ databaseUrl: dbUrl(opts.databaseUrl), json: Boolean(opts.json) }));
   });
 
 const demo = program
