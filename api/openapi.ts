@@ -34,6 +34,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'post', path: '/v1/programs/{programId}/closes/{period}/approve', summary: 'Approve the proposed close (not its starter): book, post to the GL, lock', roles: ['controller'], idempotent: true },
   { method: 'get', path: '/v1/programs/{programId}/closes/{period}', summary: "A close's status and step", roles: ['finance', 'controller'] },
   { method: 'get', path: '/v1/programs/{programId}/closes/{period}/report', summary: 'The disclosure report (?format=json|csv|html)', roles: ['finance', 'controller'] },
+  { method: 'get', path: '/v1/programs/{programId}/audit', summary: 'The audit trail: changes to points, rules, keys and periods (?memberId=&since=&limit=)', roles: ['finance'] },
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },

@@ -12,6 +12,7 @@ import { accrualRoutes } from './routes/accruals';
 import { liabilityRoutes } from './routes/liability';
 import { memberRoutes } from './routes/members';
 import { programRoutes } from './routes/programs';
+import { auditRoutes } from './routes/audit';
 import { closeRoutes } from './routes/closes';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
@@ -92,6 +93,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   redemptionRoutes(app, ctx);
   reconciliationRoutes(app, ctx);
   closeRoutes(app, ctx);
+  auditRoutes(app, ctx);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -4,6 +4,7 @@ import { runWorkerProcess } from '../workers/main';
 import { stackConfig } from './config';
 import { demoDefaults, runRedemptionDemo } from './demo';
 import { runClose, runReport } from './close';
+import { runAudit } from './audit';
 import { runDevStack } from './dev-stack';
 import { runAccessReview, runKeys } from './keys';
 import { runReconcile, runReconciliationReport } from './reconcile';
@@ -133,6 +134,19 @@ program
   .option('--json', 'print JSON')
   .action(async (opts: { databaseUrl?: string; json?: boolean }) => {
     process.exit(await runAccessReview({ databaseUrl: dbUrl(opts.databaseUrl), json: Boolean(opts.json) }));
+  });
+
+program
+  .command('audit')
+  .description('the audit trail (changes to points, rules, keys and periods), oldest first; `loyalty verify` checks its hash chains')
+  .option('--program <programId>')
+  .option('--member <memberId>')
+  .option('--since <time>', 'ISO 8601, e.g. 2026-11-01T00:00:00Z')
+  .option('--limit <n>', 'at most this many rows (up to 1000)', '100')
+  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
+  .option('--json', 'print JSON')
+  .action(async (opts: { program?: string; member?: string; since?: string; limit: string; databaseUrl?: string; json?: boolean }) => {
+    process.exit(await runAudit({ databaseUrl: dbUrl(opts.databaseUrl), programId: opts.program, memberId: opts.member, since: opts.since, limit: Number(opts.limit), json: Boolean(opts.json) }));
   });
 
 const demo = program

@@ -2,7 +2,7 @@ import { accessReview, createKey, listKeys, revokeKey, rotateKey, ROLES, type Ro
 import { createPool } from '../db/pool';
 
 const withPool = async <T>(databaseUrl: string, fn: (pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> => {
-  const pool = createPool({ connectionString: databaseUrl, maxConnections: 2, applicationName: 'loyalty-keys' });
+  const pool = createPool({ connectionString: databaseUrl, maxConnections: 2, applicationName: 'loyalty-keys', actor: `cli:${process.env.USER ?? 'unknown'}` });
   try {
     return await fn(pool);
   } finally {

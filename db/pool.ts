@@ -9,6 +9,8 @@ export interface PoolOptions {
   /** upper bound on connections this process opens */
   maxConnections: number;
   applicationName: string;
+  /** who this process acts as, for audit rows of writes that do not carry an actor themselves (keys) */
+  actor?: string;
 }
 
 export function createPool(o: PoolOptions): Pool {
@@ -16,7 +18,7 @@ export function createPool(o: PoolOptions): Pool {
     connectionString: o.connectionString,
     max: o.maxConnections,
     application_name: o.applicationName,
-    options: '-c timezone=UTC -c statement_timeout=30000 -c lock_timeout=10000',
+    options: `-c timezone=UTC -c statement_timeout=30000 -c lock_timeout=10000${o.actor ? ` -c ll.actor=${o.actor.replace(/[^\w:.@-]/g, '_')}` : ''}`,
     connectionTimeoutMillis: 10_000,
   });
   // An idle client's error (e.g. PostgreSQL restarted) must not crash the process; the pool drops it.

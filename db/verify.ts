@@ -100,6 +100,19 @@ const CHECKS: Array<{ name: string; sql: string }> = [
               or r.points_reversed > r.points_applied or (r.status = 'reversed' and r.points_reversed <> r.points_applied)`,
   },
   {
+    name: 'the audit log is intact: every row hashes to its hash, and each chain links without gaps up to its head',
+    sql: `with x as (
+            select a.*, lag(a.hash) over w as lag_hash, lag(a.seq) over w as lag_seq from audit_log a
+            window w as (partition by a.chain order by a.seq))
+          select chain, seq, 'row' as problem from x
+           where prev_hash <> coalesce(lag_hash, '') or seq <> coalesce(lag_seq, 0) + 1
+              or hash <> ll_audit_hash(ll_audit_content(chain, seq, at, actor, action, program_id, member_id, subject, before, after, idempotency_key, prev_hash))
+          union all
+          select h.chain, h.seq, 'head' from audit_chain_heads h
+            left join audit_log a on a.chain = h.chain and a.seq = h.seq
+           where h.seq > 0 and a.hash is distinct from h.hash`,
+  },
+  {
     name: 'no idempotency key is left claimed without a response',
     sql: `select scope, idem_key from idempotency_keys where status_code = 0`,
   },

@@ -147,5 +147,8 @@ export const ledgerQuery = z
   })
   .strict();
 export const liabilityQuery = z.object({ asOf: instant.optional() }).strict();
+export const auditQuery = z
+  .object({ memberId: id.optional(), since: instant.optional(), limit: z.coerce.number().int().min(1).max(LIMITS.maxLedgerPage).optional() })
+  .strict();
 
 export const idempotencyKeyHeader = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');
