@@ -105,8 +105,8 @@ const CHECKS: Array<{ name: string; sql: string }> = [
             select a.*, lag(a.hash) over w as lag_hash, lag(a.seq) over w as lag_seq from audit_log a
             window w as (partition by a.chain order by a.seq))
           select chain, seq, 'row' as problem from x
-           where prev_hash <> coalesce(lag_hash, '') or seq <> coalesce(lag_seq, 0) + 1
-              or hash <> ll_audit_hash(ll_audit_content(chain, seq, at, actor, action, program_id, member_id, subject, before, after, idempotency_key, prev_hash))
+           where seq <> coalesce(lag_seq, 0) + 1
+              or hash <> ll_audit_hash(chain, seq, at, actor, action, program_id, member_id, subject, before, after, idempotency_key, coalesce(lag_hash, ''))
           union all
           select h.chain, h.seq, 'head' from audit_chain_heads h
             left join audit_log a on a.chain = h.chain and a.seq = h.seq

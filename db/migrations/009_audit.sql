@@ -24,12 +24,11 @@ create table audit_log (
   before          jsonb,
   after           jsonb,
   idempotency_key text,
-  prev_hash       text not null,
+  -- sha256 of this row's content and the hash of the row before it in the chain
   hash            text not null,
   primary key (chain, seq)
 );
 create index audit_log_member on audit_log (program_id, member_id, at);
-create index audit_log_at on audit_log (at);
 
 do $$
 begin
@@ -37,28 +36,24 @@ begin
   execute 'create trigger audit_log_no_truncate before truncate on audit_log for each statement execute function ll_forbid_change()';
 end $$;
 
--- What a row's hash covers (verify recomputes it the same way).
-create function ll_audit_content(chain smallint, seq bigint, at timestamptz, actor text, action text, program_id text, member_id text,
-                                 subject text, before jsonb, after jsonb, idempotency_key text, prev_hash text) returns text
+-- A row's hash: sha256 of its content and the previous row's hash (verify recomputes it the same way).
+create function ll_audit_hash(chain smallint, seq bigint, at timestamptz, actor text, action text, program_id text, member_id text,
+                              subject text, before jsonb, after jsonb, idempotency_key text, prev_hash text) returns text
 language sql immutable as $$
-  select jsonb_build_array(chain, seq, to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), actor, action, program_id, member_id,
-                           subject, before, after, idempotency_key, prev_hash)::text
-$$;
-
-create function ll_audit_hash(content text) returns text language sql immutable as $$
-  select encode(sha256(convert_to(content, 'UTF8')), 'hex')
+  select encode(sha256(convert_to(jsonb_build_array(chain, seq, to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    actor, action, program_id, member_id, subject, before, after, idempotency_key, prev_hash)::text, 'UTF8')), 'hex')
 $$;
 
 create function ll_audit(p_chain smallint, p_actor text, p_action text, p_program text, p_member text, p_subject text,
                          p_before jsonb, p_after jsonb, p_idem text) returns void language plpgsql as $$
-declare v_seq bigint; v_prev text; v_hash text; v_at timestamptz := now();
+declare v_seq bigint; v_hash text; v_at timestamptz := now();
 begin
-  -- the chain head's row lock orders the chain's rows
-  update audit_chain_heads set seq = seq + 1 where chain = p_chain returning seq, hash into v_seq, v_prev;
-  v_hash := ll_audit_hash(ll_audit_content(p_chain, v_seq, v_at, p_actor, p_action, p_program, p_member, p_subject, p_before, p_after, p_idem, v_prev));
-  insert into audit_log (chain, seq, at, actor, action, program_id, member_id, subject, before, after, idempotency_key, prev_hash, hash)
-  values (p_chain, v_seq, v_at, p_actor, p_action, p_program, p_member, p_subject, p_before, p_after, p_idem, v_prev, v_hash);
-  update audit_chain_heads set hash = v_hash where chain = p_chain;
+  -- one statement moves the chain's head (its row lock orders the chain) and hashes the new row
+  update audit_chain_heads h set seq = h.seq + 1,
+         hash = ll_audit_hash(p_chain, h.seq + 1, v_at, p_actor, p_action, p_program, p_member, p_subject, p_before, p_after, p_idem, h.hash)
+   where h.chain = p_chain returning h.seq, h.hash into v_seq, v_hash;
+  insert into audit_log (chain, seq, at, actor, action, program_id, member_id, subject, before, after, idempotency_key, hash)
+  values (p_chain, v_seq, v_at, p_actor, p_action, p_program, p_member, p_subject, p_before, p_after, p_idem, v_hash);
 end $$;
 
 -- Who is acting, when a write does not carry it itself (the CLI sets ll.actor).

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -323,6 +323,26 @@ describe('quarterly close', () => {
     } finally {
       await handle.delete();
     }
+  });
+
+  test('loyalty close shows the steps until the close awaits approval; starting it again finds it', async () => {
+    const p = await program();
+    await accrue(p, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');
+    const env = { ...process.env, TEMPORAL_ADDRESS: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS!, LOYALTY_TASK_QUEUE: worker.taskQueue, DATABASE_URL: db.url };
+    const run = () => new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'close', p, '2026-Q1', '--as', 'fiona', '--wait', '60'], { env });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+    const first = await run();
+    assert.equal(first.code, 0, first.out);
+    assert.match(first.out, /started as fiona \(workflow close:.*:2026-Q1\)/);
+    assert.match(first.out, /freezing the quarter/); // steps shorter than the poll (500 ms) may not show
+    assert.match(first.out, /awaiting a controller's approval[\s\S]*catch-up proposed: -?\d+ \(minor units\) over 1 cohort\(s\)/);
+    const second = await run();
+    assert.match(second.out, /already proposed, started by fiona/);
+    assert.equal((await status(p, '2026-Q1')).startedBy, 'fiona');
   });
 
   test('bad requests: 4xx with a stable code', async () => {
