@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ROLES, type Role } from '../db/keys';
 import {
-  accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema, startCloseSchema,
+  accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema, startCloseSchema, adjustmentSchema, adjustmentDecisionSchema,
 } from '../domain/schemas';
 
 export interface RouteDoc {
@@ -35,6 +35,9 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'get', path: '/v1/programs/{programId}/closes/{period}', summary: "A close's status and step", roles: ['finance', 'controller'] },
   { method: 'get', path: '/v1/programs/{programId}/closes/{period}/report', summary: 'The disclosure report (?format=json|csv|html)', roles: ['finance', 'controller'] },
   { method: 'get', path: '/v1/programs/{programId}/audit', summary: 'The audit trail: changes to points, rules, keys and periods (?memberId=&since=&limit=)', roles: ['finance'] },
+  { method: 'post', path: '/v1/programs/{programId}/adjustments', summary: "A manual adjustment: applied at once up to the program's threshold, else it waits for finance", roles: ['support'], body: adjustmentSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/adjustments/{adjustmentId}/approvals', summary: 'Approve or reject an adjustment (not its requester)', roles: ['finance'], body: adjustmentDecisionSchema, idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/adjustments/{adjustmentId}', summary: 'An adjustment and its decision', roles: ['support', 'finance'] },
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },

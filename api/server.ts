@@ -12,6 +12,7 @@ import { accrualRoutes } from './routes/accruals';
 import { liabilityRoutes } from './routes/liability';
 import { memberRoutes } from './routes/members';
 import { programRoutes } from './routes/programs';
+import { adjustmentRoutes } from './routes/adjustments';
 import { auditRoutes } from './routes/audit';
 import { closeRoutes } from './routes/closes';
 import { reconciliationRoutes } from './routes/reconciliations';
@@ -94,6 +95,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   reconciliationRoutes(app, ctx);
   closeRoutes(app, ctx);
   auditRoutes(app, ctx);
+  adjustmentRoutes(app, ctx);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

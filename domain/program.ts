@@ -13,7 +13,14 @@ export interface ProgramRules {
   accounting: { method: 'relative_ssp' | 'incremental_cost'; costPerPointMinor?: number };
   redemption: { minPoints: number; maxInvoiceShare: number; cohortOrder: 'oldest_first' | 'pro_rata' };
   chargebackWindow: string;
+  /** manual adjustments above this many points wait for a finance approval (DEFAULT_ADJUSTMENT_THRESHOLD_POINTS when absent) */
+  adjustments?: { approvalThresholdPoints: number };
 }
+
+/** The approval threshold of programs created without one (written out: no hidden default). */
+export const DEFAULT_ADJUSTMENT_THRESHOLD_POINTS = 1000;
+/** How long an adjustment waits for a finance decision before it expires. */
+export const ADJUSTMENT_DECISION_WINDOW = 'P7D';
 
 export function expiryFor(rules: ProgramRules, jurisdiction: string | undefined): ExpiryRule {
   return (jurisdiction && rules.expiry.jurisdictions?.[jurisdiction]) || rules.expiry;

@@ -57,6 +57,8 @@ export const createProgramSchema = z
       })
       .strict()
       .refine((e) => e.policy === 'none' || e.window !== undefined, { message: 'a rolling policy needs a window', path: ['window'] }),
+    /** manual adjustments above this many points (either way) wait for a finance approval */
+    adjustments: z.object({ approvalThresholdPoints: z.number().int().min(0).max(LIMITS.maxPointsPerAccrual) }).strict().optional(),
     accounting: z
       .object({
         method: z.enum(['relative_ssp', 'incremental_cost']),
@@ -97,6 +99,18 @@ export const refundSchema = z
 export type RefundRequest = z.infer<typeof refundSchema>;
 
 export const mergeSchema = z.object({ intoMemberId: id }).strict();
+
+export const ADJUSTMENT_REASONS = ['goodwill', 'service_recovery', 'correction', 'migration', 'fraud'] as const;
+export const adjustmentSchema = z
+  .object({
+    memberId: id,
+    points: z.number().int().min(-LIMITS.maxPointsPerAccrual).max(LIMITS.maxPointsPerAccrual).refine((p) => p !== 0, 'an adjustment adds or takes points'),
+    reasonCode: z.enum(ADJUSTMENT_REASONS),
+    comment: z.string().max(2000).optional(),
+  })
+  .strict();
+export const adjustmentParams = z.object({ programId, adjustmentId: z.uuid() }).strict();
+export const adjustmentDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().max(2000).optional() }).strict();
 
 export const redemptionSchema = z
   .object({

@@ -1,6 +1,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createMemberActivities } from '../activities/member';
+import { createAdjustmentActivities } from '../activities/adjustments';
 import { createCloseActivities } from '../activities/close';
 import { createReconciliationActivities } from '../activities/reconciliation';
 import { createRedemptionActivities } from '../activities/redemption';
@@ -44,7 +45,7 @@ export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Work
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
-    activities: { ...createMemberActivities(o.pool), ...(o.services ? serviceActivities(o.pool, o.services) : {}) },
+    activities: { ...createMemberActivities(o.pool), ...createAdjustmentActivities(o.pool), ...(o.services ? serviceActivities(o.pool, o.services) : {}) },
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities,
     maxCachedWorkflows: o.maxCachedWorkflows,

@@ -4,3 +4,4 @@ export { invoiceAdjustment } from './invoice-adjustment';
 export { reconcileProgramDay, dailyReconciliation } from './reconciliation';
 export { closeQuarter, approveUpdate, progressQuery } from './close';
 export { scheduledCloses } from './close-schedule';
+export { adjustmentApproval, decideUpdate } from './adjustment';

@@ -1,0 +1,116 @@
+-- Manual point adjustments by support: an `adjust` ledger entry and its journal entry, applied at
+-- once below the program's threshold, else after a finance approval by someone else (the workflow
+-- `adjustment:<programId>:<adjustmentId>`). Invariants: an adjustment acts once; a negative one
+-- never takes more than the member has available; the approver is never the requester.
+
+create table manual_adjustments (
+  program_id    text not null references programs,
+  adjustment_id uuid primary key,
+  member_id     text not null,
+  points        bigint not null check (points <> 0),
+  reason_code   text not null check (reason_code in ('goodwill', 'service_recovery', 'correction', 'migration', 'fraud')),
+  comment       text check (length(comment) <= 2000),
+  requested_by  text not null,
+  requested_at  timestamptz not null default now(),
+  status        text not null check (status in ('pending_approval', 'applied', 'rejected', 'expired')),
+  approved_by   text,
+  decided_at    timestamptz,
+  decision_comment text check (length(decision_comment) <= 2000),
+  entry_id      bigint references ledger_entries,
+  idempotency_key text not null,
+  unique (program_id, idempotency_key),
+  check (approved_by is null or approved_by <> requested_by)
+);
+
+-- Applies an adjustment: +points go into the current quarter's cohort at their expected value
+-- (points x value x u; cost x points x u on incremental cost), debit loyalty_expense; -points come
+-- out of the oldest available cohorts and reverse their share of the allocation. Idempotent.
+create function ll_apply_adjustment(p_adjustment uuid, p_approver text) returns jsonb language plpgsql as $$
+declare
+  a manual_adjustments; m members; v_rules jsonb; v_cohort text; v_u numeric; v_account text; v_unit bigint;
+  v_micro numeric; v_minor bigint; v_entry bigint; v_key text; v_left bigint; v_take bigint; r record;
+  v_n bigint; v_am numeric; v_rev_micro numeric; v_rev_minor bigint;
+begin
+  select * into a from manual_adjustments where adjustment_id = p_adjustment for update;
+  if not found then perform ll_raise('not_found', 404, 'no such adjustment', jsonb_build_object('adjustmentId', p_adjustment)); end if;
+  if a.status = 'applied' then return jsonb_build_object('status', 'applied', 'entryId', a.entry_id); end if;
+  if a.status <> 'pending_approval' then perform ll_raise('adjustment_decided', 409, 'the adjustment is ' || a.status, '{}'); end if;
+  m := ll_lock_current_member(a.program_id, a.member_id);
+  if m.member_id is null then perform ll_raise('not_found', 404, 'no such member', jsonb_build_object('memberId', a.member_id)); end if;
+  if m.status <> 'active' then perform ll_raise('member_not_active', 409, 'member is ' || m.status, jsonb_build_object('memberId', m.member_id)); end if;
+  v_key := 'adjust:' || a.adjustment_id;
+  insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key)
+  values (a.program_id, m.member_id, 'adjust', a.points, greatest(now(), coalesce(ll_locked_until(a.program_id), now())),
+          'adjustment:' || a.adjustment_id || ':' || a.reason_code || coalesce(':approved-by:' || p_approver, ''), a.requested_by, v_key)
+  returning entry_id into v_entry;
+
+  if a.points > 0 then
+    select v.rules into v_rules from program_rule_versions v where v.program_id = a.program_id and v.effective_at <= now() order by v.version desc limit 1;
+    v_cohort := to_char(now() at time zone 'UTC', 'YYYY-"Q"Q');
+    v_u := (v_rules->>'expectedRedemptionRate')::numeric;
+    v_account := case when v_rules->'accounting'->>'method' = 'incremental_cost' then 'loyalty_provision' else 'loyalty_contract_liability' end;
+    v_unit := case when v_account = 'loyalty_provision' then (v_rules->'accounting'->>'costPerPointMinor')::bigint else (v_rules->>'pointValueMinor')::bigint end;
+    v_micro := a.points * v_unit * v_u * 1000000;
+    v_minor := round(v_micro / 1000000);
+    insert into cohorts (program_id, cohort, ultimate_redemption_rate, liability_account) values (a.program_id, v_cohort, v_u, v_account)
+      on conflict do nothing;
+    select liability_account into v_account from cohorts where program_id = a.program_id and cohort = v_cohort;
+    insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, v_cohort, a.points);
+    insert into member_cohorts (program_id, member_id, cohort, points) values (a.program_id, m.member_id, v_cohort, a.points)
+      on conflict (program_id, member_id, cohort) do update set points = member_cohorts.points + excluded.points;
+    if v_minor > 0 then
+      perform ll_post_journal(a.program_id, 'accrual', now(), 'adjustment:' || a.adjustment_id, a.requested_by, v_key, jsonb_build_array(
+        jsonb_build_object('account', 'loyalty_expense', 'debitMinor', v_minor),
+        jsonb_build_object('account', v_account, 'creditMinor', v_minor, 'cohort', v_cohort)));
+    end if;
+    perform ll_stripe_add(a.program_id, v_cohort, m.member_id, d_issued => a.points, d_alloc => v_minor, d_alloc_micro => v_micro);
+    perform ll_recognize_cohort(a.program_id, v_cohort, now(), a.requested_by, v_key || ':' || v_cohort, 'loyalty_revenue');
+  else
+    if m.balance - m.held < -a.points then
+      perform ll_raise('insufficient_points', 422, 'the member has fewer points available than the adjustment takes',
+        jsonb_build_object('available', m.balance - m.held, 'points', a.points));
+    end if;
+    v_left := -a.points;
+    for r in select x.cohort, x.available from ll_member_cohorts_available(a.program_id, m.member_id) x where x.available > 0 loop
+      exit when v_left = 0;
+      v_take := least(v_left, r.available);
+      -- the taken points' share of the cohort's allocation, exact, then as posted
+      select coalesce(sum(points_issued - points_revoked), 0), coalesce(sum(allocated_micro - allocated_reversed_micro), 0)
+        into v_n, v_am from cohort_stripes where program_id = a.program_id and cohort = r.cohort;
+      v_rev_micro := case when v_n > 0 then trunc(v_am * v_take / v_n) else 0 end;
+      -- posted as the difference of two rounded cumulative figures, so rounding never drifts
+      v_rev_minor := round(v_am / 1000000) - round((v_am - v_rev_micro) / 1000000);
+      select liability_account into v_account from cohorts where program_id = a.program_id and cohort = r.cohort;
+      insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, r.cohort, -v_take);
+      update member_cohorts set points = points - v_take where program_id = a.program_id and member_id = m.member_id and cohort = r.cohort;
+      if v_rev_minor > 0 then
+        perform ll_post_journal(a.program_id, 'refund', now(), 'adjustment:' || a.adjustment_id, a.requested_by, v_key || ':' || r.cohort || ':reversal',
+          jsonb_build_array(
+            jsonb_build_object('account', v_account, 'debitMinor', v_rev_minor, 'cohort', r.cohort),
+            jsonb_build_object('account', 'loyalty_expense', 'creditMinor', v_rev_minor)));
+      end if;
+      perform ll_stripe_add(a.program_id, r.cohort, m.member_id, d_revoked => v_take, d_alloc_rev => v_rev_minor, d_alloc_rev_micro => v_rev_micro);
+      perform ll_recognize_cohort(a.program_id, r.cohort, now(), a.requested_by, v_key || ':' || r.cohort, 'loyalty_revenue');
+      v_left := v_left - v_take;
+    end loop;
+  end if;
+  update members set balance = balance + a.points where program_id = a.program_id and member_id = m.member_id;
+  update manual_adjustments set status = 'applied', approved_by = p_approver, decided_at = now(), entry_id = v_entry
+   where adjustment_id = p_adjustment;
+  return jsonb_build_object('status', 'applied', 'entryId', v_entry);
+end $$;
+
+-- A decision that applies nothing (rejected, expired). Idempotent; an applied adjustment stays applied.
+create function ll_decide_adjustment(p_adjustment uuid, p_status text, p_by text, p_comment text) returns jsonb language plpgsql as $$
+declare a manual_adjustments;
+begin
+  update manual_adjustments set status = p_status, approved_by = case when p_status = 'rejected' then p_by end, decided_at = now(), decision_comment = p_comment
+   where adjustment_id = p_adjustment and status = 'pending_approval' returning * into a;
+  if not found then select * into a from manual_adjustments where adjustment_id = p_adjustment; end if;
+  return jsonb_build_object('status', a.status);
+end $$;
+
+do $$
+begin
+  execute 'create trigger manual_adjustments_no_delete before delete or truncate on manual_adjustments for each statement execute function ll_forbid_change()';
+end $$;
