@@ -342,6 +342,8 @@ async function main(): Promise<number> {
       'max-queued': { type: 'string' },
       'api-pool': { type: 'string', default: '20' },
       'work-dir': { type: 'string' },
+      // measures what the audit trail costs: the same run with the ledger's audit trigger off
+      'without-audit': { type: 'boolean', default: false },
     },
   });
   const n = intFlag('accruals', values.accruals);
@@ -359,6 +361,13 @@ async function main(): Promise<number> {
   const db = await benchDatabase(work, 'loyalty_bench');
   const keys = await setupDatabase(db.url);
   log(`PostgreSQL ${db.embedded ? 'embedded' : 'from DATABASE_URL'} ready, migrated`);
+  if (values['without-audit']) {
+    const admin = new Client({ connectionString: db.url });
+    await admin.connect();
+    await admin.query('alter table ledger_entries disable trigger ledger_entries_audit');
+    await admin.end();
+    log('the ledger audit trigger is OFF for this run (--without-audit)');
+  }
 
   const port = await freePort();
   const apiArgs = ['--database-url', db.url, '--port', String(port), '--pool-size', values['api-pool']!];
