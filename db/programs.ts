@@ -55,3 +55,12 @@ export async function getProgram(db: Pool | PoolClient, programId: string): Prom
     rules: r.rules as ProgramRules,
   };
 }
+
+/** Rule versions that take effect later than now, soonest first (made by approved rule changes). */
+export async function scheduledRuleVersions(db: Pool | PoolClient, programId: string): Promise<Array<{ version: number; effectiveAt: string; rules: ProgramRules }>> {
+  const { rows } = await db.query(
+    `select version, effective_at, rules from program_rule_versions where program_id = $1 and effective_at > now() order by effective_at, version`,
+    [programId],
+  );
+  return rows.map((r) => ({ version: r.version, effectiveAt: r.effective_at.toISOString(), rules: r.rules as ProgramRules }));
+}

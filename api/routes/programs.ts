@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { insertProgram, type ProgramRow } from '../../db/programs';
+import { insertProgram, scheduledRuleVersions, type ProgramRow } from '../../db/programs';
 import { rethrowAsApiError } from '../../db/errors';
 import { currencyDigits } from '../../domain/currency';
 import { ApiError } from '../../domain/errors';
@@ -56,6 +56,6 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/programs/:programId', async (req) => {
     await ctx.auth.principalOf(req);
     const { programId } = parse(programParams, req.params, 'path');
-    return programView(await ctx.programs.get(programId));
+    return { ...programView(await ctx.programs.get(programId)), scheduledRuleVersions: await scheduledRuleVersions(ctx.pool, programId) };
   });
 }

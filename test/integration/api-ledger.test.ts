@@ -55,6 +55,13 @@ describe('programs', () => {
     const read = await call('GET', `/v1/programs/${programId}`, { role: 'billing' });
     assert.equal(read.status, 200);
     assert.equal(read.body.expiry.window, 'P365D');
+    assert.deepEqual(read.body.scheduledRuleVersions, []);
+    // a version that takes effect later (what an approved rule change makes) is shown, not yet in force
+    await db.pool.query(`insert into program_rule_versions (program_id, version, effective_at, rules, created_by)
+      select program_id, 2, now() + interval '30 days', rules || '{"pointValueMinor": 2}', 'test' from program_rule_versions where program_id = $1`, [programId]);
+    const later = await call('GET', `/v1/programs/${programId}`, { role: 'billing' });
+    assert.deepEqual([later.body.activeRuleVersion.version, later.body.pointValueMinor], [1, 1]);
+    assert.deepEqual(later.body.scheduledRuleVersions.map((v: { version: number; rules: { pointValueMinor: number } }) => [v.version, v.rules.pointValueMinor]), [[2, 2]]);
     const replay = await call('POST', '/v1/programs', { body, idem: `k-${programId}` });
     assert.equal(replay.status, 201);
     assert.equal(replay.headers.get('idempotent-replayed'), 'true');
