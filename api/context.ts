@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApiError } from '../domain/errors';
 import type { Logger } from 'pino';
 import type { AccrualBatcher } from './accrual-batcher';
@@ -28,4 +29,17 @@ export interface ApiContext {
 export function requireTemporal(ctx: ApiContext, what: string): NonNullable<ApiContext['temporal']> {
   if (!ctx.temporal) throw new ApiError(503, 'loyalty_unavailable', `${what} runs on Temporal, which this API is not connected to`);
   return ctx.temporal;
+}
+
+/**
+ * A workflow update's refusal (its validator threw an ApplicationFailure with a code) as the API's
+ * error: 403 for segregation of duties, else 409; anything else is rethrown as it is.
+ */
+export function rethrowUpdateRefusal(e: unknown, fallbackCode: string): never {
+  if (e instanceof WorkflowUpdateFailedError) {
+    const cause = e.cause as (Error & { type?: string }) | undefined;
+    const code = cause?.type ?? fallbackCode;
+    throw new ApiError(code === 'segregation_of_duties' ? 403 : 409, code, cause?.message ?? e.message);
+  }
+  throw e;
 }

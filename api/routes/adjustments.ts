@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { applyAdjustment, getAdjustment, recordAdjustment } from '../../db/adjustments';
 import { ApiError, notFound } from '../../domain/errors';
@@ -7,7 +6,7 @@ import { ADJUSTMENT_DECISION_WINDOW, DEFAULT_ADJUSTMENT_THRESHOLD_POINTS } from 
 import { SA } from '../../domain/search-attributes';
 import { adjustmentDecisionSchema, adjustmentParams, adjustmentSchema, programParams } from '../../domain/schemas';
 import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
-import { requireTemporal, type ApiContext } from '../context';
+import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
 import { idempotencyKey, parse } from '../validate';
 
 export const adjustmentWorkflowId = (programId: string, adjustmentId: string) => `adjustment:${programId}:${adjustmentId}`;
@@ -55,11 +54,7 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return await requireTemporal(ctx, 'an approval').client.workflow.getHandle(adjustmentWorkflowId(programId, adjustmentId))
         .executeUpdate(decideUpdate, { args: [{ decision: body.decision, by: principal.name, comment: body.comment ?? null }] });
     } catch (e) {
-      if (e instanceof WorkflowUpdateFailedError) {
-        const code = (e.cause as { type?: string } | undefined)?.type ?? 'adjustment_decided';
-        throw new ApiError(code === 'segregation_of_duties' ? 403 : 409, code, (e.cause as Error | undefined)?.message ?? e.message);
-      }
-      throw e;
+      rethrowUpdateRefusal(e, 'adjustment_decided');
     }
   });
 

@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { buildCloseReport } from '../../activities/close';
 import { checkCanClose, getClose } from '../../db/close';
@@ -8,7 +8,7 @@ import { SA } from '../../domain/search-attributes';
 import { closeParams, programParams, reportQuery, startCloseSchema } from '../../domain/schemas';
 import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../../domain/workflow-ids';
 import { approveUpdate, closeQuarter, progressQuery } from '../../workflows/close';
-import { requireTemporal, type ApiContext } from '../context';
+import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
 import { idempotencyKey, parse } from '../validate';
 
 
@@ -55,12 +55,8 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const r = await temporal().client.workflow.getHandle(close.workflowId).executeUpdate(approveUpdate, { args: [{ approver: principal.name }] });
       return { programId, period, status: r.status, approvedBy: principal.name, glEntryId: r.glEntryId };
     } catch (e) {
-      if (e instanceof WorkflowUpdateFailedError) {
-        const code = (e.cause as { type?: string } | undefined)?.type ?? 'close_not_awaiting_approval';
-        throw new ApiError(code === 'segregation_of_duties' ? 403 : 409, code, (e.cause as Error | undefined)?.message ?? e.message);
-      }
       if (e instanceof WorkflowNotFoundError) throw new ApiError(409, 'close_not_awaiting_approval', `the close of ${period} is ${close.status}`);
-      throw e;
+      rethrowUpdateRefusal(e, 'close_not_awaiting_approval');
     }
   });
 
