@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ROLES, type Role } from '../db/keys';
 import {
-  accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema, startCloseSchema, adjustmentSchema, adjustmentDecisionSchema,
+  accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema, startCloseSchema, adjustmentSchema, adjustmentDecisionSchema, ruleChangeSchema, ruleChangeDecisionSchema,
 } from '../domain/schemas';
 
 export interface RouteDoc {
@@ -38,6 +38,10 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'post', path: '/v1/programs/{programId}/adjustments', summary: "A manual adjustment: applied at once up to the program's threshold, else it waits for finance", roles: ['support'], body: adjustmentSchema, idempotent: true },
   { method: 'post', path: '/v1/programs/{programId}/adjustments/{adjustmentId}/approvals', summary: 'Approve or reject an adjustment (not its requester)', roles: ['finance'], body: adjustmentDecisionSchema, idempotent: true },
   { method: 'get', path: '/v1/programs/{programId}/adjustments/{adjustmentId}', summary: 'An adjustment and its decision', roles: ['support', 'finance'] },
+  { method: 'post', path: '/v1/programs/{programId}/rule-changes', summary: 'Propose a rule version: impact, approvals, notice, activation', roles: ['program_owner'], body: ruleChangeSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/rule-changes/{changeId}/approvals', summary: 'Approve or reject a rule change for one required role (never the proposer, one role per person)', roles: ['finance', 'legal', 'controller', 'program_owner'], body: ruleChangeDecisionSchema, idempotent: true },
+  { method: 'post', path: '/v1/programs/{programId}/rule-changes/{changeId}/withdraw', summary: 'Withdraw a change that has not taken effect', roles: ['program_owner'], idempotent: true },
+  { method: 'get', path: '/v1/programs/{programId}/rule-changes/{changeId}', summary: 'A rule change: impact, approvals, status', roles: ['program_owner', 'finance', 'legal', 'controller'] },
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },

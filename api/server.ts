@@ -14,6 +14,7 @@ import { memberRoutes } from './routes/members';
 import { programRoutes } from './routes/programs';
 import { adjustmentRoutes } from './routes/adjustments';
 import { auditRoutes } from './routes/audit';
+import { ruleChangeRoutes } from './routes/rule-changes';
 import { closeRoutes } from './routes/closes';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
@@ -96,6 +97,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   closeRoutes(app, ctx);
   auditRoutes(app, ctx);
   adjustmentRoutes(app, ctx);
+  ruleChangeRoutes(app, ctx);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -13,6 +13,7 @@ export interface ProgramRules {
   accounting: { method: 'relative_ssp' | 'incremental_cost'; costPerPointMinor?: number };
   redemption: { minPoints: number; maxInvoiceShare: number; cohortOrder: 'oldest_first' | 'pro_rata' };
   chargebackWindow: string;
+  ruleChanges?: { requiredRoles?: Array<'finance' | 'legal' | 'controller' | 'program_owner'>; noticePeriod?: string };
   /** manual adjustments above this many points wait for a finance approval (DEFAULT_ADJUSTMENT_THRESHOLD_POINTS when absent) */
   adjustments?: { approvalThresholdPoints: number };
 }

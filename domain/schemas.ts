@@ -57,6 +57,14 @@ export const createProgramSchema = z
       })
       .strict()
       .refine((e) => e.policy === 'none' || e.window !== undefined, { message: 'a rolling policy needs a window', path: ['window'] }),
+    /** who approves a rule change, and how long an adverse one waits after approval */
+    ruleChanges: z
+      .object({
+        requiredRoles: z.array(z.enum(['finance', 'legal', 'controller', 'program_owner'])).min(1).max(4).optional(),
+        noticePeriod: duration.optional(),
+      })
+      .strict()
+      .optional(),
     /** manual adjustments above this many points (either way) wait for a finance approval */
     adjustments: z.object({ approvalThresholdPoints: z.number().int().min(0).max(LIMITS.maxPointsPerAccrual) }).strict().optional(),
     accounting: z
@@ -109,6 +117,9 @@ export const adjustmentSchema = z
     comment: z.string().max(2000).optional(),
   })
   .strict();
+export const ruleChangeParams = z.object({ programId, changeId: id }).strict();
+export const ruleChangeDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().max(2000).optional() }).strict();
+
 export const adjustmentParams = z.object({ programId, adjustmentId: z.uuid() }).strict();
 export const adjustmentDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().max(2000).optional() }).strict();
 
@@ -166,3 +177,13 @@ export const auditQuery = z
   .strict();
 
 export const idempotencyKeyHeader = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');
+
+/** A proposed rule version: the whole rules (as when the program was created) and when they take effect. */
+export const ruleChangeSchema = z
+  .object({
+    changeId: id,
+    effectiveAt: z.iso.datetime({ offset: true }),
+    comment: z.string().max(2000).optional(),
+    rules: createProgramSchema.omit({ programId: true, name: true, currency: true }),
+  })
+  .strict();

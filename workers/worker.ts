@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import { createMemberActivities } from '../activities/member';
 import { createAdjustmentActivities } from '../activities/adjustments';
 import { createCloseActivities } from '../activities/close';
+import { createRuleChangeActivities } from '../activities/rule-change';
 import { createReconciliationActivities } from '../activities/reconciliation';
 import { createRedemptionActivities } from '../activities/redemption';
 import { billingClient } from '../activities/services/billing';
@@ -45,7 +46,7 @@ export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Work
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
-    activities: { ...createMemberActivities(o.pool), ...createAdjustmentActivities(o.pool), ...(o.services ? serviceActivities(o.pool, o.services) : {}) },
+    activities: { ...createMemberActivities(o.pool), ...createAdjustmentActivities(o.pool), ...createRuleChangeActivities(o.pool), ...(o.services ? serviceActivities(o.pool, o.services) : {}) },
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities,
     maxCachedWorkflows: o.maxCachedWorkflows,

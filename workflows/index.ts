@@ -5,3 +5,4 @@ export { reconcileProgramDay, dailyReconciliation } from './reconciliation';
 export { closeQuarter, approveUpdate, progressQuery } from './close';
 export { scheduledCloses } from './close-schedule';
 export { adjustmentApproval, decideUpdate } from './adjustment';
+export { ruleChange, decideRuleChangeUpdate, withdrawSignal, ruleChangeStateQuery } from './rule-change';

@@ -32,7 +32,7 @@ test('every endpoint against every role: 403 forbidden exactly where the table s
   const call = httpClient(api);
   const programId = uniqueId('acc');
   assert.equal((await call('POST', '/v1/programs', { body: programBody(programId) })).status, 201);
-  const params: Record<string, string> = { programId, memberId: 'm-1', invoiceId: 'inv-1', period: '2026-Q1', date: '2026-01-01', adjustmentId: '00000000-0000-4000-8000-000000000000' };
+  const params: Record<string, string> = { programId, memberId: 'm-1', invoiceId: 'inv-1', period: '2026-Q1', date: '2026-01-01', adjustmentId: '00000000-0000-4000-8000-000000000000', changeId: 'c-1' };
   let checked = 0;
   for (const route of ROUTE_DOCS.filter((r) => r.roles !== 'none')) {
     const path = route.path.replace(/\{(\w+)\}/g, (_, name: string) => params[name]!);

@@ -54,9 +54,17 @@ test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once a
   }
 
   const first = await startWorker();
-  const answers = Promise.all(invoices.map((inv) => call('POST', `/v1/programs/${programId}/redemptions`, {
-    role: 'billing', body: { invoiceId: inv.invoiceId, memberId: inv.memberId, points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() },
-  })));
+  // As billing does: a 503 (the API gave up waiting while no worker ran) is retried with the same
+  // invoice, and finds the saga that is already under way.
+  const redeem = async (inv: { invoiceId: string; memberId: string }) => {
+    const body = { invoiceId: inv.invoiceId, memberId: inv.memberId, points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() };
+    for (let attempt = 1; ; attempt++) {
+      const res = await call('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
+      if (res.status !== 503 || attempt === 5) return res;
+      t.diagnostic(`${inv.invoiceId}: 503 ${res.body.error?.details?.cause ?? ''}, retried`);
+    }
+  };
+  const answers = Promise.all(invoices.map(redeem));
   const settled = async () => (await db.pool.query(`select count(*)::int as n from redemptions where program_id = $1 and status <> 'held'`, [programId])).rows[0].n as number;
   await eventually('sagas under way', async () => (await settled()) >= 20, 60_000, 20);
   first.kill('SIGKILL');

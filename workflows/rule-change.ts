@@ -1,0 +1,126 @@
+import { ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import type { RuleChangeActivities, RuleChangeImpact } from '../activities/rule-change';
+import { nominalMs } from '../domain/duration';
+
+export interface RuleChangeInput {
+  programId: string;
+  changeId: string;
+  proposedBy: string;
+  effectiveAt: string;
+  /** each must be filled by a different person, never the proposer */
+  requiredRoles: string[];
+  /** an adverse change takes effect no sooner than this after its approval */
+  noticePeriod: string;
+  /** no decision by then: expired (a reminder goes out halfway) */
+  decideWithin: string;
+}
+
+export interface RuleChangeApproval {
+  role: string;
+  by: string;
+  decision: 'approve' | 'reject';
+  comment: string | null;
+}
+
+export interface RuleChangeState {
+  status: 'assessing' | 'awaiting_approvals' | 'scheduled' | 'active' | 'rejected' | 'expired' | 'withdrawn';
+  impact: RuleChangeImpact | null;
+  approvals: RuleChangeApproval[];
+  activatesAt: string | null;
+  remindedAt: string | null;
+}
+
+export const decideRuleChangeUpdate = defineUpdate<RuleChangeState, [{ by: string; roles: string[]; decision: 'approve' | 'reject'; comment: string | null }]>('decide');
+export const withdrawSignal = defineSignal<[{ by: string }]>('withdraw');
+export const ruleChangeStateQuery = defineQuery<RuleChangeState>('state');
+
+const act = proxyActivities<RuleChangeActivities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 20 },
+});
+
+/**
+ * `rule-change:<programId>:<changeId>`: impact assessment, approvals by the required roles (the
+ * proposer never, one person one role, a rejection ends it, no decision in time expires it), the
+ * notice period for a change adverse to members, then activation at the effective instant by a
+ * durable timer, and, if the expiry rules changed, every member's deadline recomputed and re-armed.
+ */
+export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeState> {
+  const ref = { programId: input.programId, changeId: input.changeId };
+  const state: RuleChangeState = { status: 'assessing', impact: null, approvals: [], activatesAt: null, remindedAt: null };
+  let withdrawn = false;
+  const filled = () => input.requiredRoles.every((r) => state.approvals.some((a) => a.role === r && a.decision === 'approve'));
+  const rejected = () => state.approvals.some((a) => a.decision === 'reject');
+  const record = () => act.recordRuleChange({ ...ref, status: state.status, approvals: state.approvals, activatesAt: state.activatesAt });
+  const memo = (summary: string) => upsertMemo({ summary: `${input.changeId}: ${summary}` });
+
+  setHandler(ruleChangeStateQuery, () => state);
+  setHandler(withdrawSignal, () => {
+    if (state.status === 'assessing' || state.status === 'awaiting_approvals' || state.status === 'scheduled') withdrawn = true;
+  });
+  setHandler(decideRuleChangeUpdate, async (d) => {
+    const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+    const role = d.decision === 'reject' ? (input.requiredRoles.find((r) => d.roles.includes(r) || d.roles.includes('admin')) ?? 'unknown')
+      : open.find((r) => d.roles.includes(r) || d.roles.includes('admin'))!;
+    state.approvals.push({ role, by: d.by, decision: d.decision, comment: d.comment });
+    // the decision that settles it answers with what follows (scheduled or rejected); the others at once
+    if (filled() || rejected()) await condition(() => state.status !== 'awaiting_approvals');
+    return state;
+  }, {
+    validator: (d) => {
+      if (d.by === input.proposedBy) throw ApplicationFailure.nonRetryable('the proposer cannot approve their own change', 'segregation_of_duties');
+      if (state.status !== 'awaiting_approvals') throw ApplicationFailure.nonRetryable(`the change is ${state.status}`, 'rule_change_not_awaiting_approval');
+      if (state.approvals.some((a) => a.by === d.by)) throw ApplicationFailure.nonRetryable('one person fills at most one required role', 'segregation_of_duties');
+      const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+      if (!open.some((r) => d.roles.includes(r) || d.roles.includes('admin'))) {
+        throw ApplicationFailure.nonRetryable(`no open approval for the roles ${d.roles.join(', ')} (open: ${open.join(', ') || 'none'})`, 'forbidden');
+      }
+    },
+  });
+
+  state.impact = await act.assessRuleChangeImpact(ref);
+  state.status = 'awaiting_approvals';
+  memo(`awaiting ${input.requiredRoles.join(' and ')}${state.impact.adverse.length ? `; adverse: ${state.impact.adverse.join(', ')}` : ''}`);
+
+  const decideMs = nominalMs(input.decideWithin) ?? 0;
+  const done = () => filled() || rejected() || withdrawn;
+  if (!(await condition(done, decideMs / 2))) {
+    state.remindedAt = new Date(Date.now()).toISOString();
+    memo(`reminder: still awaiting ${input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r)).join(' and ')}`);
+    await record();
+    await condition(done, decideMs - decideMs / 2);
+  }
+  if (withdrawn || rejected() || !filled()) {
+    state.status = withdrawn ? 'withdrawn' : rejected() ? 'rejected' : 'expired';
+    memo(state.status);
+    await record();
+    return state;
+  }
+
+  // Adverse to members: not before the notice period has passed since the approval.
+  const approvedAtMs = Date.now();
+  const noticeMs = state.impact.adverse.length ? (nominalMs(input.noticePeriod) ?? 0) : 0;
+  const activatesAtMs = Math.max(Date.parse(input.effectiveAt), approvedAtMs + noticeMs);
+  state.activatesAt = new Date(activatesAtMs).toISOString();
+  state.status = 'scheduled';
+  memo(`approved; takes effect ${state.activatesAt}`);
+  await record();
+
+  if (await condition(() => withdrawn, Math.max(activatesAtMs - Date.now(), 0))) {
+    state.status = 'withdrawn';
+    memo('withdrawn before it took effect');
+    await record();
+    return state;
+  }
+  await act.activateRuleVersion({ ...ref, proposedBy: input.proposedBy });
+  state.status = 'active';
+  await record();
+  if (state.impact.expiryChanged) {
+    const { members } = await act.rearmMemberDeadlines(ref);
+    memo(`active; ${members} member deadline(s) recomputed and re-armed`);
+  } else {
+    memo('active');
+  }
+  return state;
+}
