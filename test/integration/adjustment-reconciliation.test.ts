@@ -92,7 +92,7 @@ describe('invoice adjustments', () => {
 
     await recordHistory(worker.client, res.body.workflowId, 'invoice-adjustment');
     const read = await call('GET', `/v1/programs/${programId}/redemptions/${invoiceId}`, { role: 'billing' });
-    assert.deepEqual([read.body.status, read.body.pointsApplied, read.body.pointsReversed, read.body.creditReversedMinor], ['applied', 4000, 2000, 2000]);
+    assert.deepEqual([read.body.status, read.body.pointsApplied, read.body.pointsReversed, read.body.creditReversedMinor, read.body.ruleVersion], ['applied', 4000, 2000, 2000, 1]);
   });
 
   test('bad adjustments: 4xx with a stable code, nothing written', async () => {

@@ -77,6 +77,9 @@ test('a shorter window: impact, approvals with segregation of duties, notice, ac
   const { rows } = await pool.query(`select last_purchase_at from members where program_id = $1 and member_id = 'new'`, [p]);
   assert.equal(Date.parse(fresh.expiresAt), rows[0].last_purchase_at.getTime() + 100 * 86_400_000, 'deadline recomputed: last purchase + 100 days');
   await recordHistory(worker.client, c.workflowId, 'rule-change-active');
+  // each entry records the rule version it was made under: the expiry under version 2
+  const { rows: versions } = await pool.query(`select type, rule_version from ledger_entries where program_id = $1 and member_id = 'old' order by entry_id`, [p]);
+  assert.deepEqual(versions.map((r) => [r.type, r.rule_version]), [['earn', 1], ['expire', 2]]);
 
   // rollback: the previous rules again, through the same path (a longer window is not adverse: no notice)
   assert.equal((await propose(p, 'rollback', baseRules(p))).status, 202);

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { Pool } from 'pg';
+import { createRuleChangeActivities } from '../../activities/rule-change';
+import { temporalTestServerPath } from '../../cli/stack/binaries';
+import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery } from '../../workflows/rule-change';
+import { eventually, freshDatabase, programBody, uniqueId } from '../helpers/stack';
+
+// A 30-day notice period, on the Java time-skipping test server: an approved change adverse to
+// members (a shorter expiry window) takes effect 30 days after its approval, not at its effective instant.
+const DAY = 86_400_000;
+let env: TestWorkflowEnvironment;
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let pool: Pool;
+
+before(async () => {
+  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } });
+  db = await freshDatabase();
+  pool = db.pool;
+});
+after(async () => {
+  await db?.drop();
+  await env?.teardown();
+});
+
+test('an adverse change approved today takes effect after the 30-day notice, by a durable timer', async () => {
+  const programId = uniqueId('notice');
+  const { programId: _p, name: _n, currency: _c, ...rules } = programBody(programId);
+  await pool.query(`insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'Notice', 'USD', 2, 'test')`, [programId]);
+  await pool.query(`insert into program_rule_versions (program_id, version, effective_at, rules, created_by) values ($1, 1, now() - interval '1 day', $2, 'test')`, [programId, JSON.stringify(rules)]);
+  const lower = { ...rules, expiry: { policy: 'rolling', window: 'P200D' } }; // the window shrinks: adverse
+  await pool.query(`insert into rule_changes (program_id, change_id, proposed_by, base_version, rules, effective_at, status) values ($1, 'c', 'olga', 1, $2, now(), 'assessing')`,
+    [programId, JSON.stringify(lower)]);
+  const taskQueue = uniqueId('tq');
+  const worker = await Worker.create({
+    connection: env.nativeConnection, taskQueue, activities: createRuleChangeActivities(pool),
+    workflowBundle: { code: readFileSync(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE!, 'utf8') },
+  });
+  await worker.runUntil(async () => {
+    const start = await env.currentTimeMs();
+    const handle = await env.client.workflow.start(ruleChange, {
+      workflowId: `rule-change:${programId}:c`, taskQueue,
+      args: [{ programId, changeId: 'c', proposedBy: 'olga', effectiveAt: new Date(start).toISOString(), requiredRoles: ['finance', 'legal'], noticePeriod: 'P30D', decideWithin: 'P14D' }],
+    });
+    await eventually('awaiting approvals', async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals');
+    await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'fred', roles: ['finance'], decision: 'approve', comment: null }] });
+    const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'lena', roles: ['legal'], decision: 'approve', comment: null }] });
+    assert.equal(scheduled.status, 'scheduled');
+    const activatesAt = Date.parse(scheduled.activatesAt!);
+    assert.ok(activatesAt - start >= 30 * DAY, `not before the notice: ${scheduled.activatesAt}`);
+    const done = await handle.result(); // the server skips the 30 days
+    assert.equal(done.status, 'active');
+    assert.ok((await env.currentTimeMs()) >= activatesAt, 'it took effect only once the notice had passed');
+    const { rows } = await pool.query(`select version, rules->'expiry'->>'window' as w from program_rule_versions where program_id = $1 order by version`, [programId]);
+    assert.deepEqual(rows.map((r) => [r.version, r.w]), [[1, 'P365D'], [2, 'P200D']]);
+  });
+});
