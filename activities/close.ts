@@ -5,6 +5,7 @@ import { buildPeriodFigures } from '../db/close-report';
 import { projectUltimateRates } from '../domain/breakage';
 import type { CloseReport } from '../domain/close-report';
 import { ApiError } from '../domain/errors';
+import { decimalToMillionths, millionthsToDecimal, rateToMillionths } from '../domain/money';
 import { quarterBounds } from '../domain/period';
 import { longQuery } from '../db/pool';
 import { recognizedToDate } from '../domain/recognition';
@@ -24,8 +25,6 @@ export interface CloseProposal {
   override: { rate: number; justification: string } | null;
 }
 
-const millionthsToDecimal = (m: bigint) => `${m / 1_000_000n}.${String(m % 1_000_000n).padStart(6, '0')}`;
-const decimalToMillionths = (d: string) => BigInt(Math.round(Number(d) * 1_000_000)); // numeric(7,6) from the database: exact
 
 /** Business refusals are final; anything else (the database, the GL) is retried. */
 async function final<T>(fn: () => Promise<T>): Promise<T> {
@@ -46,7 +45,7 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       return final(async () => {
         const c = await freezePeriod(pool, {
           programId: q.programId, period: q.period, actor: q.startedBy, workflowId: q.workflowId, now: new Date(),
-          override: q.override ? { rate: millionthsToDecimal(BigInt(Math.round(q.override.rate * 1_000_000))), justification: q.override.justification } : null,
+          override: q.override ? { rate: millionthsToDecimal(rateToMillionths(q.override.rate)), justification: q.override.justification } : null,
         });
         return { status: c.status, workflowId: c.workflowId };
       });

@@ -1,5 +1,6 @@
 import { heartbeat } from '@temporalio/activity';
 import type { Pool } from 'pg';
+import { RATE_SCALE, rateToMillionths } from '../domain/money';
 import type { ProgramRules } from '../domain/program';
 import { adverseReasons, expiryChanged } from '../domain/rule-change';
 
@@ -40,7 +41,7 @@ export function createRuleChangeActivities(pool: Pool) {
       const { rows: [o] } = await pool.query(
         `select coalesce(sum(balance), 0)::bigint as points from members where program_id = $1 and status = 'active'`, [ref.programId]);
       const points = BigInt(o.points);
-      const value = (r: ProgramRules) => (points * BigInt(r.pointValueMinor) * BigInt(Math.round(r.expectedRedemptionRate * 1e6))) / 1_000_000n;
+      const value = (r: ProgramRules) => (points * BigInt(r.pointValueMinor) * rateToMillionths(r.expectedRedemptionRate)) / RATE_SCALE;
       const { rows: months } = await pool.query(
         `select to_char(n.deadline at time zone 'UTC', 'YYYY-MM') as month, count(*)::int as members, sum(n.points)::bigint as points,
                 bool_or(n.deadline <= now()) as past, sum(case when n.deadline <= now() then 1 else 0 end)::int as past_members,

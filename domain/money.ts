@@ -28,6 +28,18 @@ export function millionthsToRate(m: RateMillionths): number {
   return Number(m) / 1_000_000;
 }
 
+/** Millionths as the fixed-scale decimal PostgreSQL's numeric(7, 6) holds: 970000n -> "0.970000". */
+export function millionthsToDecimal(m: RateMillionths): string {
+  return `${m / RATE_SCALE}.${String(m % RATE_SCALE).padStart(RATE_SCALE_DIGITS, '0')}`;
+}
+
+/** A decimal string with at most 6 places (a numeric(7, 6) from the database) as millionths, exactly. */
+export function decimalToMillionths(d: string): RateMillionths {
+  const m = /^(\d+)(?:\.(\d{1,6}))?$/.exec(d);
+  if (!m) throw new RangeError(`not a decimal with at most ${RATE_SCALE_DIGITS} places: ${d}`);
+  return BigInt(m[1]!) * RATE_SCALE + BigInt((m[2] ?? '').padEnd(RATE_SCALE_DIGITS, '0'));
+}
+
 /** True when a JSON number is a rate we can hold exactly. */
 export function isExactRate(rate: number): boolean {
   try {

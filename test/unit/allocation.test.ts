@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { allocateRelativeSsp, allocateRelativeSspMicro, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
-import { divRound, isExactRate, millionthsToRate, RATE_SCALE, rateToMillionths } from '../../domain/money';
+import { decimalToMillionths, divRound, isExactRate, millionthsToDecimal, millionthsToRate, RATE_SCALE, rateToMillionths } from '../../domain/money';
 import { recognizedToDate } from '../../domain/recognition';
 
 const K = RATE_SCALE;
@@ -275,4 +275,14 @@ describe('rateToMillionths', () => {
       }),
     );
   });
+});
+
+test('fixed-scale decimals of rates, both ways, exactly', () => {
+  assert.equal(millionthsToDecimal(970_000n), '0.970000');
+  assert.equal(millionthsToDecimal(RATE_SCALE), '1.000000');
+  assert.equal(decimalToMillionths('0.970000'), 970_000n);
+  assert.equal(decimalToMillionths('0.5'), 500_000n);
+  assert.equal(decimalToMillionths('1'), RATE_SCALE);
+  assert.throws(() => decimalToMillionths('0.1234567'), RangeError);
+  fc.assert(fc.property(fc.bigInt({ min: 0n, max: RATE_SCALE }), (m) => decimalToMillionths(millionthsToDecimal(m)) === m));
 });
