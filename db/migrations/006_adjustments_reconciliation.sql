@@ -3,11 +3,19 @@
 -- Invariants: a redemption never reverses more points (or credit) than it applied; each cohort of
 -- a redemption gets back at most what it gave; each adjustment acts once.
 
+-- The end of a program's last frozen or locked quarter (the close, 007, moves it): nothing is dated before it.
+alter table programs add column locked_until timestamptz;
+
+create function ll_locked_until(p_program text) returns timestamptz language sql stable as $$
+  select locked_until from programs where program_id = p_program
+$$;
+
 alter table redemptions
   add column points_reversed bigint not null default 0 check (points_reversed >= 0),
   add column credit_reversed_minor bigint not null default 0 check (credit_reversed_minor >= 0),
   add check (points_reversed <= points_applied),
-  add check (credit_reversed_minor <= credit_minor);
+  add check (credit_reversed_minor <= credit_minor),
+  add column rule_version int; -- the rule version in force when it was held (set by a trigger, 012)
 
 alter table redemption_cohorts
   add column points_reversed bigint not null default 0 check (points_reversed >= 0),
@@ -31,24 +39,27 @@ create or replace function ll_redemption_view(r redemptions) returns jsonb langu
   select jsonb_build_object('redemptionId', r.redemption_id, 'invoiceId', r.invoice_id, 'memberId', r.member_id,
     'status', r.status, 'reason', r.reason, 'pointsRequested', r.points_requested, 'pointsApplied', r.points_applied,
     'creditMinor', r.credit_minor, 'pointsReversed', r.points_reversed, 'creditReversedMinor', r.credit_reversed_minor,
+    'ruleVersion', r.rule_version,
     'cohorts', coalesce((select jsonb_object_agg(rc.cohort, rc.points) from redemption_cohorts rc
                           where rc.program_id = r.program_id and rc.invoice_id = r.invoice_id), '{}'))
 $$;
 
 -- Gives back p_points of an applied redemption to the cohorts they came from, in proportion to what
 -- each cohort still has out (cumulative shares, so the parts add up exactly), on the member who holds
--- the points now; the revenue is recomputed per cohort. Returns the ledger entry id.
+-- the points now; the revenue is recomputed per cohort. Dated in a closed period (the close, 007), it
+-- lands in the open one. Returns the ledger entry id.
 create function ll_give_back_redemption(r redemptions, p_points bigint, p_occurred timestamptz, p_actor text,
                                         p_key text, p_reference text) returns bigint language plpgsql as $$
-declare m members; v_entry bigint; c record; v_out bigint; v_cum bigint := 0; v_before bigint := 0; v_take bigint;
+declare m members; v_entry bigint; c record; v_out bigint; v_cum bigint := 0; v_before bigint := 0; v_take bigint; v_occurred timestamptz;
 begin
+  v_occurred := greatest(p_occurred, coalesce(ll_locked_until(r.program_id), p_occurred));
   m := ll_lock_current_member(r.program_id, r.member_id);
   select sum(points - points_reversed) into v_out from redemption_cohorts where program_id = r.program_id and invoice_id = r.invoice_id;
   if p_points <= 0 or p_points > v_out then
     raise exception 'give back % of % points out on %', p_points, v_out, r.invoice_id using errcode = 'LL904';
   end if;
   insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key)
-  values (r.program_id, m.member_id, 'redeem_reversal', p_points, p_occurred, p_reference, p_actor, p_key)
+  values (r.program_id, m.member_id, 'redeem_reversal', p_points, v_occurred, p_reference, p_actor, p_key)
   returning entry_id into v_entry;
   for c in select rc.cohort, rc.points - rc.points_reversed as out from redemption_cohorts rc
             where rc.program_id = r.program_id and rc.invoice_id = r.invoice_id and rc.points > rc.points_reversed
@@ -63,7 +74,7 @@ begin
     insert into member_cohorts (program_id, member_id, cohort, points) values (r.program_id, m.member_id, c.cohort, v_take)
       on conflict (program_id, member_id, cohort) do update set points = member_cohorts.points + excluded.points;
     perform ll_stripe_add(r.program_id, c.cohort, m.member_id, d_redeemed => -v_take);
-    perform ll_recognize_cohort(r.program_id, c.cohort, p_occurred, p_actor, p_key || ':' || c.cohort, 'loyalty_revenue');
+    perform ll_recognize_cohort(r.program_id, c.cohort, v_occurred, p_actor, p_key || ':' || c.cohort, 'loyalty_revenue');
   end loop;
   update members set balance = balance + p_points where program_id = r.program_id and member_id = m.member_id;
   return v_entry;
