@@ -1,5 +1,6 @@
-import { heartbeat } from '@temporalio/activity';
+import { heartbeat, log } from '@temporalio/activity';
 import type { Pool } from 'pg';
+import { rearmDeadlines } from '../db/rearm';
 import { RATE_SCALE, rateToMillionths } from '../domain/money';
 import type { ProgramRules } from '../domain/program';
 import { adverseReasons, expiryChanged } from '../domain/rule-change';
@@ -20,8 +21,6 @@ export interface RuleChangeImpact {
   /** with the new expiry rules: members (and their points) whose deadline moves earlier, by month of the new deadline */
   earlierExpiry: { members: number; points: number; alreadyPast: { members: number; points: number }; byMonth: Array<{ month: string; members: number; points: number }> };
 }
-
-const BATCH = 1000;
 
 /** The rule-change workflow's steps, bound to the ledger database. */
 export function createRuleChangeActivities(pool: Pool) {
@@ -70,6 +69,30 @@ export function createRuleChangeActivities(pool: Pool) {
         [q.programId, q.changeId, q.status, JSON.stringify(q.approvals), q.activatesAt]);
     },
 
+    /**
+     * Half the decision window has passed: a reminder to the roles still awaited, into the
+     * notifications outbox (once per change, whatever the retries).
+     */
+    async remindRuleChangeApprovers(q: RuleChangeRef & { awaitingRoles: string[]; decideBy: string }): Promise<void> {
+      const message = `Rule change ${q.changeId} of program ${q.programId} awaits the approval of ${q.awaitingRoles.join(' and ')}; without a decision by ${q.decideBy} it expires.`;
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        await client.query(
+          `insert into notifications (program_id, kind, subject, recipients, message, idempotency_key)
+           values ($1, 'rule_change_reminder', $2, $3, $4, $5) on conflict (idempotency_key) do nothing`,
+          [q.programId, `rule change ${q.changeId}: approval awaited`, q.awaitingRoles, message, `rule-change-reminder:${q.programId}:${q.changeId}`]);
+        await client.query('update rule_changes set reminded_at = coalesce(reminded_at, now()) where program_id = $1 and change_id = $2', [q.programId, q.changeId]);
+        await client.query('commit');
+      } catch (e) {
+        await client.query('rollback').catch(() => undefined);
+        throw e;
+      } finally {
+        client.release();
+      }
+      log.info('rule change reminder sent', { programId: q.programId, changeId: q.changeId, awaitingRoles: q.awaitingRoles });
+    },
+
     /** The new rule version, in force from now; once per change. */
     async activateRuleVersion(ref: RuleChangeRef & { proposedBy: string }): Promise<{ version: number }> {
       const client = await pool.connect();
@@ -95,19 +118,9 @@ export function createRuleChangeActivities(pool: Pool) {
       }
     },
 
-    /**
-     * After an expiry-rule change: every member's deadline recomputed and their workflow woken, in
-     * batches of 1,000 (the outbox relay delivers the wake-ups at its own bounded rate, so the
-     * Temporal server sees no storm). Reports progress through the heartbeat.
-     */
+    /** After an expiry-rule change: member deadlines recomputed and their workflows woken (db/rearm.ts); progress in the heartbeat. */
     async rearmMemberDeadlines(ref: RuleChangeRef): Promise<{ members: number }> {
-      let total = 0;
-      for (;;) {
-        const { rows: [r] } = await pool.query('select ll_rearm_deadlines($1, $2) as n', [ref.programId, BATCH]);
-        total += r.n;
-        heartbeat({ rearmed: total });
-        if (r.n < BATCH) return { members: total };
-      }
+      return { members: await rearmDeadlines(pool, ref.programId, (rearmed) => heartbeat({ rearmed })) };
     },
   };
 }

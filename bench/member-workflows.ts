@@ -13,6 +13,10 @@
  *   npm run bench:workflows -- [--members 20000] [--relay-batch 200] [--relay-concurrency 16]
  *        [--max-cached 2000] [--max-activities 50] [--worker-pool 20] [--baseline-starts N] [--settle-s 10]
  *        [--timeout-s 14400] [--stall-s 300] [--work-dir DIR] [--temporal-dir DIR] [--seed-batch 500]
+ *        [--rearm-window P180D [--stream-rate 20] [--stream-alone-s 60]]
+ *
+ * With --rearm-window, once all are armed and settled: the expiry window changes to it and every
+ * workflow is re-armed on its new deadline while an accrual stream runs (bench/rearm-phase.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -31,8 +35,9 @@ import { countPendingWakeups } from '../db/wakeups';
 import { freePort } from '../cli/stack/process';
 import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
 import { WakeupRelay } from '../workers/wakeup-relay';
-import { WORKFLOWS_PATH } from '../workers/worker';
+import { BUNDLE_OPTIONS } from '../workers/worker';
 import { memberLifecycle } from '../workflows/member';
+import { measureRearm, type RearmResult } from './rearm-phase';
 import {
   benchDatabase, cpuSeconds, intFlag, log, machineNote, markdownTable, mib, onCleanup, peakRssBytes, postmasterPid,
   round, rssBytes, runMain, sleep, spawnTsChild, treeRssBytes, workDir,
@@ -130,6 +135,9 @@ async function main(): Promise<number> {
       'temporal-dir': { type: 'string' },
       'sample-ms': { type: 'string', default: '500' },
       'work-dir': { type: 'string' },
+      'rearm-window': { type: 'string' },
+      'stream-rate': { type: 'string', default: '20' },
+      'stream-alone-s': { type: 'string', default: '60' },
     },
   });
   const n = intFlag('members', values.members);
@@ -159,7 +167,7 @@ async function main(): Promise<number> {
   onCleanup('temporal dev server', temporal.stop);
   const temporalPid = temporal.child.pid!;
   log(`Temporal dev server at ${temporal.address} (pid ${temporalPid})`);
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  const bundle = await bundleWorkflowCode({ ...BUNDLE_OPTIONS, logger: quietLogger });
   const bundlePath = join(work, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);
 
@@ -248,6 +256,16 @@ async function main(): Promise<number> {
     log(`counting running workflows failed: ${(e as Error).message}`);
   }
 
+  // --- optional: an expiry-window change re-arms every workflow under an accrual stream
+  let rearm: RearmResult | null = null;
+  if (values['rearm-window']) {
+    rearm = await measureRearm({
+      pool, databaseUrl: db.url, relay, programId: PROGRAM, members: n, window: values['rearm-window'],
+      streamRate: intFlag('stream-rate', values['stream-rate']), streamAloneSeconds: intFlag('stream-alone-s', values['stream-alone-s']),
+      timeoutMs, apiPort: await freePort(),
+    });
+  }
+
   // --- baseline: plain starts
   let baseline: { starts: number; seconds: number; rate: number; errors: number } | null = null;
   if (baselineStarts > 0) {
@@ -270,7 +288,7 @@ async function main(): Promise<number> {
     log(`baseline: ${baselineStarts} plain starts in ${seconds.toFixed(1)} s (${baseline.rate}/s), ${errors} errors`);
   }
 
-  const ok = armed >= n && relay.delivered >= n && (running === null || running >= n);
+  const ok = armed >= n && relay.delivered >= n && (running === null || running >= n) && (rearm === null || rearm.ok);
   const startRate = round(n / startedS, 0);
   const armRate = round(n / armedS, 0);
   const out: string[] = [];
@@ -297,7 +315,8 @@ async function main(): Promise<number> {
       [`baseline: plain workflow.start x ${baseline.starts.toLocaleString('en-US')}, starts/s`, baseline.rate] as [string, number],
       ['ratio start rate / plain start rate', round(startRate / baseline.rate, 3)] as [string, number],
     ] : []),
-    ['all started and armed', ok ? 'yes' : 'NO'],
+    ...(rearm ? rearmRows(rearm, values['rearm-window']!, intFlag('stream-rate', values['stream-rate'])) : []),
+    ['all started and armed' + (rearm ? ', and re-armed' : ''), ok ? 'yes' : 'NO'],
   ]));
   process.stdout.write(`${out.join('\n')}\n\n`);
   process.stdout.write(`${JSON.stringify({
@@ -307,9 +326,22 @@ async function main(): Promise<number> {
     startRate, armedSeconds: round(armedS, 2), armRate, running,
     workerRssMiB: { idle: mib(idle.worker), peakSampled: mib(peaks.worker), peakHwm: mib(workerHwm), atRest: mib(atRest.worker) },
     devServerRssMiB: { idle: mib(idle.temporal), peakSampled: mib(peaks.temporal), peakHwm: mib(temporalHwm), atRest: mib(atRest.temporal) },
-    cpuSeconds: cpu, baseline, ok,
+    cpuSeconds: cpu, baseline, rearm, ok,
   })}\n`);
   return ok ? 0 : 1;
+}
+
+function rearmRows(r: RearmResult, window: string, rate: number): Array<[string, string | number]> {
+  return [
+    [`re-arm to ${window}: deadlines recomputed (members moved by the re-arm)`, r.moved],
+    ['re-arm: recompute s (db/rearm.ts, batches of 1,000)', r.recomputeSeconds],
+    ['re-arm: time until every workflow armed on its new deadline s', r.armedSeconds],
+    ['re-arm: signals delivered (re-arm and stream wake-ups)', r.signals],
+    ['re-arm: peak signal rate /s (1-s windows) / mean', `${r.peakSignalsPerSecond} / ${r.meanSignalsPerSecond}`],
+    [`accrual stream ${rate}/s alone: p50 / p99 / max ms (errors)`, `${r.alone.p50Ms} / ${r.alone.p99Ms} / ${r.alone.maxMs} (${r.alone.errors})`],
+    [`accrual stream ${rate}/s during the re-arm: p50 / p99 / max ms (errors)`, `${r.during.p50Ms} / ${r.during.p99Ms} / ${r.during.maxMs} (${r.during.errors})`],
+    ['ratio p99 during / alone (goal <= 3)', r.ratioP99],
+  ];
 }
 
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };

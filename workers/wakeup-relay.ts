@@ -32,7 +32,10 @@ export interface RelayOptions {
 export class WakeupRelay {
   private stopped = false;
   private loop: Promise<void> | null = null;
+  /** wake-ups delivered and acknowledged in the outbox */
   delivered = 0;
+  /** signals Temporal accepted, counted one by one (for rates finer than a batch) */
+  signalled = 0;
 
   constructor(private readonly o: RelayOptions) {}
 
@@ -84,6 +87,7 @@ export class WakeupRelay {
             ...(this.o.searchAttributes ? { typedSearchAttributes: [{ key: SA.program, value: w.programId }, { key: SA.member, value: w.memberId }] } : {}),
           });
           done.push(w);
+          this.signalled++;
         } catch (e) {
           this.o.log.debug({ err: (e as Error).message, member: w.memberId }, 'wake-up not delivered');
         }

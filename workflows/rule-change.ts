@@ -1,4 +1,4 @@
-import { ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, patched, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { RuleChangeActivities, RuleChangeImpact } from '../activities/rule-change';
 import { nominalMs } from '../domain/duration';
 
@@ -84,10 +84,14 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
   memo(`awaiting ${input.requiredRoles.join(' and ')}${state.impact.adverse.length ? `; adverse: ${state.impact.adverse.join(', ')}` : ''}`);
 
   const decideMs = nominalMs(input.decideWithin) ?? 0;
+  const decideBy = new Date(Date.now() + decideMs).toISOString();
   const done = () => filled() || rejected() || withdrawn;
   if (!(await condition(done, decideMs / 2))) {
     state.remindedAt = new Date(Date.now()).toISOString();
-    memo(`reminder: still awaiting ${input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r)).join(' and ')}`);
+    const awaitingRoles = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+    memo(`reminder: still awaiting ${awaitingRoles.join(' and ')}`);
+    // Workflows started before the reminder became a message only set the memo.
+    if (patched('rule-change-reminder-notification')) await act.remindRuleChangeApprovers({ ...ref, awaitingRoles, decideBy });
     await record();
     await condition(done, decideMs - decideMs / 2);
   }

@@ -87,6 +87,7 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       programId, changeId, proposedBy: c.proposed_by, proposedAt: c.proposed_at.toISOString(), baseVersion: c.base_version, rules: c.rules,
       effectiveAt: c.effective_at.toISOString(), comment: c.comment, status: live?.status ?? c.status, impact: live?.impact ?? c.impact,
       approvals: live?.approvals ?? c.approvals, activatesAt: live?.activatesAt ?? c.activates_at?.toISOString() ?? null, version: c.version,
+      remindedAt: live?.remindedAt ?? c.reminded_at?.toISOString() ?? null,
       workflowId: ruleChangeWorkflowId(programId, changeId),
     };
   });

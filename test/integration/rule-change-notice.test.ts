@@ -9,8 +9,9 @@ import { temporalTestServerPath } from '../../cli/stack/binaries';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery } from '../../workflows/rule-change';
 import { eventually, freshDatabase, programBody, uniqueId } from '../helpers/stack';
 
-// A 30-day notice period, on the Java time-skipping test server: an approved change adverse to
-// members (a shorter expiry window) takes effect 30 days after its approval, not at its effective instant.
+// Long timers on the Java time-skipping test server: the decision window (a reminder halfway, then
+// expiry) and a 30-day notice period (an approved change adverse to members, a shorter expiry
+// window, takes effect 30 days after its approval, not at its effective instant).
 const DAY = 86_400_000;
 let env: TestWorkflowEnvironment;
 let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -26,19 +27,56 @@ after(async () => {
   await env?.teardown();
 });
 
-test('an adverse change approved today takes effect after the 30-day notice, by a durable timer', async () => {
-  const programId = uniqueId('notice');
+async function proposed(programId: string, changeId: string) {
   const { programId: _p, name: _n, currency: _c, ...rules } = programBody(programId);
   await pool.query(`insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'Notice', 'USD', 2, 'test')`, [programId]);
   await pool.query(`insert into program_rule_versions (program_id, version, effective_at, rules, created_by) values ($1, 1, now() - interval '1 day', $2, 'test')`, [programId, JSON.stringify(rules)]);
   const lower = { ...rules, expiry: { policy: 'rolling', window: 'P200D' } }; // the window shrinks: adverse
-  await pool.query(`insert into rule_changes (program_id, change_id, proposed_by, base_version, rules, effective_at, status) values ($1, 'c', 'olga', 1, $2, now(), 'assessing')`,
-    [programId, JSON.stringify(lower)]);
+  await pool.query(`insert into rule_changes (program_id, change_id, proposed_by, base_version, rules, effective_at, status) values ($1, $2, 'olga', 1, $3, now(), 'assessing')`,
+    [programId, changeId, JSON.stringify(lower)]);
+}
+
+const testWorker = (taskQueue: string) => Worker.create({
+  connection: env.nativeConnection, taskQueue, activities: createRuleChangeActivities(pool),
+  workflowBundle: { code: readFileSync(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE!, 'utf8') },
+});
+
+test('no decision in 14 days: a reminder to the role still awaited at day 7, then the change expires', async () => {
+  const programId = uniqueId('remind');
+  await proposed(programId, 'c');
   const taskQueue = uniqueId('tq');
-  const worker = await Worker.create({
-    connection: env.nativeConnection, taskQueue, activities: createRuleChangeActivities(pool),
-    workflowBundle: { code: readFileSync(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE!, 'utf8') },
+  const worker = await testWorker(taskQueue);
+  await worker.runUntil(async () => {
+    const start = await env.currentTimeMs();
+    const handle = await env.client.workflow.start(ruleChange, {
+      workflowId: `rule-change:${programId}:c`, taskQueue,
+      args: [{ programId, changeId: 'c', proposedBy: 'olga', effectiveAt: new Date(start).toISOString(), requiredRoles: ['finance', 'legal'], noticePeriod: 'P30D', decideWithin: 'P14D' }],
+    });
+    await eventually('awaiting approvals', async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals');
+    await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'fred', roles: ['finance'], decision: 'approve', comment: null }] });
+    const done = await handle.result(); // the server skips the 14 days
+    assert.equal(done.status, 'expired');
+    const remindedAt = Date.parse(done.remindedAt!);
+    assert.ok(remindedAt - start >= 7 * DAY && remindedAt - start < 8 * DAY, `the reminder at half the window: ${done.remindedAt}`);
+    assert.ok((await env.currentTimeMs()) - start >= 14 * DAY, 'expired only at the end of the window');
+    const { rows: sent } = await pool.query('select kind, recipients, message from notifications where program_id = $1', [programId]);
+    assert.equal(sent.length, 1, 'one reminder');
+    assert.equal(sent[0].kind, 'rule_change_reminder');
+    assert.deepEqual(sent[0].recipients, ['legal'], 'only the role still awaited');
+    assert.match(sent[0].message, /awaits the approval of legal/);
+    const { rows: [c] } = await pool.query('select status, reminded_at from rule_changes where program_id = $1', [programId]);
+    assert.equal(c.status, 'expired');
+    assert.ok(c.reminded_at, 'the change records when the reminder went out');
+    const { rows: versions } = await pool.query('select version from program_rule_versions where program_id = $1', [programId]);
+    assert.equal(versions.length, 1, 'an expired change activates nothing');
   });
+});
+
+test('an adverse change approved today takes effect after the 30-day notice, by a durable timer', async () => {
+  const programId = uniqueId('notice');
+  await proposed(programId, 'c');
+  const taskQueue = uniqueId('tq');
+  const worker = await testWorker(taskQueue);
   await worker.runUntil(async () => {
     const start = await env.currentTimeMs();
     const handle = await env.client.workflow.start(ruleChange, {
