@@ -42,6 +42,8 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'post', path: '/v1/programs/{programId}/rule-changes/{changeId}/approvals', summary: 'Approve or reject a rule change for one required role (never the proposer, one role per person)', roles: ['finance', 'legal', 'controller', 'program_owner'], body: ruleChangeDecisionSchema, idempotent: true },
   { method: 'post', path: '/v1/programs/{programId}/rule-changes/{changeId}/withdraw', summary: 'Withdraw a change that has not taken effect', roles: ['program_owner'], idempotent: true },
   { method: 'get', path: '/v1/programs/{programId}/rule-changes/{changeId}', summary: 'A rule change: impact, approvals, status', roles: ['program_owner', 'finance', 'legal', 'controller'] },
+  { method: 'post', path: '/codec/decode', summary: "The Temporal UI's codec server: decrypt payloads (Temporal's codec protocol, {payloads})", roles: ['support'] },
+  { method: 'post', path: '/codec/encode', summary: "The Temporal UI's codec server: encrypt payloads", roles: ['support'] },
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },

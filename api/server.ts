@@ -2,7 +2,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CORRELATION_HTTP_HEADER } from '../domain/correlation';
 import { ApiError } from '../domain/errors';
+import { correlation, correlationIdFrom } from '../temporal/correlation';
 import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
 import { Authenticator, requireRole } from './auth';
 import type { ApiContext } from './context';
@@ -18,6 +20,7 @@ import { ruleChangeRoutes } from './routes/rule-changes';
 import { closeRoutes } from './routes/closes';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
+import { codecRoutes, type CodecServerOptions } from './routes/codec';
 
 export interface ApiOptions {
   pool: Pool;
@@ -27,6 +30,8 @@ export interface ApiOptions {
   temporal?: ApiContext['temporal'];
   /** request bodies larger than this are refused with 413 */
   bodyLimitBytes: number;
+  /** the codec server of the Temporal UI (/codec/decode, /codec/encode); without it they answer 503 */
+  codec?: CodecServerOptions;
 }
 
 export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 200, maxInFlight: 2, maxQueued: 20_000, maxAttempts: 5 };
@@ -41,7 +46,17 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     loggerInstance: o.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: o.bodyLimitBytes,
     return503OnClosing: true,
+    // The request id is the correlation id: the caller's x-correlation-id when well formed.
+    genReqId: (req) => correlationIdFrom(req.headers[CORRELATION_HTTP_HEADER]),
+    requestIdLogLabel: 'correlationId',
   });
+  // Everything the request does (workflows it starts, their activities, the services they call)
+  // runs under its correlation id; the answer carries it back.
+  // (preHandler, not onRequest: reading the body would leave the async context behind).
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header(CORRELATION_HTTP_HEADER, req.id);
+  });
+  app.addHook('preHandler', (req, _reply, done) => correlation.run({ correlationId: req.id }, done));
   // JSON only: anything else is 415, not a string for the schema to puzzle over.
   app.removeContentTypeParser('text/plain');
   const registry = new Registry();
@@ -98,6 +113,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   auditRoutes(app, ctx);
   adjustmentRoutes(app, ctx);
   ruleChangeRoutes(app, ctx);
+  codecRoutes(app, ctx, o.codec);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

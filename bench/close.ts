@@ -8,6 +8,7 @@
  *
  *   npm run bench:close -- [--members 1000000] [--entries 10000000] [--rounds 3]
  */
+import pino from 'pino';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
@@ -112,7 +113,7 @@ runMain(async () => {
   const sims = await startSimulators({ billing: 0, gl: 0, tax: 0 });
   onCleanup('simulators', sims.close);
   const native = await NativeConnection.connect({ address: temporal.address });
-  const worker = await createLoyaltyWorker({
+  const worker = await createLoyaltyWorker({ log: pino({ level: 'warn' }),
     connection: native, namespace: 'default', taskQueue: 'bench-close', pool, maxConcurrentActivities: 10, maxCachedWorkflows: 100,
     services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 5000 },
   });

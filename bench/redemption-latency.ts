@@ -5,6 +5,7 @@
  *
  *   npm run bench:redemptions -- [--redemptions 2000] [--concurrency 20] [--members 200]
  */
+import pino from 'pino';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -53,7 +54,7 @@ runMain(async () => {
 
   const taskQueue = 'bench-redeem';
   const native = await NativeConnection.connect({ address: temporal.address });
-  const worker = await createLoyaltyWorker({ connection: native, namespace: 'default', taskQueue, pool, maxConcurrentActivities: 100, maxCachedWorkflows: 1000, services });
+  const worker = await createLoyaltyWorker({ connection: native, namespace: 'default', taskQueue, pool, maxConcurrentActivities: 100, maxCachedWorkflows: 1000, services, log: pino({ level: 'warn' }) });
   const running = worker.run();
   onCleanup('worker', async () => { worker.shutdown(); await running; await native.close(); });
   const noopWorker = await startNoopSagaWorker(temporal.address, 'bench-noop-saga');

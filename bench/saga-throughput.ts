@@ -14,6 +14,7 @@
  *   npm run bench:saga-throughput -- [--sagas 1000] [--concurrency 50] [--rounds 3] [--members 200]
  *        [--warmup 50] [--work-dir /tmp]
  */
+import pino from 'pino';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -112,7 +113,7 @@ runMain(async () => {
 
   // The saga's worker, as in bench/redemption-latency.ts.
   const sagaNative = await NativeConnection.connect({ address: temporal.address });
-  const sagaWorker = await createLoyaltyWorker({ connection: sagaNative, namespace: 'default', taskQueue: SAGA_QUEUE, pool, maxConcurrentActivities: 100, maxCachedWorkflows: 1000, services });
+  const sagaWorker = await createLoyaltyWorker({ connection: sagaNative, namespace: 'default', taskQueue: SAGA_QUEUE, pool, maxConcurrentActivities: 100, maxCachedWorkflows: 1000, services, log: pino({ level: 'warn' }) });
   const sagaRunning = sagaWorker.run();
   onCleanup('saga worker', async () => { sagaWorker.shutdown(); await sagaRunning; await sagaNative.close(); });
 

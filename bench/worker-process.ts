@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import pino from 'pino';
 import { createPool } from '../db/pool';
 import { createLoyaltyWorker } from '../workers/worker';
 import { intFlag, stopOnParentExit } from './lib';
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const pool = createPool({ connectionString: values['database-url']!, maxConnections: intFlag('pool-size', values['pool-size']), applicationName: 'bench-worker' });
   const connection = await NativeConnection.connect({ address: values.address! });
-  const worker = await createLoyaltyWorker({
+  const worker = await createLoyaltyWorker({ log: pino({ level: 'warn' }),
     connection,
     namespace: values.namespace!,
     taskQueue: values['task-queue']!,

@@ -1,4 +1,5 @@
-import { Client, Connection } from '@temporalio/client';
+import { connectClient } from '../temporal/connect';
+import { temporalSettings } from '../temporal/settings';
 import { buildCloseReport } from '../activities/close';
 import { checkCanClose, getClose } from '../db/close';
 import { createPool } from '../db/pool';
@@ -40,9 +41,8 @@ export async function runClose(o: TemporalTarget & {
   checkArgs(o.programId, o.period);
   if (o.override) startCloseSchema.parse({ period: o.period, redemptionRateOverride: o.override });
   const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 2, applicationName: 'loyalty-close' });
-  const connection = await Connection.connect({ address: o.address });
+  const { client, connection } = await connectClient(temporalSettings(o));
   try {
-    const client = new Client({ connection, namespace: o.namespace });
     const existing = await checkCanClose(pool, o.programId, o.period, new Date());
     const workflowId = existing?.workflowId ?? closeWorkflowId(o.programId, o.period);
     if (!existing) {

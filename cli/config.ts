@@ -21,6 +21,11 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     namespace: env.TEMPORAL_NAMESPACE ?? 'default',
     taskQueue: env.LOYALTY_TASK_QUEUE ?? 'loyalty',
     devKeysFile: env.LOYALTY_DEV_KEYS_FILE,
+    /** payload encryption: this key file, else (unless LOYALTY_CODEC=off) a local one made under the data dir */
+    codecKeysFile: env.LOYALTY_CODEC_KEYS_FILE,
+    codec: env.LOYALTY_CODEC !== 'off',
+    /** browser origins allowed to call the codec routes: the Temporal UI's */
+    codecCorsOrigins: (env.LOYALTY_CODEC_CORS_ORIGINS ?? `http://localhost:${Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233)},http://127.0.0.1:${Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233)}`).split(',').map((s) => s.trim()).filter(Boolean),
     /** the billing, GL and tax simulators (the redemption saga's services) */
     simulatorPorts: {
       billing: Number(env.LOYALTY_BILLING_PORT ?? 4001),

@@ -1,15 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../api/server';
 import { migrate } from '../db/migrate';
 import { startSimulators } from '../simulators';
 import { createPool } from '../db/pool';
+import { connectClient, connectWorker } from '../temporal/connect';
+import { dataConverter, temporalSettings } from '../temporal/settings';
 import { createLoyaltyWorker } from '../workers/worker';
 import { ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
 import { WakeupRelay } from '../workers/wakeup-relay';
+import { ensureLocalCodecKeys } from './codec-keys';
 import type { StackConfig } from './config';
 import { ensureDevKeys } from './dev-keys';
 import { ensureDatabase, startPostgres } from './stack/postgres';
@@ -44,35 +45,42 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     const applied = await migrate(pool);
     log.info({ applied }, 'database ready');
 
+    const keys = await ensureDevKeys(pool, join(cfg.dataDir, 'dev-keys.json'));
+    if (cfg.devKeysFile) writeFileSync(cfg.devKeysFile, JSON.stringify(keys, null, 2), { mode: 0o600 });
+
+    // Payloads encrypted by default, with a local key kept beside the data; the dev server's UI
+    // decodes through the API's codec routes, as dev-support (its key in the path: see api/routes/codec.ts).
+    const codecKeysFile = cfg.codecKeysFile ?? (cfg.codec ? ensureLocalCodecKeys(join(cfg.dataDir, 'codec-keys.json')) : undefined);
+    const codecEndpoint = codecKeysFile ? `http://127.0.0.1:${cfg.apiPort}/codec/k/${keys['dev-support']}` : undefined;
+
     let temporalAddress = cfg.temporalAddress;
     let uiUrl: string | null = null;
     if (!temporalAddress) {
       const dev = await startTemporalDevServer({
         dbFile: cfg.temporalDbFile, port: cfg.temporalPort, uiPort: cfg.temporalUiPort,
-        logFile: join(cfg.dataDir, 'logs', 'temporal.log'), namespace: cfg.namespace,
+        logFile: join(cfg.dataDir, 'logs', 'temporal.log'), namespace: cfg.namespace, uiCodecEndpoint: codecEndpoint,
       });
       stops.push(['temporal', dev.stop]);
       temporalAddress = dev.address;
       uiUrl = dev.uiUrl;
     }
 
-    const keys = await ensureDevKeys(pool, join(cfg.dataDir, 'dev-keys.json'));
-    if (cfg.devKeysFile) writeFileSync(cfg.devKeysFile, JSON.stringify(keys, null, 2), { mode: 0o600 });
+    const settings = temporalSettings({ address: temporalAddress, namespace: cfg.namespace }, { ...process.env, LOYALTY_CODEC_KEYS_FILE: codecKeysFile });
 
     const sims = await startSimulators(cfg.simulatorPorts);
     stops.push(['simulators', sims.close]);
 
-    const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
-    const worker = await createLoyaltyWorker({
+    const nativeConnection = await connectWorker(settings);
+    const worker = await createLoyaltyWorker({ log: log.child({ component: 'worker' }),
       connection: nativeConnection, namespace: cfg.namespace, taskQueue: cfg.taskQueue, pool,
       maxConcurrentActivities: 50, maxCachedWorkflows: 2000,
       services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 2000 },
+      dataConverter: dataConverter(settings),
     });
     const workerRun = worker.run();
     stops.push(['worker', async () => { worker.shutdown(); await workerRun; await nativeConnection.close(); }]);
 
-    const connection = await Connection.connect({ address: temporalAddress });
-    const client = new Client({ connection, namespace: cfg.namespace });
+    const { client, connection } = await connectClient(settings);
     const relay = new WakeupRelay({
       pool, client, taskQueue: cfg.taskQueue, log, batchSize: 200, concurrency: 16, idleMs: 200, maxBackoffMs: 5000, searchAttributes: true,
     });
@@ -88,6 +96,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       pool, logger: log, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024,
       temporalReachable: () => temporalAnswers(temporalAddress!),
       temporal: { client, taskQueue: cfg.taskQueue },
+      codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins, keyInPath: true } : undefined,
     });
     await api.listen({ port: cfg.apiPort, host: cfg.apiHost });
     stops.push(['api', () => api.close()]);
@@ -97,6 +106,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       'Loyalty Ledger is running.',
       `  API            http://localhost:${cfg.apiPort}   (reference: /docs, schema: /openapi.json)`,
       `  Temporal UI    ${uiUrl ?? '(external server)'}`,
+      `  Payloads       ${codecKeysFile ? `encrypted (AES-256-GCM, keys ${codecKeysFile}); the UI decodes them through the API's /codec as dev-support` : 'in clear (LOYALTY_CODEC=off)'}`,
       `  Temporal       ${temporalAddress}  namespace ${cfg.namespace}, task queue ${cfg.taskQueue}`,
       `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded)'}`,
       `  Simulators     billing ${sims.billingUrl}, GL ${sims.glUrl}, tax ${sims.taxUrl} (faults: POST /admin/faults)`,

@@ -1,4 +1,5 @@
-import { Client, Connection } from '@temporalio/client';
+import { connectClient } from '../temporal/connect';
+import { temporalSettings } from '../temporal/settings';
 import { createPool } from '../db/pool';
 import { latestRun } from '../db/reconciliation';
 import type { ReconciliationReport } from '../domain/reconciliation';
@@ -29,9 +30,8 @@ const print = (r: ReconciliationReport, json: boolean) => process.stdout.write(j
 /** `loyalty reconcile`: runs the day's reconciliation on Temporal now; exit 0 no differences, 1 differences. */
 export async function runReconcile(o: { programId: string; date: string; json: boolean; address: string; namespace: string; taskQueue: string }): Promise<number> {
   checkArgs(o.programId, o.date);
-  const connection = await Connection.connect({ address: o.address });
+  const { client, connection } = await connectClient(temporalSettings(o));
   try {
-    const client = new Client({ connection, namespace: o.namespace });
     const report = await client.workflow.execute(reconcileProgramDay, {
       workflowId: reconciliationWorkflowId(o.programId, o.date), taskQueue: o.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING',
       args: [{ programId: o.programId, date: o.date }],

@@ -12,7 +12,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { Client } from 'pg';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
-import { WORKFLOWS_PATH } from '../workers/worker';
+import { BUNDLE_OPTIONS } from '../workers/worker';
 import { ensureDatabase, startPostgres } from '../cli/stack/postgres';
 import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
 import { freePort } from '../cli/stack/process';
@@ -51,7 +51,7 @@ async function main(): Promise<number> {
       });
       stops.push(temporal.stop);
 
-      const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+      const bundle = await bundleWorkflowCode({ ...BUNDLE_OPTIONS, logger: quietLogger });
       const bundlePath = join(work, 'workflow-bundle.js');
       writeFileSync(bundlePath, bundle.code);
 

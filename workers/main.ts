@@ -2,10 +2,10 @@
  * A worker process on its own: the member workflows' worker and the outbox relay, against
  * TEMPORAL_ADDRESS and DATABASE_URL. `loyalty worker` runs it; so do the crash tests.
  */
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
 import { createPool } from '../db/pool';
+import { connectClient, connectWorker } from '../temporal/connect';
+import { dataConverter, temporalSettings } from '../temporal/settings';
 import { createLoyaltyWorker } from './worker';
 import { WakeupRelay } from './wakeup-relay';
 
@@ -23,17 +23,19 @@ export interface WorkerProcessOptions {
 export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
   const log = pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 30, applicationName: 'loyalty-worker' });
-  const nativeConnection = await NativeConnection.connect({ address: o.temporalAddress });
+  // TLS and payload encryption from the environment (temporal/settings.ts)
+  const settings = temporalSettings({ address: o.temporalAddress, namespace: o.namespace });
+  const nativeConnection = await connectWorker(settings);
   const { readFileSync } = await import('node:fs');
-  const worker = await createLoyaltyWorker({
+  const worker = await createLoyaltyWorker({ log,
     connection: nativeConnection, namespace: o.namespace, taskQueue: o.taskQueue, pool,
     workflowBundle: o.workflowBundlePath ? { code: readFileSync(o.workflowBundlePath, 'utf8') } : undefined,
     maxConcurrentActivities: 50, maxCachedWorkflows: 5000,
-    services: o.services,
+    services: o.services, dataConverter: dataConverter(settings),
   });
-  const connection = await Connection.connect({ address: o.temporalAddress });
+  const { client, connection } = await connectClient(settings);
   const relay = new WakeupRelay({
-    pool, client: new Client({ connection, namespace: o.namespace }), taskQueue: o.taskQueue, log,
+    pool, client, taskQueue: o.taskQueue, log,
     batchSize: 200, concurrency: 16, idleMs: 200, maxBackoffMs: 5000, searchAttributes: o.searchAttributes,
   });
   relay.start();

@@ -1,3 +1,4 @@
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createMemberActivities } from '../activities/member';
@@ -9,6 +10,9 @@ import { createRedemptionActivities } from '../activities/redemption';
 import { billingClient } from '../activities/services/billing';
 import { glClient } from '../activities/services/gl';
 import { taxClient } from '../activities/services/tax';
+import type { Logger } from 'pino';
+import { correlationActivityInterceptor } from '../temporal/correlation';
+import { dataConverter, FAILURE_CONVERTER_PATH } from '../temporal/settings';
 
 export interface ServiceUrls {
   billingUrl: string;
@@ -29,9 +33,16 @@ export interface LoyaltyWorkerOptions {
   maxCachedWorkflows: number;
   /** billing, GL and tax: without them the worker runs only the member workflows' activities */
   services?: ServiceUrls;
+  /** temporal/settings.ts dataConverter(): the payload codec, if any; failures always encoded */
+  dataConverter?: DataConverter;
+  /** one line per activity, with the request's correlation id */
+  log: Logger;
 }
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
+/** What every workflow bundle is built with: the workflows and the failure converter the workers use. */
+const WORKFLOW_INTERCEPTORS = [require.resolve('../workflows/correlation')];
+export const BUNDLE_OPTIONS = { workflowsPath: WORKFLOWS_PATH, failureConverterPath: FAILURE_CONVERTER_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTORS };
 
 /** The activities that talk to billing, the GL and tax: the redemption saga's, the reconciliation's and the close's. */
 function serviceActivities(pool: Pool, s: ServiceUrls) {
@@ -48,8 +59,10 @@ export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Work
     taskQueue: o.taskQueue,
     activities: { ...createMemberActivities(o.pool), ...createAdjustmentActivities(o.pool), ...createRuleChangeActivities(o.pool), ...(o.services ? serviceActivities(o.pool, o.services) : {}) },
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    interceptors: { activity: [correlationActivityInterceptor(o.log)], ...(o.workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTORS }) },
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities,
     maxCachedWorkflows: o.maxCachedWorkflows,
     shutdownGraceTime: '10 seconds',
+    dataConverter: o.dataConverter ?? dataConverter({}),
   });
 }

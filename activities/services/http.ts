@@ -1,3 +1,6 @@
+import { CORRELATION_HTTP_HEADER } from '../../domain/correlation';
+import { currentCorrelationId } from '../../temporal/correlation';
+
 /**
  * What the adapters to billing, GL and tax share: JSON over HTTP, an Idempotency-Key on every
  * call, a timeout on every call, and errors classified as retryable or not.
@@ -40,6 +43,8 @@ export async function callService<T>(
   const headers: Record<string, string> = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (idempotencyKey) headers['idempotency-key'] = idempotencyKey;
+  const correlationId = currentCorrelationId();
+  if (correlationId) headers[CORRELATION_HTTP_HEADER] = correlationId;
   let res: Response;
   try {
     res = await fetch(new URL(path, o.baseUrl), {

@@ -16,6 +16,8 @@ export interface DevServerOptions {
   namespace: string;
   /** `--sqlite-pragma` values, e.g. `synchronous=NORMAL` (none: the dev server's defaults) */
   sqlitePragmas?: string[];
+  /** the codec server the web UI calls to show decoded payloads */
+  uiCodecEndpoint?: string;
 }
 
 export interface DevServer {
@@ -44,6 +46,7 @@ export async function startTemporalDevServer(o: DevServerOptions): Promise<DevSe
   if (o.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(o.uiPort), '--ui-disable-news-fetch');
   for (const pragma of o.sqlitePragmas ?? []) args.push('--sqlite-pragma', pragma);
+  if (o.uiCodecEndpoint && o.uiPort !== null) args.push('--ui-codec-endpoint', o.uiCodecEndpoint);
   for (const name of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=Keyword`);
   const child = spawnLogged(temporalCliPath(), args, o.logFile);
   const address = `127.0.0.1:${o.port}`;

@@ -2,6 +2,9 @@
  * What integration tests use: a fresh database of their own (from the runner's template), the API
  * on a free port with one key per role, and a real worker + outbox relay on their own task queue.
  */
+import type { AesGcmCodec } from '../../temporal/codec';
+import { correlationClientInterceptor } from '../../temporal/correlation';
+import { dataConverter } from '../../temporal/settings';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -11,8 +14,8 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { Client, type Pool } from 'pg';
-import pino from 'pino';
-import { buildApi, DEFAULT_BATCHER } from '../../api/server';
+import pino, { type Logger } from 'pino';
+import { buildApi, DEFAULT_BATCHER, type ApiOptions } from '../../api/server';
 import { newSecret, putKey, ROLES, type Role } from '../../db/keys';
 import { createPool } from '../../db/pool';
 import { createLoyaltyWorker, type ServiceUrls } from '../../workers/worker';
@@ -79,8 +82,9 @@ export async function startApi(
   pool: Pool,
   temporalReachable: () => Promise<boolean> = async () => true,
   temporal?: { client: TemporalClient; taskQueue: string; closeApproval?: { escalateAfter: string; cancelAfter: string } },
+  extra: Pick<ApiOptions, 'codec'> = {},
 ): Promise<TestApi> {
-  const app = await buildApi({ pool, logger: silentLog, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024, temporalReachable, temporal });
+  const app = await buildApi({ pool, logger: silentLog, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024, temporalReachable, temporal, ...extra });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   return { app, baseUrl: `http://127.0.0.1:${port}`, keys: await roleKeys(pool), close: () => app.close() };
@@ -129,7 +133,7 @@ export interface TestWorker {
 /** A real worker and relay against the runner's Temporal dev server (or another address). */
 export async function startWorker(
   pool: Pool,
-  o: { address?: string; taskQueue?: string; searchAttributes?: boolean; services?: ServiceUrls } = {},
+  o: { address?: string; taskQueue?: string; searchAttributes?: boolean; services?: ServiceUrls; codec?: AesGcmCodec; log?: Logger } = {},
 ): Promise<TestWorker> {
   const address = o.address ?? need('LOYALTY_TEST_TEMPORAL_ADDRESS');
   const taskQueue = o.taskQueue ?? uniqueId('tq');
@@ -138,11 +142,11 @@ export async function startWorker(
     connection: nativeConnection, namespace: 'default', taskQueue, pool,
     workflowBundle: { code: readFileSync(need('LOYALTY_TEST_WORKFLOW_BUNDLE'), 'utf8') },
     maxConcurrentActivities: 20, maxCachedWorkflows: 500,
-    services: o.services,
+    services: o.services, dataConverter: dataConverter({ codec: o.codec }), log: o.log ?? silentLog,
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
-  const client = new TemporalClient({ connection, namespace: 'default' });
+  const client = new TemporalClient({ connection, namespace: 'default', dataConverter: dataConverter({ codec: o.codec }), interceptors: { workflow: [correlationClientInterceptor] } });
   const relay = new WakeupRelay({
     pool, client, taskQueue, log: silentLog, batchSize: 100, concurrency: 8, idleMs: 50, maxBackoffMs: 1000,
     searchAttributes: o.searchAttributes ?? true,

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Pool } from 'pg';
+import { billingClient } from '../../activities/services/billing';
+import { memberWorkflowId } from '../../domain/workflow-ids';
+import { startSimulators, type RunningSimulators } from '../../simulators';
+import { AesGcmCodec, ENCODING, newKeyFile } from '../../temporal/codec';
+import { eventually, freshDatabase, httpClient, programBody, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+
+// Payload encryption end to end: a worker and a client with the codec run a member workflow and a
+// redemption saga on the real dev server; the raw histories, read from the server without the
+// codec, hold no member id, invoice id or amount in clear (outside the workflow ids and search
+// attributes, which are identifiers by design). The API's codec routes decode them for support only.
+const UI_ORIGIN = 'http://localhost:8233';
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let pool: Pool;
+let sims: RunningSimulators;
+let worker: TestWorker;
+let api: TestApi;
+let call: ReturnType<typeof httpClient>;
+
+before(async () => {
+  db = await freshDatabase();
+  pool = db.pool;
+  const keys = newKeyFile('k-test');
+  const codec = new AesGcmCodec(keys.active, { 'k-test': Buffer.from(keys.keys['k-test']!, 'base64') });
+  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 11);
+  worker = await startWorker(pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 }, codec });
+  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue }, { codec: { codec, corsOrigins: [UI_ORIGIN], keyInPath: true } });
+  call = httpClient(api);
+});
+after(async () => {
+  await api.close();
+  await worker.stop();
+  await sims.close();
+  await db.drop();
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Proto = any;
+
+/** Every event of a workflow's history, as the server stores it (no codec on this path). */
+async function rawHistory(workflowId: string): Promise<Proto[]> {
+  const events: Proto[] = [];
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await worker.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId }, nextPageToken });
+    events.push(...(page.history?.events ?? []));
+    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+  } while (nextPageToken);
+  return events;
+}
+
+/**
+ * The history's bytes and strings, minus the workflow ids and search attributes (readable on
+ * purpose: they are how engineers find a member's or an invoice's workflows), and its payloads.
+ */
+function scan(node: Proto, out: { text: Buffer[]; payloads: Proto[] }, key = '', path = ''): void {
+  if (node === null || node === undefined || key === 'searchAttributes' || key === 'workflowId') return;
+  if (typeof node === 'string') out.text.push(Buffer.from(node));
+  else if (node instanceof Uint8Array) out.text.push(Buffer.from(node));
+  else if (Array.isArray(node)) node.forEach((n, i) => scan(n, out, key, `${path}[${i}]`));
+  else if (typeof node === 'object') {
+    if (node.metadata && 'data' in node) out.payloads.push({ ...node, path });
+    for (const [k, v] of Object.entries(node)) scan(v, out, k, `${path}.${k}`);
+  }
+}
+
+test('raw histories hold no member id, invoice id or amount in clear; every payload is encrypted', async () => {
+  const programId = uniqueId('enc');
+  const memberId = uniqueId('member');
+  const invoiceId = uniqueId('invoice');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT2S' }) })).status, 201);
+  const earn = await call('POST', `/v1/programs/${programId}/accruals`, {
+    role: 'billing', body: { memberId, invoiceId: `${invoiceId}-earn`, amountMinor: 734_519, occurredAt: new Date().toISOString(), jurisdiction: 'US-CA' },
+  });
+  assert.equal(earn.status, 201, JSON.stringify(earn.body));
+  await billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 }).createInvoice(
+    { invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8_137 }] }, `inv-${invoiceId}`);
+  const redeemed = await call('POST', `/v1/programs/${programId}/redemptions`, {
+    role: 'billing', body: { invoiceId, memberId, points: 2_913, invoiceTotalMinor: 8_137, occurredAt: new Date().toISOString() },
+  });
+  assert.equal(redeemed.status, 201, JSON.stringify(redeemed.body));
+  assert.equal(redeemed.body.status, 'applied');
+  const saga = worker.client.workflow.getHandle(redeemed.body.workflowId);
+  assert.equal((await saga.result()).status, 'applied', 'the client with the codec reads the result back');
+  const memberWf = memberWorkflowId(programId, memberId);
+  await eventually('the member workflow armed', async () => {
+    const { rows } = await pool.query('select armed_deadline from members where program_id = $1 and member_id = $2', [programId, memberId]);
+    return rows[0]?.armed_deadline;
+  });
+
+  let payloadCount = 0;
+  for (const workflowId of [memberWf, redeemed.body.workflowId as string]) {
+    const out = { text: [] as Buffer[], payloads: [] as Proto[] };
+    scan(await rawHistory(workflowId), out);
+    const blob = Buffer.concat(out.text);
+    for (const clear of [memberId, invoiceId, '734519', '2913', '8137', 'memberId', 'invoiceId', 'amountMinor', 'points']) {
+      assert.equal(blob.includes(clear), false, `${JSON.stringify(clear)} in clear in the history of ${workflowId}`);
+    }
+    // A local activity's marker carries the SDK's own bookkeeping (activity type, attempt, times)
+    // in `details.data`, written by the core SDK outside the codec; its result is encrypted.
+    const ours = out.payloads.filter((p) => !/markerRecordedEventAttributes\.details\.data\.payloads\[0\]$/.test(p.path));
+    for (const p of ours) assert.equal(Buffer.from(p.metadata.encoding ?? []).toString(), ENCODING, `a payload of ${workflowId} is not encrypted: ${p.path} ${Buffer.from(p.data ?? []).toString()}`);
+    assert.ok(out.payloads.length >= 2, `${workflowId}: payloads found (${out.payloads.length})`);
+    payloadCount += out.payloads.length;
+  }
+  assert.ok(payloadCount >= 10, `payloads checked: ${payloadCount}`);
+
+  // The codec server: support decodes (as the Temporal UI would), billing may not, nobody without a key.
+  const started = (await rawHistory(memberWf))[0].workflowExecutionStartedEventAttributes.input.payloads[0];
+  const body = { payloads: [{ metadata: Object.fromEntries(Object.entries(started.metadata).map(([k, v]) => [k, Buffer.from(v as Uint8Array).toString('base64')])), data: Buffer.from(started.data).toString('base64') }] };
+  const decoded = await call('POST', '/codec/decode', { role: 'support', body, headers: { origin: UI_ORIGIN } });
+  assert.equal(decoded.status, 200, JSON.stringify(decoded.body));
+  assert.equal(decoded.headers.get('access-control-allow-origin'), UI_ORIGIN);
+  assert.ok(Buffer.from(decoded.body.payloads[0].data, 'base64').toString().includes(memberId), 'support sees the member id');
+  assert.equal((await call('POST', '/codec/decode', { role: 'billing', body })).status, 403);
+  assert.equal((await call('POST', '/codec/decode', { key: null, body })).status, 401);
+  const inPath = await call('POST', `/codec/k/${api.keys.support}/decode`, { key: null, body });
+  assert.equal(inPath.status, 200, 'the dev UI form: the key in the path');
+  const reencoded = await call('POST', '/codec/encode', { role: 'support', body: decoded.body });
+  assert.equal(reencoded.status, 200);
+  assert.equal(Buffer.from(reencoded.body.payloads[0].metadata.encoding, 'base64').toString(), ENCODING);
+  const garbage = await call('POST', '/codec/decode', { role: 'support', body: { payloads: [{ ...body.payloads[0], data: Buffer.from('not it').toString('base64') }] } });
+  assert.deepEqual([garbage.status, garbage.body.error.code], [422, 'codec_failed']);
+
+  // CORS: the UI's origin is allowed to call from a browser; another origin is not.
+  const preflight = await fetch(`${api.baseUrl}/codec/decode`, { method: 'OPTIONS', headers: { origin: UI_ORIGIN, 'access-control-request-method': 'POST' } });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers.get('access-control-allow-origin'), UI_ORIGIN);
+  assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /authorization/);
+  const stranger = await fetch(`${api.baseUrl}/codec/decode`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+  assert.equal(stranger.headers.get('access-control-allow-origin'), null);
+});
