@@ -14,6 +14,7 @@ export interface ApiContext {
   requireRole: typeof requireRole;
   accruals: AccrualBatcher;
   log: Logger;
+  metrics: import('./metrics').ApiMetrics;
   /** Reports whether Temporal answers (for /readyz); the API itself never waits on Temporal for writes. */
   temporalReachable: () => Promise<boolean>;
   /** for redemptions: the saga runs on Temporal (accruals never need it) */

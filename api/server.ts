@@ -9,6 +9,7 @@ import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
 import { Authenticator, requireRole } from './auth';
 import type { ApiContext } from './context';
 import { docsPage, openApiDocument } from './openapi';
+import { apiMetrics } from './metrics';
 import { ProgramCache } from './program-cache';
 import { accrualRoutes } from './routes/accruals';
 import { liabilityRoutes } from './routes/liability';
@@ -46,6 +47,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     loggerInstance: o.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
     bodyLimit: o.bodyLimitBytes,
     return503OnClosing: true,
+    // A path param may be a 128-character id, percent-encoded to 3 bytes a character: it must reach
+    // the schema, not Fastify's 100-character router limit. A malformed URL (bad percent-encoding, a
+    // longer param) is the client's error in the API's shape, not Fastify's own body.
+    routerOptions: { maxParamLength: 512 },
+    frameworkErrors: (err, _req, reply) => (reply as import('fastify').FastifyReply).status(400).send(errorBody('validation_failed', err.message)),
     // The request id is the correlation id: the caller's x-correlation-id when well formed.
     genReqId: (req) => correlationIdFrom(req.headers[CORRELATION_HTTP_HEADER]),
     requestIdLogLabel: 'correlationId',
@@ -77,6 +83,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     requireRole,
     accruals: new AccrualBatcher(o.pool, o.batcher),
     log: o.logger,
+    metrics: apiMetrics(registry, o.pool),
     temporalReachable: o.temporalReachable,
     temporal: o.temporal,
   };

@@ -7,6 +7,7 @@ import { startSimulators } from '../simulators';
 import { createPool } from '../db/pool';
 import { connectClient, connectWorker } from '../temporal/connect';
 import { dataConverter, temporalSettings } from '../temporal/settings';
+import { startWorkerTelemetry, telemetrySettings } from '../workers/telemetry';
 import { createLoyaltyWorker } from '../workers/worker';
 import { ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
 import { WakeupRelay } from '../workers/wakeup-relay';
@@ -70,12 +71,14 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     const sims = await startSimulators(cfg.simulatorPorts);
     stops.push(['simulators', sims.close]);
 
+    const telemetry = await startWorkerTelemetry(telemetrySettings(), log);
+    if (telemetry.server) stops.push(['worker metrics', async () => telemetry.server!.close()]);
     const nativeConnection = await connectWorker(settings);
     const worker = await createLoyaltyWorker({ log: log.child({ component: 'worker' }),
       connection: nativeConnection, namespace: cfg.namespace, taskQueue: cfg.taskQueue, pool,
       maxConcurrentActivities: 50, maxCachedWorkflows: 2000,
       services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 2000 },
-      dataConverter: dataConverter(settings),
+      dataConverter: dataConverter(settings), metrics: telemetry.metrics,
     });
     const workerRun = worker.run();
     stops.push(['worker', async () => { worker.shutdown(); await workerRun; await nativeConnection.close(); }]);

@@ -1,3 +1,5 @@
+import pino from 'pino';
+import { CORRELATION_HTTP_HEADER } from '../domain/correlation';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { FaultInjector } from './faults';
@@ -26,6 +28,8 @@ export interface SimService {
   ): void;
 }
 
+const RECENT_LIMIT = 1000;
+
 /** A simulator: a Fastify app with the admin fault endpoints, JSON errors, and operation routes. */
 export function simService(name: string, seed: number): SimService {
   // forceCloseConnections: a held ("timed out") request must not keep close() waiting
@@ -33,6 +37,22 @@ export function simService(name: string, seed: number): SimService {
   const faults = new FaultInjector(seed);
   const idem = new IdempotencyStore();
   faults.register(app);
+  // Every call's correlation id (the x-correlation-id the loyalty worker sends): in the log, and
+  // the last RECENT_LIMIT calls at GET /admin/requests?correlationId= for tests and demos.
+  const log = pino({ level: process.env.LOYALTY_SIMULATOR_LOG_LEVEL ?? 'silent', base: { service: name } });
+  const recent: Array<{ at: string; method: string; url: string; correlationId: string | null; idempotencyKey: string | null }> = [];
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/admin/') || req.url === '/healthz') return;
+    const correlationId = typeof req.headers[CORRELATION_HTTP_HEADER] === 'string' ? req.headers[CORRELATION_HTTP_HEADER] : null;
+    const idempotencyKey = typeof req.headers['idempotency-key'] === 'string' ? req.headers['idempotency-key'] : null;
+    log.info({ correlationId, method: req.method, url: req.url, idempotencyKey }, 'request');
+    recent.push({ at: new Date().toISOString(), method: req.method, url: req.url, correlationId, idempotencyKey });
+    if (recent.length > RECENT_LIMIT) recent.shift();
+  });
+  app.get('/admin/requests', async (req) => {
+    const { correlationId } = req.query as { correlationId?: string };
+    return { requests: recent.filter((r) => !correlationId || r.correlationId === correlationId) };
+  });
   app.get('/healthz', async () => ({ status: 'ok', service: name }));
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof SimError) return reply.status(err.statusCode).send({ error: { code: err.code, message: err.message } });

@@ -26,6 +26,7 @@ export const correlationClientInterceptor: WorkflowClientInterceptor = {
   signalWithStart: (input, next) => next({ ...input, headers: header(input.headers) }),
   signal: (input, next) => next({ ...input, headers: header(input.headers) }),
   startUpdate: (input, next) => next({ ...input, headers: header(input.headers) }),
+  startUpdateWithStart: (input, next) => next({ ...input, workflowStartHeaders: header(input.workflowStartHeaders), updateHeaders: header(input.updateHeaders) }),
 };
 
 /**

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { createPool } from '../db/pool';
 import { connectClient, connectWorker } from '../temporal/connect';
 import { dataConverter, temporalSettings } from '../temporal/settings';
+import { startWorkerTelemetry, telemetrySettings } from './telemetry';
 import { createLoyaltyWorker } from './worker';
 import { WakeupRelay } from './wakeup-relay';
 
@@ -25,13 +26,14 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
   const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 30, applicationName: 'loyalty-worker' });
   // TLS and payload encryption from the environment (temporal/settings.ts)
   const settings = temporalSettings({ address: o.temporalAddress, namespace: o.namespace });
+  const telemetry = await startWorkerTelemetry(telemetrySettings(), log);
   const nativeConnection = await connectWorker(settings);
   const { readFileSync } = await import('node:fs');
   const worker = await createLoyaltyWorker({ log,
     connection: nativeConnection, namespace: o.namespace, taskQueue: o.taskQueue, pool,
     workflowBundle: o.workflowBundlePath ? { code: readFileSync(o.workflowBundlePath, 'utf8') } : undefined,
     maxConcurrentActivities: 50, maxCachedWorkflows: 5000,
-    services: o.services, dataConverter: dataConverter(settings),
+    services: o.services, dataConverter: dataConverter(settings), metrics: telemetry.metrics,
   });
   const { client, connection } = await connectClient(settings);
   const relay = new WakeupRelay({
@@ -47,4 +49,5 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
   await connection.close();
   await nativeConnection.close();
   await pool.end();
+  telemetry.server?.close();
 }

@@ -12,6 +12,7 @@ import { glClient } from '../activities/services/gl';
 import { taxClient } from '../activities/services/tax';
 import type { Logger } from 'pino';
 import { correlationActivityInterceptor } from '../temporal/correlation';
+import { metricsActivityInterceptor, type WorkerMetrics } from './metrics';
 import { dataConverter, FAILURE_CONVERTER_PATH } from '../temporal/settings';
 
 export interface ServiceUrls {
@@ -37,6 +38,8 @@ export interface LoyaltyWorkerOptions {
   dataConverter?: DataConverter;
   /** one line per activity, with the request's correlation id */
   log: Logger;
+  /** activity counts and durations, compensations, expiries (workers/metrics.ts) */
+  metrics?: WorkerMetrics;
 }
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -59,7 +62,10 @@ export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Work
     taskQueue: o.taskQueue,
     activities: { ...createMemberActivities(o.pool), ...createAdjustmentActivities(o.pool), ...createRuleChangeActivities(o.pool), ...(o.services ? serviceActivities(o.pool, o.services) : {}) },
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    interceptors: { activity: [correlationActivityInterceptor(o.log)], ...(o.workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTORS }) },
+    interceptors: {
+      activity: [correlationActivityInterceptor(o.log), ...(o.metrics ? [metricsActivityInterceptor(o.metrics)] : [])],
+      ...(o.workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTORS }),
+    },
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities,
     maxCachedWorkflows: o.maxCachedWorkflows,
     shutdownGraceTime: '10 seconds',

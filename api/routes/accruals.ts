@@ -67,6 +67,8 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
       creditAccount: relativeSsp ? 'loyalty_contract_liability' : 'loyalty_provision',
       actor: principal.name,
     });
+    ctx.metrics.accruals.inc({ outcome: result.status >= 400 ? 'refused' : result.replayed ? 'replayed' : 'accepted' });
+    if (result.status < 400 && !result.replayed) ctx.metrics.accruedPoints.inc(Number(points));
     return sendWriteResult(reply, result);
   });
 

@@ -53,6 +53,8 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     } catch (e) {
       throw new ApiError(503, 'loyalty_unavailable', 'the redemption could not be started; retry with the same invoice', { cause: (e as Error).message });
     }
+    ctx.metrics.redemptions.inc({ status: outcome.status });
+    if (outcome.status === 'applied') ctx.metrics.redeemedPoints.inc(outcome.pointsApplied ?? 0);
     return reply.status(201).send({ ...outcome, workflowId });
   });
 

@@ -4,6 +4,7 @@
  */
 import type { AesGcmCodec } from '../../temporal/codec';
 import { correlationClientInterceptor } from '../../temporal/correlation';
+import type { WorkerMetrics } from '../../workers/metrics';
 import { dataConverter } from '../../temporal/settings';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -133,7 +134,7 @@ export interface TestWorker {
 /** A real worker and relay against the runner's Temporal dev server (or another address). */
 export async function startWorker(
   pool: Pool,
-  o: { address?: string; taskQueue?: string; searchAttributes?: boolean; services?: ServiceUrls; codec?: AesGcmCodec; log?: Logger } = {},
+  o: { address?: string; taskQueue?: string; searchAttributes?: boolean; services?: ServiceUrls; codec?: AesGcmCodec; log?: Logger; metrics?: WorkerMetrics } = {},
 ): Promise<TestWorker> {
   const address = o.address ?? need('LOYALTY_TEST_TEMPORAL_ADDRESS');
   const taskQueue = o.taskQueue ?? uniqueId('tq');
@@ -142,7 +143,7 @@ export async function startWorker(
     connection: nativeConnection, namespace: 'default', taskQueue, pool,
     workflowBundle: { code: readFileSync(need('LOYALTY_TEST_WORKFLOW_BUNDLE'), 'utf8') },
     maxConcurrentActivities: 20, maxCachedWorkflows: 500,
-    services: o.services, dataConverter: dataConverter({ codec: o.codec }), log: o.log ?? silentLog,
+    services: o.services, dataConverter: dataConverter({ codec: o.codec }), log: o.log ?? silentLog, metrics: o.metrics,
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
@@ -219,6 +220,9 @@ export function startWorkerProcess(o: { databaseUrl: string; taskQueue: string; 
       LOYALTY_TASK_QUEUE: o.taskQueue,
       LOYALTY_WORKFLOW_BUNDLE: need('LOYALTY_TEST_WORKFLOW_BUNDLE'),
       LOG_LEVEL: 'warn',
+      // several workers run at once across test files: no fixed metrics ports
+      LOYALTY_WORKER_METRICS_PORT: 'off',
+      LOYALTY_SDK_METRICS_PORT: 'off',
       ...o.env,
     },
     stdio: ['ignore', 'pipe', 'ignore'],
