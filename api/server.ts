@@ -52,9 +52,9 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     // longer param) is the client's error in the API's shape, not Fastify's own body.
     routerOptions: { maxParamLength: 512 },
     frameworkErrors: (err, _req, reply) => (reply as import('fastify').FastifyReply).status(400).send(errorBody('validation_failed', err.message)),
-    // The request id is the correlation id: the caller's x-correlation-id when well formed.
+    // The request id (`reqId` in the API's log lines) is the correlation id: the caller's
+    // x-correlation-id when well formed, else a fresh one.
     genReqId: (req) => correlationIdFrom(req.headers[CORRELATION_HTTP_HEADER]),
-    requestIdLogLabel: 'correlationId',
   });
   // Everything the request does (workflows it starts, their activities, the services they call)
   // runs under its correlation id; the answer carries it back.
