@@ -36,6 +36,7 @@ export async function runReconcile(o: { programId: string; date: string; json: b
       workflowId: reconciliationWorkflowId(o.programId, o.date), taskQueue: o.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING',
       args: [{ programId: o.programId, date: o.date }],
       typedSearchAttributes: [{ key: SA.program, value: o.programId }, { key: SA.period, value: o.date }],
+      memo: { summary: `${o.date}: reconciliation run from the CLI` },
     });
     print(report, o.json);
     return report.differenceCount === 0 ? 0 : 1;

@@ -7,4 +7,5 @@ export const SA = {
   member: defineSearchAttributeKey(SEARCH_ATTRIBUTES.member, SearchAttributeType.KEYWORD),
   invoice: defineSearchAttributeKey(SEARCH_ATTRIBUTES.invoice, SearchAttributeType.KEYWORD),
   period: defineSearchAttributeKey(SEARCH_ATTRIBUTES.period, SearchAttributeType.KEYWORD),
+  change: defineSearchAttributeKey(SEARCH_ATTRIBUTES.change, SearchAttributeType.KEYWORD),
 };

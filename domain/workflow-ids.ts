@@ -6,6 +6,8 @@ export const SEARCH_ATTRIBUTES = {
   member: 'LoyaltyMemberId',
   invoice: 'LoyaltyInvoiceId',
   period: 'LoyaltyPeriod',
+  /** a rule change's id */
+  change: 'LoyaltyChangeId',
 } as const;
 
 export const TASK_QUEUE_DEFAULT = 'loyalty';

@@ -36,6 +36,7 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       workflowId, taskQueue: t!.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING',
       args: [{ programId, adjustmentId: adjustment.adjustmentId, memberId: body.memberId, points: body.points, requestedBy: principal.name, decideWithin: ADJUSTMENT_DECISION_WINDOW }],
       typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.member, value: body.memberId }],
+      memo: { summary: `${body.points} pts for ${body.memberId} by ${principal.name}: awaiting finance` },
     });
     return reply.status(202).send({ ...adjustment, workflowId, approvalThresholdPoints: threshold });
   });

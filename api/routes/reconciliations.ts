@@ -21,7 +21,8 @@ export function reconciliationRoutes(app: FastifyInstance, ctx: ApiContext): voi
 
   // Runs the day's reconciliation now (the schedule runs it daily) and answers its report.
   app.post('/v1/programs/:programId/reconciliations', async (req) => {
-    ctx.requireRole(await ctx.auth.principalOf(req), ['finance']);
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['finance']);
     const { programId } = parse(programParams, req.params, 'path');
     const { date } = parse(runReconciliationSchema, req.body, 'reconciliation');
     await ctx.programs.get(programId);
@@ -31,6 +32,7 @@ export function reconciliationRoutes(app: FastifyInstance, ctx: ApiContext): voi
         workflowId: reconciliationWorkflowId(programId, date), taskQueue: t.taskQueue,
         workflowIdConflictPolicy: 'USE_EXISTING', args: [{ programId, date }],
         typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.period, value: date }],
+        memo: { summary: `${date}: reconciliation run by ${principal.name}` },
       });
     } catch (e) {
       throw new ApiError(503, 'loyalty_unavailable', 'the reconciliation did not finish', { cause: (e as Error).message });

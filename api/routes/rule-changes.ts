@@ -40,7 +40,7 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
         noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD, decideWithin: RULE_CHANGE_DECISION_WINDOW,
       }],
       memo: { summary: `${body.changeId}: proposed by ${principal.name}` },
-      typedSearchAttributes: [{ key: SA.program, value: programId }],
+      typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.change, value: body.changeId }],
     });
     return reply.status(202).send({ programId, changeId: body.changeId, status: 'assessing', workflowId });
   });
