@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { runWorkerProcess } from '../workers/main';
+import { runApiServer, runMigrate } from './api-server';
 import { stackConfig } from './config';
 import { demoDefaults, runRedemptionDemo } from './demo';
 import { runClose, runReport } from './close';
@@ -8,6 +9,7 @@ import { runAudit } from './audit';
 import { runDevStack } from './dev-stack';
 import { runAccessReview, runKeys } from './keys';
 import { runReconcile, runReconciliationReport } from './reconcile';
+import { runSimulatorsProcess } from './simulators';
 import { runVerify } from './verify';
 
 const program = new Command()
@@ -40,6 +42,24 @@ program
       },
     });
   });
+
+program
+  .command('api')
+  .description('run the HTTP API alone against DATABASE_URL and TEMPORAL_ADDRESS, on HOST:PORT (containers; deployments run several)')
+  .action(() => runApiServer(stackConfig()));
+
+program
+  .command('migrate')
+  .description("apply the database migrations and exit (a deployment's one-shot job); exits 1 if one fails")
+  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL)')
+  .action(async (opts: { databaseUrl?: string }) => {
+    process.exit(await runMigrate(opts.databaseUrl ?? process.env.DATABASE_URL));
+  });
+
+program
+  .command('simulators')
+  .description('run the billing, GL and tax simulators alone on LOYALTY_BILLING_PORT / LOYALTY_GL_PORT / LOYALTY_TAX_PORT, bound to LOYALTY_SIMULATOR_HOST')
+  .action(() => runSimulatorsProcess(stackConfig()));
 
 program
   .command('verify')

@@ -1,0 +1,389 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix } from 'node:path';
+import { test } from 'node:test';
+import { parse } from 'yaml';
+import { SA } from '../../domain/search-attributes';
+import { SEARCH_ATTRIBUTES } from '../../domain/workflow-ids';
+
+// docker-compose.yml and docker-compose.tls.yml against the code they run: images pinned, every
+// setting the loyalty processes read either set or deliberately left out, dependencies that wait for
+// what they need, a scalable worker, the UI's codec endpoint, the search attributes, the profile.
+
+const root = join(__dirname, '..', '..');
+const read = (file: string) => readFileSync(join(root, file), 'utf8');
+
+type Env = Record<string, string>;
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  entrypoint?: string[] | string;
+  environment?: Env;
+  depends_on?: Record<string, { condition?: string }> | string[];
+  healthcheck?: unknown;
+  restart?: string;
+  ports?: string[];
+  container_name?: string;
+  profiles?: string[];
+  secrets?: Array<string | { source: string }>;
+}
+interface ComposeFile {
+  services: Record<string, Service>;
+  secrets?: Record<string, { file?: string }>;
+}
+
+/**
+ * Compose's interpolation with nothing set in the environment: `${X:-d}` is d and `$$` is `$`. A
+ * `${X}` or `$X` without a default would be empty (a shell variable meant for the container must be
+ * written `$$X`), so they are refused.
+ */
+function interpolate(value: unknown, where: string): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\$|\$\{([A-Za-z0-9_]+)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (whole, name?: string, fallback?: string, bare?: string) => {
+      if (whole === '$$') return '$';
+      if (bare !== undefined) throw new Error(`${where}: $${bare} would be interpolated by compose (write $$${bare} for the container's shell)`);
+      if (fallback === undefined) throw new Error(`${where}: \${${name}} has no default`);
+      return fallback;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${where}[${i}]`));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, `${where}.${k}`)]));
+  }
+  return value;
+}
+
+function load(file: string): ComposeFile {
+  // merge: the files share settings through `<<: *anchor`, as compose reads them
+  const doc = interpolate(parse(read(file), { merge: true }), file) as ComposeFile;
+  for (const s of Object.values(doc.services)) {
+    // environment as a map with string values (compose also takes a list; these files use maps)
+    if (s.environment) {
+      assert.ok(!Array.isArray(s.environment), `${file}: write environment as a map`);
+      for (const [k, v] of Object.entries(s.environment)) assert.equal(typeof v, 'string', `${file}: ${k} must be a quoted string, not ${typeof v}`);
+    }
+  }
+  return doc;
+}
+
+const compose = load('docker-compose.yml');
+const tls = load('docker-compose.tls.yml');
+const svc = (name: string): Service => {
+  const s = compose.services[name];
+  assert.ok(s, `docker-compose.yml has no service ${name}`);
+  return s;
+};
+const envOf = (name: string): Env => svc(name).environment ?? {};
+const commandText = (s: Service) => [s.entrypoint, s.command].flat().filter(Boolean).join('\n');
+const secretNames = (s: Service | undefined) => (s?.secrets ?? []).map((x) => (typeof x === 'string' ? x : x.source));
+const packageJson = JSON.parse(read('package.json')) as { version: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+
+/** One-shot jobs run once to completion; everything else runs until stopped. */
+const ONE_SHOT = ['temporal-schema', 'temporal-setup', 'migrate'];
+
+test('every image is pinned to a version tag (no latest); the loyalty image is this package version, built here', () => {
+  for (const [name, s] of Object.entries(compose.services)) {
+    assert.ok(s.image, `${name} has no image`);
+    const m = /^([a-z0-9][a-z0-9._/-]*):([A-Za-z0-9._-]+)$/.exec(s.image);
+    assert.ok(m, `${name}: ${s.image} has no tag`);
+    assert.notEqual(m[2], 'latest', `${name}: ${s.image}`);
+    if (m[1] === 'loyalty-ledger') {
+      assert.equal(m[2], packageJson.version, `${name}: the loyalty image is tagged with package.json's version`);
+      assert.ok(s.build, `${name} builds the loyalty image from this repository`);
+    } else {
+      // a release (1.31.2, 18.6-bookworm), not a moving major tag (16, 18-bookworm)
+      assert.match(m[2]!, /^\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?$/, `${name}: ${s.image} names a release, not a moving tag`);
+    }
+  }
+  assert.deepEqual(Object.values(tls.services).filter((s) => s.image), [], 'the TLS override changes settings, not images');
+  const from = read('Dockerfile').split('\n').filter((l) => l.startsWith('FROM '));
+  assert.deepEqual(from, ['FROM node:20.20.2-bookworm-slim'], 'the image is node:20-slim, pinned');
+});
+
+test('the image runs `loyalty` on production dependencies alone, without the postinstall tools', () => {
+  const dockerfile = read('Dockerfile');
+  assert.match(dockerfile, /npm ci --omit=dev/);
+  // tsx runs the TypeScript at run time (no build step), so it must be a dependency, not a devDependency
+  assert.match(dockerfile, /ENTRYPOINT \["node", "--import", "tsx", "\/app\/cli\/index\.ts"\]/);
+  assert.ok(packageJson.dependencies.tsx, 'tsx is a dependency');
+  assert.equal(packageJson.devDependencies.tsx, undefined);
+  // the postinstall honours LOYALTY_SKIP_TOOLS=1, and the image sets it before npm ci
+  assert.match(read('scripts/install-tools.js'), /process\.env\.LOYALTY_SKIP_TOOLS === '1'\) process\.exit\(0\)/);
+  assert.ok(dockerfile.indexOf('LOYALTY_SKIP_TOOLS=1') < dockerfile.indexOf('npm ci'), 'LOYALTY_SKIP_TOOLS=1 is set before npm ci');
+  assert.match(dockerfile, /ENV LOYALTY_WORKFLOW_BUNDLE=\/app\/workflow-bundle\.js/);
+  const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+  for (const path of ['node_modules', '.data', '.tools', 'secrets', '.git']) assert.ok(ignored.includes(path), `.dockerignore leaves out ${path}`);
+});
+
+test('depends_on: every target exists and is waited for as what it is (healthy, or completed for one-shot jobs)', () => {
+  const names = Object.keys(compose.services);
+  for (const [name, s] of Object.entries(compose.services)) {
+    if (ONE_SHOT.includes(name)) assert.match(s.restart ?? '', /^(no|on-failure(:\d+)?)$/, `${name} is a one-shot job: restart no or on-failure`);
+    else assert.equal(s.restart, 'unless-stopped', `${name} runs until stopped`);
+    if (!s.depends_on) continue;
+    assert.ok(!Array.isArray(s.depends_on), `${name}: depends_on as a list only waits for "started"`);
+    for (const [target, dep] of Object.entries(s.depends_on)) {
+      assert.ok(names.includes(target), `${name} depends on ${target}, which is not a service`);
+      const want = ONE_SHOT.includes(target) ? 'service_completed_successfully' : 'service_healthy';
+      assert.equal(dep.condition, want, `${name} -> ${target}`);
+      if (want === 'service_healthy') assert.ok(svc(target).healthcheck, `${target} has a healthcheck, since ${name} waits for it to be healthy`);
+      assert.equal(svc(target).profiles, undefined, `${name} must not need ${target}, which runs only under a profile`);
+    }
+  }
+  const needs: Record<string, string[]> = {
+    'temporal-schema': ['temporal-postgres'],
+    temporal: ['temporal-schema'],
+    'temporal-setup': ['temporal'],
+    'temporal-ui': ['temporal', 'temporal-setup'],
+    migrate: ['postgres'],
+    api: ['migrate', 'temporal', 'temporal-setup'],
+    worker: ['migrate', 'temporal', 'temporal-setup'],
+  };
+  for (const [name, targets] of Object.entries(needs)) {
+    assert.deepEqual(Object.keys(svc(name).depends_on ?? {}).sort(), [...targets].sort(), `${name} waits for ${targets.join(', ')}`);
+  }
+});
+
+/** Names of environment variables a source file reads: `env.X`, `env['X']`, and quoted names handed to a reader (temporal/settings.ts's file('X')). */
+function envReads(source: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of source.matchAll(/\benv(?:\.|\[['"])([A-Z][A-Z0-9_]*)/g)) names.add(m[1]!);
+  for (const m of source.matchAll(/['"]((?:TEMPORAL|LOYALTY|DATABASE)_[A-Z0-9_]+)['"]/g)) names.add(m[1]!);
+  return names;
+}
+/** The project's .ts files a file imports, directly or not (relative imports; packages are not followed). */
+function reachable(entries: string[]): string[] {
+  const seen = new Set<string>();
+  const queue = [...entries];
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const m of read(file).matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\brequire\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      const base = posix.join(posix.dirname(file), m[1]!);
+      const found = [`${base}.ts`, posix.join(base, 'index.ts'), base].find((c) => c.endsWith('.ts') && existsSync(join(root, c)));
+      if (found) queue.push(found);
+    }
+  }
+  return [...seen];
+}
+
+/** One command's block in cli/index.ts: from `.command('<name>')` to the next command. */
+function commandBlock(name: string): string {
+  const src = read('cli/index.ts');
+  const start = src.indexOf(`.command('${name}')`);
+  assert.ok(start >= 0, `cli/index.ts has no ${name} command`);
+  const end = src.indexOf('.command(', start + 1);
+  return src.slice(start, end < 0 ? undefined : end);
+}
+
+/** Read by stackConfig() for npm start's embedded stack; meaningless in a container, so never set there. */
+const DEV_STACK_ONLY: Record<string, string> = {
+  LOYALTY_DATA_DIR: "npm start's data directory",
+  LOYALTY_PG_PORT: 'the embedded PostgreSQL',
+  LOYALTY_DB_NAME: 'the embedded PostgreSQL',
+  LOYALTY_TEMPORAL_PORT: 'the dev server (TEMPORAL_ADDRESS is set instead)',
+  LOYALTY_TEMPORAL_UI_PORT: "the dev server's UI (LOYALTY_CODEC_CORS_ORIGINS is set instead)",
+  LOYALTY_DEV_KEYS_FILE: "npm start's local API keys",
+  LOYALTY_CODEC: "npm start's locally made key (LOYALTY_CODEC_KEYS_FILE is set instead)",
+};
+/** Off in docker-compose.yml, set by docker-compose.tls.yml. */
+const TEMPORAL_TLS_VARS = ['TEMPORAL_TLS', 'TEMPORAL_TLS_CA_FILE', 'TEMPORAL_TLS_CERT_FILE', 'TEMPORAL_TLS_KEY_FILE', 'TEMPORAL_TLS_SERVER_NAME'];
+const DATABASE_TLS_VARS = ['DATABASE_CA_FILE', 'DATABASE_CERT_FILE', 'DATABASE_KEY_FILE'];
+const SIMULATOR_PORTS = ['LOYALTY_BILLING_PORT', 'LOYALTY_GL_PORT', 'LOYALTY_TAX_PORT'];
+
+/**
+ * What each loyalty service's command reads: its block in cli/index.ts and every project file its
+ * code imports, directly or not (so a setting added anywhere on the path shows up here), and what
+ * it reads but does not use.
+ */
+const readers: Record<string, { files: string[]; extra?: string; unused: string[] }> = {
+  api: {
+    files: reachable(['cli/api-server.ts', 'cli/config.ts']),
+    extra: commandBlock('api'),
+    unused: [...SIMULATOR_PORTS],
+  },
+  worker: {
+    files: reachable(['workers/main.ts', 'cli/config.ts']),
+    extra: commandBlock('worker'),
+    // stackConfig() reads them all; the worker listens on nothing, schedules nothing, and has the services' URLs
+    unused: ['PORT', 'HOST', 'LOYALTY_CODEC_CORS_ORIGINS', 'LOYALTY_RECONCILIATION_AT', 'LOYALTY_CLOSE_DAYS_AFTER_QUARTER', ...SIMULATOR_PORTS],
+  },
+  // runMigrate shares cli/api-server.ts with the API, so its files are named: the pool and the migrator
+  migrate: { files: ['db/pool.ts', 'db/migrate.ts'], extra: commandBlock('migrate'), unused: [] },
+  simulators: {
+    files: reachable(['cli/simulators.ts', 'cli/config.ts']),
+    extra: commandBlock('simulators'),
+    unused: ['PORT', 'HOST', 'DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'LOYALTY_TASK_QUEUE', 'LOYALTY_CODEC_KEYS_FILE',
+      'LOYALTY_CODEC_CORS_ORIGINS', 'LOYALTY_RECONCILIATION_AT', 'LOYALTY_CLOSE_DAYS_AFTER_QUARTER'],
+  },
+};
+
+test('every setting the API, the worker, the migration and the simulators read is set, left to the TLS override, or not for containers', () => {
+  for (const [name, r] of Object.entries(readers)) {
+    const reads = new Set([...r.files.flatMap((f) => [...envReads(read(f))]), ...envReads(r.extra ?? '')]);
+    const env = envOf(name);
+    const tlsEnv = tls.services[name]?.environment ?? {};
+    const unclassified: string[] = [];
+    for (const v of reads) {
+      if (v in env) continue;
+      if (v in DEV_STACK_ONLY || r.unused.includes(v)) continue;
+      if (TEMPORAL_TLS_VARS.includes(v) || DATABASE_TLS_VARS.includes(v)) {
+        assert.ok(v in tlsEnv, `${name} reads ${v}: docker-compose.tls.yml must set it`);
+        continue;
+      }
+      unclassified.push(v);
+    }
+    assert.deepEqual(unclassified, [], `${name} reads these and docker-compose.yml neither sets them nor says why not (set them, or add them to this test's lists)`);
+    for (const v of [...Object.keys(env), ...Object.keys(tlsEnv)]) assert.ok(reads.has(v), `${name} sets ${v}, which its command does not read (a typo?)`);
+    for (const v of Object.keys(DEV_STACK_ONLY)) assert.ok(!(v in env), `${name} sets ${v}: ${DEV_STACK_ONLY[v]}, not for containers`);
+  }
+  // the derivation found what it must, or it found nothing and the loop above proved nothing
+  for (const f of ['api/server.ts', 'temporal/settings.ts', 'db/pool.ts']) assert.ok(readers.api!.files.includes(f), `the API reaches ${f}`);
+  for (const f of ['workers/worker.ts', 'workers/telemetry.ts', 'temporal/settings.ts', 'db/pool.ts']) assert.ok(readers.worker!.files.includes(f), `the worker reaches ${f}`);
+  const apiReads = new Set(readers.api!.files.flatMap((f) => [...envReads(read(f))]));
+  for (const v of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'LOYALTY_TASK_QUEUE', 'LOYALTY_CODEC_KEYS_FILE', 'LOYALTY_MIGRATE', 'PORT', 'HOST',
+    ...TEMPORAL_TLS_VARS, ...DATABASE_TLS_VARS]) {
+    assert.ok(apiReads.has(v), `the API's code reads ${v}`);
+  }
+  assert.equal(envOf('api').HOST, '0.0.0.0', 'the API listens beyond the container');
+  assert.equal(envOf('api').LOYALTY_MIGRATE, 'off', 'the migrate job migrates, once');
+  for (const name of ['api', 'worker']) {
+    assert.equal(envOf(name).TEMPORAL_ADDRESS, 'temporal:7233');
+    assert.equal(envOf(name).DATABASE_URL, envOf('migrate').DATABASE_URL, `${name} uses the database the migrate job migrates`);
+    assert.equal(envOf(name).TEMPORAL_NAMESPACE, envOf('temporal-setup').NAMESPACE, `${name} uses the namespace the setup job creates`);
+  }
+  assert.equal(envOf('api').LOYALTY_TASK_QUEUE, envOf('worker').LOYALTY_TASK_QUEUE, 'the API starts workflows on the queue the workers poll');
+});
+
+test('secrets: the payload key is mounted where LOYALTY_CODEC_KEYS_FILE says, and every secret used is declared', () => {
+  for (const name of ['api', 'worker']) {
+    assert.equal(envOf(name).LOYALTY_CODEC_KEYS_FILE, '/run/secrets/codec_keys');
+    assert.ok(secretNames(svc(name)).includes('codec_keys'), `${name} mounts the codec_keys secret`);
+  }
+  assert.equal(compose.secrets?.codec_keys?.file, './secrets/codec-keys.json');
+  const declared = { ...compose.secrets, ...tls.secrets };
+  for (const file of [compose, tls]) {
+    for (const [name, s] of Object.entries(file.services)) {
+      const mounted = [...secretNames(compose.services[name]), ...secretNames(tls.services[name])];
+      for (const secret of secretNames(s)) assert.ok(secret in declared, `${name} mounts ${secret}, which is not declared`);
+      for (const [k, v] of Object.entries(s.environment ?? {})) {
+        const m = /^\/run\/secrets\/(.+)$/.exec(v);
+        if (m) assert.ok(mounted.includes(m[1]!), `${name}: ${k}=${v} but ${name} does not mount ${m[1]}`);
+      }
+    }
+  }
+});
+
+test('the worker scales: no container_name, no published port, no fixed replica count', () => {
+  const w = svc('worker') as Service & { deploy?: { replicas?: number } };
+  assert.equal(w.container_name, undefined);
+  assert.equal(w.ports, undefined);
+  assert.equal(w.deploy?.replicas, undefined, '`--scale worker=N` decides');
+  for (const [name, s] of Object.entries(compose.services)) assert.equal(s.container_name, undefined, `${name}: container names block scaling and a second project`);
+});
+
+/** The host side of a published port: "127.0.0.1:3000:3000" or "3000:3000" -> 3000. */
+const hostPort = (service: string, containerPort: number) => {
+  const mapping = (svc(service).ports ?? []).map((p) => p.split(':')).find((parts) => Number(parts.at(-1)) === containerPort);
+  assert.ok(mapping, `${service} publishes port ${containerPort}`);
+  return Number(mapping.at(-2));
+};
+
+test("the UI decodes payloads through the API's /codec, at the address the browser reaches, and the API lets the UI's origin call it", () => {
+  const ui = envOf('temporal-ui');
+  const endpoint = new URL(ui.TEMPORAL_CODEC_ENDPOINT!);
+  assert.ok(['localhost', '127.0.0.1'].includes(endpoint.hostname), 'the browser reaches the API on the published port, not at http://api:3000');
+  assert.equal(Number(endpoint.port), hostPort('api', Number(envOf('api').PORT)));
+  assert.equal(endpoint.pathname, '/codec', "the codec server's routes are /codec/decode and /codec/encode");
+  assert.match(read('api/routes/codec.ts'), /`\/codec\/\$\{op\}`/);
+  const uiOrigin = `http://localhost:${hostPort('temporal-ui', Number(ui.TEMPORAL_UI_PORT))}`;
+  assert.ok(envOf('api').LOYALTY_CODEC_CORS_ORIGINS!.split(',').map((s) => s.trim()).includes(uiOrigin), `the API allows ${uiOrigin} (CORS)`);
+  // written out, because both change what the browser sends (docs/deploy.md)
+  assert.equal(ui.TEMPORAL_CODEC_PASS_ACCESS_TOKEN, 'false');
+  assert.equal(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS, 'false');
+  assert.equal(ui.TEMPORAL_ADDRESS, 'temporal:7233');
+});
+
+test('Temporal: the schema job sets up both stores; the setup job registers every search attribute of domain/search-attributes.ts, as its type', () => {
+  const schema = commandText(svc('temporal-schema'));
+  for (const step of ['create-database', 'setup-schema -v 0.0', 'update-schema']) assert.ok(schema.includes(step), `temporal-schema runs ${step}`);
+  // db:schema-dir pairs, one per store
+  assert.match(schema, /\btemporal:temporal\b/);
+  assert.match(schema, /\btemporal_visibility:visibility\b/);
+  assert.equal(envOf('temporal').DBNAME, 'temporal');
+  assert.equal(envOf('temporal').VISIBILITY_DBNAME, 'temporal_visibility');
+  assert.equal(envOf('temporal-schema').SQL_HOST, envOf('temporal').POSTGRES_SEEDS, 'schema and server use the same database server');
+  assert.match(envOf('temporal').NUM_HISTORY_SHARDS ?? '', /^\d+$/, 'the shard count is written out: it is fixed at creation');
+
+  const setup = commandText(svc('temporal-setup'));
+  const registered = [...setup.matchAll(/--name (\S+) --type (\S+)/g)].map((m) => `${m[1]}=${m[2]}`).sort();
+  const cliType: Record<string, string> = { KEYWORD: 'Keyword', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime', KEYWORD_LIST: 'KeywordList' };
+  const expected = Object.values(SA).map((k) => `${k.name}=${cliType[k.type]}`).sort();
+  assert.deepEqual(registered, expected);
+  assert.deepEqual(Object.values(SA).map((k) => k.name).sort(), Object.values(SEARCH_ATTRIBUTES).sort(), 'SA covers SEARCH_ATTRIBUTES');
+  assert.ok(Object.values(SA).every((k) => k.type === 'KEYWORD'), 'all Keyword, as the dev server registers them');
+  assert.match(setup, /namespace create -n "\$NAMESPACE"/);
+});
+
+test('the simulators run only under the simulators profile, bound beyond loopback, where the workers look for them', () => {
+  const sims = svc('simulators');
+  assert.deepEqual(sims.profiles, ['simulators']);
+  for (const [name, s] of Object.entries(compose.services)) {
+    if (name !== 'simulators') assert.equal(s.profiles, undefined, `${name} always runs`);
+  }
+  assert.equal(envOf('simulators').LOYALTY_SIMULATOR_HOST, '0.0.0.0');
+  const w = envOf('worker');
+  const s = envOf('simulators');
+  assert.equal(w.LOYALTY_BILLING_URL, `http://simulators:${s.LOYALTY_BILLING_PORT}`);
+  assert.equal(w.LOYALTY_GL_URL, `http://simulators:${s.LOYALTY_GL_PORT}`);
+  assert.equal(w.LOYALTY_TAX_URL, `http://simulators:${s.LOYALTY_TAX_PORT}`);
+});
+
+test('the TLS override: mTLS to Temporal and verified TLS with a client certificate to PostgreSQL for every loyalty process', () => {
+  for (const name of ['api', 'worker']) {
+    const env = tls.services[name]?.environment ?? {};
+    for (const v of [...TEMPORAL_TLS_VARS, ...DATABASE_TLS_VARS]) assert.ok(env[v], `${name}: ${v}`);
+    assert.equal(env.TEMPORAL_TLS, 'on');
+  }
+  const migrate = tls.services.migrate?.environment ?? {};
+  for (const v of DATABASE_TLS_VARS) assert.ok(migrate[v], `migrate: ${v}`);
+  const server = tls.services.temporal?.environment ?? {};
+  assert.equal(server.TEMPORAL_TLS_REQUIRE_CLIENT_AUTH, 'true');
+  assert.ok(server.TEMPORAL_TLS_FRONTEND_CERT && server.TEMPORAL_TLS_CLIENT1_CA_CERT && server.TEMPORAL_TLS_SERVER_CERT);
+  assert.equal(tls.services['temporal-setup']?.environment?.TEMPORAL_TLS, undefined, 'the CLI would read TEMPORAL_TLS=on as a bad boolean');
+  // the override replaces the ledger server's command: it must keep the base settings
+  const base = (svc('postgres').command as string[]).filter((a) => a.includes('='));
+  const withTls = tls.services.postgres?.command as string[];
+  for (const setting of base) assert.ok(withTls.includes(setting), `the TLS postgres command keeps ${setting}`);
+  assert.ok(withTls.includes('ssl=on'));
+});
+
+test('docker compose config accepts both files (when a docker compose client is here)', (t) => {
+  const version = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
+  if (version.error || version.status !== 0) {
+    const reason = `no \`docker compose\` on this machine (${version.error ? version.error.message : (version.stderr || version.stdout).trim().split('\n')[0]})`;
+    process.stdout.write(`# skipped docker compose config: ${reason}\n`);
+    t.skip(reason);
+    return;
+  }
+  // A copy with placeholder secret files: config checks that they exist, and the real ones are not in the repository.
+  const dir = mkdtempSync(join(tmpdir(), 'loyalty-compose-'));
+  try {
+    for (const f of ['docker-compose.yml', 'docker-compose.tls.yml']) copyFileSync(join(root, f), join(dir, f));
+    for (const s of Object.values({ ...compose.secrets, ...tls.secrets })) {
+      if (!s.file) continue;
+      mkdirSync(dirname(join(dir, s.file)), { recursive: true });
+      writeFileSync(join(dir, s.file), 'placeholder\n');
+    }
+    for (const files of [['docker-compose.yml'], ['docker-compose.yml', 'docker-compose.tls.yml']]) {
+      const r = spawnSync('docker', ['compose', ...files.flatMap((f) => ['-f', f]), '--profile', 'simulators', 'config', '-q'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, `docker compose ${files.join(' + ')}: ${r.stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
