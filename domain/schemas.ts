@@ -29,6 +29,9 @@ const instant = z.iso
   .datetime({ offset: true })
   .refine((s) => new Date(s).getUTCFullYear() >= LIMITS.earliestYear, `a time in ${LIMITS.earliestYear} or later`);
 const amountMinor = z.number().int().positive().max(LIMITS.maxAmountMinor);
+/** Free text: PostgreSQL's text cannot hold a NUL, so refuse it here rather than answer 500 from the insert. */
+const noNul = (s: string) => !s.includes('\u0000');
+const freeText = (max: number) => z.string().max(max).refine(noNul, 'no NUL characters');
 
 const expiryRule = z
   .object({ policy: z.enum(['rolling', 'none']), window: duration.optional() })
@@ -38,7 +41,7 @@ const expiryRule = z
 export const createProgramSchema = z
   .object({
     programId,
-    name: z.string().min(1).max(LIMITS.nameLength),
+    name: z.string().min(1).max(LIMITS.nameLength).refine(noNul, 'no NUL characters'),
     currency: z.string().regex(/^[A-Z]{3}$/).refine(isKnownCurrency, 'an ISO 4217 currency code'),
     pointValueMinor: z.number().int().positive().max(LIMITS.maxPointValueMinor),
     earn: z
@@ -114,14 +117,14 @@ export const adjustmentSchema = z
     memberId: id,
     points: z.number().int().min(-LIMITS.maxPointsPerAccrual).max(LIMITS.maxPointsPerAccrual).refine((p) => p !== 0, 'an adjustment adds or takes points'),
     reasonCode: z.enum(ADJUSTMENT_REASONS),
-    comment: z.string().max(2000).optional(),
+    comment: freeText(2000).optional(),
   })
   .strict();
 export const ruleChangeParams = z.object({ programId, changeId: id }).strict();
-export const ruleChangeDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().max(2000).optional() }).strict();
+export const ruleChangeDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: freeText(2000).optional() }).strict();
 
 export const adjustmentParams = z.object({ programId, adjustmentId: z.uuid() }).strict();
-export const adjustmentDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().max(2000).optional() }).strict();
+export const adjustmentDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: freeText(2000).optional() }).strict();
 
 export const redemptionSchema = z
   .object({
@@ -154,7 +157,7 @@ const period = z.string().regex(/^\d{4}-Q[1-4]$/, 'a calendar quarter, e.g. 2026
 export const startCloseSchema = z
   .object({
     period,
-    redemptionRateOverride: z.object({ rate: positiveRate, justification: z.string().trim().min(1).max(2000) }).strict().optional(),
+    redemptionRateOverride: z.object({ rate: positiveRate, justification: z.string().trim().min(1).max(2000).refine(noNul, 'no NUL characters') }).strict().optional(),
   })
   .strict();
 export const closeParams = z.object({ programId, period }).strict();
@@ -182,8 +185,9 @@ export const idempotencyKeyHeader = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'Id
 export const ruleChangeSchema = z
   .object({
     changeId: id,
-    effectiveAt: z.iso.datetime({ offset: true }),
-    comment: z.string().max(2000).optional(),
+    // the same bounds as every other business time: a rule version effective in year 1 is a typo
+    effectiveAt: instant,
+    comment: freeText(2000).optional(),
     rules: createProgramSchema.omit({ programId: true, name: true, currency: true }),
   })
   .strict();

@@ -21,7 +21,8 @@ const MAX_PAYLOADS = 1000;
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 const base64 = z.string().max(MAX_BODY_BYTES).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
 const bodySchema = z.object({
-  payloads: z.array(z.object({ metadata: z.record(z.string().max(256), base64).optional(), data: base64.optional() })).max(MAX_PAYLOADS),
+  // the Temporal CLI sends `{}` for an empty list
+  payloads: z.array(z.object({ metadata: z.record(z.string().max(256), base64).optional(), data: base64.optional() })).max(MAX_PAYLOADS).default([]),
 });
 
 const toPayload = (p: z.infer<typeof bodySchema>['payloads'][number]): Payload => ({
