@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { ackWakeups, pendingWakeups, type Wakeup } from '../db/wakeups';
+import { ackWakeups, pendingWakeups, releaseWakeups, type Wakeup } from '../db/wakeups';
 import { SA } from '../domain/search-attributes';
 import { memberWorkflowId } from '../domain/workflow-ids';
 import { memberLifecycle, wakeSignal } from '../workflows/member';
@@ -28,6 +28,7 @@ export interface RelayOptions {
  * The outbox relay: delivers member wake-ups recorded in PostgreSQL to Temporal with
  * signal-with-start. Accruals never wait on Temporal; if it is down, wake-ups accumulate in the
  * table and are delivered when it is back. A wake-up is removed only after Temporal accepted it.
+ * Each relay leases what it reads (db/wakeups.ts), so several workers' relays share the outbox.
  */
 export class WakeupRelay {
   private stopped = false;
@@ -60,7 +61,10 @@ export class WakeupRelay {
         const done = await this.deliver(batch);
         await ackWakeups(this.o.pool, done);
         this.delivered += done.length;
-        if (done.length < batch.length) throw new Error(`${batch.length - done.length} wake-ups not delivered`);
+        if (done.length < batch.length) {
+          await releaseWakeups(this.o.pool, batch.filter((w) => !done.includes(w)));
+          throw new Error(`${batch.length - done.length} wake-ups not delivered`);
+        }
         backoffMs = this.o.idleMs;
       } catch (e) {
         this.o.log.warn({ err: (e as Error).message, backoffMs }, 'wake-up relay: will retry');
