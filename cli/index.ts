@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { runWorkerProcess } from '../workers/main';
 import { runApiServer, runMigrate } from './api-server';
@@ -6,6 +7,7 @@ import { stackConfig } from './config';
 import { demoDefaults, runRedemptionDemo } from './demo';
 import { runClose, runReport } from './close';
 import { runAudit } from './audit';
+import { rotateCodecKey } from './codec-keys';
 import { runDevStack } from './dev-stack';
 import { runAccessReview, runKeys } from './keys';
 import { runReconcile, runReconciliationReport } from './reconcile';
@@ -154,6 +156,19 @@ program
   .option('--json', 'print JSON')
   .action(async (opts: { databaseUrl?: string; json?: boolean }) => {
     process.exit(await runAccessReview({ databaseUrl: dbUrl(opts.databaseUrl), json: Boolean(opts.json) }));
+  });
+
+program
+  .command('codec-key')
+  .description('payload encryption keys: `rotate <keyId>` adds a new key and makes it the active one; the old ones stay so that existing histories still decrypt')
+  .argument('<action>', 'rotate')
+  .argument('<keyId>', 'the new key id, e.g. 2027-01')
+  .option('--file <path>', 'the key file (default: LOYALTY_CODEC_KEYS_FILE, else the local one of npm start)')
+  .action((action: string, keyId: string, opts: { file?: string }) => {
+    if (action !== 'rotate') throw new Error(`unknown action ${action}; use rotate`);
+    const file = opts.file ?? process.env.LOYALTY_CODEC_KEYS_FILE ?? join(stackConfig().dataDir, 'codec-keys.json');
+    rotateCodecKey(file, keyId);
+    process.stdout.write(`${file}: ${keyId} is the active key; restart the workers, the API and the CLI users to use it\n`);
   });
 
 program
