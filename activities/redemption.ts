@@ -1,4 +1,5 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { journalLines } from '../db/journal';
 import { ApiError } from '../domain/errors';
@@ -15,12 +16,41 @@ export interface SagaRef {
   redemptionId: string;
 }
 
-/** A service's "no" is final; anything else is retried by the activity's retry policy. */
+/** Attempts a forward step of the saga gives another team's service before the saga compensates. */
+export const SERVICE_ATTEMPTS = 5;
+
+/**
+ * The attempt of the saga's forward step running now, or null in a compensation or a reversal (those
+ * are activities that retry until they succeed) or outside a worker. The forward steps are the
+ * saga's local activities; their retry policy has no attempt limit, so that our own database is
+ * retried until it answers, and the services' limit is kept here instead (workflows/redemption.ts).
+ */
+function forwardStepAttempt(): number | null {
+  try {
+    const info = Context.current().info;
+    return info.isLocal ? info.attempt : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A service's "no" is final; anything else is retried, by a forward step SERVICE_ATTEMPTS times. */
 async function service<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
     if (e instanceof ServiceError && !e.retryable) throw ApplicationFailure.nonRetryable(e.message, e.code);
+    if (e instanceof ServiceError && (forwardStepAttempt() ?? 0) >= SERVICE_ATTEMPTS) throw ApplicationFailure.nonRetryable(e.message, 'service_unavailable');
+    throw e;
+  }
+}
+
+/** The ledger's own refusal (a business rule) is final; a database that does not answer is retried. */
+async function ledger<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof ApiError) throw ApplicationFailure.nonRetryable(e.message, e.code);
     throw e;
   }
 }
@@ -40,7 +70,7 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
 
   return {
     async holdPoints(req: HoldRequest): Promise<RedemptionView> {
-      return holdRedemption(pool, req);
+      return ledger(() => holdRedemption(pool, req));
     },
 
     async releaseHeldPoints(ref: SagaRef & { reason: string }): Promise<RedemptionView> {
@@ -51,10 +81,18 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
       const jurisdiction = q.jurisdiction ?? (await getMember(pool, q.programId, q.memberId))?.jurisdiction ?? null;
       if (!jurisdiction) return null; // no jurisdiction known: no tax treatment to ask for
       const invoice = await service(() => billing.getInvoice(q.invoiceId));
-      return service(() => tax.treatment({
+      const request = {
         jurisdiction, currency: invoice.currency, pointsCreditMinor: q.creditMinor,
         lines: invoice.lines.map((l, i) => ({ lineId: String(i + 1), amountMinor: l.amountMinor })),
-      }, `tax:${q.redemptionId}`));
+      };
+      // The key names the question, not just the saga: the member's jurisdiction is read when the step
+      // runs, and a step run again (a worker died before its result was recorded) can find another one
+      // (an accrual of a merged member reported it since). Under the saga's key alone, tax answered
+      // that 409 idempotency_key_reused, the run declined, and the credit the earlier attempt had
+      // applied stayed in billing (found by test/faults). A treatment changes nothing, so a new
+      // question may well have a new key.
+      const digest = createHash('sha256').update(JSON.stringify(request)).digest('hex').slice(0, 16);
+      return service(() => tax.treatment(request, `tax:${q.redemptionId}:${digest}`));
     },
 
     async applyCreditInBilling(q: SagaRef & { points: number; creditMinor: number }): Promise<void> {
@@ -70,7 +108,7 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
 
     /** Spends the held points; the subledger books the revenue the cohort formula recognises. */
     async commitPointsAndJournal(ref: SagaRef): Promise<RedemptionView> {
-      return commitRedemption(pool, ref.programId, ref.invoiceId, 'system:redemption-saga');
+      return ledger(() => commitRedemption(pool, ref.programId, ref.invoiceId, 'system:redemption-saga'));
     },
 
     async reversePointsAndJournal(ref: SagaRef & { reason: string; occurredAt: string }): Promise<RedemptionView> {

@@ -34,11 +34,15 @@ export const stateQuery = defineQuery<{ outcome: RedemptionOutcome | null; froze
 
 // The steps are short calls (one SQL transaction, or one HTTP call with a 2-second timeout): local
 // activities, retried on the worker, with no activity task on the server (billing waits for the
-// answer, and each server round trip would add to it; see bench/RESULTS.md). A few quick retries,
-// then the saga compensates.
+// answer, and each server round trip would add to it; see bench/RESULTS.md). Another team's service
+// gets a few quick retries, then the saga compensates: the activities count those attempts
+// (SERVICE_ATTEMPTS in activities/redemption.ts). Our own database is retried until it answers: with
+// `maximumAttempts: 5` here, a PostgreSQL restart of a few seconds failed the whole saga at the hold
+// (a hold committed just before would then stay held for good) or compensated a redemption whose
+// entry the GL had already taken, leaving it there (found by test/faults).
 const steps = proxyLocalActivities<RedemptionActivities>({
   startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 5 },
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds' },
 });
 // Compensations and reversals must finish: they retry until they do.
 const undo = proxyActivities<RedemptionActivities>({
