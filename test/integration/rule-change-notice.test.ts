@@ -41,19 +41,25 @@ const testWorker = (taskQueue: string) => Worker.create({
   workflowBundle: { code: readFileSync(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE!, 'utf8') },
 });
 
+/** The change proposed by olga, started now, approved by finance (fred): legal is still awaited. */
+async function financeApproved(programId: string, taskQueue: string) {
+  const start = await env.currentTimeMs();
+  const handle = await env.client.workflow.start(ruleChange, {
+    workflowId: `rule-change:${programId}:c`, taskQueue,
+    args: [{ programId, changeId: 'c', proposedBy: 'olga', effectiveAt: new Date(start).toISOString(), requiredRoles: ['finance', 'legal'], noticePeriod: 'P30D', decideWithin: 'P14D' }],
+  });
+  await eventually('awaiting approvals', async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals');
+  await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'fred', roles: ['finance'], decision: 'approve', comment: null }] });
+  return { start, handle };
+}
+
 test('no decision in 14 days: a reminder to the role still awaited at day 7, then the change expires', async () => {
   const programId = uniqueId('remind');
   await proposed(programId, 'c');
   const taskQueue = uniqueId('tq');
   const worker = await testWorker(taskQueue);
   await worker.runUntil(async () => {
-    const start = await env.currentTimeMs();
-    const handle = await env.client.workflow.start(ruleChange, {
-      workflowId: `rule-change:${programId}:c`, taskQueue,
-      args: [{ programId, changeId: 'c', proposedBy: 'olga', effectiveAt: new Date(start).toISOString(), requiredRoles: ['finance', 'legal'], noticePeriod: 'P30D', decideWithin: 'P14D' }],
-    });
-    await eventually('awaiting approvals', async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals');
-    await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'fred', roles: ['finance'], decision: 'approve', comment: null }] });
+    const { start, handle } = await financeApproved(programId, taskQueue);
     const done = await handle.result(); // the server skips the 14 days
     assert.equal(done.status, 'expired');
     const remindedAt = Date.parse(done.remindedAt!);
@@ -78,13 +84,7 @@ test('an adverse change approved today takes effect after the 30-day notice, by 
   const taskQueue = uniqueId('tq');
   const worker = await testWorker(taskQueue);
   await worker.runUntil(async () => {
-    const start = await env.currentTimeMs();
-    const handle = await env.client.workflow.start(ruleChange, {
-      workflowId: `rule-change:${programId}:c`, taskQueue,
-      args: [{ programId, changeId: 'c', proposedBy: 'olga', effectiveAt: new Date(start).toISOString(), requiredRoles: ['finance', 'legal'], noticePeriod: 'P30D', decideWithin: 'P14D' }],
-    });
-    await eventually('awaiting approvals', async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals');
-    await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'fred', roles: ['finance'], decision: 'approve', comment: null }] });
+    const { start, handle } = await financeApproved(programId, taskQueue);
     const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'lena', roles: ['legal'], decision: 'approve', comment: null }] });
     assert.equal(scheduled.status, 'scheduled');
     const activatesAt = Date.parse(scheduled.activatesAt!);
