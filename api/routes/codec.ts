@@ -48,11 +48,9 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
   };
   const run = (op: 'encode' | 'decode', keyFromPath: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
     cors(req, reply);
-    if (keyFromPath) {
-      if (!o?.keyInPath) throw new ApiError(404, 'not_found', 'no such route');
-      req.headers.authorization = `Bearer ${(req.params as { key: string }).key}`;
-    }
-    ctx.requireRole(await ctx.auth.principalOf(req), ['support']);
+    if (keyFromPath && !o?.keyInPath) throw new ApiError(404, 'not_found', 'no such route');
+    const principal = keyFromPath ? await ctx.auth.principalOfSecret((req.params as { key: string }).key) : await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['support']);
     if (!o) throw new ApiError(503, 'codec_not_configured', 'this API runs without a payload codec (LOYALTY_CODEC_KEYS_FILE)');
     const body = parse(bodySchema, req.body, 'payloads');
     try {
