@@ -9,11 +9,10 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { Client } from 'pg';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
 import { BUNDLE_OPTIONS } from '../workers/worker';
-import { ensureDatabase, startPostgres } from '../cli/stack/postgres';
+import { dropDatabase, ensureDatabase, startPostgres } from '../cli/stack/postgres';
 import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
 import { freePort } from '../cli/stack/process';
 
@@ -81,16 +80,6 @@ function maintenanceUrl(url: string): string {
   const u = new URL(url);
   u.pathname = '/postgres';
   return u.toString();
-}
-
-async function dropDatabase(serverUrl: string, name: string): Promise<void> {
-  const c = new Client({ connectionString: serverUrl });
-  await c.connect();
-  try {
-    await c.query(`drop database if exists ${name} with (force)`);
-  } finally {
-    await c.end();
-  }
 }
 
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };

@@ -45,6 +45,18 @@ export async function startPostgres(o: { dataDir: string; port: number; database
   };
 }
 
+/** Drops database `name` on the server, closing its connections first. */
+export async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`bad database name ${name}`);
+  const c = new Client({ connectionString: serverUrl });
+  await c.connect();
+  try {
+    await c.query(`drop database if exists ${name} with (force)`);
+  } finally {
+    await c.end();
+  }
+}
+
 /** The URL of database `name` on the same server, creating it (optionally from a template) if missing. */
 export async function ensureDatabase(serverUrl: string, name: string, template?: string): Promise<string> {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`bad database name ${name}`);

@@ -11,10 +11,10 @@ import { join, resolve } from 'node:path';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
-import { Client, type Pool } from 'pg';
+import type { Pool } from 'pg';
 import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../../api/server';
-import { ensureDatabase, startPostgres, type PostgresHandle } from '../../cli/stack/postgres';
+import { dropDatabase, ensureDatabase, startPostgres, type PostgresHandle } from '../../cli/stack/postgres';
 import { freePort, stopChild } from '../../cli/stack/process';
 import { startTemporalDevServer, temporalAnswers, type DevServer } from '../../cli/stack/temporal-dev-server';
 import { newSecret, putKey, type Role } from '../../db/keys';
@@ -207,9 +207,9 @@ export class FaultStack {
       const server = new URL(this.pg.serverUrl);
       server.pathname = '/postgres';
       const name = `loyalty_faults_${process.pid}`;
-      await dropDb(server.toString(), name);
+      await dropDatabase(server.toString(), name);
       this.dbUrl = await ensureDatabase(server.toString(), name);
-      this.dropDatabase = () => dropDb(server.toString(), name);
+      this.dropDatabase = () => dropDatabase(server.toString(), name);
     }
     this.pool = createPool({ connectionString: this.dbUrl, maxConnections: 5, applicationName: 'faults-suite' });
     await migrate(this.pool);
@@ -394,16 +394,6 @@ async function adminCall(url: string, method: 'GET' | 'POST' | 'DELETE', body?: 
       if (attempt >= 20) throw e;
       await sleep(500);
     }
-  }
-}
-
-async function dropDb(serverUrl: string, name: string): Promise<void> {
-  const c = new Client({ connectionString: serverUrl });
-  await c.connect();
-  try {
-    await c.query(`drop database if exists ${name} with (force)`);
-  } finally {
-    await c.end();
   }
 }
 
