@@ -34,12 +34,19 @@ function forwardStepAttempt(): number | null {
   }
 }
 
-/** A service's "no" is final; anything else is retried, by a forward step SERVICE_ATTEMPTS times. */
+/**
+ * A service's "no" is final; anything else is retried, by a forward step SERVICE_ATTEMPTS times. A
+ * "no" after attempts that got no answer is marked in doubt: one of those may still land (the saga's
+ * compensation then settles it, workflows/redemption.ts).
+ */
 async function service<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof ServiceError && !e.retryable) throw ApplicationFailure.nonRetryable(e.message, e.code);
+    if (e instanceof ServiceError && !e.retryable) {
+      const inDoubt = (forwardStepAttempt() ?? 1) > 1;
+      throw ApplicationFailure.create({ message: e.message, type: e.code, nonRetryable: true, details: inDoubt ? [{ inDoubt }] : undefined });
+    }
     if (e instanceof ServiceError && (forwardStepAttempt() ?? 0) >= SERVICE_ATTEMPTS) throw ApplicationFailure.nonRetryable(e.message, 'service_unavailable');
     throw e;
   }
@@ -55,6 +62,21 @@ async function ledger<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Runs a write to a service until it has a definite answer: true when it took effect (or already had:
+ * one of `alreadyDone`, the service's "this exists"), false on any other refusal. Anything not
+ * definite (a timeout, a 5xx) is thrown, so the activity retries it.
+ */
+async function definite(fn: () => Promise<unknown>, alreadyDone: string[]): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (e) {
+    if (!(e instanceof ServiceError) || e.retryable) throw e;
+    return alreadyDone.includes(e.code);
+  }
+}
+
 const day = (iso: string) => iso.slice(0, 10);
 
 /** Who billing shows as the source of the ledger's credits. */
@@ -67,6 +89,30 @@ export const glEntryId = (programId: string, journalKey: string) => `loyalty:${p
 /** The redemption saga's steps and compensations, bound to the ledger and the three services. */
 export function createRedemptionActivities(deps: { pool: Pool; billing: BillingClient; gl: GlClient; tax: TaxClient }) {
   const { pool, billing, gl, tax } = deps;
+
+  // One body and key per credit: the saga's step and the compensation of an apply in doubt send the same.
+  const applyCredit = (q: SagaRef & { points: number; creditMinor: number }) => billing.applyCredit(q.invoiceId, {
+    creditId: q.redemptionId, amountMinor: q.creditMinor, points: q.points, source: billingSource(q.programId),
+    description: `Loyalty points: ${q.points.toLocaleString('en-US')} pts`,
+  }, `credit:${q.redemptionId}`);
+
+  // The same for the GL: the entry of a journal, posted by the step, the reversal, or the settling below.
+  async function postJournal(q: SagaRef & { reversal: boolean; adjustmentId?: string; occurredAt: string }, call: typeof service): Promise<string | null> {
+    const journalKey = glJournalKey(q.invoiceId, q.reversal, q.adjustmentId);
+    const lines = await journalLines(pool, q.programId, journalKey);
+    if (lines.length === 0) return null; // nothing recognised: nothing to post
+    const entryId = glEntryId(q.programId, journalKey);
+    // `entry_exists`: the GL holds our entry id already (only we post it), taken by an earlier call.
+    await call(() => gl.postEntry({ entryId, date: day(q.occurredAt), description: `${journalKey} (${q.redemptionId})`, lines }, `gl:${entryId}`)
+      .catch((e) => { if (!(e instanceof ServiceError && e.code === 'entry_exists')) throw e; }));
+    await pool.query(
+      `insert into gl_postings (entry_id, program_id, journal_key, business_date, lines) values ($1, $2, $3, $4, $5)
+       on conflict (entry_id) do nothing`,
+      [entryId, q.programId, journalKey, day(q.occurredAt), JSON.stringify(lines)],
+    );
+    await pool.query('select ll_mark_gl_posted($1, $2, $3)', [q.programId, journalKey, entryId]); // the close will not post these again
+    return entryId;
+  }
 
   return {
     async holdPoints(req: HoldRequest): Promise<RedemptionView> {
@@ -96,14 +142,25 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     },
 
     async applyCreditInBilling(q: SagaRef & { points: number; creditMinor: number }): Promise<void> {
-      await service(() => billing.applyCredit(q.invoiceId, {
-        creditId: q.redemptionId, amountMinor: q.creditMinor, points: q.points, source: billingSource(q.programId),
-        description: `Loyalty points: ${q.points.toLocaleString('en-US')} pts`,
-      }, `credit:${q.redemptionId}`));
+      await service(() => applyCredit(q));
     },
 
     async reverseCreditInBilling(q: SagaRef & { reason: string }): Promise<void> {
       await service(() => billing.reverseCredit(q.invoiceId, q.redemptionId, q.reason, `credit-reversal:${q.redemptionId}`));
+    },
+
+    /**
+     * The compensation of a credit whose apply call is in doubt: it timed out, failed on billing's
+     * side, or ran in a worker that died. Billing may have applied it, or may still apply it when a
+     * call it is still working on lands. Asking again with the same key and body turns the doubt into
+     * an answer (idempotent: a replay, `credit_exists`, or a first apply now); then an applied credit
+     * is reversed. A later landing of any earlier call finds the credit and changes nothing. Billing's
+     * definite refusal means nothing was applied. Retried until billing answers (a compensation).
+     */
+    async settleAndReverseCreditInBilling(q: SagaRef & { points: number; creditMinor: number; reason: string }): Promise<{ applied: boolean }> {
+      const applied = await definite(() => applyCredit(q), ['credit_exists']);
+      if (applied) await service(() => billing.reverseCredit(q.invoiceId, q.redemptionId, q.reason, `credit-reversal:${q.redemptionId}`));
+      return { applied };
     },
 
     /** Spends the held points; the subledger books the revenue the cohort formula recognises. */
@@ -120,18 +177,22 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
      * the GL (idempotent per entry id), then records the posting for the reconciliation and the close.
      */
     async postJournalToGl(q: SagaRef & { reversal: boolean; adjustmentId?: string; occurredAt: string }): Promise<string | null> {
-      const journalKey = glJournalKey(q.invoiceId, q.reversal, q.adjustmentId);
-      const lines = await journalLines(pool, q.programId, journalKey);
-      if (lines.length === 0) return null; // nothing recognised: nothing to post
-      const entryId = glEntryId(q.programId, journalKey);
-      await service(() => gl.postEntry({ entryId, date: day(q.occurredAt), description: `${journalKey} (${q.redemptionId})`, lines }, `gl:${entryId}`));
-      await pool.query(
-        `insert into gl_postings (entry_id, program_id, journal_key, business_date, lines) values ($1, $2, $3, $4, $5)
-         on conflict (entry_id) do nothing`,
-        [entryId, q.programId, journalKey, day(q.occurredAt), JSON.stringify(lines)],
-      );
-      await pool.query('select ll_mark_gl_posted($1, $2, $3)', [q.programId, journalKey, entryId]); // the close will not post these again
-      return entryId;
+      return postJournal(q, service);
+    },
+
+    /**
+     * The compensation of a GL posting in doubt, run after the subledger's reversal: the redemption's
+     * entry is posted again with the same key and lines until the GL answers. If the GL has it (taken
+     * now, or by a call that landed after the saga gave up), the reversal journal follows it, so the
+     * GL nets to zero as the subledger does and the reconciliation finds both entries recorded. A
+     * definite refusal means the GL has neither; the close posts the pair, net zero, with its period.
+     */
+    async settleAndReverseJournalInGl(q: SagaRef & { occurredAt: string }): Promise<{ posted: boolean }> {
+      let entryId: string | null = null;
+      const taken = await definite(async () => { entryId = await postJournal({ ...q, reversal: false }, (fn) => fn()); }, []);
+      const posted = taken && entryId !== null;
+      if (posted) await postJournal({ ...q, reversal: true }, service);
+      return { posted };
     },
 
     /** An invoice lowered below its credit: the excess points go back to the member (db: ll_adjust_redemption). */

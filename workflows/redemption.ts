@@ -1,5 +1,5 @@
 import {
-  ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, proxyActivities, proxyLocalActivities, setHandler, upsertMemo, workflowInfo,
+  ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, patched, proxyActivities, proxyLocalActivities, setHandler, upsertMemo, workflowInfo,
 } from '@temporalio/workflow';
 import type { RedemptionActivities, SagaRef } from '../activities/redemption';
 import { nominalMs } from '../domain/duration';
@@ -59,6 +59,74 @@ function failureCode(err: unknown): string {
 }
 
 /**
+ * Whether a step's failure leaves its call in doubt: the service never answered for sure (the step
+ * ran out of attempts), or answered "no" only after attempts that got no answer and may still land.
+ */
+function callInDoubt(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof ApplicationFailure && e.type) {
+      return e.type === 'service_unavailable' || (e.details?.[0] as { inDoubt?: boolean } | undefined)?.inDoubt === true;
+    }
+  }
+  return true;
+}
+
+/**
+ * The forward steps and their compensations (since patch `saga-settles-calls-in-doubt`). A call to
+ * billing or the GL that got no definite answer may still have been done: billing took it after the
+ * adapter gave up, or a worker that died made it before this run found its own hold again. Its
+ * compensation settles the doubt first, then undoes what was done (activities/redemption.ts). Older
+ * runs reversed the credit only after billing said yes, and undid a GL step in the subledger only.
+ * Returns the decline's reason, or null when every step is done.
+ */
+async function runStepsSettlingCallsInDoubt(
+  input: RedemptionInput, ref: SagaRef, applied: { pointsApplied: number; creditMinor: number }, rerun: boolean,
+): Promise<string | null> {
+  const credit = { ...ref, points: applied.pointsApplied, creditMinor: applied.creditMinor };
+  let done: 'held' | 'credited' | 'committed' = 'held';
+  let creditInDoubt = rerun;
+  let glInDoubt = false;
+  try {
+    await steps.getTaxTreatment({ ...ref, memberId: input.memberId, jurisdiction: input.jurisdiction, creditMinor: applied.creditMinor });
+    await steps.applyCreditInBilling(credit).catch((e) => { creditInDoubt ||= callInDoubt(e); throw e; });
+    done = 'credited';
+    await steps.commitPointsAndJournal(ref);
+    done = 'committed';
+    await steps.postJournalToGl({ ...ref, reversal: false, occurredAt: input.occurredAt }).catch((e) => { glInDoubt = callInDoubt(e); throw e; });
+    return null;
+  } catch (err) {
+    // in reverse order of the steps
+    if (done === 'committed') {
+      await undo.reversePointsAndJournal({ ...ref, reason: 'compensated', occurredAt: input.occurredAt });
+      if (glInDoubt) await undo.settleAndReverseJournalInGl({ ...ref, occurredAt: input.occurredAt });
+    }
+    if (done !== 'held') await undo.reverseCreditInBilling({ ...ref, reason: 'compensated' });
+    else if (creditInDoubt) await undo.settleAndReverseCreditInBilling({ ...credit, reason: 'compensated' });
+    if (done !== 'committed') await undo.releaseHeldPoints({ ...ref, reason: 'compensated' });
+    return failureCode(err);
+  }
+}
+
+/** The forward steps and compensations as runs started before patch `saga-settles-calls-in-doubt` replay them. */
+async function runStepsBeforeSettling(input: RedemptionInput, ref: SagaRef, applied: { pointsApplied: number; creditMinor: number }): Promise<string | null> {
+  const compensations: Array<() => Promise<unknown>> = [];
+  try {
+    compensations.unshift(() => undo.releaseHeldPoints({ ...ref, reason: 'compensated' }));
+    await steps.getTaxTreatment({ ...ref, memberId: input.memberId, jurisdiction: input.jurisdiction, creditMinor: applied.creditMinor });
+    await steps.applyCreditInBilling({ ...ref, points: applied.pointsApplied, creditMinor: applied.creditMinor });
+    compensations.unshift(() => undo.reverseCreditInBilling({ ...ref, reason: 'compensated' }));
+    await steps.commitPointsAndJournal(ref);
+    compensations.pop(); // the hold is spent: undoing it is now the reversal below
+    compensations.unshift(() => undo.reversePointsAndJournal({ ...ref, reason: 'compensated', occurredAt: input.occurredAt }));
+    await steps.postJournalToGl({ ...ref, reversal: false, occurredAt: input.occurredAt });
+    return null;
+  } catch (err) {
+    for (const compensate of compensations) await compensate();
+    return failureCode(err);
+  }
+}
+
+/**
  * One per invoice, `redemption:<programId>:<invoiceId>`: hold the points, get the tax treatment,
  * apply the credit in billing, spend the points and book the revenue, post it to the GL. A failure
  * runs the compensations of the steps done, in reverse. Then it stays open for the chargeback
@@ -99,20 +167,10 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
     return decide({ ...applied, status, reason: hold.reason ?? (hold.status === 'held' ? 'in_progress' : null) });
   }
 
-  const compensations: Array<() => Promise<unknown>> = [];
-  try {
-    compensations.unshift(() => undo.releaseHeldPoints({ ...ref, reason: 'compensated' }));
-    await steps.getTaxTreatment({ ...ref, memberId: input.memberId, jurisdiction: input.jurisdiction, creditMinor: applied.creditMinor });
-    await steps.applyCreditInBilling({ ...ref, points: applied.pointsApplied, creditMinor: applied.creditMinor });
-    compensations.unshift(() => undo.reverseCreditInBilling({ ...ref, reason: 'compensated' }));
-    await steps.commitPointsAndJournal(ref);
-    compensations.pop(); // the hold is spent: undoing it is now the reversal below
-    compensations.unshift(() => undo.reversePointsAndJournal({ ...ref, reason: 'compensated', occurredAt: input.occurredAt }));
-    await steps.postJournalToGl({ ...ref, reversal: false, occurredAt: input.occurredAt });
-  } catch (err) {
-    for (const compensate of compensations) await compensate();
-    return decide({ ...applied, status: 'declined', reason: failureCode(err) });
-  }
+  const declined = patched('saga-settles-calls-in-doubt')
+    ? await runStepsSettlingCallsInDoubt(input, ref, applied, hold.existing === true)
+    : await runStepsBeforeSettling(input, ref, applied);
+  if (declined) return decide({ ...applied, status: 'declined', reason: declined });
   decide({ ...applied, status: 'applied', reason: null });
 
   // The chargeback window: opened freezes, won releases, lost reverses (once).

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { billingClient } from '../../activities/services/billing';
+import { glClient } from '../../activities/services/gl';
+import { verifyInvariants } from '../../db/verify';
+import { startSimulators, type RunningSimulators } from '../../simulators';
+import {
+  eventually, freshDatabase, httpClient, programBody, reconcileEverything, recordHistory, startApi, startWorker, startWorkerProcess, uniqueId,
+  type TestApi, type TestWorker,
+} from '../helpers/stack';
+
+// A call to billing or the GL that the saga gave up on, which the service did all the same: its
+// answer came after the adapter's timeout, or the worker that made it died. The saga's compensation
+// must find what was done and undo it (workflows/redemption.ts, patch saga-settles-calls-in-doubt).
+// Without that, billing keeps a live credit for a declined redemption and the GL an entry the
+// subledger compensated; the after hook's reconciliation reports both.
+const SERVICE_TIMEOUT_MS = 1000;
+/** above the adapters' timeout: every call is done, and its answer comes too late */
+const LATE_MS = 1400;
+
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let sims: RunningSimulators;
+let worker: TestWorker;
+let api: TestApi;
+let call: ReturnType<typeof httpClient>;
+const billing = () => billingClient({ baseUrl: sims.billingUrl, timeoutMs: 5000 });
+const gl = () => glClient({ baseUrl: sims.glUrl, timeoutMs: 5000 });
+const children: ChildProcess[] = [];
+
+before(async () => {
+  db = await freshDatabase();
+  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 13);
+  worker = await startWorker(db.pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: SERVICE_TIMEOUT_MS } });
+  api = await startApi(db.pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
+  call = httpClient(api);
+});
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  const result = await verifyInvariants(db.pool);
+  const differences = await reconcileEverything(db.pool, worker);
+  await api.close();
+  await worker.stop();
+  await sims.close();
+  await db.drop();
+  assert.deepEqual(result.violations, []);
+  assert.deepEqual(differences, [], 'ledger, billing and GL agree');
+});
+
+async function fault(url: string, rule: Record<string, unknown>) {
+  const res = await fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) });
+  assert.equal(res.status, 200);
+}
+const clearFaults = () => Promise.all([sims.billingUrl, sims.glUrl, sims.taxUrl].map((u) => fetch(`${u}/admin/faults`, { method: 'DELETE' })));
+
+/** How many calls a simulator received on a path (its request log, GET /admin/requests). */
+async function callsTo(url: string, path: string): Promise<number> {
+  const { requests } = await (await fetch(`${url}/admin/requests`)).json() as { requests: Array<{ method: string; url: string }> };
+  return requests.filter((r) => r.method === 'POST' && r.url === path).length;
+}
+
+async function setup() {
+  const programId = uniqueId('doubt');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT1S' }) })).status, 201);
+  const invoiceId = uniqueId('inv');
+  await call('POST', `/v1/programs/${programId}/accruals`, {
+    role: 'billing', body: { memberId: 'm-1', invoiceId: `${invoiceId}-earn`, amountMinor: 500_000, occurredAt: new Date().toISOString(), jurisdiction: 'US-CA' },
+  });
+  await billing().createInvoice({ invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] }, `inv-${invoiceId}`);
+  const redeem = () => call('POST', `/v1/programs/${programId}/redemptions`, {
+    role: 'billing', body: { invoiceId, memberId: 'm-1', points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() },
+  });
+  const member = async () => (await call('GET', `/v1/programs/${programId}/members/m-1`, { role: 'support' })).body;
+  return { programId, invoiceId, redeem, member };
+}
+
+test('billing applies the credit after the saga gave up on it: the compensation finds it and reverses it', async () => {
+  const { invoiceId, redeem, member } = await setup();
+  await fault(sims.billingUrl, { operation: 'apply_credit', latencyMs: LATE_MS });
+  const answer = redeem();
+  // The saga's five attempts all time out; each lands in billing afterwards (the first applies, the
+  // others are replays). Once billing has seen the fifth, it answers in time again, so the
+  // compensation can settle the doubt.
+  await eventually('five apply attempts', async () => (await callsTo(sims.billingUrl, `/invoices/${invoiceId}/credits`)) >= 5, 60_000);
+  await clearFaults();
+  const res = await answer;
+  assert.equal(res.status, 201);
+  assert.deepEqual([res.body.status, res.body.reason], ['declined', 'service_unavailable']);
+  const credits = (await billing().getInvoice(invoiceId)).credits;
+  assert.equal(credits.length, 1, 'billing applied the credit once');
+  assert.ok(credits[0]!.reversedAt, 'and the compensation reversed it');
+  assert.equal((await billing().getInvoice(invoiceId)).amountDueMinor, 8000);
+  assert.deepEqual([(await member()).balance, (await member()).held], [5000, 0]);
+  await worker.client.workflow.getHandle(res.body.workflowId).result();
+  await recordHistory(worker.client, res.body.workflowId, 'redemption-credit-in-doubt');
+});
+
+test('the GL takes the entry after the saga gave up on it: the reversal follows it there', async () => {
+  const { programId, invoiceId, redeem, member } = await setup();
+  await fault(sims.glUrl, { operation: 'post_entry', latencyMs: LATE_MS });
+  const answer = redeem();
+  const entryId = `loyalty:${programId}:redeem:${invoiceId}`;
+  await eventually('five GL attempts', async () => (await callsTo(sims.glUrl, '/journal-entries')) >= 5, 60_000);
+  await clearFaults();
+  const res = await answer;
+  assert.equal(res.status, 201);
+  assert.deepEqual([res.body.status, res.body.reason], ['declined', 'service_unavailable']);
+  assert.deepEqual([(await member()).balance, (await member()).held], [5000, 0]);
+  assert.ok((await billing().getInvoice(invoiceId)).credits[0]!.reversedAt, 'the credit is reversed');
+  const original = await gl().getEntry(entryId);
+  const reversal = await gl().getEntry(`loyalty:${programId}:redeem-reversal:${invoiceId}`);
+  const total = (e: typeof original, side: 'debitMinor' | 'creditMinor') => e.lines.reduce((s, l) => s + l[side], 0);
+  assert.equal(total(original, 'debitMinor'), total(reversal, 'creditMinor'), 'the GL nets to zero');
+  const { rows } = await db.pool.query('select journal_key from gl_postings where program_id = $1 order by journal_key', [programId]);
+  assert.deepEqual(rows.map((r) => r.journal_key), [`redeem-reversal:${invoiceId}`, `redeem:${invoiceId}`], 'both recorded as posted');
+  await worker.client.workflow.getHandle(res.body.workflowId).result();
+  await recordHistory(worker.client, res.body.workflowId, 'redemption-gl-in-doubt');
+});
+
+test('a worker dies while billing applies its credit; the next run declines at tax: the credit is reversed', async () => {
+  const { programId, invoiceId, member } = await setup();
+  // The saga runs on a worker process of its own task queue, killed while billing holds its call.
+  const taskQueue = uniqueId('doubt-kill');
+  const env = { LOYALTY_BILLING_URL: sims.billingUrl, LOYALTY_GL_URL: sims.glUrl, LOYALTY_TAX_URL: sims.taxUrl, LOYALTY_SERVICE_TIMEOUT_MS: String(SERVICE_TIMEOUT_MS) };
+  const first = await startWorkerProcess({ databaseUrl: db.url, taskQueue, env });
+  children.push(first);
+  const own = await startApi(db.pool, async () => true, { client: worker.client, taskQueue });
+  const ownCall = httpClient(own);
+  try {
+    await fault(sims.billingUrl, { operation: 'apply_credit', latencyMs: LATE_MS });
+    const body = { invoiceId, memberId: 'm-1', points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() };
+    const answer = ownCall('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
+    await eventually('the credit call reached billing', async () => (await callsTo(sims.billingUrl, `/invoices/${invoiceId}/credits`)) >= 1, 60_000, 20);
+    first.kill('SIGKILL');
+    await clearFaults();
+    await eventually('billing applied it', async () => (await billing().getInvoice(invoiceId)).credits.length === 1, 10_000);
+    // The next run finds its own hold again, then tax refuses: it declines before the credit step.
+    await fault(sims.taxUrl, { operation: 'get_treatment', failNext: 1, failStatus: 422 });
+    children.push(await startWorkerProcess({ databaseUrl: db.url, taskQueue, env }));
+    // As billing does: a 503 (the API gave up waiting while no worker ran) is sent again.
+    let res = await answer;
+    for (let i = 0; res.status === 503 && i < 5; i++) res = await ownCall('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.deepEqual([res.body.status, res.body.reason], ['declined', 'injected_failure']);
+    const credits = (await billing().getInvoice(invoiceId)).credits;
+    assert.equal(credits.length, 1);
+    assert.ok(credits[0]!.reversedAt, 'the credit the dead worker applied is reversed');
+    assert.deepEqual([(await member()).balance, (await member()).held], [5000, 0]);
+  } finally {
+    await clearFaults();
+    await own.close();
+  }
+});
