@@ -22,6 +22,7 @@ import { closeRoutes } from './routes/closes';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
+import { isUnavailable } from './unavailable';
 
 export interface ApiOptions {
   pool: Pool;
@@ -44,7 +45,8 @@ function errorBody(code: string, message: string, details: Record<string, unknow
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     // Fastify logs every request at info; keep its own logging to warnings and errors.
   const app: FastifyInstance = Fastify({
-    loggerInstance: o.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
+    // warn and above (no line per request), or quieter if the logger is (the tests' is silent)
+    loggerInstance: o.logger.child({ component: 'api' }, { level: o.logger.levelVal > 40 ? o.logger.level : 'warn' }) as FastifyBaseLogger,
     bodyLimit: o.bodyLimitBytes,
     return503OnClosing: true,
     // A path param may be a 128-character id, percent-encoded to 3 bytes a character: it must reach
@@ -103,6 +105,12 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       errors.inc({ code: 'validation_failed' });
       return reply.status(400).send(errorBody('validation_failed', e.message));
+    }
+    if (isUnavailable(err)) {
+      req.log.warn({ err }, 'a service the API needs did not answer');
+      errors.inc({ code: 'loyalty_unavailable' });
+      return reply.status(503).header('retry-after', '1').send(errorBody('loyalty_unavailable',
+        'the ledger database or Temporal did not answer; retry with the same Idempotency-Key', { cause: e.message }));
     }
     req.log.error({ err }, 'unhandled error');
     errors.inc({ code: 'internal_error' });

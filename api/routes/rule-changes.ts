@@ -26,8 +26,10 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       [programId, body.changeId, principal.name, program.activeVersion, JSON.stringify(body.rules), body.effectiveAt, body.comment ?? null]);
     const workflowId = ruleChangeWorkflowId(programId, body.changeId);
     if (rowCount === 0) {
-      const { rows } = await ctx.pool.query('select rules, effective_at from rule_changes where program_id = $1 and change_id = $2', [programId, body.changeId]);
-      if (JSON.stringify(rows[0].rules) !== JSON.stringify(JSON.parse(JSON.stringify(body.rules))) || rows[0].effective_at.getTime() !== Date.parse(body.effectiveAt)) {
+      // jsonb equality: the stored rules' keys come back in jsonb's order, not the request's
+      const { rows } = await ctx.pool.query('select rules = $3::jsonb as same_rules, effective_at from rule_changes where program_id = $1 and change_id = $2',
+        [programId, body.changeId, JSON.stringify(body.rules)]);
+      if (!rows[0].same_rules || rows[0].effective_at.getTime() !== Date.parse(body.effectiveAt)) {
         throw new ApiError(409, 'rule_change_exists', 'this changeId was proposed with other rules', { changeId: body.changeId });
       }
     }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
 import { freePort } from '../../cli/stack/process';
 import { startTemporalDevServer, temporalAnswers, type DevServer } from '../../cli/stack/temporal-dev-server';
 import { countPendingWakeups } from '../../db/wakeups';
@@ -63,4 +64,27 @@ test('accruals while Temporal is down are kept and reach the member workflows wh
   const { rows } = await db.pool.query(`select count(*)::int as n from ledger_entries where program_id = $1 and type = 'expire' and points = -100`, [programId]);
   assert.equal(rows[0].n, members.length);
   assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
+});
+
+test('a request that starts or signals a workflow while Temporal is down answers 503 loyalty_unavailable; sent again, it is done', async () => {
+  const connection = await Connection.connect({ address: server.address });
+  const withTemporal = await startApi(db.pool, () => temporalAnswers(server.address), { client: new Client({ connection }), taskQueue: uniqueId('outage') });
+  try {
+    const call = httpClient(withTemporal);
+    const programId = uniqueId('out');
+    const { programId: _p, name: _n, currency: _c, ...rules } = programBody(programId);
+    assert.equal((await call('POST', '/v1/programs', { body: programBody(programId) })).status, 201);
+    const proposal = { changeId: 'c-1', effectiveAt: new Date(Date.now() + 86_400_000).toISOString(), rules: { ...rules, pointValueMinor: 3 } };
+
+    await server.stop();
+    const down = await call('POST', `/v1/programs/${programId}/rule-changes`, { role: 'program_owner', idem: 'rc-1', body: proposal });
+    assert.deepEqual([down.status, down.body.error?.code], [503, 'loyalty_unavailable'], JSON.stringify(down.body));
+
+    server = await startServer();
+    const again = await call('POST', `/v1/programs/${programId}/rule-changes`, { role: 'program_owner', idem: 'rc-1', body: proposal });
+    assert.equal(again.status, 202, JSON.stringify(again.body));
+  } finally {
+    await withTemporal.close();
+    await connection.close();
+  }
 });
