@@ -24,6 +24,8 @@ import { WakeupRelay } from '../../workers/wakeup-relay';
 import type { ReconciliationReport } from '../../domain/reconciliation';
 import { reconciliationWorkflowId } from '../../domain/workflow-ids';
 import { reconcileProgramDay } from '../../workflows/reconciliation';
+import { verifyInvariants } from '../../db/verify';
+import assert from 'node:assert/strict';
 
 export const silentLog = pino({ level: process.env.LOYALTY_TEST_LOG ?? 'silent' });
 
@@ -181,6 +183,21 @@ export async function reconcileEverything(pool: Pool, w: { client: TemporalClien
     if (report.differenceCount > 0 || report.inProgress.length > 0) bad.push(report);
   }
   return bad;
+}
+
+/**
+ * How a saga test file ends: `loyalty verify`'s invariants and the reconciliation of every program
+ * and day it touched (but `exceptPrograms`, broken on purpose), then its pieces stopped in the
+ * order given; fails when the ledger, billing and the GL disagree.
+ */
+export async function checkAgreementThenStop(
+  pool: Pool, w: { client: TemporalClient; taskQueue: string }, stops: Array<() => Promise<unknown>>, exceptPrograms: string[] = [],
+): Promise<void> {
+  const differences = await reconcileEverything(pool, w, exceptPrograms);
+  const result = await verifyInvariants(pool);
+  for (const stop of stops) await stop();
+  assert.deepEqual(result.violations, []);
+  assert.deepEqual(differences, [], 'ledger, billing and GL agree');
 }
 
 /**

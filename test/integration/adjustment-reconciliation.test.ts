@@ -5,11 +5,10 @@ import { after, before, describe, test } from 'node:test';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
-import { verifyInvariants } from '../../db/verify';
 import { DAILY_RECONCILIATION_SCHEDULE_ID } from '../../domain/workflow-ids';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import { ensureReconciliationSchedule } from '../../workers/schedules';
-import { eventually, freshDatabase, httpClient, programBody, recordHistory, reconcileEverything, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, recordHistory, checkAgreementThenStop, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
 
 // Invoice adjustments (the excess points of a lowered invoice go back) and the daily reconciliation
 // (API, CLI, schedule), against the real dev server, PostgreSQL and the simulators.
@@ -35,16 +34,7 @@ before(async () => {
   billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
-after(async () => {
-  const differences = await reconcileEverything(pool, worker, broken);
-  const result = await verifyInvariants(pool);
-  await api.close();
-  await worker.stop();
-  await sims.close();
-  await db.drop();
-  assert.deepEqual(result.violations, []);
-  assert.deepEqual(differences, [], 'ledger, billing and GL agree');
-});
+after(() => checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()], broken));
 
 /** A program, a member with 5,000 points, and an 80.00 invoice (60.00 + 20.00) redeemed with `points`. */
 async function redeemed(points: number) {

@@ -3,9 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
-import { verifyInvariants } from '../../db/verify';
 import { startSimulators, type RunningSimulators } from '../../simulators';
-import { eventually, freshDatabase, httpClient, programBody, recordHistory, reconcileEverything, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import { eventually, freshDatabase, httpClient, programBody, recordHistory, checkAgreementThenStop, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
 
 // The redemption saga end to end: the API, a real worker on the dev server, PostgreSQL and the
 // billing, GL and tax simulators, with injected faults.
@@ -28,16 +27,7 @@ before(async () => {
   billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
-after(async () => {
-  const result = await verifyInvariants(pool);
-  const differences = await reconcileEverything(pool, worker);
-  await api.close();
-  await worker.stop();
-  await sims.close();
-  await db.drop();
-  assert.deepEqual(result.violations, []);
-  assert.deepEqual(differences, [], 'ledger, billing and GL agree');
-});
+after(() => checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()]));
 
 async function fault(url: string, rule: Record<string, unknown>) {
   await fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) });

@@ -3,10 +3,9 @@ import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
-import { verifyInvariants } from '../../db/verify';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import {
-  eventually, freshDatabase, httpClient, programBody, reconcileEverything, recordHistory, startApi, startWorker, startWorkerProcess, uniqueId,
+  eventually, freshDatabase, httpClient, programBody, checkAgreementThenStop, recordHistory, startApi, startWorker, startWorkerProcess, uniqueId,
   type TestApi, type TestWorker,
 } from '../helpers/stack';
 
@@ -37,14 +36,7 @@ before(async () => {
 });
 after(async () => {
   for (const c of children) c.kill('SIGKILL');
-  const result = await verifyInvariants(db.pool);
-  const differences = await reconcileEverything(db.pool, worker);
-  await api.close();
-  await worker.stop();
-  await sims.close();
-  await db.drop();
-  assert.deepEqual(result.violations, []);
-  assert.deepEqual(differences, [], 'ledger, billing and GL agree');
+  await checkAgreementThenStop(db.pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()]);
 });
 
 async function fault(url: string, rule: Record<string, unknown>) {
