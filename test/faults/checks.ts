@@ -357,3 +357,26 @@ export async function pointsWithoutDeadline(c: CheckContext, p: ProgramSpec): Pr
   if (p.windowSeconds === null) return [];
   return q(c, `select member_id, balance, last_purchase_at from members where program_id = $1 and status = 'active' and balance > 0 and expires_at is null order by member_id`, [p.id]);
 }
+
+/**
+ * How often the saga's compensations found a call in doubt done (docs/redemption-saga.md, "Calls in
+ * doubt"): billing credits applied, then reversed, for redemptions the ledger declined; GL entries
+ * of compensated redemptions, followed there by their reversal. Counted, not checked.
+ */
+export async function callsInDoubtSettled(c: CheckContext): Promise<{ billingCredits: number; glEntries: number }> {
+  const declined = await dbQuery<{ program_id: string; redemption_id: string; day: string }>(c.pool,
+    `select program_id, redemption_id::text, created_at::date::text as day from redemptions where status = 'declined'`);
+  let billingCredits = 0;
+  for (const key of new Set(declined.map((r) => `${r.program_id} ${r.day}`))) {
+    const [programId, day] = key.split(' ') as [string, string];
+    const { credits } = (await simCall(`${c.billingUrl}/credits?date=${day}&source=${encodeURIComponent(`loyalty:${programId}`)}`, 'GET', undefined, null, c.rng)) as {
+      credits: Array<{ creditId: string; reversedAt: string | null }>;
+    };
+    const ids = new Set(declined.filter((r) => r.program_id === programId).map((r) => r.redemption_id));
+    billingCredits += credits.filter((x) => ids.has(x.creditId) && x.reversedAt !== null).length;
+  }
+  const [gl] = await dbQuery<{ n: number }>(c.pool,
+    `select count(*)::int as n from redemptions r join gl_postings g on g.program_id = r.program_id and g.journal_key = 'redeem:' || r.invoice_id
+      where r.status = 'reversed' and r.reason = 'compensated'`);
+  return { billingCredits, glEntries: gl?.n ?? 0 };
+}

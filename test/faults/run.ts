@@ -7,14 +7,14 @@
  *
  *   LOYALTY_FAULTS_SEED      the seed of the workload and of the fault schedule (default 20240611)
  *   LOYALTY_FAULTS_SECONDS   how long the workload and the faults run (default 150)
- *   LOYALTY_FAULTS_LONG_SLOWDOWNS=1  adds two slowdowns longer than the saga's retry budget (known to fail; docs/faults.md)
+ *   LOYALTY_FAULTS_LONG_SLOWDOWNS    1 (default): two slowdowns longer than the saga's retry budget; 0 leaves them out
  *   LOYALTY_FAULTS_KEEP=1    keep the run's directory (logs, Temporal's SQLite file, PostgreSQL's data) even when it passes
  *   DATABASE_URL             use that PostgreSQL (its restarts are then skipped) instead of an embedded one
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { drain, pointsWithoutDeadline, runChecks, type CheckContext, type CheckResult } from './checks';
+import { callsInDoubtSettled, drain, pointsWithoutDeadline, runChecks, type CheckContext, type CheckResult } from './checks';
 import { LedgerClient } from './http';
 import { Model, programs, type OpKind } from './model';
 import { Rng, sleep } from './rng';
@@ -39,9 +39,9 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
 
 const seed = intFromEnv('LOYALTY_FAULTS_SEED', DEFAULT_SEED, 0, 0xffff_ffff);
 const seconds = intFromEnv('LOYALTY_FAULTS_SECONDS', DEFAULT_SECONDS, 20, 3600);
-const longSlowdowns = intFromEnv('LOYALTY_FAULTS_LONG_SLOWDOWNS', 0, 0, 1) === 1;
+const longSlowdowns = intFromEnv('LOYALTY_FAULTS_LONG_SLOWDOWNS', 1, 0, 1) === 1;
 const keepWorkDir = intFromEnv('LOYALTY_FAULTS_KEEP', 0, 0, 1) === 1;
-const reproduce = `LOYALTY_FAULTS_SEED=${seed} LOYALTY_FAULTS_SECONDS=${seconds}${longSlowdowns ? ' LOYALTY_FAULTS_LONG_SLOWDOWNS=1' : ''}`
+const reproduce = `LOYALTY_FAULTS_SEED=${seed} LOYALTY_FAULTS_SECONDS=${seconds}${longSlowdowns ? '' : ' LOYALTY_FAULTS_LONG_SLOWDOWNS=0'}`
   + `${process.env.DATABASE_URL ? ' DATABASE_URL=...' : ''} npm run test:faults`;
 /** the whole run, stack to teardown; past it the suite stops and fails */
 const HARD_LIMIT_MS = seconds * 1000 + 6 * 60_000;
@@ -109,7 +109,8 @@ async function main(): Promise<number> {
     const ledgerStats = await dbQuery<{ program_id: string; status: string; n: number }>(stack.pool,
       `select program_id, status, count(*)::int as n from redemptions group by 1, 2
        union all select program_id, 'expire entries', count(*)::int from ledger_entries where type = 'expire' group by 1 order by 1, 2`);
-    ok = summary({ model, faults, stack, results, observations, ledgerStats, workloadSeconds, drainSeconds });
+    const settled = await callsInDoubtSettled(ctx);
+    ok = summary({ model, faults, stack, results, observations, ledgerStats, settled, workloadSeconds, drainSeconds });
     if (!ok || keepWorkDir) process.stdout.write(`\nlogs of the stack: ${work}\n`);
     return ok ? 0 : 1;
   } finally {
@@ -125,7 +126,8 @@ function opsLine(m: Model): string {
 
 function summary(o: {
   model: Model; faults: FaultRunner; stack: FaultStack; results: CheckResult[]; observations: string[];
-  ledgerStats: Array<{ program_id: string; status: string; n: number }>; workloadSeconds: number; drainSeconds: number;
+  ledgerStats: Array<{ program_id: string; status: string; n: number }>; settled: { billingCredits: number; glEntries: number };
+  workloadSeconds: number; drainSeconds: number;
 }): boolean {
   const { model, faults, stack, results } = o;
   const out: string[] = ['', `== fault suite summary (seed ${seed}) ==`];
@@ -137,6 +139,7 @@ function summary(o: {
   }
   out.push(`  billing invoices created ${model.invoicesCreated}; declined redemptions by reason: ${[...model.declineReasons.entries()].map(([r, n]) => `${r} ${n}`).join(', ') || 'none'}`);
   out.push(`  in the ledger: ${o.ledgerStats.map((r) => `${r.program_id} ${r.status} ${r.n}`).join(', ')}`);
+  out.push(`  calls in doubt the compensations found done and undid: ${o.settled.billingCredits} billing credits of declined redemptions, ${o.settled.glEntries} GL entries of compensated ones`);
   const c = faults.counts;
   out.push(`faults injected: ${Object.entries(c.injected).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
   if (Object.keys(c.skipped).length > 0) out.push(`faults skipped: ${Object.entries(c.skipped).map(([k, n]) => `${k} ${n}`).join(', ')}`);

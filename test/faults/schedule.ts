@@ -23,10 +23,10 @@ const RESET = { failNext: 0, failRate: 0, latencyMs: 0, timeoutNext: 0 };
 
 /**
  * The saga gives a service about 13 s (5 attempts of at most 2 s, 0.2 to 1.6 s apart) before it
- * compensates. Rules on one operation are spaced by more than that, so that one saga's budget spans
- * at most one of them: what the saga is built to absorb. Beyond it, a call the service did after
- * the saga gave up on it is not compensated (docs/faults.md, "Known failures"):
- * LOYALTY_FAULTS_LONG_SLOWDOWNS=1 adds two such slowdowns, to show it.
+ * compensates. Rules on one operation are spaced by more than that, so that most sagas' budgets
+ * span at most one of them. The long slowdowns (on unless LOYALTY_FAULTS_LONG_SLOWDOWNS=0) outlast
+ * the budget on purpose: billing and the GL do every call the saga gave up on, after it gave up,
+ * and the saga's compensation must find and undo them (docs/faults.md).
  */
 const OPERATION_COOLDOWN_MS = 15_000;
 
