@@ -98,11 +98,12 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
     for (const clear of [memberId, invoiceId, '734519', '2913', '8137', 'memberId', 'invoiceId', 'amountMinor', 'points']) {
       assert.equal(blob.includes(clear), false, `${JSON.stringify(clear)} in clear in the history of ${workflowId}`);
     }
-    // Two payloads are not ours to encrypt, and carry no member data: a local activity's marker
-    // holds the SDK's own bookkeeping (activity type, attempt, times) in `details.data`, written by
-    // the core SDK outside the codec (its result is encrypted); and the correlation-id header is an
-    // opaque request id (headers do not go through the codec). Both are still searched above.
-    const ours = out.payloads.filter((p) => !/(markerRecordedEventAttributes\.details\.data\.payloads\[0\]|header\.fields\.correlation-id)$/.test(p.path));
+    // Three payloads are not ours to encrypt, and carry no member data: a local activity's marker
+    // holds the SDK's own bookkeeping (activity type, attempt, times) in `details.data`, and a
+    // patch marker the patch's name (`patched()`) in `details.patch-data`, both written by the core
+    // SDK outside the codec (the activity's result is encrypted); and the correlation-id header is
+    // an opaque request id (headers do not go through the codec). All are still searched above.
+    const ours = out.payloads.filter((p) => !/(markerRecordedEventAttributes\.details\.(data|patch-data)\.payloads\[0\]|header\.fields\.correlation-id)$/.test(p.path));
     for (const p of ours) assert.equal(Buffer.from(p.metadata.encoding ?? []).toString(), ENCODING, `a payload of ${workflowId} is not encrypted: ${p.path} ${Buffer.from(p.data ?? []).toString()}`);
     assert.ok(out.payloads.length >= 2, `${workflowId}: payloads found (${out.payloads.length})`);
     payloadCount += out.payloads.length;
