@@ -84,7 +84,17 @@ export const billingSource = (programId: string) => `loyalty:${programId}`;
 /** The subledger journal a GL entry carries: the redemption, its reversal, or an adjustment's give-back. */
 export const glJournalKey = (invoiceId: string, reversal: boolean, adjustmentId?: string) =>
   adjustmentId ? `redeem-adjust:${invoiceId}:${adjustmentId}` : `${reversal ? 'redeem-reversal' : 'redeem'}:${invoiceId}`;
-export const glEntryId = (programId: string, journalKey: string) => `loyalty:${programId}:${journalKey}`;
+/** The GL's limit on an entry id (docs/service-contracts.md). */
+export const MAX_GL_ENTRY_ID_LENGTH = 128;
+/**
+ * The GL entry id of a journal: `loyalty:<program>:<journal key>`, or, when that is longer than the
+ * GL takes (a long invoice id), `loyalty:<program>:h:<digest of the journal key>`.
+ */
+export function glEntryId(programId: string, journalKey: string): string {
+  const id = `loyalty:${programId}:${journalKey}`;
+  if (id.length <= MAX_GL_ENTRY_ID_LENGTH) return id;
+  return `loyalty:${programId}:h:${createHash('sha256').update(journalKey).digest('hex').slice(0, 40)}`;
+}
 
 /** The redemption saga's steps and compensations, bound to the ledger and the three services. */
 export function createRedemptionActivities(deps: { pool: Pool; billing: BillingClient; gl: GlClient; tax: TaxClient }) {
@@ -142,6 +152,9 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     },
 
     async applyCreditInBilling(q: SagaRef & { points: number; creditMinor: number }): Promise<void> {
+      // recorded before the call: a worker that dies during it leaves the mark for the compensation
+      await pool.query('update redemptions set credit_requested_at = now() where program_id = $1 and invoice_id = $2 and credit_requested_at is null',
+        [q.programId, q.invoiceId]);
       await service(() => applyCredit(q));
     },
 
@@ -150,17 +163,22 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     },
 
     /**
-     * The compensation of a credit whose apply call is in doubt: it timed out, failed on billing's
-     * side, or ran in a worker that died. Billing may have applied it, or may still apply it when a
-     * call it is still working on lands. Asking again with the same key and body turns the doubt into
-     * an answer (idempotent: a replay, `credit_exists`, or a first apply now); then an applied credit
-     * is reversed. A later landing of any earlier call finds the credit and changes nothing. Billing's
-     * definite refusal means nothing was applied. Retried until billing answers (a compensation).
+     * The compensation of a credit that may be in billing though no run of the saga saw billing say
+     * yes: its call timed out or failed on billing's side, or a worker died during it. Nothing to do
+     * if the credit was never sent (`credit_requested_at`, set before the call). Otherwise billing
+     * may have applied it, or may still apply it when a call it is still working on lands: asking
+     * again with the same key and body turns the doubt into an answer (a replay, `credit_exists`, or
+     * a first apply now), then an applied credit is reversed. A later landing of an earlier call
+     * finds the credit and changes nothing. A refusal means billing has none. Retried until billing
+     * answers (a compensation).
      */
-    async settleAndReverseCreditInBilling(q: SagaRef & { points: number; creditMinor: number; reason: string }): Promise<{ applied: boolean }> {
+    async settleAndReverseCreditInBilling(q: SagaRef & { points: number; creditMinor: number; reason: string }): Promise<{ sent: boolean; applied: boolean }> {
+      const { rows } = await pool.query('select credit_requested_at is not null as sent from redemptions where program_id = $1 and invoice_id = $2',
+        [q.programId, q.invoiceId]);
+      if (!rows[0]?.sent) return { sent: false, applied: false };
       const applied = await definite(() => applyCredit(q), ['credit_exists']);
       if (applied) await service(() => billing.reverseCredit(q.invoiceId, q.redemptionId, q.reason, `credit-reversal:${q.redemptionId}`));
-      return { applied };
+      return { sent: true, applied };
     },
 
     /** Spends the held points; the subledger books the revenue the cohort formula recognises. */
@@ -187,12 +205,14 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
      * GL nets to zero as the subledger does and the reconciliation finds both entries recorded. A
      * definite refusal means the GL has neither; the close posts the pair, net zero, with its period.
      */
-    async settleAndReverseJournalInGl(q: SagaRef & { occurredAt: string }): Promise<{ posted: boolean }> {
+    async settleAndReverseJournalInGl(q: SagaRef & { occurredAt: string }): Promise<{ posted: boolean; reversalPosted: boolean }> {
       let entryId: string | null = null;
       const taken = await definite(async () => { entryId = await postJournal({ ...q, reversal: false }, (fn) => fn()); }, []);
       const posted = taken && entryId !== null;
-      if (posted) await postJournal({ ...q, reversal: true }, service);
-      return { posted };
+      // A refusal of the reversal must not fail the saga in the middle of its compensations: the
+      // journal stays unposted, and the close posts it with its period.
+      const reversalPosted = posted && (await definite(() => postJournal({ ...q, reversal: true }, (fn) => fn()), []));
+      return { posted, reversalPosted };
     },
 
     /** An invoice lowered below its credit: the excess points go back to the member (db: ll_adjust_redemption). */

@@ -73,25 +73,30 @@ function callInDoubt(err: unknown): boolean {
 
 /**
  * The forward steps and their compensations (since patch `saga-settles-calls-in-doubt`). A call to
- * billing or the GL that got no definite answer may still have been done: billing took it after the
- * adapter gave up, or a worker that died made it before this run found its own hold again. Its
- * compensation settles the doubt first, then undoes what was done (activities/redemption.ts). Older
- * runs reversed the credit only after billing said yes, and undid a GL step in the subledger only.
- * Returns the decline's reason, or null when every step is done.
+ * billing or the GL that got no definite answer may still have been done: the service took it
+ * after the adapter gave up, or a worker that died made it (this run may replay the hold from
+ * history and still not know). Its compensation settles the doubt first, then undoes what was
+ * done (activities/redemption.ts); for the credit it asks the ledger whether the credit was ever
+ * sent. Older runs reversed the credit only after billing said yes, and undid a GL step in the
+ * subledger only. `committedBefore`: a run of this saga whose worker died had already spent the
+ * points (so billing took the credit): only the GL step is left. Returns the decline's reason, or
+ * null when every step is done.
  */
 async function runStepsSettlingCallsInDoubt(
-  input: RedemptionInput, ref: SagaRef, applied: { pointsApplied: number; creditMinor: number }, rerun: boolean,
+  input: RedemptionInput, ref: SagaRef, applied: { pointsApplied: number; creditMinor: number }, committedBefore: boolean,
 ): Promise<string | null> {
   const credit = { ...ref, points: applied.pointsApplied, creditMinor: applied.creditMinor };
-  let done: 'held' | 'credited' | 'committed' = 'held';
-  let creditInDoubt = rerun;
+  let done: 'held' | 'credited' | 'committed' = committedBefore ? 'committed' : 'held';
+  let creditRefused = false;
   let glInDoubt = false;
   try {
-    await steps.getTaxTreatment({ ...ref, memberId: input.memberId, jurisdiction: input.jurisdiction, creditMinor: applied.creditMinor });
-    await steps.applyCreditInBilling(credit).catch((e) => { creditInDoubt ||= callInDoubt(e); throw e; });
-    done = 'credited';
-    await steps.commitPointsAndJournal(ref);
-    done = 'committed';
+    if (done === 'held') {
+      await steps.getTaxTreatment({ ...ref, memberId: input.memberId, jurisdiction: input.jurisdiction, creditMinor: applied.creditMinor });
+      await steps.applyCreditInBilling(credit).catch((e) => { creditRefused = !callInDoubt(e); throw e; });
+      done = 'credited';
+      await steps.commitPointsAndJournal(ref);
+      done = 'committed';
+    }
     await steps.postJournalToGl({ ...ref, reversal: false, occurredAt: input.occurredAt }).catch((e) => { glInDoubt = callInDoubt(e); throw e; });
     return null;
   } catch (err) {
@@ -101,7 +106,7 @@ async function runStepsSettlingCallsInDoubt(
       if (glInDoubt) await undo.settleAndReverseJournalInGl({ ...ref, occurredAt: input.occurredAt });
     }
     if (done !== 'held') await undo.reverseCreditInBilling({ ...ref, reason: 'compensated' });
-    else if (creditInDoubt) await undo.settleAndReverseCreditInBilling({ ...credit, reason: 'compensated' });
+    else if (!creditRefused) await undo.settleAndReverseCreditInBilling({ ...credit, reason: 'compensated' });
     if (done !== 'committed') await undo.releaseHeldPoints({ ...ref, reason: 'compensated' });
     return failureCode(err);
   }
@@ -168,7 +173,7 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
   }
 
   const declined = patched('saga-settles-calls-in-doubt')
-    ? await runStepsSettlingCallsInDoubt(input, ref, applied, hold.existing === true)
+    ? await runStepsSettlingCallsInDoubt(input, ref, applied, hold.existing === true && hold.status === 'applied')
     : await runStepsBeforeSettling(input, ref, applied);
   if (declined) return decide({ ...applied, status: 'declined', reason: declined });
   decide({ ...applied, status: 'applied', reason: null });

@@ -143,3 +143,37 @@ test('a worker dies while billing applies its credit; the next run declines at t
     await own.close();
   }
 });
+
+test('a worker dies while the GL takes the entry of a committed redemption; the next run only finishes the GL step', async () => {
+  const { programId, invoiceId, member } = await setup();
+  const taskQueue = uniqueId('doubt-kill-gl');
+  const env = { LOYALTY_BILLING_URL: sims.billingUrl, LOYALTY_GL_URL: sims.glUrl, LOYALTY_TAX_URL: sims.taxUrl, LOYALTY_SERVICE_TIMEOUT_MS: String(SERVICE_TIMEOUT_MS) };
+  const first = await startWorkerProcess({ databaseUrl: db.url, taskQueue, env });
+  children.push(first);
+  const own = await startApi(db.pool, async () => true, { client: worker.client, taskQueue });
+  const ownCall = httpClient(own);
+  try {
+    await fault(sims.glUrl, { operation: 'post_entry', latencyMs: LATE_MS });
+    const body = { invoiceId, memberId: 'm-1', points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() };
+    const before = await callsTo(sims.glUrl, '/journal-entries'); // the earlier tests' entries
+    const answer = ownCall('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
+    await eventually('the GL call', async () => (await callsTo(sims.glUrl, '/journal-entries')) > before, 60_000, 20);
+    first.kill('SIGKILL');
+    await clearFaults();
+    // The next run finds its own redemption already applied in the ledger. Tax would refuse it now:
+    // the run must not ask again (nor compensate a hold that is spent), only finish the GL step.
+    await fault(sims.taxUrl, { operation: 'get_treatment', failNext: 1, failStatus: 422 });
+    children.push(await startWorkerProcess({ databaseUrl: db.url, taskQueue, env }));
+    let res = await answer;
+    for (let i = 0; res.status === 503 && i < 5; i++) res = await ownCall('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+    const credits = (await billing().getInvoice(invoiceId)).credits;
+    assert.deepEqual(credits.map((c) => c.reversedAt), [null], 'one live credit');
+    assert.deepEqual([(await member()).balance, (await member()).held], [2500, 0]);
+    await gl().getEntry(`loyalty:${programId}:redeem:${invoiceId}`);
+  } finally {
+    await clearFaults();
+    await own.close();
+  }
+});
