@@ -33,7 +33,8 @@ const RECENT_LIMIT = 1000;
 /** A simulator: a Fastify app with the admin fault endpoints, JSON errors, and operation routes. */
 export function simService(name: string, seed: number): SimService {
   // forceCloseConnections: a held ("timed out") request must not keep close() waiting
-  const app = Fastify({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: true });
+  // maxParamLength: ids of up to 128 characters (the ledger's) in paths; Fastify's default is 100
+  const app = Fastify({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: true, routerOptions: { maxParamLength: 512 } });
   const faults = new FaultInjector(seed);
   const idem = new IdempotencyStore();
   faults.register(app);

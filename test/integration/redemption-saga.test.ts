@@ -120,6 +120,26 @@ describe('redemption saga', () => {
     await record(res.body.workflowId, 'redemption-compensated');
   });
 
+  test('an invoice id too long for a GL entry id: the entries are named by a digest, posted, reversed and reconciled', async () => {
+    const programId = uniqueId('rs');
+    assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT30S' }) })).status, 201);
+    const invoiceId = `${uniqueId('inv')}-${'x'.repeat(128)}`.slice(0, 128);
+    await call('POST', `/v1/programs/${programId}/accruals`, {
+      role: 'billing', body: { memberId: 'm-1', invoiceId: 'earn-1', amountMinor: 500_000, occurredAt: new Date().toISOString() },
+    });
+    await billing.createInvoice({ invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] }, `inv-${invoiceId}`);
+    const res = await redeem(programId, invoiceId, 2500);
+    assert.deepEqual([res.body.status, res.body.reason], ['applied', null], JSON.stringify(res.body));
+    assert.equal((await call('POST', `/v1/programs/${programId}/chargebacks`, { role: 'billing', body: { invoiceId, chargebackId: 'cb-1', status: 'lost' } })).status, 202);
+    assert.equal((await worker.client.workflow.getHandle(res.body.workflowId).result()).status, 'reversed');
+    const { rows } = await pool.query('select entry_id from gl_postings where program_id = $1 order by journal_key', [programId]);
+    assert.equal(rows.length, 2, 'the redemption and its reversal are in the GL');
+    for (const r of rows) {
+      assert.ok(r.entry_id.length <= 128 && r.entry_id.startsWith(`loyalty:${programId}:h:`), r.entry_id);
+      await gl.getEntry(r.entry_id);
+    }
+  });
+
   test('transient failures at every service are retried', async () => {
     const { programId, invoiceId } = await setup();
     for (const [url, operation] of [[sims.billingUrl, 'apply_credit'], [sims.glUrl, 'post_entry'], [sims.taxUrl, 'get_treatment']] as const) {
