@@ -109,9 +109,13 @@ test('the GL takes the entry after the saga gave up on it: the reversal follows 
   await recordHistory(worker.client, res.body.workflowId, 'redemption-gl-in-doubt');
 });
 
-test('a worker dies while billing applies its credit; the next run declines at tax: the credit is reversed', async () => {
-  const { programId, invoiceId, member } = await setup();
-  // The saga runs on a worker process of its own task queue, killed while billing holds its call.
+/**
+ * A redemption on a worker process of its own task queue, SIGKILLed while `slowed` (a service's
+ * operation, its answer late) holds the saga's call to `path`; then tax refuses its next request,
+ * and a new worker process takes over. Answers the API's final answer (a 503 while no worker ran is
+ * sent again, as billing does).
+ */
+async function killWorkerDuringCall(programId: string, invoiceId: string, slowed: { url: string; operation: string; path: string }) {
   const taskQueue = uniqueId('doubt-kill');
   const env = { LOYALTY_BILLING_URL: sims.billingUrl, LOYALTY_GL_URL: sims.glUrl, LOYALTY_TAX_URL: sims.taxUrl, LOYALTY_SERVICE_TIMEOUT_MS: String(SERVICE_TIMEOUT_MS) };
   const first = await startWorkerProcess({ databaseUrl: db.url, taskQueue, env });
@@ -119,61 +123,45 @@ test('a worker dies while billing applies its credit; the next run declines at t
   const own = await startApi(db.pool, async () => true, { client: worker.client, taskQueue });
   const ownCall = httpClient(own);
   try {
-    await fault(sims.billingUrl, { operation: 'apply_credit', latencyMs: LATE_MS });
+    await fault(slowed.url, { operation: slowed.operation, latencyMs: LATE_MS });
     const body = { invoiceId, memberId: 'm-1', points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() };
+    const before = await callsTo(slowed.url, slowed.path); // the earlier tests' calls
     const answer = ownCall('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
-    await eventually('the credit call reached billing', async () => (await callsTo(sims.billingUrl, `/invoices/${invoiceId}/credits`)) >= 1, 60_000, 20);
+    await eventually(`the call to ${slowed.path}`, async () => (await callsTo(slowed.url, slowed.path)) > before, 60_000, 20);
     first.kill('SIGKILL');
     await clearFaults();
-    await eventually('billing applied it', async () => (await billing().getInvoice(invoiceId)).credits.length === 1, 10_000);
-    // The next run finds its own hold again, then tax refuses: it declines before the credit step.
     await fault(sims.taxUrl, { operation: 'get_treatment', failNext: 1, failStatus: 422 });
     children.push(await startWorkerProcess({ databaseUrl: db.url, taskQueue, env }));
-    // As billing does: a 503 (the API gave up waiting while no worker ran) is sent again.
     let res = await answer;
     for (let i = 0; res.status === 503 && i < 5; i++) res = await ownCall('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
     assert.equal(res.status, 201, JSON.stringify(res.body));
-    assert.deepEqual([res.body.status, res.body.reason], ['declined', 'injected_failure']);
-    const credits = (await billing().getInvoice(invoiceId)).credits;
-    assert.equal(credits.length, 1);
-    assert.ok(credits[0]!.reversedAt, 'the credit the dead worker applied is reversed');
-    assert.deepEqual([(await member()).balance, (await member()).held], [5000, 0]);
+    return res.body;
   } finally {
     await clearFaults();
     await own.close();
   }
+}
+
+test('a worker dies while billing applies its credit; the next run declines at tax: the credit is reversed', async () => {
+  const { programId, invoiceId, member } = await setup();
+  // The next run may replay its hold from history or find it again; either way tax refuses it, and
+  // it declines before the credit step that the dead worker had reached.
+  const outcome = await killWorkerDuringCall(programId, invoiceId, { url: sims.billingUrl, operation: 'apply_credit', path: `/invoices/${invoiceId}/credits` });
+  assert.deepEqual([outcome.status, outcome.reason], ['declined', 'injected_failure']);
+  const credits = (await billing().getInvoice(invoiceId)).credits;
+  assert.equal(credits.length, 1, 'billing applied the dead worker\'s credit');
+  assert.ok(credits[0]!.reversedAt, 'and the compensation reversed it');
+  assert.deepEqual([(await member()).balance, (await member()).held], [5000, 0]);
 });
 
 test('a worker dies while the GL takes the entry of a committed redemption; the next run only finishes the GL step', async () => {
   const { programId, invoiceId, member } = await setup();
-  const taskQueue = uniqueId('doubt-kill-gl');
-  const env = { LOYALTY_BILLING_URL: sims.billingUrl, LOYALTY_GL_URL: sims.glUrl, LOYALTY_TAX_URL: sims.taxUrl, LOYALTY_SERVICE_TIMEOUT_MS: String(SERVICE_TIMEOUT_MS) };
-  const first = await startWorkerProcess({ databaseUrl: db.url, taskQueue, env });
-  children.push(first);
-  const own = await startApi(db.pool, async () => true, { client: worker.client, taskQueue });
-  const ownCall = httpClient(own);
-  try {
-    await fault(sims.glUrl, { operation: 'post_entry', latencyMs: LATE_MS });
-    const body = { invoiceId, memberId: 'm-1', points: 2500, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() };
-    const before = await callsTo(sims.glUrl, '/journal-entries'); // the earlier tests' entries
-    const answer = ownCall('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
-    await eventually('the GL call', async () => (await callsTo(sims.glUrl, '/journal-entries')) > before, 60_000, 20);
-    first.kill('SIGKILL');
-    await clearFaults();
-    // The next run finds its own redemption already applied in the ledger. Tax would refuse it now:
-    // the run must not ask again (nor compensate a hold that is spent), only finish the GL step.
-    await fault(sims.taxUrl, { operation: 'get_treatment', failNext: 1, failStatus: 422 });
-    children.push(await startWorkerProcess({ databaseUrl: db.url, taskQueue, env }));
-    let res = await answer;
-    for (let i = 0; res.status === 503 && i < 5; i++) res = await ownCall('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
-    assert.equal(res.status, 201, JSON.stringify(res.body));
-    assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
-    const credits = (await billing().getInvoice(invoiceId)).credits;
-    assert.deepEqual(credits.map((c) => c.reversedAt), [null], 'one live credit');
-    assert.deepEqual([(await member()).balance, (await member()).held], [2500, 0]);
-    await gl().getEntry(`loyalty:${programId}:redeem:${invoiceId}`);
-  } finally {
-    await clearFaults();
-    await own.close();
-  }
+  // The next run finds its own redemption applied in the ledger. Tax would refuse it now: the run
+  // must not ask again (nor release a hold that is spent), only finish the GL step.
+  const outcome = await killWorkerDuringCall(programId, invoiceId, { url: sims.glUrl, operation: 'post_entry', path: '/journal-entries' });
+  assert.equal(outcome.status, 'applied', JSON.stringify(outcome));
+  const credits = (await billing().getInvoice(invoiceId)).credits;
+  assert.deepEqual(credits.map((c) => c.reversedAt), [null], 'one live credit');
+  assert.deepEqual([(await member()).balance, (await member()).held], [2500, 0]);
+  await gl().getEntry(`loyalty:${programId}:redeem:${invoiceId}`);
 });
