@@ -105,6 +105,9 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     creditId: q.redemptionId, amountMinor: q.creditMinor, points: q.points, source: billingSource(q.programId),
     description: `Loyalty points: ${q.points.toLocaleString('en-US')} pts`,
   }, `credit:${q.redemptionId}`);
+  // One key per credit's reversal, whether a compensation or a lost chargeback asks for it.
+  const reverseCredit = (q: SagaRef & { reason: string }) =>
+    service(() => billing.reverseCredit(q.invoiceId, q.redemptionId, q.reason, `credit-reversal:${q.redemptionId}`));
 
   // The same for the GL: the entry of a journal, posted by the step, the reversal, or the settling below.
   async function postJournal(q: SagaRef & { reversal: boolean; adjustmentId?: string; occurredAt: string }, call: typeof service): Promise<string | null> {
@@ -159,7 +162,7 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     },
 
     async reverseCreditInBilling(q: SagaRef & { reason: string }): Promise<void> {
-      await service(() => billing.reverseCredit(q.invoiceId, q.redemptionId, q.reason, `credit-reversal:${q.redemptionId}`));
+      await reverseCredit(q);
     },
 
     /**
@@ -177,7 +180,7 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
         [q.programId, q.invoiceId]);
       if (!rows[0]?.sent) return { sent: false, applied: false };
       const applied = await definite(() => applyCredit(q), ['credit_exists']);
-      if (applied) await service(() => billing.reverseCredit(q.invoiceId, q.redemptionId, q.reason, `credit-reversal:${q.redemptionId}`));
+      if (applied) await reverseCredit(q);
       return { sent: true, applied };
     },
 

@@ -50,25 +50,24 @@ const undo = proxyActivities<RedemptionActivities>({
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
-/** The code of the service's refusal (an ApplicationFailure's type), wherever it sits in the cause chain. */
-function failureCode(err: unknown): string {
+/** The step's own refusal (an ApplicationFailure with a type), wherever it sits in the cause chain. */
+function refusal(err: unknown): ApplicationFailure | null {
   for (let e: unknown = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof ApplicationFailure && e.type) return e.type;
+    if (e instanceof ApplicationFailure && e.type) return e;
   }
-  return 'service_unavailable';
+  return null;
 }
+
+/** The code of the service's refusal, the decline's reason. */
+const failureCode = (err: unknown): string => refusal(err)?.type ?? 'service_unavailable';
 
 /**
  * Whether a step's failure leaves its call in doubt: the service never answered for sure (the step
  * ran out of attempts), or answered "no" only after attempts that got no answer and may still land.
  */
 function callInDoubt(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof ApplicationFailure && e.type) {
-      return e.type === 'service_unavailable' || (e.details?.[0] as { inDoubt?: boolean } | undefined)?.inDoubt === true;
-    }
-  }
-  return true;
+  const r = refusal(err);
+  return !r || r.type === 'service_unavailable' || (r.details?.[0] as { inDoubt?: boolean } | undefined)?.inDoubt === true;
 }
 
 /**
