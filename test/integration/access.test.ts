@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { accessTable, ROUTE_DOCS } from '../../api/openapi';
 import { ROLES } from '../../db/keys';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
@@ -12,11 +12,11 @@ import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestAp
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let api: TestApi;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   api = await startApi(db.pool);
 });
-after(async () => {
+afterAll(async () => {
   await api.close();
   await db.drop();
 });

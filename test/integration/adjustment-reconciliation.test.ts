@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
@@ -24,7 +24,7 @@ let gl: ReturnType<typeof glClient>;
 const broken: string[] = [];
 const today = () => new Date().toISOString().slice(0, 10);
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 11);
@@ -34,7 +34,7 @@ before(async () => {
   billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
-after(() => checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()], broken));
+afterAll(() => checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()], broken));
 
 /** A program, a member with 5,000 points, and an 80.00 invoice (60.00 + 20.00) redeemed with `points`. */
 async function redeemed(points: number) {

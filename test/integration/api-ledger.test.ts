@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { expireMember } from '../../db/ledger';
 import { verifyInvariants } from '../../db/verify';
@@ -31,14 +31,14 @@ async function accrue(programId: string, body: Record<string, unknown>, idem?: s
   return call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', body, idem });
 }
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   api = await startApi(pool);
   call = httpClient(api);
 });
 
-after(async () => {
+afterAll(async () => {
   const result = await verifyInvariants(pool);
   await api.close();
   await db.drop();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { verifyInvariants } from '../../db/verify';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
 
@@ -10,11 +10,11 @@ import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestAp
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let api: TestApi;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   api = await startApi(db.pool);
 });
-after(async () => {
+afterAll(async () => {
   await api.close();
   await db.drop();
 });

@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
@@ -30,7 +30,7 @@ let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 let gl: ReturnType<typeof glClient>;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 13);
@@ -39,7 +39,7 @@ before(async () => {
   call = httpClient(api);
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
-after(async () => {
+afterAll(async () => {
   const result = await verifyInvariants(pool);
   await api.close();
   await worker.stop();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { createPool } from '../../db/pool';
 import { RestartableProxy } from '../faults/proxy';
@@ -12,7 +12,7 @@ let proxy: RestartableProxy;
 let pool: Pool;
 let api: TestApi;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   const direct = new URL(db.url);
   proxy = new RestartableProxy(Number(direct.port || 5432));
@@ -23,7 +23,7 @@ before(async () => {
   api = await startApi(pool);
 });
 
-after(async () => {
+afterAll(async () => {
   await api.close();
   await proxy.close();
   await pool.end();

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { freePort } from '../../cli/stack/process';
 import { verifyInvariants } from '../../db/verify';
 import { startSimulators, type RunningSimulators } from '../../simulators';
@@ -17,7 +17,7 @@ let worker: TestWorker;
 let api: TestApi;
 let dataDir: string;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 5);
   worker = await startWorker(db.pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 } });
@@ -26,7 +26,7 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'loyalty-demo-'));
   writeFileSync(join(dataDir, 'dev-keys.json'), JSON.stringify({ 'dev-admin': api.keys.admin, 'dev-billing': api.keys.billing }));
 });
-after(async () => {
+afterAll(async () => {
   const result = await verifyInvariants(db.pool);
   await api.close();
   await worker.stop();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { memberWorkflowId } from '../../domain/workflow-ids';
@@ -19,7 +19,7 @@ let worker: TestWorker;
 let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   const keys = newKeyFile('k-test');
@@ -29,7 +29,7 @@ before(async () => {
   api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue }, { codec: { codec, corsOrigins: [UI_ORIGIN], keyInPath: true } });
   call = httpClient(api);
 });
-after(async () => {
+afterAll(async () => {
   await api.close();
   await worker.stop();
   await sims.close();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import fc from 'fast-check';
 import { z } from 'zod';
 import { ROUTE_DOCS, type RouteDoc } from '../../api/openapi';
@@ -408,11 +408,11 @@ async function snapshot(pool: import('pg').Pool): Promise<Record<string, string>
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let api: TestApi;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   api = await startApi(db.pool);
 });
-after(async () => {
+afterAll(async () => {
   await api?.close();
   await db?.drop();
 });
@@ -425,7 +425,7 @@ test('every base request is valid, so that every case breaks something', () => {
   for (const [path, q] of Object.entries(QUERIES)) assert.ok(q.schema.safeParse(Object.fromEntries(q.base)).success, path);
 });
 
-test(`fuzz: at least ${RUNS} malformed or hostile requests over every endpoint; 4xx, nothing written, still serving`, async (t) => {
+test(`fuzz: at least ${RUNS} malformed or hostile requests over every endpoint; 4xx, nothing written, still serving`, async () => {
   const call = httpClient(api);
   // Fixtures, so that each path reaches its validation: a program, two members with points, an adjustment.
   assert.equal((await call('POST', '/v1/programs', { body: programBody(PROGRAM) })).status, 201);
@@ -446,7 +446,7 @@ test(`fuzz: at least ${RUNS} malformed or hostile requests over every endpoint; 
 
   const perRoute = Math.ceil(RUNS / ROUTE_DOCS.length);
   const cases = ROUTE_DOCS.flatMap((route, i) => casesFor(route, f, SEED + i, perRoute).map((c) => ({ ...c, route: `${route.method.toUpperCase()} ${route.path}` })));
-  t.diagnostic(`seed ${SEED} (LOYALTY_FUZZ_SEED), ${cases.length} cases (LOYALTY_FUZZ_RUNS=${RUNS}), concurrency ${CONCURRENCY}`);
+  console.log(`seed ${SEED} (LOYALTY_FUZZ_SEED), ${cases.length} cases (LOYALTY_FUZZ_RUNS=${RUNS}), concurrency ${CONCURRENCY}`);
 
   const before = await snapshot(db.pool);
   const t0 = Date.now();
@@ -478,8 +478,8 @@ test(`fuzz: at least ${RUNS} malformed or hostile requests over every endpoint; 
   const byRoute = new Map<string, number>();
   for (const c of cases) byRoute.set(c.route, (byRoute.get(c.route) ?? 0) + 1);
   const dist = (m: Map<unknown, number>) => [...m].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}=${n}`).join(' ');
-  t.diagnostic(`fuzz summary: ${cases.length} cases over ${byRoute.size} endpoints in ${seconds.toFixed(1)} s; statuses ${dist(statuses)}; codes ${dist(codes)}`);
-  t.diagnostic(`cases per endpoint: ${dist(byRoute)}`);
+  console.log(`fuzz summary: ${cases.length} cases over ${byRoute.size} endpoints in ${seconds.toFixed(1)} s; statuses ${dist(statuses)}; codes ${dist(codes)}`);
+  console.log(`cases per endpoint: ${dist(byRoute)}`);
 
   assert.ok(cases.length >= RUNS && byRoute.size === ROUTE_DOCS.length);
   const wrong = [...failures].map(([key, { n, example }]) => `${n}x ${key}: ${example}`);

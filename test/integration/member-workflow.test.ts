@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { verifyInvariants } from '../../db/verify';
 import { memberWorkflowId } from '../../domain/workflow-ids';
@@ -14,7 +14,7 @@ let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 let worker: TestWorker;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   api = await startApi(pool);
@@ -22,7 +22,7 @@ before(async () => {
   worker = await startWorker(pool);
 });
 
-after(async () => {
+afterAll(async () => {
   const result = await verifyInvariants(pool);
   await worker.stop();
   await api.close();

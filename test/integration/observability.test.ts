@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import pino from 'pino';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
@@ -23,7 +23,7 @@ let workerMetricsUrl: string;
 let server: import('node:http').Server | null;
 const workerLog: Array<Record<string, unknown>> = [];
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   // before the first worker connection of this process: the SDK's exporter is part of the runtime
@@ -37,7 +37,7 @@ before(async () => {
   api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
   call = httpClient(api);
 });
-after(async () => {
+afterAll(async () => {
   await api.close();
   await worker.stop();
   await sims.close();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import fc from 'fast-check';
 import type { Pool } from 'pg';
 import { recognizedToDate } from '../../domain/recognition';
@@ -11,12 +11,12 @@ let db: Awaited<ReturnType<typeof freshDatabase>>;
 let pool: Pool;
 let api: TestApi;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   api = await startApi(pool);
 });
-after(async () => {
+afterAll(async () => {
   await api.close();
   await db.drop();
 });

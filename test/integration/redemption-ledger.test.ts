@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { expireMember, getMember } from '../../db/ledger';
 import { adjustRedemption, commitRedemption, holdRedemption, releaseRedemption, reverseRedemption, type HoldRequest } from '../../db/redemptions';
@@ -13,13 +13,13 @@ let pool: Pool;
 let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   api = await startApi(pool);
   call = httpClient(api);
 });
-after(async () => {
+afterAll(async () => {
   const result = await verifyInvariants(pool);
   await api.close();
   await db.drop();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
@@ -17,7 +17,7 @@ let call: ReturnType<typeof httpClient>;
 let billing: ReturnType<typeof billingClient>;
 let gl: ReturnType<typeof glClient>;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 7);
@@ -27,7 +27,7 @@ before(async () => {
   billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
-after(() => checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()]));
+afterAll(() => checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()]));
 
 async function fault(url: string, rule: Record<string, unknown>) {
   await fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) });

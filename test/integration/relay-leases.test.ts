@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { countPendingWakeups } from '../../db/wakeups';
 import { WakeupRelay } from '../../workers/wakeup-relay';
 import { eventually, freshDatabase, silentLog, startWorker, uniqueId, type TestWorker } from '../helpers/stack';
@@ -8,12 +8,12 @@ import { eventually, freshDatabase, silentLog, startWorker, uniqueId, type TestW
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let worker: TestWorker;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   worker = await startWorker(db.pool);
   await worker.relay.stop(); // the test's two relays are the only ones
 });
-after(async () => {
+afterAll(async () => {
   await worker.stop();
   await db.drop();
 });

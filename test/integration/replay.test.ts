@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { Worker } from '@temporalio/worker';
 
 // Recorded histories of real runs (test/histories/*.json) must replay against the current

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { verifyInvariants } from '../../db/verify';
 import { eventually, freshDatabase, httpClient, programBody, recordHistory, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
@@ -13,14 +13,14 @@ let worker: TestWorker;
 let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   worker = await startWorker(pool);
   api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
   call = httpClient(api);
 });
-after(async () => {
+afterAll(async () => {
   const result = await verifyInvariants(pool);
   await api.close();
   await worker.stop();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { billingClient } from '../../activities/services/billing';
 import { verifyInvariants } from '../../db/verify';
@@ -25,13 +25,13 @@ async function startWorker(): Promise<ChildProcess> {
   return child;
 }
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 5);
   connection = await Connection.connect({ address: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS! });
   api = await startApi(db.pool, async () => true, { client: new Client({ connection }), taskQueue });
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
   await api.close();
   await connection.close();
@@ -39,7 +39,7 @@ after(async () => {
   await db.drop();
 });
 
-test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once after restart', async (t) => {
+test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once after restart', async () => {
   const call = httpClient(api);
   const billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 2000 });
   const programId = uniqueId('sc');
@@ -61,14 +61,14 @@ test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once a
     for (let attempt = 1; ; attempt++) {
       const res = await call('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
       if (res.status !== 503 || attempt === 5) return res;
-      t.diagnostic(`${inv.invoiceId}: 503 ${res.body.error?.details?.cause ?? ''}, retried`);
+      console.log(`${inv.invoiceId}: 503 ${res.body.error?.details?.cause ?? ''}, retried`);
     }
   };
   const answers = Promise.all(invoices.map(redeem));
   const settled = async () => (await db.pool.query(`select count(*)::int as n from redemptions where program_id = $1 and status <> 'held'`, [programId])).rows[0].n as number;
   await eventually('sagas under way', async () => (await settled()) >= 20, 60_000, 20);
   first.kill('SIGKILL');
-  t.diagnostic(`worker killed after ${await settled()} of 200 sagas had settled`);
+  console.log(`worker killed after ${await settled()} of 200 sagas had settled`);
   await startWorker();
 
   const results = await answers;

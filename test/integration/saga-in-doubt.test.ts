@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
 import { startSimulators, type RunningSimulators } from '../../simulators';
@@ -27,14 +27,14 @@ const billing = () => billingClient({ baseUrl: sims.billingUrl, timeoutMs: 5000 
 const gl = () => glClient({ baseUrl: sims.glUrl, timeoutMs: 5000 });
 const children: ChildProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 13);
   worker = await startWorker(db.pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: SERVICE_TIMEOUT_MS } });
   api = await startApi(db.pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
   call = httpClient(api);
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
   await checkAgreementThenStop(db.pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()]);
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
 import { ServiceError } from '../../activities/services/http';
@@ -12,13 +12,13 @@ let billing: ReturnType<typeof billingClient>;
 let gl: ReturnType<typeof glClient>;
 let tax: ReturnType<typeof taxClient>;
 
-before(async () => {
+beforeAll(async () => {
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 42);
   billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
   tax = taxClient({ baseUrl: sims.taxUrl, timeoutMs: 1000 });
 });
-after(async () => sims.close());
+afterAll(async () => sims.close());
 
 async function fault(url: string, rule: Record<string, unknown>) {
   const res = await fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) });

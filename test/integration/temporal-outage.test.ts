@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { freePort } from '../../cli/stack/process';
 import { startTemporalDevServer, temporalAnswers, type DevServer } from '../../cli/stack/temporal-dev-server';
@@ -19,14 +19,14 @@ const dbFile = join(process.env.LOYALTY_TEST_WORK_DIR ?? '/tmp', `${uniqueId('ou
 
 const startServer = () => startTemporalDevServer({ dbFile, port, uiPort: null, logFile: `${dbFile}.log`, namespace: 'default' });
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   port = await freePort();
   server = await startServer();
   api = await startApi(db.pool, () => temporalAnswers(server.address));
 });
 
-after(async () => {
+afterAll(async () => {
   await worker?.stop();
   await api.close();
   await server.stop();

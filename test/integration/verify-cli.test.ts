@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
 
 // `loyalty verify` exits 0 on a sound ledger and 1, naming the broken invariant, on a tampered one.
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let api: TestApi;
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   api = await startApi(db.pool);
 });
-after(async () => {
+afterAll(async () => {
   await api.close();
   await db.drop();
 });

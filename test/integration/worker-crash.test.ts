@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import { verifyInvariants } from '../../db/verify';
 import { eventually, freshDatabase, httpClient, programBody, startApi, startWorkerProcess, uniqueId, type TestApi } from '../helpers/stack';
 
@@ -17,17 +17,17 @@ async function startWorker(): Promise<ChildProcess> {
   return child;
 }
 
-before(async () => {
+beforeAll(async () => {
   db = await freshDatabase();
   api = await startApi(db.pool);
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
   await api.close();
   await db.drop();
 });
 
-test('SIGKILL mid-expiry: nothing lost or doubled after restart', async (t) => {
+test('SIGKILL mid-expiry: nothing lost or doubled after restart', async () => {
   const call = httpClient(api);
   const programId = uniqueId('crash');
   assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { expiry: { policy: 'rolling', window: 'PT3S' } }) })).status, 201);
@@ -49,6 +49,6 @@ test('SIGKILL mid-expiry: nothing lost or doubled after restart', async (t) => {
     `select count(*)::int as members_at_zero, (select count(*)::int from ledger_entries where program_id = $1 and type = 'expire' and points <> -100) as odd
        from members where program_id = $1 and balance = 0`, [programId]);
   assert.deepEqual(rows[0], { members_at_zero: members.length, odd: 0 });
-  t.diagnostic(`worker killed after ${atKill} of ${members.length} expiries`);
+  console.log(`worker killed after ${atKill} of ${members.length} expiries`);
   assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
 });

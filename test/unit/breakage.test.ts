@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import fc from 'fast-check';
 import { chainLadderFactors, DEFAULT_ESTIMATION_LIMITS, projectUltimateRates, type CohortDevelopment } from '../../domain/breakage';
 import { RATE_SCALE } from '../../domain/money';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { AesGcmCodec, ENCODING, KEY_ID_FIELD, newKeyFile } from '../../temporal/codec';
 

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { parse } from 'yaml';
 import { SA } from '../../domain/search-attributes';
 import { SEARCH_ATTRIBUTES } from '../../domain/workflow-ids';
@@ -376,11 +376,11 @@ function composeClient(): { command: string; args: string[] } | { missing: strin
   return { missing: `no Compose client: not in .tools/compose (npm install puts it there), no DOCKER_COMPOSE_PATH, no \`docker compose\` (${plugin.error ? plugin.error.message : (plugin.stderr || plugin.stdout).trim().split('\n')[0]})` };
 }
 
-test('docker compose config accepts both files', (t) => {
+test('docker compose config accepts both files', (ctx) => {
   const client = composeClient();
   if ('missing' in client) {
     process.stdout.write(`# skipped docker compose config: ${client.missing}\n`);
-    t.skip(client.missing);
+    ctx.skip(client.missing);
     return;
   }
   const { command, args } = client;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from 'vitest';
 import { ServiceError as TemporalServiceError } from '@temporalio/client';
 import { isUnavailable } from '../../api/unavailable';
 
