@@ -1,5 +1,6 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { NoopSagaActivities } from './workflows/noop-saga';
+import { modulePath } from '../temporal/module-path';
 
 /**
  * A worker for the baseline workflow `noopSaga` (bench/workflows/noop-saga.ts): its own bundle,
@@ -11,7 +12,7 @@ export async function startNoopSagaWorker(address: string, taskQueue: string): P
   const native = await NativeConnection.connect({ address });
   const worker = await Worker.create({
     connection: native, namespace: 'default', taskQueue,
-    workflowsPath: require.resolve('./workflows/noop-saga'),
+    workflowsPath: modulePath(__dirname, 'workflows/noop-saga'),
     activities,
     maxConcurrentActivityTaskExecutions: 100, maxCachedWorkflows: 1000, shutdownGraceTime: '10 seconds',
   });

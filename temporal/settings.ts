@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { DataConverter } from '@temporalio/common';
 import { AesGcmCodec } from './codec';
+import { modulePath } from './module-path';
 
 /** The failure converter's module, for workers and workflow bundles (which load it by path). */
-export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
+export const FAILURE_CONVERTER_PATH = modulePath(__dirname, 'failure-converter');
 
 export interface TlsSettings {
   serverRootCACertificate?: Buffer;

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { correlationActivityInterceptor } from '../temporal/correlation';
 import { metricsActivityInterceptor, type WorkerMetrics } from './metrics';
 import { dataConverter, FAILURE_CONVERTER_PATH } from '../temporal/settings';
+import { modulePath } from '../temporal/module-path';
 
 export interface ServiceUrls {
   billingUrl: string;
@@ -42,9 +43,9 @@ export interface LoyaltyWorkerOptions {
   metrics?: WorkerMetrics;
 }
 
-export const WORKFLOWS_PATH = require.resolve('../workflows');
+export const WORKFLOWS_PATH = modulePath(__dirname, '../workflows');
 /** What every workflow bundle is built with: the workflows and the failure converter the workers use. */
-const WORKFLOW_INTERCEPTORS = [require.resolve('../workflows/correlation')];
+const WORKFLOW_INTERCEPTORS = [modulePath(__dirname, '../workflows/correlation')];
 export const BUNDLE_OPTIONS = { workflowsPath: WORKFLOWS_PATH, failureConverterPath: FAILURE_CONVERTER_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTORS };
 
 /** The activities that talk to billing, the GL and tax: the redemption saga's, the reconciliation's and the close's. */

@@ -31,7 +31,7 @@ export const silentLog = pino({ level: process.env.LOYALTY_TEST_LOG ?? 'silent' 
 
 function need(name: string): string {
   const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run the tests with npm test (test/run.ts brings up the stack)`);
+  if (!v) throw new Error(`${name} is not set: run the tests with npm test or npx vitest (test/global-setup.ts brings up the stack)`);
   return v;
 }
 

@@ -1,0 +1,71 @@
+/**
+ * vitest's globalSetup for the integration project: brings up the real components once per run,
+ * in the main process, before any test file starts. PostgreSQL (embedded, or the server of
+ * DATABASE_URL) with a template database the migrations were applied to, a Temporal dev server
+ * (in memory, headless) and the workflow bundle. Test files reach them through the LOYALTY_TEST_*
+ * variables (forks inherit this process's environment); each file makes its own database from the
+ * template (test/helpers/stack.ts freshDatabase) and its own task queue.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { migrate } from '../db/migrate';
+import { createPool } from '../db/pool';
+import { BUNDLE_OPTIONS } from '../workers/worker';
+import { dropDatabase, ensureDatabase, startPostgres } from '../cli/stack/postgres';
+import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
+import { freePort } from '../cli/stack/process';
+
+export default async function setup(): Promise<() => Promise<void>> {
+  const work = mkdtempSync(join(tmpdir(), 'loyalty-test-'));
+  const stops: Array<() => Promise<unknown>> = [];
+  const teardown = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    const t0 = Date.now();
+    const pg = await startPostgres({ dataDir: join(work, 'pg'), port: await freePort(), databaseUrl: process.env.DATABASE_URL });
+    stops.push(pg.stop);
+    const serverUrl = pg.embedded ? pg.serverUrl : maintenanceUrl(pg.serverUrl);
+    const template = `loyalty_tpl_${process.pid}`;
+    await dropDatabase(serverUrl, template);
+    const templateUrl = await ensureDatabase(serverUrl, template);
+    const pool = createPool({ connectionString: templateUrl, maxConnections: 1, applicationName: 'test-template' });
+    await migrate(pool);
+    await pool.end();
+    stops.push(() => dropDatabase(serverUrl, template));
+
+    const temporal = await startTemporalDevServer({
+      dbFile: join(work, 'temporal.sqlite'), port: await freePort(), uiPort: null, logFile: join(work, 'temporal.log'), namespace: 'default',
+    });
+    stops.push(temporal.stop);
+
+    const bundle = await bundleWorkflowCode({ ...BUNDLE_OPTIONS, logger: quietLogger });
+    const bundlePath = join(work, 'workflow-bundle.js');
+    writeFileSync(bundlePath, bundle.code);
+
+    Object.assign(process.env, {
+      LOYALTY_TEST_WORK_DIR: work,
+      LOYALTY_TEST_PG_SERVER_URL: serverUrl,
+      LOYALTY_TEST_TEMPLATE_DB: template,
+      LOYALTY_TEST_TEMPORAL_ADDRESS: temporal.address,
+      LOYALTY_TEST_WORKFLOW_BUNDLE: bundlePath,
+    });
+    process.stdout.write(`# test stack up in ${Date.now() - t0} ms: PostgreSQL ${pg.embedded ? '(embedded)' : '(DATABASE_URL)'}, Temporal dev server ${temporal.address}\n`);
+  } catch (e) {
+    await teardown();
+    throw e;
+  }
+  return teardown;
+}
+
+/** DATABASE_URL names one database; test databases are made beside it on the same server. */
+function maintenanceUrl(url: string): string {
+  const u = new URL(url);
+  u.pathname = '/postgres';
+  return u.toString();
+}
+
+const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };
