@@ -4,6 +4,7 @@ import { ApiError } from '../domain/errors';
 import { nextPeriod, quarterBounds, quarterOf } from '../domain/period';
 import { rethrowAsApiError } from './errors';
 import { longQuery } from './pool';
+import { inTransaction } from './tx';
 
 export type CloseStatus = 'frozen' | 'proposed' | 'escalated' | 'cancelled' | 'locked';
 
@@ -72,33 +73,26 @@ export async function freezePeriod(
   pool: Pool,
   c: { programId: string; period: string; actor: string; workflowId: string; override: { rate: string; justification: string } | null; now: Date },
 ): Promise<CloseRow> {
-  const client = await pool.connect();
   try {
-    await client.query('begin');
-    await client.query('select 1 from programs where program_id = $1 for update', [c.programId]);
-    const existing = await checkCanClose(client, c.programId, c.period, c.now);
-    if (existing) {
-      await client.query('commit');
-      return existing;
-    }
-    const { end } = quarterBounds(c.period);
-    await client.query('update programs set locked_until = greatest(locked_until, $2) where program_id = $1', [c.programId, end]);
-    const { rows } = await client.query(
-      `insert into closes (program_id, period, status, workflow_id, started_by, override_rate, override_justification)
-       values ($1, $2, 'frozen', $3, $4, $5, $6)
-       on conflict (program_id, period) do update set status = 'frozen', workflow_id = excluded.workflow_id, started_by = excluded.started_by,
-         started_at = now(), override_rate = excluded.override_rate, override_justification = excluded.override_justification,
-         proposal = null, updated_at = now()
-       returning *`,
-      [c.programId, c.period, c.workflowId, c.actor, c.override?.rate ?? null, c.override?.justification ?? null],
-    );
-    await client.query('commit');
-    return toClose(rows[0]);
+    return await inTransaction(pool, async (client) => {
+      await client.query('select 1 from programs where program_id = $1 for update', [c.programId]);
+      const existing = await checkCanClose(client, c.programId, c.period, c.now);
+      if (existing) return existing;
+      const { end } = quarterBounds(c.period);
+      await client.query('update programs set locked_until = greatest(locked_until, $2) where program_id = $1', [c.programId, end]);
+      const { rows } = await client.query(
+        `insert into closes (program_id, period, status, workflow_id, started_by, override_rate, override_justification)
+         values ($1, $2, 'frozen', $3, $4, $5, $6)
+         on conflict (program_id, period) do update set status = 'frozen', workflow_id = excluded.workflow_id, started_by = excluded.started_by,
+           started_at = now(), override_rate = excluded.override_rate, override_justification = excluded.override_justification,
+           proposal = null, updated_at = now()
+         returning *`,
+        [c.programId, c.period, c.workflowId, c.actor, c.override?.rate ?? null, c.override?.justification ?? null],
+      );
+      return toClose(rows[0]);
+    });
   } catch (e) {
-    await client.query('rollback').catch(() => undefined);
     rethrowAsApiError(e);
-  } finally {
-    client.release();
   }
 }
 

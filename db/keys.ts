@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
+import { inTransaction } from './tx';
 
 export const ROLES = ['billing', 'finance', 'controller', 'legal', 'program_owner', 'support', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -78,26 +79,15 @@ export async function revokeKey(pool: Pool, keyId: string): Promise<KeyView | nu
 
 /** A new key with the same principal and roles; the old one is revoked in the same transaction. */
 export async function rotateKey(pool: Pool, keyId: string): Promise<{ key: KeyView; secret: string; revoked: KeyView } | null> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
+  return inTransaction(pool, async (client) => {
     const { rows } = await client.query('update api_keys set revoked_at = coalesce(revoked_at, now()) where key_id = $1 and revoked_at is null returning *', [keyId]);
-    if (!rows[0]) {
-      await client.query('rollback');
-      return null;
-    }
+    if (!rows[0]) return null; // nothing revoked: the commit changes nothing
     const newId = `k-${randomBytes(6).toString('hex')}`;
     const secret = newSecret(newId);
     const created = await client.query(`insert into api_keys (key_id, key_hash, principal, roles) values ($1, $2, $3, $4) returning *`,
       [newId, hashKey(secret), rows[0].principal, rows[0].roles]);
-    await client.query('commit');
     return { key: toView(created.rows[0]), secret, revoked: toView(rows[0]) };
-  } catch (e) {
-    await client.query('rollback').catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export interface AccessReviewRow {

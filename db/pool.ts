@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Pool, types, type PoolConfig } from 'pg';
+import { inTransaction } from './tx';
 
 // int8 (bigint) columns arrive as strings by default; we parse them explicitly where read.
 // timestamptz arrive as Date. All sessions run in UTC.
@@ -92,17 +93,10 @@ export const LONG_STATEMENT_TIMEOUT_MS = 15 * 60_000;
 export async function longQuery<R extends Record<string, unknown> = Record<string, any>>( // eslint-disable-line @typescript-eslint/no-explicit-any
   pool: Pool, sql: string, params: unknown[],
 ): Promise<{ rows: R[] }> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    await client.query(`set local statement_timeout = ${LONG_STATEMENT_TIMEOUT_MS}`);
-    const res = await client.query<R>(sql, params);
-    await client.query('commit');
-    return { rows: res.rows };
-  } catch (e) {
-    await client.query('rollback').catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
+  return inTransaction(pool, async (client) => ({ rows: (await client.query<R>(sql, params)).rows }), { statementTimeoutMs: LONG_STATEMENT_TIMEOUT_MS });
+}
+
+/** Whether PostgreSQL answers a trivial query now (for /readyz); never throws. */
+export async function databaseAnswers(pool: Pool): Promise<boolean> {
+  return pool.query('select 1').then(() => true, () => false);
 }
