@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { checkCanClose, cohortsAsOf, firstQuarterWithActivity, freezePeriod, getClose, redemptionTriangle, setCloseStatus, type CloseStatus } from '../db/close';
-import { buildPeriodFigures } from '../db/close-report';
+import { buildCloseReport } from '../db/close-report';
 import { projectUltimateRates } from '../domain/breakage';
-import type { CloseReport } from '../domain/close-report';
+import type { CloseProposal, CloseReport } from '../domain/close-report';
 import { ApiError } from '../domain/errors';
 import { decimalToMillionths, millionthsToDecimal, rateToMillionths } from '../domain/money';
 import { quarterBounds } from '../domain/period';
@@ -17,14 +17,7 @@ export interface CloseRef {
   period: string;
 }
 
-export interface CloseProposal {
-  period: string;
-  cohorts: Array<{ cohort: string; rate: string; priorRate: string; method: string; reason: string | null; catchUpMinor: number; development: number[] }>;
-  factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
-  totalCatchUpMinor: number;
-  override: { rate: number; justification: string } | null;
-}
-
+export type { CloseProposal };
 
 /** Business refusals are final; anything else (the database, the GL) is retried. */
 async function final<T>(fn: () => Promise<T>): Promise<T> {
@@ -158,26 +151,9 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       const close = await getClose(pool, q.programId, q.period);
       if (!close) throw ApplicationFailure.nonRetryable(`no close of ${q.period}`, 'not_found');
       if (close.status === 'locked') return close.report as CloseReport;
-      const report = await buildCloseReport(pool, q.programId, q.period, 'locked');
+      const report = await buildCloseReport(pool, close, 'locked');
       await pool.query(`update closes set status = 'locked', report = $3, updated_at = now() where program_id = $1 and period = $2`, [q.programId, q.period, JSON.stringify(report)]);
       return report;
-    },
-  };
-}
-
-/** The close's report: the period's figures from the books, with the close's assumptions. */
-export async function buildCloseReport(pool: Pool, programId: string, period: string, status: string): Promise<CloseReport> {
-  const close = await getClose(pool, programId, period);
-  const proposal = close?.proposal as CloseProposal | null;
-  const figures = await buildPeriodFigures(pool, programId, period);
-  const { rows } = await pool.query('select currency from programs where program_id = $1', [programId]);
-  return {
-    programId, currency: rows[0]?.currency ?? '', status, ...figures,
-    assumptions: {
-      factors: proposal?.factors ?? [],
-      cohorts: (proposal?.cohorts ?? []).map((c) => ({ ...c, rate: Number(c.rate), priorRate: Number(c.priorRate), method: c.method as 'chain_ladder' | 'prior' | 'override' })),
-      override: proposal?.override ?? null,
-      startedBy: close?.startedBy ?? '', approvedBy: close?.approvedBy ?? null, approvedAt: close?.approvedAt ?? null,
     },
   };
 }

@@ -1,9 +1,10 @@
 import { connectClient } from '../temporal/connect';
 import { temporalSettings } from '../temporal/settings';
-import { buildCloseReport } from '../activities/close';
 import { checkCanClose, getClose } from '../db/close';
+import { buildCloseReport } from '../db/close-report';
 import { createPool } from '../db/pool';
-import { reportToCsv, reportToHtml, type CloseReport } from '../domain/close-report';
+import { programCurrency } from '../db/programs';
+import { reportToCsv, reportToHtml } from '../domain/close-report';
 import { SA } from '../domain/search-attributes';
 import { closeParams, startCloseSchema } from '../domain/schemas';
 import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../domain/workflow-ids';
@@ -94,9 +95,9 @@ export async function runReport(o: { programId: string; period: string; format: 
       process.stderr.write(`no close of ${o.programId} ${o.period}: start it with \`loyalty close ${o.programId} ${o.period}\`\n`);
       return 3;
     }
-    const report = close.status === 'locked' ? (close.report as CloseReport) : await buildCloseReport(pool, o.programId, o.period, close.status);
-    const { rows } = await pool.query('select currency_digits from programs where program_id = $1', [o.programId]);
-    const out = o.format === 'csv' ? reportToCsv(report) : o.format === 'html' ? reportToHtml(report, rows[0].currency_digits) : JSON.stringify(report, null, 2) + '\n';
+    const report = await buildCloseReport(pool, close);
+    const digits = (await programCurrency(pool, o.programId))!.currencyDigits; // the close's program exists (foreign key)
+    const out = o.format === 'csv' ? reportToCsv(report) : o.format === 'html' ? reportToHtml(report, digits) : JSON.stringify(report, null, 2) + '\n';
     process.stdout.write(out);
     return 0;
   } finally {

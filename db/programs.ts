@@ -64,3 +64,9 @@ export async function scheduledRuleVersions(db: Pool | PoolClient, programId: st
   );
   return rows.map((r) => ({ version: r.version, effectiveAt: r.effective_at.toISOString(), rules: r.rules as ProgramRules }));
 }
+
+/** The program's currency and its minor-unit digits (null: no such program). */
+export async function programCurrency(db: Pool | PoolClient, programId: string): Promise<{ currency: string; currencyDigits: number } | null> {
+  const { rows } = await db.query<{ currency: string; currency_digits: number }>('select currency, currency_digits from programs where program_id = $1', [programId]);
+  return rows[0] ? { currency: rows[0].currency, currencyDigits: rows[0].currency_digits } : null;
+}

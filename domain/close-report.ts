@@ -1,6 +1,7 @@
 /**
- * The close's disclosure report (API.md, Finance): its shape, and its CSV and HTML renderings.
- * Pure functions; the HTML is one self-contained page (inline SVG, no external assets).
+ * The close's disclosure report (API.md, Finance): its shape, how it is made from the period's
+ * sums (db/close-report.ts reads them from the books), and its CSV and HTML renderings. Pure
+ * functions; the HTML is one self-contained page (inline SVG, no external assets).
  */
 
 export interface CohortReportRow {
@@ -50,6 +51,108 @@ export interface CloseReport {
     startedBy: string;
     approvedBy: string | null;
     approvedAt: string | null;
+  };
+}
+
+/** What the close proposes (estimated by activities/close.ts, stored on the close, the report's assumptions). */
+export interface CloseProposal {
+  period: string;
+  cohorts: Array<{ cohort: string; rate: string; priorRate: string; method: string; reason: string | null; catchUpMinor: number; development: number[] }>;
+  factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
+  totalCatchUpMinor: number;
+  override: { rate: number; justification: string } | null;
+}
+
+/** A sum as PostgreSQL answers it: numeric as a decimal string, null over no rows. */
+type SqlSum = string | null;
+
+/** The period's sums from the books, in minor units, as db/close-report.ts reads them. */
+export interface PeriodBooks {
+  /** contract liability (both liability accounts): before the period, its movements in it, at its end */
+  liability: { opening: SqlSum; issued: SqlSum; estimateChange: SqlSum; breakage: SqlSum; redemptions: SqlSum; adjusted: SqlSum; fromOpening: SqlSum; closing: SqlSum };
+  /** points, the same way */
+  points: { opening: SqlSum; issued: SqlSum; redeemed: SqlSum; expired: SqlSum; adjusted: SqlSum; closing: SqlSum };
+  /** every cohort as of the period's end */
+  cohorts: Array<{ cohort: string; pointsIssued: bigint; allocatedMinor: bigint; pointsRedeemed: bigint; pointsExpired: bigint; recognizedMinor: bigint }>;
+  /** each cohort's ultimate redemption rate in force, as a decimal string */
+  rates: Array<{ cohort: string; rate: string }>;
+  /** per cohort and jurisdiction, the points outstanding at the end (what the deferred amount is split by) */
+  outstandingByJurisdiction: DeferredWeight[];
+  /** per cohort and store, the allocations their sales made */
+  allocatedByStore: DeferredWeight[];
+}
+
+export interface DeferredWeight {
+  cohort: string;
+  key: string | null;
+  weight: string;
+}
+
+export type PeriodFigures = Omit<CloseReport, 'status' | 'assumptions' | 'currency' | 'programId'>;
+
+const n = (v: SqlSum) => Number(v ?? 0);
+
+/** The period's figures from its sums. The roll-forwards foot by construction and are asserted. */
+export function periodFigures(programId: string, period: string, books: PeriodBooks): PeriodFigures {
+  const money = books.liability;
+  const recognized = { redemptionsMinor: n(money.redemptions), breakageMinor: n(money.breakage), estimateChangeMinor: n(money.estimateChange) };
+  const liability = {
+    openingMinor: n(money.opening), issuedMinor: n(money.issued),
+    recognizedMinor: recognized.redemptionsMinor + recognized.breakageMinor + recognized.estimateChangeMinor, recognized,
+    adjustedMinor: n(money.adjusted), closingMinor: n(money.closing),
+  };
+  const p = books.points;
+  const pts = { opening: n(p.opening), issued: n(p.issued), redeemed: n(p.redeemed), expired: n(p.expired), adjusted: n(p.adjusted), closing: n(p.closing) };
+  // The books must foot: a failure here is a bug, never a report.
+  if (liability.openingMinor + liability.issuedMinor - liability.recognizedMinor + liability.adjustedMinor !== liability.closingMinor) {
+    throw new Error(`liability roll-forward of ${programId} ${period} does not foot: ${JSON.stringify(liability)}`);
+  }
+  if (pts.opening + pts.issued - pts.redeemed - pts.expired + pts.adjusted !== pts.closing) {
+    throw new Error(`points roll-forward of ${programId} ${period} does not foot: ${JSON.stringify(pts)}`);
+  }
+
+  const cohorts: CohortReportRow[] = books.cohorts.map((c) => ({
+    cohort: c.cohort, pointsIssued: Number(c.pointsIssued), allocatedMinor: Number(c.allocatedMinor), pointsRedeemed: Number(c.pointsRedeemed),
+    pointsExpired: Number(c.pointsExpired), ultimateRedemptionRate: Number(books.rates.find((r) => r.cohort === c.cohort)?.rate ?? 0),
+    recognizedMinor: Number(c.recognizedMinor), deferredMinor: Number(c.allocatedMinor - c.recognizedMinor),
+  }));
+  // Each cohort's deferred amount split over jurisdictions by the points outstanding there at the
+  // end, and over stores by the allocations their sales made (what created the liability).
+  const byJurisdiction = splitDeferred(cohorts, books.outstandingByJurisdiction, 'no points outstanding');
+  const byStore = splitDeferred(cohorts, books.allocatedByStore, 'no allocation recorded');
+  return {
+    period, liability, points: pts, revenueFromOpeningBalanceMinor: n(money.fromOpening), cohorts,
+    liabilityByStore: byStore.map(([storeId, deferredMinor]) => ({ storeId, deferredMinor })),
+    liabilityByJurisdiction: byJurisdiction.map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
+  };
+}
+
+/** Splits each cohort's deferred amount over keys by their weights in it (exactly); sums per key, zeros left out. */
+function splitDeferred(cohorts: CohortReportRow[], rows: DeferredWeight[], none: string): Array<[string, number]> {
+  const total = new Map<string, number>();
+  for (const c of cohorts) {
+    const parts = rows.filter((r) => r.cohort === c.cohort);
+    if (parts.length === 0) parts.push({ cohort: c.cohort, key: none, weight: '1' });
+    const split = splitByWeights(BigInt(c.deferredMinor), parts.map((p) => BigInt(p.weight)));
+    parts.forEach((p, i) => total.set(p.key ?? 'unknown', (total.get(p.key ?? 'unknown') ?? 0) + Number(split[i])));
+  }
+  return [...total.entries()].filter(([, v]) => v !== 0).sort();
+}
+
+/** The report: the period's figures with the close's assumptions (its proposal, who started and approved it). */
+export function closeReport(r: {
+  programId: string; currency: string; status: string; figures: PeriodFigures;
+  close: { proposal: CloseProposal | null; startedBy: string; approvedBy: string | null; approvedAt: string | null };
+}): CloseReport {
+  const proposal = r.close.proposal;
+  return {
+    programId: r.programId, currency: r.currency, status: r.status, ...r.figures,
+    assumptions: {
+      factors: proposal?.factors ?? [],
+      cohorts: (proposal?.cohorts ?? []).map((c) => ({ ...c, rate: Number(c.rate), priorRate: Number(c.priorRate), method: c.method as CohortAssumption['method'] })),
+      override: proposal?.override ?? null,
+      startedBy: r.close.startedBy, approvedBy: r.close.approvedBy, approvedAt: r.close.approvedAt,
+    },
   };
 }
 

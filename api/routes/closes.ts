@@ -1,8 +1,8 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
-import { buildCloseReport } from '../../activities/close';
 import { checkCanClose, getClose } from '../../db/close';
-import { reportToCsv, reportToHtml, type CloseReport } from '../../domain/close-report';
+import { buildCloseReport } from '../../db/close-report';
+import { reportToCsv, reportToHtml } from '../../domain/close-report';
 import { ApiError, notFound } from '../../domain/errors';
 import { SA } from '../../domain/search-attributes';
 import { closeParams, programParams, reportQuery, startCloseSchema } from '../../domain/schemas';
@@ -73,7 +73,7 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return { ...rest, step: progress?.step ?? close.status };
   });
 
-  // A locked period's report is the one stored at lock and never changes; before that, the books as they are.
+  // A locked period's report is the one stored at lock and never changes; before that, the books as they are (db/close-report.ts).
   app.get('/v1/programs/:programId/closes/:period/report', async (req, reply) => {
     ctx.requireRole(await ctx.auth.principalOf(req), ['finance', 'controller']);
     const { programId, period } = parse(closeParams, req.params, 'path');
@@ -81,7 +81,7 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const program = await ctx.programs.get(programId);
     const close = await getClose(ctx.pool, programId, period);
     if (!close) throw notFound('close', { programId, period });
-    const report = close.status === 'locked' ? (close.report as CloseReport) : await buildCloseReport(ctx.pool, programId, period, close.status);
+    const report = await buildCloseReport(ctx.pool, close);
     if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(reportToCsv(report));
     if (format === 'html') return reply.type('text/html; charset=utf-8').send(reportToHtml(report, program.currencyDigits));
     return report;
