@@ -1,13 +1,17 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import { checkCanClose, cohortsAsOf, firstQuarterWithActivity, freezePeriod, getClose, redemptionTriangle, setCloseStatus, type CloseStatus } from '../db/close';
+import {
+  bookCloseCatchUp, checkCanClose, cohortsAsOf, firstQuarterWithActivity, freezePeriod, getClose, lockClose, recordCloseApproval, redemptionTriangle,
+  setCloseGlEntry, setCloseStatus, type CloseStatus,
+} from '../db/close';
 import { buildCloseReport } from '../db/close-report';
+import { markUnpostedJournalsPosted, recordGlPosting, unpostedJournalLines } from '../db/gl-postings';
+import { programIds } from '../db/programs';
 import { projectUltimateRates } from '../domain/breakage';
 import type { CloseProposal, CloseReport } from '../domain/close-report';
 import { ApiError } from '../domain/errors';
 import { decimalToMillionths, millionthsToDecimal, rateToMillionths } from '../domain/money';
 import { quarterBounds } from '../domain/period';
-import { longQuery } from '../db/pool';
 import { recognizedToDate } from '../domain/recognition';
 import type { GlClient } from './services/gl';
 import { ServiceError } from './services/http';
@@ -18,6 +22,9 @@ export interface CloseRef {
 }
 
 export type { CloseProposal };
+
+/** The most programs one quarterly run looks at. */
+const MAX_PROGRAMS_PER_RUN = 1_000;
 
 /** Business refusals are final; anything else (the database, the GL) is retried. */
 async function final<T>(fn: () => Promise<T>): Promise<T> {
@@ -82,10 +89,10 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
 
     /** Programs whose next quarter to close is `period` and that have no close of it yet (at most 1,000). */
     async programsDueForClose(q: { period: string }): Promise<{ due: string[]; skipped: Array<{ programId: string; reason: string }> }> {
-      const { rows } = await pool.query<{ program_id: string }>('select program_id from programs order by program_id limit 1000');
+      const ids = await programIds(pool, MAX_PROGRAMS_PER_RUN);
       const due: string[] = [];
       const skipped: Array<{ programId: string; reason: string }> = [];
-      for (const { program_id: programId } of rows) {
+      for (const programId of ids) {
         const first = await firstQuarterWithActivity(pool, programId);
         if (first === null || first > q.period) {
           skipped.push({ programId, reason: 'no activity in or before the quarter' });
@@ -117,32 +124,18 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       const close = await getClose(pool, q.programId, q.period);
       const proposal = close?.proposal as CloseProposal | null;
       if (!close || !proposal) throw ApplicationFailure.nonRetryable(`no proposal for ${q.period}`, 'not_found');
-      await pool.query(`update closes set approved_by = $3, approved_at = coalesce(approved_at, now()), updated_at = now() where program_id = $1 and period = $2 and status <> 'locked'`,
-        [q.programId, q.period, q.approvedBy]);
-      await longQuery(pool, 'select ll_close_book($1, $2, $3, $4::jsonb, $5)',
-        [q.programId, q.period, end, JSON.stringify(proposal.cohorts.map((c) => ({ cohort: c.cohort, rate: c.rate, catchUpMinor: c.catchUpMinor }))), `close:${q.approvedBy}`]);
+      await recordCloseApproval(pool, q.programId, q.period, q.approvedBy);
+      await bookCloseCatchUp(pool, q.programId, q.period, end, proposal.cohorts.map((c) => ({ cohort: c.cohort, rate: c.rate, catchUpMinor: c.catchUpMinor })), `close:${q.approvedBy}`);
 
-      const unposted = `from journal_entries j where j.program_id = $1 and j.occurred_at < $2
-                          and not exists (select 1 from gl_posted_journals g where g.journal_entry_id = j.journal_entry_id)`;
-      const { rows } = await longQuery(pool,
-        `select l.account, sum(l.debit_minor)::bigint as d, sum(l.credit_minor)::bigint as c
-           from journal_lines l where l.journal_entry_id in (select j.journal_entry_id ${unposted}) group by l.account order by l.account`,
-        [q.programId, end],
-      );
-      const lines = rows.map((r) => {
-        const net = Number(r.d) - Number(r.c);
-        return { account: r.account as string, debitMinor: Math.max(net, 0), creditMinor: Math.max(-net, 0) };
-      }).filter((l) => l.debitMinor + l.creditMinor > 0);
+      const lines = await unpostedJournalLines(pool, q.programId, end);
       const glEntryId = `loyalty:${q.programId}:close:${q.period}`;
       const date = new Date(end.getTime() - 1).toISOString().slice(0, 10);
       if (lines.length > 0) {
         await final(() => gl.postEntry({ entryId: glEntryId, date, description: `loyalty close ${q.period}`, lines }, `gl:${glEntryId}`));
-        await pool.query(`insert into gl_postings (entry_id, program_id, journal_key, business_date, lines) values ($1, $2, $3, $4, $5) on conflict do nothing`,
-          [glEntryId, q.programId, `close:${q.period}`, date, JSON.stringify(lines)]);
+        await recordGlPosting(pool, { entryId: glEntryId, programId: q.programId, journalKey: `close:${q.period}`, businessDate: date, lines });
       }
-      await longQuery(pool, `insert into gl_posted_journals (journal_entry_id, gl_entry_id) select j.journal_entry_id, $3 ${unposted} on conflict do nothing`,
-        [q.programId, end, glEntryId]);
-      await pool.query('update closes set gl_entry_id = $3, updated_at = now() where program_id = $1 and period = $2 and status <> \'locked\'', [q.programId, q.period, lines.length ? glEntryId : null]);
+      await markUnpostedJournalsPosted(pool, q.programId, end, glEntryId);
+      await setCloseGlEntry(pool, q.programId, q.period, lines.length ? glEntryId : null);
       return { glEntryId: lines.length ? glEntryId : null };
     },
 
@@ -152,7 +145,7 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       if (!close) throw ApplicationFailure.nonRetryable(`no close of ${q.period}`, 'not_found');
       if (close.status === 'locked') return close.report as CloseReport;
       const report = await buildCloseReport(pool, close, 'locked');
-      await pool.query(`update closes set status = 'locked', report = $3, updated_at = now() where program_id = $1 and period = $2`, [q.programId, q.period, JSON.stringify(report)]);
+      await lockClose(pool, q.programId, q.period, report);
       return report;
     },
   };

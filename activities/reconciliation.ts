@@ -2,9 +2,10 @@ import { heartbeat } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { journalLines } from '../db/journal';
 import {
-  MAX_REDEMPTIONS_PER_RUN, postedEntryIds, postingsOn, programIds, recordRun, redemptionsByIds, redemptionsTouchedOn,
+  MAX_REDEMPTIONS_PER_RUN, postedEntryIds, postingsOn, recordRun, redemptionsByIds, redemptionsTouchedOn,
   type LedgerRedemptionRow,
 } from '../db/reconciliation';
+import { programIds } from '../db/programs';
 import { matchPosting, matchRedemption, type BillingCreditState, type Difference, type ReconciliationReport } from '../domain/reconciliation';
 import { billingSource, glEntryId, glJournalKey } from './redemption';
 import type { BillingClient, BillingCredit } from './services/billing';

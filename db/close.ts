@@ -103,6 +103,29 @@ export async function setCloseStatus(pool: Pool, programId: string, period: stri
   );
 }
 
+/** The controller who approved the close (the first approval's time is kept). */
+export async function recordCloseApproval(pool: Pool, programId: string, period: string, approvedBy: string): Promise<void> {
+  await pool.query(`update closes set approved_by = $3, approved_at = coalesce(approved_at, now()), updated_at = now() where program_id = $1 and period = $2 and status <> 'locked'`,
+    [programId, period, approvedBy]);
+}
+
+/** Books the approved catch-up per cohort in the subledger (ll_close_book, db/migrations/007_close.sql; idempotent per period). */
+export async function bookCloseCatchUp(
+  pool: Pool, programId: string, period: string, end: Date, cohorts: Array<{ cohort: string; rate: string; catchUpMinor: number }>, actor: string,
+): Promise<void> {
+  await longQuery(pool, 'select ll_close_book($1, $2, $3, $4::jsonb, $5)', [programId, period, end, JSON.stringify(cohorts), actor]);
+}
+
+/** The GL entry the close posted (null: nothing to post). */
+export async function setCloseGlEntry(pool: Pool, programId: string, period: string, glEntryId: string | null): Promise<void> {
+  await pool.query('update closes set gl_entry_id = $3, updated_at = now() where program_id = $1 and period = $2 and status <> \'locked\'', [programId, period, glEntryId]);
+}
+
+/** Locks the period with its report; a locked close never changes again. */
+export async function lockClose(pool: Pool, programId: string, period: string, report: unknown): Promise<void> {
+  await pool.query(`update closes set status = 'locked', report = $3, updated_at = now() where program_id = $1 and period = $2`, [programId, period, JSON.stringify(report)]);
+}
+
 export interface CohortAsOf {
   cohort: string;
   liabilityAccount: string;

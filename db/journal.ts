@@ -6,7 +6,7 @@ import type { JournalLine } from '../domain/reconciliation';
  * redemption, its reversal or an adjustment wrote (one per cohort they touched).
  */
 export async function journalLines(pool: Pool, programId: string, journalKey: string): Promise<JournalLine[]> {
-  const { rows } = await pool.query(
+  const { rows } = await pool.query<{ account: string; d: string; c: string }>(
     `select l.account, sum(l.debit_minor)::bigint as d, sum(l.credit_minor)::bigint as c
        from journal_entries j join journal_lines l using (journal_entry_id)
       where j.program_id = $1 and left(j.idempotency_key, length($2)) = $2
@@ -14,10 +14,15 @@ export async function journalLines(pool: Pool, programId: string, journalKey: st
       group by l.account order by l.account`,
     [programId, `${journalKey}:`],
   );
+  return netPerAccount(rows);
+}
+
+/** Debit and credit sums per account (bigint as strings) as one net line each; accounts that net to zero left out. */
+export function netPerAccount(rows: Array<{ account: string; d: string; c: string }>): JournalLine[] {
   return rows
     .map((r) => {
       const net = Number(r.d) - Number(r.c);
-      return { account: r.account as string, debitMinor: Math.max(net, 0), creditMinor: Math.max(-net, 0) };
+      return { account: r.account, debitMinor: Math.max(net, 0), creditMinor: Math.max(-net, 0) };
     })
     .filter((l) => l.debitMinor + l.creditMinor > 0);
 }

@@ -70,3 +70,9 @@ export async function programCurrency(db: Pool | PoolClient, programId: string):
   const { rows } = await db.query<{ currency: string; currency_digits: number }>('select currency, currency_digits from programs where program_id = $1', [programId]);
   return rows[0] ? { currency: rows[0].currency, currencyDigits: rows[0].currency_digits } : null;
 }
+
+/** The first `limit` program ids in order (the daily reconciliation's and the quarterly close's programs). */
+export async function programIds(db: Pool | PoolClient, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ program_id: string }>('select program_id from programs order by program_id limit $1', [limit]);
+  return rows.map((r) => r.program_id);
+}

@@ -89,8 +89,3 @@ export async function latestRun(pool: Pool, programId: string, date: string): Pr
     inProgress: r.in_progress, differenceCount: r.difference_count, differences: r.differences, recordedAt: r.recorded_at.toISOString(),
   };
 }
-
-export async function programIds(pool: Pool, limit: number): Promise<string[]> {
-  const { rows } = await pool.query<{ program_id: string }>('select program_id from programs order by program_id limit $1', [limit]);
-  return rows.map((r) => r.program_id);
-}
