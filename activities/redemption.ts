@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
+import { markJournalPostedToGl, recordGlPosting } from '../db/gl-postings';
 import { journalLines } from '../db/journal';
 import { ApiError } from '../domain/errors';
-import { callWriteFunction, getMember } from '../db/ledger';
-import { adjustRedemption, commitRedemption, holdRedemption, type AdjustmentView, releaseRedemption, reverseRedemption, type HoldRequest, type RedemptionView } from '../db/redemptions';
+import { accrualLeftToRefund, callWriteFunction, getMember } from '../db/ledger';
+import {
+  adjustRedemption, commitRedemption, holdRedemption, markCreditRequested, releaseRedemption, reverseRedemption, wasCreditRequested,
+  type AdjustmentView, type HoldRequest, type RedemptionView,
+} from '../db/redemptions';
 import type { BillingClient } from './services/billing';
 import type { GlClient } from './services/gl';
 import { ServiceError } from './services/http';
@@ -118,12 +122,8 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     // `entry_exists`: the GL holds our entry id already (only we post it), taken by an earlier call.
     await call(() => gl.postEntry({ entryId, date: day(q.occurredAt), description: `${journalKey} (${q.redemptionId})`, lines }, `gl:${entryId}`)
       .catch((e) => { if (!(e instanceof ServiceError && e.code === 'entry_exists')) throw e; }));
-    await pool.query(
-      `insert into gl_postings (entry_id, program_id, journal_key, business_date, lines) values ($1, $2, $3, $4, $5)
-       on conflict (entry_id) do nothing`,
-      [entryId, q.programId, journalKey, day(q.occurredAt), JSON.stringify(lines)],
-    );
-    await pool.query('select ll_mark_gl_posted($1, $2, $3)', [q.programId, journalKey, entryId]); // the close will not post these again
+    await recordGlPosting(pool, { entryId, programId: q.programId, journalKey, businessDate: day(q.occurredAt), lines });
+    await markJournalPostedToGl(pool, q.programId, journalKey, entryId); // the close will not post these again
     return entryId;
   }
 
@@ -156,8 +156,7 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
 
     async applyCreditInBilling(q: SagaRef & { points: number; creditMinor: number }): Promise<void> {
       // recorded before the call: a worker that dies during it leaves the mark for the compensation
-      await pool.query('update redemptions set credit_requested_at = now() where program_id = $1 and invoice_id = $2 and credit_requested_at is null',
-        [q.programId, q.invoiceId]);
+      await markCreditRequested(pool, q.programId, q.invoiceId);
       await service(() => applyCredit(q));
     },
 
@@ -176,9 +175,7 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
      * answers (a compensation).
      */
     async settleAndReverseCreditInBilling(q: SagaRef & { points: number; creditMinor: number; reason: string }): Promise<{ sent: boolean; applied: boolean }> {
-      const { rows } = await pool.query('select credit_requested_at is not null as sent from redemptions where program_id = $1 and invoice_id = $2',
-        [q.programId, q.invoiceId]);
-      if (!rows[0]?.sent) return { sent: false, applied: false };
+      if (!(await wasCreditRequested(pool, q.programId, q.invoiceId))) return { sent: false, applied: false };
       const applied = await definite(() => applyCredit(q), ['credit_exists']);
       if (applied) await reverseCredit(q);
       return { sent: true, applied };
@@ -238,10 +235,9 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
 
     /** A lost chargeback takes back the points earned on the invoice: never below zero. */
     async clawBackEarnedPoints(q: SagaRef & { chargebackId: string; occurredAt: string }): Promise<{ pointsRevoked: number; shortfallPoints: number } | null> {
-      const { rows } = await pool.query('select member_id, amount_minor::bigint - coalesce((select sum(amount_minor) from refunds r where r.program_id = a.program_id and r.invoice_id = a.invoice_id), 0) as left_minor from accruals a where program_id = $1 and invoice_id = $2', [q.programId, q.invoiceId]);
-      const accrual = rows[0];
-      if (!accrual || Number(accrual.left_minor) <= 0) return null;
-      const body = { memberId: accrual.member_id, invoiceId: q.invoiceId, refundId: `chargeback:${q.chargebackId}`, amountMinor: Number(accrual.left_minor), occurredAt: q.occurredAt };
+      const accrual = await accrualLeftToRefund(pool, q.programId, q.invoiceId);
+      if (!accrual || Number(accrual.leftMinor) <= 0) return null;
+      const body = { memberId: accrual.memberId, invoiceId: q.invoiceId, refundId: `chargeback:${q.chargebackId}`, amountMinor: Number(accrual.leftMinor), occurredAt: q.occurredAt };
       const r = await callWriteFunction(pool, 'll_refund', { ...body, programId: q.programId, idemKey: `chargeback:${q.chargebackId}`, requestHash: `chargeback:${q.chargebackId}`, actor: 'system:redemption-saga' });
       return { pointsRevoked: Number(r.body.pointsRevoked), shortfallPoints: Number(r.body.shortfallPoints) };
     },

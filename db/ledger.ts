@@ -74,6 +74,15 @@ export async function callWriteFunction(pool: Pool, fn: 'll_refund' | 'll_merge'
   }
 }
 
+/** The invoice's accrual: its member and the amount not refunded yet (minor units, a decimal string); null if none. */
+export async function accrualLeftToRefund(pool: Pool, programId: string, invoiceId: string): Promise<{ memberId: string; leftMinor: string } | null> {
+  const { rows } = await pool.query<{ member_id: string; left_minor: string }>(
+    'select member_id, amount_minor::bigint - coalesce((select sum(amount_minor) from refunds r where r.program_id = a.program_id and r.invoice_id = a.invoice_id), 0) as left_minor from accruals a where program_id = $1 and invoice_id = $2',
+    [programId, invoiceId]);
+  const r = rows[0];
+  return r ? { memberId: r.member_id, leftMinor: r.left_minor } : null;
+}
+
 export interface MemberView {
   memberId: string;
   balance: number;
