@@ -22,7 +22,3 @@ export interface ProgramRules {
 export const DEFAULT_ADJUSTMENT_THRESHOLD_POINTS = 1000;
 /** How long an adjustment waits for a finance decision before it expires. */
 export const ADJUSTMENT_DECISION_WINDOW = 'P7D';
-
-export function expiryFor(rules: ProgramRules, jurisdiction: string | undefined): ExpiryRule {
-  return (jurisdiction && rules.expiry.jurisdictions?.[jurisdiction]) || rules.expiry;
-}

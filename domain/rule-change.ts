@@ -1,4 +1,4 @@
-import { nominalMs } from './duration';
+import { canEndBefore, parseDuration } from './duration';
 import type { ProgramRules } from './program';
 
 /** The roles that approve a rule change when the program names none. */
@@ -9,18 +9,22 @@ export const DEFAULT_NOTICE_PERIOD = 'P30D';
 export const RULE_CHANGE_DECISION_WINDOW = 'P14D';
 
 const earnRate = (r: ProgramRules) => r.earn.points / r.earn.perAmountMinor;
-const windowMs = (r: ProgramRules) => (r.expiry.policy === 'none' ? Infinity : nominalMs(r.expiry.window ?? '') ?? Infinity);
+type ExpiryLike = { policy: string; window?: string };
+/** A window that may end before the old one for some start date (months are calendar months: domain/duration.ts). */
+function shorter(after: ExpiryLike, before: ExpiryLike): boolean {
+  const endless = (e: ExpiryLike) => e.policy === 'none' || !parseDuration(e.window ?? '');
+  if (endless(after)) return false;
+  return endless(before) || canEndBefore(after.window!, before.window!);
+}
 
 /** What makes a change adverse to members (it then needs the notice period): less value, a shorter window, fewer points per spend. */
 export function adverseReasons(before: ProgramRules, after: ProgramRules): string[] {
   const reasons: string[] = [];
   if (after.pointValueMinor < before.pointValueMinor) reasons.push('lower point value');
-  if (windowMs(after) < windowMs(before)) reasons.push('shorter expiry window');
+  if (shorter(after.expiry, before.expiry)) reasons.push('shorter expiry window');
   for (const [j, rule] of Object.entries(after.expiry.jurisdictions ?? {})) {
     const old = before.expiry.jurisdictions?.[j] ?? before.expiry;
-    const oldMs = old.policy === 'none' ? Infinity : nominalMs(old.window ?? '') ?? Infinity;
-    const newMs = rule.policy === 'none' ? Infinity : nominalMs(rule.window ?? '') ?? Infinity;
-    if (newMs < oldMs) reasons.push(`shorter expiry window in ${j}`);
+    if (shorter(rule, old)) reasons.push(`shorter expiry window in ${j}`);
   }
   if (earnRate(after) < earnRate(before)) reasons.push('lower earn rate');
   return reasons;

@@ -1,6 +1,6 @@
 import { ApplicationFailure, condition, defineUpdate, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { AdjustmentActivities, AdjustmentView } from '../activities/adjustments';
-import { nominalMs } from '../domain/duration';
+import { waitMs } from './durations';
 
 export interface AdjustmentApprovalInput {
   programId: string;
@@ -45,7 +45,7 @@ export async function adjustmentApproval(input: AdjustmentApprovalInput): Promis
     },
   });
   upsertMemo({ summary: `${input.points} pts for ${input.memberId} by ${input.requestedBy}: awaiting finance` });
-  const decided = await condition(() => decision !== null, nominalMs(input.decideWithin) ?? 0);
+  const decided = await condition(() => decision !== null, waitMs(Date.now(), input.decideWithin));
   const ref = { programId: input.programId, adjustmentId: input.adjustmentId };
   const d = decision as AdjustmentDecision | null;
   if (!decided || !d) {

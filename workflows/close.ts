@@ -1,7 +1,7 @@
 import { ApplicationFailure, condition, defineQuery, defineUpdate, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { CloseActivities, CloseProposal } from '../activities/close';
 import type { CloseReport } from '../domain/close-report';
-import { nominalMs } from '../domain/duration';
+import { waitMs } from './durations';
 import { closeWorkflowId } from '../domain/workflow-ids';
 
 export interface CloseInput {
@@ -73,8 +73,9 @@ export async function closeQuarter(input: CloseInput): Promise<CloseResult> {
   progress.proposal = await act.estimateBreakageAndPropose(ref);
   step('awaiting_approval', `awaiting a controller's approval; catch-up ${progress.proposal.totalCatchUpMinor}`);
 
-  const escalateMs = nominalMs(input.escalateAfter) ?? 0;
-  const cancelMs = nominalMs(input.cancelAfter) ?? 0;
+  const awaitingSinceMs = Date.now();
+  const escalateMs = waitMs(awaitingSinceMs, input.escalateAfter);
+  const cancelMs = waitMs(awaitingSinceMs, input.cancelAfter);
   if (!(await condition(() => progress.approvedBy !== null, escalateMs))) {
     await act.recordCloseStatus({ ...ref, status: 'escalated' });
     step('escalated', `no approval within ${input.escalateAfter}: escalated`);

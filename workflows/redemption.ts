@@ -2,7 +2,7 @@ import {
   ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, patched, proxyActivities, proxyLocalActivities, setHandler, upsertMemo, workflowInfo,
 } from '@temporalio/workflow';
 import type { RedemptionActivities, SagaRef } from '../activities/redemption';
-import { nominalMs } from '../domain/duration';
+import { waitMs } from './durations';
 
 export interface RedemptionInput extends SagaRef {
   memberId: string;
@@ -178,7 +178,8 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
   decide({ ...applied, status: 'applied', reason: null });
 
   // The chargeback window: opened freezes, won releases, lost reverses (once).
-  const windowEndsAt = workflowInfo().startTime.getTime() + (nominalMs(input.rules.chargebackWindow) ?? 0);
+  const startedAtMs = workflowInfo().startTime.getTime();
+  const windowEndsAt = startedAtMs + waitMs(startedAtMs, input.rules.chargebackWindow);
   for (;;) {
     const remaining = windowEndsAt - Date.now();
     if (!(await condition(() => pending.length > 0, frozen ? undefined : Math.max(remaining, 0))) && !frozen) break;

@@ -1,6 +1,6 @@
 import { ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, patched, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { RuleChangeActivities, RuleChangeImpact } from '../activities/rule-change';
-import { nominalMs } from '../domain/duration';
+import { waitMs } from './durations';
 
 export interface RuleChangeInput {
   programId: string;
@@ -83,7 +83,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
   state.status = 'awaiting_approvals';
   memo(`awaiting ${input.requiredRoles.join(' and ')}${state.impact.adverse.length ? `; adverse: ${state.impact.adverse.join(', ')}` : ''}`);
 
-  const decideMs = nominalMs(input.decideWithin) ?? 0;
+  const decideMs = waitMs(Date.now(), input.decideWithin);
   const decideBy = new Date(Date.now() + decideMs).toISOString();
   const done = () => filled() || rejected() || withdrawn;
   if (!(await condition(done, decideMs / 2))) {
@@ -104,7 +104,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
 
   // Adverse to members: not before the notice period has passed since the approval.
   const approvedAtMs = Date.now();
-  const noticeMs = state.impact.adverse.length ? (nominalMs(input.noticePeriod) ?? 0) : 0;
+  const noticeMs = state.impact.adverse.length ? waitMs(approvedAtMs, input.noticePeriod) : 0;
   const activatesAtMs = Math.max(Date.parse(input.effectiveAt), approvedAtMs + noticeMs);
   state.activatesAt = new Date(activatesAtMs).toISOString();
   state.status = 'scheduled';
