@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { programGaugeRows, type ProgramGaugeRow } from '../db/metrics';
 
 /** How long a scrape's ledger figures are reused: the queries read every member of every program. */
 const LEDGER_GAUGE_TTL_MS = 30_000;
@@ -10,17 +11,10 @@ const LEDGER_GAUGE_TTL_MS = 30_000;
  * program and the last reconciliation's differences (docs/observability.md has the alerts).
  */
 export function apiMetrics(registry: Registry, pool: Pool) {
-  let cached: { at: number; rows: Array<{ program_id: string; points: string; value_minor: string; differences: number | null }> } | null = null;
+  let cached: { at: number; rows: ProgramGaugeRow[] } | null = null;
   const ledgerRows = async () => {
     if (cached && Date.now() - cached.at < LEDGER_GAUGE_TTL_MS) return cached.rows;
-    const { rows } = await pool.query(
-      `select p.program_id, coalesce(b.points, 0)::text as points,
-              (coalesce(b.points, 0) * (v.rules->>'pointValueMinor')::bigint)::text as value_minor, r.difference_count as differences
-         from programs p
-         left join (select program_id, sum(balance) as points from members where status = 'active' group by 1) b using (program_id)
-         left join lateral (select rules from program_rule_versions where program_id = p.program_id and effective_at <= now() order by version desc limit 1) v on true
-         left join lateral (select difference_count from reconciliation_runs where program_id = p.program_id order by business_date desc, run_id desc limit 1) r on true
-        limit 1000`);
+    const rows = await programGaugeRows(pool);
     cached = { at: Date.now(), rows };
     return rows;
   };
@@ -30,12 +24,12 @@ export function apiMetrics(registry: Registry, pool: Pool) {
       this.reset();
       for (const r of await ledgerRows().catch(() => [])) {
         const v = pick(r);
-        if (v !== null) this.set({ program: r.program_id }, v);
+        if (v !== null) this.set({ program: r.programId }, v);
       }
     },
   });
   gauge('loyalty_outstanding_points', 'points held by active members, per program', (r) => Number(r.points));
-  gauge('loyalty_outstanding_face_value_minor', 'outstanding points at their face value (points x point value), minor units', (r) => Number(r.value_minor));
+  gauge('loyalty_outstanding_face_value_minor', 'outstanding points at their face value (points x point value), minor units', (r) => Number(r.valueMinor));
   gauge('loyalty_reconciliation_differences', "differences in the program's last daily reconciliation", (r) => r.differences);
   return {
     accruals: new Counter({ name: 'loyalty_accruals_total', help: 'accruals answered: accepted, replayed (same key) or refused', labelNames: ['outcome'], registers: [registry] }),

@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { databaseAnswers } from '../db/pool';
 import { CORRELATION_HTTP_HEADER } from '../domain/correlation';
 import { ApiError } from '../domain/errors';
 import { correlation, correlationIdFrom } from '../temporal/correlation';
@@ -132,7 +133,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    const postgres = await o.pool.query('select 1').then(() => true, () => false);
+    const postgres = await databaseAnswers(o.pool);
     const temporal = await o.temporalReachable().catch(() => false);
     return reply.status(postgres && temporal ? 200 : 503).send({ postgres, temporal, accrualsQueued: ctx.accruals.queued });
   });

@@ -76,3 +76,9 @@ export async function programIds(db: Pool | PoolClient, limit: number): Promise<
   const { rows } = await db.query<{ program_id: string }>('select program_id from programs order by program_id limit $1', [limit]);
   return rows.map((r) => r.program_id);
 }
+
+/** The end of the program's last frozen or locked quarter: nothing may be dated before it (null: none, or no such program). */
+export async function programLockedUntil(db: Pool | PoolClient, programId: string): Promise<Date | null> {
+  const { rows } = await db.query<{ locked_until: Date | null }>('select locked_until from programs where program_id = $1', [programId]);
+  return rows[0]?.locked_until ?? null;
+}

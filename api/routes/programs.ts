@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { insertProgram, scheduledRuleVersions, type ProgramRow } from '../../db/programs';
 import { rethrowAsApiError } from '../../db/errors';
+import { claimIdempotencyKey, storeIdempotentResponse, type StoredResponse } from '../../db/idempotency';
+import { inTransaction } from '../../db/tx';
 import { currencyDigits } from '../../domain/currency';
 import { ApiError } from '../../domain/errors';
 import type { ProgramRules } from '../../domain/program';
@@ -28,29 +30,25 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(createProgramSchema, req.body, 'program');
     const key = idempotencyKey(req);
     const { programId, name, currency, ...rules } = body;
-    const client = await ctx.pool.connect();
+    let outcome: { replay: StoredResponse } | { view: ReturnType<typeof programView> };
     try {
-      await client.query('begin');
-      const prior = (await client.query('select ll_idem_claim($1, $2, $3) as r', ['#programs', key, requestHash('programs', body)])).rows[0].r;
-      if (prior) {
-        await client.query('commit');
-        return reply.status(prior.status).header('Idempotent-Replayed', 'true').send(prior.body);
-      }
-      const created = await insertProgram(client, {
-        programId, name, currency, currencyDigits: currencyDigits(currency), rules: rules as ProgramRules, actor: principal.name,
+      outcome = await inTransaction(ctx.pool, async (client) => {
+        const prior = await claimIdempotencyKey(client, '#programs', key, requestHash('programs', body));
+        if (prior) return { replay: prior };
+        const created = await insertProgram(client, {
+          programId, name, currency, currencyDigits: currencyDigits(currency), rules: rules as ProgramRules, actor: principal.name,
+        });
+        if (!created) throw new ApiError(409, 'program_exists', `program ${programId} already exists`, { programId });
+        const view = programView((await ctx.programs.fetchWith(client, programId))!);
+        await storeIdempotentResponse(client, '#programs', key, 201, view);
+        return { view };
       });
-      if (!created) throw new ApiError(409, 'program_exists', `program ${programId} already exists`, { programId });
-      const view = programView((await ctx.programs.fetchWith(client, programId))!);
-      await client.query('select ll_idem_store($1, $2, 201, $3)', ['#programs', key, JSON.stringify(view)]);
-      await client.query('commit');
-      ctx.programs.forget(programId);
-      return reply.status(201).send(view);
     } catch (e) {
-      await client.query('rollback');
       rethrowAsApiError(e);
-    } finally {
-      client.release();
     }
+    if ('replay' in outcome) return reply.status(outcome.replay.status).header('Idempotent-Replayed', 'true').send(outcome.replay.body);
+    ctx.programs.forget(programId);
+    return reply.status(201).send(outcome.view);
   });
 
   app.get('/v1/programs/:programId', async (req) => {

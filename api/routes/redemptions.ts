@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
+import { programLockedUntil } from '../../db/programs';
+import { findRedemption, findRedemptionForAdjustment, redemptionStatus } from '../../db/redemptions';
 import { ApiError, notFound } from '../../domain/errors';
 import { rateToMillionths } from '../../domain/money';
 import { chargebackSchema, invoiceAdjustmentSchema, invoiceParams, programParams, redemptionSchema } from '../../domain/schemas';
@@ -24,9 +26,9 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(redemptionSchema, req.body, 'redemption');
     idempotencyKey(req); // required; one invoice has one redemption, whatever the key
     const program = await ctx.programs.get(programId);
-    const { rows: lock } = await ctx.pool.query('select locked_until from programs where program_id = $1', [programId]);
-    if (lock[0]?.locked_until && new Date(body.occurredAt) < lock[0].locked_until) {
-      throw new ApiError(409, 'period_locked', 'occurredAt falls in a closed (frozen or locked) period', { occurredAt: body.occurredAt, openFrom: lock[0].locked_until.toISOString() });
+    const lockedUntil = await programLockedUntil(ctx.pool, programId);
+    if (lockedUntil && new Date(body.occurredAt) < lockedUntil) {
+      throw new ApiError(409, 'period_locked', 'occurredAt falls in a closed (frozen or locked) period', { occurredAt: body.occurredAt, openFrom: lockedUntil.toISOString() });
     }
     const t = temporal();
     const workflowId = redemptionWorkflowId(programId, body.invoiceId);
@@ -61,9 +63,9 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/programs/:programId/redemptions/:invoiceId', async (req) => {
     ctx.requireRole(await ctx.auth.principalOf(req), ['billing', 'support', 'finance', 'controller']);
     const { programId, invoiceId } = parse(invoiceParams, req.params, 'path');
-    const { rows } = await ctx.pool.query('select ll_redemption_view(r) as v from redemptions r where program_id = $1 and invoice_id = $2', [programId, invoiceId]);
-    if (!rows[0]) throw notFound('redemption', { programId, invoiceId });
-    return { ...rows[0].v, workflowId: redemptionWorkflowId(programId, invoiceId) };
+    const redemption = await findRedemption(ctx.pool, programId, invoiceId);
+    if (!redemption) throw notFound('redemption', { programId, invoiceId });
+    return { ...redemption, workflowId: redemptionWorkflowId(programId, invoiceId) };
   });
 
   app.post('/v1/programs/:programId/chargebacks', async (req, reply) => {
@@ -72,8 +74,7 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const { programId } = parse(programParams, req.params, 'path');
     const body = parse(chargebackSchema, req.body, 'chargeback');
     idempotencyKey(req);
-    const { rows } = await ctx.pool.query(`select status from redemptions where program_id = $1 and invoice_id = $2`, [programId, body.invoiceId]);
-    if (!rows[0]) throw notFound('redemption', { programId, invoiceId: body.invoiceId });
+    if ((await redemptionStatus(ctx.pool, programId, body.invoiceId)) === null) throw notFound('redemption', { programId, invoiceId: body.invoiceId });
     try {
       await temporal().client.workflow.getHandle(redemptionWorkflowId(programId, body.invoiceId)).signal(chargebackSignal, { chargebackId: body.chargebackId, status: body.status });
     } catch (e) {
@@ -92,15 +93,11 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(invoiceAdjustmentSchema, req.body, 'invoice adjustment');
     idempotencyKey(req); // required; the adjustmentId makes it act once
     const program = await ctx.programs.get(programId);
-    const { rows } = await ctx.pool.query(
-      `select r.redemption_id, a.invoice_total_minor from redemptions r
-         left join redemption_adjustments a on a.program_id = r.program_id and a.invoice_id = r.invoice_id and a.adjustment_id = $3
-        where r.program_id = $1 and r.invoice_id = $2`,
-      [programId, invoiceId, body.adjustmentId],
-    );
-    if (!rows[0]) throw notFound('redemption', { programId, invoiceId });
-    if (rows[0].invoice_total_minor !== null && Number(rows[0].invoice_total_minor) !== body.invoiceTotalMinor) {
-      throw new ApiError(409, 'adjustment_exists', 'this adjustmentId was recorded with another invoice total', { adjustmentId: body.adjustmentId, invoiceTotalMinor: Number(rows[0].invoice_total_minor) });
+    const redemption = await findRedemptionForAdjustment(ctx.pool, programId, invoiceId, body.adjustmentId);
+    if (!redemption) throw notFound('redemption', { programId, invoiceId });
+    const recorded = redemption.recordedInvoiceTotalMinor;
+    if (recorded !== null && Number(recorded) !== body.invoiceTotalMinor) {
+      throw new ApiError(409, 'adjustment_exists', 'this adjustmentId was recorded with another invoice total', { adjustmentId: body.adjustmentId, invoiceTotalMinor: Number(recorded) });
     }
     const workflowId = invoiceAdjustmentWorkflowId(programId, invoiceId, body.adjustmentId);
     const t = temporal();
@@ -109,7 +106,7 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       handle = await t.client.workflow.start(invoiceAdjustment, {
         workflowId, taskQueue: t.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING', workflowIdReusePolicy: 'REJECT_DUPLICATE',
         args: [{
-          programId, invoiceId, redemptionId: rows[0].redemption_id, adjustmentId: body.adjustmentId, invoiceTotalMinor: body.invoiceTotalMinor,
+          programId, invoiceId, redemptionId: redemption.redemptionId, adjustmentId: body.adjustmentId, invoiceTotalMinor: body.invoiceTotalMinor,
           maxInvoiceShareMillionths: rateToMillionths(program.rules.redemption.maxInvoiceShare).toString(), occurredAt: new Date(body.occurredAt).toISOString(),
         }],
         memo: { summary: `invoice ${invoiceId} lowered to ${body.invoiceTotalMinor}` },
