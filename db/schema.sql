@@ -505,6 +505,13 @@ create table rule_changes (
   constraint rule_changes_status_check CHECK ((status = ANY (ARRAY['assessing'::text, 'awaiting_approvals'::text, 'scheduled'::text, 'active'::text, 'rejected'::text, 'expired'::text, 'withdrawn'::text])))
 );
 
+create table schema_functions (
+  name text not null,
+  sha256 text not null,
+  applied_at timestamp with time zone not null default now(),
+  constraint schema_functions_pkey PRIMARY KEY (name)
+);
+
 create table schema_migrations (
   version text not null,
   applied_at timestamp with time zone not null default now(),
@@ -548,7 +555,6 @@ create function ll_mark_gl_posted(p_program text, p_journal_key text, p_gl_entry
 create function ll_member_cohorts_available(p_program text, p_member text) returns TABLE(cohort text, available bigint) language sql stable;
 create function ll_merge(p jsonb) returns jsonb language plpgsql;
 create function ll_post_journal(p_program text, p_kind text, p_occurred timestamp with time zone, p_reference text, p_actor text, p_key text, p_lines jsonb) returns bigint language plpgsql;
-create function ll_quarter(p timestamp with time zone) returns text language sql immutable;
 create function ll_raise(p_code text, p_status integer, p_message text, p_details jsonb DEFAULT '{}'::jsonb) returns void language plpgsql;
 create function ll_rearm_deadlines(p_program text, p_limit integer) returns integer language plpgsql;
 create function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamp with time zone, p_actor text, p_key text, p_revenue_account text) returns bigint language plpgsql;

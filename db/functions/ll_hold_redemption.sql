@@ -1,9 +1,10 @@
+-- Hold points for an invoice. p: {programId, invoiceId, redemptionId, memberId, points, invoiceTotalMinor,
+-- pointValueMinor, minPoints, maxInvoiceShareMillionths, cohortOrder, occurredAt}.
+-- A request that cannot be held answers {status: 'declined', reason} and writes nothing.
 -- The program's maximum share of an invoice, in whole points, rounds down. A numeric cast to bigint
--- rounds half away from zero, so `(total * share / value)::bigint` let a redemption (and what an
--- invoice adjustment leaves out) go up to one point past the share: 5,610 at 50% and 2 per point
--- allowed 1,403 points, a 2,806 credit on an invoice whose half is 2,805. Found by the fault suite's
--- model (test/faults, docs/faults.md). The two functions are as in 005 and 006 but for floor().
-
+-- rounds half away from zero, so `(total * share / value)::bigint` let a redemption go up to one
+-- point past the share: 5,610 at 50% and 2 per point allowed 1,403 points, a 2,806 credit on an
+-- invoice whose half is 2,805. Found by the fault suite's model (test/faults, docs/faults.md).
 create or replace function ll_hold_redemption(p jsonb) returns jsonb language plpgsql as $$
 declare
   v_program text := p->>'programId'; v_invoice text := p->>'invoiceId';
@@ -59,39 +60,4 @@ begin
   if v_left <> 0 then raise exception 'hold of % did not cover % points', v_invoice, v_applied using errcode = 'LL903'; end if;
   update members set held = held + v_applied where program_id = v_program and member_id = m.member_id;
   return ll_redemption_view(r);
-end $$;
-
-create or replace function ll_adjust_redemption(p jsonb) returns jsonb language plpgsql as $$
-declare
-  v_program text := p->>'programId'; v_invoice text := p->>'invoiceId'; v_adj text := p->>'adjustmentId';
-  v_total bigint := (p->>'invoiceTotalMinor')::bigint; v_value bigint;
-  r redemptions; a redemption_adjustments; v_out bigint; v_allowed bigint; v_excess bigint := 0;
-begin
-  select * into r from redemptions where program_id = v_program and invoice_id = v_invoice for update;
-  if not found then perform ll_raise('not_found', 404, 'no redemption for this invoice', jsonb_build_object('invoiceId', v_invoice)); end if;
-  select * into a from redemption_adjustments where program_id = v_program and invoice_id = v_invoice and adjustment_id = v_adj;
-  if found then
-    return ll_redemption_view(r) || jsonb_build_object('adjustmentId', v_adj, 'adjustmentPoints', a.points_reversed,
-      'adjustmentCreditMinor', a.credit_reversed_minor, 'existing', true);
-  end if;
-  if r.status = 'held' then -- the saga is still deciding: ask again shortly
-    perform ll_raise('redemption_in_progress', 409, 'the redemption is being decided', jsonb_build_object('invoiceId', v_invoice));
-  end if;
-  if r.status <> 'applied' then -- declined or reversed: no points are out, nothing to give back
-    return ll_redemption_view(r) || jsonb_build_object('adjustmentId', v_adj, 'adjustmentPoints', 0, 'adjustmentCreditMinor', 0);
-  end if;
-  v_value := r.credit_minor / r.points_applied; -- exact: the hold set credit = points x value
-  v_out := r.points_applied - r.points_reversed;
-  v_allowed := least(v_out, floor(v_total::numeric * (p->>'maxInvoiceShareMillionths')::bigint / 1000000 / v_value)::bigint, v_total / v_value);
-  v_excess := v_out - v_allowed;
-  if v_excess > 0 then
-    perform ll_give_back_redemption(r, v_excess, (p->>'occurredAt')::timestamptz, p->>'actor',
-                                    'redeem-adjust:' || v_invoice || ':' || v_adj, 'invoice:' || v_invoice || ':adjustment:' || v_adj);
-    update redemptions set points_reversed = points_reversed + v_excess, credit_reversed_minor = credit_reversed_minor + v_excess * v_value,
-                           updated_at = now()
-     where program_id = v_program and invoice_id = v_invoice returning * into r;
-  end if;
-  insert into redemption_adjustments (program_id, invoice_id, adjustment_id, invoice_total_minor, points_reversed, credit_reversed_minor, occurred_at, actor)
-  values (v_program, v_invoice, v_adj, v_total, v_excess, v_excess * v_value, (p->>'occurredAt')::timestamptz, p->>'actor');
-  return ll_redemption_view(r) || jsonb_build_object('adjustmentId', v_adj, 'adjustmentPoints', v_excess, 'adjustmentCreditMinor', v_excess * v_value);
 end $$;

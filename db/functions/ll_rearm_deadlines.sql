@@ -1,31 +1,7 @@
--- Rule changes: a proposed rule version, its impact, its approvals and its activation (the
--- workflow `rule-change:<programId>:<changeId>` drives it). Invariants: the proposer never
--- approves; one person fills at most one required role; a change adverse to members takes effect
--- no sooner than the notice period after its approval.
-
-create table rule_changes (
-  program_id   text not null references programs,
-  change_id    text not null check (change_id ~ '^[\x21-\x7e]{1,128}$'),
-  proposed_by  text not null,
-  proposed_at  timestamptz not null default now(),
-  base_version int not null,
-  rules        jsonb not null,
-  effective_at timestamptz not null,
-  comment      text check (length(comment) <= 2000),
-  status       text not null check (status in ('assessing', 'awaiting_approvals', 'scheduled', 'active', 'rejected', 'expired', 'withdrawn')),
-  impact       jsonb,
-  approvals    jsonb not null default '[]',
-  adverse      boolean,
-  activates_at timestamptz,
-  version      int,
-  updated_at   timestamptz not null default now(),
-  primary key (program_id, change_id)
-);
-
 -- After an expiry-window change: the next `p_limit` members whose deadline differs from their last
 -- purchase plus the window now in force get the new deadline, and their workflows a wake-up (the
 -- outbox relay delivers them at its own bounded rate). Returns how many were moved; 0 when done.
-create function ll_rearm_deadlines(p_program text, p_limit int) returns int language plpgsql as $$
+create or replace function ll_rearm_deadlines(p_program text, p_limit int) returns int language plpgsql as $$
 declare v_expiry jsonb; v_moved int;
 begin
   select v.rules->'expiry' into v_expiry from program_rule_versions v

@@ -1,31 +1,7 @@
--- Manual point adjustments by support: an `adjust` ledger entry and its journal entry, applied at
--- once below the program's threshold, else after a finance approval by someone else (the workflow
--- `adjustment:<programId>:<adjustmentId>`). Invariants: an adjustment acts once; a negative one
--- never takes more than the member has available; the approver is never the requester.
-
-create table manual_adjustments (
-  program_id    text not null references programs,
-  adjustment_id uuid primary key,
-  member_id     text not null,
-  points        bigint not null check (points <> 0),
-  reason_code   text not null check (reason_code in ('goodwill', 'service_recovery', 'correction', 'migration', 'fraud')),
-  comment       text check (length(comment) <= 2000),
-  requested_by  text not null,
-  requested_at  timestamptz not null default now(),
-  status        text not null check (status in ('pending_approval', 'applied', 'rejected', 'expired')),
-  approved_by   text,
-  decided_at    timestamptz,
-  decision_comment text check (length(decision_comment) <= 2000),
-  entry_id      bigint references ledger_entries,
-  idempotency_key text not null,
-  unique (program_id, idempotency_key),
-  check (approved_by is null or approved_by <> requested_by)
-);
-
 -- Applies an adjustment: +points go into the current quarter's cohort at their expected value
 -- (points x value x u; cost x points x u on incremental cost), debit loyalty_expense; -points come
 -- out of the oldest available cohorts and reverse their share of the allocation. Idempotent.
-create function ll_apply_adjustment(p_adjustment uuid, p_approver text) returns jsonb language plpgsql as $$
+create or replace function ll_apply_adjustment(p_adjustment uuid, p_approver text) returns jsonb language plpgsql as $$
 declare
   a manual_adjustments; m members; v_rules jsonb; v_cohort text; v_u numeric; v_account text; v_unit bigint;
   v_micro numeric; v_minor bigint; v_entry bigint; v_key text; v_left bigint; v_take bigint; r record;
@@ -98,19 +74,4 @@ begin
   update manual_adjustments set status = 'applied', approved_by = p_approver, decided_at = now(), entry_id = v_entry
    where adjustment_id = p_adjustment;
   return jsonb_build_object('status', 'applied', 'entryId', v_entry);
-end $$;
-
--- A decision that applies nothing (rejected, expired). Idempotent; an applied adjustment stays applied.
-create function ll_decide_adjustment(p_adjustment uuid, p_status text, p_by text, p_comment text) returns jsonb language plpgsql as $$
-declare a manual_adjustments;
-begin
-  update manual_adjustments set status = p_status, approved_by = case when p_status = 'rejected' then p_by end, decided_at = now(), decision_comment = p_comment
-   where adjustment_id = p_adjustment and status = 'pending_approval' returning * into a;
-  if not found then select * into a from manual_adjustments where adjustment_id = p_adjustment; end if;
-  return jsonb_build_object('status', a.status);
-end $$;
-
-do $$
-begin
-  execute 'create trigger manual_adjustments_no_delete before delete or truncate on manual_adjustments for each statement execute function ll_forbid_change()';
 end $$;

@@ -1,26 +1,10 @@
--- Incremental-cost programs: the provision is the expected cost of the points still to be
--- redeemed, cost x min(outstanding, N x u - R), re-measured whenever R or u changes (each
--- redemption releases its cost; the close's new estimate trues it up). Relative-SSP cohorts keep
--- the cohort formula A x min(1, R / (N x u)).
-
-alter table cohorts add column cost_per_point_minor bigint check (cost_per_point_minor > 0);
-
--- A provision cohort records the cost per point of the rules it was created under.
-create function ll_cohort_cost() returns trigger language plpgsql as $$
-begin
-  if new.liability_account = 'loyalty_provision' and new.cost_per_point_minor is null then
-    select (v.rules->'accounting'->>'costPerPointMinor')::bigint into new.cost_per_point_minor
-      from program_rule_versions v where v.program_id = new.program_id and v.effective_at <= now()
-     order by v.version desc limit 1;
-  end if;
-  return new;
-end $$;
-create trigger cohorts_cost before insert on cohorts for each row execute function ll_cohort_cost();
-update cohorts c set cost_per_point_minor = (
-    select (v.rules->'accounting'->>'costPerPointMinor')::bigint from program_rule_versions v
-     where v.program_id = c.program_id order by v.version desc limit 1)
- where c.liability_account = 'loyalty_provision';
-
+-- Brings a cohort's recognised revenue to A * min(1, R / (N * u)) with A exact (micro), rounded
+-- once (exact integer arithmetic, halves away from zero as domain/money.ts divRound: the target is
+-- A_micro * R / (N * u) / 10^6, capped at A_micro / 10^6); or, when every point is redeemed or
+-- expired, to all that was posted to the liability. An incremental-cost cohort instead releases
+-- the provision down to cost x the expected points still to be redeemed, cost x min(outstanding,
+-- N x u - R) (halves away from zero). Posts the difference of the two rounded cumulative figures.
+-- Mirrors domain/recognition.ts (test/integration/recognition-sql.test.ts checks they agree).
 create or replace function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamptz, p_actor text,
                                                p_key text, p_revenue_account text) returns bigint language plpgsql as $$
 declare

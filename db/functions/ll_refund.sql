@@ -2,7 +2,7 @@
 -- Cumulative: after refunds totalling F of an invoice of amount T that earned n points, the
 -- revocation target is round(n * F / T); each refund revokes the increase. Never below zero:
 -- what the member no longer has is recorded as a shortfall.
-create function ll_refund(p jsonb) returns jsonb language plpgsql as $$
+create or replace function ll_refund(p jsonb) returns jsonb language plpgsql as $$
 declare
   v_program text := p->>'programId'; v_refund text := p->>'refundId'; v_invoice text := p->>'invoiceId';
   v_amount bigint := (p->>'amountMinor')::bigint; v_occurred timestamptz := (p->>'occurredAt')::timestamptz;
@@ -77,72 +77,5 @@ begin
                        allocated_reversed_minor, occurred_at, request_hash, response)
   values (v_program, v_refund, v_invoice, v_member, v_amount, v_revoked, v_to_revoke - v_revoked, v_alloc_rev,
           v_occurred, p->>'requestHash', v_body);
-  return ll_idem_store(v_program, p->>'idemKey', 201, v_body);
-end $$;
-
--- Merge a duplicate member into a survivor: points, cohorts and purchase dates move; the
--- survivor's deadline becomes the later of the two. Both rows are locked in key order.
-create function ll_merge(p jsonb) returns jsonb language plpgsql as $$
-declare
-  v_program text := p->>'programId'; v_from text := p->>'memberId'; v_into text := p->>'intoMemberId';
-  v_occurred timestamptz := (p->>'occurredAt')::timestamptz; v_actor text := p->>'actor';
-  v_prior jsonb; f members; s members; v_out bigint; v_in bigint; c record; v_key text; v_exp timestamptz; v_body jsonb;
-begin
-  v_prior := ll_idem_claim(v_program, p->>'idemKey', p->>'requestHash');
-  if v_prior is not null then return v_prior; end if;
-  if v_from = v_into then
-    perform ll_raise('validation_failed', 400, 'a member cannot be merged into itself', jsonb_build_object('memberId', v_from));
-  end if;
-  perform 1 from members where program_id = v_program and member_id in (v_from, v_into)
-    order by member_id for update;
-  select * into f from members where program_id = v_program and member_id = v_from;
-  if not found then perform ll_raise('not_found', 404, 'no such member', jsonb_build_object('memberId', v_from)); end if;
-  select * into s from members where program_id = v_program and member_id = v_into;
-  if not found then perform ll_raise('not_found', 404, 'no such member', jsonb_build_object('memberId', v_into)); end if;
-  if f.status <> 'active' then
-    perform ll_raise('member_not_active', 409, 'member ' || v_from || ' is ' || f.status, jsonb_build_object('memberId', v_from, 'mergedInto', f.merged_into));
-  end if;
-  if s.status <> 'active' then
-    perform ll_raise('member_not_active', 409, 'member ' || v_into || ' is ' || s.status, jsonb_build_object('memberId', v_into, 'mergedInto', s.merged_into));
-  end if;
-  if f.held > 0 then
-    perform ll_raise('member_has_holds', 409, 'member has points held by a redemption in progress', jsonb_build_object('memberId', v_from, 'held', f.held));
-  end if;
-
-  -- Purchase protection first: points past their deadline expire before they could move.
-  perform ll_expire_member(v_program, v_from, v_occurred, v_actor);
-  perform ll_expire_member(v_program, v_into, v_occurred, v_actor);
-  select * into f from members where program_id = v_program and member_id = v_from;
-  select * into s from members where program_id = v_program and member_id = v_into;
-
-  v_key := 'merge:' || jsonb_build_array(v_from, v_into)::text;
-  insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key)
-  values (v_program, v_from, 'merge_out', -f.balance, v_occurred, 'merge:into:' || v_into, v_actor, v_key || ':out')
-  returning entry_id into v_out;
-  insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key)
-  values (v_program, v_into, 'merge_in', f.balance, v_occurred, 'merge:from:' || v_from, v_actor, v_key || ':in')
-  returning entry_id into v_in;
-  for c in select mc.cohort, mc.points from member_cohorts mc
-           where mc.program_id = v_program and mc.member_id = v_from and mc.points > 0 order by mc.cohort loop
-    insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_out, c.cohort, -c.points), (v_in, c.cohort, c.points);
-    update member_cohorts set points = 0 where program_id = v_program and member_id = v_from and cohort = c.cohort;
-    insert into member_cohorts (program_id, member_id, cohort, points) values (v_program, v_into, c.cohort, c.points)
-      on conflict (program_id, member_id, cohort) do update set points = member_cohorts.points + excluded.points;
-  end loop;
-
-  v_exp := case when f.balance > 0 then greatest(s.expires_at, f.expires_at) else s.expires_at end;
-  update members set balance = balance + f.balance, expires_at = v_exp,
-         last_purchase_at = greatest(last_purchase_at, f.last_purchase_at),
-         jurisdiction = coalesce(jurisdiction, f.jurisdiction)
-   where program_id = v_program and member_id = v_into;
-  update members set balance = 0, expires_at = null, status = 'merged', merged_into = v_into
-   where program_id = v_program and member_id = v_from;
-  perform ll_request_wake(v_program, v_from);
-  if v_exp is not null and (s.armed_deadline is null or v_exp < s.armed_deadline) then
-    perform ll_request_wake(v_program, v_into);
-  end if;
-
-  v_body := jsonb_build_object('memberId', v_from, 'intoMemberId', v_into, 'status', 'merged', 'pointsMoved', f.balance,
-    'survivor', jsonb_build_object('memberId', v_into, 'balance', s.balance + f.balance, 'expiresAt', ll_ts(v_exp)));
   return ll_idem_store(v_program, p->>'idemKey', 201, v_body);
 end $$;

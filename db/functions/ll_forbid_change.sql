@@ -1,0 +1,27 @@
+-- Append-only tables: corrections are new entries. No UPDATE or DELETE of a row, no TRUNCATE. Each
+-- table is listed here by its triggers; gl_posted_journals and notifications refuse only row changes,
+-- manual_adjustments only deletion (its status moves as the adjustment is decided).
+create or replace function ll_forbid_change() returns trigger language plpgsql as $$
+begin
+  raise exception 'append_only: % on % is not allowed', tg_op, tg_table_name using errcode = 'LL900';
+end $$;
+
+create or replace trigger ledger_entries_append_only before update or delete on ledger_entries for each row execute function ll_forbid_change();
+create or replace trigger ledger_entries_no_truncate before truncate on ledger_entries for each statement execute function ll_forbid_change();
+create or replace trigger ledger_entry_cohorts_append_only before update or delete on ledger_entry_cohorts for each row execute function ll_forbid_change();
+create or replace trigger ledger_entry_cohorts_no_truncate before truncate on ledger_entry_cohorts for each statement execute function ll_forbid_change();
+create or replace trigger journal_entries_append_only before update or delete on journal_entries for each row execute function ll_forbid_change();
+create or replace trigger journal_entries_no_truncate before truncate on journal_entries for each statement execute function ll_forbid_change();
+create or replace trigger journal_lines_append_only before update or delete on journal_lines for each row execute function ll_forbid_change();
+create or replace trigger journal_lines_no_truncate before truncate on journal_lines for each statement execute function ll_forbid_change();
+create or replace trigger redemption_adjustments_append_only before update or delete on redemption_adjustments for each row execute function ll_forbid_change();
+create or replace trigger redemption_adjustments_no_truncate before truncate on redemption_adjustments for each statement execute function ll_forbid_change();
+create or replace trigger gl_postings_append_only before update or delete on gl_postings for each row execute function ll_forbid_change();
+create or replace trigger gl_postings_no_truncate before truncate on gl_postings for each statement execute function ll_forbid_change();
+create or replace trigger reconciliation_runs_append_only before update or delete on reconciliation_runs for each row execute function ll_forbid_change();
+create or replace trigger reconciliation_runs_no_truncate before truncate on reconciliation_runs for each statement execute function ll_forbid_change();
+create or replace trigger audit_log_append_only before update or delete on audit_log for each row execute function ll_forbid_change();
+create or replace trigger audit_log_no_truncate before truncate on audit_log for each statement execute function ll_forbid_change();
+create or replace trigger gl_posted_journals_append_only before update or delete on gl_posted_journals for each row execute function ll_forbid_change();
+create or replace trigger notifications_append_only before update or delete on notifications for each row execute function ll_forbid_change();
+create or replace trigger manual_adjustments_no_delete before delete or truncate on manual_adjustments for each statement execute function ll_forbid_change();
