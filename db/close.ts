@@ -109,7 +109,7 @@ export async function recordCloseApproval(pool: Pool, programId: string, period:
     [programId, period, approvedBy]);
 }
 
-/** Books the approved catch-up per cohort in the subledger (ll_close_book, db/migrations/007_close.sql; idempotent per period). */
+/** Books the approved catch-up per cohort in the subledger (db/functions/ll_close_book.sql; idempotent per period). */
 export async function bookCloseCatchUp(
   pool: Pool, programId: string, period: string, end: Date, cohorts: Array<{ cohort: string; rate: string; catchUpMinor: number }>, actor: string,
 ): Promise<void> {

@@ -8,7 +8,7 @@ export interface StoredResponse {
 }
 
 /**
- * Claims the key in the caller's transaction (ll_idem_claim, db/migrations/002_write_functions.sql):
+ * Claims the key in the caller's transaction (db/functions/ll_idem_claim.sql):
  * null when this request does the work, else the stored answer. A concurrent claim waits for the
  * first to commit; the same key with another request hash raises 409 idempotency_key_reused.
  */
