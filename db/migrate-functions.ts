@@ -61,7 +61,8 @@ export function parseFunctionFile(file: string, text: string): FunctionFile {
     if (!m[1]) throw new Error(`db/functions/${file}: write \`create or replace trigger ${m[2]}\`, so that the file can be applied again`);
     return { name: m[2]!, table: m[3]! };
   });
-  const names = [...new Set(text.match(LL_NAME) ?? [])].filter((n) => n !== name).sort();
+  // Dependencies are the names the code uses: a comment that mentions a caller is not one.
+  const names = [...new Set(code.replace(/--.*$/gm, '').match(LL_NAME) ?? [])].filter((n) => n !== name).sort();
   return { name, text, sha256: createHash('sha256').update(text).digest('hex'), names, triggers };
 }
 

@@ -555,6 +555,7 @@ create function ll_mark_gl_posted(p_program text, p_journal_key text, p_gl_entry
 create function ll_member_cohorts_available(p_program text, p_member text) returns TABLE(cohort text, available bigint) language sql stable;
 create function ll_merge(p jsonb) returns jsonb language plpgsql;
 create function ll_post_journal(p_program text, p_kind text, p_occurred timestamp with time zone, p_reference text, p_actor text, p_key text, p_lines jsonb) returns bigint language plpgsql;
+create function ll_prorate(p_n numeric, p_before numeric, p_refund numeric, p_total numeric) returns numeric language plpgsql immutable;
 create function ll_raise(p_code text, p_status integer, p_message text, p_details jsonb DEFAULT '{}'::jsonb) returns void language plpgsql;
 create function ll_rearm_deadlines(p_program text, p_limit integer) returns integer language plpgsql;
 create function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamp with time zone, p_actor text, p_key text, p_revenue_account text) returns bigint language plpgsql;
@@ -567,6 +568,7 @@ create function ll_release_redemption(p_program text, p_invoice text, p_reason t
 create function ll_request_wake(p_program text, p_member text) returns void language sql;
 create function ll_resolve_member(p_program text, p_member text) returns text language plpgsql;
 create function ll_reverse_redemption(p_program text, p_invoice text, p_occurred timestamp with time zone, p_actor text, p_reason text) returns jsonb language plpgsql;
+create function ll_revocable(p_to_revoke bigint, p_available bigint) returns bigint language sql immutable;
 create function ll_rule_version_at(p_program text, p_at timestamp with time zone) returns integer language sql stable;
 create function ll_set_rule_version() returns trigger language plpgsql;
 create function ll_stripe(p_member text) returns smallint language sql immutable;

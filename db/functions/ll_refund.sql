@@ -1,7 +1,7 @@
 -- Refunds: revoke the points earned on an invoice in proportion to the amount refunded.
--- Cumulative: after refunds totalling F of an invoice of amount T that earned n points, the
--- revocation target is round(n * F / T); each refund revokes the increase. Never below zero:
--- what the member no longer has is recorded as a shortfall.
+-- Cumulative (ll_prorate): after refunds totalling F of an invoice of amount T that earned n points,
+-- the revocation target is round(n * F / T); each refund revokes the increase. Never below zero
+-- (ll_revocable): what the member no longer has is recorded as a shortfall.
 create or replace function ll_refund(p jsonb) returns jsonb language plpgsql as $$
 declare
   v_program text := p->>'programId'; v_refund text := p->>'refundId'; v_invoice text := p->>'invoiceId';
@@ -33,15 +33,15 @@ begin
   if v_before + v_amount > a.amount_minor then
     perform ll_raise('refund_exceeds_invoice', 422, 'refunds would exceed the invoice amount', jsonb_build_object('invoiceId', v_invoice, 'invoiceAmountMinor', a.amount_minor, 'alreadyRefundedMinor', v_before));
   end if;
-  v_to_revoke := round(a.points::numeric * (v_before + v_amount) / a.amount_minor) - round(a.points::numeric * v_before / a.amount_minor);
-  v_alloc_rev := round(a.allocated_minor::numeric * (v_before + v_amount) / a.amount_minor) - round(a.allocated_minor::numeric * v_before / a.amount_minor);
-  v_alloc_rev_micro := round(a.allocated_micro * (v_before + v_amount) / a.amount_minor) - round(a.allocated_micro * v_before / a.amount_minor);
+  v_to_revoke := ll_prorate(a.points, v_before, v_amount, a.amount_minor);
+  v_alloc_rev := ll_prorate(a.allocated_minor, v_before, v_amount, a.amount_minor);
+  v_alloc_rev_micro := ll_prorate(a.allocated_micro, v_before, v_amount, a.amount_minor);
 
   m := ll_lock_current_member(v_program, a.credited_member_id);
   v_member := m.member_id;
   select liability_account into v_liability from cohorts where program_id = v_program and cohort = a.cohort;
   v_available := m.balance - m.held;
-  v_revoked := least(v_to_revoke, v_available);
+  v_revoked := ll_revocable(v_to_revoke, v_available);
   v_key := 'refund:' || v_refund;
 
   if v_alloc_rev > 0 then

@@ -1,0 +1,189 @@
+import { afterAll, beforeAll, describe, test } from 'vitest';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { freshDatabase } from '../helpers/stack';
+
+// Refund proration has one home, the database: ll_prorate (the cumulative pro-rata share) and
+// ll_revocable (never more than the member has), both called by ll_refund. These are the
+// examples and properties the TypeScript mirror (domain/refund.ts, removed) was tested with, run
+// against the SQL that production runs.
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+
+beforeAll(async () => {
+  db = await freshDatabase();
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+interface ProrateInput {
+  earned: bigint;
+  invoiceAmountMinor: bigint;
+  refundedBeforeMinor: bigint;
+  refundMinor: bigint;
+}
+
+/** ll_prorate: what one refund revokes. */
+async function revocationForRefund(q: ProrateInput): Promise<bigint> {
+  const { rows } = await db.pool.query<{ v: string }>('select ll_prorate($1, $2, $3, $4)::text as v', [
+    q.earned.toString(), q.refundedBeforeMinor.toString(), q.refundMinor.toString(), q.invoiceAmountMinor.toString(),
+  ]);
+  return BigInt(rows[0]!.v);
+}
+
+/** Revocations for a sequence of refunds of one invoice, in order (one query: each refund after the sum of those before it). */
+async function revocations(earned: bigint, invoiceAmountMinor: bigint, refunds: bigint[]): Promise<bigint[]> {
+  if (refunds.length === 0) return [];
+  const { rows } = await db.pool.query<{ v: string }>(
+    `select ll_prorate($1, coalesce(sum(r) over (order by i rows between unbounded preceding and 1 preceding), 0), r, $2)::text as v
+       from unnest($3::numeric[]) with ordinality as t(r, i) order by i`,
+    [earned.toString(), invoiceAmountMinor.toString(), refunds.map(String)],
+  );
+  return rows.map((r) => BigInt(r.v));
+}
+
+/** ll_revocable, and the shortfall ll_refund records beside it (what was to be revoked less what was). */
+async function applyRevocation(toRevoke: bigint, available: bigint): Promise<{ revoked: bigint; shortfall: bigint }> {
+  const { rows } = await db.pool.query<{ v: string }>('select ll_revocable($1, $2)::text as v', [toRevoke.toString(), available.toString()]);
+  const revoked = BigInt(rows[0]!.v);
+  return { revoked, shortfall: toRevoke - revoked };
+}
+
+/** ll_prorate refuses a refund outside the invoice amount (SQLSTATE 22003, numeric value out of range). */
+const outOfRange = (e: unknown) => (e as { code?: string }).code === '22003';
+
+const sum = (xs: bigint[]) => xs.reduce((a, b) => a + b, 0n);
+
+describe('revocationForRefund: examples', () => {
+  test('a full refund revokes every point', async () => {
+    assert.equal(await revocationForRefund({ earned: 4_000n, invoiceAmountMinor: 4_000_000n, refundedBeforeMinor: 0n, refundMinor: 4_000_000n }), 4_000n);
+  });
+
+  test('a half refund revokes half', async () => {
+    assert.equal(await revocationForRefund({ earned: 4_000n, invoiceAmountMinor: 4_000_000n, refundedBeforeMinor: 0n, refundMinor: 2_000_000n }), 2_000n);
+  });
+
+  test('thirds: cumulative rounding, 33 + 34 + 33 = 100', async () => {
+    assert.deepEqual(await revocations(100n, 10_000n, [3_333n, 3_333n, 3_334n]), [33n, 34n, 33n]);
+  });
+
+  test('a refund of one of three equal parts, in any order, revokes consistently', async () => {
+    // 10 points on 3.00: 1.00 refunded -> round(3.33) = 3, then 2.00 in total -> round(6.67) = 7
+    assert.deepEqual(await revocations(10n, 300n, [100n, 100n, 100n]), [3n, 4n, 3n]);
+  });
+
+  test('halves round away from zero on the cumulative figure', async () => {
+    // 1 point on 2 minor units: refunding 1 is exactly half a point -> revoke it; the second refund revokes nothing
+    assert.deepEqual(await revocations(1n, 2n, [1n, 1n]), [1n, 0n]);
+    // 5 points on 2: 2.5 -> 3, then 5 - 3 = 2
+    assert.deepEqual(await revocations(5n, 2n, [1n, 1n]), [3n, 2n]);
+  });
+
+  test('tiny refunds can revoke nothing, without drift: many 1-minor refunds still total the earned points', async () => {
+    const refunds = Array.from({ length: 1_000 }, () => 1n);
+    const rs = await revocations(7n, 1_000n, refunds);
+    assert.equal(sum(rs), 7n);
+    assert.ok(rs.every((r) => r === 0n || r === 1n));
+  });
+
+  test('no points earned: nothing to revoke', async () => {
+    assert.deepEqual(await revocations(0n, 500n, [100n, 400n]), [0n, 0n]);
+  });
+
+  test('refunds outside the invoice amount are rejected', async () => {
+    const base = { earned: 10n, invoiceAmountMinor: 1_000n };
+    await assert.rejects(revocationForRefund({ ...base, refundedBeforeMinor: 0n, refundMinor: 0n }), outOfRange);
+    await assert.rejects(revocationForRefund({ ...base, refundedBeforeMinor: 0n, refundMinor: -1n }), outOfRange);
+    await assert.rejects(revocationForRefund({ ...base, refundedBeforeMinor: 0n, refundMinor: 1_001n }), outOfRange);
+    await assert.rejects(revocationForRefund({ ...base, refundedBeforeMinor: 600n, refundMinor: 401n }), outOfRange);
+    await assert.rejects(revocationForRefund({ ...base, refundedBeforeMinor: -1n, refundMinor: 1n }), outOfRange);
+    assert.equal(await revocationForRefund({ ...base, refundedBeforeMinor: 600n, refundMinor: 400n }), 4n);
+  });
+});
+
+describe('revocationForRefund: properties', () => {
+  /** An invoice split into a sequence of positive refunds summing to its amount. */
+  const split = fc
+    .array(fc.oneof(fc.bigInt({ min: 1n, max: 10n }), fc.bigInt({ min: 1n, max: 10n ** 12n })), { minLength: 1, maxLength: 30 })
+    .map((parts) => ({ parts, total: sum(parts) }));
+  const earnedArb = fc.oneof(fc.bigInt({ min: 0n, max: 20n }), fc.bigInt({ min: 0n, max: 10n ** 12n }));
+
+  test('revocations over any full split sum exactly to the earned points, each >= 0', async () => {
+    await fc.assert(
+      fc.asyncProperty(split, earnedArb, async ({ parts, total }, earned) => {
+        const rs = await revocations(earned, total, parts);
+        assert.equal(sum(rs), earned);
+        for (const r of rs) assert.ok(r >= 0n, `negative revocation ${r}`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('a fixed invoice split at random cut points', async () => {
+    const arb = fc
+      .record({ total: fc.bigInt({ min: 1n, max: 10n ** 15n }), earned: earnedArb })
+      .chain(({ total, earned }) =>
+        fc
+          .uniqueArray(fc.bigInt({ min: 1n, max: total }), { maxLength: 20, comparator: (a, b) => a === b })
+          .map((cuts) => ({ total, earned, cuts: [...cuts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) })),
+      );
+    await fc.assert(
+      fc.asyncProperty(arb, async ({ total, earned, cuts }) => {
+        const points = [...cuts.filter((c) => c < total), total];
+        const parts = points.map((p, i) => p - (i === 0 ? 0n : (points[i - 1] ?? 0n)));
+        assert.equal(sum(parts), total);
+        const rs = await revocations(earned, total, parts);
+        assert.equal(sum(rs), earned);
+        for (const r of rs) assert.ok(r >= 0n);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('a partial sequence never revokes more than the earned points, and never more than the refunded share rounded', async () => {
+    await fc.assert(
+      fc.asyncProperty(split, earnedArb, fc.nat(), async ({ parts, total }, earned, k) => {
+        const prefix = parts.slice(0, k % parts.length);
+        const refunded = sum(prefix);
+        const revoked = sum(await revocations(earned, total, prefix));
+        assert.ok(revoked <= earned);
+        // |revoked - earned * refunded / total| <= 1/2
+        const diff = 2n * (revoked * total - earned * refunded);
+        assert.ok(diff <= total && -diff <= total);
+      }),
+    );
+  });
+});
+
+describe('applyRevocation', () => {
+  test('examples', async () => {
+    assert.deepEqual(await applyRevocation(30n, 100n), { revoked: 30n, shortfall: 0n });
+    assert.deepEqual(await applyRevocation(100n, 100n), { revoked: 100n, shortfall: 0n });
+    assert.deepEqual(await applyRevocation(100n, 30n), { revoked: 30n, shortfall: 70n });
+    assert.deepEqual(await applyRevocation(100n, 0n), { revoked: 0n, shortfall: 100n });
+    assert.deepEqual(await applyRevocation(0n, 0n), { revoked: 0n, shortfall: 0n });
+    assert.deepEqual(await applyRevocation(0n, 50n), { revoked: 0n, shortfall: 0n });
+    assert.deepEqual(await applyRevocation(10n, -5n), { revoked: 0n, shortfall: 10n });
+  });
+
+  test('property: never more than available, never negative, revoked + shortfall = toRevoke', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.bigInt({ min: 0n, max: 20n }), fc.bigInt({ min: 0n, max: 10n ** 15n })),
+        fc.oneof(fc.constant(0n), fc.bigInt({ min: -20n, max: 20n }), fc.bigInt({ min: -(10n ** 6n), max: 10n ** 15n })),
+        async (toRevoke, available) => {
+          const { revoked, shortfall } = await applyRevocation(toRevoke, available);
+          assert.ok(revoked >= 0n, `negative revoked ${revoked}`);
+          assert.ok(shortfall >= 0n, `negative shortfall ${shortfall}`);
+          assert.ok(revoked <= (available > 0n ? available : 0n));
+          assert.ok(revoked <= toRevoke);
+          assert.equal(revoked + shortfall, toRevoke);
+          // takes as much as it can
+          const availableNonNeg = available > 0n ? available : 0n;
+          assert.equal(revoked, toRevoke < availableNonNeg ? toRevoke : availableNonNeg);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
