@@ -527,6 +527,7 @@ create sequence reconciliation_runs_run_id_seq as bigint start 1 increment 1 min
 create function ll_accrue(p jsonb, p_new boolean) returns jsonb language plpgsql;
 create function ll_accrue_batch(p_items jsonb) returns jsonb language plpgsql;
 create function ll_accrue_batch_fast(p_items jsonb) returns jsonb language plpgsql;
+create function ll_add_duration(p_from timestamp with time zone, p_duration interval) returns timestamp with time zone language sql immutable strict;
 create function ll_adjust_redemption(p jsonb) returns jsonb language plpgsql;
 create function ll_apply_adjustment(p_adjustment uuid, p_approver text) returns jsonb language plpgsql;
 create function ll_arm_member(p_program text, p_member text) returns jsonb language plpgsql;

@@ -46,7 +46,7 @@ begin
   end if;
 
   v_jur := coalesce(p->>'jurisdiction', m.jurisdiction);
-  v_exp := v_occurred + ll_expiry_window(p->'expiry', v_jur);
+  v_exp := ll_add_duration(v_occurred, ll_expiry_window(p->'expiry', v_jur));
   if v_exp is not null then v_exp := greatest(v_exp, m.expires_at); end if;
 
   if v_alloc > 0 then

@@ -7,10 +7,10 @@ begin
   select v.rules->'expiry' into v_expiry from program_rule_versions v
    where v.program_id = p_program and v.effective_at <= now() order by v.version desc limit 1;
   with due as (
-    select m.program_id, m.member_id, m.last_purchase_at + ll_expiry_window(v_expiry, m.jurisdiction) as deadline
+    select m.program_id, m.member_id, ll_add_duration(m.last_purchase_at, ll_expiry_window(v_expiry, m.jurisdiction)) as deadline
       from members m
      where m.program_id = p_program and m.status = 'active' and m.balance > 0 and m.last_purchase_at is not null
-       and m.expires_at is distinct from m.last_purchase_at + ll_expiry_window(v_expiry, m.jurisdiction)
+       and m.expires_at is distinct from ll_add_duration(m.last_purchase_at, ll_expiry_window(v_expiry, m.jurisdiction))
      order by m.member_id limit p_limit for update skip locked),
   moved as (
     update members m set expires_at = due.deadline from due

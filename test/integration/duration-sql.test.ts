@@ -4,8 +4,9 @@ import fc from 'fast-check';
 import { addDuration } from '../../domain/duration';
 import { freshDatabase } from '../helpers/stack';
 
-// One meaning for a duration: what PostgreSQL computes for `timestamptz + interval` in UTC (the
-// member's expiry deadline) and what the workflows wait (domain/duration.ts addDuration).
+// One meaning for a duration: what the database computes for a deadline (ll_add_duration, the
+// member's expiry) and what the workflows wait (domain/duration.ts addDuration); in any session
+// time zone, since ll_add_duration does its calendar arithmetic in UTC.
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 
 beforeAll(async () => {
@@ -34,13 +35,31 @@ const instant = fc.oneof(
     .map(({ y, m, d }) => Date.UTC(y, m, Math.min(d, new Date(Date.UTC(y, m + 1, 0)).getUTCDate()))),
 );
 
-test('property: addDuration equals PostgreSQL timestamptz + interval in UTC, to the millisecond', async () => {
-  await fc.assert(
-    fc.asyncProperty(instant, isoDuration, async (fromMs, duration) => {
-      const { rows } = await db.pool.query<{ ms: string }>(
-        `select (extract(epoch from ($1::timestamptz + $2::interval)) * 1000)::bigint::text as ms`, [new Date(fromMs).toISOString(), duration]);
-      assert.equal(addDuration(fromMs, duration), Number(rows[0]!.ms), `${new Date(fromMs).toISOString()} + ${duration}`);
-    }),
-    { numRuns: 500 },
-  );
+const ZONES = ['UTC', 'America/New_York', 'Europe/Berlin', 'Australia/Lord_Howe', 'Asia/Kolkata'];
+
+test('property: addDuration equals ll_add_duration to the millisecond, whatever the session time zone', async () => {
+  const client = await db.pool.connect();
+  try {
+    await fc.assert(
+      fc.asyncProperty(instant, isoDuration, fc.constantFrom(...ZONES), async (fromMs, duration, zone) => {
+        await client.query(`select set_config('timezone', $1, false)`, [zone]);
+        const { rows } = await client.query<{ ms: string }>(
+          `select (extract(epoch from ll_add_duration($1::timestamptz, $2::interval)) * 1000)::bigint::text as ms`, [new Date(fromMs).toISOString(), duration]);
+        assert.equal(addDuration(fromMs, duration), Number(rows[0]!.ms), `${new Date(fromMs).toISOString()} + ${duration} in ${zone}`);
+      }),
+      { numRuns: 500 },
+    );
+  } finally {
+    await client.query(`select set_config('timezone', 'UTC', false)`);
+    client.release();
+  }
+});
+
+test('a session outside UTC is why the database adds durations in UTC: plain timestamptz + interval drifts across DST', async () => {
+  const { rows } = await db.pool.query<{ plain: string; utc: string }>(
+    `select set_config('timezone', 'America/New_York', true),
+            to_char(('2026-03-01T12:00:00Z'::timestamptz + 'P1M'::interval) at time zone 'UTC', 'YYYY-MM-DD HH24:MI') as plain,
+            to_char(ll_add_duration('2026-03-01T12:00:00Z', 'P1M') at time zone 'UTC', 'YYYY-MM-DD HH24:MI') as utc`);
+  assert.equal(rows[0]!.utc, '2026-04-01 12:00');
+  assert.equal(rows[0]!.plain, '2026-04-01 11:00');
 });
