@@ -1,5 +1,5 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../api/server';
 import { migrate } from '../db/migrate';
@@ -14,31 +14,76 @@ import { WakeupRelay } from '../workers/wakeup-relay';
 import { ensureLocalCodecKeys } from './codec-keys';
 import type { StackConfig } from './config';
 import { ensureDevKeys } from './dev-keys';
+import { oneLine, StackError } from './stack/errors';
+import { watchLaunchers } from './stack/launcher';
 import { ensureDatabase, startPostgres } from './stack/postgres';
+import { killTrackedChildren } from './stack/process';
 import { startTemporalDevServer, temporalAnswers } from './stack/temporal-dev-server';
 
-/** `npm start`: PostgreSQL, the Temporal dev server, the worker, the outbox relay and the API. */
+/** From the first stop signal to every child gone: what is still running then is SIGKILLed. */
+const STOP_DEADLINE_MS = 8000;
+
+/**
+ * `npm start`: PostgreSQL, the Temporal dev server, the worker, the outbox relay and the API.
+ *
+ * It stops, and everything it started with it, on SIGINT, SIGTERM or SIGHUP, and when the process
+ * that launched it is gone (npm signalled alone does not pass every signal on: see
+ * stack/launcher.ts); within STOP_DEADLINE_MS, after which the servers still up are SIGKILLed; at
+ * once on a second signal. The Temporal dev server and PostgreSQL die with this process even when it
+ * is SIGKILLed (stack/process.ts). A failure to start is one line on stderr saying what to do, and
+ * exit code 1.
+ */
 export async function runDevStack(cfg: StackConfig): Promise<void> {
   const log = pino({ level: cfg.logLevel });
+  // a closed terminal (SIGHUP) must not turn the stop into a crash on a write
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined);
   const stops: Array<[string, () => Promise<unknown>]> = [];
+  let stopping = false;
   const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => {
+      log.warn(`the stack did not stop within ${STOP_DEADLINE_MS / 1000} s: killing what is left`);
+      killTrackedChildren('SIGKILL');
+      process.exit(code);
+    }, STOP_DEADLINE_MS);
     for (const [name, stop] of stops.reverse()) {
-      await stop().catch((e) => log.error({ err: e }, `stopping ${name} failed`));
+      await stop().catch((e) => log.error(`stopping ${name} failed: ${oneLine(e)}`));
     }
     process.exit(code);
   };
-  let stopping = false;
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  let firstSignalAt = 0;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
-      if (stopping) return;
-      stopping = true;
-      log.info('stopping the stack');
+      if (stopping) {
+        // a second signal (not the same one relayed a moment later): no more waiting
+        if (firstSignalAt && Date.now() - firstSignalAt > 1000) {
+          killTrackedChildren('SIGKILL');
+          process.exit(1);
+        }
+        return;
+      }
+      firstSignalAt = Date.now();
+      log.info({ signal: sig }, 'stopping the stack');
       void shutdown(0);
     });
   }
+  const watch = watchLaunchers((gone) => {
+    log.info({ launcher: gone }, `the process that started the stack (pid ${gone.pid}: ${gone.command}) is gone: stopping the stack`);
+    void shutdown(0);
+  });
+  log.debug({ launchers: watch.launchers }, 'watching the processes that started the stack');
+  // after the start, a failure that nothing handles stops the stack the same way, in one line
+  const failed = (e: unknown) => {
+    if (stopping) return;
+    process.stderr.write(`loyalty start: ${failure(e, cfg)}\n`);
+    void shutdown(1);
+  };
+  process.on('uncaughtException', failed);
+  process.on('unhandledRejection', failed);
 
   try {
-    const pg = await startPostgres({ dataDir: cfg.pgDataDir, port: cfg.pgPort, databaseUrl: cfg.databaseUrl });
+    const pg = await startPostgres({ dataDir: cfg.pgDataDir, port: cfg.pgPort, databaseUrl: cfg.databaseUrl, logFile: join(cfg.dataDir, 'logs', 'postgres.log') });
     stops.push(['postgres', pg.stop]);
     const dbUrl = cfg.databaseUrl ?? (await ensureDatabase(pg.serverUrl, cfg.databaseName));
     const pool = createPool({ connectionString: dbUrl, maxConnections: 20, applicationName: 'loyalty-dev' });
@@ -79,6 +124,8 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       maxConcurrentActivities: 50, maxCachedWorkflows: 2000,
       services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 2000 },
       dataConverter: dataConverter(settings), metrics: telemetry.metrics,
+      // a bundle made beforehand (as `loyalty worker` takes it): a quicker start, for tests
+      workflowBundle: process.env.LOYALTY_WORKFLOW_BUNDLE ? { code: readFileSync(process.env.LOYALTY_WORKFLOW_BUNDLE, 'utf8') } : undefined,
     });
     const workerRun = worker.run();
     stops.push(['worker', async () => { worker.shutdown(); await workerRun; await nativeConnection.close(); }]);
@@ -112,6 +159,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       `  Payloads       ${codecKeysFile ? `encrypted (AES-256-GCM, keys ${codecKeysFile}); the UI decodes them through the API's /codec as dev-support` : 'in clear (LOYALTY_CODEC=off)'}`,
       `  Temporal       ${temporalAddress}  namespace ${cfg.namespace}, task queue ${cfg.taskQueue}`,
       `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded)'}`,
+      ...(pg.notes ?? []).map((n) => `                 ${n}`),
       `  Simulators     billing ${sims.billingUrl}, GL ${sims.glUrl}, tax ${sims.taxUrl} (faults: POST /admin/faults)`,
       `  Reconciliation ${cfg.reconciliationAt ? `daily at ${process.env.LOYALTY_RECONCILIATION_AT ?? '00:30'} UTC (schedule ${schedule})` : 'no schedule (LOYALTY_RECONCILIATION_AT=off)'}`,
       `  Closes         ${closeSchedule ? `started ${cfg.closeDaysAfterQuarterEnd} day(s) after each quarter ends (schedule ${closeSchedule})` : 'no schedule (LOYALTY_CLOSE_DAYS_AFTER_QUARTER=off)'}`,
@@ -123,7 +171,44 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     ];
     process.stdout.write(lines.join('\n') + '\n');
   } catch (e) {
-    log.error({ err: e }, 'the stack did not start');
+    if (stopping) return; // stopped while starting: what failed is the stop's doing
+    process.stderr.write(`loyalty start: ${failure(e, cfg)}\n`);
     await shutdown(1);
   }
+}
+
+/**
+ * One line for a failure: a StackError says what to do by itself; anything else is a bug or an
+ * unforeseen case: its first line, and its whole stack trace in a file rather than on the screen.
+ */
+function failure(e: unknown, cfg: StackConfig): string {
+  if (e instanceof StackError) return e.message;
+  const err = e as NodeJS.ErrnoException & { port?: number; address?: string };
+  if (err?.code === 'EADDRINUSE' && err.port) {
+    return `port ${err.port} is taken, so the stack cannot listen on ${err.address ?? '127.0.0.1'}:${err.port}: stop what uses it (ss -ltnp | grep :${err.port}) or choose another port${portVariable(cfg, err.port)}`;
+  }
+  const file = join(cfg.dataDir, 'logs', 'start-error.log');
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    appendFileSync(file, `${new Date().toISOString()} ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return `the stack failed: ${oneLine(e)} (details: ${file})`;
+  } catch {
+    return `the stack failed: ${oneLine(e)}`;
+  }
+}
+
+/** Which setting moves the listener on `port`, as ` (NAME)`, or nothing. */
+function portVariable(cfg: StackConfig, port: number): string {
+  let t: ReturnType<typeof telemetrySettings> | null = null;
+  try {
+    t = telemetrySettings();
+  } catch {
+    // a bad value fails elsewhere
+  }
+  const names: Array<[number | null | undefined, string]> = [
+    [cfg.apiPort, 'PORT'], [cfg.simulatorPorts.billing, 'LOYALTY_BILLING_PORT'], [cfg.simulatorPorts.gl, 'LOYALTY_GL_PORT'],
+    [cfg.simulatorPorts.tax, 'LOYALTY_TAX_PORT'], [t?.metricsPort, 'LOYALTY_WORKER_METRICS_PORT'], [t?.sdkMetricsPort, 'LOYALTY_SDK_METRICS_PORT'],
+  ];
+  const name = names.find(([p]) => p === port)?.[1];
+  return name ? ` (${name})` : '';
 }

