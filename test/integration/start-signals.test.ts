@@ -12,7 +12,7 @@
  * workflow bundle of the test run (LOYALTY_WORKFLOW_BUNDLE), so that each start is a few seconds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
@@ -20,6 +20,8 @@ import { freePort } from '../../cli/stack/process';
 
 const ROOT = join(__dirname, '..', '..');
 const work = mkdtempSync(join(tmpdir(), 'loyalty-start-signals-'));
+// as root, PostgreSQL (run as postgres) must reach work/data/postgres, or the data goes to the shared folder
+chmodSync(work, 0o711);
 const leftovers: Proc[] = [];
 afterAll(() => {
   for (const p of leftovers) if (alive(p)) process.kill(p.pid, 'SIGKILL');
