@@ -128,7 +128,8 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       workflowBundle: process.env.LOYALTY_WORKFLOW_BUNDLE ? { code: readFileSync(process.env.LOYALTY_WORKFLOW_BUNDLE, 'utf8') } : undefined,
     });
     const workerRun = worker.run();
-    stops.push(['worker', async () => { worker.shutdown(); await workerRun; await nativeConnection.close(); }]);
+    // the SDK stops the worker by itself on SIGINT and SIGTERM (its runtime's shutdown signals)
+    stops.push(['worker', async () => { if (worker.getState() === 'RUNNING') worker.shutdown(); await workerRun; await nativeConnection.close(); }]);
 
     const { client, connection } = await connectClient(settings);
     const relay = new WakeupRelay({
