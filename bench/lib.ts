@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync 
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { ensureDatabase, startPostgres } from '../cli/stack/postgres';
+import { startPostgres } from '../cli/stack/postgres';
+import { ensureDatabase } from '../db/databases';
 import { freePort, stopChild } from '../cli/stack/process';
 
 export const ROOT = join(__dirname, '..');

@@ -16,7 +16,8 @@ import type { StackConfig } from './config';
 import { ensureDevKeys } from './dev-keys';
 import { oneLine, StackError } from './stack/errors';
 import { watchLaunchers } from './stack/launcher';
-import { ensureDatabase, startPostgres } from './stack/postgres';
+import { startPostgres } from './stack/postgres';
+import { ensureDatabase } from '../db/databases';
 import { killTrackedChildren } from './stack/process';
 import { startTemporalDevServer, temporalAnswers } from './stack/temporal-dev-server';
 

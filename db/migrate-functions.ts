@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PoolClient } from 'pg';
+import { inTransactionOn } from './tx';
 
 export interface FunctionFile {
   name: string;
@@ -107,7 +108,7 @@ export async function applyFunctions(client: PoolClient, dir: string): Promise<s
   }
   const kept = new Set(files.map((f) => f.name));
   for (const name of [...recorded.keys()].filter((n) => !kept.has(n)).sort()) {
-    await inTransaction(client, async () => {
+    await inTransactionOn(client, async () => {
       const old = await overloads(client, name);
       await dropTriggers(client, old.map((o) => o.oid), []);
       for (const o of old) await client.query(`drop function ${o.signature}`);
@@ -123,11 +124,11 @@ const SIGNATURE_CHANGE = new Set(['42P13', '42809']);
 
 async function applyFile(client: PoolClient, f: FunctionFile): Promise<void> {
   try {
-    await inTransaction(client, () => replaceFunction(client, f, false));
+    await inTransactionOn(client, () => replaceFunction(client, f, false));
   } catch (e) {
     if (!SIGNATURE_CHANGE.has((e as { code?: string }).code ?? '')) throw new Error(`db/functions/${f.name}.sql failed: ${(e as Error).message}`, { cause: e });
     try {
-      await inTransaction(client, () => replaceFunction(client, f, true));
+      await inTransactionOn(client, () => replaceFunction(client, f, true));
     } catch (e2) {
       throw new Error(`db/functions/${f.name}.sql failed: ${(e2 as Error).message}`, { cause: e2 });
     }
@@ -186,18 +187,3 @@ async function dropTriggers(client: PoolClient, fns: string[], keep: Array<{ nam
   }
 }
 
-/**
- * begin/commit on the given client, not a pooled one (db/tx.ts): the migrator's work must stay on
- * the session that holds the advisory lock.
- */
-export async function inTransaction<T>(client: PoolClient, fn: () => Promise<T>): Promise<T> {
-  await client.query('begin');
-  try {
-    const result = await fn();
-    await client.query('commit');
-    return result;
-  } catch (e) {
-    await client.query('rollback');
-    throw e;
-  }
-}

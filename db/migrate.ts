@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pool, PoolClient } from 'pg';
-import { applyFunctions, inTransaction, SCHEMA_FUNCTIONS } from './migrate-functions';
+import { applyFunctions, SCHEMA_FUNCTIONS } from './migrate-functions';
+import { inTransactionOn } from './tx';
 
 const MIGRATIONS_DIR = join(__dirname, 'migrations');
 const FUNCTIONS_DIR = join(__dirname, 'functions');
@@ -33,7 +34,7 @@ export async function migrate(pool: Pool, o: MigrateOptions = {}): Promise<strin
     for (const file of readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).sort()) {
       if (done.has(file)) continue;
       try {
-        await inTransaction(client, async () => {
+        await inTransactionOn(client, async () => {
           await client.query(readFileSync(join(migrationsDir, file), 'utf8'));
           await client.query('insert into schema_migrations (version) values ($1)', [file]);
         });
@@ -73,7 +74,7 @@ async function adoptSquashedHistory(client: PoolClient): Promise<void> {
     throw new Error(`this database was migrated by an older checkout, up to ${rows.at(-1)?.version}; migrations 001 to 016 are now one baseline, `
       + 'which it cannot be brought to: make it again (for npm start, remove .data/postgres)');
   }
-  await inTransaction(client, async () => {
+  await inTransactionOn(client, async () => {
     await client.query('delete from schema_migrations where version = any($1)', [SQUASHED]);
     await client.query('insert into schema_migrations (version) values ($1)', [BASELINE]);
     await client.query(SCHEMA_FUNCTIONS);

@@ -103,7 +103,7 @@ export async function earlierExpiryByMonth(pool: Pool, programId: string, expiry
     `select to_char(n.deadline at time zone 'UTC', 'YYYY-MM') as month, count(*)::int as members, sum(n.points)::bigint as points,
             bool_or(n.deadline <= now()) as past, sum(case when n.deadline <= now() then 1 else 0 end)::int as past_members,
             sum(case when n.deadline <= now() then n.points else 0 end)::bigint as past_points
-       from (select m.last_purchase_at + ll_expiry_window($2::jsonb, m.jurisdiction) as deadline, m.expires_at, m.balance - m.held as points
+       from (select ll_add_duration(m.last_purchase_at, ll_expiry_window($2::jsonb, m.jurisdiction)) as deadline, m.expires_at, m.balance - m.held as points
                from members m where m.program_id = $1 and m.status = 'active' and m.balance > 0 and m.last_purchase_at is not null) n
       where n.deadline is not null and (n.expires_at is null or n.deadline < n.expires_at)
       group by 1 order by 1`, [programId, JSON.stringify(expiry)]);

@@ -5,7 +5,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dropDatabase, ensureDatabase, startPostgres } from '../cli/stack/postgres';
+import { startPostgres } from '../cli/stack/postgres';
+import { dropDatabase, ensureDatabase } from '../db/databases';
 import { freePort } from '../cli/stack/process';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';

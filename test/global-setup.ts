@@ -13,7 +13,8 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
 import { BUNDLE_OPTIONS } from '../workers/worker';
-import { dropDatabase, ensureDatabase, startPostgres } from '../cli/stack/postgres';
+import { startPostgres } from '../cli/stack/postgres';
+import { dropDatabase, ensureDatabase } from '../db/databases';
 import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
 import { freePort } from '../cli/stack/process';
 

@@ -2,7 +2,6 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Client } from 'pg';
 import { StackError } from './errors';
 import { binariesFor, ensurePostgresUser, nativeBinaries, placeDataDir, prepareDataDir, type PgUser } from './postgres-access';
 import { spawnGuarded } from './process';
@@ -207,34 +206,4 @@ async function stopServer(child: ChildProcess): Promise<void> {
   await exited;
   clearTimeout(quit);
   clearTimeout(kill);
-}
-
-/** Drops database `name` on the server, closing its connections first. */
-export async function dropDatabase(serverUrl: string, name: string): Promise<void> {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`bad database name ${name}`);
-  const c = new Client({ connectionString: serverUrl });
-  await c.connect();
-  try {
-    await c.query(`drop database if exists ${name} with (force)`);
-  } finally {
-    await c.end();
-  }
-}
-
-/** The URL of database `name` on the same server, creating it (optionally from a template) if missing. */
-export async function ensureDatabase(serverUrl: string, name: string, template?: string): Promise<string> {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`bad database name ${name}`);
-  const c = new Client({ connectionString: serverUrl });
-  await c.connect();
-  try {
-    const exists = await c.query('select 1 from pg_database where datname = $1', [name]);
-    if (exists.rowCount === 0) {
-      await c.query(`create database ${name}${template ? ` template ${template}` : ''}`);
-    }
-  } finally {
-    await c.end();
-  }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
 import { afterAll, beforeAll, describe, test } from 'vitest';
-import { dropDatabase, ensureDatabase } from '../../cli/stack/postgres';
+import { dropDatabase, ensureDatabase } from '../../db/databases';
 import { migrate, SQUASHED } from '../../db/migrate';
 import { parseFunctionFile, readFunctionFiles } from '../../db/migrate-functions';
 import { createPool } from '../../db/pool';

@@ -13,11 +13,7 @@ const ROOT = join(__dirname, '..', '..');
 const SCANNED = ['activities', 'api', 'cli', 'workers', 'workflows', 'domain'];
 
 /** Files outside db/ allowed to hold SQL, each with its reason. */
-const ALLOWED: Record<string, string> = {
-  // creates and drops whole databases on the server for the dev stack and the tests, before any
-  // schema exists (issue 12: to move to db/ once cli/stack is free)
-  'cli/stack/postgres.ts': 'server administration (create/drop database)',
-};
+const ALLOWED: Record<string, string> = {};
 
 // Receivers of `.query(` / `.connect(` that are node-postgres pools or clients (Temporal's workflow
 // handles also have `.query(`, always on a handle or a call, never on these names).
