@@ -17,6 +17,7 @@ import { startPostgres } from '../cli/stack/postgres';
 import { dropDatabase, ensureDatabase } from '../db/databases';
 import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
 import { freePort } from '../cli/stack/process';
+import { StackError } from '../cli/stack/errors';
 
 export default async function setup(): Promise<() => Promise<void>> {
   const work = mkdtempSync(join(tmpdir(), 'loyalty-test-'));
@@ -57,6 +58,12 @@ export default async function setup(): Promise<() => Promise<void>> {
     process.stdout.write(`# test stack up in ${Date.now() - t0} ms: PostgreSQL ${pg.embedded ? '(embedded)' : '(DATABASE_URL)'}, Temporal dev server ${temporal.address}\n`);
   } catch (e) {
     await teardown();
+    // What the person running the tests can fix (a port taken, no postgres user as root, nowhere
+    // PostgreSQL can reach) is one line saying what to do, as `npm start` says it, not a stack trace.
+    if (e instanceof StackError) {
+      process.stderr.write(`npm test: the test stack could not start: ${e.message}\n`);
+      process.exit(1);
+    }
     throw e;
   }
   return teardown;
