@@ -13,16 +13,30 @@ export default tseslint.config(
   },
   {
     files: ['scripts/**/*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly', console: 'readonly', __dirname: 'readonly' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', process: 'readonly', console: 'readonly', __dirname: 'readonly' },
+    },
   },
   {
     // Workflows must stay deterministic: no I/O, clocks or randomness outside the workflow API.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { group: ['../db/*', '../api/*', '../cli/*', '../workers/*', 'pg', 'node:*', 'fs', 'crypto'], message: 'workflows import only domain/ and activity types' },
-      ] }],
-      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'no randomness in workflows' }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../db/*', '../api/*', '../cli/*', '../workers/*', 'pg', 'node:*', 'fs', 'crypto'],
+              message: 'workflows import only domain/ and activity types',
+            },
+          ],
+        },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'no randomness in workflows' },
+      ],
     },
   },
 );

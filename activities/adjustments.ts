@@ -7,7 +7,11 @@ import { ApiError } from '../domain/errors';
 export function createAdjustmentActivities(pool: Pool) {
   return {
     /** The `adjust` entry and its journal entry, approved by `approver`; a business refusal (the points are gone) is final. */
-    async applyApprovedAdjustment(q: { programId: string; adjustmentId: string; approver: string }): Promise<AdjustmentView> {
+    async applyApprovedAdjustment(q: {
+      programId: string;
+      adjustmentId: string;
+      approver: string;
+    }): Promise<AdjustmentView> {
       try {
         await applyAdjustment(pool, q.adjustmentId, q.approver);
       } catch (e) {
@@ -20,7 +24,13 @@ export function createAdjustmentActivities(pool: Pool) {
       return (await getAdjustment(pool, q.programId, q.adjustmentId))!;
     },
 
-    async recordAdjustmentDecision(q: { programId: string; adjustmentId: string; status: 'rejected' | 'expired'; by: string | null; comment: string | null }): Promise<AdjustmentView> {
+    async recordAdjustmentDecision(q: {
+      programId: string;
+      adjustmentId: string;
+      status: 'rejected' | 'expired';
+      by: string | null;
+      comment: string | null;
+    }): Promise<AdjustmentView> {
       await decideAdjustment(pool, q.adjustmentId, q.status, q.by, q.comment);
       return (await getAdjustment(pool, q.programId, q.adjustmentId))!;
     },

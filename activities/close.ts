@@ -1,8 +1,18 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import {
-  bookCloseCatchUp, checkCanClose, cohortsAsOf, firstQuarterWithActivity, freezePeriod, getClose, lockClose, recordCloseApproval, redemptionTriangle,
-  setCloseGlEntry, setCloseStatus, type CloseStatus,
+  bookCloseCatchUp,
+  checkCanClose,
+  cohortsAsOf,
+  firstQuarterWithActivity,
+  freezePeriod,
+  getClose,
+  lockClose,
+  recordCloseApproval,
+  redemptionTriangle,
+  setCloseGlEntry,
+  setCloseStatus,
+  type CloseStatus,
 } from '../db/close';
 import { buildCloseReport } from '../db/close-report';
 import { markUnpostedJournalsPosted, recordGlPosting, unpostedJournalLines } from '../db/gl-postings';
@@ -31,7 +41,8 @@ async function final<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof ApiError && e.statusCode < 500) throw ApplicationFailure.nonRetryable(e.message, e.code, e.details);
+    if (e instanceof ApiError && e.statusCode < 500)
+      throw ApplicationFailure.nonRetryable(e.message, e.code, e.details);
     if (e instanceof ServiceError && !e.retryable) throw ApplicationFailure.nonRetryable(e.message, e.code);
     throw e;
   }
@@ -41,11 +52,19 @@ async function final<T>(fn: () => Promise<T>): Promise<T> {
 export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
   const { pool, gl } = deps;
   return {
-    async freezeQuarter(q: CloseRef & { startedBy: string; workflowId: string; override: { rate: number; justification: string } | null }) {
+    async freezeQuarter(
+      q: CloseRef & { startedBy: string; workflowId: string; override: { rate: number; justification: string } | null },
+    ) {
       return final(async () => {
         const c = await freezePeriod(pool, {
-          programId: q.programId, period: q.period, actor: q.startedBy, workflowId: q.workflowId, now: new Date(),
-          override: q.override ? { rate: millionthsToDecimal(rateToMillionths(q.override.rate)), justification: q.override.justification } : null,
+          programId: q.programId,
+          period: q.period,
+          actor: q.startedBy,
+          workflowId: q.workflowId,
+          now: new Date(),
+          override: q.override
+            ? { rate: millionthsToDecimal(rateToMillionths(q.override.rate)), justification: q.override.justification }
+            : null,
         });
         return { status: c.status, workflowId: c.workflowId };
       });
@@ -67,28 +86,49 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       const rows = cohorts.map((c, i) => {
         const e = estimates[i]!;
         const target = recognizedToDate({
-          pointsIssued: c.pointsIssued, allocatedMinor: c.allocatedMinor, allocatedMicro: c.allocatedMicro,
-          pointsRedeemed: c.pointsRedeemed, pointsExpired: c.pointsExpired, ultimateRedemption: e.rate, costPerPointMinor: c.costPerPointMinor,
+          pointsIssued: c.pointsIssued,
+          allocatedMinor: c.allocatedMinor,
+          allocatedMicro: c.allocatedMicro,
+          pointsRedeemed: c.pointsRedeemed,
+          pointsExpired: c.pointsExpired,
+          ultimateRedemption: e.rate,
+          costPerPointMinor: c.costPerPointMinor,
         });
         const t = triangle[i]!;
         return {
-          cohort: c.cohort, rate: millionthsToDecimal(e.rate), priorRate: millionthsToDecimal(c.priorRateMillionths), method: e.method, reason: e.reason,
+          cohort: c.cohort,
+          rate: millionthsToDecimal(e.rate),
+          priorRate: millionthsToDecimal(c.priorRateMillionths),
+          method: e.method,
+          reason: e.reason,
           catchUpMinor: Number(target - c.recognizedMinor),
-          development: t.cumulativeRedeemed.map((r) => (t.pointsIssued > 0n ? Number((r * 1_000_000n) / t.pointsIssued) / 1_000_000 : 0)),
+          development: t.cumulativeRedeemed.map((r) =>
+            t.pointsIssued > 0n ? Number((r * 1_000_000n) / t.pointsIssued) / 1_000_000 : 0,
+          ),
         };
       });
       const proposal: CloseProposal = {
-        period: q.period, cohorts: rows,
-        factors: factors.map((f) => ({ age: f.age, factor: f.denominator > 0n ? Number((f.numerator * 1_000_000n) / f.denominator) / 1_000_000 : null, cohorts: f.cohorts, sufficient: f.sufficient })),
+        period: q.period,
+        cohorts: rows,
+        factors: factors.map((f) => ({
+          age: f.age,
+          factor: f.denominator > 0n ? Number((f.numerator * 1_000_000n) / f.denominator) / 1_000_000 : null,
+          cohorts: f.cohorts,
+          sufficient: f.sufficient,
+        })),
         totalCatchUpMinor: rows.reduce((s, r) => s + r.catchUpMinor, 0),
-        override: close.override ? { rate: Number(close.override.rate), justification: close.override.justification } : null,
+        override: close.override
+          ? { rate: Number(close.override.rate), justification: close.override.justification }
+          : null,
       };
       await setCloseStatus(pool, q.programId, q.period, 'proposed', { proposal });
       return proposal;
     },
 
     /** Programs whose next quarter to close is `period` and that have no close of it yet (at most 1,000). */
-    async programsDueForClose(q: { period: string }): Promise<{ due: string[]; skipped: Array<{ programId: string; reason: string }> }> {
+    async programsDueForClose(q: {
+      period: string;
+    }): Promise<{ due: string[]; skipped: Array<{ programId: string; reason: string }> }> {
       const ids = await programIds(pool, MAX_PROGRAMS_PER_RUN);
       const due: string[] = [];
       const skipped: Array<{ programId: string; reason: string }> = [];
@@ -125,14 +165,32 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       const proposal = close?.proposal as CloseProposal | null;
       if (!close || !proposal) throw ApplicationFailure.nonRetryable(`no proposal for ${q.period}`, 'not_found');
       await recordCloseApproval(pool, q.programId, q.period, q.approvedBy);
-      await bookCloseCatchUp(pool, q.programId, q.period, end, proposal.cohorts.map((c) => ({ cohort: c.cohort, rate: c.rate, catchUpMinor: c.catchUpMinor })), `close:${q.approvedBy}`);
+      await bookCloseCatchUp(
+        pool,
+        q.programId,
+        q.period,
+        end,
+        proposal.cohorts.map((c) => ({ cohort: c.cohort, rate: c.rate, catchUpMinor: c.catchUpMinor })),
+        `close:${q.approvedBy}`,
+      );
 
       const lines = await unpostedJournalLines(pool, q.programId, end);
       const glEntryId = `loyalty:${q.programId}:close:${q.period}`;
       const date = new Date(end.getTime() - 1).toISOString().slice(0, 10);
       if (lines.length > 0) {
-        await final(() => gl.postEntry({ entryId: glEntryId, date, description: `loyalty close ${q.period}`, lines }, `gl:${glEntryId}`));
-        await recordGlPosting(pool, { entryId: glEntryId, programId: q.programId, journalKey: `close:${q.period}`, businessDate: date, lines });
+        await final(() =>
+          gl.postEntry(
+            { entryId: glEntryId, date, description: `loyalty close ${q.period}`, lines },
+            `gl:${glEntryId}`,
+          ),
+        );
+        await recordGlPosting(pool, {
+          entryId: glEntryId,
+          programId: q.programId,
+          journalKey: `close:${q.period}`,
+          businessDate: date,
+          lines,
+        });
       }
       await markUnpostedJournalsPosted(pool, q.programId, end, glEntryId);
       await setCloseGlEntry(pool, q.programId, q.period, lines.length ? glEntryId : null);

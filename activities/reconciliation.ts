@@ -2,11 +2,22 @@ import { heartbeat } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { journalLines } from '../db/journal';
 import {
-  MAX_REDEMPTIONS_PER_RUN, postedEntryIds, postingsOn, recordRun, redemptionsByIds, redemptionsTouchedOn,
+  MAX_REDEMPTIONS_PER_RUN,
+  postedEntryIds,
+  postingsOn,
+  recordRun,
+  redemptionsByIds,
+  redemptionsTouchedOn,
   type LedgerRedemptionRow,
 } from '../db/reconciliation';
 import { programIds } from '../db/programs';
-import { matchPosting, matchRedemption, type BillingCreditState, type Difference, type ReconciliationReport } from '../domain/reconciliation';
+import {
+  matchPosting,
+  matchRedemption,
+  type BillingCreditState,
+  type Difference,
+  type ReconciliationReport,
+} from '../domain/reconciliation';
 import { billingSource, glEntryId, glJournalKey } from './redemption';
 import type { BillingClient, BillingCredit } from './services/billing';
 import type { GlClient, GlEntry } from './services/gl';
@@ -20,13 +31,15 @@ export const MAX_PROGRAMS_PER_RUN = 1_000;
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-      if (i % 100 === 0) heartbeat(i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+        if (i % 100 === 0) heartbeat(i);
+      }
+    }),
+  );
   return out;
 }
 
@@ -39,7 +52,12 @@ const notFoundAsNull = async <T>(fn: () => Promise<T>): Promise<T | null> => {
   }
 };
 
-const creditState = (c: BillingCredit): BillingCreditState => ({ creditId: c.creditId, invoiceId: c.invoiceId, amountMinor: c.amountMinor, reversed: c.reversedAt !== null });
+const creditState = (c: BillingCredit): BillingCreditState => ({
+  creditId: c.creditId,
+  invoiceId: c.invoiceId,
+  amountMinor: c.amountMinor,
+  reversed: c.reversedAt !== null,
+});
 
 /**
  * The GL entries a redemption's journal should have reached, by its state in the ledger. A reversed
@@ -62,7 +80,11 @@ export function createReconciliationActivities(deps: { pool: Pool; billing: Bill
     const creditById = new Map(credits.map((c) => [c.creditId, creditState(c)]));
     const ledgerById = new Map(ledger.map((r) => [r.redemptionId, r]));
     // billing's credits of the day the ledger touched on another day (a saga across midnight)
-    for (const r of await redemptionsByIds(pool, programId, credits.map((c) => c.creditId).filter((id) => !ledgerById.has(id)))) {
+    for (const r of await redemptionsByIds(
+      pool,
+      programId,
+      credits.map((c) => c.creditId).filter((id) => !ledgerById.has(id)),
+    )) {
       ledgerById.set(r.redemptionId, r);
     }
     // the ledger's redemptions whose credit billing changed on another day (or never applied)
@@ -90,26 +112,60 @@ export function createReconciliationActivities(deps: { pool: Pool; billing: Bill
     const checks = await mapLimit(postings, LOOKUP_CONCURRENCY, async (p) => {
       const entry = await notFoundAsNull(() => gl.getEntry(p.entryId));
       const invoiceId = p.journalKey.split(':')[1] ?? '';
-      return matchPosting({ entryId: p.entryId, invoiceId, lines: p.lines }, entry?.lines ?? null, await journalLines(pool, programId, p.journalKey));
+      return matchPosting(
+        { entryId: p.entryId, invoiceId, lines: p.lines },
+        entry?.lines ?? null,
+        await journalLines(pool, programId, p.journalKey),
+      );
     });
     for (const d of checks) if (d) differences.push(d);
 
     // journals that should have reached the GL but were never recorded as posted
-    const redeemPosted = await postedEntryIds(pool, ledger.map((r) => glEntryId(programId, glJournalKey(r.invoiceId, false))));
-    const expected = ledger.flatMap((r) => expectedJournalKeys(r, redeemPosted.has(glEntryId(programId, glJournalKey(r.invoiceId, false))))
-      .map((key) => ({ r, key, entryId: glEntryId(programId, key) })));
-    const posted = await postedEntryIds(pool, expected.map((e) => e.entryId));
+    const redeemPosted = await postedEntryIds(
+      pool,
+      ledger.map((r) => glEntryId(programId, glJournalKey(r.invoiceId, false))),
+    );
+    const expected = ledger.flatMap((r) =>
+      expectedJournalKeys(r, redeemPosted.has(glEntryId(programId, glJournalKey(r.invoiceId, false)))).map((key) => ({
+        r,
+        key,
+        entryId: glEntryId(programId, key),
+      })),
+    );
+    const posted = await postedEntryIds(
+      pool,
+      expected.map((e) => e.entryId),
+    );
     for (const e of expected.filter((x) => !posted.has(x.entryId))) {
       const lines = await journalLines(pool, programId, e.key);
-      if (lines.length > 0) differences.push({ check: 'gl', reason: 'not_posted_to_gl', invoiceId: e.r.invoiceId, redemptionId: e.r.redemptionId, entryId: e.entryId, ledger: lines });
+      if (lines.length > 0)
+        differences.push({
+          check: 'gl',
+          reason: 'not_posted_to_gl',
+          invoiceId: e.r.invoiceId,
+          redemptionId: e.r.redemptionId,
+          entryId: e.entryId,
+          ledger: lines,
+        });
     }
 
     // the GL's loyalty entries of the day that the ledger never recorded posting
     const prefix = glEntryId(programId, '');
-    const glEntries: GlEntry[] = (await gl.entriesOn(date)).entries.filter((x) => x.entryId.startsWith(prefix) && !x.reverses);
-    const known = await postedEntryIds(pool, glEntries.map((x) => x.entryId));
+    const glEntries: GlEntry[] = (await gl.entriesOn(date)).entries.filter(
+      (x) => x.entryId.startsWith(prefix) && !x.reverses,
+    );
+    const known = await postedEntryIds(
+      pool,
+      glEntries.map((x) => x.entryId),
+    );
     for (const x of glEntries.filter((y) => !known.has(y.entryId))) {
-      differences.push({ check: 'gl', reason: 'unknown_in_subledger', invoiceId: x.entryId.slice(prefix.length).split(':')[1] ?? '', entryId: x.entryId, external: x.lines });
+      differences.push({
+        check: 'gl',
+        reason: 'unknown_in_subledger',
+        invoiceId: x.entryId.slice(prefix.length).split(':')[1] ?? '',
+        entryId: x.entryId,
+        external: x.lines,
+      });
     }
     return { differences, checked: postings.length + glEntries.length };
   }
@@ -120,18 +176,30 @@ export function createReconciliationActivities(deps: { pool: Pool; billing: Bill
     },
 
     /** Matches one program's day (UTC) and records the report; a later run of the same day supersedes it. */
-    async reconcileRedemptionsOfDay(q: { programId: string; date: string; workflowId: string }): Promise<ReconciliationReport> {
+    async reconcileRedemptionsOfDay(q: {
+      programId: string;
+      date: string;
+      workflowId: string;
+    }): Promise<ReconciliationReport> {
       const ledger = await redemptionsTouchedOn(pool, q.programId, q.date, MAX_REDEMPTIONS_PER_RUN + 1);
       if (ledger.length > MAX_REDEMPTIONS_PER_RUN) {
-        throw new Error(`more than ${MAX_REDEMPTIONS_PER_RUN} redemptions on ${q.date}: raise MAX_REDEMPTIONS_PER_RUN or split the day`);
+        throw new Error(
+          `more than ${MAX_REDEMPTIONS_PER_RUN} redemptions on ${q.date}: raise MAX_REDEMPTIONS_PER_RUN or split the day`,
+        );
       }
       const b = await billingDifferences(q.programId, q.date, ledger);
       const g = await glDifferences(q.programId, q.date, b.ledger);
       const differences = [...b.differences, ...g.differences];
       return recordRun(pool, {
-        programId: q.programId, date: q.date, workflowId: q.workflowId,
-        redemptionsChecked: b.ledger.length, creditsChecked: b.credits, glEntriesChecked: g.checked,
-        inProgress: b.inProgress.sort(), differenceCount: differences.length, differences,
+        programId: q.programId,
+        date: q.date,
+        workflowId: q.workflowId,
+        redemptionsChecked: b.ledger.length,
+        creditsChecked: b.credits,
+        glEntriesChecked: g.checked,
+        inProgress: b.inProgress.sort(),
+        differenceCount: differences.length,
+        differences,
       });
     },
   };

@@ -6,8 +6,16 @@ import { journalLines } from '../db/journal';
 import { ApiError } from '../domain/errors';
 import { accrualLeftToRefund, callWriteFunction, getMember } from '../db/ledger';
 import {
-  adjustRedemption, commitRedemption, holdRedemption, markCreditRequested, releaseRedemption, reverseRedemption, wasCreditRequested,
-  type AdjustmentView, type HoldRequest, type RedemptionView,
+  adjustRedemption,
+  commitRedemption,
+  holdRedemption,
+  markCreditRequested,
+  releaseRedemption,
+  reverseRedemption,
+  wasCreditRequested,
+  type AdjustmentView,
+  type HoldRequest,
+  type RedemptionView,
 } from '../db/redemptions';
 import type { BillingClient } from './services/billing';
 import type { GlClient } from './services/gl';
@@ -49,9 +57,15 @@ async function service<T>(fn: () => Promise<T>): Promise<T> {
   } catch (e) {
     if (e instanceof ServiceError && !e.retryable) {
       const inDoubt = (forwardStepAttempt() ?? 1) > 1;
-      throw ApplicationFailure.create({ message: e.message, type: e.code, nonRetryable: true, details: inDoubt ? [{ inDoubt }] : undefined });
+      throw ApplicationFailure.create({
+        message: e.message,
+        type: e.code,
+        nonRetryable: true,
+        details: inDoubt ? [{ inDoubt }] : undefined,
+      });
     }
-    if (e instanceof ServiceError && (forwardStepAttempt() ?? 0) >= SERVICE_ATTEMPTS) throw ApplicationFailure.nonRetryable(e.message, 'service_unavailable');
+    if (e instanceof ServiceError && (forwardStepAttempt() ?? 0) >= SERVICE_ATTEMPTS)
+      throw ApplicationFailure.nonRetryable(e.message, 'service_unavailable');
     throw e;
   }
 }
@@ -87,7 +101,9 @@ const day = (iso: string) => iso.slice(0, 10);
 export const billingSource = (programId: string) => `loyalty:${programId}`;
 /** The subledger journal a GL entry carries: the redemption, its reversal, or an adjustment's give-back. */
 export const glJournalKey = (invoiceId: string, reversal: boolean, adjustmentId?: string) =>
-  adjustmentId ? `redeem-adjust:${invoiceId}:${adjustmentId}` : `${reversal ? 'redeem-reversal' : 'redeem'}:${invoiceId}`;
+  adjustmentId
+    ? `redeem-adjust:${invoiceId}:${adjustmentId}`
+    : `${reversal ? 'redeem-reversal' : 'redeem'}:${invoiceId}`;
 /** The GL's limit on an entry id (docs/service-contracts.md). */
 export const MAX_GL_ENTRY_ID_LENGTH = 128;
 /**
@@ -105,24 +121,49 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
   const { pool, billing, gl, tax } = deps;
 
   // One body and key per credit: the saga's step and the compensation of an apply in doubt send the same.
-  const applyCredit = (q: SagaRef & { points: number; creditMinor: number }) => billing.applyCredit(q.invoiceId, {
-    creditId: q.redemptionId, amountMinor: q.creditMinor, points: q.points, source: billingSource(q.programId),
-    description: `Loyalty points: ${q.points.toLocaleString('en-US')} pts`,
-  }, `credit:${q.redemptionId}`);
+  const applyCredit = (q: SagaRef & { points: number; creditMinor: number }) =>
+    billing.applyCredit(
+      q.invoiceId,
+      {
+        creditId: q.redemptionId,
+        amountMinor: q.creditMinor,
+        points: q.points,
+        source: billingSource(q.programId),
+        description: `Loyalty points: ${q.points.toLocaleString('en-US')} pts`,
+      },
+      `credit:${q.redemptionId}`,
+    );
   // One key per credit's reversal, whether a compensation or a lost chargeback asks for it.
   const reverseCredit = (q: SagaRef & { reason: string }) =>
     service(() => billing.reverseCredit(q.invoiceId, q.redemptionId, q.reason, `credit-reversal:${q.redemptionId}`));
 
   // The same for the GL: the entry of a journal, posted by the step, the reversal, or the settling below.
-  async function postJournal(q: SagaRef & { reversal: boolean; adjustmentId?: string; occurredAt: string }, call: typeof service): Promise<string | null> {
+  async function postJournal(
+    q: SagaRef & { reversal: boolean; adjustmentId?: string; occurredAt: string },
+    call: typeof service,
+  ): Promise<string | null> {
     const journalKey = glJournalKey(q.invoiceId, q.reversal, q.adjustmentId);
     const lines = await journalLines(pool, q.programId, journalKey);
     if (lines.length === 0) return null; // nothing recognised: nothing to post
     const entryId = glEntryId(q.programId, journalKey);
     // `entry_exists`: the GL holds our entry id already (only we post it), taken by an earlier call.
-    await call(() => gl.postEntry({ entryId, date: day(q.occurredAt), description: `${journalKey} (${q.redemptionId})`, lines }, `gl:${entryId}`)
-      .catch((e) => { if (!(e instanceof ServiceError && e.code === 'entry_exists')) throw e; }));
-    await recordGlPosting(pool, { entryId, programId: q.programId, journalKey, businessDate: day(q.occurredAt), lines });
+    await call(() =>
+      gl
+        .postEntry(
+          { entryId, date: day(q.occurredAt), description: `${journalKey} (${q.redemptionId})`, lines },
+          `gl:${entryId}`,
+        )
+        .catch((e) => {
+          if (!(e instanceof ServiceError && e.code === 'entry_exists')) throw e;
+        }),
+    );
+    await recordGlPosting(pool, {
+      entryId,
+      programId: q.programId,
+      journalKey,
+      businessDate: day(q.occurredAt),
+      lines,
+    });
     await markJournalPostedToGl(pool, q.programId, journalKey, entryId); // the close will not post these again
     return entryId;
   }
@@ -136,12 +177,16 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
       return releaseRedemption(pool, ref.programId, ref.invoiceId, ref.reason);
     },
 
-    async getTaxTreatment(q: SagaRef & { memberId: string; jurisdiction: string | null; creditMinor: number }): Promise<TaxTreatment | null> {
+    async getTaxTreatment(
+      q: SagaRef & { memberId: string; jurisdiction: string | null; creditMinor: number },
+    ): Promise<TaxTreatment | null> {
       const jurisdiction = q.jurisdiction ?? (await getMember(pool, q.programId, q.memberId))?.jurisdiction ?? null;
       if (!jurisdiction) return null; // no jurisdiction known: no tax treatment to ask for
       const invoice = await service(() => billing.getInvoice(q.invoiceId));
       const request = {
-        jurisdiction, currency: invoice.currency, pointsCreditMinor: q.creditMinor,
+        jurisdiction,
+        currency: invoice.currency,
+        pointsCreditMinor: q.creditMinor,
         lines: invoice.lines.map((l, i) => ({ lineId: String(i + 1), amountMinor: l.amountMinor })),
       };
       // The key names the question, not just the saga: the member's jurisdiction is read when the step
@@ -174,7 +219,9 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
      * finds the credit and changes nothing. A refusal means billing has none. Retried until billing
      * answers (a compensation).
      */
-    async settleAndReverseCreditInBilling(q: SagaRef & { points: number; creditMinor: number; reason: string }): Promise<{ sent: boolean; applied: boolean }> {
+    async settleAndReverseCreditInBilling(
+      q: SagaRef & { points: number; creditMinor: number; reason: string },
+    ): Promise<{ sent: boolean; applied: boolean }> {
       if (!(await wasCreditRequested(pool, q.programId, q.invoiceId))) return { sent: false, applied: false };
       const applied = await definite(() => applyCredit(q), ['credit_exists']);
       if (applied) await reverseCredit(q);
@@ -187,14 +234,23 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     },
 
     async reversePointsAndJournal(ref: SagaRef & { reason: string; occurredAt: string }): Promise<RedemptionView> {
-      return reverseRedemption(pool, ref.programId, ref.invoiceId, ref.occurredAt, 'system:redemption-saga', ref.reason);
+      return reverseRedemption(
+        pool,
+        ref.programId,
+        ref.invoiceId,
+        ref.occurredAt,
+        'system:redemption-saga',
+        ref.reason,
+      );
     },
 
     /**
      * Posts the subledger's entry for this redemption, its reversal, or an adjustment's give-back to
      * the GL (idempotent per entry id), then records the posting for the reconciliation and the close.
      */
-    async postJournalToGl(q: SagaRef & { reversal: boolean; adjustmentId?: string; occurredAt: string }): Promise<string | null> {
+    async postJournalToGl(
+      q: SagaRef & { reversal: boolean; adjustmentId?: string; occurredAt: string },
+    ): Promise<string | null> {
       return postJournal(q, service);
     },
 
@@ -205,9 +261,13 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
      * GL nets to zero as the subledger does and the reconciliation finds both entries recorded. A
      * definite refusal means the GL has neither; the close posts the pair, net zero, with its period.
      */
-    async settleAndReverseJournalInGl(q: SagaRef & { occurredAt: string }): Promise<{ posted: boolean; reversalPosted: boolean }> {
+    async settleAndReverseJournalInGl(
+      q: SagaRef & { occurredAt: string },
+    ): Promise<{ posted: boolean; reversalPosted: boolean }> {
       let entryId: string | null = null;
-      const taken = await definite(async () => { entryId = await postJournal({ ...q, reversal: false }, (fn) => fn()); }, []);
+      const taken = await definite(async () => {
+        entryId = await postJournal({ ...q, reversal: false }, (fn) => fn());
+      }, []);
       const posted = taken && entryId !== null;
       // A refusal of the reversal must not fail the saga in the middle of its compensations: the
       // journal stays unposted, and the close posts it with its period.
@@ -216,7 +276,14 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     },
 
     /** An invoice lowered below its credit: the excess points go back to the member (db: ll_adjust_redemption). */
-    async givePointsBackForInvoiceAdjustment(q: SagaRef & { adjustmentId: string; invoiceTotalMinor: number; maxInvoiceShareMillionths: string; occurredAt: string }): Promise<AdjustmentView> {
+    async givePointsBackForInvoiceAdjustment(
+      q: SagaRef & {
+        adjustmentId: string;
+        invoiceTotalMinor: number;
+        maxInvoiceShareMillionths: string;
+        occurredAt: string;
+      },
+    ): Promise<AdjustmentView> {
       try {
         return await adjustRedemption(pool, { ...q, actor: 'system:invoice-adjustment' });
       } catch (e) {
@@ -227,18 +294,44 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     },
 
     /** Takes the given-back points' value off the invoice's loyalty credit; once per adjustment. */
-    async reduceCreditInBilling(q: SagaRef & { adjustmentId: string; creditMinor: number; points: number }): Promise<void> {
-      await service(() => billing.reduceCredit(q.invoiceId, q.redemptionId,
-        { reductionId: q.adjustmentId, amountMinor: q.creditMinor, points: q.points, reason: `invoice adjustment ${q.adjustmentId}` },
-        `credit-reduction:${q.redemptionId}:${q.adjustmentId}`));
+    async reduceCreditInBilling(
+      q: SagaRef & { adjustmentId: string; creditMinor: number; points: number },
+    ): Promise<void> {
+      await service(() =>
+        billing.reduceCredit(
+          q.invoiceId,
+          q.redemptionId,
+          {
+            reductionId: q.adjustmentId,
+            amountMinor: q.creditMinor,
+            points: q.points,
+            reason: `invoice adjustment ${q.adjustmentId}`,
+          },
+          `credit-reduction:${q.redemptionId}:${q.adjustmentId}`,
+        ),
+      );
     },
 
     /** A lost chargeback takes back the points earned on the invoice: never below zero. */
-    async clawBackEarnedPoints(q: SagaRef & { chargebackId: string; occurredAt: string }): Promise<{ pointsRevoked: number; shortfallPoints: number } | null> {
+    async clawBackEarnedPoints(
+      q: SagaRef & { chargebackId: string; occurredAt: string },
+    ): Promise<{ pointsRevoked: number; shortfallPoints: number } | null> {
       const accrual = await accrualLeftToRefund(pool, q.programId, q.invoiceId);
       if (!accrual || Number(accrual.leftMinor) <= 0) return null;
-      const body = { memberId: accrual.memberId, invoiceId: q.invoiceId, refundId: `chargeback:${q.chargebackId}`, amountMinor: Number(accrual.leftMinor), occurredAt: q.occurredAt };
-      const r = await callWriteFunction(pool, 'll_refund', { ...body, programId: q.programId, idemKey: `chargeback:${q.chargebackId}`, requestHash: `chargeback:${q.chargebackId}`, actor: 'system:redemption-saga' });
+      const body = {
+        memberId: accrual.memberId,
+        invoiceId: q.invoiceId,
+        refundId: `chargeback:${q.chargebackId}`,
+        amountMinor: Number(accrual.leftMinor),
+        occurredAt: q.occurredAt,
+      };
+      const r = await callWriteFunction(pool, 'll_refund', {
+        ...body,
+        programId: q.programId,
+        idemKey: `chargeback:${q.chargebackId}`,
+        requestHash: `chargeback:${q.chargebackId}`,
+        actor: 'system:redemption-saga',
+      });
       return { pointsRevoked: Number(r.body.pointsRevoked), shortfallPoints: Number(r.body.shortfallPoints) };
     },
   };

@@ -2,7 +2,13 @@ import { heartbeat, log } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { rearmDeadlines } from '../db/rearm';
 import {
-  activateRuleChange, earlierExpiryByMonth, outstandingPoints, recordRuleChangeImpact, recordRuleChangeReminder, recordRuleChangeState, ruleChangeRules,
+  activateRuleChange,
+  earlierExpiryByMonth,
+  outstandingPoints,
+  recordRuleChangeImpact,
+  recordRuleChangeReminder,
+  recordRuleChangeState,
+  ruleChangeRules,
   type EarlierExpiryMonth,
 } from '../db/rule-changes';
 import { RATE_SCALE, rateToMillionths } from '../domain/money';
@@ -23,7 +29,12 @@ export interface RuleChangeImpact {
   /** points earned per 100.00 (10,000 minor units) of spend */
   pointsPer10000Minor: { before: number; after: number };
   /** with the new expiry rules: members (and their points) whose deadline moves earlier, by month of the new deadline */
-  earlierExpiry: { members: number; points: number; alreadyPast: { members: number; points: number }; byMonth: Array<{ month: string; members: number; points: number }> };
+  earlierExpiry: {
+    members: number;
+    points: number;
+    alreadyPast: { members: number; points: number };
+    byMonth: Array<{ month: string; members: number; points: number }>;
+  };
 }
 
 /** The rule-change workflow's steps, bound to the ledger database. */
@@ -39,15 +50,27 @@ export function createRuleChangeActivities(pool: Pool) {
     async assessRuleChangeImpact(ref: RuleChangeRef): Promise<RuleChangeImpact> {
       const { before, after } = await rulesOf(ref);
       const points = await outstandingPoints(pool, ref.programId);
-      const value = (r: ProgramRules) => (points * BigInt(r.pointValueMinor) * rateToMillionths(r.expectedRedemptionRate)) / RATE_SCALE;
+      const value = (r: ProgramRules) =>
+        (points * BigInt(r.pointValueMinor) * rateToMillionths(r.expectedRedemptionRate)) / RATE_SCALE;
       const months = await earlierExpiryByMonth(pool, ref.programId, after.expiry);
       const sum = (pick: (m: EarlierExpiryMonth) => number | string) => months.reduce((s, m) => s + Number(pick(m)), 0);
       const impact: RuleChangeImpact = {
-        adverse: adverseReasons(before, after), expiryChanged: expiryChanged(before, after), outstandingPoints: Number(points),
-        expectedRedemptionValueMinor: { before: Number(value(before)), after: Number(value(after)), change: Number(value(after) - value(before)) },
-        pointsPer10000Minor: { before: Math.floor((10_000 * before.earn.points) / before.earn.perAmountMinor), after: Math.floor((10_000 * after.earn.points) / after.earn.perAmountMinor) },
+        adverse: adverseReasons(before, after),
+        expiryChanged: expiryChanged(before, after),
+        outstandingPoints: Number(points),
+        expectedRedemptionValueMinor: {
+          before: Number(value(before)),
+          after: Number(value(after)),
+          change: Number(value(after) - value(before)),
+        },
+        pointsPer10000Minor: {
+          before: Math.floor((10_000 * before.earn.points) / before.earn.perAmountMinor),
+          after: Math.floor((10_000 * after.earn.points) / after.earn.perAmountMinor),
+        },
         earlierExpiry: {
-          members: sum((m) => m.members), points: sum((m) => m.points), alreadyPast: { members: sum((m) => m.pastMembers), points: sum((m) => m.pastPoints) },
+          members: sum((m) => m.members),
+          points: sum((m) => m.points),
+          alreadyPast: { members: sum((m) => m.pastMembers), points: sum((m) => m.pastPoints) },
           byMonth: months.slice(0, 24).map((m) => ({ month: m.month, members: m.members, points: Number(m.points) })),
         },
       };
@@ -55,7 +78,9 @@ export function createRuleChangeActivities(pool: Pool) {
       return impact;
     },
 
-    async recordRuleChange(q: RuleChangeRef & { status: string; approvals: unknown[]; activatesAt: string | null }): Promise<void> {
+    async recordRuleChange(
+      q: RuleChangeRef & { status: string; approvals: unknown[]; activatesAt: string | null },
+    ): Promise<void> {
       await recordRuleChangeState(pool, q);
     },
 
@@ -66,10 +91,18 @@ export function createRuleChangeActivities(pool: Pool) {
     async remindRuleChangeApprovers(q: RuleChangeRef & { awaitingRoles: string[]; decideBy: string }): Promise<void> {
       const message = `Rule change ${q.changeId} of program ${q.programId} awaits the approval of ${q.awaitingRoles.join(' and ')}; without a decision by ${q.decideBy} it expires.`;
       await recordRuleChangeReminder(pool, {
-        programId: q.programId, changeId: q.changeId, subject: `rule change ${q.changeId}: approval awaited`, recipients: q.awaitingRoles, message,
+        programId: q.programId,
+        changeId: q.changeId,
+        subject: `rule change ${q.changeId}: approval awaited`,
+        recipients: q.awaitingRoles,
+        message,
         idempotencyKey: `rule-change-reminder:${q.programId}:${q.changeId}`,
       });
-      log.info('rule change reminder sent', { programId: q.programId, changeId: q.changeId, awaitingRoles: q.awaitingRoles });
+      log.info('rule change reminder sent', {
+        programId: q.programId,
+        changeId: q.changeId,
+        awaitingRoles: q.awaitingRoles,
+      });
     },
 
     /** The new rule version, in force from now; once per change. */

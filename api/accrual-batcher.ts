@@ -46,7 +46,9 @@ export class AccrualBatcher {
 
   submit(item: AccrualItem): Promise<WriteResult> {
     if (this.queuedCount >= this.opts.maxQueued) {
-      return Promise.reject(new ApiError(503, 'loyalty_unavailable', 'too many accruals waiting; retry shortly', { retryAfterMs: 100 }));
+      return Promise.reject(
+        new ApiError(503, 'loyalty_unavailable', 'too many accruals waiting; retry shortly', { retryAfterMs: 100 }),
+      );
     }
     return new Promise((resolve, reject) => this.enqueue({ item, attempts: 0, resolve, reject }));
   }
@@ -76,11 +78,19 @@ export class AccrualBatcher {
   private async run(batch: Pending[]): Promise<void> {
     let results: Awaited<ReturnType<typeof accrueBatch>>;
     try {
-      results = await accrueBatch(this.pool, batch.map((p) => p.item));
+      results = await accrueBatch(
+        this.pool,
+        batch.map((p) => p.item),
+      );
     } catch (e) {
-      const err = new ApiError(503, 'loyalty_unavailable', 'the ledger database is unavailable; retry with the same Idempotency-Key', {
-        cause: (e as Error).message,
-      });
+      const err = new ApiError(
+        503,
+        'loyalty_unavailable',
+        'the ledger database is unavailable; retry with the same Idempotency-Key',
+        {
+          cause: (e as Error).message,
+        },
+      );
       for (const p of batch) p.reject(err);
       return;
     }
@@ -89,7 +99,10 @@ export class AccrualBatcher {
       if (r === 'retry') {
         p.attempts++;
         if (p.attempts < this.opts.maxAttempts) this.enqueue(p);
-        else p.reject(new ApiError(503, 'loyalty_unavailable', 'accrual kept conflicting; retry with the same Idempotency-Key'));
+        else
+          p.reject(
+            new ApiError(503, 'loyalty_unavailable', 'accrual kept conflicting; retry with the same Idempotency-Key'),
+          );
       } else if (r instanceof Error) {
         p.reject(r);
       } else {

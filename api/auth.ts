@@ -35,5 +35,8 @@ export class Authenticator {
 
 export function requireRole(principal: Principal, allowed: readonly Role[]): void {
   if (principal.roles.includes('admin') || principal.roles.some((r) => allowed.includes(r))) return;
-  throw new ApiError(403, 'forbidden', `this needs one of the roles: ${allowed.join(', ')}`, { principal: principal.name, allowed });
+  throw new ApiError(403, 'forbidden', `this needs one of the roles: ${allowed.join(', ')}`, {
+    principal: principal.name,
+    allowed,
+  });
 }

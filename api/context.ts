@@ -28,7 +28,8 @@ export interface ApiContext {
 
 /** The Temporal client, or 503 when this API runs without one (the accrual path never needs it). */
 export function requireTemporal(ctx: ApiContext, what: string): NonNullable<ApiContext['temporal']> {
-  if (!ctx.temporal) throw new ApiError(503, 'loyalty_unavailable', `${what} runs on Temporal, which this API is not connected to`);
+  if (!ctx.temporal)
+    throw new ApiError(503, 'loyalty_unavailable', `${what} runs on Temporal, which this API is not connected to`);
   return ctx.temporal;
 }
 

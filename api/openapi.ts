@@ -1,7 +1,19 @@
 import { z } from 'zod';
 import { ROLES, type Role } from '../db/keys';
 import {
-  accrualSchema, chargebackSchema, createProgramSchema, invoiceAdjustmentSchema, mergeSchema, redemptionSchema, refundSchema, runReconciliationSchema, startCloseSchema, adjustmentSchema, adjustmentDecisionSchema, ruleChangeSchema, ruleChangeDecisionSchema,
+  accrualSchema,
+  chargebackSchema,
+  createProgramSchema,
+  invoiceAdjustmentSchema,
+  mergeSchema,
+  redemptionSchema,
+  refundSchema,
+  runReconciliationSchema,
+  startCloseSchema,
+  adjustmentSchema,
+  adjustmentDecisionSchema,
+  ruleChangeSchema,
+  ruleChangeDecisionSchema,
 } from '../domain/schemas';
 
 export interface RouteDoc {
@@ -16,34 +28,196 @@ export interface RouteDoc {
 
 /** The routes and the zod schemas that validate them: the same schemas are the docs. */
 export const ROUTE_DOCS: RouteDoc[] = [
-  { method: 'post', path: '/v1/programs', summary: 'Create a program (rule version 1)', roles: ['admin'], body: createProgramSchema, idempotent: true },
+  {
+    method: 'post',
+    path: '/v1/programs',
+    summary: 'Create a program (rule version 1)',
+    roles: ['admin'],
+    body: createProgramSchema,
+    idempotent: true,
+  },
   { method: 'get', path: '/v1/programs/{programId}', summary: 'A program with its active rule version', roles: 'any' },
-  { method: 'post', path: '/v1/programs/{programId}/accruals', summary: 'Report a purchase: earn points, allocate, move the expiry deadline', roles: ['billing'], body: accrualSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/refunds', summary: 'Report a refund: revoke earned points pro rata, never below zero', roles: ['billing'], body: refundSchema, idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/members/{memberId}', summary: 'A member: balance, held, available, deadline, status', roles: ['billing', 'support', 'finance', 'controller'] },
-  { method: 'get', path: '/v1/programs/{programId}/members/{memberId}/ledger', summary: "A member's ledger, oldest first (?after=&limit=)", roles: ['billing', 'support', 'finance', 'controller'] },
-  { method: 'post', path: '/v1/programs/{programId}/members/{memberId}/merge', summary: 'Merge a duplicate member into a survivor', roles: ['support'], body: mergeSchema, idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/liability', summary: 'Point-in-time liability (?asOf=)', roles: ['finance', 'controller'] },
-  { method: 'post', path: '/v1/programs/{programId}/redemptions', summary: 'Redeem points against an invoice: answers applied (credit in billing) or declined with a reason', roles: ['billing'], body: redemptionSchema, idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/redemptions/{invoiceId}', summary: "An invoice's redemption, current", roles: ['billing', 'support', 'finance', 'controller'] },
-  { method: 'post', path: '/v1/programs/{programId}/chargebacks', summary: 'A chargeback on a redeemed invoice: opened freezes, won releases, lost reverses', roles: ['billing'], body: chargebackSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/redemptions/{invoiceId}/adjustments', summary: 'An invoice lowered after its redemption: the excess points go back, in proportion', roles: ['billing'], body: invoiceAdjustmentSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/reconciliations', summary: "Run a day's reconciliation now and answer its report", roles: ['finance'], body: runReconciliationSchema },
-  { method: 'get', path: '/v1/programs/{programId}/reconciliations/{date}', summary: "A day's reconciliation report: redemptions against billing credits, postings against the GL", roles: ['finance', 'controller'] },
-  { method: 'post', path: '/v1/programs/{programId}/closes', summary: 'Start the close of an ended quarter (freeze, re-estimate breakage, propose); quarters close in order', roles: ['finance'], body: startCloseSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/closes/{period}/approve', summary: 'Approve the proposed close (not its starter): book, post to the GL, lock', roles: ['controller'], idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/closes/{period}', summary: "A close's status and step", roles: ['finance', 'controller'] },
-  { method: 'get', path: '/v1/programs/{programId}/closes/{period}/report', summary: 'The disclosure report (?format=json|csv|html)', roles: ['finance', 'controller'] },
-  { method: 'get', path: '/v1/programs/{programId}/audit', summary: 'The audit trail: changes to points, rules, keys and periods (?memberId=&since=&limit=)', roles: ['finance'] },
-  { method: 'post', path: '/v1/programs/{programId}/adjustments', summary: "A manual adjustment: applied at once up to the program's threshold, else it waits for finance", roles: ['support'], body: adjustmentSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/adjustments/{adjustmentId}/approvals', summary: 'Approve or reject an adjustment (not its requester)', roles: ['finance'], body: adjustmentDecisionSchema, idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/adjustments/{adjustmentId}', summary: 'An adjustment and its decision', roles: ['support', 'finance'] },
-  { method: 'post', path: '/v1/programs/{programId}/rule-changes', summary: 'Propose a rule version: impact, approvals, notice, activation', roles: ['program_owner'], body: ruleChangeSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/rule-changes/{changeId}/approvals', summary: 'Approve or reject a rule change for one required role (never the proposer, one role per person)', roles: ['finance', 'legal', 'controller', 'program_owner'], body: ruleChangeDecisionSchema, idempotent: true },
-  { method: 'post', path: '/v1/programs/{programId}/rule-changes/{changeId}/withdraw', summary: 'Withdraw a change that has not taken effect', roles: ['program_owner'], idempotent: true },
-  { method: 'get', path: '/v1/programs/{programId}/rule-changes/{changeId}', summary: 'A rule change: impact, approvals, status', roles: ['program_owner', 'finance', 'legal', 'controller'] },
-  { method: 'post', path: '/codec/decode', summary: "The Temporal UI's codec server: decrypt payloads (Temporal's codec protocol, {payloads})", roles: ['support'] },
-  { method: 'post', path: '/codec/encode', summary: "The Temporal UI's codec server: encrypt payloads", roles: ['support'] },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/accruals',
+    summary: 'Report a purchase: earn points, allocate, move the expiry deadline',
+    roles: ['billing'],
+    body: accrualSchema,
+    idempotent: true,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/refunds',
+    summary: 'Report a refund: revoke earned points pro rata, never below zero',
+    roles: ['billing'],
+    body: refundSchema,
+    idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/members/{memberId}',
+    summary: 'A member: balance, held, available, deadline, status',
+    roles: ['billing', 'support', 'finance', 'controller'],
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/members/{memberId}/ledger',
+    summary: "A member's ledger, oldest first (?after=&limit=)",
+    roles: ['billing', 'support', 'finance', 'controller'],
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/members/{memberId}/merge',
+    summary: 'Merge a duplicate member into a survivor',
+    roles: ['support'],
+    body: mergeSchema,
+    idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/liability',
+    summary: 'Point-in-time liability (?asOf=)',
+    roles: ['finance', 'controller'],
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/redemptions',
+    summary: 'Redeem points against an invoice: answers applied (credit in billing) or declined with a reason',
+    roles: ['billing'],
+    body: redemptionSchema,
+    idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/redemptions/{invoiceId}',
+    summary: "An invoice's redemption, current",
+    roles: ['billing', 'support', 'finance', 'controller'],
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/chargebacks',
+    summary: 'A chargeback on a redeemed invoice: opened freezes, won releases, lost reverses',
+    roles: ['billing'],
+    body: chargebackSchema,
+    idempotent: true,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/redemptions/{invoiceId}/adjustments',
+    summary: 'An invoice lowered after its redemption: the excess points go back, in proportion',
+    roles: ['billing'],
+    body: invoiceAdjustmentSchema,
+    idempotent: true,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/reconciliations',
+    summary: "Run a day's reconciliation now and answer its report",
+    roles: ['finance'],
+    body: runReconciliationSchema,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/reconciliations/{date}',
+    summary: "A day's reconciliation report: redemptions against billing credits, postings against the GL",
+    roles: ['finance', 'controller'],
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/closes',
+    summary: 'Start the close of an ended quarter (freeze, re-estimate breakage, propose); quarters close in order',
+    roles: ['finance'],
+    body: startCloseSchema,
+    idempotent: true,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/closes/{period}/approve',
+    summary: 'Approve the proposed close (not its starter): book, post to the GL, lock',
+    roles: ['controller'],
+    idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/closes/{period}',
+    summary: "A close's status and step",
+    roles: ['finance', 'controller'],
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/closes/{period}/report',
+    summary: 'The disclosure report (?format=json|csv|html)',
+    roles: ['finance', 'controller'],
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/audit',
+    summary: 'The audit trail: changes to points, rules, keys and periods (?memberId=&since=&limit=)',
+    roles: ['finance'],
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/adjustments',
+    summary: "A manual adjustment: applied at once up to the program's threshold, else it waits for finance",
+    roles: ['support'],
+    body: adjustmentSchema,
+    idempotent: true,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/adjustments/{adjustmentId}/approvals',
+    summary: 'Approve or reject an adjustment (not its requester)',
+    roles: ['finance'],
+    body: adjustmentDecisionSchema,
+    idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/adjustments/{adjustmentId}',
+    summary: 'An adjustment and its decision',
+    roles: ['support', 'finance'],
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/rule-changes',
+    summary: 'Propose a rule version: impact, approvals, notice, activation',
+    roles: ['program_owner'],
+    body: ruleChangeSchema,
+    idempotent: true,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/rule-changes/{changeId}/approvals',
+    summary: 'Approve or reject a rule change for one required role (never the proposer, one role per person)',
+    roles: ['finance', 'legal', 'controller', 'program_owner'],
+    body: ruleChangeDecisionSchema,
+    idempotent: true,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/rule-changes/{changeId}/withdraw',
+    summary: 'Withdraw a change that has not taken effect',
+    roles: ['program_owner'],
+    idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/rule-changes/{changeId}',
+    summary: 'A rule change: impact, approvals, status',
+    roles: ['program_owner', 'finance', 'legal', 'controller'],
+  },
+  {
+    method: 'post',
+    path: '/codec/decode',
+    summary: "The Temporal UI's codec server: decrypt payloads (Temporal's codec protocol, {payloads})",
+    roles: ['support'],
+  },
+  {
+    method: 'post',
+    path: '/codec/encode',
+    summary: "The Temporal UI's codec server: encrypt payloads",
+    roles: ['support'],
+  },
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },
@@ -55,10 +229,18 @@ export const rolesText = (roles: RouteDoc['roles']) =>
 /** docs/access.md's table: every endpoint against every role (a test keeps the file and the code in step). */
 export function accessTable(): string {
   const head = `| endpoint | ${ROLES.join(' | ')} |\n| --- | ${ROLES.map(() => '---').join(' | ')} |\n`;
-  return head + ROUTE_DOCS.filter((r) => r.roles !== 'none').map((r) => {
-    const cells = ROLES.map((role) => (r.roles === 'any' || role === 'admin' || r.roles.includes(role) ? 'yes' : ''));
-    return `| \`${r.method.toUpperCase()} ${r.path}\` | ${cells.join(' | ')} |`;
-  }).join('\n') + '\n';
+  return (
+    head +
+    ROUTE_DOCS.filter((r) => r.roles !== 'none')
+      .map((r) => {
+        const cells = ROLES.map((role) =>
+          r.roles === 'any' || role === 'admin' || r.roles.includes(role) ? 'yes' : '',
+        );
+        return `| \`${r.method.toUpperCase()} ${r.path}\` | ${cells.join(' | ')} |`;
+      })
+      .join('\n') +
+    '\n'
+  );
 }
 
 const errorSchema = {
@@ -75,14 +257,34 @@ const errorSchema = {
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTE_DOCS) {
-    const params = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    if (r.idempotent) params.push({ name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string' } });
+    const params = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+      name: m[1],
+      in: 'path',
+      required: true,
+      schema: { type: 'string' },
+    }));
+    if (r.idempotent)
+      params.push({ name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string' } });
     (paths[r.path] ??= {})[r.method] = {
       summary: r.summary,
       description: `Roles: ${rolesText(r.roles)}.`,
       parameters: params,
-      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(r.body, { io: 'input', unrepresentable: 'any' }) } } } } : {}),
-      responses: { default: { description: 'JSON; errors as {error: {code, message, details}}', content: { 'application/json': { schema: errorSchema } } } },
+      ...(r.body
+        ? {
+            requestBody: {
+              required: true,
+              content: {
+                'application/json': { schema: z.toJSONSchema(r.body, { io: 'input', unrepresentable: 'any' }) },
+              },
+            },
+          }
+        : {}),
+      responses: {
+        default: {
+          description: 'JSON; errors as {error: {code, message, details}}',
+          content: { 'application/json': { schema: errorSchema } },
+        },
+      },
     };
   }
   return {
@@ -96,7 +298,8 @@ export function openApiDocument(): Record<string, unknown> {
 
 export function docsPage(): string {
   const rows = ROUTE_DOCS.map(
-    (r) => `<tr><td><code>${r.method.toUpperCase()}</code></td><td><code>${r.path}</code></td><td>${r.summary}</td><td>${rolesText(r.roles)}</td></tr>`,
+    (r) =>
+      `<tr><td><code>${r.method.toUpperCase()}</code></td><td><code>${r.path}</code></td><td>${r.summary}</td><td>${rolesText(r.roles)}</td></tr>`,
   ).join('\n');
   return `<!doctype html><html><head><meta charset="utf-8"><title>Loyalty Ledger API</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}td{padding:.3rem .8rem;border-bottom:1px solid #ddd}</style></head>

@@ -44,17 +44,21 @@ function errorBody(code: string, message: string, details: Record<string, unknow
 }
 
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
-    // Fastify logs every request at info; keep its own logging to warnings and errors.
+  // Fastify logs every request at info; keep its own logging to warnings and errors.
   const app: FastifyInstance = Fastify({
     // warn and above (no line per request), or quieter if the logger is (the tests' is silent)
-    loggerInstance: o.logger.child({ component: 'api' }, { level: o.logger.levelVal > 40 ? o.logger.level : 'warn' }) as FastifyBaseLogger,
+    loggerInstance: o.logger.child(
+      { component: 'api' },
+      { level: o.logger.levelVal > 40 ? o.logger.level : 'warn' },
+    ) as FastifyBaseLogger,
     bodyLimit: o.bodyLimitBytes,
     return503OnClosing: true,
     // A path param may be a 128-character id, percent-encoded to 3 bytes a character: it must reach
     // the schema, not Fastify's 100-character router limit. A malformed URL (bad percent-encoding, a
     // longer param) is the client's error in the API's shape, not Fastify's own body.
     routerOptions: { maxParamLength: 512 },
-    frameworkErrors: (err, _req, reply) => (reply as import('fastify').FastifyReply).status(400).send(errorBody('validation_failed', err.message)),
+    frameworkErrors: (err, _req, reply) =>
+      (reply as import('fastify').FastifyReply).status(400).send(errorBody('validation_failed', err.message)),
     // The request id (`reqId` in the API's log lines) is the correlation id: the caller's
     // x-correlation-id when well formed, else a fresh one.
     genReqId: (req) => correlationIdFrom(req.headers[CORRELATION_HTTP_HEADER]),
@@ -77,7 +81,12 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
-  const errors = new Counter({ name: 'loyalty_api_errors_total', help: 'error answers by code', labelNames: ['code'], registers: [registry] });
+  const errors = new Counter({
+    name: 'loyalty_api_errors_total',
+    help: 'error answers by code',
+    labelNames: ['code'],
+    registers: [registry],
+  });
 
   const ctx: ApiContext = {
     pool: o.pool,
@@ -92,7 +101,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   };
 
   app.addHook('onResponse', async (req, reply) => {
-    requests.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    requests.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -101,8 +113,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
       return reply.status(err.statusCode).send(errorBody(err.code, err.message, err.details));
     }
     const e = err as { statusCode?: number; code?: string; message: string };
-    if (e.statusCode === 413) return reply.status(413).send(errorBody('payload_too_large', `request body over ${o.bodyLimitBytes} bytes`));
-    if (e.statusCode === 415) return reply.status(415).send(errorBody('unsupported_media_type', 'send Content-Type: application/json'));
+    if (e.statusCode === 413)
+      return reply.status(413).send(errorBody('payload_too_large', `request body over ${o.bodyLimitBytes} bytes`));
+    if (e.statusCode === 415)
+      return reply.status(415).send(errorBody('unsupported_media_type', 'send Content-Type: application/json'));
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       errors.inc({ code: 'validation_failed' });
       return reply.status(400).send(errorBody('validation_failed', e.message));
@@ -110,14 +124,24 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (isUnavailable(err)) {
       req.log.warn({ err }, 'a service the API needs did not answer');
       errors.inc({ code: 'loyalty_unavailable' });
-      return reply.status(503).header('retry-after', '1').send(errorBody('loyalty_unavailable',
-        'the ledger database or Temporal did not answer; retry with the same Idempotency-Key', { cause: e.message }));
+      return reply
+        .status(503)
+        .header('retry-after', '1')
+        .send(
+          errorBody(
+            'loyalty_unavailable',
+            'the ledger database or Temporal did not answer; retry with the same Idempotency-Key',
+            { cause: e.message },
+          ),
+        );
     }
     req.log.error({ err }, 'unhandled error');
     errors.inc({ code: 'internal_error' });
     return reply.status(500).send(errorBody('internal_error', 'internal error; it has been logged'));
   });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)),
+  );
 
   programRoutes(app, ctx);
   accrualRoutes(app, ctx);
@@ -135,7 +159,9 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.get('/readyz', async (_req, reply) => {
     const postgres = await databaseAnswers(o.pool);
     const temporal = await o.temporalReachable().catch(() => false);
-    return reply.status(postgres && temporal ? 200 : 503).send({ postgres, temporal, accrualsQueued: ctx.accruals.queued });
+    return reply
+      .status(postgres && temporal ? 200 : 503)
+      .send({ postgres, temporal, accrualsQueued: ctx.accruals.queued });
   });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   const openapi = openApiDocument();

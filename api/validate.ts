@@ -15,7 +15,8 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, where: str
 
 export function idempotencyKey(req: FastifyRequest): string {
   const raw = req.headers['idempotency-key'];
-  if (raw === undefined) throw new ApiError(400, 'validation_failed', 'the Idempotency-Key header is required on this request');
+  if (raw === undefined)
+    throw new ApiError(400, 'validation_failed', 'the Idempotency-Key header is required on this request');
   return parse(idempotencyKeyHeader, Array.isArray(raw) ? raw[0] : raw, 'Idempotency-Key header');
 }
 

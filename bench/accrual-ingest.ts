@@ -23,8 +23,20 @@ import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
 import { freePort } from '../cli/stack/process';
 import {
-  benchDatabase, cpuSeconds, intFlag, log, machineNote, markdownTable, median, postmasterPid, prng, quantile,
-  round, runMain, spawnTsChild, workDir,
+  benchDatabase,
+  cpuSeconds,
+  intFlag,
+  log,
+  machineNote,
+  markdownTable,
+  median,
+  postmasterPid,
+  prng,
+  quantile,
+  round,
+  runMain,
+  spawnTsChild,
+  workDir,
 } from './lib';
 
 const GOAL_RATE = 2_000;
@@ -97,13 +109,19 @@ async function drive(
   const errorCounts = new Map<string, number>();
   let next = 0;
   let done = 0;
-  const cpu0 = { client: process.cpuUsage(), api: probe.apiPid ? cpuSeconds(probe.apiPid) : null, pg: probe.pgPid ? cpuSeconds(probe.pgPid) : null };
+  const cpu0 = {
+    client: process.cpuUsage(),
+    api: probe.apiPid ? cpuSeconds(probe.apiPid) : null,
+    pg: probe.pgPid ? cpuSeconds(probe.pgPid) : null,
+  };
   const t0 = performance.now();
   let lastDone = 0;
   let lastT = t0;
   const progress = setInterval(() => {
     const t = performance.now();
-    log(`${label}: ${done.toLocaleString('en-US')}/${n.toLocaleString('en-US')} done, ${Math.round(((done - lastDone) * 1000) / (t - lastT))}/s over the last ${((t - lastT) / 1000).toFixed(0)} s`);
+    log(
+      `${label}: ${done.toLocaleString('en-US')}/${n.toLocaleString('en-US')} done, ${Math.round(((done - lastDone) * 1000) / (t - lastT))}/s over the last ${((t - lastT) / 1000).toFixed(0)} s`,
+    );
     lastDone = done;
     lastT = t;
   }, 5_000);
@@ -153,11 +171,19 @@ async function drive(
 }
 
 /** The baseline: plain single-row inserts, autocommit, one connection per lane. */
-async function runBaseline(url: string, load: Load, concurrency: number, r: number, probe: CpuProbe): Promise<PhaseResult> {
+async function runBaseline(
+  url: string,
+  load: Load,
+  concurrency: number,
+  r: number,
+  probe: CpuProbe,
+): Promise<PhaseResult> {
   const admin = new Client({ connectionString: url });
   await admin.connect();
   await admin.query('drop table if exists bench_baseline');
-  await admin.query('create table bench_baseline (invoice_id text primary key, member_id text, amount_minor bigint, occurred_at timestamptz)');
+  await admin.query(
+    'create table bench_baseline (invoice_id text primary key, member_id text, amount_minor bigint, occurred_at timestamptz)',
+  );
   await admin.query('checkpoint').catch(() => undefined); // not allowed for every role with DATABASE_URL
   const lanes = await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -166,10 +192,15 @@ async function runBaseline(url: string, load: Load, concurrency: number, r: numb
       return c;
     }),
   );
-  const sql = 'insert into bench_baseline (invoice_id, member_id, amount_minor, occurred_at) values ($1, $2, $3, $4) on conflict do nothing';
+  const sql =
+    'insert into bench_baseline (invoice_id, member_id, amount_minor, occurred_at) values ($1, $2, $3, $4) on conflict do nothing';
   try {
     const res = await drive(load.member.length, concurrency, `round ${r} baseline`, probe, async (i, l) => {
-      await lanes[l]!.query({ name: 'bench_baseline_insert', text: sql, values: [`inv-${r}-${i}`, `m-${load.member[i]}`, load.amountMinor[i], load.occurredAt[i]] });
+      await lanes[l]!.query({
+        name: 'bench_baseline_insert',
+        text: sql,
+        values: [`inv-${r}-${i}`, `m-${load.member[i]}`, load.amountMinor[i], load.occurredAt[i]],
+      });
       return null;
     });
     const rows = Number((await admin.query('select count(*) as n from bench_baseline')).rows[0].n);
@@ -204,7 +235,10 @@ async function runApi(
         occurredAt: load.occurredAt[i],
         storeId: `s-${load.member[i]! % 50}`,
       });
-      const answer = await post(agent, o.port, path, body, { authorization: `Bearer ${o.billingKey}`, 'idempotency-key': `bench-${runId}-${i}` });
+      const answer = await post(agent, o.port, path, body, {
+        authorization: `Bearer ${o.billingKey}`,
+        'idempotency-key': `bench-${runId}-${i}`,
+      });
       if (answer.status !== 201) return `HTTP ${answer.status} ${answer.body.slice(0, 160)}`;
       const p = (JSON.parse(answer.body) as { points?: unknown }).points;
       if (typeof p !== 'number') return `201 without points: ${answer.body.slice(0, 160)}`;
@@ -217,11 +251,21 @@ async function runApi(
   }
 }
 
-function post(agent: http.Agent, port: number, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+function post(
+  agent: http.Agent,
+  port: number,
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        host: '127.0.0.1', port, path, method: 'POST', agent,
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent,
         headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
@@ -250,7 +294,14 @@ interface Check {
 }
 
 /** After an API round: the ledger has what the API answered. */
-async function checkProgram(url: string, programId: string, sent: number, pointsAnswered: number, membersExpected: number, window: string): Promise<Check> {
+async function checkProgram(
+  url: string,
+  programId: string,
+  sent: number,
+  pointsAnswered: number,
+  membersExpected: number,
+  window: string,
+): Promise<Check> {
   const c = new Client({ connectionString: url });
   await c.connect();
   try {
@@ -279,9 +330,11 @@ async function checkProgram(url: string, programId: string, sent: number, points
     };
     if (out.earnEntries !== sent) out.problems.push(`${out.earnEntries} earn entries for ${sent} accruals sent`);
     if (out.accrualRows !== sent) out.problems.push(`${out.accrualRows} accrual rows for ${sent} accruals sent`);
-    if (out.balanceSum !== pointsAnswered) out.problems.push(`balances sum to ${out.balanceSum}, the API answered ${pointsAnswered} points`);
+    if (out.balanceSum !== pointsAnswered)
+      out.problems.push(`balances sum to ${out.balanceSum}, the API answered ${pointsAnswered} points`);
     if (out.members !== membersExpected) out.problems.push(`${out.members} members, expected ${membersExpected}`);
-    if (out.wrongDeadlines !== 0) out.problems.push(`${out.wrongDeadlines} members whose deadline is not last purchase + ${window}`);
+    if (out.wrongDeadlines !== 0)
+      out.problems.push(`${out.wrongDeadlines} members whose deadline is not last purchase + ${window}`);
     out.ok = out.problems.length === 0;
     return out;
   } finally {
@@ -292,24 +345,37 @@ async function checkProgram(url: string, programId: string, sent: number, points
 async function createProgram(port: number, adminKey: string, programId: string, window: string): Promise<void> {
   const agent = new http.Agent({ keepAlive: false });
   const body = JSON.stringify({
-    programId, name: `Bench ${programId}`, currency: 'USD', pointValueMinor: 1,
-    earn: { points: 1, perAmountMinor: 100 }, expectedRedemptionRate: 0.8,
-    expiry: { policy: 'rolling', window }, accounting: { method: 'relative_ssp' },
-    redemption: { minPoints: 100, maxInvoiceShare: 1.0, cohortOrder: 'oldest_first' }, chargebackWindow: 'P120D',
+    programId,
+    name: `Bench ${programId}`,
+    currency: 'USD',
+    pointValueMinor: 1,
+    earn: { points: 1, perAmountMinor: 100 },
+    expectedRedemptionRate: 0.8,
+    expiry: { policy: 'rolling', window },
+    accounting: { method: 'relative_ssp' },
+    redemption: { minPoints: 100, maxInvoiceShare: 1.0, cohortOrder: 'oldest_first' },
+    chargebackWindow: 'P120D',
   });
-  const res = await post(agent, port, '/v1/programs', body, { authorization: `Bearer ${adminKey}`, 'idempotency-key': `bench-program-${programId}` });
+  const res = await post(agent, port, '/v1/programs', body, {
+    authorization: `Bearer ${adminKey}`,
+    'idempotency-key': `bench-program-${programId}`,
+  });
   if (res.status !== 201) throw new Error(`creating program ${programId}: HTTP ${res.status} ${res.body}`);
 }
 
 /** Median CPU milliseconds per operation, by process. */
 function cpuPerOp(runs: PhaseResult[], withApi = true): string {
-  const per = (f: (x: PhaseResult) => number | null) => round(median(runs.map((x) => ((f(x) ?? NaN) * 1000) / x.ops)), 2);
+  const per = (f: (x: PhaseResult) => number | null) =>
+    round(median(runs.map((x) => ((f(x) ?? NaN) * 1000) / x.ops)), 2);
   const parts = [per((x) => x.cpu.client), ...(withApi ? [per((x) => x.cpu.api)] : []), per((x) => x.cpu.postgres)];
   return parts.map((p) => (Number.isFinite(p) ? String(p) : 'n/a')).join(' / ');
 }
 
 function cpuCeiling(runs: PhaseResult[], cpus: number): number {
-  return round(median(runs.map((x) => (cpus * x.ops) / (x.cpu.client + (x.cpu.api ?? NaN) + (x.cpu.postgres ?? NaN)))), 0);
+  return round(
+    median(runs.map((x) => (cpus * x.ops) / (x.cpu.client + (x.cpu.api ?? NaN) + (x.cpu.postgres ?? NaN)))),
+    0,
+  );
 }
 
 /** Migrates and makes one billing and one admin key. */
@@ -353,7 +419,8 @@ async function main(): Promise<number> {
   const warmup = intFlag('warmup', values.warmup, 0);
   const seed = intFlag('seed', values.seed, 0);
   const window = values.window!;
-  if (!/^P(\d+D|T\d+[HMS])/.test(window)) throw new Error(`--window: an ISO 8601 duration such as P365D (got ${window})`);
+  if (!/^P(\d+D|T\d+[HMS])/.test(window))
+    throw new Error(`--window: an ISO 8601 duration such as P365D (got ${window})`);
 
   const work = workDir('loyalty-bench-accruals-', values['work-dir']);
   const machine = machineNote(work);
@@ -371,7 +438,8 @@ async function main(): Promise<number> {
 
   const port = await freePort();
   const apiArgs = ['--database-url', db.url, '--port', String(port), '--pool-size', values['api-pool']!];
-  for (const f of ['max-batch', 'max-in-flight', 'max-queued'] as const) if (values[f]) apiArgs.push(`--${f}`, values[f]!);
+  for (const f of ['max-batch', 'max-in-flight', 'max-queued'] as const)
+    if (values[f]) apiArgs.push(`--${f}`, values[f]!);
   const api = await spawnTsChild(join(__dirname, 'api-server.ts'), apiArgs, 'api server');
   const batcher = JSON.parse(api.ready.split(' ').slice(2).join(' ')) as Record<string, number>;
   log(`API on 127.0.0.1:${port} (pid ${api.child.pid}), batcher ${JSON.stringify(batcher)}`);
@@ -379,8 +447,15 @@ async function main(): Promise<number> {
 
   if (warmup > 0) {
     await createProgram(port, keys.adminKey, 'bench-warmup', window);
-    const w = await runApi({ port, billingKey: keys.billingKey, programId: 'bench-warmup', concurrency, phase: 'warmup' }, makeLoad(warmup, Math.min(members, warmup), seed + 1000), 0, probe);
-    log(`warm-up: ${w.ops} accruals, ${w.rate}/s, ${w.errors} errors${w.errors ? `: ${w.errorSamples.join('; ')}` : ''}`);
+    const w = await runApi(
+      { port, billingKey: keys.billingKey, programId: 'bench-warmup', concurrency, phase: 'warmup' },
+      makeLoad(warmup, Math.min(members, warmup), seed + 1000),
+      0,
+      probe,
+    );
+    log(
+      `warm-up: ${w.ops} accruals, ${w.rate}/s, ${w.errors} errors${w.errors ? `: ${w.errorSamples.join('; ')}` : ''}`,
+    );
   }
 
   const results: PhaseResult[] = [];
@@ -397,7 +472,12 @@ async function main(): Promise<number> {
     await admin.connect();
     await admin.query('checkpoint').catch(() => undefined);
     await admin.end();
-    const res = await runApi({ port, billingKey: keys.billingKey, programId, concurrency, phase: 'api' }, load, r, probe);
+    const res = await runApi(
+      { port, billingKey: keys.billingKey, programId, concurrency, phase: 'api' },
+      load,
+      r,
+      probe,
+    );
     results.push(res);
     log(`round ${r} API: ${res.rate} accruals/s, p50 ${res.p50Ms} ms, p99 ${res.p99Ms} ms, ${res.errors} errors`);
     const check = await checkProgram(db.url, programId, n, res.pointsAnswered ?? 0, load.distinctMembers, window);
@@ -415,42 +495,108 @@ async function main(): Promise<number> {
   const correct = checks.every((c) => c.ok);
 
   const out: string[] = [];
-  out.push(`## Accrual ingest: ${n.toLocaleString('en-US')} accruals over ${members.toLocaleString('en-US')} members, concurrency ${concurrency}, ${rounds} round(s)`);
+  out.push(
+    `## Accrual ingest: ${n.toLocaleString('en-US')} accruals over ${members.toLocaleString('en-US')} members, concurrency ${concurrency}, ${rounds} round(s)`,
+  );
   out.push('');
-  out.push(`PostgreSQL ${db.embedded ? 'embedded' : 'DATABASE_URL'} on ${machine.fsType}; ${machine.cpus} CPUs, load ${machine.loadavg1m} at start; API batcher ${JSON.stringify(batcher)}, API pool ${values['api-pool']}; expiry rolling ${window}.`);
+  out.push(
+    `PostgreSQL ${db.embedded ? 'embedded' : 'DATABASE_URL'} on ${machine.fsType}; ${machine.cpus} CPUs, load ${machine.loadavg1m} at start; API batcher ${JSON.stringify(batcher)}, API pool ${values['api-pool']}; expiry rolling ${window}.`,
+  );
   out.push('');
-  out.push(markdownTable(
-    ['round', 'phase', 'ops', 'time s', 'ops/s', 'ops/s 10-90%', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'CPU s client', 'CPU s API', 'CPU s PG'],
-    results.map((x) => [x.round, x.phase === 'api' ? 'API accruals' : 'baseline INSERT', x.ops, x.seconds, x.rate, x.steadyRate, x.p50Ms, x.p99Ms, x.maxMs, x.errors,
-      x.cpu.client, x.cpu.api ?? NaN, x.cpu.postgres ?? NaN]),
-  ));
+  out.push(
+    markdownTable(
+      [
+        'round',
+        'phase',
+        'ops',
+        'time s',
+        'ops/s',
+        'ops/s 10-90%',
+        'p50 ms',
+        'p99 ms',
+        'max ms',
+        'errors',
+        'CPU s client',
+        'CPU s API',
+        'CPU s PG',
+      ],
+      results.map((x) => [
+        x.round,
+        x.phase === 'api' ? 'API accruals' : 'baseline INSERT',
+        x.ops,
+        x.seconds,
+        x.rate,
+        x.steadyRate,
+        x.p50Ms,
+        x.p99Ms,
+        x.maxMs,
+        x.errors,
+        x.cpu.client,
+        x.cpu.api ?? NaN,
+        x.cpu.postgres ?? NaN,
+      ]),
+    ),
+  );
   out.push('');
-  out.push(markdownTable(
-    ['figure (median over rounds)', 'value', 'goal', 'met'],
-    [
-      ['API accruals/s', round(apiRate, 0), `>= ${GOAL_RATE.toLocaleString('en-US')}`, apiRate >= GOAL_RATE ? 'yes' : 'NO'],
-      ['baseline rows/s', round(baseRate, 0), '', ''],
-      ['ratio accruals/s / baseline rows/s', round(ratio, 3), `>= ${GOAL_RATIO}`, ratio >= GOAL_RATIO ? 'yes' : 'NO'],
-      ['API p50 latency ms', median(apiRuns.map((x) => x.p50Ms)), '', ''],
-      ['API p99 latency ms', median(apiRuns.map((x) => x.p99Ms)), '', ''],
-      ['API total time s', median(apiRuns.map((x) => x.seconds)), '', ''],
-      ['API errors (all rounds)', errors, '0', errors === 0 ? 'yes' : 'NO'],
-      ['CPU ms per accrual: client / API / PostgreSQL', cpuPerOp(apiRuns), '', ''],
-      ['CPU ms per baseline row: client / PostgreSQL', cpuPerOp(baseRuns, false), '', ''],
-      [`CPU-bound ceiling, accruals/s (${machine.cpus} CPUs / CPU per accrual, all three)`, cpuCeiling(apiRuns, machine.cpus), '', ''],
-      ['ledger check (earn entries, balances, deadlines)', correct ? 'ok' : 'FAILED', 'ok', correct ? 'yes' : 'NO'],
-    ],
-  ));
+  out.push(
+    markdownTable(
+      ['figure (median over rounds)', 'value', 'goal', 'met'],
+      [
+        [
+          'API accruals/s',
+          round(apiRate, 0),
+          `>= ${GOAL_RATE.toLocaleString('en-US')}`,
+          apiRate >= GOAL_RATE ? 'yes' : 'NO',
+        ],
+        ['baseline rows/s', round(baseRate, 0), '', ''],
+        ['ratio accruals/s / baseline rows/s', round(ratio, 3), `>= ${GOAL_RATIO}`, ratio >= GOAL_RATIO ? 'yes' : 'NO'],
+        ['API p50 latency ms', median(apiRuns.map((x) => x.p50Ms)), '', ''],
+        ['API p99 latency ms', median(apiRuns.map((x) => x.p99Ms)), '', ''],
+        ['API total time s', median(apiRuns.map((x) => x.seconds)), '', ''],
+        ['API errors (all rounds)', errors, '0', errors === 0 ? 'yes' : 'NO'],
+        ['CPU ms per accrual: client / API / PostgreSQL', cpuPerOp(apiRuns), '', ''],
+        ['CPU ms per baseline row: client / PostgreSQL', cpuPerOp(baseRuns, false), '', ''],
+        [
+          `CPU-bound ceiling, accruals/s (${machine.cpus} CPUs / CPU per accrual, all three)`,
+          cpuCeiling(apiRuns, machine.cpus),
+          '',
+          '',
+        ],
+        ['ledger check (earn entries, balances, deadlines)', correct ? 'ok' : 'FAILED', 'ok', correct ? 'yes' : 'NO'],
+      ],
+    ),
+  );
   for (const x of results) if (x.errors) out.push(`\n${x.phase} round ${x.round} errors: ${x.errorSamples.join('; ')}`);
   for (const [i, c] of checks.entries()) if (!c.ok) out.push(`\nround ${i + 1} check failed: ${c.problems.join('; ')}`);
   process.stdout.write(`${out.join('\n')}\n\n`);
-  process.stdout.write(`${JSON.stringify({
-    bench: 'accrual-ingest', accruals: n, members, concurrency, rounds, window, batcher, apiPool: Number(values['api-pool']),
-    postgres: db.embedded ? 'embedded' : 'DATABASE_URL', fsType: machine.fsType, cpus: machine.cpus, loadavg1mAtStart: machine.loadavg1m,
-    accrualsPerSec: apiRate, baselineRowsPerSec: baseRate, ratio: round(ratio, 3), goalRatio: GOAL_RATIO, goalRate: GOAL_RATE,
-    p50Ms: median(apiRuns.map((x) => x.p50Ms)), p99Ms: median(apiRuns.map((x) => x.p99Ms)), errors, baselineErrors, correct,
-    runs: results, checks,
-  })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: 'accrual-ingest',
+      accruals: n,
+      members,
+      concurrency,
+      rounds,
+      window,
+      batcher,
+      apiPool: Number(values['api-pool']),
+      postgres: db.embedded ? 'embedded' : 'DATABASE_URL',
+      fsType: machine.fsType,
+      cpus: machine.cpus,
+      loadavg1mAtStart: machine.loadavg1m,
+      accrualsPerSec: apiRate,
+      baselineRowsPerSec: baseRate,
+      ratio: round(ratio, 3),
+      goalRatio: GOAL_RATIO,
+      goalRate: GOAL_RATE,
+      p50Ms: median(apiRuns.map((x) => x.p50Ms)),
+      p99Ms: median(apiRuns.map((x) => x.p99Ms)),
+      errors,
+      baselineErrors,
+      correct,
+      runs: results,
+      checks,
+    })}\n`,
+  );
   return errors === 0 && baselineErrors === 0 && correct ? 0 : 1;
 }
 

@@ -32,7 +32,11 @@ async function main(): Promise<void> {
     ...(values['max-in-flight'] ? { maxInFlight: intFlag('max-in-flight', values['max-in-flight']) } : {}),
     ...(values['max-queued'] ? { maxQueued: intFlag('max-queued', values['max-queued']) } : {}),
   };
-  const pool = createPool({ connectionString: values['database-url'], maxConnections: intFlag('pool-size', values['pool-size']), applicationName: 'bench-api' });
+  const pool = createPool({
+    connectionString: values['database-url'],
+    maxConnections: intFlag('pool-size', values['pool-size']),
+    applicationName: 'bench-api',
+  });
   const logger = pino({ level: values['log-level'] }, pino.destination(2));
   const app = await buildApi({ pool, logger, batcher, bodyLimitBytes: 64 * 1024, temporalReachable: async () => true });
   await app.listen({ port, host: '127.0.0.1' });

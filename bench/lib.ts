@@ -117,8 +117,16 @@ export function postmasterPid(dataDir: string | null): number | null {
  * Spawns `node --import tsx <script> ...args` from the project root and waits for the line
  * `READY ...` on its stdout. The child's stdin is a pipe it watches: it exits when we do.
  */
-export async function spawnTsChild(script: string, args: string[], what: string, timeoutMs = 120_000): Promise<{ child: ChildProcess; ready: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+export async function spawnTsChild(
+  script: string,
+  args: string[],
+  what: string,
+  timeoutMs = 120_000,
+): Promise<{ child: ChildProcess; ready: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   onCleanup(what, () => stopChild(child, 15_000));
   const ready = await new Promise<string>((resolve, reject) => {
     let buf = '';
@@ -146,10 +154,13 @@ export function stopOnParentExit(stop: () => Promise<void>): void {
   const go = () => {
     if (stopping) return;
     stopping = true;
-    stop().then(() => process.exit(0), (e) => {
-      console.error(e);
-      process.exit(1);
-    });
+    stop().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(e);
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', go);
   process.once('SIGINT', go);
@@ -231,11 +242,24 @@ export function machineNote(dir: string): { loadavg1m: number; cpus: number; fsT
   let fsType = 'unknown';
   try {
     const t = statfsSync(dir).type;
-    fsType = ({ 0xef53: 'ext4', 0x01021994: 'tmpfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x794c7630: 'overlayfs' } as Record<number, string>)[t] ?? `0x${t.toString(16)}`;
+    fsType =
+      (
+        {
+          0xef53: 'ext4',
+          0x01021994: 'tmpfs',
+          0x58465342: 'xfs',
+          0x9123683e: 'btrfs',
+          0x794c7630: 'overlayfs',
+        } as Record<number, string>
+      )[t] ?? `0x${t.toString(16)}`;
   } catch {
     /* not Linux */
   }
-  return { loadavg1m: Number(loadavg()[0]!.toFixed(2)), cpus: readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length, fsType };
+  return {
+    loadavg1m: Number(loadavg()[0]!.toFixed(2)),
+    cpus: readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length,
+    fsType,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,7 +301,9 @@ export function markdownTable(header: string[], rows: Array<Array<string | numbe
   const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
   const line = (r: Array<string | number>) => `| ${r.map((c, i) => String(c).padEnd(widths[i]!)).join(' | ')} |`;
-  return [line(cells[0]!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...cells.slice(1).map(line)].join('\n');
+  return [line(cells[0]!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...cells.slice(1).map(line)].join(
+    '\n',
+  );
 }
 
 function fmt(x: number): string {

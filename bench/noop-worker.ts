@@ -8,14 +8,30 @@ import { modulePath } from '../temporal/module-path';
  */
 export async function startNoopSagaWorker(address: string, taskQueue: string): Promise<{ stop: () => Promise<void> }> {
   const noop = async () => undefined;
-  const activities: NoopSagaActivities = { holdPoints: noop, getTaxTreatment: noop, applyCreditInBilling: noop, commitPointsAndJournal: noop, postJournalToGl: noop };
+  const activities: NoopSagaActivities = {
+    holdPoints: noop,
+    getTaxTreatment: noop,
+    applyCreditInBilling: noop,
+    commitPointsAndJournal: noop,
+    postJournalToGl: noop,
+  };
   const native = await NativeConnection.connect({ address });
   const worker = await Worker.create({
-    connection: native, namespace: 'default', taskQueue,
+    connection: native,
+    namespace: 'default',
+    taskQueue,
     workflowsPath: modulePath(__dirname, 'workflows/noop-saga'),
     activities,
-    maxConcurrentActivityTaskExecutions: 100, maxCachedWorkflows: 1000, shutdownGraceTime: '10 seconds',
+    maxConcurrentActivityTaskExecutions: 100,
+    maxCachedWorkflows: 1000,
+    shutdownGraceTime: '10 seconds',
   });
   const running = worker.run();
-  return { stop: async () => { worker.shutdown(); await running; await native.close(); } };
+  return {
+    stop: async () => {
+      worker.shutdown();
+      await running;
+      await native.close();
+    },
+  };
 }

@@ -65,7 +65,9 @@ class AccrualStream {
   private timer: NodeJS.Timeout | null = null;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-  constructor(private readonly o: { port: number; key: string; programId: string; members: number; rate: number; tag: string }) {}
+  constructor(
+    private readonly o: { port: number; key: string; programId: string; members: number; rate: number; tag: string },
+  ) {}
 
   start(): void {
     let owed = 0;
@@ -80,8 +82,11 @@ class AccrualStream {
     while (this.inFlight > 0) await sleep(20);
     this.agent.destroy();
     return {
-      sent: this.seq, errors: this.errors, p50Ms: round(quantile(this.latencies, 0.5), 1),
-      p99Ms: round(quantile(this.latencies, 0.99), 1), maxMs: round(quantile(this.latencies, 1), 1),
+      sent: this.seq,
+      errors: this.errors,
+      p50Ms: round(quantile(this.latencies, 0.5), 1),
+      p99Ms: round(quantile(this.latencies, 0.99), 1),
+      maxMs: round(quantile(this.latencies, 1), 1),
     };
   }
 
@@ -93,19 +98,36 @@ class AccrualStream {
     }
     this.inFlight++;
     const member = `m-${(i * 7919) % this.o.members}`;
-    const body = JSON.stringify({ memberId: member, invoiceId: `${this.o.tag}-${i}`, amountMinor: 1_000, occurredAt: new Date().toISOString() });
-    const t0 = performance.now();
-    const req = http.request({
-      agent: this.agent, host: '127.0.0.1', port: this.o.port, method: 'POST', path: `/v1/programs/${this.o.programId}/accruals`,
-      headers: { authorization: `Bearer ${this.o.key}`, 'content-type': 'application/json', 'idempotency-key': `${this.o.tag}-${i}`, 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        this.inFlight--;
-        if (res.statusCode === 201) this.latencies.push(performance.now() - t0);
-        else this.errors++;
-      });
+    const body = JSON.stringify({
+      memberId: member,
+      invoiceId: `${this.o.tag}-${i}`,
+      amountMinor: 1_000,
+      occurredAt: new Date().toISOString(),
     });
+    const t0 = performance.now();
+    const req = http.request(
+      {
+        agent: this.agent,
+        host: '127.0.0.1',
+        port: this.o.port,
+        method: 'POST',
+        path: `/v1/programs/${this.o.programId}/accruals`,
+        headers: {
+          authorization: `Bearer ${this.o.key}`,
+          'content-type': 'application/json',
+          'idempotency-key': `${this.o.tag}-${i}`,
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          this.inFlight--;
+          if (res.statusCode === 201) this.latencies.push(performance.now() - t0);
+          else this.errors++;
+        });
+      },
+    );
     req.on('error', () => {
       this.inFlight--;
       this.errors++;
@@ -118,15 +140,22 @@ class AccrualStream {
 async function notRearmed(pool: Pool, programId: string): Promise<number> {
   const { rows } = await pool.query(
     `select count(*)::int as n from members where program_id = $1 and status = 'active' and balance > 0
-        and (armed_deadline is null or armed_deadline > expires_at)`, [programId]);
+        and (armed_deadline is null or armed_deadline > expires_at)`,
+    [programId],
+  );
   return rows[0].n;
 }
 
 export async function measureRearm(o: RearmOptions): Promise<RearmResult> {
   const key = newSecret('bench-rearm');
   await putKey(o.pool, { keyId: 'bench-rearm', secret: key, principal: 'bench-rearm', roles: ['billing'] });
-  await spawnTsChild(`${__dirname}/api-server.ts`, ['--database-url', o.databaseUrl, '--port', String(o.apiPort), '--pool-size', '8'], 'api server');
-  const stream = (tag: string) => new AccrualStream({ port: o.apiPort, key, programId: o.programId, members: o.members, rate: o.streamRate, tag });
+  await spawnTsChild(
+    `${__dirname}/api-server.ts`,
+    ['--database-url', o.databaseUrl, '--port', String(o.apiPort), '--pool-size', '8'],
+    'api server',
+  );
+  const stream = (tag: string) =>
+    new AccrualStream({ port: o.apiPort, key, programId: o.programId, members: o.members, rate: o.streamRate, tag });
 
   log(`re-arm: accrual stream alone, ${o.streamRate}/s for ${o.streamAloneSeconds} s`);
   const aloneStream = stream('alone');
@@ -139,7 +168,9 @@ export async function measureRearm(o: RearmOptions): Promise<RearmResult> {
   await o.pool.query(
     `insert into program_rule_versions (program_id, version, effective_at, rules, created_by)
      select program_id, version + 1, now(), jsonb_set(rules, '{expiry,window}', to_jsonb($2::text)), 'bench-rearm'
-       from program_rule_versions where program_id = $1 order by version desc limit 1`, [o.programId, o.window]);
+       from program_rule_versions where program_id = $1 order by version desc limit 1`,
+    [o.programId, o.window],
+  );
   const duringStream = stream('during');
   const signals0 = o.relay.signalled;
   const t0 = performance.now();
@@ -152,7 +183,9 @@ export async function measureRearm(o: RearmOptions): Promise<RearmResult> {
     }
   });
   const recomputeSeconds = (performance.now() - t0) / 1000;
-  log(`re-arm: ${moved.toLocaleString('en-US')} deadlines recomputed in ${recomputeSeconds.toFixed(1)} s; waiting for the workflows`);
+  log(
+    `re-arm: ${moved.toLocaleString('en-US')} deadlines recomputed in ${recomputeSeconds.toFixed(1)} s; waiting for the workflows`,
+  );
 
   let peak = 0;
   let prev = o.relay.signalled;
@@ -167,7 +200,9 @@ export async function measureRearm(o: RearmOptions): Promise<RearmResult> {
     prevAt = now;
     if (now - lastCheck >= 5_000) {
       left = await notRearmed(o.pool, o.programId);
-      log(`re-arm: ${((now - t0) / 1000).toFixed(0)} s, ${(o.relay.signalled - signals0).toLocaleString('en-US')} signals, ${left.toLocaleString('en-US')} workflows not yet re-armed`);
+      log(
+        `re-arm: ${((now - t0) / 1000).toFixed(0)} s, ${(o.relay.signalled - signals0).toLocaleString('en-US')} signals, ${left.toLocaleString('en-US')} workflows not yet re-armed`,
+      );
       lastCheck = now;
       if (left === 0) break;
     }
@@ -182,8 +217,16 @@ export async function measureRearm(o: RearmOptions): Promise<RearmResult> {
   const aloneAfter = await afterStream.stop();
   log(`re-arm: stream alone again p50 ${aloneAfter.p50Ms} ms, p99 ${aloneAfter.p99Ms} ms, ${aloneAfter.errors} errors`);
   return {
-    moved, recomputeSeconds: round(recomputeSeconds, 1), armedSeconds: round(armedSeconds, 1), signals,
-    peakSignalsPerSecond: round(peak, 0), meanSignalsPerSecond: round(signals / armedSeconds, 0), alone, during, aloneAfter,
-    ratioP99: round(during.p99Ms / Math.min(alone.p99Ms, aloneAfter.p99Ms), 2), ok: left === 0 && alone.errors === 0 && during.errors === 0 && aloneAfter.errors === 0,
+    moved,
+    recomputeSeconds: round(recomputeSeconds, 1),
+    armedSeconds: round(armedSeconds, 1),
+    signals,
+    peakSignalsPerSecond: round(peak, 0),
+    meanSignalsPerSecond: round(signals / armedSeconds, 0),
+    alone,
+    during,
+    aloneAfter,
+    ratioP99: round(during.p99Ms / Math.min(alone.p99Ms, aloneAfter.p99Ms), 2),
+    ok: left === 0 && alone.errors === 0 && during.errors === 0 && aloneAfter.errors === 0,
   };
 }

@@ -27,12 +27,18 @@ async function main(): Promise<void> {
       'pool-size': { type: 'string', default: '20' },
     },
   });
-  for (const f of ['address', 'database-url', 'task-queue', 'bundle'] as const) if (!values[f]) throw new Error(`--${f} is required`);
+  for (const f of ['address', 'database-url', 'task-queue', 'bundle'] as const)
+    if (!values[f]) throw new Error(`--${f} is required`);
   // The SDK's own log lines, warnings and up, go to stderr (its default); stdout is for READY.
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const pool = createPool({ connectionString: values['database-url']!, maxConnections: intFlag('pool-size', values['pool-size']), applicationName: 'bench-worker' });
+  const pool = createPool({
+    connectionString: values['database-url']!,
+    maxConnections: intFlag('pool-size', values['pool-size']),
+    applicationName: 'bench-worker',
+  });
   const connection = await NativeConnection.connect({ address: values.address! });
-  const worker = await createLoyaltyWorker({ log: pino({ level: 'warn' }),
+  const worker = await createLoyaltyWorker({
+    log: pino({ level: 'warn' }),
     connection,
     namespace: values.namespace!,
     taskQueue: values['task-queue']!,

@@ -36,7 +36,10 @@ function onOff(name: string, value: string): boolean {
 
 function required(name: string, value: string | undefined, command: string): string {
   // A container must say where its database and Temporal are: falling back to npm start's local ones would hide a typo.
-  if (!value) throw new Error(`${name} is not set: \`loyalty ${command}\` runs against an existing ${name.startsWith('TEMPORAL') ? 'Temporal' : 'PostgreSQL'}`);
+  if (!value)
+    throw new Error(
+      `${name} is not set: \`loyalty ${command}\` runs against an existing ${name.startsWith('TEMPORAL') ? 'Temporal' : 'PostgreSQL'}`,
+    );
   return value;
 }
 
@@ -75,7 +78,12 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
   }
 
   try {
-    const pool = createPool({ connectionString: databaseUrl, maxConnections: API_POOL_MAX_CONNECTIONS, applicationName: 'loyalty-api', env });
+    const pool = createPool({
+      connectionString: databaseUrl,
+      maxConnections: API_POOL_MAX_CONNECTIONS,
+      applicationName: 'loyalty-api',
+      env,
+    });
     stops.push(['pool', () => pool.end()]);
     if (own.migrate) log.info({ applied: await migrate(pool) }, 'migrations applied (LOYALTY_MIGRATE=on)');
 
@@ -83,32 +91,52 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
     stops.push(['temporal connection', () => connection.close()]);
 
     if (cfg.reconciliationAt) {
-      const r = await ensureReconciliationSchedule(client, { taskQueue: cfg.taskQueue, ...cfg.reconciliationAt })
-        .catch((e: Error) => log.error({ err: e }, 'could not create the daily reconciliation schedule'));
+      const r = await ensureReconciliationSchedule(client, { taskQueue: cfg.taskQueue, ...cfg.reconciliationAt }).catch(
+        (e: Error) => log.error({ err: e }, 'could not create the daily reconciliation schedule'),
+      );
       if (r) log.info({ schedule: r }, 'daily reconciliation schedule');
     }
     if (cfg.closeDaysAfterQuarterEnd !== null) {
-      const r = await ensureCloseSchedule(client, { taskQueue: cfg.taskQueue, daysAfterQuarterEnd: cfg.closeDaysAfterQuarterEnd })
-        .catch((e: Error) => log.error({ err: e }, 'could not create the quarterly close schedule'));
+      const r = await ensureCloseSchedule(client, {
+        taskQueue: cfg.taskQueue,
+        daysAfterQuarterEnd: cfg.closeDaysAfterQuarterEnd,
+      }).catch((e: Error) => log.error({ err: e }, 'could not create the quarterly close schedule'));
       if (r) log.info({ schedule: r }, 'quarterly close schedule');
     }
 
-    if (!settings.codec) log.warn('LOYALTY_CODEC_KEYS_FILE is not set: payloads go to Temporal in clear and /codec answers 503');
+    if (!settings.codec)
+      log.warn('LOYALTY_CODEC_KEYS_FILE is not set: payloads go to Temporal in clear and /codec answers 503');
     const api = await buildApi({
-      pool, logger: log, batcher: DEFAULT_BATCHER, bodyLimitBytes: BODY_LIMIT_BYTES,
+      pool,
+      logger: log,
+      batcher: DEFAULT_BATCHER,
+      bodyLimitBytes: BODY_LIMIT_BYTES,
       // Through the client's own connection, so that readiness checks Temporal with the same TLS and mTLS as the calls.
-      temporalReachable: () => connection.withDeadline(Date.now() + READINESS_DEADLINE_MS, () => connection.workflowService.getSystemInfo({})).then(() => true),
+      temporalReachable: () =>
+        connection
+          .withDeadline(Date.now() + READINESS_DEADLINE_MS, () => connection.workflowService.getSystemInfo({}))
+          .then(() => true),
       temporal: { client, taskQueue: cfg.taskQueue },
       // The key is never in the path here: the UI or CLI sends `Authorization: Bearer <support key>` (docs/deploy.md).
-      codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins, keyInPath: false } : undefined,
+      codec: settings.codec
+        ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins, keyInPath: false }
+        : undefined,
     });
     // Closed first on SIGTERM: no new requests (503), the ones in flight and their accrual batches finish.
     stops.push(['api', () => api.close()]);
     await api.listen({ port: cfg.apiPort, host: cfg.apiHost });
-    log.info({
-      host: cfg.apiHost, port: cfg.apiPort, temporal: temporalAddress, namespace: cfg.namespace, taskQueue: cfg.taskQueue,
-      temporalTls: Boolean(settings.tls), payloadEncryption: Boolean(settings.codec),
-    }, 'api ready');
+    log.info(
+      {
+        host: cfg.apiHost,
+        port: cfg.apiPort,
+        temporal: temporalAddress,
+        namespace: cfg.namespace,
+        taskQueue: cfg.taskQueue,
+        temporalTls: Boolean(settings.tls),
+        payloadEncryption: Boolean(settings.codec),
+      },
+      'api ready',
+    );
   } catch (e) {
     log.error({ err: e }, 'the API did not start');
     await shutdown(1);
@@ -116,11 +144,23 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
 }
 
 /** `loyalty migrate`: applies db/migrations once and exits; 0 when the schema is current, 1 when a migration failed. */
-export async function runMigrate(databaseUrl: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const pool = createPool({ connectionString: required('DATABASE_URL', databaseUrl, 'migrate'), maxConnections: 2, applicationName: 'loyalty-migrate', env });
+export async function runMigrate(
+  databaseUrl: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const pool = createPool({
+    connectionString: required('DATABASE_URL', databaseUrl, 'migrate'),
+    maxConnections: 2,
+    applicationName: 'loyalty-migrate',
+    env,
+  });
   try {
     const applied = await migrate(pool);
-    process.stdout.write(applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}\n` : 'the schema is current; nothing to apply\n');
+    process.stdout.write(
+      applied.length
+        ? `applied ${applied.length} migration(s): ${applied.join(', ')}\n`
+        : 'the schema is current; nothing to apply\n',
+    );
     return 0;
   } catch (e) {
     process.stderr.write(`loyalty migrate: ${(e as Error).message}\n`);

@@ -3,19 +3,34 @@ import { createPool } from '../db/pool';
 import { auditQuery } from '../domain/schemas';
 
 /** `loyalty audit [--program p] [--member m] [--since t]`: the audit trail, oldest first. */
-export async function runAudit(o: { databaseUrl: string; programId?: string; memberId?: string; since?: string; limit: number; json: boolean }): Promise<number> {
+export async function runAudit(o: {
+  databaseUrl: string;
+  programId?: string;
+  memberId?: string;
+  since?: string;
+  limit: number;
+  json: boolean;
+}): Promise<number> {
   const q = auditQuery.safeParse({ memberId: o.memberId, since: o.since, limit: String(o.limit) });
   if (!q.success) throw new Error(q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 1, applicationName: 'loyalty-audit' });
   try {
-    const rows = await readAudit(pool, { programId: o.programId, memberId: o.memberId, since: o.since, limit: o.limit });
+    const rows = await readAudit(pool, {
+      programId: o.programId,
+      memberId: o.memberId,
+      since: o.since,
+      limit: o.limit,
+    });
     if (o.json) {
       process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
       return 0;
     }
     for (const r of rows) {
-      const change = r.before === null ? JSON.stringify(r.after) : `${JSON.stringify(r.before)} -> ${JSON.stringify(r.after)}`;
-      process.stdout.write(`${r.at} ${r.actor.padEnd(24)} ${r.action.padEnd(16)} ${r.subject} ${change}${r.idempotencyKey ? ` key=${r.idempotencyKey}` : ''}\n`);
+      const change =
+        r.before === null ? JSON.stringify(r.after) : `${JSON.stringify(r.before)} -> ${JSON.stringify(r.after)}`;
+      process.stdout.write(
+        `${r.at} ${r.actor.padEnd(24)} ${r.action.padEnd(16)} ${r.subject} ${change}${r.idempotencyKey ? ` key=${r.idempotencyKey}` : ''}\n`,
+      );
     }
     return 0;
   } finally {

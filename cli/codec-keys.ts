@@ -6,7 +6,9 @@ import { newKeyFile, parseKeyFile } from '../temporal/codec';
 export function ensureLocalCodecKeys(path: string): string {
   if (!existsSync(path)) {
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, JSON.stringify(newKeyFile(`local-${new Date().toISOString().slice(0, 10)}`), null, 2) + '\n', { mode: 0o600 });
+    writeFileSync(path, JSON.stringify(newKeyFile(`local-${new Date().toISOString().slice(0, 10)}`), null, 2) + '\n', {
+      mode: 0o600,
+    });
   }
   parseKeyFile(readFileSync(path, 'utf8'));
   return path;

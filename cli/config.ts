@@ -25,7 +25,13 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     codecKeysFile: env.LOYALTY_CODEC_KEYS_FILE,
     codec: env.LOYALTY_CODEC !== 'off',
     /** browser origins allowed to call the codec routes: the Temporal UI's */
-    codecCorsOrigins: (env.LOYALTY_CODEC_CORS_ORIGINS ?? `http://localhost:${Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233)},http://127.0.0.1:${Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233)}`).split(',').map((s) => s.trim()).filter(Boolean),
+    codecCorsOrigins: (
+      env.LOYALTY_CODEC_CORS_ORIGINS ??
+      `http://localhost:${Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233)},http://127.0.0.1:${Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233)}`
+    )
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     /** the billing, GL and tax simulators (the redemption saga's services) */
     simulatorPorts: {
       billing: Number(env.LOYALTY_BILLING_PORT ?? 4001),
@@ -35,7 +41,8 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     /** when the daily reconciliation runs, HH:MM UTC; `off` creates no schedule */
     reconciliationAt: parseTimeOfDay(env.LOYALTY_RECONCILIATION_AT ?? '00:30'),
     /** days after quarter end when the schedule starts each program's close; `off` creates no schedule */
-    closeDaysAfterQuarterEnd: env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER === 'off' ? null : Number(env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER ?? 5),
+    closeDaysAfterQuarterEnd:
+      env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER === 'off' ? null : Number(env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER ?? 5),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
 }

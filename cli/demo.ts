@@ -65,10 +65,16 @@ async function request(
   const timeoutMs = o.timeoutMs ?? 10_000;
   let res: Response;
   try {
-    res = await fetch(url, { method, headers, body: o.body === undefined ? undefined : JSON.stringify(o.body), signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(url, {
+      method,
+      headers,
+      body: o.body === undefined ? undefined : JSON.stringify(o.body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
   } catch (e) {
     // No connection means the stack is not running; a timeout means it is, and did not answer.
-    if ((e as Error).name === 'TimeoutError') throw new UnexpectedAnswer(`${method} ${url}: no answer within ${timeoutMs / 1000} s`);
+    if ((e as Error).name === 'TimeoutError')
+      throw new UnexpectedAnswer(`${method} ${url}: no answer within ${timeoutMs / 1000} s`);
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     throw new StackUnreachable(`${method} ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
   }
@@ -84,46 +90,88 @@ async function request(
 
 /** The body of an answer with the expected status; anything else stops the step. */
 function expectStatus(a: Answer, status: number, what: string) {
-  if (a.status !== status) throw new UnexpectedAnswer(`${what}: expected HTTP ${status}, got ${a.status} ${JSON.stringify(a.body)}`);
+  if (a.status !== status)
+    throw new UnexpectedAnswer(`${what}: expected HTTP ${status}, got ${a.status} ${JSON.stringify(a.body)}`);
   return a.body;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The API (as billing calls it) and the simulators
 
-interface Member { balance: number; held: number; available: number; workflowId: string }
-interface Redemption { status: string; reason: string | null; pointsApplied: number; creditMinor: number; workflowId: string }
-interface LedgerEntry { type: string; points: number; reference: string }
+interface Member {
+  balance: number;
+  held: number;
+  available: number;
+  workflowId: string;
+}
+interface Redemption {
+  status: string;
+  reason: string | null;
+  pointsApplied: number;
+  creditMinor: number;
+  workflowId: string;
+}
+interface LedgerEntry {
+  type: string;
+  points: number;
+  reference: string;
+}
 
 /** The loyalty API for one program and member; each POST gets an Idempotency-Key of this run. */
 function loyaltyApi(baseUrl: string, keys: { admin: string; billing: string }, programId: string, memberId: string) {
   let posts = 0;
   const base = `${baseUrl}/v1/programs/${programId}`;
   // A redemption answers once the saga has decided, compensations included: give it time.
-  const post = (url: string, body: unknown, key: string) => request('POST', url, { key, body, idem: `${programId}:${++posts}`, timeoutMs: 60_000 });
+  const post = (url: string, body: unknown, key: string) =>
+    request('POST', url, { key, body, idem: `${programId}:${++posts}`, timeoutMs: 60_000 });
   const get = (path: string) => request('GET', base + path, { key: keys.billing });
   return {
     programId,
     memberId,
-    createProgram: async () => expectStatus(await post(`${baseUrl}/v1/programs`, programBody(programId), keys.admin), 201, 'POST /v1/programs'),
+    createProgram: async () =>
+      expectStatus(await post(`${baseUrl}/v1/programs`, programBody(programId), keys.admin), 201, 'POST /v1/programs'),
     accrue: async (invoiceId: string, amountMinor: number): Promise<{ points: number; balance: number }> =>
-      expectStatus(await post(`${base}/accruals`, { memberId, invoiceId, amountMinor, occurredAt: new Date().toISOString(), jurisdiction: 'US-CA' }, keys.billing),
-        201, `POST accruals (${invoiceId})`),
+      expectStatus(
+        await post(
+          `${base}/accruals`,
+          { memberId, invoiceId, amountMinor, occurredAt: new Date().toISOString(), jurisdiction: 'US-CA' },
+          keys.billing,
+        ),
+        201,
+        `POST accruals (${invoiceId})`,
+      ),
     redeem: async (invoiceId: string, points: number, invoiceTotalMinor: number): Promise<Redemption> =>
-      expectStatus(await post(`${base}/redemptions`, { invoiceId, memberId, points, invoiceTotalMinor, occurredAt: new Date().toISOString() }, keys.billing),
-        201, `POST redemptions (${invoiceId})`),
+      expectStatus(
+        await post(
+          `${base}/redemptions`,
+          { invoiceId, memberId, points, invoiceTotalMinor, occurredAt: new Date().toISOString() },
+          keys.billing,
+        ),
+        201,
+        `POST redemptions (${invoiceId})`,
+      ),
     chargeback: async (invoiceId: string, chargebackId: string, status: 'opened' | 'lost') =>
-      expectStatus(await post(`${base}/chargebacks`, { invoiceId, chargebackId, status }, keys.billing), 202, `POST chargebacks (${chargebackId} ${status})`),
-    redemption: async (invoiceId: string): Promise<Redemption> => expectStatus(await get(`/redemptions/${invoiceId}`), 200, `GET redemptions/${invoiceId}`),
-    member: async (): Promise<Member> => expectStatus(await get(`/members/${memberId}`), 200, `GET members/${memberId}`),
-    ledger: async (): Promise<LedgerEntry[]> => expectStatus(await get(`/members/${memberId}/ledger`), 200, `GET members/${memberId}/ledger`).entries,
+      expectStatus(
+        await post(`${base}/chargebacks`, { invoiceId, chargebackId, status }, keys.billing),
+        202,
+        `POST chargebacks (${chargebackId} ${status})`,
+      ),
+    redemption: async (invoiceId: string): Promise<Redemption> =>
+      expectStatus(await get(`/redemptions/${invoiceId}`), 200, `GET redemptions/${invoiceId}`),
+    member: async (): Promise<Member> =>
+      expectStatus(await get(`/members/${memberId}`), 200, `GET members/${memberId}`),
+    ledger: async (): Promise<LedgerEntry[]> =>
+      expectStatus(await get(`/members/${memberId}/ledger`), 200, `GET members/${memberId}/ledger`).entries,
   };
 }
 type LoyaltyApi = ReturnType<typeof loyaltyApi>;
 
 function programBody(programId: string) {
   return {
-    programId, name: `Demo ${programId}`, currency: 'USD', pointValueMinor: 1,
+    programId,
+    name: `Demo ${programId}`,
+    currency: 'USD',
+    pointValueMinor: 1,
     earn: { points: 10, perAmountMinor: 100 }, // 10 pts per dollar, a point worth a cent: 10% back
     expectedRedemptionRate: 0.8,
     expiry: { policy: 'rolling', window: 'P365D' },
@@ -136,11 +184,24 @@ function programBody(programId: string) {
 
 function billingSim(baseUrl: string, programId: string) {
   return {
-    createInvoice: async (invoiceId: string, lines: Array<{ description: string; amountMinor: number }>): Promise<BillingInvoice> =>
-      expectStatus(await request('POST', `${baseUrl}/invoices`, { body: { invoiceId, customerId: `${programId}-customer`, currency: 'USD', lines }, idem: `create:${invoiceId}` }),
-        201, `billing POST /invoices (${invoiceId})`),
+    createInvoice: async (
+      invoiceId: string,
+      lines: Array<{ description: string; amountMinor: number }>,
+    ): Promise<BillingInvoice> =>
+      expectStatus(
+        await request('POST', `${baseUrl}/invoices`, {
+          body: { invoiceId, customerId: `${programId}-customer`, currency: 'USD', lines },
+          idem: `create:${invoiceId}`,
+        }),
+        201,
+        `billing POST /invoices (${invoiceId})`,
+      ),
     invoice: async (invoiceId: string): Promise<BillingInvoice> =>
-      expectStatus(await request('GET', `${baseUrl}/invoices/${encodeURIComponent(invoiceId)}`), 200, `billing GET /invoices/${invoiceId}`),
+      expectStatus(
+        await request('GET', `${baseUrl}/invoices/${encodeURIComponent(invoiceId)}`),
+        200,
+        `billing GET /invoices/${invoiceId}`,
+      ),
   };
 }
 
@@ -149,18 +210,29 @@ function glFaults(baseUrl: string) {
   return {
     // 422: the adapter treats a 4xx as final, so the step fails at once, without retries.
     refuseNextPost: async () =>
-      expectStatus(await request('POST', `${baseUrl}/admin/faults`, { body: { operation: 'post_entry', failNext: 1, failStatus: 422 } }), 200, 'GL POST /admin/faults'),
+      expectStatus(
+        await request('POST', `${baseUrl}/admin/faults`, {
+          body: { operation: 'post_entry', failNext: 1, failStatus: 422 },
+        }),
+        200,
+        'GL POST /admin/faults',
+      ),
     clear: async () => expectStatus(await request('DELETE', `${baseUrl}/admin/faults`), 200, 'GL DELETE /admin/faults'),
   };
 }
 
 /** Polls until fn returns a value; throws (an expectation failure) after timeoutMs. */
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<{ value: T; ms: number }> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<{ value: T; ms: number }> {
   const t0 = Date.now();
   for (;;) {
     const value = await fn();
     if (value !== undefined) return { value, ms: Date.now() - t0 };
-    if (Date.now() - t0 > timeoutMs) throw new UnexpectedAnswer(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new UnexpectedAnswer(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -198,22 +270,34 @@ function printWorkflows(d: Demo, redemptionWorkflowId: string, memberWorkflowId:
 }
 
 function printInvoice(inv: BillingInvoice): void {
-  say(`  billing invoice ${inv.invoiceId}: total ${usd(inv.totalMinor)}, credits ${usd(inv.creditsMinor)}, amount due ${usd(inv.amountDueMinor)}`);
+  say(
+    `  billing invoice ${inv.invoiceId}: total ${usd(inv.totalMinor)}, credits ${usd(inv.creditsMinor)}, amount due ${usd(inv.amountDueMinor)}`,
+  );
   for (const c of inv.credits) {
-    say(`    credit "${c.description}" ${usd(c.amountMinor)}, applied ${c.appliedAt}${c.reversedAt ? `, reversed ${c.reversedAt}` : ''}`);
+    say(
+      `    credit "${c.description}" ${usd(c.amountMinor)}, applied ${c.appliedAt}${c.reversedAt ? `, reversed ${c.reversedAt}` : ''}`,
+    );
   }
 }
 
-const printMember = (label: string, m: Member) => say(`  member ${label}: balance ${pts(m.balance)}, held ${pts(m.held)}, available ${pts(m.available)}`);
+const printMember = (label: string, m: Member) =>
+  say(`  member ${label}: balance ${pts(m.balance)}, held ${pts(m.held)}, available ${pts(m.available)}`);
 
 /** The member's ledger entries about one invoice (references look like `invoice:<id>[:...]`). */
-const entriesOf = (ledger: LedgerEntry[], invoiceId: string) => ledger.filter((e) => e.reference.split(':').includes(invoiceId));
+const entriesOf = (ledger: LedgerEntry[], invoiceId: string) =>
+  ledger.filter((e) => e.reference.split(':').includes(invoiceId));
 
 // ---------------------------------------------------------------------------------------------
 // The three steps
 
 const PURCHASE_MINOR = 50_000; // earns 5,000 pts
-const REDEEMED = { points: 2_500, lines: [{ description: 'Plan', amountMinor: 6_000 }, { description: 'Add-on', amountMinor: 2_000 }] };
+const REDEEMED = {
+  points: 2_500,
+  lines: [
+    { description: 'Plan', amountMinor: 6_000 },
+    { description: 'Add-on', amountMinor: 2_000 },
+  ],
+};
 const REFUSED = { points: 1_000, lines: [{ description: 'Plan', amountMinor: 4_000 }] };
 const total = (lines: Array<{ amountMinor: number }>) => lines.reduce((s, l) => s + l.amountMinor, 0);
 
@@ -226,13 +310,19 @@ async function stepApplied(d: Demo): Promise<{ applied: boolean; balanceBefore: 
   await d.billing.createInvoice(d.invoices.purchase, [{ description: 'Annual plan', amountMinor: PURCHASE_MINOR }]);
   await d.billing.createInvoice(d.invoices.redeemed, REDEEMED.lines);
   await d.billing.createInvoice(d.invoices.refused, REFUSED.lines);
-  say(`  billing: invoices ${d.invoices.purchase} (${usd(PURCHASE_MINOR)}), ${d.invoices.redeemed} (${usd(total(REDEEMED.lines))}), ${d.invoices.refused} (${usd(total(REFUSED.lines))})`);
+  say(
+    `  billing: invoices ${d.invoices.purchase} (${usd(PURCHASE_MINOR)}), ${d.invoices.redeemed} (${usd(total(REDEEMED.lines))}), ${d.invoices.refused} (${usd(total(REFUSED.lines))})`,
+  );
   const earned = await d.api.accrue(d.invoices.purchase, PURCHASE_MINOR);
-  say(`  accrual: ${d.api.memberId} earned ${pts(earned.points)} on ${d.invoices.purchase}; balance ${pts(earned.balance)}`);
+  say(
+    `  accrual: ${d.api.memberId} earned ${pts(earned.points)} on ${d.invoices.purchase}; balance ${pts(earned.balance)}`,
+  );
 
   say(`  POST redemptions: ${pts(REDEEMED.points)} against ${d.invoices.redeemed}`);
   const r = await d.api.redeem(d.invoices.redeemed, REDEEMED.points, total(REDEEMED.lines));
-  say(`  -> ${r.status}${r.reason ? ` (${r.reason})` : ''}: pointsApplied ${r.pointsApplied}, creditMinor ${r.creditMinor} (${usd(r.creditMinor)})`);
+  say(
+    `  -> ${r.status}${r.reason ? ` (${r.reason})` : ''}: pointsApplied ${r.pointsApplied}, creditMinor ${r.creditMinor} (${usd(r.creditMinor)})`,
+  );
   const inv = await d.billing.invoice(d.invoices.redeemed);
   printInvoice(inv);
   // The member pays what is left of the invoice, and that earns points: step 3 claws them back.
@@ -243,9 +333,21 @@ async function stepApplied(d: Demo): Promise<{ applied: boolean; balanceBefore: 
   printWorkflows(d, r.workflowId, m.workflowId);
 
   d.checks.expect(r.status === 'applied', 'the redemption is applied', r);
-  d.checks.expect(r.pointsApplied === REDEEMED.points && r.creditMinor === REDEEMED.points, `${pts(REDEEMED.points)} applied as a ${usd(REDEEMED.points)} credit`, r);
-  d.checks.expect(inv.amountDueMinor === inv.totalMinor - REDEEMED.points, 'billing shows the credit line on the invoice', inv.amountDueMinor);
-  d.checks.expect(m.balance === earned.balance - REDEEMED.points + paid.points && m.held === 0, 'the points are spent, none left held', m);
+  d.checks.expect(
+    r.pointsApplied === REDEEMED.points && r.creditMinor === REDEEMED.points,
+    `${pts(REDEEMED.points)} applied as a ${usd(REDEEMED.points)} credit`,
+    r,
+  );
+  d.checks.expect(
+    inv.amountDueMinor === inv.totalMinor - REDEEMED.points,
+    'billing shows the credit line on the invoice',
+    inv.amountDueMinor,
+  );
+  d.checks.expect(
+    m.balance === earned.balance - REDEEMED.points + paid.points && m.held === 0,
+    'the points are spent, none left held',
+    m,
+  );
   return { applied: r.status === 'applied', balanceBefore: earned.balance };
 }
 
@@ -270,13 +372,23 @@ async function stepCompensated(d: Demo): Promise<void> {
   const after = await d.api.member();
   printMember('after', after);
   const entries = entriesOf(await d.api.ledger(), d.invoices.refused);
-  say(`  ledger on ${d.invoices.refused}: ${entries.map((e) => `${e.type} ${e.points > 0 ? '+' : ''}${e.points}`).join(', ') || '(none)'}`);
+  say(
+    `  ledger on ${d.invoices.refused}: ${entries.map((e) => `${e.type} ${e.points > 0 ? '+' : ''}${e.points}`).join(', ') || '(none)'}`,
+  );
   printWorkflows(d, r.workflowId, after.workflowId);
 
   d.checks.expect(r.status === 'declined' && Boolean(r.reason), 'the redemption is declined, with a reason', r);
-  d.checks.expect(inv.credits.length === 1 && Boolean(inv.credits[0]?.reversedAt), 'the credit applied in billing was reversed', inv.credits);
+  d.checks.expect(
+    inv.credits.length === 1 && Boolean(inv.credits[0]?.reversedAt),
+    'the credit applied in billing was reversed',
+    inv.credits,
+  );
   d.checks.expect(inv.amountDueMinor === inv.totalMinor, 'the invoice is due in full again', inv.amountDueMinor);
-  d.checks.expect(after.balance === before.balance && after.held === before.held, "the member's balance and held points are unchanged", after);
+  d.checks.expect(
+    after.balance === before.balance && after.held === before.held,
+    "the member's balance and held points are unchanged",
+    after,
+  );
 }
 
 /** Step 3: a chargeback on the first redemption, opened then lost: reversed, earned points clawed back. */
@@ -292,10 +404,15 @@ async function stepChargebackLost(d: Demo, balanceBeforeRedemption: number): Pro
     const r = await d.api.redemption(d.invoices.redeemed);
     return r.status === 'reversed' ? r : undefined;
   });
-  say(`  GET redemptions/${d.invoices.redeemed} -> ${reversed.value.status} (${reversed.value.reason}) after ${(reversed.ms / 1000).toFixed(1)} s`);
+  say(
+    `  GET redemptions/${d.invoices.redeemed} -> ${reversed.value.status} (${reversed.value.reason}) after ${(reversed.ms / 1000).toFixed(1)} s`,
+  );
   // The status turns `reversed` at the reversal's first step; the claw-back is its last.
   const clawBack = await until('the claw-back of the points earned on the invoice', async () =>
-    (await d.api.ledger()).find((e) => e.type === 'earn_reversal' && e.reference.includes(`chargeback:${chargebackId}`)));
+    (await d.api.ledger()).find(
+      (e) => e.type === 'earn_reversal' && e.reference.includes(`chargeback:${chargebackId}`),
+    ),
+  );
   say(`  ledger: ${clawBack.value.type} ${clawBack.value.points} (${clawBack.value.reference})`);
   const m = await d.api.member();
   printMember(`after (${pts(REDEEMED.points)} back, ${pts(-clawBack.value.points)} clawed back)`, m);
@@ -303,9 +420,16 @@ async function stepChargebackLost(d: Demo, balanceBeforeRedemption: number): Pro
   printInvoice(inv);
   printWorkflows(d, reversed.value.workflowId, m.workflowId);
 
-  d.checks.expect(m.balance === balanceBeforeRedemption && m.held === 0,
-    `the balance is back to ${pts(balanceBeforeRedemption)}: the redeemed points returned, the earned ones clawed back`, m);
-  d.checks.expect(inv.credits.every((c) => c.reversedAt) && inv.amountDueMinor === inv.totalMinor, 'billing shows the credit reversed, the invoice due in full', inv);
+  d.checks.expect(
+    m.balance === balanceBeforeRedemption && m.held === 0,
+    `the balance is back to ${pts(balanceBeforeRedemption)}: the redeemed points returned, the earned ones clawed back`,
+    m,
+  );
+  d.checks.expect(
+    inv.credits.every((c) => c.reversedAt) && inv.amountDueMinor === inv.totalMinor,
+    'billing shows the credit reversed, the invoice due in full',
+    inv,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,10 +438,15 @@ async function stepChargebackLost(d: Demo, balanceBeforeRedemption: number): Pro
 /** The API (ready: Temporal and PostgreSQL reachable), billing and the GL must all answer. */
 async function preflight(o: DemoOptions): Promise<void> {
   const ready = await request('GET', `${o.apiUrl}/readyz`);
-  if (ready.status !== 200) throw new StackUnreachable(`the API at ${o.apiUrl} is not ready: ${JSON.stringify(ready.body)}`);
-  for (const [service, url] of [['billing', o.billingUrl], ['gl', o.glUrl]] as const) {
+  if (ready.status !== 200)
+    throw new StackUnreachable(`the API at ${o.apiUrl} is not ready: ${JSON.stringify(ready.body)}`);
+  for (const [service, url] of [
+    ['billing', o.billingUrl],
+    ['gl', o.glUrl],
+  ] as const) {
     const health = await request('GET', `${url}/healthz`);
-    if (health.body?.service !== service) throw new StackUnreachable(`${url} is not the ${service} simulator: ${JSON.stringify(health.body)}`);
+    if (health.body?.service !== service)
+      throw new StackUnreachable(`${url} is not the ${service} simulator: ${JSON.stringify(health.body)}`);
   }
 }
 
@@ -333,7 +462,10 @@ function apiKeys(o: DemoOptions): { admin: string; billing: string } {
 }
 
 function newDemo(o: DemoOptions): Demo {
-  const stamp = new Date().toISOString().replace(/[-:.TZ]/g, '').toLowerCase(); // 20261122182400123
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:.TZ]/g, '')
+    .toLowerCase(); // 20261122182400123
   const programId = `demo-${stamp}`;
   const ui = o.uiUrl.replace(/\/+$/, '');
   return {

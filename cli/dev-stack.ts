@@ -70,7 +70,10 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     });
   }
   const watch = watchLaunchers((gone) => {
-    log.info({ launcher: gone }, `the process that started the stack (pid ${gone.pid}: ${gone.command}) is gone: stopping the stack`);
+    log.info(
+      { launcher: gone },
+      `the process that started the stack (pid ${gone.pid}: ${gone.command}) is gone: stopping the stack`,
+    );
     void shutdown(0);
   });
   log.debug({ launchers: watch.launchers }, 'watching the processes that started the stack');
@@ -84,7 +87,12 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
   process.on('unhandledRejection', failed);
 
   try {
-    const pg = await startPostgres({ dataDir: cfg.pgDataDir, port: cfg.pgPort, databaseUrl: cfg.databaseUrl, logFile: join(cfg.dataDir, 'logs', 'postgres.log') });
+    const pg = await startPostgres({
+      dataDir: cfg.pgDataDir,
+      port: cfg.pgPort,
+      databaseUrl: cfg.databaseUrl,
+      logFile: join(cfg.dataDir, 'logs', 'postgres.log'),
+    });
     stops.push(['postgres', pg.stop]);
     const dbUrl = cfg.databaseUrl ?? (await ensureDatabase(pg.serverUrl, cfg.databaseName));
     const pool = createPool({ connectionString: dbUrl, maxConnections: 20, applicationName: 'loyalty-dev' });
@@ -97,22 +105,30 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
 
     // Payloads encrypted by default, with a local key kept beside the data; the dev server's UI
     // decodes through the API's codec routes, as dev-support (its key in the path: see api/routes/codec.ts).
-    const codecKeysFile = cfg.codecKeysFile ?? (cfg.codec ? ensureLocalCodecKeys(join(cfg.dataDir, 'codec-keys.json')) : undefined);
+    const codecKeysFile =
+      cfg.codecKeysFile ?? (cfg.codec ? ensureLocalCodecKeys(join(cfg.dataDir, 'codec-keys.json')) : undefined);
     const codecEndpoint = codecKeysFile ? `http://127.0.0.1:${cfg.apiPort}/codec/k/${keys['dev-support']}` : undefined;
 
     let temporalAddress = cfg.temporalAddress;
     let uiUrl: string | null = null;
     if (!temporalAddress) {
       const dev = await startTemporalDevServer({
-        dbFile: cfg.temporalDbFile, port: cfg.temporalPort, uiPort: cfg.temporalUiPort,
-        logFile: join(cfg.dataDir, 'logs', 'temporal.log'), namespace: cfg.namespace, uiCodecEndpoint: codecEndpoint,
+        dbFile: cfg.temporalDbFile,
+        port: cfg.temporalPort,
+        uiPort: cfg.temporalUiPort,
+        logFile: join(cfg.dataDir, 'logs', 'temporal.log'),
+        namespace: cfg.namespace,
+        uiCodecEndpoint: codecEndpoint,
       });
       stops.push(['temporal', dev.stop]);
       temporalAddress = dev.address;
       uiUrl = dev.uiUrl;
     }
 
-    const settings = temporalSettings({ address: temporalAddress, namespace: cfg.namespace }, { ...process.env, LOYALTY_CODEC_KEYS_FILE: codecKeysFile });
+    const settings = temporalSettings(
+      { address: temporalAddress, namespace: cfg.namespace },
+      { ...process.env, LOYALTY_CODEC_KEYS_FILE: codecKeysFile },
+    );
 
     const sims = await startSimulators(cfg.simulatorPorts);
     stops.push(['simulators', sims.close]);
@@ -120,32 +136,71 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     const telemetry = await startWorkerTelemetry(telemetrySettings(), log);
     if (telemetry.server) stops.push(['worker metrics', async () => telemetry.server!.close()]);
     const nativeConnection = await connectWorker(settings);
-    const worker = await createLoyaltyWorker({ log: log.child({ component: 'worker' }),
-      connection: nativeConnection, namespace: cfg.namespace, taskQueue: cfg.taskQueue, pool,
-      maxConcurrentActivities: 50, maxCachedWorkflows: 2000,
+    const worker = await createLoyaltyWorker({
+      log: log.child({ component: 'worker' }),
+      connection: nativeConnection,
+      namespace: cfg.namespace,
+      taskQueue: cfg.taskQueue,
+      pool,
+      maxConcurrentActivities: 50,
+      maxCachedWorkflows: 2000,
       services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 2000 },
-      dataConverter: dataConverter(settings), metrics: telemetry.metrics,
+      dataConverter: dataConverter(settings),
+      metrics: telemetry.metrics,
       // a bundle made beforehand (as `loyalty worker` takes it): a quicker start, for tests
-      workflowBundle: process.env.LOYALTY_WORKFLOW_BUNDLE ? { code: readFileSync(process.env.LOYALTY_WORKFLOW_BUNDLE, 'utf8') } : undefined,
+      workflowBundle: process.env.LOYALTY_WORKFLOW_BUNDLE
+        ? { code: readFileSync(process.env.LOYALTY_WORKFLOW_BUNDLE, 'utf8') }
+        : undefined,
     });
     const workerRun = worker.run();
     // the SDK stops the worker by itself on SIGINT and SIGTERM (its runtime's shutdown signals)
-    stops.push(['worker', async () => { if (worker.getState() === 'RUNNING') worker.shutdown(); await workerRun; await nativeConnection.close(); }]);
+    stops.push([
+      'worker',
+      async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await workerRun;
+        await nativeConnection.close();
+      },
+    ]);
 
     const { client, connection } = await connectClient(settings);
     const relay = new WakeupRelay({
-      pool, client, taskQueue: cfg.taskQueue, log, batchSize: 200, concurrency: 16, idleMs: 200, maxBackoffMs: 5000, searchAttributes: true,
+      pool,
+      client,
+      taskQueue: cfg.taskQueue,
+      log,
+      batchSize: 200,
+      concurrency: 16,
+      idleMs: 200,
+      maxBackoffMs: 5000,
+      searchAttributes: true,
     });
     relay.start();
-    stops.push(['relay', async () => { await relay.stop(); await connection.close(); }]);
+    stops.push([
+      'relay',
+      async () => {
+        await relay.stop();
+        await connection.close();
+      },
+    ]);
 
-    const schedule = cfg.reconciliationAt ? await ensureReconciliationSchedule(client, { taskQueue: cfg.taskQueue, ...cfg.reconciliationAt }) : null;
+    const schedule = cfg.reconciliationAt
+      ? await ensureReconciliationSchedule(client, { taskQueue: cfg.taskQueue, ...cfg.reconciliationAt })
+      : null;
     log.info({ schedule }, 'daily reconciliation schedule');
-    const closeSchedule = cfg.closeDaysAfterQuarterEnd === null ? null
-      : await ensureCloseSchedule(client, { taskQueue: cfg.taskQueue, daysAfterQuarterEnd: cfg.closeDaysAfterQuarterEnd });
+    const closeSchedule =
+      cfg.closeDaysAfterQuarterEnd === null
+        ? null
+        : await ensureCloseSchedule(client, {
+            taskQueue: cfg.taskQueue,
+            daysAfterQuarterEnd: cfg.closeDaysAfterQuarterEnd,
+          });
 
     const api = await buildApi({
-      pool, logger: log, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024,
+      pool,
+      logger: log,
+      batcher: DEFAULT_BATCHER,
+      bodyLimitBytes: 64 * 1024,
       temporalReachable: () => temporalAnswers(temporalAddress!),
       temporal: { client, taskQueue: cfg.taskQueue },
       codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins, keyInPath: true } : undefined,
@@ -208,8 +263,12 @@ function portVariable(cfg: StackConfig, port: number): string {
     // a bad value fails elsewhere
   }
   const names: Array<[number | null | undefined, string]> = [
-    [cfg.apiPort, 'PORT'], [cfg.simulatorPorts.billing, 'LOYALTY_BILLING_PORT'], [cfg.simulatorPorts.gl, 'LOYALTY_GL_PORT'],
-    [cfg.simulatorPorts.tax, 'LOYALTY_TAX_PORT'], [t?.metricsPort, 'LOYALTY_WORKER_METRICS_PORT'], [t?.sdkMetricsPort, 'LOYALTY_SDK_METRICS_PORT'],
+    [cfg.apiPort, 'PORT'],
+    [cfg.simulatorPorts.billing, 'LOYALTY_BILLING_PORT'],
+    [cfg.simulatorPorts.gl, 'LOYALTY_GL_PORT'],
+    [cfg.simulatorPorts.tax, 'LOYALTY_TAX_PORT'],
+    [t?.metricsPort, 'LOYALTY_WORKER_METRICS_PORT'],
+    [t?.sdkMetricsPort, 'LOYALTY_SDK_METRICS_PORT'],
   ];
   const name = names.find(([p]) => p === port)?.[1];
   return name ? ` (${name})` : '';

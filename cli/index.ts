@@ -48,7 +48,9 @@ program
 
 program
   .command('api')
-  .description('run the HTTP API alone against DATABASE_URL and TEMPORAL_ADDRESS, on HOST:PORT (containers; deployments run several)')
+  .description(
+    'run the HTTP API alone against DATABASE_URL and TEMPORAL_ADDRESS, on HOST:PORT (containers; deployments run several)',
+  )
   .action(() => runApiServer(stackConfig()));
 
 program
@@ -61,7 +63,9 @@ program
 
 program
   .command('simulators')
-  .description('run the billing, GL and tax simulators alone on LOYALTY_BILLING_PORT / LOYALTY_GL_PORT / LOYALTY_TAX_PORT, bound to LOYALTY_SIMULATOR_HOST')
+  .description(
+    'run the billing, GL and tax simulators alone on LOYALTY_BILLING_PORT / LOYALTY_GL_PORT / LOYALTY_TAX_PORT, bound to LOYALTY_SIMULATOR_HOST',
+  )
   .action(() => runSimulatorsProcess(stackConfig()));
 
 program
@@ -70,7 +74,10 @@ program
   .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
   .option('--json', 'print the result as JSON')
   .action(async (opts: { databaseUrl?: string; json?: boolean }) => {
-    const code = await runVerify(opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl, Boolean(opts.json));
+    const code = await runVerify(
+      opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl,
+      Boolean(opts.json),
+    );
     process.exit(code); // explicit: the Temporal SDK's native runtime must not decide the exit code
   });
 
@@ -78,50 +85,84 @@ const yesterdayUtc = () => new Date(Date.now() - 86_400_000).toISOString().slice
 
 program
   .command('reconcile')
-  .description("run a day's reconciliation of a program now (redemptions against billing's credits, postings against the GL) and print the report; exits 0 with no differences, 1 with some")
+  .description(
+    "run a day's reconciliation of a program now (redemptions against billing's credits, postings against the GL) and print the report; exits 0 with no differences, 1 with some",
+  )
   .argument('<programId>')
   .option('--date <YYYY-MM-DD>', 'the day (UTC); default: yesterday', yesterdayUtc())
   .option('--json', 'print the report as JSON')
   .action(async (programId: string, opts: { date: string; json?: boolean }) => {
     const cfg = stackConfig();
-    process.exit(await runReconcile({
-      programId, date: opts.date, json: Boolean(opts.json),
-      address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`, namespace: cfg.namespace, taskQueue: cfg.taskQueue,
-    }));
+    process.exit(
+      await runReconcile({
+        programId,
+        date: opts.date,
+        json: Boolean(opts.json),
+        address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`,
+        namespace: cfg.namespace,
+        taskQueue: cfg.taskQueue,
+      }),
+    );
   });
 
 program
   .command('reconciliation')
-  .description("print a day's stored reconciliation report (its latest run); exits 0 with no differences, 1 with some, 3 when the day has no report")
+  .description(
+    "print a day's stored reconciliation report (its latest run); exits 0 with no differences, 1 with some, 3 when the day has no report",
+  )
   .argument('<programId>')
   .argument('<date>', 'YYYY-MM-DD (UTC)')
   .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
   .option('--json', 'print the report as JSON')
   .action(async (programId: string, date: string, opts: { databaseUrl?: string; json?: boolean }) => {
-    process.exit(await runReconciliationReport({
-      programId, date, json: Boolean(opts.json), databaseUrl: opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl,
-    }));
+    process.exit(
+      await runReconciliationReport({
+        programId,
+        date,
+        json: Boolean(opts.json),
+        databaseUrl: opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl,
+      }),
+    );
   });
 
 program
   .command('close')
-  .description("start (or find) the close of a quarter and show its steps until it awaits a controller's approval or ends")
+  .description(
+    "start (or find) the close of a quarter and show its steps until it awaits a controller's approval or ends",
+  )
   .argument('<programId>')
   .argument('<period>', 'a calendar quarter, e.g. 2026-Q3')
   .option('--as <name>', 'who starts it (recorded; that person cannot approve it)', process.env.USER ?? 'finance-cli')
-  .option('--override-rate <rate>', "finance's ultimate redemption rate for every open cohort, instead of the triangle's (needs --justification)")
+  .option(
+    '--override-rate <rate>',
+    "finance's ultimate redemption rate for every open cohort, instead of the triangle's (needs --justification)",
+  )
   .option('--justification <text>', 'why the override')
   .option('--wait <seconds>', 'how long to show progress', '600')
-  .action(async (programId: string, period: string, opts: { as: string; overrideRate?: string; justification?: string; wait: string }) => {
-    const cfg = stackConfig();
-    if ((opts.overrideRate === undefined) !== (opts.justification === undefined)) throw new Error('--override-rate and --justification go together');
-    process.exit(await runClose({
-      programId, period, startedBy: opts.as, waitMs: Number(opts.wait) * 1000,
-      override: opts.overrideRate ? { rate: Number(opts.overrideRate), justification: opts.justification! } : null,
-      databaseUrl: process.env.DATABASE_URL ?? cfg.embeddedDatabaseUrl,
-      address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`, namespace: cfg.namespace, taskQueue: cfg.taskQueue,
-    }));
-  });
+  .action(
+    async (
+      programId: string,
+      period: string,
+      opts: { as: string; overrideRate?: string; justification?: string; wait: string },
+    ) => {
+      const cfg = stackConfig();
+      if ((opts.overrideRate === undefined) !== (opts.justification === undefined))
+        throw new Error('--override-rate and --justification go together');
+      process.exit(
+        await runClose({
+          programId,
+          period,
+          startedBy: opts.as,
+          waitMs: Number(opts.wait) * 1000,
+          override: opts.overrideRate ? { rate: Number(opts.overrideRate), justification: opts.justification! } : null,
+          databaseUrl: process.env.DATABASE_URL ?? cfg.embeddedDatabaseUrl,
+          address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`,
+          namespace: cfg.namespace,
+          taskQueue: cfg.taskQueue,
+        }),
+      );
+    },
+  );
 
 program
   .command('report')
@@ -132,23 +173,43 @@ program
   .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
   .action(async (programId: string, period: string, opts: { format: string; databaseUrl?: string }) => {
     if (!['json', 'csv', 'html'].includes(opts.format)) throw new Error('--format is json, csv or html');
-    process.exit(await runReport({ programId, period, format: opts.format as 'json' | 'csv' | 'html', databaseUrl: opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl }));
+    process.exit(
+      await runReport({
+        programId,
+        period,
+        format: opts.format as 'json' | 'csv' | 'html',
+        databaseUrl: opts.databaseUrl ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl,
+      }),
+    );
   });
 
 const dbUrl = (opt?: string) => opt ?? process.env.DATABASE_URL ?? stackConfig().embeddedDatabaseUrl;
 
 program
   .command('keys')
-  .description('API keys: create (the secret is shown once), list (never the secret), rotate (new key, old revoked), revoke')
+  .description(
+    'API keys: create (the secret is shown once), list (never the secret), rotate (new key, old revoked), revoke',
+  )
   .argument('<action>', 'create, list, rotate or revoke')
   .argument('[keyId]', 'for rotate and revoke')
   .option('--principal <name>', 'create: who the key acts as')
-  .option('--roles <list>', 'create: comma-separated roles (billing, finance, controller, legal, program_owner, support, admin)')
+  .option(
+    '--roles <list>',
+    'create: comma-separated roles (billing, finance, controller, legal, program_owner, support, admin)',
+  )
   .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
   .option('--json', 'print JSON')
-  .action(async (action: string, keyId: string | undefined, opts: { principal?: string; roles?: string; databaseUrl?: string; json?: boolean }) => {
-    process.exit(await runKeys(action, { ...opts, keyId, databaseUrl: dbUrl(opts.databaseUrl), json: Boolean(opts.json) }));
-  });
+  .action(
+    async (
+      action: string,
+      keyId: string | undefined,
+      opts: { principal?: string; roles?: string; databaseUrl?: string; json?: boolean },
+    ) => {
+      process.exit(
+        await runKeys(action, { ...opts, keyId, databaseUrl: dbUrl(opts.databaseUrl), json: Boolean(opts.json) }),
+      );
+    },
+  );
 
 program
   .command('access-review')
@@ -161,7 +222,9 @@ program
 
 program
   .command('codec-key')
-  .description('payload encryption keys: `rotate <keyId>` adds a new key and makes it the active one; the old ones stay so that existing histories still decrypt')
+  .description(
+    'payload encryption keys: `rotate <keyId>` adds a new key and makes it the active one; the old ones stay so that existing histories still decrypt',
+  )
   .argument('<action>', 'rotate')
   .argument('<keyId>', 'the new key id, e.g. 2027-01')
   .option('--file <path>', 'the key file (default: LOYALTY_CODEC_KEYS_FILE, else the local one of npm start)')
@@ -169,25 +232,45 @@ program
     if (action !== 'rotate') throw new Error(`unknown action ${action}; use rotate`);
     const file = opts.file ?? process.env.LOYALTY_CODEC_KEYS_FILE ?? join(stackConfig().dataDir, 'codec-keys.json');
     rotateCodecKey(file, keyId);
-    process.stdout.write(`${file}: ${keyId} is the active key; restart the workers, the API and the CLI users to use it\n`);
+    process.stdout.write(
+      `${file}: ${keyId} is the active key; restart the workers, the API and the CLI users to use it\n`,
+    );
   });
 
 program
   .command('audit')
-  .description('the audit trail (changes to points, rules, keys and periods), oldest first; `loyalty verify` checks its hash chains')
+  .description(
+    'the audit trail (changes to points, rules, keys and periods), oldest first; `loyalty verify` checks its hash chains',
+  )
   .option('--program <programId>')
   .option('--member <memberId>')
   .option('--since <time>', 'ISO 8601, e.g. 2026-11-01T00:00:00Z')
   .option('--limit <n>', 'at most this many rows (up to 1000)', '100')
   .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
   .option('--json', 'print JSON')
-  .action(async (opts: { program?: string; member?: string; since?: string; limit: string; databaseUrl?: string; json?: boolean }) => {
-    process.exit(await runAudit({ databaseUrl: dbUrl(opts.databaseUrl), programId: opts.program, memberId: opts.member, since: opts.since, limit: Number(opts.limit), json: Boolean(opts.json) }));
-  });
+  .action(
+    async (opts: {
+      program?: string;
+      member?: string;
+      since?: string;
+      limit: string;
+      databaseUrl?: string;
+      json?: boolean;
+    }) => {
+      process.exit(
+        await runAudit({
+          databaseUrl: dbUrl(opts.databaseUrl),
+          programId: opts.program,
+          memberId: opts.member,
+          since: opts.since,
+          limit: Number(opts.limit),
+          json: Boolean(opts.json),
+        }),
+      );
+    },
+  );
 
-const demo = program
-  .command('demo')
-  .description('walk-throughs against the stack that npm start runs');
+const demo = program.command('demo').description('walk-throughs against the stack that npm start runs');
 
 /** The settings, or (a bad variable) one line saying which and exit 2, before any command runs. */
 function configOrExit(): ReturnType<typeof stackConfig> {
@@ -202,9 +285,14 @@ function configOrExit(): ReturnType<typeof stackConfig> {
 const demoDefault = demoDefaults(configOrExit());
 demo
   .command('redemption')
-  .description('the redemption saga: applied, declined with compensations (the GL refuses), reversed by a lost chargeback; exits 0 when all behaved as expected, 1 when not, 2 when the stack is not reachable')
+  .description(
+    'the redemption saga: applied, declined with compensations (the GL refuses), reversed by a lost chargeback; exits 0 when all behaved as expected, 1 when not, 2 when the stack is not reachable',
+  )
   .option('--api-url <url>', 'the loyalty API', demoDefault.apiUrl)
-  .option('--key <key>', `an API key for every call, with the admin role (default: dev-admin and dev-billing from ${demoDefault.keysFile})`)
+  .option(
+    '--key <key>',
+    `an API key for every call, with the admin role (default: dev-admin and dev-billing from ${demoDefault.keysFile})`,
+  )
   .option('--billing-url <url>', 'the billing simulator', demoDefault.billingUrl)
   .option('--gl-url <url>', 'the GL simulator', demoDefault.glUrl)
   .option('--ui-url <url>', 'the Temporal UI, for the links to the workflows', demoDefault.uiUrl)

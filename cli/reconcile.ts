@@ -19,23 +19,42 @@ export function formatReport(r: ReconciliationReport): string {
     `  checked: ${r.redemptionsChecked} redemptions, ${r.creditsChecked} billing credits, ${r.glEntriesChecked} GL entries`,
     `  in progress: ${r.inProgress.length}${r.inProgress.length ? ` (${r.inProgress.slice(0, 10).join(', ')}${r.inProgress.length > 10 ? ', ...' : ''})` : ''}`,
     `  differences: ${r.differenceCount}`,
-    ...r.differences.map((d) => `    ${d.check.padEnd(7)} ${d.reason.padEnd(24)} invoice ${d.invoiceId}${d.entryId ? ` entry ${d.entryId}` : ''}`),
+    ...r.differences.map(
+      (d) =>
+        `    ${d.check.padEnd(7)} ${d.reason.padEnd(24)} invoice ${d.invoiceId}${d.entryId ? ` entry ${d.entryId}` : ''}`,
+    ),
   ];
-  if (r.differences.length < r.differenceCount) lines.push(`    ... ${r.differenceCount - r.differences.length} more (the first ${r.differences.length} are stored)`);
+  if (r.differences.length < r.differenceCount)
+    lines.push(
+      `    ... ${r.differenceCount - r.differences.length} more (the first ${r.differences.length} are stored)`,
+    );
   return lines.join('\n') + '\n';
 }
 
-const print = (r: ReconciliationReport, json: boolean) => process.stdout.write(json ? JSON.stringify(r, null, 2) + '\n' : formatReport(r));
+const print = (r: ReconciliationReport, json: boolean) =>
+  process.stdout.write(json ? JSON.stringify(r, null, 2) + '\n' : formatReport(r));
 
 /** `loyalty reconcile`: runs the day's reconciliation on Temporal now; exit 0 no differences, 1 differences. */
-export async function runReconcile(o: { programId: string; date: string; json: boolean; address: string; namespace: string; taskQueue: string }): Promise<number> {
+export async function runReconcile(o: {
+  programId: string;
+  date: string;
+  json: boolean;
+  address: string;
+  namespace: string;
+  taskQueue: string;
+}): Promise<number> {
   checkArgs(o.programId, o.date);
   const { client, connection } = await connectClient(temporalSettings(o));
   try {
     const report = await client.workflow.execute(reconcileProgramDay, {
-      workflowId: reconciliationWorkflowId(o.programId, o.date), taskQueue: o.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowId: reconciliationWorkflowId(o.programId, o.date),
+      taskQueue: o.taskQueue,
+      workflowIdConflictPolicy: 'USE_EXISTING',
       args: [{ programId: o.programId, date: o.date }],
-      typedSearchAttributes: [{ key: SA.program, value: o.programId }, { key: SA.period, value: o.date }],
+      typedSearchAttributes: [
+        { key: SA.program, value: o.programId },
+        { key: SA.period, value: o.date },
+      ],
       memo: { summary: `${o.date}: reconciliation run from the CLI` },
     });
     print(report, o.json);
@@ -46,13 +65,24 @@ export async function runReconcile(o: { programId: string; date: string; json: b
 }
 
 /** `loyalty reconciliation`: prints the day's stored report; exit 0 no differences, 1 differences, 3 no report. */
-export async function runReconciliationReport(o: { programId: string; date: string; json: boolean; databaseUrl: string }): Promise<number> {
+export async function runReconciliationReport(o: {
+  programId: string;
+  date: string;
+  json: boolean;
+  databaseUrl: string;
+}): Promise<number> {
   checkArgs(o.programId, o.date);
-  const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 1, applicationName: 'loyalty-reconciliation' });
+  const pool = createPool({
+    connectionString: o.databaseUrl,
+    maxConnections: 1,
+    applicationName: 'loyalty-reconciliation',
+  });
   try {
     const report = await latestRun(pool, o.programId, o.date);
     if (!report) {
-      process.stderr.write(`no reconciliation of ${o.programId} for ${o.date} yet: run \`loyalty reconcile ${o.programId} --date ${o.date}\`\n`);
+      process.stderr.write(
+        `no reconciliation of ${o.programId} for ${o.date} yet: run \`loyalty reconcile ${o.programId} --date ${o.date}\`\n`,
+      );
       return 3;
     }
     print(report, o.json);

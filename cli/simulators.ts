@@ -25,8 +25,14 @@ export async function runSimulatorsProcess(cfg: StackConfig, env: NodeJS.Process
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       log.info({ signal: sig }, 'stopping the simulators');
-      void sims.close().then(() => process.exit(0), () => process.exit(1));
+      void sims.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
     });
   }
-  log.info({ host, ports: cfg.simulatorPorts, billing: sims.billingUrl, gl: sims.glUrl, tax: sims.taxUrl }, 'simulators ready (faults: POST /admin/faults)');
+  log.info(
+    { host, ports: cfg.simulatorPorts, billing: sims.billingUrl, gl: sims.glUrl, tax: sims.taxUrl },
+    'simulators ready (faults: POST /admin/faults)',
+  );
 }

@@ -1,6 +1,13 @@
 import type { Pool } from 'pg';
 import { quarterBounds } from '../domain/period';
-import { closeReport, periodFigures, type CloseProposal, type CloseReport, type DeferredWeight, type PeriodBooks } from '../domain/close-report';
+import {
+  closeReport,
+  periodFigures,
+  type CloseProposal,
+  type CloseReport,
+  type DeferredWeight,
+  type PeriodBooks,
+} from '../domain/close-report';
 import { cohortsAsOf, type CloseRow } from './close';
 import { longQuery } from './pool';
 import { programCurrency } from './programs';
@@ -14,8 +21,10 @@ const LIABILITY_ACCOUNTS = `('loyalty_contract_liability', 'loyalty_provision')`
  */
 export async function readPeriodBooks(pool: Pool, programId: string, period: string): Promise<PeriodBooks> {
   const { start, end } = quarterBounds(period);
-  const money = (await longQuery(pool, 
-    `select
+  const money = (
+    await longQuery(
+      pool,
+      `select
        sum(case when j.occurred_at < $2 then l.credit_minor - l.debit_minor else 0 end) as opening,
        sum(case when j.occurred_at >= $2 and j.kind = 'accrual' then l.credit_minor - l.debit_minor else 0 end) as issued,
        sum(case when j.occurred_at >= $2 and j.kind = 'recognition' and j.reference like 'close:%' then l.debit_minor - l.credit_minor else 0 end) as estimate_change,
@@ -28,39 +37,64 @@ export async function readPeriodBooks(pool: Pool, programId: string, period: str
        sum(l.credit_minor - l.debit_minor) as closing
      from journal_entries j join journal_lines l using (journal_entry_id)
     where j.program_id = $1 and j.occurred_at < $3 and l.account in ${LIABILITY_ACCOUNTS}`,
-    [programId, start, end, period],
-  )).rows[0]!;
-  const points = (await longQuery(pool, 
-    `select sum(case when occurred_at < $2 then points else 0 end) as opening,
+      [programId, start, end, period],
+    )
+  ).rows[0]!;
+  const points = (
+    await longQuery(
+      pool,
+      `select sum(case when occurred_at < $2 then points else 0 end) as opening,
             sum(case when occurred_at >= $2 and type = 'earn' then points else 0 end) as issued,
             -sum(case when occurred_at >= $2 and type in ('redeem', 'redeem_reversal') then points else 0 end) as redeemed,
             -sum(case when occurred_at >= $2 and type = 'expire' then points else 0 end) as expired,
             sum(case when occurred_at >= $2 and type in ('earn_reversal', 'adjust', 'merge_in', 'merge_out') then points else 0 end) as adjusted,
             sum(points) as closing
        from ledger_entries where program_id = $1 and occurred_at < $3`,
-    [programId, start, end],
-  )).rows[0]!;
+      [programId, start, end],
+    )
+  ).rows[0]!;
   const cohorts = await cohortsAsOf(pool, programId, end);
-  const rates = await pool.query<{ cohort: string; rate: string }>('select cohort, ultimate_redemption_rate::text as rate from cohorts where program_id = $1', [programId]);
-  const outstanding = await longQuery<DeferredWeight & Record<string, unknown>>(pool,
+  const rates = await pool.query<{ cohort: string; rate: string }>(
+    'select cohort, ultimate_redemption_rate::text as rate from cohorts where program_id = $1',
+    [programId],
+  );
+  const outstanding = await longQuery<DeferredWeight & Record<string, unknown>>(
+    pool,
     `select c.cohort, m.jurisdiction as key, sum(c.points) as weight
        from ledger_entries e join ledger_entry_cohorts c using (entry_id)
        join members m on m.program_id = e.program_id and m.member_id = e.member_id
       where e.program_id = $1 and e.occurred_at < $2 group by 1, 2 having sum(c.points) > 0`,
     [programId, end],
   );
-  const allocations = await longQuery<DeferredWeight & Record<string, unknown>>(pool,
+  const allocations = await longQuery<DeferredWeight & Record<string, unknown>>(
+    pool,
     `select cohort, store_id as key, sum(allocated_minor) as weight from accruals
       where program_id = $1 and occurred_at < $2 group by 1, 2 having sum(allocated_minor) > 0`,
     [programId, end],
   );
   return {
     liability: {
-      opening: money.opening, issued: money.issued, estimateChange: money.estimate_change, breakage: money.breakage, redemptions: money.redemptions,
-      adjusted: money.adjusted, fromOpening: money.from_opening, closing: money.closing,
+      opening: money.opening,
+      issued: money.issued,
+      estimateChange: money.estimate_change,
+      breakage: money.breakage,
+      redemptions: money.redemptions,
+      adjusted: money.adjusted,
+      fromOpening: money.from_opening,
+      closing: money.closing,
     },
-    points: { opening: points.opening, issued: points.issued, redeemed: points.redeemed, expired: points.expired, adjusted: points.adjusted, closing: points.closing },
-    cohorts, rates: rates.rows, outstandingByJurisdiction: outstanding.rows, allocatedByStore: allocations.rows,
+    points: {
+      opening: points.opening,
+      issued: points.issued,
+      redeemed: points.redeemed,
+      expired: points.expired,
+      adjusted: points.adjusted,
+      closing: points.closing,
+    },
+    cohorts,
+    rates: rates.rows,
+    outstandingByJurisdiction: outstanding.rows,
+    allocatedByStore: allocations.rows,
   };
 }
 
@@ -69,12 +103,28 @@ export async function readPeriodBooks(pool: Pool, programId: string, period: str
  * close's is the one stored at lock (it never changes); before that, the books as they are now,
  * with the close's assumptions and `status` (the lock passes 'locked' for the report it stores).
  */
-export async function buildCloseReport(pool: Pool, close: CloseRow, status: string = close.status): Promise<CloseReport> {
+export async function buildCloseReport(
+  pool: Pool,
+  close: CloseRow,
+  status: string = close.status,
+): Promise<CloseReport> {
   if (close.status === 'locked') return close.report as CloseReport;
-  const figures = periodFigures(close.programId, close.period, await readPeriodBooks(pool, close.programId, close.period));
+  const figures = periodFigures(
+    close.programId,
+    close.period,
+    await readPeriodBooks(pool, close.programId, close.period),
+  );
   const currency = (await programCurrency(pool, close.programId))?.currency ?? '';
   return closeReport({
-    programId: close.programId, currency, status, figures,
-    close: { proposal: close.proposal as CloseProposal | null, startedBy: close.startedBy, approvedBy: close.approvedBy, approvedAt: close.approvedAt },
+    programId: close.programId,
+    currency,
+    status,
+    figures,
+    close: {
+      proposal: close.proposal as CloseProposal | null,
+      startedBy: close.startedBy,
+      approvedBy: close.approvedBy,
+      approvedAt: close.approvedAt,
+    },
   });
 }

@@ -24,11 +24,21 @@ export interface CloseRow {
   report: unknown;
 }
 
-const toClose = (r: Record<string, any>): CloseRow => ({ // eslint-disable-line @typescript-eslint/no-explicit-any
-  programId: r.program_id, period: r.period, status: r.status, workflowId: r.workflow_id, startedBy: r.started_by,
-  startedAt: r.started_at.toISOString(), override: r.override_rate === null ? null : { rate: r.override_rate, justification: r.override_justification },
-  proposal: r.proposal, approvedBy: r.approved_by, approvedAt: r.approved_at?.toISOString() ?? null, bookedAt: r.booked_at?.toISOString() ?? null,
-  glEntryId: r.gl_entry_id, report: r.report,
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const toClose = (r: Record<string, any>): CloseRow => ({
+  programId: r.program_id,
+  period: r.period,
+  status: r.status,
+  workflowId: r.workflow_id,
+  startedBy: r.started_by,
+  startedAt: r.started_at.toISOString(),
+  override: r.override_rate === null ? null : { rate: r.override_rate, justification: r.override_justification },
+  proposal: r.proposal,
+  approvedBy: r.approved_by,
+  approvedAt: r.approved_at?.toISOString() ?? null,
+  bookedAt: r.booked_at?.toISOString() ?? null,
+  glEntryId: r.gl_entry_id,
+  report: r.report,
 });
 
 export async function getClose(pool: Pool | PoolClient, programId: string, period: string): Promise<CloseRow | null> {
@@ -38,7 +48,9 @@ export async function getClose(pool: Pool | PoolClient, programId: string, perio
 
 /** The quarter of the program's first ledger entry (null: no activity yet). */
 export async function firstQuarterWithActivity(db: Pool | PoolClient, programId: string): Promise<string | null> {
-  const { rows } = await db.query('select min(occurred_at) as first from ledger_entries where program_id = $1', [programId]);
+  const { rows } = await db.query('select min(occurred_at) as first from ledger_entries where program_id = $1', [
+    programId,
+  ]);
   return rows[0].first ? quarterOf(rows[0].first) : null;
 }
 
@@ -47,20 +59,34 @@ export async function firstQuarterWithActivity(db: Pool | PoolClient, programId:
  * close (the one after the last locked, from the first quarter with activity). Throws the API's
  * error when not; returns the existing close when there is one (starting again returns it).
  */
-export async function checkCanClose(db: Pool | PoolClient, programId: string, period: string, now: Date): Promise<CloseRow | null> {
+export async function checkCanClose(
+  db: Pool | PoolClient,
+  programId: string,
+  period: string,
+  now: Date,
+): Promise<CloseRow | null> {
   const existing = await getClose(db, programId, period);
   if (existing && existing.status !== 'cancelled') return existing;
   const { end } = quarterBounds(period);
-  if (end.getTime() > now.getTime()) throw new ApiError(409, 'period_not_ended', `${period} has not ended yet`, { period, endsAt: end.toISOString() });
+  if (end.getTime() > now.getTime())
+    throw new ApiError(409, 'period_not_ended', `${period} has not ended yet`, { period, endsAt: end.toISOString() });
   const { rows } = await db.query(
-    `select period, status from closes where program_id = $1 and status <> 'cancelled' order by period desc limit 1`, [programId]);
+    `select period, status from closes where program_id = $1 and status <> 'cancelled' order by period desc limit 1`,
+    [programId],
+  );
   const last = rows[0] as { period: string; status: CloseStatus } | undefined;
   if (last && last.status !== 'locked') {
-    throw new ApiError(409, 'period_out_of_order', `the close of ${last.period} is still ${last.status}`, { period, pending: last.period });
+    throw new ApiError(409, 'period_out_of_order', `the close of ${last.period} is still ${last.status}`, {
+      period,
+      pending: last.period,
+    });
   }
   const expected = last ? nextPeriod(last.period) : await firstQuarterWithActivity(db, programId);
   if (expected !== null && expected !== period) {
-    throw new ApiError(409, 'period_out_of_order', `the next quarter to close is ${expected}`, { period, next: expected });
+    throw new ApiError(409, 'period_out_of_order', `the next quarter to close is ${expected}`, {
+      period,
+      next: expected,
+    });
   }
   return null;
 }
@@ -71,7 +97,14 @@ export async function checkCanClose(db: Pool | PoolClient, programId: string, pe
  */
 export async function freezePeriod(
   pool: Pool,
-  c: { programId: string; period: string; actor: string; workflowId: string; override: { rate: string; justification: string } | null; now: Date },
+  c: {
+    programId: string;
+    period: string;
+    actor: string;
+    workflowId: string;
+    override: { rate: string; justification: string } | null;
+    now: Date;
+  },
 ): Promise<CloseRow> {
   try {
     return await inTransaction(pool, async (client) => {
@@ -79,7 +112,10 @@ export async function freezePeriod(
       const existing = await checkCanClose(client, c.programId, c.period, c.now);
       if (existing) return existing;
       const { end } = quarterBounds(c.period);
-      await client.query('update programs set locked_until = greatest(locked_until, $2) where program_id = $1', [c.programId, end]);
+      await client.query('update programs set locked_until = greatest(locked_until, $2) where program_id = $1', [
+        c.programId,
+        end,
+      ]);
       const { rows } = await client.query(
         `insert into closes (program_id, period, status, workflow_id, started_by, override_rate, override_justification)
          values ($1, $2, 'frozen', $3, $4, $5, $6)
@@ -96,7 +132,13 @@ export async function freezePeriod(
   }
 }
 
-export async function setCloseStatus(pool: Pool, programId: string, period: string, status: CloseStatus, fields: { proposal?: unknown } = {}): Promise<void> {
+export async function setCloseStatus(
+  pool: Pool,
+  programId: string,
+  period: string,
+  status: CloseStatus,
+  fields: { proposal?: unknown } = {},
+): Promise<void> {
   await pool.query(
     `update closes set status = $3, proposal = coalesce($4::jsonb, proposal), updated_at = now() where program_id = $1 and period = $2 and status <> 'locked'`,
     [programId, period, status, fields.proposal === undefined ? null : JSON.stringify(fields.proposal)],
@@ -104,26 +146,55 @@ export async function setCloseStatus(pool: Pool, programId: string, period: stri
 }
 
 /** The controller who approved the close (the first approval's time is kept). */
-export async function recordCloseApproval(pool: Pool, programId: string, period: string, approvedBy: string): Promise<void> {
-  await pool.query(`update closes set approved_by = $3, approved_at = coalesce(approved_at, now()), updated_at = now() where program_id = $1 and period = $2 and status <> 'locked'`,
-    [programId, period, approvedBy]);
+export async function recordCloseApproval(
+  pool: Pool,
+  programId: string,
+  period: string,
+  approvedBy: string,
+): Promise<void> {
+  await pool.query(
+    `update closes set approved_by = $3, approved_at = coalesce(approved_at, now()), updated_at = now() where program_id = $1 and period = $2 and status <> 'locked'`,
+    [programId, period, approvedBy],
+  );
 }
 
 /** Books the approved catch-up per cohort in the subledger (db/functions/ll_close_book.sql; idempotent per period). */
 export async function bookCloseCatchUp(
-  pool: Pool, programId: string, period: string, end: Date, cohorts: Array<{ cohort: string; rate: string; catchUpMinor: number }>, actor: string,
+  pool: Pool,
+  programId: string,
+  period: string,
+  end: Date,
+  cohorts: Array<{ cohort: string; rate: string; catchUpMinor: number }>,
+  actor: string,
 ): Promise<void> {
-  await longQuery(pool, 'select ll_close_book($1, $2, $3, $4::jsonb, $5)', [programId, period, end, JSON.stringify(cohorts), actor]);
+  await longQuery(pool, 'select ll_close_book($1, $2, $3, $4::jsonb, $5)', [
+    programId,
+    period,
+    end,
+    JSON.stringify(cohorts),
+    actor,
+  ]);
 }
 
 /** The GL entry the close posted (null: nothing to post). */
-export async function setCloseGlEntry(pool: Pool, programId: string, period: string, glEntryId: string | null): Promise<void> {
-  await pool.query('update closes set gl_entry_id = $3, updated_at = now() where program_id = $1 and period = $2 and status <> \'locked\'', [programId, period, glEntryId]);
+export async function setCloseGlEntry(
+  pool: Pool,
+  programId: string,
+  period: string,
+  glEntryId: string | null,
+): Promise<void> {
+  await pool.query(
+    "update closes set gl_entry_id = $3, updated_at = now() where program_id = $1 and period = $2 and status <> 'locked'",
+    [programId, period, glEntryId],
+  );
 }
 
 /** Locks the period with its report; a locked close never changes again. */
 export async function lockClose(pool: Pool, programId: string, period: string, report: unknown): Promise<void> {
-  await pool.query(`update closes set status = 'locked', report = $3, updated_at = now() where program_id = $1 and period = $2`, [programId, period, JSON.stringify(report)]);
+  await pool.query(
+    `update closes set status = 'locked', report = $3, updated_at = now() where program_id = $1 and period = $2`,
+    [programId, period, JSON.stringify(report)],
+  );
 }
 
 export interface CohortAsOf {
@@ -146,7 +217,8 @@ export interface CohortAsOf {
  * journal, both dated before the end. One pass over the program's entries.
  */
 export async function cohortsAsOf(pool: Pool, programId: string, end: Date): Promise<CohortAsOf[]> {
-  const { rows } = await longQuery(pool, 
+  const { rows } = await longQuery(
+    pool,
     `with pts as (
        select c.cohort,
               sum(case when e.type in ('earn', 'earn_reversal') then c.points else 0 end) as n,
@@ -176,19 +248,34 @@ export async function cohortsAsOf(pool: Pool, programId: string, end: Date): Pro
   return rows.map((r) => {
     const allocated = BigInt(r.allocated);
     return {
-      cohort: r.cohort, liabilityAccount: r.liability_account, priorRateMillionths: BigInt(r.prior),
-      costPerPointMinor: r.liability_account === 'loyalty_provision' && r.cost_per_point_minor !== null ? BigInt(r.cost_per_point_minor) : null,
-      pointsIssued: BigInt(r.n), pointsRedeemed: BigInt(r.r), pointsExpired: BigInt(r.x),
-      allocatedMinor: allocated, recognizedMinor: BigInt(r.recognized),
+      cohort: r.cohort,
+      liabilityAccount: r.liability_account,
+      priorRateMillionths: BigInt(r.prior),
+      costPerPointMinor:
+        r.liability_account === 'loyalty_provision' && r.cost_per_point_minor !== null
+          ? BigInt(r.cost_per_point_minor)
+          : null,
+      pointsIssued: BigInt(r.n),
+      pointsRedeemed: BigInt(r.r),
+      pointsExpired: BigInt(r.x),
+      allocatedMinor: allocated,
+      recognizedMinor: BigInt(r.recognized),
       allocatedMicro: BigInt(r.allocated_now) === allocated ? BigInt(String(r.micro_now)) : allocated * 1_000_000n,
     };
   });
 }
 
 /** The development triangle: per cohort, cumulative points redeemed (net) by quarters since issue, up to the period. */
-export async function redemptionTriangle(pool: Pool, programId: string, period: string, cohorts: CohortAsOf[], priorRates: Map<string, bigint>): Promise<CohortDevelopment[]> {
+export async function redemptionTriangle(
+  pool: Pool,
+  programId: string,
+  period: string,
+  cohorts: CohortAsOf[],
+  priorRates: Map<string, bigint>,
+): Promise<CohortDevelopment[]> {
   const { end } = quarterBounds(period);
-  const { rows } = await longQuery<{ cohort: string; quarter: string; redeemed: string }>(pool, 
+  const { rows } = await longQuery<{ cohort: string; quarter: string; redeemed: string }>(
+    pool,
     `select c.cohort, to_char(e.occurred_at at time zone 'UTC', 'YYYY-"Q"Q') as quarter, -sum(c.points) as redeemed
        from ledger_entries e join ledger_entry_cohorts c using (entry_id)
       where e.program_id = $1 and e.occurred_at < $2 and e.type in ('redeem', 'redeem_reversal')
@@ -196,7 +283,8 @@ export async function redemptionTriangle(pool: Pool, programId: string, period: 
     [programId, end],
   );
   const byCohort = new Map<string, Map<string, bigint>>();
-  for (const r of rows) (byCohort.get(r.cohort) ?? byCohort.set(r.cohort, new Map()).get(r.cohort)!).set(r.quarter, BigInt(r.redeemed));
+  for (const r of rows)
+    (byCohort.get(r.cohort) ?? byCohort.set(r.cohort, new Map()).get(r.cohort)!).set(r.quarter, BigInt(r.redeemed));
   return cohorts.map((c) => {
     const cumulative: bigint[] = [];
     let sum = 0n;
@@ -204,6 +292,11 @@ export async function redemptionTriangle(pool: Pool, programId: string, period: 
       sum += byCohort.get(c.cohort)?.get(q) ?? 0n;
       cumulative.push(sum);
     }
-    return { cohort: c.cohort, pointsIssued: c.pointsIssued, cumulativeRedeemed: cumulative, priorRate: priorRates.get(c.cohort) ?? c.priorRateMillionths };
+    return {
+      cohort: c.cohort,
+      pointsIssued: c.pointsIssued,
+      cumulativeRedeemed: cumulative,
+      priorRate: priorRates.get(c.cohort) ?? c.priorRateMillionths,
+    };
   });
 }

@@ -21,7 +21,10 @@ export function newSecret(keyId: string): string {
 }
 
 /** Stores (or replaces) the key for keyId. */
-export async function putKey(pool: Pool, k: { keyId: string; secret: string; principal: string; roles: Role[] }): Promise<void> {
+export async function putKey(
+  pool: Pool,
+  k: { keyId: string; secret: string; principal: string; roles: Role[] },
+): Promise<void> {
   await pool.query(
     `insert into api_keys (key_id, key_hash, principal, roles) values ($1, $2, $3, $4)
      on conflict (key_id) do update set key_hash = excluded.key_hash, principal = excluded.principal,
@@ -49,13 +52,21 @@ export interface KeyView {
   lastUsedAt: string | null;
 }
 
-const toView = (r: Record<string, any>): KeyView => ({ // eslint-disable-line @typescript-eslint/no-explicit-any
-  keyId: r.key_id, principal: r.principal, roles: r.roles, createdAt: r.created_at.toISOString(),
-  revokedAt: r.revoked_at?.toISOString() ?? null, lastUsedAt: r.last_used_at?.toISOString() ?? null,
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const toView = (r: Record<string, any>): KeyView => ({
+  keyId: r.key_id,
+  principal: r.principal,
+  roles: r.roles,
+  createdAt: r.created_at.toISOString(),
+  revokedAt: r.revoked_at?.toISOString() ?? null,
+  lastUsedAt: r.last_used_at?.toISOString() ?? null,
 });
 
 /** A new key for a principal; the secret is returned once and only its hash is kept. */
-export async function createKey(pool: Pool, k: { principal: string; roles: Role[] }): Promise<{ key: KeyView; secret: string }> {
+export async function createKey(
+  pool: Pool,
+  k: { principal: string; roles: Role[] },
+): Promise<{ key: KeyView; secret: string }> {
   const keyId = `k-${randomBytes(6).toString('hex')}`;
   const secret = newSecret(keyId);
   const { rows } = await pool.query(
@@ -73,19 +84,30 @@ export async function listKeys(pool: Pool): Promise<KeyView[]> {
 
 /** Revokes a key (idempotent); null if there is no such key. */
 export async function revokeKey(pool: Pool, keyId: string): Promise<KeyView | null> {
-  const { rows } = await pool.query('update api_keys set revoked_at = coalesce(revoked_at, now()) where key_id = $1 returning *', [keyId]);
+  const { rows } = await pool.query(
+    'update api_keys set revoked_at = coalesce(revoked_at, now()) where key_id = $1 returning *',
+    [keyId],
+  );
   return rows[0] ? toView(rows[0]) : null;
 }
 
 /** A new key with the same principal and roles; the old one is revoked in the same transaction. */
-export async function rotateKey(pool: Pool, keyId: string): Promise<{ key: KeyView; secret: string; revoked: KeyView } | null> {
+export async function rotateKey(
+  pool: Pool,
+  keyId: string,
+): Promise<{ key: KeyView; secret: string; revoked: KeyView } | null> {
   return inTransaction(pool, async (client) => {
-    const { rows } = await client.query('update api_keys set revoked_at = coalesce(revoked_at, now()) where key_id = $1 and revoked_at is null returning *', [keyId]);
+    const { rows } = await client.query(
+      'update api_keys set revoked_at = coalesce(revoked_at, now()) where key_id = $1 and revoked_at is null returning *',
+      [keyId],
+    );
     if (!rows[0]) return null; // nothing revoked: the commit changes nothing
     const newId = `k-${randomBytes(6).toString('hex')}`;
     const secret = newSecret(newId);
-    const created = await client.query(`insert into api_keys (key_id, key_hash, principal, roles) values ($1, $2, $3, $4) returning *`,
-      [newId, hashKey(secret), rows[0].principal, rows[0].roles]);
+    const created = await client.query(
+      `insert into api_keys (key_id, key_hash, principal, roles) values ($1, $2, $3, $4) returning *`,
+      [newId, hashKey(secret), rows[0].principal, rows[0].roles],
+    );
     return { key: toView(created.rows[0]), secret, revoked: toView(rows[0]) };
   });
 }
@@ -103,7 +125,13 @@ export async function accessReview(pool: Pool): Promise<AccessReviewRow[]> {
   const keys = (await listKeys(pool)).filter((k) => k.revokedAt === null);
   const byPrincipal = new Map<string, AccessReviewRow>();
   for (const k of keys) {
-    const row = byPrincipal.get(k.principal) ?? { principal: k.principal, roles: [], activeKeys: 0, lastUsedAt: null, keys: [] };
+    const row = byPrincipal.get(k.principal) ?? {
+      principal: k.principal,
+      roles: [],
+      activeKeys: 0,
+      lastUsedAt: null,
+      keys: [],
+    };
     row.roles = [...new Set([...row.roles, ...k.roles])].sort() as Role[];
     row.activeKeys++;
     if (k.lastUsedAt && (!row.lastUsedAt || k.lastUsedAt > row.lastUsedAt)) row.lastUsedAt = k.lastUsedAt;

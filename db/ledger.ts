@@ -53,7 +53,9 @@ export async function accrueBatch(pool: Pool, items: AccrualItem[]): Promise<Arr
     // connection) may have committed, and the caller reports it rather than running it again.
     if (!/^[0-9A-Z]{5}$/.test((e as { code?: string }).code ?? '')) throw e;
   }
-  const { rows } = await pool.query<{ r: Array<WriteResult | BatchError> }>('select ll_accrue_batch($1::jsonb) as r', [payload]);
+  const { rows } = await pool.query<{ r: Array<WriteResult | BatchError> }>('select ll_accrue_batch($1::jsonb) as r', [
+    payload,
+  ]);
   return rows[0]!.r.map((res) => {
     if (!('error' in res)) return res;
     const e = res.error;
@@ -66,7 +68,11 @@ export async function accrueBatch(pool: Pool, items: AccrualItem[]): Promise<Arr
 }
 
 /** Calls one of the single-operation write functions (ll_refund, ll_merge), retrying deadlocks. */
-export async function callWriteFunction(pool: Pool, fn: 'll_refund' | 'll_merge', payload: object): Promise<WriteResult> {
+export async function callWriteFunction(
+  pool: Pool,
+  fn: 'll_refund' | 'll_merge',
+  payload: object,
+): Promise<WriteResult> {
   try {
     return await callFunction<WriteResult>(pool, `select ${fn}($1::jsonb) as r`, [JSON.stringify(payload)]);
   } catch (e) {
@@ -75,10 +81,15 @@ export async function callWriteFunction(pool: Pool, fn: 'll_refund' | 'll_merge'
 }
 
 /** The invoice's accrual: its member and the amount not refunded yet (minor units, a decimal string); null if none. */
-export async function accrualLeftToRefund(pool: Pool, programId: string, invoiceId: string): Promise<{ memberId: string; leftMinor: string } | null> {
+export async function accrualLeftToRefund(
+  pool: Pool,
+  programId: string,
+  invoiceId: string,
+): Promise<{ memberId: string; leftMinor: string } | null> {
   const { rows } = await pool.query<{ member_id: string; left_minor: string }>(
     'select member_id, amount_minor::bigint - coalesce((select sum(amount_minor) from refunds r where r.program_id = a.program_id and r.invoice_id = a.invoice_id), 0) as left_minor from accruals a where program_id = $1 and invoice_id = $2',
-    [programId, invoiceId]);
+    [programId, invoiceId],
+  );
   const r = rows[0];
   return r ? { memberId: r.member_id, leftMinor: r.left_minor } : null;
 }
@@ -172,7 +183,12 @@ export interface ArmState {
 export async function armMember(pool: Pool, programId: string, memberId: string): Promise<ArmState> {
   const { rows } = await pool.query<{ r: ArmState }>('select ll_arm_member($1, $2) as r', [programId, memberId]);
   const r = rows[0]!.r;
-  return { status: r.status, mergedInto: r.mergedInto ?? null, expiresAt: r.expiresAt ?? null, balance: Number(r.balance ?? 0) };
+  return {
+    status: r.status,
+    mergedInto: r.mergedInto ?? null,
+    expiresAt: r.expiresAt ?? null,
+    balance: Number(r.balance ?? 0),
+  };
 }
 
 export interface ExpiryResult {
@@ -181,8 +197,19 @@ export interface ExpiryResult {
   entryId?: number;
 }
 
-export async function expireMember(pool: Pool, programId: string, memberId: string, asOf: string, actor: string): Promise<ExpiryResult> {
-  return callFunction<ExpiryResult>(pool, 'select ll_expire_member($1, $2, $3, $4) as r', [programId, memberId, asOf, actor]);
+export async function expireMember(
+  pool: Pool,
+  programId: string,
+  memberId: string,
+  asOf: string,
+  actor: string,
+): Promise<ExpiryResult> {
+  return callFunction<ExpiryResult>(pool, 'select ll_expire_member($1, $2, $3, $4) as r', [
+    programId,
+    memberId,
+    asOf,
+    actor,
+  ]);
 }
 
 /** One write function in its own transaction, run again (up to 5 times) if it lost a deadlock. */

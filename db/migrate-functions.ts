@@ -30,16 +30,21 @@ const FILE_NAME = /^(ll_[a-z0-9_]+)\.sql$/;
 const LL_NAME = /\bll_[a-z0-9_]+\b/g;
 // Statements are found at the start of a line, comment lines left out: the files' own convention.
 const CREATE_FUNCTION = /^[ \t]*create\s+(or\s+replace\s+)?(?:function|procedure)\s+(?:public\.)?([a-z0-9_]+)\s*\(/gim;
-const CREATE_TRIGGER = /^[ \t]*create\s+(or\s+replace\s+)?(?:constraint\s+)?trigger\s+([a-z0-9_]+)\s[\s\S]*?\son\s+(?:public\.)?([a-z0-9_]+)/gim;
+const CREATE_TRIGGER =
+  /^[ \t]*create\s+(or\s+replace\s+)?(?:constraint\s+)?trigger\s+([a-z0-9_]+)\s[\s\S]*?\son\s+(?:public\.)?([a-z0-9_]+)/gim;
 
 /** The files of `dir`, checked (one function a file, named after it, every ll_ name it uses has a file), dependencies first. */
 export function readFunctionFiles(dir: string): FunctionFile[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort().map((f) => parseFunctionFile(f, readFileSync(join(dir, f), 'utf8')));
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((f) => parseFunctionFile(f, readFileSync(join(dir, f), 'utf8')));
   const known = new Set(files.map((f) => f.name));
   const triggerFile = new Map<string, string>();
   for (const f of files) {
     const missing = f.names.filter((n) => !known.has(n));
-    if (missing.length > 0) throw new Error(`db/functions/${f.name}.sql names ${missing.join(', ')}, which has no file in db/functions`);
+    if (missing.length > 0)
+      throw new Error(`db/functions/${f.name}.sql names ${missing.join(', ')}, which has no file in db/functions`);
     for (const t of f.triggers) {
       const key = `${t.name} on ${t.table}`;
       const other = triggerFile.get(key);
@@ -53,13 +58,21 @@ export function readFunctionFiles(dir: string): FunctionFile[] {
 export function parseFunctionFile(file: string, text: string): FunctionFile {
   const name = FILE_NAME.exec(file)?.[1];
   if (!name) throw new Error(`db/functions/${file}: a function's file is named after it, ll_<name>.sql`);
-  const code = text.split('\n').filter((l) => !/^\s*--/.test(l)).join('\n');
+  const code = text
+    .split('\n')
+    .filter((l) => !/^\s*--/.test(l))
+    .join('\n');
   const fns = [...code.matchAll(CREATE_FUNCTION)];
   if (fns.length !== 1 || fns[0]![2] !== name || !fns[0]![1]) {
-    throw new Error(`db/functions/${file}: must create exactly one function, \`create or replace function ${name}(...)\` (found ${fns.map((m) => m[2]).join(', ') || 'none'})`);
+    throw new Error(
+      `db/functions/${file}: must create exactly one function, \`create or replace function ${name}(...)\` (found ${fns.map((m) => m[2]).join(', ') || 'none'})`,
+    );
   }
   const triggers = [...code.matchAll(CREATE_TRIGGER)].map((m) => {
-    if (!m[1]) throw new Error(`db/functions/${file}: write \`create or replace trigger ${m[2]}\`, so that the file can be applied again`);
+    if (!m[1])
+      throw new Error(
+        `db/functions/${file}: write \`create or replace trigger ${m[2]}\`, so that the file can be applied again`,
+      );
     return { name: m[2]!, table: m[3]! };
   });
   // Dependencies are the names the code uses: a comment that mentions a caller is not one.
@@ -80,7 +93,9 @@ export function dependencyOrder(files: FunctionFile[]): FunctionFile[] {
     const ready = files.filter((f) => !placed.has(f.name) && f.names.every((n) => placed.has(n) || !byName.has(n)));
     if (ready.length === 0) {
       const left = files.filter((f) => !placed.has(f.name)).map((f) => f.name);
-      throw new Error(`db/functions: these functions name each other in a cycle, which has no order to create them in: ${left.join(', ')}`);
+      throw new Error(
+        `db/functions: these functions name each other in a cycle, which has no order to create them in: ${left.join(', ')}`,
+      );
     }
     for (const f of ready) {
       placed.add(f.name);
@@ -91,14 +106,23 @@ export function dependencyOrder(files: FunctionFile[]): FunctionFile[] {
 }
 
 /** The migrator's record of the function files it applied. */
-export const SCHEMA_FUNCTIONS = 'create table if not exists schema_functions (name text primary key, sha256 text not null, applied_at timestamptz not null default now())';
+export const SCHEMA_FUNCTIONS =
+  'create table if not exists schema_functions (name text primary key, sha256 text not null, applied_at timestamptz not null default now())';
 
 /** Applies what changed in `dir` since the last run; returns what it did (`db/functions/<file>`, `dropped <name>`). */
 export async function applyFunctions(client: PoolClient, dir: string): Promise<string[]> {
   const files = readFunctionFiles(dir);
   await client.query(SCHEMA_FUNCTIONS);
-  const recorded = new Map((await client.query<{ name: string; sha256: string }>('select name, sha256 from schema_functions')).rows.map((r) => [r.name, r.sha256]));
-  const existing = new Set((await client.query<{ proname: string }>(`select proname from pg_proc where pronamespace = 'public'::regnamespace`)).rows.map((r) => r.proname));
+  const recorded = new Map(
+    (await client.query<{ name: string; sha256: string }>('select name, sha256 from schema_functions')).rows.map(
+      (r) => [r.name, r.sha256],
+    ),
+  );
+  const existing = new Set(
+    (
+      await client.query<{ proname: string }>(`select proname from pg_proc where pronamespace = 'public'::regnamespace`)
+    ).rows.map((r) => r.proname),
+  );
   const done: string[] = [];
   for (const f of files) {
     // a function dropped by hand is made again even though its file did not change
@@ -110,7 +134,11 @@ export async function applyFunctions(client: PoolClient, dir: string): Promise<s
   for (const name of [...recorded.keys()].filter((n) => !kept.has(n)).sort()) {
     await inTransactionOn(client, async () => {
       const old = await overloads(client, name);
-      await dropTriggers(client, old.map((o) => o.oid), []);
+      await dropTriggers(
+        client,
+        old.map((o) => o.oid),
+        [],
+      );
       for (const o of old) await client.query(`drop function ${o.signature}`);
       await client.query('delete from schema_functions where name = $1', [name]);
     });
@@ -126,7 +154,8 @@ async function applyFile(client: PoolClient, f: FunctionFile): Promise<void> {
   try {
     await inTransactionOn(client, () => replaceFunction(client, f, false));
   } catch (e) {
-    if (!SIGNATURE_CHANGE.has((e as { code?: string }).code ?? '')) throw new Error(`db/functions/${f.name}.sql failed: ${(e as Error).message}`, { cause: e });
+    if (!SIGNATURE_CHANGE.has((e as { code?: string }).code ?? ''))
+      throw new Error(`db/functions/${f.name}.sql failed: ${(e as Error).message}`, { cause: e });
     try {
       await inTransactionOn(client, () => replaceFunction(client, f, true));
     } catch (e2) {
@@ -142,7 +171,11 @@ async function applyFile(client: PoolClient, f: FunctionFile): Promise<void> {
 async function replaceFunction(client: PoolClient, f: FunctionFile, dropFirst: boolean): Promise<void> {
   let before = await overloads(client, f.name);
   if (dropFirst || before.length > 1) {
-    await dropTriggers(client, before.map((o) => o.oid), []);
+    await dropTriggers(
+      client,
+      before.map((o) => o.oid),
+      [],
+    );
     for (const o of before) await client.query(`drop function ${o.signature}`);
     before = [];
   }
@@ -151,39 +184,57 @@ async function replaceFunction(client: PoolClient, f: FunctionFile, dropFirst: b
   // the file's function is the new one (its argument types changed) or the one it replaced
   const fresh = after.filter((o) => !before.some((b) => b.oid === o.oid));
   const mine = fresh[0] ?? after[0];
-  if (!mine || fresh.length > 1) throw new Error(`expected one function ${f.name} after the file, found ${after.length}`);
+  if (!mine || fresh.length > 1)
+    throw new Error(`expected one function ${f.name} after the file, found ${after.length}`);
   const stale = after.filter((o) => o.oid !== mine.oid);
-  await dropTriggers(client, after.map((o) => o.oid), f.triggers, mine.oid);
+  await dropTriggers(
+    client,
+    after.map((o) => o.oid),
+    f.triggers,
+    mine.oid,
+  );
   for (const o of stale) await client.query(`drop function ${o.signature}`);
   const { rows: made } = await client.query<{ name: string; table: string; fn: string }>(
     `select g.tgname as name, c.relname as table, g.tgfoid::text as fn from pg_trigger g join pg_class c on c.oid = g.tgrelid
       where not g.tgisinternal and g.tgname = any($1)`,
-    [f.triggers.map((t) => t.name)]);
+    [f.triggers.map((t) => t.name)],
+  );
   for (const t of f.triggers) {
     if (!made.some((m) => m.name === t.name && m.table === t.table && m.fn === mine.oid)) {
-      throw new Error(`trigger ${t.name} on ${t.table} does not execute ${f.name}: a function's file creates only its own triggers`);
+      throw new Error(
+        `trigger ${t.name} on ${t.table} does not execute ${f.name}: a function's file creates only its own triggers`,
+      );
     }
   }
   await client.query(
     `insert into schema_functions (name, sha256) values ($1, $2) on conflict (name) do update set sha256 = excluded.sha256, applied_at = now()`,
-    [f.name, f.sha256]);
+    [f.name, f.sha256],
+  );
 }
 
 // oids as text: they are unsigned and pass 2^31, which ::int would refuse
 async function overloads(client: PoolClient, name: string): Promise<Array<{ oid: string; signature: string }>> {
   const { rows } = await client.query<{ oid: string; signature: string }>(
-    `select oid::text as oid, oid::regprocedure::text as signature from pg_proc where pronamespace = 'public'::regnamespace and proname = $1 order by oid`, [name]);
+    `select oid::text as oid, oid::regprocedure::text as signature from pg_proc where pronamespace = 'public'::regnamespace and proname = $1 order by oid`,
+    [name],
+  );
   return rows;
 }
 
 /** Drops the triggers that execute any of `fns`, but the ones `keep` names if they execute `keepFn`. */
-async function dropTriggers(client: PoolClient, fns: string[], keep: Array<{ name: string; table: string }>, keepFn?: string): Promise<void> {
+async function dropTriggers(
+  client: PoolClient,
+  fns: string[],
+  keep: Array<{ name: string; table: string }>,
+  keepFn?: string,
+): Promise<void> {
   const { rows } = await client.query<{ name: string; table: string; fn: string; drop: string }>(
     `select g.tgname as name, c.relname as table, g.tgfoid::text as fn, format('drop trigger %I on %s', g.tgname, g.tgrelid::regclass) as drop
-       from pg_trigger g join pg_class c on c.oid = g.tgrelid where not g.tgisinternal and g.tgfoid = any($1::oid[])`, [fns]);
+       from pg_trigger g join pg_class c on c.oid = g.tgrelid where not g.tgisinternal and g.tgfoid = any($1::oid[])`,
+    [fns],
+  );
   for (const t of rows) {
     if (t.fn === keepFn && keep.some((k) => k.name === t.name && k.table === t.table)) continue;
     await client.query(t.drop);
   }
 }
-

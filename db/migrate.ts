@@ -28,10 +28,16 @@ export async function migrate(pool: Pool, o: MigrateOptions = {}): Promise<strin
   const applied: string[] = [];
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
-    await client.query('create table if not exists schema_migrations (version text primary key, applied_at timestamptz not null default now())');
+    await client.query(
+      'create table if not exists schema_migrations (version text primary key, applied_at timestamptz not null default now())',
+    );
     if (migrationsDir === MIGRATIONS_DIR) await adoptSquashedHistory(client);
-    const done = new Set((await client.query<{ version: string }>('select version from schema_migrations')).rows.map((r) => r.version));
-    for (const file of readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).sort()) {
+    const done = new Set(
+      (await client.query<{ version: string }>('select version from schema_migrations')).rows.map((r) => r.version),
+    );
+    for (const file of readdirSync(migrationsDir)
+      .filter((f) => f.endsWith('.sql'))
+      .sort()) {
       if (done.has(file)) continue;
       try {
         await inTransactionOn(client, async () => {
@@ -60,19 +66,36 @@ export async function migrate(pool: Pool, o: MigrateOptions = {}): Promise<strin
  * brought forward: the migrations it lacks are gone.
  */
 export const SQUASHED = [
-  '001_ledger.sql', '002_write_functions.sql', '003_refund_merge.sql', '004_api_keys.sql', '005_redemptions.sql',
-  '006_adjustments_reconciliation.sql', '007_close.sql', '008_provision.sql', '009_audit.sql', '010_manual_adjustments.sql',
-  '011_rule_changes.sql', '012_rule_version_recorded.sql', '013_notifications.sql', '014_redemption_share_cap_floor.sql',
-  '015_wakeup_leases.sql', '016_credit_requested.sql',
+  '001_ledger.sql',
+  '002_write_functions.sql',
+  '003_refund_merge.sql',
+  '004_api_keys.sql',
+  '005_redemptions.sql',
+  '006_adjustments_reconciliation.sql',
+  '007_close.sql',
+  '008_provision.sql',
+  '009_audit.sql',
+  '010_manual_adjustments.sql',
+  '011_rule_changes.sql',
+  '012_rule_version_recorded.sql',
+  '013_notifications.sql',
+  '014_redemption_share_cap_floor.sql',
+  '015_wakeup_leases.sql',
+  '016_credit_requested.sql',
 ];
 const BASELINE = '001_baseline.sql';
 
 async function adoptSquashedHistory(client: PoolClient): Promise<void> {
-  const { rows } = await client.query<{ version: string }>('select version from schema_migrations where version = any($1) order by version', [SQUASHED]);
+  const { rows } = await client.query<{ version: string }>(
+    'select version from schema_migrations where version = any($1) order by version',
+    [SQUASHED],
+  );
   if (rows.length === 0) return;
   if (rows.length < SQUASHED.length) {
-    throw new Error(`this database was migrated by an older checkout, up to ${rows.at(-1)?.version}; migrations 001 to 016 are now one baseline, `
-      + 'which it cannot be brought to: make it again (for npm start, remove .data/postgres)');
+    throw new Error(
+      `this database was migrated by an older checkout, up to ${rows.at(-1)?.version}; migrations 001 to 016 are now one baseline, ` +
+        'which it cannot be brought to: make it again (for npm start, remove .data/postgres)',
+    );
   }
   await inTransactionOn(client, async () => {
     await client.query('delete from schema_migrations where version = any($1)', [SQUASHED]);

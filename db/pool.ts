@@ -56,23 +56,34 @@ export function pgTls(connectionString: string, env: NodeJS.ProcessEnv): Pick<Po
   const certFile = env.DATABASE_CERT_FILE || undefined;
   const keyFile = env.DATABASE_KEY_FILE || undefined;
   if (!caFile && !certFile && !keyFile) return { connectionString };
-  if (Boolean(certFile) !== Boolean(keyFile)) throw new Error('DATABASE_CERT_FILE and DATABASE_KEY_FILE go together (the client certificate and its key)');
+  if (Boolean(certFile) !== Boolean(keyFile))
+    throw new Error('DATABASE_CERT_FILE and DATABASE_KEY_FILE go together (the client certificate and its key)');
   let url: URL;
   try {
     url = new URL(connectionString);
   } catch {
     throw new Error('DATABASE_CA_FILE / DATABASE_CERT_FILE / DATABASE_KEY_FILE need DATABASE_URL as a postgres:// URL');
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error(`DATABASE_URL must be a postgres:// URL, not ${url.protocol}`);
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
+    throw new Error(`DATABASE_URL must be a postgres:// URL, not ${url.protocol}`);
   const inUrl = URL_TLS_FILE_PARAMS.filter((p) => url.searchParams.has(p));
-  if (inUrl.length) throw new Error(`DATABASE_URL has ${inUrl.join(', ')} and DATABASE_*_FILE are set: give the certificate files in one place`);
+  if (inUrl.length)
+    throw new Error(
+      `DATABASE_URL has ${inUrl.join(', ')} and DATABASE_*_FILE are set: give the certificate files in one place`,
+    );
   const mode = url.searchParams.get('sslmode') ?? 'verify-full';
   if (!['verify-full', 'verify-ca', 'require'].includes(mode)) {
-    throw new Error(`sslmode=${mode} in DATABASE_URL contradicts DATABASE_*_FILE (which turn verified TLS on): use verify-full (the default), verify-ca or require`);
+    throw new Error(
+      `sslmode=${mode} in DATABASE_URL contradicts DATABASE_*_FILE (which turn verified TLS on): use verify-full (the default), verify-ca or require`,
+    );
   }
   const sslParam = url.searchParams.get('ssl');
-  if (sslParam !== null && !['true', '1'].includes(sslParam)) throw new Error(`ssl=${sslParam} in DATABASE_URL contradicts DATABASE_*_FILE`);
-  if (mode === 'verify-ca' && !caFile) throw new Error('sslmode=verify-ca needs DATABASE_CA_FILE: a chain check against the public CAs alone proves nothing about who the server is');
+  if (sslParam !== null && !['true', '1'].includes(sslParam))
+    throw new Error(`ssl=${sslParam} in DATABASE_URL contradicts DATABASE_*_FILE`);
+  if (mode === 'verify-ca' && !caFile)
+    throw new Error(
+      'sslmode=verify-ca needs DATABASE_CA_FILE: a chain check against the public CAs alone proves nothing about who the server is',
+    );
   for (const p of URL_TLS_PARAMS) url.searchParams.delete(p);
   const read = (f: string) => readFileSync(f, 'utf8');
   return {
@@ -91,12 +102,19 @@ export const LONG_STATEMENT_TIMEOUT_MS = 15 * 60_000;
 
 /** One query with a longer statement timeout (for set-based work over a whole program, e.g. the close). */
 export async function longQuery<R extends Record<string, unknown> = Record<string, any>>( // eslint-disable-line @typescript-eslint/no-explicit-any
-  pool: Pool, sql: string, params: unknown[],
+  pool: Pool,
+  sql: string,
+  params: unknown[],
 ): Promise<{ rows: R[] }> {
-  return inTransaction(pool, async (client) => ({ rows: (await client.query<R>(sql, params)).rows }), { statementTimeoutMs: LONG_STATEMENT_TIMEOUT_MS });
+  return inTransaction(pool, async (client) => ({ rows: (await client.query<R>(sql, params)).rows }), {
+    statementTimeoutMs: LONG_STATEMENT_TIMEOUT_MS,
+  });
 }
 
 /** Whether PostgreSQL answers a trivial query now (for /readyz); never throws. */
 export async function databaseAnswers(pool: Pool): Promise<boolean> {
-  return pool.query('select 1').then(() => true, () => false);
+  return pool.query('select 1').then(
+    () => true,
+    () => false,
+  );
 }

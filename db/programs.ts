@@ -57,28 +57,47 @@ export async function getProgram(db: Pool | PoolClient, programId: string): Prom
 }
 
 /** Rule versions that take effect later than now, soonest first (made by approved rule changes). */
-export async function scheduledRuleVersions(db: Pool | PoolClient, programId: string): Promise<Array<{ version: number; effectiveAt: string; rules: ProgramRules }>> {
+export async function scheduledRuleVersions(
+  db: Pool | PoolClient,
+  programId: string,
+): Promise<Array<{ version: number; effectiveAt: string; rules: ProgramRules }>> {
   const { rows } = await db.query(
     `select version, effective_at, rules from program_rule_versions where program_id = $1 and effective_at > now() order by effective_at, version`,
     [programId],
   );
-  return rows.map((r) => ({ version: r.version, effectiveAt: r.effective_at.toISOString(), rules: r.rules as ProgramRules }));
+  return rows.map((r) => ({
+    version: r.version,
+    effectiveAt: r.effective_at.toISOString(),
+    rules: r.rules as ProgramRules,
+  }));
 }
 
 /** The program's currency and its minor-unit digits (null: no such program). */
-export async function programCurrency(db: Pool | PoolClient, programId: string): Promise<{ currency: string; currencyDigits: number } | null> {
-  const { rows } = await db.query<{ currency: string; currency_digits: number }>('select currency, currency_digits from programs where program_id = $1', [programId]);
+export async function programCurrency(
+  db: Pool | PoolClient,
+  programId: string,
+): Promise<{ currency: string; currencyDigits: number } | null> {
+  const { rows } = await db.query<{ currency: string; currency_digits: number }>(
+    'select currency, currency_digits from programs where program_id = $1',
+    [programId],
+  );
   return rows[0] ? { currency: rows[0].currency, currencyDigits: rows[0].currency_digits } : null;
 }
 
 /** The first `limit` program ids in order (the daily reconciliation's and the quarterly close's programs). */
 export async function programIds(db: Pool | PoolClient, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ program_id: string }>('select program_id from programs order by program_id limit $1', [limit]);
+  const { rows } = await db.query<{ program_id: string }>(
+    'select program_id from programs order by program_id limit $1',
+    [limit],
+  );
   return rows.map((r) => r.program_id);
 }
 
 /** The end of the program's last frozen or locked quarter: nothing may be dated before it (null: none, or no such program). */
 export async function programLockedUntil(db: Pool | PoolClient, programId: string): Promise<Date | null> {
-  const { rows } = await db.query<{ locked_until: Date | null }>('select locked_until from programs where program_id = $1', [programId]);
+  const { rows } = await db.query<{ locked_until: Date | null }>(
+    'select locked_until from programs where program_id = $1',
+    [programId],
+  );
   return rows[0]?.locked_until ?? null;
 }

@@ -14,10 +14,18 @@ const REDEMPTION_COLUMNS = `r.redemption_id::text as "redemptionId", r.invoice_i
   coalesce((select array_agg(a.adjustment_id order by a.adjustment_id) from redemption_adjustments a
              where a.program_id = r.program_id and a.invoice_id = r.invoice_id and a.points_reversed > 0), '{}') as "adjustmentIds"`;
 
-const toRow = (r: Record<string, unknown>): LedgerRedemptionRow => ({ ...(r as unknown as LedgerRedemptionRow), creditOutMinor: Number(r.creditOutMinor) });
+const toRow = (r: Record<string, unknown>): LedgerRedemptionRow => ({
+  ...(r as unknown as LedgerRedemptionRow),
+  creditOutMinor: Number(r.creditOutMinor),
+});
 
 /** Redemptions created or changed on the day (UTC record time), at most `limit`. */
-export async function redemptionsTouchedOn(pool: Pool, programId: string, date: string, limit: number): Promise<LedgerRedemptionRow[]> {
+export async function redemptionsTouchedOn(
+  pool: Pool,
+  programId: string,
+  date: string,
+  limit: number,
+): Promise<LedgerRedemptionRow[]> {
   const { rows } = await pool.query(
     `select ${REDEMPTION_COLUMNS} from redemptions r
       where r.program_id = $1
@@ -28,10 +36,19 @@ export async function redemptionsTouchedOn(pool: Pool, programId: string, date: 
   return rows.map(toRow);
 }
 
-export async function redemptionsByIds(pool: Pool, programId: string, redemptionIds: string[]): Promise<LedgerRedemptionRow[]> {
-  const uuids = redemptionIds.filter((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id));
+export async function redemptionsByIds(
+  pool: Pool,
+  programId: string,
+  redemptionIds: string[],
+): Promise<LedgerRedemptionRow[]> {
+  const uuids = redemptionIds.filter((id) =>
+    /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id),
+  );
   if (uuids.length === 0) return [];
-  const { rows } = await pool.query(`select ${REDEMPTION_COLUMNS} from redemptions r where r.program_id = $1 and r.redemption_id = any($2::uuid[])`, [programId, uuids]);
+  const { rows } = await pool.query(
+    `select ${REDEMPTION_COLUMNS} from redemptions r where r.program_id = $1 and r.redemption_id = any($2::uuid[])`,
+    [programId, uuids],
+  );
   return rows.map(toRow);
 }
 
@@ -55,22 +72,42 @@ export async function postingsOn(pool: Pool, programId: string, date: string): P
 /** Of these GL entry ids, the ones the ledger recorded posting (on any day). */
 export async function postedEntryIds(pool: Pool, entryIds: string[]): Promise<Set<string>> {
   if (entryIds.length === 0) return new Set();
-  const { rows } = await pool.query<{ entry_id: string }>('select entry_id from gl_postings where entry_id = any($1::text[])', [entryIds]);
+  const { rows } = await pool.query<{ entry_id: string }>(
+    'select entry_id from gl_postings where entry_id = any($1::text[])',
+    [entryIds],
+  );
   return new Set(rows.map((r) => r.entry_id));
 }
 
 /** The most differences stored and shown per run (the count is always exact). */
 export const MAX_DIFFERENCES_SHOWN = 1_000;
 
-export async function recordRun(pool: Pool, r: Omit<ReconciliationReport, 'runId' | 'recordedAt'>): Promise<ReconciliationReport> {
+export async function recordRun(
+  pool: Pool,
+  r: Omit<ReconciliationReport, 'runId' | 'recordedAt'>,
+): Promise<ReconciliationReport> {
   const { rows } = await pool.query(
     `insert into reconciliation_runs (program_id, business_date, workflow_id, redemptions_checked, credits_checked, gl_entries_checked,
                                       in_progress, differences, difference_count)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning run_id, recorded_at`,
-    [r.programId, r.date, r.workflowId, r.redemptionsChecked, r.creditsChecked, r.glEntriesChecked,
-      JSON.stringify(r.inProgress), JSON.stringify(r.differences.slice(0, MAX_DIFFERENCES_SHOWN)), r.differenceCount],
+    [
+      r.programId,
+      r.date,
+      r.workflowId,
+      r.redemptionsChecked,
+      r.creditsChecked,
+      r.glEntriesChecked,
+      JSON.stringify(r.inProgress),
+      JSON.stringify(r.differences.slice(0, MAX_DIFFERENCES_SHOWN)),
+      r.differenceCount,
+    ],
   );
-  return { ...r, differences: r.differences.slice(0, MAX_DIFFERENCES_SHOWN), runId: Number(rows[0].run_id), recordedAt: rows[0].recorded_at.toISOString() };
+  return {
+    ...r,
+    differences: r.differences.slice(0, MAX_DIFFERENCES_SHOWN),
+    runId: Number(rows[0].run_id),
+    recordedAt: rows[0].recorded_at.toISOString(),
+  };
 }
 
 /** The day's report: its latest run. */
@@ -84,8 +121,16 @@ export async function latestRun(pool: Pool, programId: string, date: string): Pr
   const r = rows[0];
   if (!r) return null;
   return {
-    runId: Number(r.run_id), programId: r.program_id, date: r.date, workflowId: r.workflow_id,
-    redemptionsChecked: r.redemptions_checked, creditsChecked: r.credits_checked, glEntriesChecked: r.gl_entries_checked,
-    inProgress: r.in_progress, differenceCount: r.difference_count, differences: r.differences, recordedAt: r.recorded_at.toISOString(),
+    runId: Number(r.run_id),
+    programId: r.program_id,
+    date: r.date,
+    workflowId: r.workflow_id,
+    redemptionsChecked: r.redemptions_checked,
+    creditsChecked: r.credits_checked,
+    glEntriesChecked: r.gl_entries_checked,
+    inProgress: r.in_progress,
+    differenceCount: r.difference_count,
+    differences: r.differences,
+    recordedAt: r.recorded_at.toISOString(),
   };
 }

@@ -40,13 +40,27 @@ async function call(pool: Pool, sql: string, args: unknown[]): Promise<Redemptio
 }
 
 /** The ledger side of a redemption (db/migrations/005_redemptions.sql). */
-export const holdRedemption = (pool: Pool, p: HoldRequest) => call(pool, 'select ll_hold_redemption($1::jsonb) as r', [JSON.stringify(p)]);
+export const holdRedemption = (pool: Pool, p: HoldRequest) =>
+  call(pool, 'select ll_hold_redemption($1::jsonb) as r', [JSON.stringify(p)]);
 export const releaseRedemption = (pool: Pool, programId: string, invoiceId: string, reason: string) =>
   call(pool, 'select ll_release_redemption($1, $2, $3) as r', [programId, invoiceId, reason]);
 export const commitRedemption = (pool: Pool, programId: string, invoiceId: string, actor: string) =>
   call(pool, 'select ll_commit_redemption($1, $2, $3) as r', [programId, invoiceId, actor]);
-export const reverseRedemption = (pool: Pool, programId: string, invoiceId: string, occurredAt: string, actor: string, reason: string) =>
-  call(pool, 'select ll_reverse_redemption($1, $2, $3, $4, $5) as r', [programId, invoiceId, occurredAt, actor, reason]);
+export const reverseRedemption = (
+  pool: Pool,
+  programId: string,
+  invoiceId: string,
+  occurredAt: string,
+  actor: string,
+  reason: string,
+) =>
+  call(pool, 'select ll_reverse_redemption($1, $2, $3, $4, $5) as r', [
+    programId,
+    invoiceId,
+    occurredAt,
+    actor,
+    reason,
+  ]);
 
 export interface AdjustmentView extends RedemptionView {
   adjustmentId: string;
@@ -54,31 +68,55 @@ export interface AdjustmentView extends RedemptionView {
   adjustmentPoints: number;
   adjustmentCreditMinor: number;
 }
-export const adjustRedemption = async (pool: Pool, p: { programId: string; invoiceId: string; adjustmentId: string; invoiceTotalMinor: number; maxInvoiceShareMillionths: string; occurredAt: string; actor: string }) =>
-  (await call(pool, 'select ll_adjust_redemption($1::jsonb) as r', [JSON.stringify(p)])) as AdjustmentView;
+export const adjustRedemption = async (
+  pool: Pool,
+  p: {
+    programId: string;
+    invoiceId: string;
+    adjustmentId: string;
+    invoiceTotalMinor: number;
+    maxInvoiceShareMillionths: string;
+    occurredAt: string;
+    actor: string;
+  },
+) => (await call(pool, 'select ll_adjust_redemption($1::jsonb) as r', [JSON.stringify(p)])) as AdjustmentView;
 
 /** Marked before billing is asked for the credit: a worker that dies during the call leaves the mark for the compensation. */
 export async function markCreditRequested(pool: Pool, programId: string, invoiceId: string): Promise<void> {
-  await pool.query('update redemptions set credit_requested_at = now() where program_id = $1 and invoice_id = $2 and credit_requested_at is null',
-    [programId, invoiceId]);
+  await pool.query(
+    'update redemptions set credit_requested_at = now() where program_id = $1 and invoice_id = $2 and credit_requested_at is null',
+    [programId, invoiceId],
+  );
 }
 
 /** Whether billing was ever asked for the redemption's credit (false: no such redemption either). */
 export async function wasCreditRequested(pool: Pool, programId: string, invoiceId: string): Promise<boolean> {
-  const { rows } = await pool.query<{ sent: boolean }>('select credit_requested_at is not null as sent from redemptions where program_id = $1 and invoice_id = $2',
-    [programId, invoiceId]);
+  const { rows } = await pool.query<{ sent: boolean }>(
+    'select credit_requested_at is not null as sent from redemptions where program_id = $1 and invoice_id = $2',
+    [programId, invoiceId],
+  );
   return rows[0]?.sent ?? false;
 }
 
 /** The invoice's redemption as the API shows it (ll_redemption_view), or null. */
 export async function findRedemption(pool: Pool, programId: string, invoiceId: string): Promise<RedemptionView | null> {
-  const { rows } = await pool.query<{ v: RedemptionView }>('select ll_redemption_view(r) as v from redemptions r where program_id = $1 and invoice_id = $2', [programId, invoiceId]);
+  const { rows } = await pool.query<{ v: RedemptionView }>(
+    'select ll_redemption_view(r) as v from redemptions r where program_id = $1 and invoice_id = $2',
+    [programId, invoiceId],
+  );
   return rows[0]?.v ?? null;
 }
 
 /** The invoice's redemption's status, or null when it has none. */
-export async function redemptionStatus(pool: Pool, programId: string, invoiceId: string): Promise<RedemptionView['status'] | null> {
-  const { rows } = await pool.query<{ status: RedemptionView['status'] }>(`select status from redemptions where program_id = $1 and invoice_id = $2`, [programId, invoiceId]);
+export async function redemptionStatus(
+  pool: Pool,
+  programId: string,
+  invoiceId: string,
+): Promise<RedemptionView['status'] | null> {
+  const { rows } = await pool.query<{ status: RedemptionView['status'] }>(
+    `select status from redemptions where program_id = $1 and invoice_id = $2`,
+    [programId, invoiceId],
+  );
   return rows[0]?.status ?? null;
 }
 
@@ -87,7 +125,10 @@ export async function redemptionStatus(pool: Pool, programId: string, invoiceId:
  * adjustment was recorded with before (null: not recorded yet). Null when the invoice has no redemption.
  */
 export async function findRedemptionForAdjustment(
-  pool: Pool, programId: string, invoiceId: string, adjustmentId: string,
+  pool: Pool,
+  programId: string,
+  invoiceId: string,
+  adjustmentId: string,
 ): Promise<{ redemptionId: string; recordedInvoiceTotalMinor: string | null } | null> {
   const { rows } = await pool.query<{ redemption_id: string; invoice_total_minor: string | null }>(
     `select r.redemption_id, a.invoice_total_minor from redemptions r

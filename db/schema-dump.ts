@@ -37,7 +37,10 @@ const CONSTRAINT_ORDER: Record<string, number> = { p: 0, u: 1, f: 2, c: 3, x: 4,
 export async function schemaText(db: Db, o: SchemaOptions = {}): Promise<string> {
   const out: string[] = [HEADER];
 
-  const extensions = await rows<{ name: string }>(db, `select extname as name from pg_extension where extname <> 'plpgsql'`);
+  const extensions = await rows<{ name: string }>(
+    db,
+    `select extname as name from pg_extension where extname <> 'plpgsql'`,
+  );
   for (const e of extensions.map((x) => x.name).sort(byText)) out.push(`create extension ${e};`);
   if (extensions.length > 0) out.push('');
 
@@ -56,66 +59,115 @@ async function rows<T>(db: Db, sql: string): Promise<T[]> {
 const PUBLIC = `(select oid from pg_namespace where nspname = 'public')`;
 
 async function types(db: Db): Promise<string[]> {
-  const enums = await rows<{ name: string; labels: string[] }>(db, `
+  const enums = await rows<{ name: string; labels: string[] }>(
+    db,
+    `
     select t.typname as name, array(select e.enumlabel::text from pg_enum e where e.enumtypid = t.oid order by e.enumsortorder) as labels
-      from pg_type t where t.typnamespace = ${PUBLIC} and t.typtype = 'e'`);
-  const domains = await rows<{ name: string; base: string; notnull: boolean; def: string | null; checks: string[] }>(db, `
+      from pg_type t where t.typnamespace = ${PUBLIC} and t.typtype = 'e'`,
+  );
+  const domains = await rows<{ name: string; base: string; notnull: boolean; def: string | null; checks: string[] }>(
+    db,
+    `
     select t.typname as name, format_type(t.typbasetype, t.typtypmod) as base, t.typnotnull as notnull, t.typdefault as def,
            array(select c.conname || ' ' || pg_get_constraintdef(c.oid) from pg_constraint c where c.contypid = t.oid and c.contype = 'c') as checks
-      from pg_type t where t.typnamespace = ${PUBLIC} and t.typtype = 'd'`);
+      from pg_type t where t.typnamespace = ${PUBLIC} and t.typtype = 'd'`,
+  );
   const lines: string[] = [];
   for (const e of enums.sort((a, b) => byText(a.name, b.name))) {
     lines.push(`create type ${e.name} as enum (${e.labels.map((l) => `'${l.replace(/'/g, "''")}'`).join(', ')});`);
   }
   for (const d of domains.sort((a, b) => byText(a.name, b.name))) {
-    const checks = [...d.checks].sort(byText).map((c) => ` constraint ${c}`).join('');
-    lines.push(`create domain ${d.name} as ${d.base}${d.notnull ? ' not null' : ''}${d.def ? ` default ${d.def}` : ''}${checks};`);
+    const checks = [...d.checks]
+      .sort(byText)
+      .map((c) => ` constraint ${c}`)
+      .join('');
+    lines.push(
+      `create domain ${d.name} as ${d.base}${d.notnull ? ' not null' : ''}${d.def ? ` default ${d.def}` : ''}${checks};`,
+    );
   }
   return lines.length > 0 ? [...lines, ''] : [];
 }
 
-interface Column { table: string; name: string; type: string; notnull: boolean; def: string | null; identity: string; generated: string; collation: string | null }
-interface Constraint { table: string; name: string; type: string; def: string }
-interface Named { table: string; name: string; def: string }
+interface Column {
+  table: string;
+  name: string;
+  type: string;
+  notnull: boolean;
+  def: string | null;
+  identity: string;
+  generated: string;
+  collation: string | null;
+}
+interface Constraint {
+  table: string;
+  name: string;
+  type: string;
+  def: string;
+}
+interface Named {
+  table: string;
+  name: string;
+  def: string;
+}
 
 async function tables(db: Db): Promise<string[]> {
-  const tabs = await rows<{ name: string; unlogged: boolean; partitioned: boolean }>(db, `
+  const tabs = await rows<{ name: string; unlogged: boolean; partitioned: boolean }>(
+    db,
+    `
     select c.relname as name, c.relpersistence = 'u' as unlogged, c.relkind = 'p' as partitioned
-      from pg_class c where c.relnamespace = ${PUBLIC} and c.relkind in ('r', 'p')`);
-  const columns = await rows<Column>(db, `
+      from pg_class c where c.relnamespace = ${PUBLIC} and c.relkind in ('r', 'p')`,
+  );
+  const columns = await rows<Column>(
+    db,
+    `
     select c.relname as table, a.attname as name, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as notnull,
            pg_get_expr(d.adbin, d.adrelid) as def, a.attidentity as identity, a.attgenerated as generated,
            case when a.attcollation <> t.typcollation then (select collname from pg_collation where oid = a.attcollation) end as collation
       from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_type t on t.oid = a.atttypid
       left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
      where c.relnamespace = ${PUBLIC} and c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped
-     order by a.attnum`);
-  const constraints = await rows<Constraint>(db, `
+     order by a.attnum`,
+  );
+  const constraints = await rows<Constraint>(
+    db,
+    `
     select c.relname as table, k.conname as name, k.contype as type, pg_get_constraintdef(k.oid) as def
       from pg_constraint k join pg_class c on c.oid = k.conrelid
-     where c.relnamespace = ${PUBLIC} and k.contype <> 'n'`);
+     where c.relnamespace = ${PUBLIC} and k.contype <> 'n'`,
+  );
   // Indexes that back a key, unique or exclusion constraint are that constraint's line.
-  const indexes = await rows<Named>(db, `
+  const indexes = await rows<Named>(
+    db,
+    `
     select c.relname as table, x.relname as name, pg_get_indexdef(i.indexrelid) as def
       from pg_index i join pg_class c on c.oid = i.indrelid join pg_class x on x.oid = i.indexrelid
      where c.relnamespace = ${PUBLIC}
-       and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = i.indrelid and k.contype in ('p', 'u', 'x'))`);
+       and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = i.indrelid and k.contype in ('p', 'u', 'x'))`,
+  );
   // Internal triggers are the foreign keys' (their constraint lines say it).
-  const triggers = await rows<Named>(db, `
+  const triggers = await rows<Named>(
+    db,
+    `
     select c.relname as table, g.tgname as name, pg_get_triggerdef(g.oid) as def
       from pg_trigger g join pg_class c on c.oid = g.tgrelid
-     where c.relnamespace = ${PUBLIC} and not g.tgisinternal`);
+     where c.relnamespace = ${PUBLIC} and not g.tgisinternal`,
+  );
 
   const lines: string[] = [];
   for (const t of tabs.sort((a, b) => byText(a.name, b.name))) {
     const body = columns.filter((c) => c.table === t.name).map(columnLine);
-    const cons = constraints.filter((c) => c.table === t.name)
+    const cons = constraints
+      .filter((c) => c.table === t.name)
       .sort((a, b) => (CONSTRAINT_ORDER[a.type] ?? 9) - (CONSTRAINT_ORDER[b.type] ?? 9) || byText(a.name, b.name));
     body.push(...cons.map((c) => `constraint ${c.name} ${c.def}`));
-    lines.push(`create ${t.unlogged ? 'unlogged ' : ''}table ${t.name} (`, ...body.map((l, i) => `  ${l}${i < body.length - 1 ? ',' : ''}`),
-      `)${t.partitioned ? ' (partitioned)' : ''};`);
+    lines.push(
+      `create ${t.unlogged ? 'unlogged ' : ''}table ${t.name} (`,
+      ...body.map((l, i) => `  ${l}${i < body.length - 1 ? ',' : ''}`),
+      `)${t.partitioned ? ' (partitioned)' : ''};`,
+    );
     for (const list of [indexes, triggers]) {
-      for (const x of list.filter((y) => y.table === t.name).sort((a, b) => byText(a.name, b.name))) lines.push(`${x.def};`);
+      for (const x of list.filter((y) => y.table === t.name).sort((a, b) => byText(a.name, b.name)))
+        lines.push(`${x.def};`);
     }
     lines.push('');
   }
@@ -127,53 +179,94 @@ function columnLine(c: Column): string {
   if (c.collation) s += ` collate "${c.collation}"`;
   if (c.notnull) s += ' not null';
   if (c.identity) s += ` generated ${c.identity === 'a' ? 'always' : 'by default'} as identity`;
-  if (c.generated && c.def !== null) s += ` generated always as (${c.def}) ${c.generated === 'v' ? 'virtual' : 'stored'}`;
+  if (c.generated && c.def !== null)
+    s += ` generated always as (${c.def}) ${c.generated === 'v' ? 'virtual' : 'stored'}`;
   else if (c.def !== null) s += ` default ${c.def}`;
   return s;
 }
 
 async function sequences(db: Db): Promise<string[]> {
-  const seqs = await rows<{ name: string; type: string; start: string; inc: string; min: string; max: string; cache: string; cycle: boolean; owner: string | null }>(db, `
+  const seqs = await rows<{
+    name: string;
+    type: string;
+    start: string;
+    inc: string;
+    min: string;
+    max: string;
+    cache: string;
+    cycle: boolean;
+    owner: string | null;
+  }>(
+    db,
+    `
     select c.relname as name, format_type(s.seqtypid, null) as type, s.seqstart::text as start, s.seqincrement::text as inc,
            s.seqmin::text as min, s.seqmax::text as max, s.seqcache::text as cache, s.seqcycle as cycle,
            (select t.relname || '.' || a.attname from pg_depend d join pg_class t on t.oid = d.refobjid
               join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
              where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.refclassid = 'pg_class'::regclass
                and d.deptype in ('a', 'i')) as owner
-      from pg_sequence s join pg_class c on c.oid = s.seqrelid where c.relnamespace = ${PUBLIC}`);
-  const lines = seqs.sort((a, b) => byText(a.name, b.name)).map((s) =>
-    `create sequence ${s.name} as ${s.type} start ${s.start} increment ${s.inc} minvalue ${s.min} maxvalue ${s.max} cache ${s.cache}` +
-    `${s.cycle ? ' cycle' : ''}${s.owner ? ` owned by ${s.owner}` : ''};`);
+      from pg_sequence s join pg_class c on c.oid = s.seqrelid where c.relnamespace = ${PUBLIC}`,
+  );
+  const lines = seqs
+    .sort((a, b) => byText(a.name, b.name))
+    .map(
+      (s) =>
+        `create sequence ${s.name} as ${s.type} start ${s.start} increment ${s.inc} minvalue ${s.min} maxvalue ${s.max} cache ${s.cache}` +
+        `${s.cycle ? ' cycle' : ''}${s.owner ? ` owned by ${s.owner}` : ''};`,
+    );
   return lines.length > 0 ? [...lines, ''] : [];
 }
 
 async function views(db: Db): Promise<string[]> {
-  const vs = await rows<{ name: string; materialized: boolean; def: string }>(db, `
+  const vs = await rows<{ name: string; materialized: boolean; def: string }>(
+    db,
+    `
     select c.relname as name, c.relkind = 'm' as materialized, pg_get_viewdef(c.oid, true) as def
-      from pg_class c where c.relnamespace = ${PUBLIC} and c.relkind in ('v', 'm')`);
-  const lines = vs.sort((a, b) => byText(a.name, b.name))
-    .map((v) => `create ${v.materialized ? 'materialized ' : ''}view ${v.name} as\n${v.def.trimEnd().replace(/;$/, '')};\n`);
+      from pg_class c where c.relnamespace = ${PUBLIC} and c.relkind in ('v', 'm')`,
+  );
+  const lines = vs
+    .sort((a, b) => byText(a.name, b.name))
+    .map(
+      (v) =>
+        `create ${v.materialized ? 'materialized ' : ''}view ${v.name} as\n${v.def.trimEnd().replace(/;$/, '')};\n`,
+    );
   return lines;
 }
 
 async function functions(db: Db, o: SchemaOptions): Promise<string[]> {
-  const fns = await rows<{ name: string; args: string; result: string; language: string; volatility: string; strict: boolean; definer: boolean; config: string[] | null; kind: string; body: string | null }>(db, `
+  const fns = await rows<{
+    name: string;
+    args: string;
+    result: string;
+    language: string;
+    volatility: string;
+    strict: boolean;
+    definer: boolean;
+    config: string[] | null;
+    kind: string;
+    body: string | null;
+  }>(
+    db,
+    `
     select p.proname as name, pg_get_function_arguments(p.oid) as args, pg_get_function_result(p.oid) as result,
            l.lanname as language, p.provolatile as volatility, p.proisstrict as strict, p.prosecdef as definer,
            p.proconfig as config, p.prokind as kind,
            case when p.prokind in ('f', 'p') then md5(pg_get_functiondef(p.oid)) end as body
-      from pg_proc p join pg_language l on l.oid = p.prolang where p.pronamespace = ${PUBLIC}`);
-  const lines = fns.map((f) => {
-    const kind = f.kind === 'p' ? 'procedure' : f.kind === 'a' ? 'aggregate' : 'function';
-    let s = `create ${kind} ${f.name}(${f.args})${f.result && kind !== 'procedure' ? ` returns ${f.result}` : ''} language ${f.language}`;
-    if (f.volatility === 'i') s += ' immutable';
-    if (f.volatility === 's') s += ' stable';
-    if (f.strict) s += ' strict';
-    if (f.definer) s += ' security definer';
-    for (const c of [...(f.config ?? [])].sort(byText)) s += ` set ${c}`;
-    s += ';';
-    if (o.functionBodies) s += ` -- body md5 ${f.body ?? '-'}`;
-    return s;
-  }).sort(byText);
+      from pg_proc p join pg_language l on l.oid = p.prolang where p.pronamespace = ${PUBLIC}`,
+  );
+  const lines = fns
+    .map((f) => {
+      const kind = f.kind === 'p' ? 'procedure' : f.kind === 'a' ? 'aggregate' : 'function';
+      let s = `create ${kind} ${f.name}(${f.args})${f.result && kind !== 'procedure' ? ` returns ${f.result}` : ''} language ${f.language}`;
+      if (f.volatility === 'i') s += ' immutable';
+      if (f.volatility === 's') s += ' stable';
+      if (f.strict) s += ' strict';
+      if (f.definer) s += ' security definer';
+      for (const c of [...(f.config ?? [])].sort(byText)) s += ` set ${c}`;
+      s += ';';
+      if (o.functionBodies) s += ` -- body md5 ${f.body ?? '-'}`;
+      return s;
+    })
+    .sort(byText);
   return lines.length > 0 ? ['-- Functions: the bodies are db/functions/<name>.sql.', ...lines, ''] : [];
 }

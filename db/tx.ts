@@ -12,7 +12,11 @@ export interface TransactionOptions {
  * or in a state nobody knows: that client is destroyed instead of going back to the pool for the
  * next caller.
  */
-export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>, o: TransactionOptions = {}): Promise<T> {
+export async function inTransaction<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+  o: TransactionOptions = {},
+): Promise<T> {
   checkOptions(o);
   const client = await pool.connect();
   let broken: Error | undefined;
@@ -37,7 +41,11 @@ export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => P
  * what the caller sees; if the rollback failed too, the client is unusable and the caller's next
  * query on it fails.
  */
-export async function inTransactionOn<T>(client: PoolClient, fn: (client: PoolClient) => Promise<T>, o: TransactionOptions = {}): Promise<T> {
+export async function inTransactionOn<T>(
+  client: PoolClient,
+  fn: (client: PoolClient) => Promise<T>,
+  o: TransactionOptions = {},
+): Promise<T> {
   checkOptions(o);
   let died: Error | undefined;
   const onError = (e: Error) => {
@@ -51,7 +59,12 @@ export async function inTransactionOn<T>(client: PoolClient, fn: (client: PoolCl
   }
 }
 
-async function onClient<T>(client: PoolClient, fn: (client: PoolClient) => Promise<T>, o: TransactionOptions, rollbackFailed: (e: Error) => void): Promise<T> {
+async function onClient<T>(
+  client: PoolClient,
+  fn: (client: PoolClient) => Promise<T>,
+  o: TransactionOptions,
+  rollbackFailed: (e: Error) => void,
+): Promise<T> {
   try {
     await client.query('begin');
     if (o.statementTimeoutMs !== undefined) await client.query(`set local statement_timeout = ${o.statementTimeoutMs}`);
@@ -67,5 +80,6 @@ async function onClient<T>(client: PoolClient, fn: (client: PoolClient) => Promi
 function checkOptions(o: TransactionOptions): void {
   const timeoutMs = o.statementTimeoutMs;
   // interpolated into the statement (SET takes no parameters): only a plain integer gets there
-  if (timeoutMs !== undefined && (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0)) throw new Error(`statementTimeoutMs must be a non-negative integer (got ${timeoutMs})`);
+  if (timeoutMs !== undefined && (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0))
+    throw new Error(`statementTimeoutMs must be a non-negative integer (got ${timeoutMs})`);
 }

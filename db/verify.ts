@@ -118,7 +118,10 @@ const CHECKS: Array<{ name: string; sql: string }> = [
   },
 ];
 
-export async function verifyInvariants(pool: Pool, sampleSize = 5): Promise<{ checks: number; violations: Violation[] }> {
+export async function verifyInvariants(
+  pool: Pool,
+  sampleSize = 5,
+): Promise<{ checks: number; violations: Violation[] }> {
   const violations: Violation[] = [];
   for (const c of CHECKS) {
     const { rows } = await pool.query(`select * from (${c.sql}) v limit ${sampleSize + 1}`);

@@ -48,10 +48,17 @@ export interface EstimationLimits {
   minRate: RateMillionths;
 }
 
-export const DEFAULT_ESTIMATION_LIMITS: EstimationLimits = { minCohortsPerFactor: 2, minRedeemedPoints: 1n, minRate: 10_000n };
+export const DEFAULT_ESTIMATION_LIMITS: EstimationLimits = {
+  minCohortsPerFactor: 2,
+  minRedeemedPoints: 1n,
+  minRate: 10_000n,
+};
 
 /** Volume-weighted chain-ladder factors: f_k = sum C[c][k+1] / sum C[c][k] over cohorts observed at k+1. */
-export function chainLadderFactors(rows: CohortDevelopment[], limits: EstimationLimits = DEFAULT_ESTIMATION_LIMITS): DevelopmentFactor[] {
+export function chainLadderFactors(
+  rows: CohortDevelopment[],
+  limits: EstimationLimits = DEFAULT_ESTIMATION_LIMITS,
+): DevelopmentFactor[] {
   const maxAge = Math.max(-1, ...rows.map((r) => r.cumulativeRedeemed.length - 1));
   const factors: DevelopmentFactor[] = [];
   for (let age = 0; age < maxAge; age++) {
@@ -65,7 +72,13 @@ export function chainLadderFactors(rows: CohortDevelopment[], limits: Estimation
         cohorts++;
       }
     }
-    factors.push({ age, numerator, denominator, cohorts, sufficient: cohorts >= limits.minCohortsPerFactor && denominator > 0n });
+    factors.push({
+      age,
+      numerator,
+      denominator,
+      cohorts,
+      sufficient: cohorts >= limits.minCohortsPerFactor && denominator > 0n,
+    });
   }
   return factors;
 }
@@ -87,15 +100,29 @@ export function projectUltimateRates(
     const latestAge = r.cumulativeRedeemed.length - 1;
     const redeemedToDate = latestAge >= 0 ? r.cumulativeRedeemed[latestAge]! : 0n;
     const base = { cohort: r.cohort, latestAge, redeemedToDate };
-    if (override !== null) return { ...base, rate: clampRate(override, limits.minRate), method: 'override', reason: 'finance override', projectedRedeemed: null };
-    const prior = (reason: string): UltimateEstimate => ({ ...base, rate: r.priorRate, method: 'prior', reason, projectedRedeemed: null });
+    if (override !== null)
+      return {
+        ...base,
+        rate: clampRate(override, limits.minRate),
+        method: 'override',
+        reason: 'finance override',
+        projectedRedeemed: null,
+      };
+    const prior = (reason: string): UltimateEstimate => ({
+      ...base,
+      rate: r.priorRate,
+      method: 'prior',
+      reason,
+      projectedRedeemed: null,
+    });
     if (r.pointsIssued <= 0n) return prior('no points outstanding');
     if (latestAge < 0) return prior('no development observed yet');
     if (redeemedToDate < limits.minRedeemedPoints) return prior('too few redemptions to project');
     let num = redeemedToDate;
     let den = 1n;
     for (const f of factors.slice(latestAge)) {
-      if (!f.sufficient) return prior(`too little data for the factor from age ${f.age} to ${f.age + 1} (${f.cohorts} cohort(s))`);
+      if (!f.sufficient)
+        return prior(`too little data for the factor from age ${f.age} to ${f.age + 1} (${f.cohorts} cohort(s))`);
       num *= f.numerator;
       den *= f.denominator;
     }
@@ -103,7 +130,13 @@ export function projectUltimateRates(
     const scaledNum = num * RATE_SCALE;
     const scaledDen = den * r.pointsIssued;
     const rate = (2n * scaledNum + scaledDen) / (2n * scaledDen);
-    return { ...base, rate: clampRate(rate, limits.minRate), method: 'chain_ladder', reason: null, projectedRedeemed: num / den };
+    return {
+      ...base,
+      rate: clampRate(rate, limits.minRate),
+      method: 'chain_ladder',
+      reason: null,
+      projectedRedeemed: num / den,
+    };
   });
   return { factors, estimates };
 }

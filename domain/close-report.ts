@@ -57,7 +57,15 @@ export interface CloseReport {
 /** What the close proposes (estimated by activities/close.ts, stored on the close, the report's assumptions). */
 export interface CloseProposal {
   period: string;
-  cohorts: Array<{ cohort: string; rate: string; priorRate: string; method: string; reason: string | null; catchUpMinor: number; development: number[] }>;
+  cohorts: Array<{
+    cohort: string;
+    rate: string;
+    priorRate: string;
+    method: string;
+    reason: string | null;
+    catchUpMinor: number;
+    development: number[];
+  }>;
   factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
   totalCatchUpMinor: number;
   override: { rate: number; justification: string } | null;
@@ -69,11 +77,27 @@ type SqlSum = string | null;
 /** The period's sums from the books, in minor units, as db/close-report.ts reads them. */
 export interface PeriodBooks {
   /** contract liability (both liability accounts): before the period, its movements in it, at its end */
-  liability: { opening: SqlSum; issued: SqlSum; estimateChange: SqlSum; breakage: SqlSum; redemptions: SqlSum; adjusted: SqlSum; fromOpening: SqlSum; closing: SqlSum };
+  liability: {
+    opening: SqlSum;
+    issued: SqlSum;
+    estimateChange: SqlSum;
+    breakage: SqlSum;
+    redemptions: SqlSum;
+    adjusted: SqlSum;
+    fromOpening: SqlSum;
+    closing: SqlSum;
+  };
   /** points, the same way */
   points: { opening: SqlSum; issued: SqlSum; redeemed: SqlSum; expired: SqlSum; adjusted: SqlSum; closing: SqlSum };
   /** every cohort as of the period's end */
-  cohorts: Array<{ cohort: string; pointsIssued: bigint; allocatedMinor: bigint; pointsRedeemed: bigint; pointsExpired: bigint; recognizedMinor: bigint }>;
+  cohorts: Array<{
+    cohort: string;
+    pointsIssued: bigint;
+    allocatedMinor: bigint;
+    pointsRedeemed: bigint;
+    pointsExpired: bigint;
+    recognizedMinor: bigint;
+  }>;
   /** each cohort's ultimate redemption rate in force, as a decimal string */
   rates: Array<{ cohort: string; rate: string }>;
   /** per cohort and jurisdiction, the points outstanding at the end (what the deferred amount is split by) */
@@ -95,16 +119,33 @@ const n = (v: SqlSum) => Number(v ?? 0);
 /** The period's figures from its sums. The roll-forwards foot by construction and are asserted. */
 export function periodFigures(programId: string, period: string, books: PeriodBooks): PeriodFigures {
   const money = books.liability;
-  const recognized = { redemptionsMinor: n(money.redemptions), breakageMinor: n(money.breakage), estimateChangeMinor: n(money.estimateChange) };
+  const recognized = {
+    redemptionsMinor: n(money.redemptions),
+    breakageMinor: n(money.breakage),
+    estimateChangeMinor: n(money.estimateChange),
+  };
   const liability = {
-    openingMinor: n(money.opening), issuedMinor: n(money.issued),
-    recognizedMinor: recognized.redemptionsMinor + recognized.breakageMinor + recognized.estimateChangeMinor, recognized,
-    adjustedMinor: n(money.adjusted), closingMinor: n(money.closing),
+    openingMinor: n(money.opening),
+    issuedMinor: n(money.issued),
+    recognizedMinor: recognized.redemptionsMinor + recognized.breakageMinor + recognized.estimateChangeMinor,
+    recognized,
+    adjustedMinor: n(money.adjusted),
+    closingMinor: n(money.closing),
   };
   const p = books.points;
-  const pts = { opening: n(p.opening), issued: n(p.issued), redeemed: n(p.redeemed), expired: n(p.expired), adjusted: n(p.adjusted), closing: n(p.closing) };
+  const pts = {
+    opening: n(p.opening),
+    issued: n(p.issued),
+    redeemed: n(p.redeemed),
+    expired: n(p.expired),
+    adjusted: n(p.adjusted),
+    closing: n(p.closing),
+  };
   // The books must foot: a failure here is a bug, never a report.
-  if (liability.openingMinor + liability.issuedMinor - liability.recognizedMinor + liability.adjustedMinor !== liability.closingMinor) {
+  if (
+    liability.openingMinor + liability.issuedMinor - liability.recognizedMinor + liability.adjustedMinor !==
+    liability.closingMinor
+  ) {
     throw new Error(`liability roll-forward of ${programId} ${period} does not foot: ${JSON.stringify(liability)}`);
   }
   if (pts.opening + pts.issued - pts.redeemed - pts.expired + pts.adjusted !== pts.closing) {
@@ -112,16 +153,25 @@ export function periodFigures(programId: string, period: string, books: PeriodBo
   }
 
   const cohorts: CohortReportRow[] = books.cohorts.map((c) => ({
-    cohort: c.cohort, pointsIssued: Number(c.pointsIssued), allocatedMinor: Number(c.allocatedMinor), pointsRedeemed: Number(c.pointsRedeemed),
-    pointsExpired: Number(c.pointsExpired), ultimateRedemptionRate: Number(books.rates.find((r) => r.cohort === c.cohort)?.rate ?? 0),
-    recognizedMinor: Number(c.recognizedMinor), deferredMinor: Number(c.allocatedMinor - c.recognizedMinor),
+    cohort: c.cohort,
+    pointsIssued: Number(c.pointsIssued),
+    allocatedMinor: Number(c.allocatedMinor),
+    pointsRedeemed: Number(c.pointsRedeemed),
+    pointsExpired: Number(c.pointsExpired),
+    ultimateRedemptionRate: Number(books.rates.find((r) => r.cohort === c.cohort)?.rate ?? 0),
+    recognizedMinor: Number(c.recognizedMinor),
+    deferredMinor: Number(c.allocatedMinor - c.recognizedMinor),
   }));
   // Each cohort's deferred amount split over jurisdictions by the points outstanding there at the
   // end, and over stores by the allocations their sales made (what created the liability).
   const byJurisdiction = splitDeferred(cohorts, books.outstandingByJurisdiction, 'no points outstanding');
   const byStore = splitDeferred(cohorts, books.allocatedByStore, 'no allocation recorded');
   return {
-    period, liability, points: pts, revenueFromOpeningBalanceMinor: n(money.fromOpening), cohorts,
+    period,
+    liability,
+    points: pts,
+    revenueFromOpeningBalanceMinor: n(money.fromOpening),
+    cohorts,
     liabilityByStore: byStore.map(([storeId, deferredMinor]) => ({ storeId, deferredMinor })),
     liabilityByJurisdiction: byJurisdiction.map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
   };
@@ -133,7 +183,10 @@ function splitDeferred(cohorts: CohortReportRow[], rows: DeferredWeight[], none:
   for (const c of cohorts) {
     const parts = rows.filter((r) => r.cohort === c.cohort);
     if (parts.length === 0) parts.push({ cohort: c.cohort, key: none, weight: '1' });
-    const split = splitByWeights(BigInt(c.deferredMinor), parts.map((p) => BigInt(p.weight)));
+    const split = splitByWeights(
+      BigInt(c.deferredMinor),
+      parts.map((p) => BigInt(p.weight)),
+    );
     parts.forEach((p, i) => total.set(p.key ?? 'unknown', (total.get(p.key ?? 'unknown') ?? 0) + Number(split[i])));
   }
   return [...total.entries()].filter(([, v]) => v !== 0).sort();
@@ -141,17 +194,30 @@ function splitDeferred(cohorts: CohortReportRow[], rows: DeferredWeight[], none:
 
 /** The report: the period's figures with the close's assumptions (its proposal, who started and approved it). */
 export function closeReport(r: {
-  programId: string; currency: string; status: string; figures: PeriodFigures;
+  programId: string;
+  currency: string;
+  status: string;
+  figures: PeriodFigures;
   close: { proposal: CloseProposal | null; startedBy: string; approvedBy: string | null; approvedAt: string | null };
 }): CloseReport {
   const proposal = r.close.proposal;
   return {
-    programId: r.programId, currency: r.currency, status: r.status, ...r.figures,
+    programId: r.programId,
+    currency: r.currency,
+    status: r.status,
+    ...r.figures,
     assumptions: {
       factors: proposal?.factors ?? [],
-      cohorts: (proposal?.cohorts ?? []).map((c) => ({ ...c, rate: Number(c.rate), priorRate: Number(c.priorRate), method: c.method as CohortAssumption['method'] })),
+      cohorts: (proposal?.cohorts ?? []).map((c) => ({
+        ...c,
+        rate: Number(c.rate),
+        priorRate: Number(c.priorRate),
+        method: c.method as CohortAssumption['method'],
+      })),
       override: proposal?.override ?? null,
-      startedBy: r.close.startedBy, approvedBy: r.close.approvedBy, approvedAt: r.close.approvedAt,
+      startedBy: r.close.startedBy,
+      approvedBy: r.close.approvedBy,
+      approvedAt: r.close.approvedAt,
     },
   };
 }
@@ -165,7 +231,9 @@ export function splitByWeights(total: bigint, weights: bigint[]): bigint[] {
   const t = neg ? -total : total;
   const parts = weights.map((w) => (t * w) / sum);
   let left = t - parts.reduce((a, b) => a + b, 0n);
-  const order = weights.map((w, i) => ({ i, rem: (t * w) % sum })).sort((a, b) => (b.rem > a.rem ? 1 : b.rem < a.rem ? -1 : a.i - b.i));
+  const order = weights
+    .map((w, i) => ({ i, rem: (t * w) % sum }))
+    .sort((a, b) => (b.rem > a.rem ? 1 : b.rem < a.rem ? -1 : a.i - b.i));
   for (const o of order) {
     if (left === 0n) break;
     parts[o.i]! += 1n;
@@ -192,14 +260,38 @@ const csvCell = (v: unknown) => {
 export function reportToCsv(r: CloseReport): string {
   const rows: unknown[][] = [
     ['section', 'item', 'value'],
-    ...Object.entries({ ...r.liability, ...r.liability.recognized }).filter(([, v]) => typeof v === 'number').map(([k, v]) => ['liability', k, v]),
+    ...Object.entries({ ...r.liability, ...r.liability.recognized })
+      .filter(([, v]) => typeof v === 'number')
+      .map(([k, v]) => ['liability', k, v]),
     ...Object.entries(r.points).map(([k, v]) => ['points', k, v]),
     ['revenue', 'revenueFromOpeningBalanceMinor', r.revenueFromOpeningBalanceMinor],
     [],
-    ['cohort', 'pointsIssued', 'allocatedMinor', 'pointsRedeemed', 'pointsExpired', 'ultimateRedemptionRate', 'recognizedMinor', 'deferredMinor', 'method', 'catchUpMinor'],
+    [
+      'cohort',
+      'pointsIssued',
+      'allocatedMinor',
+      'pointsRedeemed',
+      'pointsExpired',
+      'ultimateRedemptionRate',
+      'recognizedMinor',
+      'deferredMinor',
+      'method',
+      'catchUpMinor',
+    ],
     ...r.cohorts.map((c) => {
       const a = r.assumptions.cohorts.find((x) => x.cohort === c.cohort);
-      return [c.cohort, c.pointsIssued, c.allocatedMinor, c.pointsRedeemed, c.pointsExpired, c.ultimateRedemptionRate, c.recognizedMinor, c.deferredMinor, a?.method ?? '', a?.catchUpMinor ?? 0];
+      return [
+        c.cohort,
+        c.pointsIssued,
+        c.allocatedMinor,
+        c.pointsRedeemed,
+        c.pointsExpired,
+        c.ultimateRedemptionRate,
+        c.recognizedMinor,
+        c.deferredMinor,
+        a?.method ?? '',
+        a?.catchUpMinor ?? 0,
+      ];
     }),
     [],
     ['jurisdiction', 'deferredMinor'],
@@ -211,17 +303,25 @@ export function reportToCsv(r: CloseReport): string {
   return rows.map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }
 
-const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: unknown) =>
+  String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** The roll-forward as a waterfall: opening, + issued, - each recognised part, + adjusted, = closing. */
 function rollForwardSvg(r: CloseReport, digits: number): string {
   const l = r.liability;
   const steps: Array<[string, number, 'total' | 'delta']> = [
-    ['Opening', l.openingMinor, 'total'], ['Issued', l.issuedMinor, 'delta'], ['Redemptions', -l.recognized.redemptionsMinor || 0, 'delta'],
-    ['Breakage', -l.recognized.breakageMinor || 0, 'delta'], ['Estimate change', -l.recognized.estimateChangeMinor || 0, 'delta'],
-    ['Adjusted', l.adjustedMinor, 'delta'], ['Closing', l.closingMinor, 'total'],
+    ['Opening', l.openingMinor, 'total'],
+    ['Issued', l.issuedMinor, 'delta'],
+    ['Redemptions', -l.recognized.redemptionsMinor || 0, 'delta'],
+    ['Breakage', -l.recognized.breakageMinor || 0, 'delta'],
+    ['Estimate change', -l.recognized.estimateChangeMinor || 0, 'delta'],
+    ['Adjusted', l.adjustedMinor, 'delta'],
+    ['Closing', l.closingMinor, 'total'],
   ];
-  const W = 720; const H = 260; const pad = 40; const bw = (W - 2 * pad) / steps.length;
+  const W = 720;
+  const H = 260;
+  const pad = 40;
+  const bw = (W - 2 * pad) / steps.length;
   let run = 0;
   const bars = steps.map(([label, v, kind]) => {
     const from = kind === 'total' ? 0 : run;
@@ -232,35 +332,56 @@ function rollForwardSvg(r: CloseReport, digits: number): string {
   const max = Math.max(1, ...bars.flatMap((b) => [b.from, b.to]));
   const min = Math.min(0, ...bars.flatMap((b) => [b.from, b.to]));
   const y = (v: number) => pad + ((max - v) / (max - min)) * (H - 2 * pad);
-  const rects = bars.map((b, i) => {
-    const top = y(Math.max(b.from, b.to));
-    const h = Math.max(1, Math.abs(y(b.from) - y(b.to)));
-    const fill = b.kind === 'total' ? '#4a6fa5' : b.v >= 0 ? '#6aa56a' : '#c0605a';
-    const x = pad + i * bw + 6;
-    return `<rect x="${x}" y="${top}" width="${bw - 12}" height="${h}" fill="${fill}"><title>${esc(b.label)}: ${formatMinor(b.v, digits)}</title></rect>`
-      + `<text x="${x + (bw - 12) / 2}" y="${H - 12}" font-size="11" text-anchor="middle">${esc(b.label)}</text>`
-      + `<text x="${x + (bw - 12) / 2}" y="${top - 4}" font-size="10" text-anchor="middle" data-figure="${esc(b.label)}">${formatMinor(b.v, digits)}</text>`;
-  }).join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="Contract liability roll-forward">`
-    + `<line x1="${pad}" x2="${W - pad}" y1="${y(0)}" y2="${y(0)}" stroke="#999"/>${rects}</svg>`;
+  const rects = bars
+    .map((b, i) => {
+      const top = y(Math.max(b.from, b.to));
+      const h = Math.max(1, Math.abs(y(b.from) - y(b.to)));
+      const fill = b.kind === 'total' ? '#4a6fa5' : b.v >= 0 ? '#6aa56a' : '#c0605a';
+      const x = pad + i * bw + 6;
+      return (
+        `<rect x="${x}" y="${top}" width="${bw - 12}" height="${h}" fill="${fill}"><title>${esc(b.label)}: ${formatMinor(b.v, digits)}</title></rect>` +
+        `<text x="${x + (bw - 12) / 2}" y="${H - 12}" font-size="11" text-anchor="middle">${esc(b.label)}</text>` +
+        `<text x="${x + (bw - 12) / 2}" y="${top - 4}" font-size="10" text-anchor="middle" data-figure="${esc(b.label)}">${formatMinor(b.v, digits)}</text>`
+      );
+    })
+    .join('');
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="Contract liability roll-forward">` +
+    `<line x1="${pad}" x2="${W - pad}" y1="${y(0)}" y2="${y(0)}" stroke="#999"/>${rects}</svg>`
+  );
 }
 
 /** Each cohort's cumulative share redeemed by quarters since issue, one line per cohort. */
 function curvesSvg(r: CloseReport): string {
-  const W = 720; const H = 260; const pad = 40; const right = 90; // room for the cohort labels
+  const W = 720;
+  const H = 260;
+  const pad = 40;
+  const right = 90; // room for the cohort labels
   const curves = r.assumptions.cohorts.filter((c) => c.development.length > 0);
   const maxAge = Math.max(1, ...curves.map((c) => c.development.length - 1));
   const x = (age: number) => pad + (age / maxAge) * (W - pad - right);
   const y = (share: number) => H - pad - Math.min(1, share) * (H - 2 * pad);
   const colors = ['#4a6fa5', '#c0605a', '#6aa56a', '#b08a3c', '#7a5aa5', '#3ca5a0', '#a55a8a', '#5a5a5a'];
-  const lines = curves.map((c, i) => {
-    const pts = c.development.map((s, age) => `${x(age)},${y(s)}`).join(' ');
-    const color = colors[i % colors.length];
-    return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts}"><title>${esc(c.cohort)}</title></polyline>`
-      + `<text x="${x(c.development.length - 1) + 4}" y="${y(c.development[c.development.length - 1]!)}" font-size="10" fill="${color}">${esc(c.cohort)}</text>`;
-  }).join('');
-  const axis = [0, 0.25, 0.5, 0.75, 1].map((s) => `<text x="4" y="${y(s) + 3}" font-size="10">${s * 100}%</text><line x1="${pad}" x2="${W - right}" y1="${y(s)}" y2="${y(s)}" stroke="#eee"/>`).join('');
-  const ages = Array.from({ length: maxAge + 1 }, (_, a) => `<text x="${x(a)}" y="${H - 12}" font-size="10" text-anchor="middle">${a}</text>`).join('');
+  const lines = curves
+    .map((c, i) => {
+      const pts = c.development.map((s, age) => `${x(age)},${y(s)}`).join(' ');
+      const color = colors[i % colors.length];
+      return (
+        `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts}"><title>${esc(c.cohort)}</title></polyline>` +
+        `<text x="${x(c.development.length - 1) + 4}" y="${y(c.development[c.development.length - 1]!)}" font-size="10" fill="${color}">${esc(c.cohort)}</text>`
+      );
+    })
+    .join('');
+  const axis = [0, 0.25, 0.5, 0.75, 1]
+    .map(
+      (s) =>
+        `<text x="4" y="${y(s) + 3}" font-size="10">${s * 100}%</text><line x1="${pad}" x2="${W - right}" y1="${y(s)}" y2="${y(s)}" stroke="#eee"/>`,
+    )
+    .join('');
+  const ages = Array.from(
+    { length: maxAge + 1 },
+    (_, a) => `<text x="${x(a)}" y="${H - 12}" font-size="10" text-anchor="middle">${a}</text>`,
+  ).join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="Cohort redemption curves">${axis}${ages}${lines}</svg>`;
 }
 
@@ -270,22 +391,49 @@ export function reportToHtml(r: CloseReport, digits: number): string {
   const neg = (v: number) => (v === 0 ? 0 : -v); // no "-0" on the page
   const l = r.liability;
   const rf = [
-    ['Opening balance', l.openingMinor], ['Issued (allocated to points)', l.issuedMinor], ['Recognised on redemption', neg(l.recognized.redemptionsMinor)],
-    ['Breakage recognised', neg(l.recognized.breakageMinor)], ['Change of estimate (cumulative catch-up)', neg(l.recognized.estimateChangeMinor)],
-    ['Adjustments (refunds)', l.adjustedMinor], ['Closing balance', l.closingMinor],
-  ].map(([k, v]) => `<tr><th>${esc(k)}</th>${m(v as number)}</tr>`).join('');
+    ['Opening balance', l.openingMinor],
+    ['Issued (allocated to points)', l.issuedMinor],
+    ['Recognised on redemption', neg(l.recognized.redemptionsMinor)],
+    ['Breakage recognised', neg(l.recognized.breakageMinor)],
+    ['Change of estimate (cumulative catch-up)', neg(l.recognized.estimateChangeMinor)],
+    ['Adjustments (refunds)', l.adjustedMinor],
+    ['Closing balance', l.closingMinor],
+  ]
+    .map(([k, v]) => `<tr><th>${esc(k)}</th>${m(v as number)}</tr>`)
+    .join('');
   const p = r.points;
-  const pr = [['Opening', p.opening], ['Issued', p.issued], ['Redeemed', neg(p.redeemed)], ['Expired', neg(p.expired)], ['Adjusted', p.adjusted], ['Closing', p.closing]]
-    .map(([k, v]) => `<tr><th>${k}</th><td class="num">${(v as number).toLocaleString('en-US')}</td></tr>`).join('');
-  const cohorts = r.cohorts.map((c) => {
-    const a = r.assumptions.cohorts.find((x) => x.cohort === c.cohort);
-    return `<tr><td>${esc(c.cohort)}</td><td class="num">${c.pointsIssued.toLocaleString('en-US')}</td>${m(c.allocatedMinor)}<td class="num">${c.pointsRedeemed.toLocaleString('en-US')}</td>`
-      + `<td class="num">${c.pointsExpired.toLocaleString('en-US')}</td><td class="num">${(c.ultimateRedemptionRate * 100).toFixed(4)}%</td>`
-      + `${m(c.recognizedMinor)}${m(c.deferredMinor)}<td>${esc(a?.method ?? '')}${a?.reason ? `: ${esc(a.reason)}` : ''}</td>${m(a?.catchUpMinor ?? 0)}</tr>`;
-  }).join('');
-  const jur = r.liabilityByJurisdiction.map((j) => `<tr><td>${esc(j.jurisdiction)}</td>${m(j.deferredMinor)}</tr>`).join('');
-  const stores = (r.liabilityByStore ?? []).map((j) => `<tr><td>${esc(j.storeId)}</td>${m(j.deferredMinor)}</tr>`).join('');
-  const factors = r.assumptions.factors.map((f) => `<tr><td>${f.age} → ${f.age + 1}</td><td class="num">${f.factor === null ? '–' : f.factor.toFixed(6)}</td><td class="num">${f.cohorts}</td><td>${f.sufficient ? 'used' : 'too little data'}</td></tr>`).join('');
+  const pr = [
+    ['Opening', p.opening],
+    ['Issued', p.issued],
+    ['Redeemed', neg(p.redeemed)],
+    ['Expired', neg(p.expired)],
+    ['Adjusted', p.adjusted],
+    ['Closing', p.closing],
+  ]
+    .map(([k, v]) => `<tr><th>${k}</th><td class="num">${(v as number).toLocaleString('en-US')}</td></tr>`)
+    .join('');
+  const cohorts = r.cohorts
+    .map((c) => {
+      const a = r.assumptions.cohorts.find((x) => x.cohort === c.cohort);
+      return (
+        `<tr><td>${esc(c.cohort)}</td><td class="num">${c.pointsIssued.toLocaleString('en-US')}</td>${m(c.allocatedMinor)}<td class="num">${c.pointsRedeemed.toLocaleString('en-US')}</td>` +
+        `<td class="num">${c.pointsExpired.toLocaleString('en-US')}</td><td class="num">${(c.ultimateRedemptionRate * 100).toFixed(4)}%</td>` +
+        `${m(c.recognizedMinor)}${m(c.deferredMinor)}<td>${esc(a?.method ?? '')}${a?.reason ? `: ${esc(a.reason)}` : ''}</td>${m(a?.catchUpMinor ?? 0)}</tr>`
+      );
+    })
+    .join('');
+  const jur = r.liabilityByJurisdiction
+    .map((j) => `<tr><td>${esc(j.jurisdiction)}</td>${m(j.deferredMinor)}</tr>`)
+    .join('');
+  const stores = (r.liabilityByStore ?? [])
+    .map((j) => `<tr><td>${esc(j.storeId)}</td>${m(j.deferredMinor)}</tr>`)
+    .join('');
+  const factors = r.assumptions.factors
+    .map(
+      (f) =>
+        `<tr><td>${f.age} → ${f.age + 1}</td><td class="num">${f.factor === null ? '–' : f.factor.toFixed(6)}</td><td class="num">${f.cohorts}</td><td>${f.sufficient ? 'used' : 'too little data'}</td></tr>`,
+    )
+    .join('');
   const o = r.assumptions.override;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Loyalty liability ${esc(r.programId)} ${esc(r.period)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222;font-size:14px}table{border-collapse:collapse;margin:0 0 1.5rem}th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}

@@ -7,7 +7,8 @@
  * periods) use `addDuration`, which does the same, and test/integration/duration-sql.test.ts
  * compares the two on random instants and durations.
  */
-const DURATION = /^P(?!$)(?:(\d{1,4})Y)?(?:(\d{1,5})M)?(?:(\d{1,5})W)?(?:(\d{1,6})D)?(?:T(?=\d)(?:(\d{1,7})H)?(?:(\d{1,9})M)?(?:(\d{1,10})S)?)?$/;
+const DURATION =
+  /^P(?!$)(?:(\d{1,4})Y)?(?:(\d{1,5})M)?(?:(\d{1,5})W)?(?:(\d{1,6})D)?(?:T(?=\d)(?:(\d{1,7})H)?(?:(\d{1,9})M)?(?:(\d{1,10})S)?)?$/;
 
 export const MIN_WINDOW_MS = 1_000;
 export const MAX_WINDOW_MS = 100 * 366 * 24 * 3600 * 1000;

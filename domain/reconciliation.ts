@@ -49,11 +49,28 @@ export interface Difference {
 }
 
 /** One redemption against its billing credit: a difference, 'in_progress' (the saga is still deciding), or null (they agree). */
-export function matchRedemption(ledger: LedgerRedemption | null, credit: BillingCreditState | null): Difference | 'in_progress' | null {
+export function matchRedemption(
+  ledger: LedgerRedemption | null,
+  credit: BillingCreditState | null,
+): Difference | 'in_progress' | null {
   if (!ledger) {
-    return credit ? { check: 'billing', reason: 'unknown_in_ledger', invoiceId: credit.invoiceId, redemptionId: credit.creditId, external: credit } : null;
+    return credit
+      ? {
+          check: 'billing',
+          reason: 'unknown_in_ledger',
+          invoiceId: credit.invoiceId,
+          redemptionId: credit.creditId,
+          external: credit,
+        }
+      : null;
   }
-  const base = { check: 'billing' as const, invoiceId: ledger.invoiceId, redemptionId: ledger.redemptionId, ledger, external: credit };
+  const base = {
+    check: 'billing' as const,
+    invoiceId: ledger.invoiceId,
+    redemptionId: ledger.redemptionId,
+    ledger,
+    external: credit,
+  };
   switch (ledger.status) {
     case 'held':
       return 'in_progress';
@@ -73,7 +90,13 @@ export function canonicalLines(lines: JournalLine[]): string {
   return JSON.stringify(
     lines
       .map((l) => ({ account: l.account, debitMinor: l.debitMinor, creditMinor: l.creditMinor }))
-      .sort((a, b) => (a.account < b.account ? -1 : a.account > b.account ? 1 : a.debitMinor - b.debitMinor || a.creditMinor - b.creditMinor)),
+      .sort((a, b) =>
+        a.account < b.account
+          ? -1
+          : a.account > b.account
+            ? 1
+            : a.debitMinor - b.debitMinor || a.creditMinor - b.creditMinor,
+      ),
   );
 }
 
@@ -85,8 +108,10 @@ export function matchPosting(
 ): Difference | null {
   const base = { check: 'gl' as const, invoiceId: posting.invoiceId, entryId: posting.entryId, ledger: posting.lines };
   if (!glLines) return { ...base, reason: 'missing_in_gl' };
-  if (canonicalLines(glLines) !== canonicalLines(posting.lines)) return { ...base, reason: 'gl_lines_mismatch', external: glLines };
-  if (canonicalLines(subledgerLines) !== canonicalLines(posting.lines)) return { ...base, reason: 'subledger_changed', external: subledgerLines };
+  if (canonicalLines(glLines) !== canonicalLines(posting.lines))
+    return { ...base, reason: 'gl_lines_mismatch', external: glLines };
+  if (canonicalLines(subledgerLines) !== canonicalLines(posting.lines))
+    return { ...base, reason: 'subledger_changed', external: subledgerLines };
   return null;
 }
 
@@ -104,4 +129,3 @@ export interface ReconciliationReport {
   differences: Difference[];
   recordedAt: string;
 }
-

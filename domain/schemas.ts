@@ -21,7 +21,10 @@ export const LIMITS = {
 
 const id = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, 1 to 128 characters');
 const programId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _, at most 63');
-const duration = z.string().max(40).refine(isValidWindow, 'an ISO 8601 duration between 1 second and 100 years, e.g. P365D or PT10S');
+const duration = z
+  .string()
+  .max(40)
+  .refine(isValidWindow, 'an ISO 8601 duration between 1 second and 100 years, e.g. P365D or PT10S');
 const rate = z.number().min(0).max(1).refine(isExactRate, 'a decimal in [0, 1] with at most 6 decimal places');
 const positiveRate = rate.refine((r) => r > 0, 'must be greater than 0');
 const jurisdiction = z.string().regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/, 'ISO 3166 code, e.g. US-CA or DE');
@@ -36,13 +39,19 @@ const freeText = (max: number) => z.string().max(max).refine(noNul, 'no NUL char
 const expiryRule = z
   .object({ policy: z.enum(['rolling', 'none']), window: duration.optional() })
   .strict()
-  .refine((e) => e.policy === 'none' || e.window !== undefined, { message: 'a rolling policy needs a window', path: ['window'] });
+  .refine((e) => e.policy === 'none' || e.window !== undefined, {
+    message: 'a rolling policy needs a window',
+    path: ['window'],
+  });
 
 export const createProgramSchema = z
   .object({
     programId,
     name: z.string().min(1).max(LIMITS.nameLength).refine(noNul, 'no NUL characters'),
-    currency: z.string().regex(/^[A-Z]{3}$/).refine(isKnownCurrency, 'an ISO 4217 currency code'),
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/)
+      .refine(isKnownCurrency, 'an ISO 4217 currency code'),
     pointValueMinor: z.number().int().positive().max(LIMITS.maxPointValueMinor),
     earn: z
       .object({
@@ -59,17 +68,27 @@ export const createProgramSchema = z
         jurisdictions: z.record(jurisdiction, expiryRule).optional(),
       })
       .strict()
-      .refine((e) => e.policy === 'none' || e.window !== undefined, { message: 'a rolling policy needs a window', path: ['window'] }),
+      .refine((e) => e.policy === 'none' || e.window !== undefined, {
+        message: 'a rolling policy needs a window',
+        path: ['window'],
+      }),
     /** who approves a rule change, and how long an adverse one waits after approval */
     ruleChanges: z
       .object({
-        requiredRoles: z.array(z.enum(['finance', 'legal', 'controller', 'program_owner'])).min(1).max(4).optional(),
+        requiredRoles: z
+          .array(z.enum(['finance', 'legal', 'controller', 'program_owner']))
+          .min(1)
+          .max(4)
+          .optional(),
         noticePeriod: duration.optional(),
       })
       .strict()
       .optional(),
     /** manual adjustments above this many points (either way) wait for a finance approval */
-    adjustments: z.object({ approvalThresholdPoints: z.number().int().min(0).max(LIMITS.maxPointsPerAccrual) }).strict().optional(),
+    adjustments: z
+      .object({ approvalThresholdPoints: z.number().int().min(0).max(LIMITS.maxPointsPerAccrual) })
+      .strict()
+      .optional(),
     accounting: z
       .object({
         method: z.enum(['relative_ssp', 'incremental_cost']),
@@ -115,16 +134,25 @@ export const ADJUSTMENT_REASONS = ['goodwill', 'service_recovery', 'correction',
 export const adjustmentSchema = z
   .object({
     memberId: id,
-    points: z.number().int().min(-LIMITS.maxPointsPerAccrual).max(LIMITS.maxPointsPerAccrual).refine((p) => p !== 0, 'an adjustment adds or takes points'),
+    points: z
+      .number()
+      .int()
+      .min(-LIMITS.maxPointsPerAccrual)
+      .max(LIMITS.maxPointsPerAccrual)
+      .refine((p) => p !== 0, 'an adjustment adds or takes points'),
     reasonCode: z.enum(ADJUSTMENT_REASONS),
     comment: freeText(2000).optional(),
   })
   .strict();
 export const ruleChangeParams = z.object({ programId, changeId: id }).strict();
-export const ruleChangeDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: freeText(2000).optional() }).strict();
+export const ruleChangeDecisionSchema = z
+  .object({ decision: z.enum(['approve', 'reject']), comment: freeText(2000).optional() })
+  .strict();
 
 export const adjustmentParams = z.object({ programId, adjustmentId: z.uuid() }).strict();
-export const adjustmentDecisionSchema = z.object({ decision: z.enum(['approve', 'reject']), comment: freeText(2000).optional() }).strict();
+export const adjustmentDecisionSchema = z
+  .object({ decision: z.enum(['approve', 'reject']), comment: freeText(2000).optional() })
+  .strict();
 
 export const redemptionSchema = z
   .object({
@@ -145,19 +173,32 @@ export const invoiceParams = z.object({ programId, invoiceId: id }).strict();
 
 /** Billing lowered (or otherwise changed) an invoice that has a redemption. */
 export const invoiceAdjustmentSchema = z
-  .object({ adjustmentId: id, invoiceTotalMinor: z.number().int().min(0).max(LIMITS.maxAmountMinor), occurredAt: instant })
+  .object({
+    adjustmentId: id,
+    invoiceTotalMinor: z.number().int().min(0).max(LIMITS.maxAmountMinor),
+    occurredAt: instant,
+  })
   .strict();
 
 const calendarDate = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD')
-  .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), 'a real calendar date')
+  .refine(
+    (d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d),
+    'a real calendar date',
+  )
   .refine((d) => Number(d.slice(0, 4)) >= LIMITS.earliestYear, `a date in ${LIMITS.earliestYear} or later`);
 const period = z.string().regex(/^\d{4}-Q[1-4]$/, 'a calendar quarter, e.g. 2026-Q3');
 export const startCloseSchema = z
   .object({
     period,
-    redemptionRateOverride: z.object({ rate: positiveRate, justification: z.string().trim().min(1).max(2000).refine(noNul, 'no NUL characters') }).strict().optional(),
+    redemptionRateOverride: z
+      .object({
+        rate: positiveRate,
+        justification: z.string().trim().min(1).max(2000).refine(noNul, 'no NUL characters'),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export const closeParams = z.object({ programId, period }).strict();
@@ -170,16 +211,25 @@ export const programParams = z.object({ programId }).strict();
 export const memberParams = z.object({ programId, memberId: id }).strict();
 export const ledgerQuery = z
   .object({
-    after: z.string().regex(/^\d{1,18}$/).optional(),
+    after: z
+      .string()
+      .regex(/^\d{1,18}$/)
+      .optional(),
     limit: z.coerce.number().int().min(1).max(LIMITS.maxLedgerPage).optional(),
   })
   .strict();
 export const liabilityQuery = z.object({ asOf: instant.optional() }).strict();
 export const auditQuery = z
-  .object({ memberId: id.optional(), since: instant.optional(), limit: z.coerce.number().int().min(1).max(LIMITS.maxLedgerPage).optional() })
+  .object({
+    memberId: id.optional(),
+    since: instant.optional(),
+    limit: z.coerce.number().int().min(1).max(LIMITS.maxLedgerPage).optional(),
+  })
   .strict();
 
-export const idempotencyKeyHeader = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');
+export const idempotencyKeyHeader = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');
 
 /** A proposed rule version: the whole rules (as when the program was created) and when they take effect. */
 export const ruleChangeSchema = z

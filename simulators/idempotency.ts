@@ -9,13 +9,17 @@ export class IdempotencyStore {
   async replay(operation: string, req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const key = req.headers['idempotency-key'];
     if (typeof key !== 'string' || key.length === 0 || key.length > 255) {
-      await reply.status(400).send({ error: { code: 'idempotency_key_required', message: 'send an Idempotency-Key header' } });
+      await reply
+        .status(400)
+        .send({ error: { code: 'idempotency_key_required', message: 'send an Idempotency-Key header' } });
       return true;
     }
     const prior = this.seen.get(`${operation}\n${key}`);
     if (!prior) return false;
     if (prior.hash !== this.hash(req)) {
-      await reply.status(409).send({ error: { code: 'idempotency_key_reused', message: 'this key was used with another request' } });
+      await reply
+        .status(409)
+        .send({ error: { code: 'idempotency_key_reused', message: 'this key was used with another request' } });
       return true;
     }
     await reply.status(prior.status).header('Idempotent-Replayed', 'true').send(prior.body);
@@ -27,6 +31,9 @@ export class IdempotencyStore {
   }
 
   private hash(req: FastifyRequest): string {
-    return createHash('sha256').update(req.url).update(JSON.stringify(req.body ?? null)).digest('hex');
+    return createHash('sha256')
+      .update(req.url)
+      .update(JSON.stringify(req.body ?? null))
+      .digest('hex');
   }
 }

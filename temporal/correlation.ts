@@ -17,7 +17,9 @@ export const correlationIdFrom = (given: unknown): string =>
 
 const header = (headers: Headers): Headers => {
   const id = currentCorrelationId();
-  return id && !headers[CORRELATION_TEMPORAL_HEADER] ? { ...headers, [CORRELATION_TEMPORAL_HEADER]: defaultPayloadConverter.toPayload(id) } : headers;
+  return id && !headers[CORRELATION_TEMPORAL_HEADER]
+    ? { ...headers, [CORRELATION_TEMPORAL_HEADER]: defaultPayloadConverter.toPayload(id) }
+    : headers;
 };
 
 /** Client side: a workflow started, signalled or updated within a request carries its id. */
@@ -26,7 +28,12 @@ export const correlationClientInterceptor: WorkflowClientInterceptor = {
   signalWithStart: (input, next) => next({ ...input, headers: header(input.headers) }),
   signal: (input, next) => next({ ...input, headers: header(input.headers) }),
   startUpdate: (input, next) => next({ ...input, headers: header(input.headers) }),
-  startUpdateWithStart: (input, next) => next({ ...input, workflowStartHeaders: header(input.workflowStartHeaders), updateHeaders: header(input.updateHeaders) }),
+  startUpdateWithStart: (input, next) =>
+    next({
+      ...input,
+      workflowStartHeaders: header(input.workflowStartHeaders),
+      updateHeaders: header(input.updateHeaders),
+    }),
 };
 
 /**
@@ -40,14 +47,22 @@ export function correlationActivityInterceptor(log: Logger) {
         const raw = input.headers[CORRELATION_TEMPORAL_HEADER];
         const correlationId = raw ? String(defaultPayloadConverter.fromPayload(raw)) : undefined;
         const info = ctx.info;
-        const fields = { correlationId, activity: info.activityType, workflowId: info.workflowExecution?.workflowId, attempt: info.attempt };
+        const fields = {
+          correlationId,
+          activity: info.activityType,
+          workflowId: info.workflowExecution?.workflowId,
+          attempt: info.attempt,
+        };
         const t0 = performance.now();
         try {
           const result = await (correlationId ? correlation.run({ correlationId }, () => next(input)) : next(input));
           log.info({ ...fields, outcome: 'completed', ms: Math.round(performance.now() - t0) }, 'activity');
           return result;
         } catch (e) {
-          log.warn({ ...fields, outcome: 'failed', ms: Math.round(performance.now() - t0), err: (e as Error).message }, 'activity');
+          log.warn(
+            { ...fields, outcome: 'failed', ms: Math.round(performance.now() - t0), err: (e as Error).message },
+            'activity',
+          );
           throw e;
         }
       },

@@ -26,21 +26,27 @@ export interface TemporalSettings {
  * TLS is on when TEMPORAL_TLS=on or any TEMPORAL_TLS_* file is given; mTLS when both the client
  * certificate and its key are. LOYALTY_CODEC_KEYS_FILE turns payload encryption on.
  */
-export function temporalSettings(target: { address: string; namespace: string }, env: NodeJS.ProcessEnv = process.env): TemporalSettings {
+export function temporalSettings(
+  target: { address: string; namespace: string },
+  env: NodeJS.ProcessEnv = process.env,
+): TemporalSettings {
   const file = (name: string) => (env[name] ? readFileSync(env[name]!) : undefined);
   const ca = file('TEMPORAL_TLS_CA_FILE');
   const crt = file('TEMPORAL_TLS_CERT_FILE');
   const key = file('TEMPORAL_TLS_KEY_FILE');
-  if (Boolean(crt) !== Boolean(key)) throw new Error('TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE go together (mTLS)');
+  if (Boolean(crt) !== Boolean(key))
+    throw new Error('TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE go together (mTLS)');
   const tlsOn = env.TEMPORAL_TLS === 'on' || Boolean(ca || crt || env.TEMPORAL_TLS_SERVER_NAME);
   return {
     address: target.address,
     namespace: target.namespace,
-    tls: tlsOn ? {
-      ...(ca ? { serverRootCACertificate: ca } : {}),
-      ...(crt && key ? { clientCertPair: { crt, key } } : {}),
-      ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: env.TEMPORAL_TLS_SERVER_NAME } : {}),
-    } : undefined,
+    tls: tlsOn
+      ? {
+          ...(ca ? { serverRootCACertificate: ca } : {}),
+          ...(crt && key ? { clientCertPair: { crt, key } } : {}),
+          ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: env.TEMPORAL_TLS_SERVER_NAME } : {}),
+        }
+      : undefined,
     codec: env.LOYALTY_CODEC_KEYS_FILE ? AesGcmCodec.fromFile(env.LOYALTY_CODEC_KEYS_FILE) : undefined,
   };
 }

@@ -28,7 +28,11 @@ export default async function setup(): Promise<() => Promise<void>> {
   };
   try {
     const t0 = Date.now();
-    const pg = await startPostgres({ dataDir: join(work, 'pg'), port: await freePort(), databaseUrl: process.env.DATABASE_URL });
+    const pg = await startPostgres({
+      dataDir: join(work, 'pg'),
+      port: await freePort(),
+      databaseUrl: process.env.DATABASE_URL,
+    });
     stops.push(pg.stop);
     const serverUrl = pg.embedded ? pg.serverUrl : maintenanceUrl(pg.serverUrl);
     const template = `loyalty_tpl_${process.pid}`;
@@ -40,7 +44,11 @@ export default async function setup(): Promise<() => Promise<void>> {
     stops.push(() => dropDatabase(serverUrl, template));
 
     const temporal = await startTemporalDevServer({
-      dbFile: join(work, 'temporal.sqlite'), port: await freePort(), uiPort: null, logFile: join(work, 'temporal.log'), namespace: 'default',
+      dbFile: join(work, 'temporal.sqlite'),
+      port: await freePort(),
+      uiPort: null,
+      logFile: join(work, 'temporal.log'),
+      namespace: 'default',
     });
     stops.push(temporal.stop);
 
@@ -55,7 +63,9 @@ export default async function setup(): Promise<() => Promise<void>> {
       LOYALTY_TEST_TEMPORAL_ADDRESS: temporal.address,
       LOYALTY_TEST_WORKFLOW_BUNDLE: bundlePath,
     });
-    process.stdout.write(`# test stack up in ${Date.now() - t0} ms: PostgreSQL ${pg.embedded ? '(embedded)' : '(DATABASE_URL)'}, Temporal dev server ${temporal.address}\n`);
+    process.stdout.write(
+      `# test stack up in ${Date.now() - t0} ms: PostgreSQL ${pg.embedded ? '(embedded)' : '(DATABASE_URL)'}, Temporal dev server ${temporal.address}\n`,
+    );
   } catch (e) {
     await teardown();
     // What the person running the tests can fix (a port taken, no postgres user as root, nowhere

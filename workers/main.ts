@@ -29,16 +29,30 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
   const telemetry = await startWorkerTelemetry(telemetrySettings(), log);
   const nativeConnection = await connectWorker(settings);
   const { readFileSync } = await import('node:fs');
-  const worker = await createLoyaltyWorker({ log,
-    connection: nativeConnection, namespace: o.namespace, taskQueue: o.taskQueue, pool,
+  const worker = await createLoyaltyWorker({
+    log,
+    connection: nativeConnection,
+    namespace: o.namespace,
+    taskQueue: o.taskQueue,
+    pool,
     workflowBundle: o.workflowBundlePath ? { code: readFileSync(o.workflowBundlePath, 'utf8') } : undefined,
-    maxConcurrentActivities: 50, maxCachedWorkflows: 5000,
-    services: o.services, dataConverter: dataConverter(settings), metrics: telemetry.metrics,
+    maxConcurrentActivities: 50,
+    maxCachedWorkflows: 5000,
+    services: o.services,
+    dataConverter: dataConverter(settings),
+    metrics: telemetry.metrics,
   });
   const { client, connection } = await connectClient(settings);
   const relay = new WakeupRelay({
-    pool, client, taskQueue: o.taskQueue, log,
-    batchSize: 200, concurrency: 16, idleMs: 200, maxBackoffMs: 5000, searchAttributes: o.searchAttributes,
+    pool,
+    client,
+    taskQueue: o.taskQueue,
+    log,
+    batchSize: 200,
+    concurrency: 16,
+    idleMs: 200,
+    maxBackoffMs: 5000,
+    searchAttributes: o.searchAttributes,
   });
   relay.start();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => worker.shutdown());

@@ -8,15 +8,28 @@ import { dailyReconciliation } from '../workflows/reconciliation';
  * day before for every program. Created once; a second start finds it and leaves it as it is
  * (change it in the Temporal UI or delete it to have it created again).
  */
-export async function ensureReconciliationSchedule(client: Client, o: { taskQueue: string; hourUtc: number; minuteUtc: number }): Promise<'created' | 'exists'> {
+export async function ensureReconciliationSchedule(
+  client: Client,
+  o: { taskQueue: string; hourUtc: number; minuteUtc: number },
+): Promise<'created' | 'exists'> {
   try {
     await client.schedule.create({
       scheduleId: DAILY_RECONCILIATION_SCHEDULE_ID,
-      spec: { calendars: [{ hour: o.hourUtc, minute: o.minuteUtc, comment: 'daily reconciliation of the day before (UTC)' }] },
-      action: { type: 'startWorkflow', workflowType: dailyReconciliation, taskQueue: o.taskQueue, args: [{}], workflowId: 'reconciliation:daily' },
+      spec: {
+        calendars: [{ hour: o.hourUtc, minute: o.minuteUtc, comment: 'daily reconciliation of the day before (UTC)' }],
+      },
+      action: {
+        type: 'startWorkflow',
+        workflowType: dailyReconciliation,
+        taskQueue: o.taskQueue,
+        args: [{}],
+        workflowId: 'reconciliation:daily',
+      },
       // a day still running when the next is due: skip the next (it reconciles a different day, and a late run catches up by hand)
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
-      memo: { summary: `reconciles every program's redemptions against billing and the GL, daily at ${String(o.hourUtc).padStart(2, '0')}:${String(o.minuteUtc).padStart(2, '0')} UTC` },
+      memo: {
+        summary: `reconciles every program's redemptions against billing and the GL, daily at ${String(o.hourUtc).padStart(2, '0')}:${String(o.minuteUtc).padStart(2, '0')} UTC`,
+      },
     });
     return 'created';
   } catch (e) {
@@ -30,15 +43,33 @@ export async function ensureReconciliationSchedule(client: Client, o: { taskQueu
  * (01:00 UTC), it starts the close of that quarter for every program due (a close started by hand
  * is not doubled). Created once, like the reconciliation's.
  */
-export async function ensureCloseSchedule(client: Client, o: { taskQueue: string; daysAfterQuarterEnd: number }): Promise<'created' | 'exists'> {
+export async function ensureCloseSchedule(
+  client: Client,
+  o: { taskQueue: string; daysAfterQuarterEnd: number },
+): Promise<'created' | 'exists'> {
   if (!Number.isInteger(o.daysAfterQuarterEnd) || o.daysAfterQuarterEnd < 0 || o.daysAfterQuarterEnd > 27) {
     throw new RangeError('daysAfterQuarterEnd must be a whole number of days from 0 to 27');
   }
   try {
     await client.schedule.create({
       scheduleId: QUARTERLY_CLOSE_SCHEDULE_ID,
-      spec: { calendars: [{ month: ['JANUARY', 'APRIL', 'JULY', 'OCTOBER'], dayOfMonth: o.daysAfterQuarterEnd + 1, hour: 1, comment: 'quarterly close' }] },
-      action: { type: 'startWorkflow', workflowType: scheduledCloses, taskQueue: o.taskQueue, args: [{}], workflowId: 'close:scheduled' },
+      spec: {
+        calendars: [
+          {
+            month: ['JANUARY', 'APRIL', 'JULY', 'OCTOBER'],
+            dayOfMonth: o.daysAfterQuarterEnd + 1,
+            hour: 1,
+            comment: 'quarterly close',
+          },
+        ],
+      },
+      action: {
+        type: 'startWorkflow',
+        workflowType: scheduledCloses,
+        taskQueue: o.taskQueue,
+        args: [{}],
+        workflowId: 'close:scheduled',
+      },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '7 days' },
       memo: { summary: `starts each program's close ${o.daysAfterQuarterEnd} day(s) after quarter end` },
     });

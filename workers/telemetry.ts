@@ -30,15 +30,26 @@ export function telemetrySettings(env: NodeJS.ProcessEnv = process.env): Telemet
  * Once per process, before the first worker connection: the SDK's runtime with its Prometheus
  * exporter, and the worker's metrics server. Returns the metrics for createLoyaltyWorker.
  */
-export async function startWorkerTelemetry(t: TelemetrySettings, log: Logger): Promise<{ metrics: WorkerMetrics; server: Server | null }> {
+export async function startWorkerTelemetry(
+  t: TelemetrySettings,
+  log: Logger,
+): Promise<{ metrics: WorkerMetrics; server: Server | null }> {
   Runtime.install({
     logger: new DefaultLogger('WARN'),
-    ...(t.sdkMetricsPort ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${t.sdkMetricsPort}` } } } } : {}),
+    ...(t.sdkMetricsPort
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${t.sdkMetricsPort}` } } } }
+      : {}),
   });
   const metrics = workerMetrics();
-  const server = t.metricsPort === null ? null : await serveWorkerMetrics({
-    registry: metrics.registry, host: t.metricsHost, port: t.metricsPort, sdkMetricsUrl: t.sdkMetricsPort ? `http://127.0.0.1:${t.sdkMetricsPort}/metrics` : null,
-  });
+  const server =
+    t.metricsPort === null
+      ? null
+      : await serveWorkerMetrics({
+          registry: metrics.registry,
+          host: t.metricsHost,
+          port: t.metricsPort,
+          sdkMetricsUrl: t.sdkMetricsPort ? `http://127.0.0.1:${t.sdkMetricsPort}/metrics` : null,
+        });
   if (server) log.info({ url: `http://${t.metricsHost}:${t.metricsPort}/metrics` }, 'worker metrics');
   return { metrics, server };
 }

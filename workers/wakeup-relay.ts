@@ -23,7 +23,6 @@ export interface RelayOptions {
   searchAttributes: boolean;
 }
 
-
 /**
  * The outbox relay: delivers member wake-ups recorded in PostgreSQL to Temporal with
  * signal-with-start. Accruals never wait on Temporal; if it is down, wake-ups accumulate in the
@@ -62,7 +61,10 @@ export class WakeupRelay {
         await ackWakeups(this.o.pool, done);
         this.delivered += done.length;
         if (done.length < batch.length) {
-          await releaseWakeups(this.o.pool, batch.filter((w) => !done.includes(w)));
+          await releaseWakeups(
+            this.o.pool,
+            batch.filter((w) => !done.includes(w)),
+          );
           throw new Error(`${batch.length - done.length} wake-ups not delivered`);
         }
         backoffMs = this.o.idleMs;
@@ -88,7 +90,14 @@ export class WakeupRelay {
             signal: wakeSignal,
             signalArgs: [],
             memo: { summary: `member ${w.memberId} of ${w.programId}` },
-            ...(this.o.searchAttributes ? { typedSearchAttributes: [{ key: SA.program, value: w.programId }, { key: SA.member, value: w.memberId }] } : {}),
+            ...(this.o.searchAttributes
+              ? {
+                  typedSearchAttributes: [
+                    { key: SA.program, value: w.programId },
+                    { key: SA.member, value: w.memberId },
+                  ],
+                }
+              : {}),
           });
           done.push(w);
           this.signalled++;

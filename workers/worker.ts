@@ -46,14 +46,22 @@ export interface LoyaltyWorkerOptions {
 export const WORKFLOWS_PATH = modulePath(__dirname, '../workflows');
 /** What every workflow bundle is built with: the workflows and the failure converter the workers use. */
 const WORKFLOW_INTERCEPTORS = [modulePath(__dirname, '../workflows/correlation')];
-export const BUNDLE_OPTIONS = { workflowsPath: WORKFLOWS_PATH, failureConverterPath: FAILURE_CONVERTER_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTORS };
+export const BUNDLE_OPTIONS = {
+  workflowsPath: WORKFLOWS_PATH,
+  failureConverterPath: FAILURE_CONVERTER_PATH,
+  workflowInterceptorModules: WORKFLOW_INTERCEPTORS,
+};
 
 /** The activities that talk to billing, the GL and tax: the redemption saga's, the reconciliation's and the close's. */
 function serviceActivities(pool: Pool, s: ServiceUrls) {
   const billing = billingClient({ baseUrl: s.billingUrl, timeoutMs: s.timeoutMs });
   const gl = glClient({ baseUrl: s.glUrl, timeoutMs: s.timeoutMs });
   const tax = taxClient({ baseUrl: s.taxUrl, timeoutMs: s.timeoutMs });
-  return { ...createRedemptionActivities({ pool, billing, gl, tax }), ...createReconciliationActivities({ pool, billing, gl }), ...createCloseActivities({ pool, gl }) };
+  return {
+    ...createRedemptionActivities({ pool, billing, gl, tax }),
+    ...createReconciliationActivities({ pool, billing, gl }),
+    ...createCloseActivities({ pool, gl }),
+  };
 }
 
 export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Worker> {
@@ -61,7 +69,12 @@ export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Work
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
-    activities: { ...createMemberActivities(o.pool), ...createAdjustmentActivities(o.pool), ...createRuleChangeActivities(o.pool), ...(o.services ? serviceActivities(o.pool, o.services) : {}) },
+    activities: {
+      ...createMemberActivities(o.pool),
+      ...createAdjustmentActivities(o.pool),
+      ...createRuleChangeActivities(o.pool),
+      ...(o.services ? serviceActivities(o.pool, o.services) : {}),
+    },
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     interceptors: {
       activity: [correlationActivityInterceptor(o.log), ...(o.metrics ? [metricsActivityInterceptor(o.metrics)] : [])],

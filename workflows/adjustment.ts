@@ -1,4 +1,11 @@
-import { ApplicationFailure, condition, defineUpdate, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+} from '@temporalio/workflow';
 import type { AdjustmentActivities, AdjustmentView } from '../activities/adjustments';
 import { waitMs } from './durations';
 
@@ -34,31 +41,52 @@ const act = proxyActivities<AdjustmentActivities>({
 export async function adjustmentApproval(input: AdjustmentApprovalInput): Promise<AdjustmentView> {
   let decision: AdjustmentDecision | null = null;
   let result: AdjustmentView | null = null;
-  setHandler(decideUpdate, async (d) => {
-    decision ??= d;
-    await condition(() => result !== null);
-    return result!;
-  }, {
-    validator: (d) => {
-      if (d.by === input.requestedBy) throw ApplicationFailure.nonRetryable('the requester cannot decide their own adjustment', 'segregation_of_duties');
-      if (decision && decision.by !== d.by) throw ApplicationFailure.nonRetryable(`already decided by ${decision.by}`, 'adjustment_decided');
+  setHandler(
+    decideUpdate,
+    async (d) => {
+      decision ??= d;
+      await condition(() => result !== null);
+      return result!;
     },
-  });
+    {
+      validator: (d) => {
+        if (d.by === input.requestedBy)
+          throw ApplicationFailure.nonRetryable(
+            'the requester cannot decide their own adjustment',
+            'segregation_of_duties',
+          );
+        if (decision && decision.by !== d.by)
+          throw ApplicationFailure.nonRetryable(`already decided by ${decision.by}`, 'adjustment_decided');
+      },
+    },
+  );
   upsertMemo({ summary: `${input.points} pts for ${input.memberId} by ${input.requestedBy}: awaiting finance` });
   const decided = await condition(() => decision !== null, waitMs(Date.now(), input.decideWithin));
   const ref = { programId: input.programId, adjustmentId: input.adjustmentId };
   const d = decision as AdjustmentDecision | null;
   if (!decided || !d) {
-    result = await act.recordAdjustmentDecision({ ...ref, status: 'expired', by: null, comment: `no decision within ${input.decideWithin}` });
+    result = await act.recordAdjustmentDecision({
+      ...ref,
+      status: 'expired',
+      by: null,
+      comment: `no decision within ${input.decideWithin}`,
+    });
   } else if (d.decision === 'approve') {
     try {
       result = await act.applyApprovedAdjustment({ ...ref, approver: d.by });
     } catch {
-      result = await act.recordAdjustmentDecision({ ...ref, status: 'rejected', by: d.by, comment: 'approved, but it could not be applied' });
+      result = await act.recordAdjustmentDecision({
+        ...ref,
+        status: 'rejected',
+        by: d.by,
+        comment: 'approved, but it could not be applied',
+      });
     }
   } else {
     result = await act.recordAdjustmentDecision({ ...ref, status: 'rejected', by: d.by, comment: d.comment });
   }
-  upsertMemo({ summary: `${input.points} pts for ${input.memberId}: ${result.status}${result.approvedBy ? ` by ${result.approvedBy}` : ''}` });
+  upsertMemo({
+    summary: `${input.points} pts for ${input.memberId}: ${result.status}${result.approvedBy ? ` by ${result.approvedBy}` : ''}`,
+  });
   return result;
 }

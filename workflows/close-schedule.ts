@@ -17,7 +17,9 @@ const act = proxyActivities<CloseActivities>({
  * started (by hand or by an earlier run) is left alone. Each close is its own workflow that
  * outlives this one (it waits days for a controller).
  */
-export async function scheduledCloses(input: { period?: string } = {}): Promise<{ period: string; started: string[]; skipped: Array<{ programId: string; reason: string }> }> {
+export async function scheduledCloses(
+  input: { period?: string } = {},
+): Promise<{ period: string; started: string[]; skipped: Array<{ programId: string; reason: string }> }> {
   const period = input.period ?? previousPeriod(quarterOf(new Date(Date.now())));
   const due = await act.programsDueForClose({ period });
   const started: string[] = [];
@@ -28,7 +30,10 @@ export async function scheduledCloses(input: { period?: string } = {}): Promise<
         workflowId: closeWorkflowId(programId, period),
         parentClosePolicy: ParentClosePolicy.ABANDON,
         args: [{ programId, period, startedBy: 'system:close-schedule', override: null, ...DEFAULT_CLOSE_APPROVAL }],
-        typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.period, value: period }],
+        typedSearchAttributes: [
+          { key: SA.program, value: programId },
+          { key: SA.period, value: period },
+        ],
       });
       started.push(programId);
     } catch (e) {

@@ -1,4 +1,12 @@
-import { ApplicationFailure, condition, defineQuery, defineUpdate, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+} from '@temporalio/workflow';
 import type { CloseActivities, CloseProposal } from '../activities/close';
 import type { CloseReport } from '../domain/close-report';
 import { waitMs } from './durations';
@@ -15,7 +23,8 @@ export interface CloseInput {
   cancelAfter: string;
 }
 
-export type CloseStep = 'freezing' | 'estimating' | 'awaiting_approval' | 'escalated' | 'posting' | 'locking' | 'locked' | 'cancelled';
+export type CloseStep =
+  'freezing' | 'estimating' | 'awaiting_approval' | 'escalated' | 'posting' | 'locking' | 'locked' | 'cancelled';
 
 export interface CloseProgress {
   step: CloseStep;
@@ -55,20 +64,40 @@ export async function closeQuarter(input: CloseInput): Promise<CloseResult> {
     upsertMemo({ summary: `${input.period}: ${summary}` });
   };
   setHandler(progressQuery, () => progress);
-  setHandler(approveUpdate, async ({ approver }) => {
-    if (progress.approvedBy === null) progress.approvedBy = approver;
-    await condition(() => result !== null);
-    return result!;
-  }, {
-    validator: ({ approver }) => {
-      if (approver === input.startedBy) throw ApplicationFailure.nonRetryable('the person who started the close cannot approve it', 'segregation_of_duties');
-      if (progress.step !== 'awaiting_approval' && progress.step !== 'escalated' && progress.approvedBy !== approver) {
-        throw ApplicationFailure.nonRetryable(`the close is ${progress.step}: nothing to approve`, 'close_not_awaiting_approval');
-      }
+  setHandler(
+    approveUpdate,
+    async ({ approver }) => {
+      if (progress.approvedBy === null) progress.approvedBy = approver;
+      await condition(() => result !== null);
+      return result!;
     },
-  });
+    {
+      validator: ({ approver }) => {
+        if (approver === input.startedBy)
+          throw ApplicationFailure.nonRetryable(
+            'the person who started the close cannot approve it',
+            'segregation_of_duties',
+          );
+        if (
+          progress.step !== 'awaiting_approval' &&
+          progress.step !== 'escalated' &&
+          progress.approvedBy !== approver
+        ) {
+          throw ApplicationFailure.nonRetryable(
+            `the close is ${progress.step}: nothing to approve`,
+            'close_not_awaiting_approval',
+          );
+        }
+      },
+    },
+  );
 
-  await act.freezeQuarter({ ...ref, startedBy: input.startedBy, workflowId: closeWorkflowId(input.programId, input.period), override: input.override });
+  await act.freezeQuarter({
+    ...ref,
+    startedBy: input.startedBy,
+    workflowId: closeWorkflowId(input.programId, input.period),
+    override: input.override,
+  });
   step('estimating', 'frozen; re-estimating breakage');
   progress.proposal = await act.estimateBreakageAndPropose(ref);
   step('awaiting_approval', `awaiting a controller's approval; catch-up ${progress.proposal.totalCatchUpMinor}`);

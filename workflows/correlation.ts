@@ -11,19 +11,25 @@ import { CORRELATION_TEMPORAL_HEADER } from '../domain/correlation';
 let inherited: Headers[string] | undefined;
 
 const withHeader = <T extends { headers: Headers }>(input: T): T =>
-  inherited && !input.headers[CORRELATION_TEMPORAL_HEADER] ? { ...input, headers: { ...input.headers, [CORRELATION_TEMPORAL_HEADER]: inherited } } : input;
+  inherited && !input.headers[CORRELATION_TEMPORAL_HEADER]
+    ? { ...input, headers: { ...input.headers, [CORRELATION_TEMPORAL_HEADER]: inherited } }
+    : input;
 
 export const interceptors = (): WorkflowInterceptors => ({
-  inbound: [{
-    execute: (input, next) => {
-      inherited = input.headers[CORRELATION_TEMPORAL_HEADER];
-      return next(input);
+  inbound: [
+    {
+      execute: (input, next) => {
+        inherited = input.headers[CORRELATION_TEMPORAL_HEADER];
+        return next(input);
+      },
     },
-  }],
-  outbound: [{
-    scheduleActivity: (input, next) => next(withHeader(input)),
-    scheduleLocalActivity: (input, next) => next(withHeader(input)),
-    startChildWorkflowExecution: (input, next) => next(withHeader(input)),
-    continueAsNew: (input, next) => next(withHeader(input)),
-  }],
+  ],
+  outbound: [
+    {
+      scheduleActivity: (input, next) => next(withHeader(input)),
+      scheduleLocalActivity: (input, next) => next(withHeader(input)),
+      startChildWorkflowExecution: (input, next) => next(withHeader(input)),
+      continueAsNew: (input, next) => next(withHeader(input)),
+    },
+  ],
 });

@@ -34,14 +34,35 @@ const act = proxyActivities<RedemptionActivities>({
 export async function invoiceAdjustment(input: InvoiceAdjustmentInput): Promise<InvoiceAdjustmentResult> {
   const ref: SagaRef = { programId: input.programId, invoiceId: input.invoiceId, redemptionId: input.redemptionId };
   const given = await act.givePointsBackForInvoiceAdjustment({
-    ...ref, adjustmentId: input.adjustmentId, invoiceTotalMinor: input.invoiceTotalMinor,
-    maxInvoiceShareMillionths: input.maxInvoiceShareMillionths, occurredAt: input.occurredAt,
+    ...ref,
+    adjustmentId: input.adjustmentId,
+    invoiceTotalMinor: input.invoiceTotalMinor,
+    maxInvoiceShareMillionths: input.maxInvoiceShareMillionths,
+    occurredAt: input.occurredAt,
   });
   let glEntryId: string | null = null;
   if (given.adjustmentPoints > 0) {
-    await act.reduceCreditInBilling({ ...ref, adjustmentId: input.adjustmentId, creditMinor: given.adjustmentCreditMinor, points: given.adjustmentPoints });
-    glEntryId = await act.postJournalToGl({ ...ref, reversal: false, adjustmentId: input.adjustmentId, occurredAt: input.occurredAt });
+    await act.reduceCreditInBilling({
+      ...ref,
+      adjustmentId: input.adjustmentId,
+      creditMinor: given.adjustmentCreditMinor,
+      points: given.adjustmentPoints,
+    });
+    glEntryId = await act.postJournalToGl({
+      ...ref,
+      reversal: false,
+      adjustmentId: input.adjustmentId,
+      occurredAt: input.occurredAt,
+    });
   }
-  upsertMemo({ summary: `invoice ${input.invoiceId} lowered to ${input.invoiceTotalMinor}: ${given.adjustmentPoints} pts (${given.adjustmentCreditMinor}) given back` });
-  return { invoiceId: input.invoiceId, adjustmentId: input.adjustmentId, pointsReversed: given.adjustmentPoints, creditReversedMinor: given.adjustmentCreditMinor, glEntryId };
+  upsertMemo({
+    summary: `invoice ${input.invoiceId} lowered to ${input.invoiceTotalMinor}: ${given.adjustmentPoints} pts (${given.adjustmentCreditMinor}) given back`,
+  });
+  return {
+    invoiceId: input.invoiceId,
+    adjustmentId: input.adjustmentId,
+    pointsReversed: given.adjustmentPoints,
+    creditReversedMinor: given.adjustmentCreditMinor,
+    glEntryId,
+  };
 }

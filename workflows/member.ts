@@ -1,4 +1,12 @@
-import { condition, continueAsNew, defineSignal, proxyLocalActivities, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import {
+  condition,
+  continueAsNew,
+  defineSignal,
+  proxyLocalActivities,
+  setHandler,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { MemberActivities, MemberRef } from '../activities/member';
 
 /** Tells the workflow to read its deadline again (new member, idle timer, merge, rule change). */
@@ -46,7 +54,9 @@ export async function memberLifecycle(input: MemberRef & { maxRoundsPerRun?: num
       return { status: 'merged', mergedInto: state.mergedInto ?? '' };
     }
     if (state.status === 'unknown') return { status: 'unknown_member' };
-    summarize(`${state.balance} pts; ${state.expiresAt ? `expire ${state.expiresAt} without a purchase` : 'no expiry'}`);
+    summarize(
+      `${state.balance} pts; ${state.expiresAt ? `expire ${state.expiresAt} without a purchase` : 'no expiry'}`,
+    );
 
     if (state.expiresAt === null) {
       await condition(() => woken);

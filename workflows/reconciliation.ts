@@ -29,8 +29,9 @@ export interface ProgramDaySummary {
 export async function reconcileProgramDay(input: { programId: string; date: string }): Promise<ReconciliationReport> {
   const report = await act.reconcileRedemptionsOfDay({ ...input, workflowId: workflowInfo().workflowId });
   upsertMemo({
-    summary: `${input.date}: ${report.redemptionsChecked} redemptions, ${report.glEntriesChecked} GL entries checked; `
-      + `${report.differenceCount} difference(s), ${report.inProgress.length} in progress`,
+    summary:
+      `${input.date}: ${report.redemptionsChecked} redemptions, ${report.glEntriesChecked} GL entries checked; ` +
+      `${report.differenceCount} difference(s), ${report.inProgress.length} in progress`,
   });
   return report;
 }
@@ -47,7 +48,10 @@ export async function dailyReconciliation(input: { date?: string } = {}): Promis
     const r = await executeChild(reconcileProgramDay, {
       args: [{ programId, date }],
       workflowId: reconciliationWorkflowId(programId, date),
-      typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.period, value: date }],
+      typedSearchAttributes: [
+        { key: SA.program, value: programId },
+        { key: SA.period, value: date },
+      ],
     });
     out.push({ programId, date, differenceCount: r.differenceCount, inProgress: r.inProgress.length });
   }

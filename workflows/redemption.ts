@@ -1,5 +1,15 @@
 import {
-  ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, patched, proxyActivities, proxyLocalActivities, setHandler, upsertMemo, workflowInfo,
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertMemo,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { RedemptionActivities, SagaRef } from '../activities/redemption';
 import { waitMs } from './durations';
@@ -10,7 +20,13 @@ export interface RedemptionInput extends SagaRef {
   invoiceTotalMinor: number;
   occurredAt: string;
   jurisdiction: string | null;
-  rules: { pointValueMinor: number; minPoints: number; maxInvoiceShareMillionths: string; cohortOrder: 'oldest_first' | 'pro_rata'; chargebackWindow: string };
+  rules: {
+    pointValueMinor: number;
+    minPoints: number;
+    maxInvoiceShareMillionths: string;
+    cohortOrder: 'oldest_first' | 'pro_rata';
+    chargebackWindow: string;
+  };
 }
 
 export interface RedemptionOutcome {
@@ -30,7 +46,11 @@ export interface Chargeback {
 /** Answers once the credit is applied in billing or the redemption is declined (the API waits on it). */
 export const outcomeUpdate = defineUpdate<RedemptionOutcome>('outcome');
 export const chargebackSignal = defineSignal<[Chargeback]>('chargeback');
-export const stateQuery = defineQuery<{ outcome: RedemptionOutcome | null; frozen: boolean; chargebacks: Chargeback[] }>('state');
+export const stateQuery = defineQuery<{
+  outcome: RedemptionOutcome | null;
+  frozen: boolean;
+  chargebacks: Chargeback[];
+}>('state');
 
 // The steps are short calls (one SQL transaction, or one HTTP call with a 2-second timeout): local
 // activities, retried on the worker, with no activity task on the server (billing waits for the
@@ -67,7 +87,9 @@ const failureCode = (err: unknown): string => refusal(err)?.type ?? 'service_una
  */
 function callInDoubt(err: unknown): boolean {
   const r = refusal(err);
-  return !r || r.type === 'service_unavailable' || (r.details?.[0] as { inDoubt?: boolean } | undefined)?.inDoubt === true;
+  return (
+    !r || r.type === 'service_unavailable' || (r.details?.[0] as { inDoubt?: boolean } | undefined)?.inDoubt === true
+  );
 }
 
 /**
@@ -82,7 +104,10 @@ function callInDoubt(err: unknown): boolean {
  * null when every step is done.
  */
 async function runStepsSettlingCallsInDoubt(
-  input: RedemptionInput, ref: SagaRef, applied: { pointsApplied: number; creditMinor: number }, committedBefore: boolean,
+  input: RedemptionInput,
+  ref: SagaRef,
+  applied: { pointsApplied: number; creditMinor: number },
+  committedBefore: boolean,
 ): Promise<string | null> {
   const credit = { ...ref, points: applied.pointsApplied, creditMinor: applied.creditMinor };
   let done: 'held' | 'credited' | 'committed' = committedBefore ? 'committed' : 'held';
@@ -90,13 +115,24 @@ async function runStepsSettlingCallsInDoubt(
   let glInDoubt = false;
   try {
     if (done === 'held') {
-      await steps.getTaxTreatment({ ...ref, memberId: input.memberId, jurisdiction: input.jurisdiction, creditMinor: applied.creditMinor });
-      await steps.applyCreditInBilling(credit).catch((e) => { creditRefused = !callInDoubt(e); throw e; });
+      await steps.getTaxTreatment({
+        ...ref,
+        memberId: input.memberId,
+        jurisdiction: input.jurisdiction,
+        creditMinor: applied.creditMinor,
+      });
+      await steps.applyCreditInBilling(credit).catch((e) => {
+        creditRefused = !callInDoubt(e);
+        throw e;
+      });
       done = 'credited';
       await steps.commitPointsAndJournal(ref);
       done = 'committed';
     }
-    await steps.postJournalToGl({ ...ref, reversal: false, occurredAt: input.occurredAt }).catch((e) => { glInDoubt = callInDoubt(e); throw e; });
+    await steps.postJournalToGl({ ...ref, reversal: false, occurredAt: input.occurredAt }).catch((e) => {
+      glInDoubt = callInDoubt(e);
+      throw e;
+    });
     return null;
   } catch (err) {
     // in reverse order of the steps
@@ -112,16 +148,27 @@ async function runStepsSettlingCallsInDoubt(
 }
 
 /** The forward steps and compensations as runs started before patch `saga-settles-calls-in-doubt` replay them. */
-async function runStepsBeforeSettling(input: RedemptionInput, ref: SagaRef, applied: { pointsApplied: number; creditMinor: number }): Promise<string | null> {
+async function runStepsBeforeSettling(
+  input: RedemptionInput,
+  ref: SagaRef,
+  applied: { pointsApplied: number; creditMinor: number },
+): Promise<string | null> {
   const compensations: Array<() => Promise<unknown>> = [];
   try {
     compensations.unshift(() => undo.releaseHeldPoints({ ...ref, reason: 'compensated' }));
-    await steps.getTaxTreatment({ ...ref, memberId: input.memberId, jurisdiction: input.jurisdiction, creditMinor: applied.creditMinor });
+    await steps.getTaxTreatment({
+      ...ref,
+      memberId: input.memberId,
+      jurisdiction: input.jurisdiction,
+      creditMinor: applied.creditMinor,
+    });
     await steps.applyCreditInBilling({ ...ref, points: applied.pointsApplied, creditMinor: applied.creditMinor });
     compensations.unshift(() => undo.reverseCreditInBilling({ ...ref, reason: 'compensated' }));
     await steps.commitPointsAndJournal(ref);
     compensations.pop(); // the hold is spent: undoing it is now the reversal below
-    compensations.unshift(() => undo.reversePointsAndJournal({ ...ref, reason: 'compensated', occurredAt: input.occurredAt }));
+    compensations.unshift(() =>
+      undo.reversePointsAndJournal({ ...ref, reason: 'compensated', occurredAt: input.occurredAt }),
+    );
     await steps.postJournalToGl({ ...ref, reversal: false, occurredAt: input.occurredAt });
     return null;
   } catch (err) {
@@ -152,16 +199,29 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
   setHandler(stateQuery, () => ({ outcome, frozen, chargebacks }));
   const decide = (o: RedemptionOutcome) => {
     outcome = o;
-    upsertMemo({ summary: `${o.status}${o.reason ? ` (${o.reason})` : ''}: ${o.pointsApplied} pts for ${o.creditMinor} on ${o.invoiceId}` });
+    upsertMemo({
+      summary: `${o.status}${o.reason ? ` (${o.reason})` : ''}: ${o.pointsApplied} pts for ${o.creditMinor} on ${o.invoiceId}`,
+    });
     return o;
   };
 
   const hold = await steps.holdPoints({
-    ...ref, memberId: input.memberId, points: input.points, invoiceTotalMinor: input.invoiceTotalMinor,
-    pointValueMinor: input.rules.pointValueMinor, minPoints: input.rules.minPoints,
-    maxInvoiceShareMillionths: input.rules.maxInvoiceShareMillionths, cohortOrder: input.rules.cohortOrder, occurredAt: input.occurredAt,
+    ...ref,
+    memberId: input.memberId,
+    points: input.points,
+    invoiceTotalMinor: input.invoiceTotalMinor,
+    pointValueMinor: input.rules.pointValueMinor,
+    minPoints: input.rules.minPoints,
+    maxInvoiceShareMillionths: input.rules.maxInvoiceShareMillionths,
+    cohortOrder: input.rules.cohortOrder,
+    occurredAt: input.occurredAt,
   });
-  const applied = { redemptionId: hold.redemptionId ?? input.redemptionId, invoiceId: input.invoiceId, pointsApplied: hold.pointsApplied ?? 0, creditMinor: hold.creditMinor ?? 0 };
+  const applied = {
+    redemptionId: hold.redemptionId ?? input.redemptionId,
+    invoiceId: input.invoiceId,
+    pointsApplied: hold.pointsApplied ?? 0,
+    creditMinor: hold.creditMinor ?? 0,
+  };
   if (hold.status === 'declined') return decide({ ...applied, status: 'declined', reason: hold.reason ?? 'declined' });
   if (hold.existing && hold.redemptionId !== input.redemptionId) {
     // An earlier run (closed since) decided this invoice: report what it decided, do nothing again.

@@ -1,4 +1,14 @@
-import { ApplicationFailure, condition, defineQuery, defineSignal, defineUpdate, patched, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  patched,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+} from '@temporalio/workflow';
 import type { RuleChangeActivities, RuleChangeImpact } from '../activities/rule-change';
 import { waitMs } from './durations';
 
@@ -30,7 +40,10 @@ export interface RuleChangeState {
   remindedAt: string | null;
 }
 
-export const decideRuleChangeUpdate = defineUpdate<RuleChangeState, [{ by: string; roles: string[]; decision: 'approve' | 'reject'; comment: string | null }]>('decide');
+export const decideRuleChangeUpdate = defineUpdate<
+  RuleChangeState,
+  [{ by: string; roles: string[]; decision: 'approve' | 'reject'; comment: string | null }]
+>('decide');
 export const withdrawSignal = defineSignal<[{ by: string }]>('withdraw');
 export const ruleChangeStateQuery = defineQuery<RuleChangeState>('state');
 
@@ -48,40 +61,66 @@ const act = proxyActivities<RuleChangeActivities>({
  */
 export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeState> {
   const ref = { programId: input.programId, changeId: input.changeId };
-  const state: RuleChangeState = { status: 'assessing', impact: null, approvals: [], activatesAt: null, remindedAt: null };
+  const state: RuleChangeState = {
+    status: 'assessing',
+    impact: null,
+    approvals: [],
+    activatesAt: null,
+    remindedAt: null,
+  };
   let withdrawn = false;
-  const filled = () => input.requiredRoles.every((r) => state.approvals.some((a) => a.role === r && a.decision === 'approve'));
+  const filled = () =>
+    input.requiredRoles.every((r) => state.approvals.some((a) => a.role === r && a.decision === 'approve'));
   const rejected = () => state.approvals.some((a) => a.decision === 'reject');
-  const record = () => act.recordRuleChange({ ...ref, status: state.status, approvals: state.approvals, activatesAt: state.activatesAt });
+  const record = () =>
+    act.recordRuleChange({ ...ref, status: state.status, approvals: state.approvals, activatesAt: state.activatesAt });
   const memo = (summary: string) => upsertMemo({ summary: `${input.changeId}: ${summary}` });
 
   setHandler(ruleChangeStateQuery, () => state);
   setHandler(withdrawSignal, () => {
-    if (state.status === 'assessing' || state.status === 'awaiting_approvals' || state.status === 'scheduled') withdrawn = true;
+    if (state.status === 'assessing' || state.status === 'awaiting_approvals' || state.status === 'scheduled')
+      withdrawn = true;
   });
-  setHandler(decideRuleChangeUpdate, async (d) => {
-    const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
-    const role = d.decision === 'reject' ? (input.requiredRoles.find((r) => d.roles.includes(r) || d.roles.includes('admin')) ?? 'unknown')
-      : open.find((r) => d.roles.includes(r) || d.roles.includes('admin'))!;
-    state.approvals.push({ role, by: d.by, decision: d.decision, comment: d.comment });
-    // the decision that settles it answers with what follows (scheduled or rejected); the others at once
-    if (filled() || rejected()) await condition(() => state.status !== 'awaiting_approvals');
-    return state;
-  }, {
-    validator: (d) => {
-      if (d.by === input.proposedBy) throw ApplicationFailure.nonRetryable('the proposer cannot approve their own change', 'segregation_of_duties');
-      if (state.status !== 'awaiting_approvals') throw ApplicationFailure.nonRetryable(`the change is ${state.status}`, 'rule_change_not_awaiting_approval');
-      if (state.approvals.some((a) => a.by === d.by)) throw ApplicationFailure.nonRetryable('one person fills at most one required role', 'segregation_of_duties');
+  setHandler(
+    decideRuleChangeUpdate,
+    async (d) => {
       const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
-      if (!open.some((r) => d.roles.includes(r) || d.roles.includes('admin'))) {
-        throw ApplicationFailure.nonRetryable(`no open approval for the roles ${d.roles.join(', ')} (open: ${open.join(', ') || 'none'})`, 'forbidden');
-      }
+      const role =
+        d.decision === 'reject'
+          ? (input.requiredRoles.find((r) => d.roles.includes(r) || d.roles.includes('admin')) ?? 'unknown')
+          : open.find((r) => d.roles.includes(r) || d.roles.includes('admin'))!;
+      state.approvals.push({ role, by: d.by, decision: d.decision, comment: d.comment });
+      // the decision that settles it answers with what follows (scheduled or rejected); the others at once
+      if (filled() || rejected()) await condition(() => state.status !== 'awaiting_approvals');
+      return state;
     },
-  });
+    {
+      validator: (d) => {
+        if (d.by === input.proposedBy)
+          throw ApplicationFailure.nonRetryable(
+            'the proposer cannot approve their own change',
+            'segregation_of_duties',
+          );
+        if (state.status !== 'awaiting_approvals')
+          throw ApplicationFailure.nonRetryable(`the change is ${state.status}`, 'rule_change_not_awaiting_approval');
+        if (state.approvals.some((a) => a.by === d.by))
+          throw ApplicationFailure.nonRetryable('one person fills at most one required role', 'segregation_of_duties');
+        const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+        if (!open.some((r) => d.roles.includes(r) || d.roles.includes('admin'))) {
+          throw ApplicationFailure.nonRetryable(
+            `no open approval for the roles ${d.roles.join(', ')} (open: ${open.join(', ') || 'none'})`,
+            'forbidden',
+          );
+        }
+      },
+    },
+  );
 
   state.impact = await act.assessRuleChangeImpact(ref);
   state.status = 'awaiting_approvals';
-  memo(`awaiting ${input.requiredRoles.join(' and ')}${state.impact.adverse.length ? `; adverse: ${state.impact.adverse.join(', ')}` : ''}`);
+  memo(
+    `awaiting ${input.requiredRoles.join(' and ')}${state.impact.adverse.length ? `; adverse: ${state.impact.adverse.join(', ')}` : ''}`,
+  );
 
   const decideMs = waitMs(Date.now(), input.decideWithin);
   const decideBy = new Date(Date.now() + decideMs).toISOString();
@@ -91,7 +130,8 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
     const awaitingRoles = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
     memo(`reminder: still awaiting ${awaitingRoles.join(' and ')}`);
     // Workflows started before the reminder became a message only set the memo.
-    if (patched('rule-change-reminder-notification')) await act.remindRuleChangeApprovers({ ...ref, awaitingRoles, decideBy });
+    if (patched('rule-change-reminder-notification'))
+      await act.remindRuleChangeApprovers({ ...ref, awaitingRoles, decideBy });
     await record();
     await condition(done, decideMs - decideMs / 2);
   }

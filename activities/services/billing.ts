@@ -27,24 +27,79 @@ export interface BillingInvoice {
 export function billingClient(o: Omit<ServiceClientOptions, 'service'>) {
   const opts = { ...o, service: 'billing' };
   return {
-    createInvoice: (inv: { invoiceId: string; customerId: string; currency: string; lines: Array<{ description: string; amountMinor: number }> }, key: string) =>
-      callService<BillingInvoice>(opts, 'create_invoice', 'POST', '/invoices', inv, key),
+    createInvoice: (
+      inv: {
+        invoiceId: string;
+        customerId: string;
+        currency: string;
+        lines: Array<{ description: string; amountMinor: number }>;
+      },
+      key: string,
+    ) => callService<BillingInvoice>(opts, 'create_invoice', 'POST', '/invoices', inv, key),
     getInvoice: (invoiceId: string) =>
-      callService<BillingInvoice>(opts, 'get_invoice', 'GET', `/invoices/${encodeURIComponent(invoiceId)}`, undefined, null),
-    applyCredit: (invoiceId: string, credit: { creditId: string; description: string; amountMinor: number; points: number; source?: string }, key: string) =>
-      callService<{ credit: BillingCredit; invoice: BillingInvoice }>(opts, 'apply_credit', 'POST', `/invoices/${encodeURIComponent(invoiceId)}/credits`, credit, key),
+      callService<BillingInvoice>(
+        opts,
+        'get_invoice',
+        'GET',
+        `/invoices/${encodeURIComponent(invoiceId)}`,
+        undefined,
+        null,
+      ),
+    applyCredit: (
+      invoiceId: string,
+      credit: { creditId: string; description: string; amountMinor: number; points: number; source?: string },
+      key: string,
+    ) =>
+      callService<{ credit: BillingCredit; invoice: BillingInvoice }>(
+        opts,
+        'apply_credit',
+        'POST',
+        `/invoices/${encodeURIComponent(invoiceId)}/credits`,
+        credit,
+        key,
+      ),
     reverseCredit: (invoiceId: string, creditId: string, reason: string, key: string) =>
-      callService<{ credit: BillingCredit; invoice: BillingInvoice }>(opts, 'reverse_credit', 'POST',
-        `/invoices/${encodeURIComponent(invoiceId)}/credits/${encodeURIComponent(creditId)}/reverse`, { reason }, key),
-    reduceCredit: (invoiceId: string, creditId: string, reduction: { reductionId: string; amountMinor: number; points: number; reason?: string }, key: string) =>
-      callService<{ credit: BillingCredit; invoice: BillingInvoice }>(opts, 'reduce_credit', 'POST',
-        `/invoices/${encodeURIComponent(invoiceId)}/credits/${encodeURIComponent(creditId)}/reduce`, reduction, key),
+      callService<{ credit: BillingCredit; invoice: BillingInvoice }>(
+        opts,
+        'reverse_credit',
+        'POST',
+        `/invoices/${encodeURIComponent(invoiceId)}/credits/${encodeURIComponent(creditId)}/reverse`,
+        { reason },
+        key,
+      ),
+    reduceCredit: (
+      invoiceId: string,
+      creditId: string,
+      reduction: { reductionId: string; amountMinor: number; points: number; reason?: string },
+      key: string,
+    ) =>
+      callService<{ credit: BillingCredit; invoice: BillingInvoice }>(
+        opts,
+        'reduce_credit',
+        'POST',
+        `/invoices/${encodeURIComponent(invoiceId)}/credits/${encodeURIComponent(creditId)}/reduce`,
+        reduction,
+        key,
+      ),
     adjustInvoice: (invoiceId: string, lines: Array<{ description: string; amountMinor: number }>, key: string) =>
-      callService<BillingInvoice>(opts, 'adjust_invoice', 'POST', `/invoices/${encodeURIComponent(invoiceId)}/adjust`, { lines }, key),
+      callService<BillingInvoice>(
+        opts,
+        'adjust_invoice',
+        'POST',
+        `/invoices/${encodeURIComponent(invoiceId)}/adjust`,
+        { lines },
+        key,
+      ),
     /** credits applied, reduced or reversed on a day (UTC), of one source if given */
     creditsOn: (date: string, source?: string) =>
-      callService<{ date: string; credits: BillingCredit[] }>(opts, 'list_credits', 'GET',
-        `/credits?date=${date}${source ? `&source=${encodeURIComponent(source)}` : ''}`, undefined, null),
+      callService<{ date: string; credits: BillingCredit[] }>(
+        opts,
+        'list_credits',
+        'GET',
+        `/credits?date=${date}${source ? `&source=${encodeURIComponent(source)}` : ''}`,
+        undefined,
+        null,
+      ),
   };
 }
 export type BillingClient = ReturnType<typeof billingClient>;

@@ -24,12 +24,32 @@ export function glClient(o: Omit<ServiceClientOptions, 'service'>) {
     postEntry: (entry: { entryId: string; date: string; description: string; lines: GlLine[] }, key: string) =>
       callService<GlEntry>(opts, 'post_entry', 'POST', '/journal-entries', entry, key),
     reverseEntry: (entryId: string, reversalId: string, date: string, key: string) =>
-      callService<GlEntry>(opts, 'reverse_entry', 'POST', `/journal-entries/${encodeURIComponent(entryId)}/reverse`, { reversalId, date }, key),
+      callService<GlEntry>(
+        opts,
+        'reverse_entry',
+        'POST',
+        `/journal-entries/${encodeURIComponent(entryId)}/reverse`,
+        { reversalId, date },
+        key,
+      ),
     getEntry: (entryId: string) =>
-      callService<GlEntry>(opts, 'get_entry', 'GET', `/journal-entries/${encodeURIComponent(entryId)}`, undefined, null),
+      callService<GlEntry>(
+        opts,
+        'get_entry',
+        'GET',
+        `/journal-entries/${encodeURIComponent(entryId)}`,
+        undefined,
+        null,
+      ),
     entriesOn: (date: string, account?: string) =>
-      callService<{ date: string; entries: GlEntry[] }>(opts, 'list_entries', 'GET',
-        `/journal-entries?date=${date}${account ? `&account=${encodeURIComponent(account)}` : ''}`, undefined, null),
+      callService<{ date: string; entries: GlEntry[] }>(
+        opts,
+        'list_entries',
+        'GET',
+        `/journal-entries?date=${date}${account ? `&account=${encodeURIComponent(account)}` : ''}`,
+        undefined,
+        null,
+      ),
   };
 }
 export type GlClient = ReturnType<typeof glClient>;

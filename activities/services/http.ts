@@ -55,8 +55,14 @@ export async function callService<T>(
     });
   } catch (e) {
     const timedOut = (e as Error).name === 'TimeoutError';
-    throw new ServiceError(o.service, operation, 0, timedOut ? 'timeout' : 'network_error',
-      timedOut ? `no answer within ${o.timeoutMs} ms` : (e as Error).message, true);
+    throw new ServiceError(
+      o.service,
+      operation,
+      0,
+      timedOut ? 'timeout' : 'network_error',
+      timedOut ? `no answer within ${o.timeoutMs} ms` : (e as Error).message,
+      true,
+    );
   }
   const text = await res.text();
   let parsed: unknown;
@@ -67,7 +73,14 @@ export async function callService<T>(
   }
   if (!res.ok) {
     const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
-    throw new ServiceError(o.service, operation, res.status, err?.code ?? `http_${res.status}`, err?.message ?? text.slice(0, 200), isRetryableStatus(res.status));
+    throw new ServiceError(
+      o.service,
+      operation,
+      res.status,
+      err?.code ?? `http_${res.status}`,
+      err?.message ?? text.slice(0, 200),
+      isRetryableStatus(res.status),
+    );
   }
   return parsed as T;
 }

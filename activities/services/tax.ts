@@ -15,8 +15,15 @@ export interface TaxTreatment {
 export function taxClient(o: Omit<ServiceClientOptions, 'service'>) {
   const opts = { ...o, service: 'tax' };
   return {
-    treatment: (q: { jurisdiction: string; currency: string; lines: Array<{ lineId: string; amountMinor: number }>; pointsCreditMinor: number }, key: string) =>
-      callService<TaxTreatment>(opts, 'get_treatment', 'POST', '/treatments', q, key),
+    treatment: (
+      q: {
+        jurisdiction: string;
+        currency: string;
+        lines: Array<{ lineId: string; amountMinor: number }>;
+        pointsCreditMinor: number;
+      },
+      key: string,
+    ) => callService<TaxTreatment>(opts, 'get_treatment', 'POST', '/treatments', q, key),
   };
 }
 export type TaxClient = ReturnType<typeof taxClient>;

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { callWriteFunction, type WriteResult } from '../../db/ledger';
-import { allocateRelativeSsp, allocateRelativeSspMicro, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
+import {
+  allocateRelativeSsp,
+  allocateRelativeSspMicro,
+  pointsEarned,
+  provisionIncrementalCost,
+} from '../../domain/allocation';
 import { ApiError, validationFailed } from '../../domain/errors';
 import { MICRO_PER_MINOR, rateToMillionths } from '../../domain/money';
 import { quarterOf } from '../../domain/period';
@@ -34,16 +39,31 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const points = pointsEarned(amountMinor, rules.earn);
     const expected = rateToMillionths(rules.expectedRedemptionRate);
     const relativeSsp = rules.accounting.method === 'relative_ssp';
-    const ssp = { priceMinor: amountMinor, points, pointValueMinor: BigInt(rules.pointValueMinor), expectedRedemption: expected };
+    const ssp = {
+      priceMinor: amountMinor,
+      points,
+      pointValueMinor: BigInt(rules.pointValueMinor),
+      expectedRedemption: expected,
+    };
     const allocated = relativeSsp
       ? allocateRelativeSsp(ssp)
-      : provisionIncrementalCost({ points, costPerPointMinor: BigInt(rules.accounting.costPerPointMinor ?? 0), expectedRedemption: expected });
+      : provisionIncrementalCost({
+          points,
+          costPerPointMinor: BigInt(rules.accounting.costPerPointMinor ?? 0),
+          expectedRedemption: expected,
+        });
     const allocatedMicro = relativeSsp ? allocateRelativeSspMicro(ssp) : allocated * MICRO_PER_MINOR;
     const limit = BigInt(LIMITS.maxPointsPerAccrual);
     if (points > limit || allocated > limit) {
-      throw new ApiError(422, 'amount_out_of_range', 'this purchase would earn more points than one accrual may carry', {
-        points: points.toString(), maxPoints: LIMITS.maxPointsPerAccrual,
-      });
+      throw new ApiError(
+        422,
+        'amount_out_of_range',
+        'this purchase would earn more points than one accrual may carry',
+        {
+          points: points.toString(),
+          maxPoints: LIMITS.maxPointsPerAccrual,
+        },
+      );
     }
     const result = await ctx.accruals.submit({
       programId,

@@ -9,7 +9,8 @@ import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
 import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
 import { idempotencyKey, parse } from '../validate';
 
-export const adjustmentWorkflowId = (programId: string, adjustmentId: string) => `adjustment:${programId}:${adjustmentId}`;
+export const adjustmentWorkflowId = (programId: string, adjustmentId: string) =>
+  `adjustment:${programId}:${adjustmentId}`;
 
 /** Manual point adjustments (support), with a finance approval above the program's threshold. */
 export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -24,18 +25,41 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const needsApproval = Math.abs(body.points) > threshold;
     const t = needsApproval ? requireTemporal(ctx, 'an adjustment above the threshold') : null;
     const { adjustment } = await recordAdjustment(ctx.pool, {
-      adjustmentId: randomUUID(), programId, memberId: body.memberId, points: body.points, reasonCode: body.reasonCode,
-      comment: body.comment ?? null, requestedBy: principal.name, idempotencyKey: key,
+      adjustmentId: randomUUID(),
+      programId,
+      memberId: body.memberId,
+      points: body.points,
+      reasonCode: body.reasonCode,
+      comment: body.comment ?? null,
+      requestedBy: principal.name,
+      idempotencyKey: key,
     });
     if (!needsApproval) {
       await applyAdjustment(ctx.pool, adjustment.adjustmentId, null);
-      return reply.status(201).send({ ...(await getAdjustment(ctx.pool, programId, adjustment.adjustmentId)), approvalThresholdPoints: threshold });
+      return reply.status(201).send({
+        ...(await getAdjustment(ctx.pool, programId, adjustment.adjustmentId)),
+        approvalThresholdPoints: threshold,
+      });
     }
     const workflowId = adjustmentWorkflowId(programId, adjustment.adjustmentId);
     await t!.client.workflow.start(adjustmentApproval, {
-      workflowId, taskQueue: t!.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [{ programId, adjustmentId: adjustment.adjustmentId, memberId: body.memberId, points: body.points, requestedBy: principal.name, decideWithin: ADJUSTMENT_DECISION_WINDOW }],
-      typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.member, value: body.memberId }],
+      workflowId,
+      taskQueue: t!.taskQueue,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      args: [
+        {
+          programId,
+          adjustmentId: adjustment.adjustmentId,
+          memberId: body.memberId,
+          points: body.points,
+          requestedBy: principal.name,
+          decideWithin: ADJUSTMENT_DECISION_WINDOW,
+        },
+      ],
+      typedSearchAttributes: [
+        { key: SA.program, value: programId },
+        { key: SA.member, value: body.memberId },
+      ],
       memo: { summary: `${body.points} pts for ${body.memberId} by ${principal.name}: awaiting finance` },
     });
     return reply.status(202).send({ ...adjustment, workflowId, approvalThresholdPoints: threshold });
@@ -49,11 +73,18 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     idempotencyKey(req);
     const a = await getAdjustment(ctx.pool, programId, adjustmentId);
     if (!a) throw notFound('adjustment', { programId, adjustmentId });
-    if (a.requestedBy === principal.name) throw new ApiError(403, 'segregation_of_duties', 'the requester cannot decide their own adjustment', { requestedBy: a.requestedBy });
-    if (a.status !== 'pending_approval') throw new ApiError(409, 'adjustment_decided', `the adjustment is ${a.status}`, { status: a.status });
+    if (a.requestedBy === principal.name)
+      throw new ApiError(403, 'segregation_of_duties', 'the requester cannot decide their own adjustment', {
+        requestedBy: a.requestedBy,
+      });
+    if (a.status !== 'pending_approval')
+      throw new ApiError(409, 'adjustment_decided', `the adjustment is ${a.status}`, { status: a.status });
     try {
-      return await requireTemporal(ctx, 'an approval').client.workflow.getHandle(adjustmentWorkflowId(programId, adjustmentId))
-        .executeUpdate(decideUpdate, { args: [{ decision: body.decision, by: principal.name, comment: body.comment ?? null }] });
+      return await requireTemporal(ctx, 'an approval')
+        .client.workflow.getHandle(adjustmentWorkflowId(programId, adjustmentId))
+        .executeUpdate(decideUpdate, {
+          args: [{ decision: body.decision, by: principal.name, comment: body.comment ?? null }],
+        });
     } catch (e) {
       rethrowUpdateRefusal(e, 'adjustment_decided');
     }

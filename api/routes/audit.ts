@@ -11,6 +11,8 @@ export function auditRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const { programId } = parse(programParams, req.params, 'path');
     const q = parse(auditQuery, req.query, 'query');
     await ctx.programs.get(programId);
-    return { entries: await readAudit(ctx.pool, { programId, memberId: q.memberId, since: q.since, limit: q.limit ?? 100 }) };
+    return {
+      entries: await readAudit(ctx.pool, { programId, memberId: q.memberId, since: q.since, limit: q.limit ?? 100 }),
+    };
   });
 }

@@ -11,7 +11,6 @@ import { approveUpdate, closeQuarter, progressQuery } from '../../workflows/clos
 import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
 import { idempotencyKey, parse } from '../validate';
 
-
 /** The quarterly close (finance starts, a controller approves) and its disclosure report. */
 export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const temporal = () => requireTemporal(ctx, 'the close');
@@ -25,18 +24,33 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     await ctx.programs.get(programId);
     const existing = await checkCanClose(ctx.pool, programId, body.period, new Date());
     const workflowId = closeWorkflowId(programId, body.period);
-    if (existing) return reply.status(200).send({ programId, period: body.period, status: existing.status, startedBy: existing.startedBy, workflowId });
+    if (existing)
+      return reply
+        .status(200)
+        .send({ programId, period: body.period, status: existing.status, startedBy: existing.startedBy, workflowId });
     const t = temporal();
     await t.client.workflow.start(closeQuarter, {
-      workflowId, taskQueue: t.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [{
-        programId, period: body.period, startedBy: principal.name, override: body.redemptionRateOverride ?? null,
-        ...(t.closeApproval ?? DEFAULT_CLOSE_APPROVAL),
-      }],
+      workflowId,
+      taskQueue: t.taskQueue,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      args: [
+        {
+          programId,
+          period: body.period,
+          startedBy: principal.name,
+          override: body.redemptionRateOverride ?? null,
+          ...(t.closeApproval ?? DEFAULT_CLOSE_APPROVAL),
+        },
+      ],
       memo: { summary: `${body.period}: started by ${principal.name}` },
-      typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.period, value: body.period }],
+      typedSearchAttributes: [
+        { key: SA.program, value: programId },
+        { key: SA.period, value: body.period },
+      ],
     });
-    return reply.status(202).send({ programId, period: body.period, status: 'started', startedBy: principal.name, workflowId });
+    return reply
+      .status(202)
+      .send({ programId, period: body.period, status: 'started', startedBy: principal.name, workflowId });
   });
 
   app.post('/v1/programs/:programId/closes/:period/approve', async (req) => {
@@ -46,16 +60,28 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     idempotencyKey(req);
     const close = await getClose(ctx.pool, programId, period);
     if (!close) throw notFound('close', { programId, period });
-    if (close.startedBy === principal.name) throw new ApiError(403, 'segregation_of_duties', 'the person who started the close cannot approve it', { startedBy: close.startedBy });
-    if (close.status === 'locked') return { programId, period, status: 'locked', approvedBy: close.approvedBy, glEntryId: close.glEntryId };
+    if (close.startedBy === principal.name)
+      throw new ApiError(403, 'segregation_of_duties', 'the person who started the close cannot approve it', {
+        startedBy: close.startedBy,
+      });
+    if (close.status === 'locked')
+      return { programId, period, status: 'locked', approvedBy: close.approvedBy, glEntryId: close.glEntryId };
     if (close.status !== 'proposed' && close.status !== 'escalated') {
-      throw new ApiError(409, 'close_not_awaiting_approval', `the close of ${period} is ${close.status}: nothing to approve`, { status: close.status });
+      throw new ApiError(
+        409,
+        'close_not_awaiting_approval',
+        `the close of ${period} is ${close.status}: nothing to approve`,
+        { status: close.status },
+      );
     }
     try {
-      const r = await temporal().client.workflow.getHandle(close.workflowId).executeUpdate(approveUpdate, { args: [{ approver: principal.name }] });
+      const r = await temporal()
+        .client.workflow.getHandle(close.workflowId)
+        .executeUpdate(approveUpdate, { args: [{ approver: principal.name }] });
       return { programId, period, status: r.status, approvedBy: principal.name, glEntryId: r.glEntryId };
     } catch (e) {
-      if (e instanceof WorkflowNotFoundError) throw new ApiError(409, 'close_not_awaiting_approval', `the close of ${period} is ${close.status}`);
+      if (e instanceof WorkflowNotFoundError)
+        throw new ApiError(409, 'close_not_awaiting_approval', `the close of ${period} is ${close.status}`);
       rethrowUpdateRefusal(e, 'close_not_awaiting_approval');
     }
   });
@@ -67,7 +93,10 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (!close) throw notFound('close', { programId, period });
     let progress = null;
     if (close.status !== 'locked' && close.status !== 'cancelled' && ctx.temporal) {
-      progress = await ctx.temporal.client.workflow.getHandle(close.workflowId).query(progressQuery).catch(() => null);
+      progress = await ctx.temporal.client.workflow
+        .getHandle(close.workflowId)
+        .query(progressQuery)
+        .catch(() => null);
     }
     const { report: _report, ...rest } = close;
     return { ...rest, step: progress?.step ?? close.status };
@@ -83,7 +112,8 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (!close) throw notFound('close', { programId, period });
     const report = await buildCloseReport(ctx.pool, close);
     if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(reportToCsv(report));
-    if (format === 'html') return reply.type('text/html; charset=utf-8').send(reportToHtml(report, program.currencyDigits));
+    if (format === 'html')
+      return reply.type('text/html; charset=utf-8').send(reportToHtml(report, program.currencyDigits));
     return report;
   });
 }

@@ -36,7 +36,12 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
         const prior = await claimIdempotencyKey(client, '#programs', key, requestHash('programs', body));
         if (prior) return { replay: prior };
         const created = await insertProgram(client, {
-          programId, name, currency, currencyDigits: currencyDigits(currency), rules: rules as ProgramRules, actor: principal.name,
+          programId,
+          name,
+          currency,
+          currencyDigits: currencyDigits(currency),
+          rules: rules as ProgramRules,
+          actor: principal.name,
         });
         if (!created) throw new ApiError(409, 'program_exists', `program ${programId} already exists`, { programId });
         const view = programView((await ctx.programs.fetchWith(client, programId))!);
@@ -46,7 +51,8 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
     } catch (e) {
       rethrowAsApiError(e);
     }
-    if ('replay' in outcome) return reply.status(outcome.replay.status).header('Idempotent-Replayed', 'true').send(outcome.replay.body);
+    if ('replay' in outcome)
+      return reply.status(outcome.replay.status).header('Idempotent-Replayed', 'true').send(outcome.replay.body);
     ctx.programs.forget(programId);
     return reply.status(201).send(outcome.view);
   });
@@ -54,6 +60,9 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/programs/:programId', async (req) => {
     await ctx.auth.principalOf(req);
     const { programId } = parse(programParams, req.params, 'path');
-    return { ...programView(await ctx.programs.get(programId)), scheduledRuleVersions: await scheduledRuleVersions(ctx.pool, programId) };
+    return {
+      ...programView(await ctx.programs.get(programId)),
+      scheduledRuleVersions: await scheduledRuleVersions(ctx.pool, programId),
+    };
   });
 }

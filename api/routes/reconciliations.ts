@@ -29,13 +29,20 @@ export function reconciliationRoutes(app: FastifyInstance, ctx: ApiContext): voi
     const t = requireTemporal(ctx, 'the reconciliation');
     try {
       return await t.client.workflow.execute(reconcileProgramDay, {
-        workflowId: reconciliationWorkflowId(programId, date), taskQueue: t.taskQueue,
-        workflowIdConflictPolicy: 'USE_EXISTING', args: [{ programId, date }],
-        typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.period, value: date }],
+        workflowId: reconciliationWorkflowId(programId, date),
+        taskQueue: t.taskQueue,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        args: [{ programId, date }],
+        typedSearchAttributes: [
+          { key: SA.program, value: programId },
+          { key: SA.period, value: date },
+        ],
         memo: { summary: `${date}: reconciliation run by ${principal.name}` },
       });
     } catch (e) {
-      throw new ApiError(503, 'loyalty_unavailable', 'the reconciliation did not finish', { cause: (e as Error).message });
+      throw new ApiError(503, 'loyalty_unavailable', 'the reconciliation did not finish', {
+        cause: (e as Error).message,
+      });
     }
   });
 }

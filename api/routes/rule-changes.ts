@@ -1,8 +1,18 @@
 import type { FastifyInstance } from 'fastify';
-import { compareRuleChange, getRuleChange, insertRuleChange, ruleChangeProposer, ruleChangeStatus } from '../../db/rule-changes';
+import {
+  compareRuleChange,
+  getRuleChange,
+  insertRuleChange,
+  ruleChangeProposer,
+  ruleChangeStatus,
+} from '../../db/rule-changes';
 import { ApiError, notFound } from '../../domain/errors';
 import type { ProgramRules } from '../../domain/program';
-import { DEFAULT_NOTICE_PERIOD, DEFAULT_RULE_CHANGE_APPROVERS, RULE_CHANGE_DECISION_WINDOW } from '../../domain/rule-change';
+import {
+  DEFAULT_NOTICE_PERIOD,
+  DEFAULT_RULE_CHANGE_APPROVERS,
+  RULE_CHANGE_DECISION_WINDOW,
+} from '../../domain/rule-change';
 import { SA } from '../../domain/search-attributes';
 import { programParams, ruleChangeDecisionSchema, ruleChangeParams, ruleChangeSchema } from '../../domain/schemas';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery, withdrawSignal } from '../../workflows/rule-change';
@@ -22,26 +32,44 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const program = await ctx.programs.get(programId);
     const t = requireTemporal(ctx, 'a rule change');
     const inserted = await insertRuleChange(ctx.pool, {
-      programId, changeId: body.changeId, proposedBy: principal.name, baseVersion: program.activeVersion, rules: body.rules,
-      effectiveAt: body.effectiveAt, comment: body.comment ?? null,
+      programId,
+      changeId: body.changeId,
+      proposedBy: principal.name,
+      baseVersion: program.activeVersion,
+      rules: body.rules,
+      effectiveAt: body.effectiveAt,
+      comment: body.comment ?? null,
     });
     const workflowId = ruleChangeWorkflowId(programId, body.changeId);
     if (!inserted) {
       const stored = await compareRuleChange(ctx.pool, programId, body.changeId, body.rules);
       if (!stored || !stored.sameRules || stored.effectiveAt.getTime() !== Date.parse(body.effectiveAt)) {
-        throw new ApiError(409, 'rule_change_exists', 'this changeId was proposed with other rules', { changeId: body.changeId });
+        throw new ApiError(409, 'rule_change_exists', 'this changeId was proposed with other rules', {
+          changeId: body.changeId,
+        });
       }
     }
     const rules = program.rules as ProgramRules;
     await t.client.workflow.start(ruleChange, {
-      workflowId, taskQueue: t.taskQueue, workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [{
-        programId, changeId: body.changeId, proposedBy: principal.name, effectiveAt: new Date(body.effectiveAt).toISOString(),
-        requiredRoles: [...(rules.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
-        noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD, decideWithin: RULE_CHANGE_DECISION_WINDOW,
-      }],
+      workflowId,
+      taskQueue: t.taskQueue,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      args: [
+        {
+          programId,
+          changeId: body.changeId,
+          proposedBy: principal.name,
+          effectiveAt: new Date(body.effectiveAt).toISOString(),
+          requiredRoles: [...(rules.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
+          noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
+          decideWithin: RULE_CHANGE_DECISION_WINDOW,
+        },
+      ],
       memo: { summary: `${body.changeId}: proposed by ${principal.name}` },
-      typedSearchAttributes: [{ key: SA.program, value: programId }, { key: SA.change, value: body.changeId }],
+      typedSearchAttributes: [
+        { key: SA.program, value: programId },
+        { key: SA.change, value: body.changeId },
+      ],
     });
     return reply.status(202).send({ programId, changeId: body.changeId, status: 'assessing', workflowId });
   });
@@ -54,10 +82,16 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     idempotencyKey(req);
     const proposedBy = await ruleChangeProposer(ctx.pool, programId, changeId);
     if (proposedBy === null) throw notFound('rule change', { programId, changeId });
-    if (proposedBy === principal.name) throw new ApiError(403, 'segregation_of_duties', 'the proposer cannot approve their own change');
+    if (proposedBy === principal.name)
+      throw new ApiError(403, 'segregation_of_duties', 'the proposer cannot approve their own change');
     try {
-      return await requireTemporal(ctx, 'an approval').client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
-        .executeUpdate(decideRuleChangeUpdate, { args: [{ by: principal.name, roles: principal.roles, decision: body.decision, comment: body.comment ?? null }] });
+      return await requireTemporal(ctx, 'an approval')
+        .client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
+        .executeUpdate(decideRuleChangeUpdate, {
+          args: [
+            { by: principal.name, roles: principal.roles, decision: body.decision, comment: body.comment ?? null },
+          ],
+        });
     } catch (e) {
       rethrowUpdateRefusal(e, 'rule_change_not_awaiting_approval');
     }
@@ -72,7 +106,9 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (!['assessing', 'awaiting_approvals', 'scheduled'].includes(status)) {
       throw new ApiError(409, 'rule_change_not_withdrawable', `the change is ${status}`, { status });
     }
-    await requireTemporal(ctx, 'a withdrawal').client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId)).signal(withdrawSignal, { by: 'api' });
+    await requireTemporal(ctx, 'a withdrawal')
+      .client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
+      .signal(withdrawSignal, { by: 'api' });
     return reply.status(202).send({ programId, changeId, withdrawing: true });
   });
 
@@ -81,12 +117,27 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const { programId, changeId } = parse(ruleChangeParams, req.params, 'path');
     const c = await getRuleChange(ctx.pool, programId, changeId);
     if (!c) throw notFound('rule change', { programId, changeId });
-    const live = ctx.temporal && !['active', 'rejected', 'expired', 'withdrawn'].includes(c.status)
-      ? await ctx.temporal.client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId)).query(ruleChangeStateQuery).catch(() => null) : null;
+    const live =
+      ctx.temporal && !['active', 'rejected', 'expired', 'withdrawn'].includes(c.status)
+        ? await ctx.temporal.client.workflow
+            .getHandle(ruleChangeWorkflowId(programId, changeId))
+            .query(ruleChangeStateQuery)
+            .catch(() => null)
+        : null;
     return {
-      programId, changeId, proposedBy: c.proposedBy, proposedAt: c.proposedAt.toISOString(), baseVersion: c.baseVersion, rules: c.rules,
-      effectiveAt: c.effectiveAt.toISOString(), comment: c.comment, status: live?.status ?? c.status, impact: live?.impact ?? c.impact,
-      approvals: live?.approvals ?? c.approvals, activatesAt: live?.activatesAt ?? c.activatesAt?.toISOString() ?? null, version: c.version,
+      programId,
+      changeId,
+      proposedBy: c.proposedBy,
+      proposedAt: c.proposedAt.toISOString(),
+      baseVersion: c.baseVersion,
+      rules: c.rules,
+      effectiveAt: c.effectiveAt.toISOString(),
+      comment: c.comment,
+      status: live?.status ?? c.status,
+      impact: live?.impact ?? c.impact,
+      approvals: live?.approvals ?? c.approvals,
+      activatesAt: live?.activatesAt ?? c.activatesAt?.toISOString() ?? null,
+      version: c.version,
       remindedAt: live?.remindedAt ?? c.remindedAt?.toISOString() ?? null,
       workflowId: ruleChangeWorkflowId(programId, changeId),
     };

@@ -20,7 +20,12 @@ export const NOOP_SAGA_STEPS = 5;
 // The same options as the saga's steps (workflows/redemption.ts).
 const steps = proxyLocalActivities<NoopSagaActivities>({
   startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 5 },
+  retry: {
+    initialInterval: '200 milliseconds',
+    backoffCoefficient: 2,
+    maximumInterval: '2 seconds',
+    maximumAttempts: 5,
+  },
 });
 
 export async function noopSaga(): Promise<number> {

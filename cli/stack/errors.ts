@@ -9,5 +9,10 @@ export class StackError extends Error {
 /** One line for any error: a StackError's message, else the first line of the message. */
 export function oneLine(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
-  return message.split('\n').map((l) => l.trim()).filter(Boolean)[0] ?? String(e);
+  return (
+    message
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)[0] ?? String(e)
+  );
 }

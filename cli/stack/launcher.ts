@@ -92,7 +92,10 @@ function alive(l: Launcher): boolean {
  * Calls onGone once, with the first launcher found gone, and stops watching; returns the function
  * that stops watching. The timer does not keep the process alive.
  */
-export function watchLaunchers(onGone: (gone: Launcher) => void, intervalMs = 250): { launchers: Launcher[]; stop: () => void } {
+export function watchLaunchers(
+  onGone: (gone: Launcher) => void,
+  intervalMs = 250,
+): { launchers: Launcher[]; stop: () => void } {
   const linux = stat(process.pid) !== null;
   const startPpid = process.ppid;
   const launchers = linux ? recordLaunchers() : [{ pid: startPpid, startTime: '', command: 'parent' }];

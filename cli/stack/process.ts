@@ -57,8 +57,9 @@ let setprivWorks: boolean | undefined;
 /** Is util-linux's setpriv there, with --pdeathsig (2.33 and later)? */
 function haveSetpriv(): boolean {
   if (setprivWorks === undefined) {
-    setprivWorks = process.platform === 'linux'
-      && spawnSync('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+    setprivWorks =
+      process.platform === 'linux' &&
+      spawnSync('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0;
   }
   return setprivWorks;
 }
@@ -69,7 +70,12 @@ function haveSetpriv(): boolean {
  * after the switch, so it is kept). The caller checks that cmd exists: through setpriv, a missing
  * binary is an exit code 127, not an 'error' event.
  */
-export function spawnGuarded(cmd: string, args: string[], stopSignal: NodeJS.Signals, opts: SpawnOptions = {}): ChildProcess {
+export function spawnGuarded(
+  cmd: string,
+  args: string[],
+  stopSignal: NodeJS.Signals,
+  opts: SpawnOptions = {},
+): ChildProcess {
   const child = haveSetpriv()
     ? spawn('setpriv', ['--pdeathsig', stopSignal, '--', cmd, ...args], opts)
     : spawn(cmd, args, opts);
@@ -78,7 +84,12 @@ export function spawnGuarded(cmd: string, args: string[], stopSignal: NodeJS.Sig
 }
 
 /** Starts a child with its output appended to a log file; the child dies with us (spawnGuarded). */
-export function spawnLogged(cmd: string, args: string[], logFile: string, stopSignal: NodeJS.Signals = 'SIGTERM'): ChildProcess {
+export function spawnLogged(
+  cmd: string,
+  args: string[],
+  logFile: string,
+  stopSignal: NodeJS.Signals = 'SIGTERM',
+): ChildProcess {
   if (!existsSync(cmd)) throw new Error(`${cmd} does not exist`);
   mkdirSync(dirname(logFile), { recursive: true });
   const log = createWriteStream(logFile, { flags: 'a' });
@@ -89,7 +100,12 @@ export function spawnLogged(cmd: string, args: string[], logFile: string, stopSi
 }
 
 /** Polls until check() resolves true, or throws after timeoutMs. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, intervalMs = 200): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
@@ -99,7 +115,11 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 }
 
 /** SIGTERM (or `signal`), then SIGKILL after graceMs. */
-export async function stopChild(child: ChildProcess, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+export async function stopChild(
+  child: ChildProcess,
+  graceMs: number,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill(signal);

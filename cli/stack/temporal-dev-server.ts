@@ -42,7 +42,18 @@ export async function temporalAnswers(address: string): Promise<boolean> {
 /** The Temporal CLI dev server, with the project's search attributes registered. */
 export async function startTemporalDevServer(o: DevServerOptions): Promise<DevServer> {
   if (o.dbFile) mkdirSync(dirname(o.dbFile), { recursive: true });
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(o.port), '--namespace', o.namespace, '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(o.port),
+    '--namespace',
+    o.namespace,
+    '--log-level',
+    'warn',
+  ];
   if (o.dbFile) args.push('--db-filename', o.dbFile);
   if (o.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(o.uiPort), '--ui-disable-news-fetch');
@@ -54,7 +65,11 @@ export async function startTemporalDevServer(o: DevServerOptions): Promise<DevSe
   const address = `127.0.0.1:${o.port}`;
   const exited = new Promise<'exited'>((r) => child.once('exit', () => r('exited')));
   let gaveUp = false;
-  const ready = waitFor('Temporal dev server', () => (gaveUp ? Promise.resolve(true) : temporalAnswers(address)), 60_000).then(() => 'ready' as const);
+  const ready = waitFor(
+    'Temporal dev server',
+    () => (gaveUp ? Promise.resolve(true) : temporalAnswers(address)),
+    60_000,
+  ).then(() => 'ready' as const);
   try {
     if ((await Promise.race([ready, exited])) === 'exited') throw exitError(o, await logTail(o.logFile, logStart));
   } catch (e) {
@@ -96,8 +111,12 @@ function exitError(o: DevServerOptions, lines: string[]): StackError {
   if (inUse) {
     const port = Number(inUse[2]);
     const which = port === o.uiPort ? 'LOYALTY_TEMPORAL_UI_PORT' : 'LOYALTY_TEMPORAL_PORT';
-    return new StackError(`port ${port} is taken, so the Temporal dev server cannot listen on it: stop what uses it (ss -ltnp | grep :${port}) or choose another port (${which} for npm start)`);
+    return new StackError(
+      `port ${port} is taken, so the Temporal dev server cannot listen on it: stop what uses it (ss -ltnp | grep :${port}) or choose another port (${which} for npm start)`,
+    );
   }
   const last = [...lines].reverse().find((l) => /error|fatal|unable|failed/i.test(l)) ?? lines.at(-1) ?? 'no output';
-  return new StackError(`the Temporal dev server exited before it answered: ${last.trim().slice(0, 300)} (its log: ${o.logFile})`);
+  return new StackError(
+    `the Temporal dev server exited before it answered: ${last.trim().slice(0, 300)} (its log: ${o.logFile})`,
+  );
 }

@@ -33,15 +33,36 @@ export const REDEMPTION_BUDGET: Budget = { attemptTimeoutMs: 60_000, maxAttempts
 const retryableStatus = (s: number) => s >= 500 || s === 429 || s === 408;
 
 export class LedgerClient {
-  constructor(private readonly baseUrl: string, private readonly keys: Record<'billing' | 'support' | 'admin', string>) {}
+  constructor(
+    private readonly baseUrl: string,
+    private readonly keys: Record<'billing' | 'support' | 'admin', string>,
+  ) {}
 
-  async post(path: string, o: { role: 'billing' | 'support' | 'admin'; idem: string; body: unknown; rng: Rng; budget?: Budget; onRetry?: () => void }): Promise<Answer> {
+  async post(
+    path: string,
+    o: {
+      role: 'billing' | 'support' | 'admin';
+      idem: string;
+      body: unknown;
+      rng: Rng;
+      budget?: Budget;
+      onRetry?: () => void;
+    },
+  ): Promise<Answer> {
     return this.send('POST', path, o);
   }
 
   private async send(
-    method: 'GET' | 'POST', path: string,
-    o: { role: 'billing' | 'support' | 'admin'; idem: string | null; body: unknown; rng: Rng; budget?: Budget; onRetry?: () => void },
+    method: 'GET' | 'POST',
+    path: string,
+    o: {
+      role: 'billing' | 'support' | 'admin';
+      idem: string | null;
+      body: unknown;
+      rng: Rng;
+      budget?: Budget;
+      onRetry?: () => void;
+    },
   ): Promise<Answer> {
     const budget = o.budget ?? DEFAULT_BUDGET;
     const started = Date.now();
@@ -55,7 +76,12 @@ export class LedgerClient {
     let body: unknown = null;
     for (let attempt = 1; attempt <= budget.maxAttempts; attempt++) {
       try {
-        const res = await fetch(this.baseUrl + path, { method, headers, body: payload, signal: AbortSignal.timeout(budget.attemptTimeoutMs) });
+        const res = await fetch(this.baseUrl + path, {
+          method,
+          headers,
+          body: payload,
+          signal: AbortSignal.timeout(budget.attemptTimeoutMs),
+        });
         const text = await res.text();
         status = res.status;
         try {
@@ -65,13 +91,19 @@ export class LedgerClient {
         }
         if (!retryableStatus(status)) {
           return {
-            verdict: status < 400 ? 'accepted' : 'refused', status, body, replayed: res.headers.get('idempotent-replayed') === 'true',
-            attempts: attempt, ambiguous, lastError,
+            verdict: status < 400 ? 'accepted' : 'refused',
+            status,
+            body,
+            replayed: res.headers.get('idempotent-replayed') === 'true',
+            attempts: attempt,
+            ambiguous,
+            lastError,
           };
         }
         lastError = `${status} ${(body as { error?: { code?: string } } | null)?.error?.code ?? ''}`.trim();
       } catch (e) {
-        lastError = (e as Error).name === 'TimeoutError' ? `no answer in ${budget.attemptTimeoutMs} ms` : (e as Error).message;
+        lastError =
+          (e as Error).name === 'TimeoutError' ? `no answer in ${budget.attemptTimeoutMs} ms` : (e as Error).message;
         status = 0;
       }
       ambiguous = true;
@@ -85,19 +117,31 @@ export class LedgerClient {
 }
 
 /** Calls to a simulator made by the suite in billing's place (creating invoices, reading credits). */
-export async function simCall(url: string, method: 'GET' | 'POST', body: unknown, idem: string | null, rng: Rng, totalMs = 60_000): Promise<unknown> {
+export async function simCall(
+  url: string,
+  method: 'GET' | 'POST',
+  body: unknown,
+  idem: string | null,
+  rng: Rng,
+  totalMs = 60_000,
+): Promise<unknown> {
   const started = Date.now();
   for (let attempt = 1; ; attempt++) {
     let error: string;
     try {
       const res = await fetch(url, {
-        method, signal: AbortSignal.timeout(5000),
-        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(idem ? { 'idempotency-key': idem } : {}) },
+        method,
+        signal: AbortSignal.timeout(5000),
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(idem ? { 'idempotency-key': idem } : {}),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();
       if (res.ok) return JSON.parse(text);
-      if (!retryableStatus(res.status)) throw Object.assign(new Error(`${method} ${url}: ${res.status} ${text.slice(0, 300)}`), { final: true });
+      if (!retryableStatus(res.status))
+        throw Object.assign(new Error(`${method} ${url}: ${res.status} ${text.slice(0, 300)}`), { final: true });
       error = `${res.status}`;
     } catch (e) {
       if ((e as { final?: boolean }).final) throw e;

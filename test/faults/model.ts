@@ -31,29 +31,63 @@ export function programs(): ProgramSpec[] {
   const rollMembers = Array.from({ length: 16 }, (_, i) => `r-${i}`);
   // one member per program in a jurisdiction the tax service does not know: its redemptions are
   // refused by tax (a 422), compensated, and declined
-  const jur = (members: string[]) => Object.fromEntries(members.flatMap((m, i) => {
-    const j = i === members.length - 1 ? 'US-ZZ' : ['US-CA', 'DE', 'US-NY', null, 'FR', 'US-TX'][i % 6];
-    return j ? [[m, j]] : [];
-  }));
+  const jur = (members: string[]) =>
+    Object.fromEntries(
+      members.flatMap((m, i) => {
+        const j = i === members.length - 1 ? 'US-ZZ' : ['US-CA', 'DE', 'US-NY', null, 'FR', 'US-TX'][i % 6];
+        return j ? [[m, j]] : [];
+      }),
+    );
   return [
     {
-      id: 'keep', kind: 'keep', pointValueMinor: 2, earn: { points: 1, perAmountMinor: 10 }, shareMillionths: 500_000, minPoints: 50,
-      windowSeconds: null, chargebackWindowSeconds: 8, members: keepMembers, weights: keepMembers.map(() => 1), jurisdictions: jur(keepMembers),
+      id: 'keep',
+      kind: 'keep',
+      pointValueMinor: 2,
+      earn: { points: 1, perAmountMinor: 10 },
+      shareMillionths: 500_000,
+      minPoints: 50,
+      windowSeconds: null,
+      chargebackWindowSeconds: 8,
+      members: keepMembers,
+      weights: keepMembers.map(() => 1),
+      jurisdictions: jur(keepMembers),
       body: {
-        programId: 'keep', name: 'Faults: no expiry', currency: 'USD', pointValueMinor: 2, earn: { points: 1, perAmountMinor: 10 },
-        expectedRedemptionRate: 0.8, expiry: { policy: 'none' }, accounting: { method: 'relative_ssp' },
-        redemption: { minPoints: 50, maxInvoiceShare: 0.5, cohortOrder: 'pro_rata' }, chargebackWindow: 'PT8S',
+        programId: 'keep',
+        name: 'Faults: no expiry',
+        currency: 'USD',
+        pointValueMinor: 2,
+        earn: { points: 1, perAmountMinor: 10 },
+        expectedRedemptionRate: 0.8,
+        expiry: { policy: 'none' },
+        accounting: { method: 'relative_ssp' },
+        redemption: { minPoints: 50, maxInvoiceShare: 0.5, cohortOrder: 'pro_rata' },
+        chargebackWindow: 'PT8S',
       },
     },
     {
-      id: 'roll', kind: 'roll', pointValueMinor: 1, earn: { points: 3, perAmountMinor: 7 }, shareMillionths: 1_000_000, minPoints: 100,
-      windowSeconds: 4, chargebackWindowSeconds: 8, members: rollMembers,
+      id: 'roll',
+      kind: 'roll',
+      pointValueMinor: 1,
+      earn: { points: 3, perAmountMinor: 7 },
+      shareMillionths: 1_000_000,
+      minPoints: 100,
+      windowSeconds: 4,
+      chargebackWindowSeconds: 8,
+      members: rollMembers,
       // half the members buy often (their points rarely expire), half seldom (theirs do)
-      weights: rollMembers.map((_, i) => (i < 8 ? 5 : 1)), jurisdictions: jur(rollMembers),
+      weights: rollMembers.map((_, i) => (i < 8 ? 5 : 1)),
+      jurisdictions: jur(rollMembers),
       body: {
-        programId: 'roll', name: 'Faults: rolling 4 s', currency: 'USD', pointValueMinor: 1, earn: { points: 3, perAmountMinor: 7 },
-        expectedRedemptionRate: 0.7, expiry: { policy: 'rolling', window: 'PT4S' }, accounting: { method: 'relative_ssp' },
-        redemption: { minPoints: 100, maxInvoiceShare: 1, cohortOrder: 'oldest_first' }, chargebackWindow: 'PT8S',
+        programId: 'roll',
+        name: 'Faults: rolling 4 s',
+        currency: 'USD',
+        pointValueMinor: 1,
+        earn: { points: 3, perAmountMinor: 7 },
+        expectedRedemptionRate: 0.7,
+        expiry: { policy: 'rolling', window: 'PT4S' },
+        accounting: { method: 'relative_ssp' },
+        redemption: { minPoints: 100, maxInvoiceShare: 1, cohortOrder: 'oldest_first' },
+        chargebackWindow: 'PT8S',
       },
     },
   ];
@@ -134,9 +168,27 @@ export interface OpStats {
 }
 
 /** The ledger's own reasons for declining a hold: a decline for one of these is a statement about the balance. */
-export const LEDGER_DECLINE_REASONS = new Set(['insufficient_points', 'below_minimum', 'member_not_active', 'unknown_member', 'points_expired', 'in_progress']);
+export const LEDGER_DECLINE_REASONS = new Set([
+  'insufficient_points',
+  'below_minimum',
+  'member_not_active',
+  'unknown_member',
+  'points_expired',
+  'in_progress',
+]);
 /** Service refusals that mean the saga broke the services' contract (e.g. a retry with another body). */
-export const CONTRACT_BREACH_REASONS = new Set(['credit_exists', 'credit_exceeds_amount_due', 'idempotency_key_reused', 'invoice_not_found', 'entry_exists', 'unbalanced_entry', 'credit_not_found', 'credit_exceeds_invoice', 'validation_failed', 'idempotency_key_required']);
+export const CONTRACT_BREACH_REASONS = new Set([
+  'credit_exists',
+  'credit_exceeds_amount_due',
+  'idempotency_key_reused',
+  'invoice_not_found',
+  'entry_exists',
+  'unbalanced_entry',
+  'credit_not_found',
+  'credit_exceeds_invoice',
+  'validation_failed',
+  'idempotency_key_required',
+]);
 
 /** Member groups of the `keep` program: balances the model knows exactly, and who is busy. */
 export class KeepBook {
@@ -201,7 +253,11 @@ export class Model {
   /** roll: merges the ledger accepted (from -> into) */
   readonly rollMerged = new Map<string, string>();
   readonly stats: Record<OpKind, OpStats> = {
-    accrual: blank(), refund: blank(), redemption: blank(), chargeback: blank(), merge: blank(),
+    accrual: blank(),
+    refund: blank(),
+    redemption: blank(),
+    chargeback: blank(),
+    merge: blank(),
   };
   /** answers that contradict the model, found while the workload runs */
   readonly mismatches: string[] = [];

@@ -7,17 +7,42 @@
 import type { FaultStack, SimName } from './stack';
 import { sleep, type Rng } from './rng';
 
-export type InfraKind = 'worker_kill' | 'temporal_restart' | 'postgres_restart' | 'tax_restart' | 'billing_outage' | 'gl_outage';
+export type InfraKind =
+  'worker_kill' | 'temporal_restart' | 'postgres_restart' | 'tax_restart' | 'billing_outage' | 'gl_outage';
 export type SimKind = 'sim_fail' | 'sim_slow' | 'sim_timeout';
 
-export interface InfraFault { lane: 'infra'; atMs: number; kind: InfraKind; downMs: number }
-export interface SimFault { lane: 'sim'; atMs: number; kind: SimKind; sim: SimName; operation: string; rule: Record<string, number>; durationMs: number }
+export interface InfraFault {
+  lane: 'infra';
+  atMs: number;
+  kind: InfraKind;
+  downMs: number;
+}
+export interface SimFault {
+  lane: 'sim';
+  atMs: number;
+  kind: SimKind;
+  sim: SimName;
+  operation: string;
+  rule: Record<string, number>;
+  durationMs: number;
+}
 export type Fault = InfraFault | SimFault;
 
-const INFRA_KINDS: InfraKind[] = ['worker_kill', 'temporal_restart', 'postgres_restart', 'tax_restart', 'billing_outage', 'gl_outage'];
+const INFRA_KINDS: InfraKind[] = [
+  'worker_kill',
+  'temporal_restart',
+  'postgres_restart',
+  'tax_restart',
+  'billing_outage',
+  'gl_outage',
+];
 /** The operations the saga calls (the reconciliation's reads run after the faults). */
 const SIM_OPERATIONS: Array<[SimName, string]> = [
-  ['billing', 'get_invoice'], ['billing', 'apply_credit'], ['billing', 'reverse_credit'], ['gl', 'post_entry'], ['tax', 'get_treatment'],
+  ['billing', 'get_invoice'],
+  ['billing', 'apply_credit'],
+  ['billing', 'reverse_credit'],
+  ['gl', 'post_entry'],
+  ['tax', 'get_treatment'],
 ];
 const RESET = { failNext: 0, failRate: 0, latencyMs: 0, timeoutNext: 0 };
 
@@ -30,25 +55,52 @@ const RESET = { failNext: 0, failRate: 0, latencyMs: 0, timeoutNext: 0 };
  */
 const OPERATION_COOLDOWN_MS = 15_000;
 
-export function buildSchedule(rng: Rng, workloadMs: number, o: { longSlowdowns: boolean } = { longSlowdowns: false }): Fault[] {
+export function buildSchedule(
+  rng: Rng,
+  workloadMs: number,
+  o: { longSlowdowns: boolean } = { longSlowdowns: false },
+): Fault[] {
   const faults: Fault[] = [];
   // Infrastructure: every kind once first (in a seeded order) so that even a short run sees each,
   // then more drawn by weight; the last one starts early enough to be undone before the end.
   const infra = rng.fork('infra');
   const firstRound = infra.shuffle([...INFRA_KINDS]);
   for (let at = 6_000, i = 0; at < workloadMs - 15_000; at += infra.int(7_000, 15_000), i++) {
-    const kind = firstRound[i] ?? infra.weighted<InfraKind>({
-      worker_kill: 35, temporal_restart: 20, postgres_restart: 20, tax_restart: 9, billing_outage: 8, gl_outage: 8,
-    });
-    const downMs = kind === 'worker_kill' ? infra.int(200, 3_000) : kind === 'temporal_restart' ? infra.int(500, 4_000) : infra.int(300, 3_000);
+    const kind =
+      firstRound[i] ??
+      infra.weighted<InfraKind>({
+        worker_kill: 35,
+        temporal_restart: 20,
+        postgres_restart: 20,
+        tax_restart: 9,
+        billing_outage: 8,
+        gl_outage: 8,
+      });
+    const downMs =
+      kind === 'worker_kill'
+        ? infra.int(200, 3_000)
+        : kind === 'temporal_restart'
+          ? infra.int(500, 4_000)
+          : infra.int(300, 3_000);
     faults.push({ lane: 'infra', atMs: at, kind, downMs });
   }
   const sim = rng.fork('sim');
   const busyUntil = new Map<string, number>();
   if (o.longSlowdowns) {
-    for (const [share, service, operation] of [[0.25, 'billing', 'apply_credit'], [0.6, 'gl', 'post_entry']] as const) {
+    for (const [share, service, operation] of [
+      [0.25, 'billing', 'apply_credit'],
+      [0.6, 'gl', 'post_entry'],
+    ] as const) {
       const at = Math.round(workloadMs * share);
-      faults.push({ lane: 'sim', atMs: at, kind: 'sim_slow', sim: service, operation, rule: { latencyMs: 2_600 }, durationMs: 20_000 });
+      faults.push({
+        lane: 'sim',
+        atMs: at,
+        kind: 'sim_slow',
+        sim: service,
+        operation,
+        rule: { latencyMs: 2_600 },
+        durationMs: 20_000,
+      });
       busyUntil.set(`${service}.${operation}`, at + 20_000 + OPERATION_COOLDOWN_MS);
     }
   }
@@ -58,7 +110,8 @@ export function buildSchedule(rng: Rng, workloadMs: number, o: { longSlowdowns: 
     const kind = sim.weighted<SimKind>({ sim_fail: 45, sim_slow: 35, sim_timeout: 20 });
     const failStatus = sim.pick([500, 502, 503, 503, 429]);
     let rule: Record<string, number>;
-    if (kind === 'sim_fail') rule = sim.chance(0.5) ? { failNext: sim.int(1, 6), failStatus } : { failRate: sim.int(2, 7) / 10, failStatus };
+    if (kind === 'sim_fail')
+      rule = sim.chance(0.5) ? { failNext: sim.int(1, 6), failStatus } : { failRate: sim.int(2, 7) / 10, failStatus };
     // above the adapters' 2 s timeout the call is answered after the saga gave up on it
     else if (kind === 'sim_slow') rule = { latencyMs: sim.chance(0.4) ? sim.int(2_100, 3_500) : sim.int(100, 1_500) };
     else rule = { timeoutNext: sim.int(1, 3) };
@@ -90,7 +143,11 @@ export class FaultRunner {
   private taxInjectedBeforeRestarts = 0;
   private lanes: Promise<void>[] = [];
 
-  constructor(private readonly stack: FaultStack, private readonly schedule: Fault[], private readonly note: (s: string) => void) {}
+  constructor(
+    private readonly stack: FaultStack,
+    private readonly schedule: Fault[],
+    private readonly note: (s: string) => void,
+  ) {}
 
   start(t0: number): void {
     const infra = this.schedule.filter((f): f is InfraFault => f.lane === 'infra');
@@ -125,17 +182,28 @@ export class FaultRunner {
       this.note(`fault ${describe(f)}`);
       try {
         switch (f.kind) {
-          case 'worker_kill': await this.stack.killWorker(f.downMs); break;
-          case 'temporal_restart': await this.stack.restartTemporal(f.downMs); break;
-          case 'postgres_restart': await this.stack.crashPostgres(f.downMs); break;
+          case 'worker_kill':
+            await this.stack.killWorker(f.downMs);
+            break;
+          case 'temporal_restart':
+            await this.stack.restartTemporal(f.downMs);
+            break;
+          case 'postgres_restart':
+            await this.stack.crashPostgres(f.downMs);
+            break;
           case 'tax_restart':
             this.taxInjectedBeforeRestarts += await this.stack.simFaultsInjected('tax').catch(() => 0);
             await this.stack.restartTax(f.downMs);
             // the new process knows none of the rules in force
-            for (const r of this.activeSimRules.values()) if (r.sim === 'tax') await this.stack.setSimFault('tax', { operation: r.operation, ...r.rule });
+            for (const r of this.activeSimRules.values())
+              if (r.sim === 'tax') await this.stack.setSimFault('tax', { operation: r.operation, ...r.rule });
             break;
-          case 'billing_outage': await this.stack.outage('billing', f.downMs); break;
-          case 'gl_outage': await this.stack.outage('gl', f.downMs); break;
+          case 'billing_outage':
+            await this.stack.outage('billing', f.downMs);
+            break;
+          case 'gl_outage':
+            await this.stack.outage('gl', f.downMs);
+            break;
         }
         this.count(f.kind);
         this.note(`  ${f.kind} undone after ${((Date.now() - began) / 1000).toFixed(1)} s`);
@@ -156,20 +224,22 @@ export class FaultRunner {
         continue;
       }
       this.activeSimRules.set(key, f);
-      pending.push((async () => {
-        try {
-          await this.stack.setSimFault(f.sim, { operation: f.operation, ...RESET, ...f.rule, seed: f.atMs });
-          this.count(f.kind);
-          this.note(`fault ${describe(f)}`);
-          const end = Date.now() + f.durationMs;
-          while (!this.stopped && Date.now() < end) await sleep(Math.min(200, end - Date.now()));
-        } catch (e) {
-          this.counts.errors.push(`${f.kind} ${key}: ${(e as Error).message}`);
-        } finally {
-          this.activeSimRules.delete(key);
-          await this.stack.setSimFault(f.sim, { operation: f.operation, ...RESET }).catch(() => undefined);
-        }
-      })());
+      pending.push(
+        (async () => {
+          try {
+            await this.stack.setSimFault(f.sim, { operation: f.operation, ...RESET, ...f.rule, seed: f.atMs });
+            this.count(f.kind);
+            this.note(`fault ${describe(f)}`);
+            const end = Date.now() + f.durationMs;
+            while (!this.stopped && Date.now() < end) await sleep(Math.min(200, end - Date.now()));
+          } catch (e) {
+            this.counts.errors.push(`${f.kind} ${key}: ${(e as Error).message}`);
+          } finally {
+            this.activeSimRules.delete(key);
+            await this.stack.setSimFault(f.sim, { operation: f.operation, ...RESET }).catch(() => undefined);
+          }
+        })(),
+      );
     }
     await Promise.all(pending);
   }
@@ -177,7 +247,8 @@ export class FaultRunner {
   /** What the simulators say they injected (5xx answers and held calls), read after the run. */
   async readSimInjected(): Promise<void> {
     let total = this.taxInjectedBeforeRestarts;
-    for (const sim of ['billing', 'gl', 'tax'] as const) total += await this.stack.simFaultsInjected(sim).catch(() => 0);
+    for (const sim of ['billing', 'gl', 'tax'] as const)
+      total += await this.stack.simFaultsInjected(sim).catch(() => 0);
     this.counts.simInjected = total;
   }
 }

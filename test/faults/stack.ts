@@ -33,8 +33,18 @@ export const TASK_QUEUE = 'loyalty-faults';
 export type SimName = 'billing' | 'gl' | 'tax';
 
 /** A child started with `node --import tsx`, its output appended to a log; resolves on READY. */
-function spawnReady(script: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, timeoutMs: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnReady(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+  timeoutMs: number,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let ready = false;
   const log = (d: Buffer) => appendFileSync(logFile, d);
   child.stderr!.on('data', log);
@@ -77,7 +87,11 @@ class WorkerSupervisor {
   starts = 0;
   exitsOnItsOwn = 0;
 
-  constructor(private readonly env: NodeJS.ProcessEnv, private readonly logFile: string, private readonly note: (s: string) => void) {}
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly logFile: string,
+    private readonly note: (s: string) => void,
+  ) {}
 
   get running(): boolean {
     return this.child !== null;
@@ -108,7 +122,9 @@ class WorkerSupervisor {
           if (this.heldDown || this.closing) return;
           this.exitsOnItsOwn++;
           this.note(`worker exited on its own (${code ?? signal}); restarting it`);
-          void sleep(1000).then(() => this.start()).catch((e: Error) => this.note(`worker restart failed: ${e.message}`));
+          void sleep(1000)
+            .then(() => this.start())
+            .catch((e: Error) => this.note(`worker restart failed: ${e.message}`));
         });
         return;
       } catch (e) {
@@ -231,7 +247,10 @@ export class FaultStack {
     this.simDirect.billing = await this.billing.app.listen({ port: 0, host: '127.0.0.1' });
     this.simDirect.gl = await this.gl.app.listen({ port: 0, host: '127.0.0.1' });
     const port = (url: string) => Number(new URL(url).port);
-    this.proxies = { billing: new RestartableProxy(port(this.simDirect.billing)), gl: new RestartableProxy(port(this.simDirect.gl)) };
+    this.proxies = {
+      billing: new RestartableProxy(port(this.simDirect.billing)),
+      gl: new RestartableProxy(port(this.simDirect.gl)),
+    };
     this.simForWorker.billing = `http://127.0.0.1:${await this.proxies.billing.listen(0)}`;
     this.simForWorker.gl = `http://127.0.0.1:${await this.proxies.gl.listen(0)}`;
     this.taxPort = await freePort();
@@ -242,42 +261,63 @@ export class FaultStack {
     const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
     writeFileSync(this.bundlePath, bundle.code);
 
-    this.worker = new WorkerSupervisor({
-      ...process.env,
-      TEMPORAL_ADDRESS: this.temporalAddress,
-      DATABASE_URL: this.dbUrl,
-      LOYALTY_TASK_QUEUE: TASK_QUEUE,
-      LOYALTY_WORKFLOW_BUNDLE: this.bundlePath,
-      LOYALTY_BILLING_URL: this.simForWorker.billing,
-      LOYALTY_GL_URL: this.simForWorker.gl,
-      LOYALTY_TAX_URL: this.simForWorker.tax,
-      LOYALTY_SERVICE_TIMEOUT_MS: '2000',
-      LOG_LEVEL: 'warn',
-    }, this.log('worker'), note);
+    this.worker = new WorkerSupervisor(
+      {
+        ...process.env,
+        TEMPORAL_ADDRESS: this.temporalAddress,
+        DATABASE_URL: this.dbUrl,
+        LOYALTY_TASK_QUEUE: TASK_QUEUE,
+        LOYALTY_WORKFLOW_BUNDLE: this.bundlePath,
+        LOYALTY_BILLING_URL: this.simForWorker.billing,
+        LOYALTY_GL_URL: this.simForWorker.gl,
+        LOYALTY_TAX_URL: this.simForWorker.tax,
+        LOYALTY_SERVICE_TIMEOUT_MS: '2000',
+        LOG_LEVEL: 'warn',
+      },
+      this.log('worker'),
+      note,
+    );
     await this.worker.start();
 
     this.apiPool = createPool({ connectionString: this.dbUrl, maxConnections: 20, applicationName: 'faults-api' });
     const logger = pino({ level: 'warn' }, pino.destination({ dest: this.log('api'), sync: false }));
     this.api = await buildApi({
-      pool: this.apiPool, logger, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024,
+      pool: this.apiPool,
+      logger,
+      batcher: DEFAULT_BATCHER,
+      bodyLimitBytes: 64 * 1024,
       temporalReachable: () => temporalAnswers(this.temporalAddress),
       temporal: { client: this.client, taskQueue: TASK_QUEUE },
     });
     await this.api.listen({ port: 0, host: '127.0.0.1' });
     this.apiUrl = `http://127.0.0.1:${(this.api.server.address() as { port: number }).port}`;
-    note(`stack up in ${work}: PostgreSQL ${this.pg.embedded ? `embedded :${this.pgPort}` : '(DATABASE_URL)'}, Temporal ${this.temporalAddress} (${this.temporalDbFile}), API ${this.apiUrl}`);
+    note(
+      `stack up in ${work}: PostgreSQL ${this.pg.embedded ? `embedded :${this.pgPort}` : '(DATABASE_URL)'}, Temporal ${this.temporalAddress} (${this.temporalDbFile}), API ${this.apiUrl}`,
+    );
   }
 
   private async startTemporal(): Promise<void> {
     this.temporal = await startTemporalDevServer({
-      dbFile: this.temporalDbFile, port: this.temporalPort, uiPort: null, logFile: this.log('temporal'), namespace: 'default',
+      dbFile: this.temporalDbFile,
+      port: this.temporalPort,
+      uiPort: null,
+      logFile: this.log('temporal'),
+      namespace: 'default',
     });
   }
 
   private async startTax(): Promise<void> {
-    this.tax = await spawnReady(join(__dirname, 'tax-process.ts'), [], {
-      ...process.env, LOYALTY_FAULTS_TAX_PORT: String(this.taxPort), LOYALTY_FAULTS_TAX_SEED: String(this.o.seed + 2),
-    }, this.log('tax'), 30_000);
+    this.tax = await spawnReady(
+      join(__dirname, 'tax-process.ts'),
+      [],
+      {
+        ...process.env,
+        LOYALTY_FAULTS_TAX_PORT: String(this.taxPort),
+        LOYALTY_FAULTS_TAX_SEED: String(this.o.seed + 2),
+      },
+      this.log('tax'),
+      30_000,
+    );
   }
 
   // ---- faults ----
@@ -340,7 +380,8 @@ export class FaultStack {
   }
 
   async clearSimFaults(): Promise<void> {
-    for (const sim of ['billing', 'gl', 'tax'] as const) await adminCall(`${this.simDirect[sim]}/admin/faults`, 'DELETE');
+    for (const sim of ['billing', 'gl', 'tax'] as const)
+      await adminCall(`${this.simDirect[sim]}/admin/faults`, 'DELETE');
   }
 
   /** After the faults: every piece up again (a fault still being undone has been awaited by the caller). */
@@ -368,7 +409,10 @@ export class FaultStack {
 
   /** Is the database there (for the wait after the faults)? */
   async databaseAnswers(): Promise<boolean> {
-    return this.pool.query('select 1').then(() => true, () => false);
+    return this.pool.query('select 1').then(
+      () => true,
+      () => false,
+    );
   }
 }
 
@@ -385,7 +429,8 @@ async function adminCall(url: string, method: 'GET' | 'POST' | 'DELETE', body?: 
   for (let attempt = 1; ; attempt++) {
     try {
       const res = await fetch(url, {
-        method, signal: AbortSignal.timeout(5000),
+        method,
+        signal: AbortSignal.timeout(5000),
         ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
       });
       if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${await res.text()}`);

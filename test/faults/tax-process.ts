@@ -9,10 +9,12 @@ const port = Number(process.env.LOYALTY_FAULTS_TAX_PORT);
 const seed = Number(process.env.LOYALTY_FAULTS_TAX_SEED ?? 3);
 if (!Number.isInteger(port) || port <= 0) throw new Error('LOYALTY_FAULTS_TAX_PORT must be a port');
 
-taxSimulator(seed).app.listen({ port, host: '127.0.0.1' }).then(
-  () => process.stdout.write('READY\n'),
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+taxSimulator(seed)
+  .app.listen({ port, host: '127.0.0.1' })
+  .then(
+    () => process.stdout.write('READY\n'),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );

@@ -8,8 +8,16 @@ import type { Pool } from 'pg';
 import { redemptionWorkflowId } from '../../domain/workflow-ids';
 import { REDEMPTION_BUDGET, simCall, type Answer, type LedgerClient } from './http';
 import {
-  CONTRACT_BREACH_REASONS, LEDGER_DECLINE_REASONS, roundShare,
-  type AccrualRec, type ChargebackRec, type ChargebackStep, type Model, type OpKind, type ProgramSpec, type RedemptionRec,
+  CONTRACT_BREACH_REASONS,
+  LEDGER_DECLINE_REASONS,
+  roundShare,
+  type AccrualRec,
+  type ChargebackRec,
+  type ChargebackStep,
+  type Model,
+  type OpKind,
+  type ProgramSpec,
+  type RedemptionRec,
 } from './model';
 import { sleep, type Rng } from './rng';
 
@@ -31,7 +39,12 @@ function connectionError(e: unknown): boolean {
 }
 
 /** A query against the ledger database that waits out a PostgreSQL restart (bounded). */
-export async function dbQuery<R extends Record<string, unknown>>(pool: Pool, sql: string, params: unknown[] = [], totalMs = 60_000): Promise<R[]> {
+export async function dbQuery<R extends Record<string, unknown>>(
+  pool: Pool,
+  sql: string,
+  params: unknown[] = [],
+  totalMs = 60_000,
+): Promise<R[]> {
   const started = Date.now();
   for (;;) {
     try {
@@ -44,7 +57,11 @@ export async function dbQuery<R extends Record<string, unknown>>(pool: Pool, sql
 }
 
 /** The latest run of a workflow once it is no longer running (its status name), or null after the budget. */
-export async function awaitWorkflowEnd(temporal: TemporalClient, workflowId: string, totalMs: number): Promise<string | null> {
+export async function awaitWorkflowEnd(
+  temporal: TemporalClient,
+  workflowId: string,
+  totalMs: number,
+): Promise<string | null> {
   const deadline = Date.now() + totalMs;
   while (Date.now() < deadline) {
     try {
@@ -76,7 +93,8 @@ export class Workload {
   async createPrograms(rng: Rng): Promise<void> {
     for (const p of this.d.programs) {
       const a = await this.d.api.post('/v1/programs', { role: 'admin', idem: `program:${p.id}`, body: p.body, rng });
-      if (a.verdict !== 'accepted') throw new Error(`program ${p.id} not created: ${a.status} ${JSON.stringify(a.body)}`);
+      if (a.verdict !== 'accepted')
+        throw new Error(`program ${p.id} not created: ${a.status} ${JSON.stringify(a.body)}`);
     }
   }
 
@@ -113,11 +131,20 @@ export class Workload {
     return p.members[p.members.length - 1]!;
   }
 
-  private async post(kind: OpKind, path: string, role: Role, idem: string, body: unknown, rng: Rng, budget?: typeof REDEMPTION_BUDGET): Promise<Answer> {
+  private async post(
+    kind: OpKind,
+    path: string,
+    role: Role,
+    idem: string,
+    body: unknown,
+    rng: Rng,
+    budget?: typeof REDEMPTION_BUDGET,
+  ): Promise<Answer> {
     const stats = this.m.stats[kind];
     const a = await this.d.api.post(path, { role, idem, body, rng, budget, onRetry: () => stats.retries++ });
     this.m.record(kind, a);
-    if (a.verdict === 'unresolved') this.m.mismatches.push(`${kind} ${idem}: no final answer after ${a.attempts} attempts (last: ${a.lastError})`);
+    if (a.verdict === 'unresolved')
+      this.m.mismatches.push(`${kind} ${idem}: no final answer after ${a.attempts} attempts (last: ${a.lastError})`);
     return a;
   }
 
@@ -128,33 +155,66 @@ export class Workload {
 
   // ---- accruals ----
 
-  async accrual(p: ProgramSpec, rng: Rng, memberId: string, o: { invoiceId?: string; amount?: number; forRedemption?: boolean; locked?: boolean } = {}): Promise<AccrualRec | null> {
+  async accrual(
+    p: ProgramSpec,
+    rng: Rng,
+    memberId: string,
+    o: { invoiceId?: string; amount?: number; forRedemption?: boolean; locked?: boolean } = {},
+  ): Promise<AccrualRec | null> {
     const release = o.locked ? () => undefined : this.lock(p, [memberId]);
     if (!release) return null;
     try {
       const invoiceId = o.invoiceId ?? `${p.id}-a-${this.next()}`;
       const amount = o.amount ?? rng.int(100, 20_000);
       const rec: AccrualRec = {
-        p, invoiceId, memberId, amount, points: Math.floor((amount * p.earn.points) / p.earn.perAmountMinor),
-        forRedemption: o.forRedemption ?? false, answer: null, refundedAccepted: 0, refundBusy: false, tainted: false,
+        p,
+        invoiceId,
+        memberId,
+        amount,
+        points: Math.floor((amount * p.earn.points) / p.earn.perAmountMinor),
+        forRedemption: o.forRedemption ?? false,
+        answer: null,
+        refundedAccepted: 0,
+        refundBusy: false,
+        tainted: false,
       };
       this.m.accruals.push(rec);
       const jurisdiction = p.jurisdictions[memberId];
-      const body = { memberId, invoiceId, amountMinor: amount, occurredAt: new Date().toISOString(), ...(jurisdiction ? { jurisdiction } : {}) };
+      const body = {
+        memberId,
+        invoiceId,
+        amountMinor: amount,
+        occurredAt: new Date().toISOString(),
+        ...(jurisdiction ? { jurisdiction } : {}),
+      };
       const book = this.m.keep;
       const keep = p.kind === 'keep';
       const exact = keep && book.exact(memberId);
       const before = keep ? book.bal(memberId) : 0;
-      const a = await this.post('accrual', `/v1/programs/${p.id}/accruals`, 'billing', `accrual:${invoiceId}`, body, rng);
+      const a = await this.post(
+        'accrual',
+        `/v1/programs/${p.id}/accruals`,
+        'billing',
+        `accrual:${invoiceId}`,
+        body,
+        rng,
+      );
       rec.answer = a;
-      const what = () => `accrual ${p.id}/${invoiceId} for ${memberId} (${amount}): ${a.status} ${JSON.stringify(a.body)}`;
+      const what = () =>
+        `accrual ${p.id}/${invoiceId} for ${memberId} (${amount}): ${a.status} ${JSON.stringify(a.body)}`;
       this.m.expect(a.verdict !== 'refused', () => `refused: ${what()}`);
       if (a.verdict === 'accepted') {
         this.m.expect(a.body.points === rec.points, () => `points ${a.body.points}, model ${rec.points}: ${what()}`);
         if (keep) {
           if (exact) {
-            this.m.expect(a.body.memberId === book.root(memberId), () => `credited to ${a.body.memberId}, model ${book.root(memberId)}: ${what()}`);
-            this.m.expect(a.body.balance === before + rec.points, () => `balance ${a.body.balance}, model ${before + rec.points}: ${what()}`);
+            this.m.expect(
+              a.body.memberId === book.root(memberId),
+              () => `credited to ${a.body.memberId}, model ${book.root(memberId)}: ${what()}`,
+            );
+            this.m.expect(
+              a.body.balance === before + rec.points,
+              () => `balance ${a.body.balance}, model ${before + rec.points}: ${what()}`,
+            );
           }
           book.exists.add(memberId);
           book.add(memberId, rec.points);
@@ -172,7 +232,15 @@ export class Workload {
   // ---- refunds ----
 
   private async refund(p: ProgramSpec, rng: Rng): Promise<boolean> {
-    const candidates = this.m.accruals.filter((a) => a.p === p && a.answer?.verdict === 'accepted' && !a.forRedemption && !a.refundBusy && !a.tainted && a.refundedAccepted < a.amount);
+    const candidates = this.m.accruals.filter(
+      (a) =>
+        a.p === p &&
+        a.answer?.verdict === 'accepted' &&
+        !a.forRedemption &&
+        !a.refundBusy &&
+        !a.tainted &&
+        a.refundedAccepted < a.amount,
+    );
     if (candidates.length === 0) return false;
     const accrual = rng.pick(candidates);
     const release = this.lock(p, [accrual.memberId]);
@@ -184,23 +252,39 @@ export class Workload {
       const refundId = `${p.id}-rf-${this.next()}`;
       // cumulative pro rata: after refunds F of an invoice T that earned n, round(n F / T) is revoked in all
       const before = accrual.refundedAccepted;
-      const intended = roundShare(accrual.points, before + amount, accrual.amount) - roundShare(accrual.points, before, accrual.amount);
+      const intended =
+        roundShare(accrual.points, before + amount, accrual.amount) -
+        roundShare(accrual.points, before, accrual.amount);
       const rec = { p, refundId, accrual, amount, intended, answer: null as Answer | null };
       this.m.refunds.push(rec);
       const book = this.m.keep;
       const exact = p.kind === 'keep' && book.exact(accrual.memberId);
       const available = p.kind === 'keep' ? book.bal(accrual.memberId) : 0;
-      const body = { memberId: accrual.memberId, invoiceId: accrual.invoiceId, refundId, amountMinor: amount, occurredAt: new Date().toISOString() };
+      const body = {
+        memberId: accrual.memberId,
+        invoiceId: accrual.invoiceId,
+        refundId,
+        amountMinor: amount,
+        occurredAt: new Date().toISOString(),
+      };
       const a = await this.post('refund', `/v1/programs/${p.id}/refunds`, 'billing', `refund:${refundId}`, body, rng);
       rec.answer = a;
-      const what = () => `refund ${p.id}/${refundId} of ${amount} on ${accrual.invoiceId} (${accrual.amount}, ${accrual.points} pts, ${before} refunded before): ${a.status} ${JSON.stringify(a.body)}`;
+      const what = () =>
+        `refund ${p.id}/${refundId} of ${amount} on ${accrual.invoiceId} (${accrual.amount}, ${accrual.points} pts, ${before} refunded before): ${a.status} ${JSON.stringify(a.body)}`;
       this.m.expect(a.verdict !== 'refused', () => `refused: ${what()}`);
       if (a.verdict === 'accepted') {
         accrual.refundedAccepted += amount;
         const revoked = Number(a.body.pointsRevoked);
-        this.m.expect(revoked >= 0 && revoked + Number(a.body.shortfallPoints) === intended, () => `revoked + shortfall should be ${intended}: ${what()}`);
+        this.m.expect(
+          revoked >= 0 && revoked + Number(a.body.shortfallPoints) === intended,
+          () => `revoked + shortfall should be ${intended}: ${what()}`,
+        );
         if (p.kind === 'keep') {
-          if (exact) this.m.expect(revoked === Math.min(intended, available), () => `revoked should be ${Math.min(intended, available)} (balance ${available}): ${what()}`);
+          if (exact)
+            this.m.expect(
+              revoked === Math.min(intended, available),
+              () => `revoked should be ${Math.min(intended, available)} (balance ${available}): ${what()}`,
+            );
           book.add(accrual.memberId, -revoked);
         }
       } else if (a.verdict === 'unresolved') {
@@ -226,9 +310,14 @@ export class Workload {
     const cap = Number((BigInt(total) * BigInt(p.shareMillionths)) / (1_000_000n * BigInt(p.pointValueMinor)));
     const applied = Math.min(requested, available, cap, Math.floor(total / p.pointValueMinor));
     if (applied < p.minPoints || applied <= 0) {
-      return { status: 'declined', reason: available < Math.min(requested, p.minPoints) || available === 0 ? 'insufficient_points' : 'below_minimum' };
+      return {
+        status: 'declined',
+        reason:
+          available < Math.min(requested, p.minPoints) || available === 0 ? 'insufficient_points' : 'below_minimum',
+      };
     }
-    if (book.jurisdiction.get(book.root(memberId)) === 'US-ZZ') return { status: 'declined', reason: 'unsupported_jurisdiction' };
+    if (book.jurisdiction.get(book.root(memberId)) === 'US-ZZ')
+      return { status: 'declined', reason: 'unsupported_jurisdiction' };
     return { status: 'applied', points: applied };
   }
 
@@ -239,10 +328,20 @@ export class Workload {
       const invoiceId = `${p.id}-inv-${this.next()}`;
       const total = rng.int(1_000, p.kind === 'keep' ? 20_000 : 30_000);
       const cut1 = rng.int(1, total - 1);
-      const lines = rng.chance(0.5) ? [{ description: 'Plan', amountMinor: total }]
-        : [{ description: 'Plan', amountMinor: cut1 }, { description: 'Add-on', amountMinor: total - cut1 }];
+      const lines = rng.chance(0.5)
+        ? [{ description: 'Plan', amountMinor: total }]
+        : [
+            { description: 'Plan', amountMinor: cut1 },
+            { description: 'Add-on', amountMinor: total - cut1 },
+          ];
       // billing's own invoice, made before it asks the ledger to pay part of it with points
-      await simCall(`${this.d.billingUrl}/invoices`, 'POST', { invoiceId, customerId: memberId, currency: 'USD', lines }, `invoice:${invoiceId}`, rng);
+      await simCall(
+        `${this.d.billingUrl}/invoices`,
+        'POST',
+        { invoiceId, customerId: memberId, currency: 'USD', lines },
+        `invoice:${invoiceId}`,
+        rng,
+      );
       this.m.invoicesCreated++;
       let accrual: AccrualRec | null = null;
       if (!memberId.includes('-ghost-') && rng.chance(0.4)) {
@@ -250,14 +349,44 @@ export class Workload {
         accrual = await this.accrual(p, rng, memberId, { invoiceId, amount: total, forRedemption: true, locked: true });
         if (accrual?.answer?.verdict !== 'accepted') return true;
       }
-      const requested = p.kind === 'keep'
-        ? (rng.chance(0.15) ? rng.int(1, p.minPoints - 1) : rng.int(p.minPoints, 3_000))
-        : (rng.chance(0.1) ? rng.int(1, p.minPoints - 1) : rng.int(p.minPoints, 8_000));
+      const requested =
+        p.kind === 'keep'
+          ? rng.chance(0.15)
+            ? rng.int(1, p.minPoints - 1)
+            : rng.int(p.minPoints, 3_000)
+          : rng.chance(0.1)
+            ? rng.int(1, p.minPoints - 1)
+            : rng.int(p.minPoints, 8_000);
       const predicted = p.kind === 'keep' ? this.predictKeep(p, memberId, requested, total) : null;
-      const rec: RedemptionRec = { p, invoiceId, memberId, requested, total, accrual, predicted, answer: null, appliedAt: null, chargeback: null };
+      const rec: RedemptionRec = {
+        p,
+        invoiceId,
+        memberId,
+        requested,
+        total,
+        accrual,
+        predicted,
+        answer: null,
+        appliedAt: null,
+        chargeback: null,
+      };
       this.m.redemptions.push(rec);
-      const body = { invoiceId, memberId, points: requested, invoiceTotalMinor: total, occurredAt: new Date().toISOString() };
-      const a = await this.post('redemption', `/v1/programs/${p.id}/redemptions`, 'billing', `redeem:${invoiceId}`, body, rng, REDEMPTION_BUDGET);
+      const body = {
+        invoiceId,
+        memberId,
+        points: requested,
+        invoiceTotalMinor: total,
+        occurredAt: new Date().toISOString(),
+      };
+      const a = await this.post(
+        'redemption',
+        `/v1/programs/${p.id}/redemptions`,
+        'billing',
+        `redeem:${invoiceId}`,
+        body,
+        rng,
+        REDEMPTION_BUDGET,
+      );
       rec.answer = a;
       this.checkRedemptionAnswer(rec, a);
       return true;
@@ -269,37 +398,62 @@ export class Workload {
   private checkRedemptionAnswer(rec: RedemptionRec, a: Answer): void {
     const { p } = rec;
     const book = this.m.keep;
-    const what = () => `redemption ${p.id}/${rec.invoiceId} of ${rec.requested} pts for ${rec.memberId} (invoice ${rec.total}; model: ${JSON.stringify(rec.predicted)}): ${a.status} ${JSON.stringify(a.body)}`;
+    const what = () =>
+      `redemption ${p.id}/${rec.invoiceId} of ${rec.requested} pts for ${rec.memberId} (invoice ${rec.total}; model: ${JSON.stringify(rec.predicted)}): ${a.status} ${JSON.stringify(a.body)}`;
     if (a.verdict === 'unresolved') {
       if (p.kind === 'keep') book.taint(rec.memberId);
       return;
     }
-    this.m.expect(a.status === 201 && ['applied', 'declined'].includes(a.body?.status), () => `not applied or declined: ${what()}`);
+    this.m.expect(
+      a.status === 201 && ['applied', 'declined'].includes(a.body?.status),
+      () => `not applied or declined: ${what()}`,
+    );
     if (a.status !== 201) return;
     const status = a.body.status as string;
     const reason = (a.body.reason ?? '') as string;
-    if (status === 'declined') this.m.declineReasons.set(`${p.id}:${reason}`, (this.m.declineReasons.get(`${p.id}:${reason}`) ?? 0) + 1);
+    if (status === 'declined')
+      this.m.declineReasons.set(`${p.id}:${reason}`, (this.m.declineReasons.get(`${p.id}:${reason}`) ?? 0) + 1);
     this.m.expect(!CONTRACT_BREACH_REASONS.has(reason), () => `declined for a broken service contract: ${what()}`);
     if (status === 'applied') {
       rec.appliedAt = Date.now();
       const points = Number(a.body.pointsApplied);
       const cap = Number((BigInt(rec.total) * BigInt(p.shareMillionths)) / (1_000_000n * BigInt(p.pointValueMinor)));
-      this.m.expect(points >= p.minPoints && points <= Math.min(rec.requested, cap), () => `points applied outside [minPoints, min(requested, share cap ${cap})]: ${what()}`);
-      this.m.expect(Number(a.body.creditMinor) === points * p.pointValueMinor, () => `credit is not points x point value: ${what()}`);
-      this.m.expect(rec.requested >= p.minPoints && !rec.memberId.includes('-ghost-'), () => `applied though it cannot be: ${what()}`);
+      this.m.expect(
+        points >= p.minPoints && points <= Math.min(rec.requested, cap),
+        () => `points applied outside [minPoints, min(requested, share cap ${cap})]: ${what()}`,
+      );
+      this.m.expect(
+        Number(a.body.creditMinor) === points * p.pointValueMinor,
+        () => `credit is not points x point value: ${what()}`,
+      );
+      this.m.expect(
+        rec.requested >= p.minPoints && !rec.memberId.includes('-ghost-'),
+        () => `applied though it cannot be: ${what()}`,
+      );
     } else {
-      if (rec.requested < p.minPoints) this.m.expect(LEDGER_DECLINE_REASONS.has(reason) || reason === 'unsupported_jurisdiction', () => `below the minimum, declined for another reason: ${what()}`);
-      if (rec.memberId.includes('-ghost-')) this.m.expect(reason === 'unknown_member', () => `unknown member declined for another reason: ${what()}`);
+      if (rec.requested < p.minPoints)
+        this.m.expect(
+          LEDGER_DECLINE_REASONS.has(reason) || reason === 'unsupported_jurisdiction',
+          () => `below the minimum, declined for another reason: ${what()}`,
+        );
+      if (rec.memberId.includes('-ghost-'))
+        this.m.expect(reason === 'unknown_member', () => `unknown member declined for another reason: ${what()}`);
     }
     if (p.kind !== 'keep' || !rec.predicted) return;
     const pr = rec.predicted;
     if (pr.status === 'applied') {
       if (status === 'applied') {
-        this.m.expect(Number(a.body.pointsApplied) === pr.points, () => `points applied differ from the model: ${what()}`);
+        this.m.expect(
+          Number(a.body.pointsApplied) === pr.points,
+          () => `points applied differ from the model: ${what()}`,
+        );
         book.add(rec.memberId, -Number(a.body.pointsApplied));
       } else {
         // a saga may decline for a service that stayed down; never for the balance the model knows
-        this.m.expect(!LEDGER_DECLINE_REASONS.has(reason) && reason !== 'unsupported_jurisdiction', () => `declined by the ledger though the model has the points: ${what()}`);
+        this.m.expect(
+          !LEDGER_DECLINE_REASONS.has(reason) && reason !== 'unsupported_jurisdiction',
+          () => `declined by the ledger though the model has the points: ${what()}`,
+        );
       }
     } else if (status === 'applied') {
       this.m.expect(false, () => `applied though the model declines it: ${what()}`);
@@ -307,7 +461,10 @@ export class Workload {
     } else if (LEDGER_DECLINE_REASONS.has(pr.reason)) {
       this.m.expect(reason === pr.reason, () => `declined for another reason than the model's: ${what()}`);
     } else {
-      this.m.expect(!LEDGER_DECLINE_REASONS.has(reason), () => `declined by the ledger for a reason the model does not see: ${what()}`);
+      this.m.expect(
+        !LEDGER_DECLINE_REASONS.has(reason),
+        () => `declined by the ledger for a reason the model does not see: ${what()}`,
+      );
     }
   }
 
@@ -327,16 +484,30 @@ export class Workload {
     try {
       for (const [i, status] of plan.entries()) {
         if (i > 0) await sleep(rng.int(300, 2_500));
-        const a = await this.post('chargeback', `/v1/programs/${p.id}/chargebacks`, 'billing', `chargeback:${cb.chargebackId}:${status}`,
-          { invoiceId: rec.invoiceId, chargebackId: cb.chargebackId, status }, rng);
+        const a = await this.post(
+          'chargeback',
+          `/v1/programs/${p.id}/chargebacks`,
+          'billing',
+          `chargeback:${cb.chargebackId}:${status}`,
+          { invoiceId: rec.invoiceId, chargebackId: cb.chargebackId, status },
+          rng,
+        );
         const code = (a.body?.error?.code ?? null) as string | null;
         cb.steps.push({ status, verdict: a.verdict, ambiguous: a.ambiguous, code });
         const what = () => `chargeback ${status} on ${p.id}/${rec.invoiceId}: ${a.status} ${JSON.stringify(a.body)}`;
-        if (status === 'lost') cb.lost = a.verdict === 'accepted' ? 'accepted' : a.verdict === 'refused' && !a.ambiguous ? 'refused' : 'unknown';
+        if (status === 'lost')
+          cb.lost =
+            a.verdict === 'accepted' ? 'accepted' : a.verdict === 'refused' && !a.ambiguous ? 'refused' : 'unknown';
         if (a.verdict === 'refused') {
-          this.m.expect(a.status === 409 && code === 'chargeback_window_closed', () => `refused other than for the window: ${what()}`);
+          this.m.expect(
+            a.status === 409 && code === 'chargeback_window_closed',
+            () => `refused other than for the window: ${what()}`,
+          );
           // a frozen saga waits for the outcome: it cannot have closed under an opened dispute
-          this.m.expect(!(i > 0 && plan[0] === 'opened' && cb.steps[0]!.verdict === 'accepted'), () => `saga closed while frozen by an opened chargeback: ${what()}`);
+          this.m.expect(
+            !(i > 0 && plan[0] === 'opened' && cb.steps[0]!.verdict === 'accepted'),
+            () => `saga closed while frozen by an opened chargeback: ${what()}`,
+          );
           break;
         }
         if (a.verdict === 'unresolved') break;
@@ -363,24 +534,39 @@ export class Workload {
       return;
     }
     this.m.expect(end === 'COMPLETED', () => `saga ${p.id}/${rec.invoiceId} ended ${end} after a lost chargeback`);
-    const [row] = await dbQuery<{ status: string; reason: string | null }>(this.d.pool,
-      'select status, reason from redemptions where program_id = $1 and invoice_id = $2', [p.id, rec.invoiceId]);
+    const [row] = await dbQuery<{ status: string; reason: string | null }>(
+      this.d.pool,
+      'select status, reason from redemptions where program_id = $1 and invoice_id = $2',
+      [p.id, rec.invoiceId],
+    );
     const reversedByUs = row?.status === 'reversed' && row.reason === `chargeback_lost:${cb.chargebackId}`;
-    if (cb.lost === 'accepted') this.m.expect(reversedByUs, () => `lost chargeback accepted on ${p.id}/${rec.invoiceId}, but the redemption is ${JSON.stringify(row)}`);
+    if (cb.lost === 'accepted')
+      this.m.expect(
+        reversedByUs,
+        () => `lost chargeback accepted on ${p.id}/${rec.invoiceId}, but the redemption is ${JSON.stringify(row)}`,
+      );
     if (cb.lost === 'unknown') cb.lost = reversedByUs ? 'accepted' : 'refused';
     if (!reversedByUs || p.kind !== 'keep') return;
     const book = this.m.keep;
     const exact = book.exact(rec.memberId);
     book.add(rec.memberId, Number(rec.answer!.body.pointsApplied));
     if (!rec.accrual) return;
-    const [claw] = await dbQuery<{ points_revoked: string; shortfall_points: string }>(this.d.pool,
-      'select points_revoked, shortfall_points from refunds where program_id = $1 and refund_id = $2', [p.id, `chargeback:${cb.chargebackId}`]);
+    const [claw] = await dbQuery<{ points_revoked: string; shortfall_points: string }>(
+      this.d.pool,
+      'select points_revoked, shortfall_points from refunds where program_id = $1 and refund_id = $2',
+      [p.id, `chargeback:${cb.chargebackId}`],
+    );
     const n = rec.accrual.points;
     const expected = Math.min(n, book.bal(rec.accrual.memberId));
-    const what = () => `claw-back of ${p.id}/${rec.invoiceId} (${n} pts earned, balance ${book.bal(rec.accrual!.memberId)} after the reversal): ${JSON.stringify(claw)}`;
+    const what = () =>
+      `claw-back of ${p.id}/${rec.invoiceId} (${n} pts earned, balance ${book.bal(rec.accrual!.memberId)} after the reversal): ${JSON.stringify(claw)}`;
     this.m.expect(claw !== undefined, () => `no claw-back: ${what()}`);
     if (!claw) return;
-    if (exact) this.m.expect(Number(claw.points_revoked) === expected && Number(claw.shortfall_points) === n - expected, () => `claw-back differs from the model: ${what()}`);
+    if (exact)
+      this.m.expect(
+        Number(claw.points_revoked) === expected && Number(claw.shortfall_points) === n - expected,
+        () => `claw-back differs from the model: ${what()}`,
+      );
     book.add(rec.accrual.memberId, -Number(claw.points_revoked));
   }
 
@@ -390,7 +576,9 @@ export class Workload {
     if (this.mergeBusy.has(p.id) || (this.mergesPerProgram.get(p.id) ?? 0) >= 3) return false;
     const book = this.m.keep;
     const merged = (x: string) => (p.kind === 'keep' ? book.mergedInto.has(x) : this.m.rollMerged.has(x));
-    const withRows = new Set(this.m.accruals.filter((a) => a.p === p && a.answer?.verdict === 'accepted').map((a) => a.memberId));
+    const withRows = new Set(
+      this.m.accruals.filter((a) => a.p === p && a.answer?.verdict === 'accepted').map((a) => a.memberId),
+    );
     const active = p.members.filter((x) => withRows.has(x) && !merged(x));
     if (active.length < 4) return false;
     const from = rng.pick(active);
@@ -401,14 +589,25 @@ export class Workload {
     try {
       const exact = p.kind === 'keep' && book.exact(from) && book.exact(into);
       const [fromBal, intoBal] = [book.bal(from), book.bal(into)];
-      const a = await this.post('merge', `/v1/programs/${p.id}/members/${from}/merge`, 'support', `merge:${from}:${into}`, { intoMemberId: into }, rng);
+      const a = await this.post(
+        'merge',
+        `/v1/programs/${p.id}/members/${from}/merge`,
+        'support',
+        `merge:${from}:${into}`,
+        { intoMemberId: into },
+        rng,
+      );
       this.m.merges.push({ p, from, into, answer: a });
-      const what = () => `merge ${p.id}/${from} into ${into} (model ${fromBal} + ${intoBal}): ${a.status} ${JSON.stringify(a.body)}`;
+      const what = () =>
+        `merge ${p.id}/${from} into ${into} (model ${fromBal} + ${intoBal}): ${a.status} ${JSON.stringify(a.body)}`;
       if (a.verdict === 'accepted') {
         this.mergesPerProgram.set(p.id, (this.mergesPerProgram.get(p.id) ?? 0) + 1);
         if (p.kind === 'keep') {
           if (exact) {
-            this.m.expect(Number(a.body.pointsMoved) === fromBal && Number(a.body.survivor?.balance) === fromBal + intoBal, () => `points moved differ from the model: ${what()}`);
+            this.m.expect(
+              Number(a.body.pointsMoved) === fromBal && Number(a.body.survivor?.balance) === fromBal + intoBal,
+              () => `points moved differ from the model: ${what()}`,
+            );
           }
           const jf = book.jurisdiction.get(from);
           if (!book.jurisdiction.has(into) && jf) book.jurisdiction.set(into, jf);

@@ -31,7 +31,10 @@ export const silentLog = pino({ level: process.env.LOYALTY_TEST_LOG ?? 'silent' 
 
 function need(name: string): string {
   const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run the tests with npm test or npx vitest (test/global-setup.ts brings up the stack)`);
+  if (!v)
+    throw new Error(
+      `${name} is not set: run the tests with npm test or npx vitest (test/global-setup.ts brings up the stack)`,
+    );
   return v;
 }
 
@@ -84,16 +87,29 @@ export interface TestApi {
 export async function startApi(
   pool: Pool,
   temporalReachable: () => Promise<boolean> = async () => true,
-  temporal?: { client: TemporalClient; taskQueue: string; closeApproval?: { escalateAfter: string; cancelAfter: string } },
+  temporal?: {
+    client: TemporalClient;
+    taskQueue: string;
+    closeApproval?: { escalateAfter: string; cancelAfter: string };
+  },
   extra: Pick<ApiOptions, 'codec'> = {},
 ): Promise<TestApi> {
-  const app = await buildApi({ pool, logger: silentLog, batcher: DEFAULT_BATCHER, bodyLimitBytes: 64 * 1024, temporalReachable, temporal, ...extra });
+  const app = await buildApi({
+    pool,
+    logger: silentLog,
+    batcher: DEFAULT_BATCHER,
+    bodyLimitBytes: 64 * 1024,
+    temporalReachable,
+    temporal,
+    ...extra,
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   return { app, baseUrl: `http://127.0.0.1:${port}`, keys: await roleKeys(pool), close: () => app.close() };
 }
 
-export interface HttpResult<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface HttpResult<T = any> {
   status: number;
   body: T;
   headers: Headers;
@@ -103,7 +119,14 @@ export function httpClient(api: TestApi) {
   return async function call(
     method: 'GET' | 'POST',
     path: string,
-    o: { role?: Role; key?: string | null; idem?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+    o: {
+      role?: Role;
+      key?: string | null;
+      idem?: string | null;
+      body?: unknown;
+      rawBody?: string;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<HttpResult> {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     const key = o.key === undefined ? api.keys[o.role ?? 'admin'] : o.key;
@@ -136,27 +159,57 @@ export interface TestWorker {
 /** A real worker and relay against the runner's Temporal dev server (or another address). */
 export async function startWorker(
   pool: Pool,
-  o: { address?: string; taskQueue?: string; searchAttributes?: boolean; services?: ServiceUrls; codec?: AesGcmCodec; log?: Logger; metrics?: WorkerMetrics } = {},
+  o: {
+    address?: string;
+    taskQueue?: string;
+    searchAttributes?: boolean;
+    services?: ServiceUrls;
+    codec?: AesGcmCodec;
+    log?: Logger;
+    metrics?: WorkerMetrics;
+  } = {},
 ): Promise<TestWorker> {
   const address = o.address ?? need('LOYALTY_TEST_TEMPORAL_ADDRESS');
   const taskQueue = o.taskQueue ?? uniqueId('tq');
   const nativeConnection = await NativeConnection.connect({ address });
   const worker = await createLoyaltyWorker({
-    connection: nativeConnection, namespace: 'default', taskQueue, pool,
+    connection: nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    pool,
     workflowBundle: { code: readFileSync(need('LOYALTY_TEST_WORKFLOW_BUNDLE'), 'utf8') },
-    maxConcurrentActivities: 20, maxCachedWorkflows: 500,
-    services: o.services, dataConverter: dataConverter({ codec: o.codec }), log: o.log ?? silentLog, metrics: o.metrics,
+    maxConcurrentActivities: 20,
+    maxCachedWorkflows: 500,
+    services: o.services,
+    dataConverter: dataConverter({ codec: o.codec }),
+    log: o.log ?? silentLog,
+    metrics: o.metrics,
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
-  const client = new TemporalClient({ connection, namespace: 'default', dataConverter: dataConverter({ codec: o.codec }), interceptors: { workflow: [correlationClientInterceptor] } });
+  const client = new TemporalClient({
+    connection,
+    namespace: 'default',
+    dataConverter: dataConverter({ codec: o.codec }),
+    interceptors: { workflow: [correlationClientInterceptor] },
+  });
   const relay = new WakeupRelay({
-    pool, client, taskQueue, log: silentLog, batchSize: 100, concurrency: 8, idleMs: 50, maxBackoffMs: 1000,
+    pool,
+    client,
+    taskQueue,
+    log: silentLog,
+    batchSize: 100,
+    concurrency: 8,
+    idleMs: 50,
+    maxBackoffMs: 1000,
     searchAttributes: o.searchAttributes ?? true,
   });
   relay.start();
   return {
-    worker, relay, client, taskQueue,
+    worker,
+    relay,
+    client,
+    taskQueue,
     stop: async () => {
       await relay.stop();
       if (worker.getState() === 'RUNNING') worker.shutdown();
@@ -171,14 +224,22 @@ export async function startWorker(
  * Runs the reconciliation workflow for every program with redemptions, for every day (UTC) they
  * were touched, and returns the reports that show a difference (tests expect none).
  */
-export async function reconcileEverything(pool: Pool, w: { client: TemporalClient; taskQueue: string }, exceptPrograms: string[] = []): Promise<ReconciliationReport[]> {
+export async function reconcileEverything(
+  pool: Pool,
+  w: { client: TemporalClient; taskQueue: string },
+  exceptPrograms: string[] = [],
+): Promise<ReconciliationReport[]> {
   const { rows } = await pool.query<{ program_id: string; day: string }>(
     `select distinct program_id, d::text as day from redemptions, lateral (values (created_at::date), (updated_at::date)) v(d)
-      where not (program_id = any($1::text[])) order by 1, 2`, [exceptPrograms]);
+      where not (program_id = any($1::text[])) order by 1, 2`,
+    [exceptPrograms],
+  );
   const bad: ReconciliationReport[] = [];
   for (const r of rows) {
     const report = await w.client.workflow.execute(reconcileProgramDay, {
-      workflowId: `${reconciliationWorkflowId(r.program_id, r.day)}:${uniqueId('t')}`, taskQueue: w.taskQueue, args: [{ programId: r.program_id, date: r.day }],
+      workflowId: `${reconciliationWorkflowId(r.program_id, r.day)}:${uniqueId('t')}`,
+      taskQueue: w.taskQueue,
+      args: [{ programId: r.program_id, date: r.day }],
     });
     if (report.differenceCount > 0 || report.inProgress.length > 0) bad.push(report);
   }
@@ -191,7 +252,10 @@ export async function reconcileEverything(pool: Pool, w: { client: TemporalClien
  * order given; fails when the ledger, billing and the GL disagree.
  */
 export async function checkAgreementThenStop(
-  pool: Pool, w: { client: TemporalClient; taskQueue: string }, stops: Array<() => Promise<unknown>>, exceptPrograms: string[] = [],
+  pool: Pool,
+  w: { client: TemporalClient; taskQueue: string },
+  stops: Array<() => Promise<unknown>>,
+  exceptPrograms: string[] = [],
 ): Promise<void> {
   const differences = await reconcileEverything(pool, w, exceptPrograms);
   const result = await verifyInvariants(pool);
@@ -211,7 +275,12 @@ export async function recordHistory(client: TemporalClient, workflowId: string, 
 }
 
 /** Polls until fn returns a truthy value; fails after timeoutMs with the last value seen. */
-export async function eventually<T>(what: string, fn: () => Promise<T>, timeoutMs = 20_000, intervalMs = 100): Promise<NonNullable<T>> {
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T>,
+  timeoutMs = 20_000,
+  intervalMs = 100,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
@@ -228,7 +297,11 @@ export { programBody } from './fixtures';
  * `loyalty worker` as a child process (so a test can SIGKILL it) against the runner's Temporal
  * server and the given database; resolves once it prints READY.
  */
-export function startWorkerProcess(o: { databaseUrl: string; taskQueue: string; env?: Record<string, string> }): Promise<ChildProcess> {
+export function startWorkerProcess(o: {
+  databaseUrl: string;
+  taskQueue: string;
+  env?: Record<string, string>;
+}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'worker'], {
     env: {
       ...process.env,

@@ -22,28 +22,52 @@ afterAll(async () => {
 });
 
 const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), ...args, '--database-url', db.url], { encoding: 'utf8' });
+  spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), ...args, '--database-url', db.url],
+    { encoding: 'utf8' },
+  );
 
 test('docs/access.md holds the endpoint x role table the code enforces', () => {
-  assert.ok(readFileSync(join(__dirname, '..', '..', 'docs', 'access.md'), 'utf8').includes(accessTable()), 'regenerate the table: npx tsx scripts/access-table.ts');
+  assert.ok(
+    readFileSync(join(__dirname, '..', '..', 'docs', 'access.md'), 'utf8').includes(accessTable()),
+    'regenerate the table: npx tsx scripts/access-table.ts',
+  );
 });
 
 test('every endpoint against every role: 403 forbidden exactly where the table says no; 401 without a key', async () => {
   const call = httpClient(api);
   const programId = uniqueId('acc');
   assert.equal((await call('POST', '/v1/programs', { body: programBody(programId) })).status, 201);
-  const params: Record<string, string> = { programId, memberId: 'm-1', invoiceId: 'inv-1', period: '2026-Q1', date: '2026-01-01', adjustmentId: '00000000-0000-4000-8000-000000000000', changeId: 'c-1' };
+  const params: Record<string, string> = {
+    programId,
+    memberId: 'm-1',
+    invoiceId: 'inv-1',
+    period: '2026-Q1',
+    date: '2026-01-01',
+    adjustmentId: '00000000-0000-4000-8000-000000000000',
+    changeId: 'c-1',
+  };
   let checked = 0;
   for (const route of ROUTE_DOCS.filter((r) => r.roles !== 'none')) {
     const path = route.path.replace(/\{(\w+)\}/g, (_, name: string) => params[name]!);
     const method = route.method.toUpperCase() as 'GET' | 'POST';
     const anonymous = await call(method, path, { key: null, body: method === 'POST' ? {} : undefined });
-    assert.deepEqual([anonymous.status, anonymous.body.error?.code], [401, 'unauthorized'], `${method} ${route.path} without a key`);
+    assert.deepEqual(
+      [anonymous.status, anonymous.body.error?.code],
+      [401, 'unauthorized'],
+      `${method} ${route.path} without a key`,
+    );
     for (const role of ROLES) {
       const allowed = route.roles === 'any' || role === 'admin' || route.roles.includes(role);
       const res = await call(method, path, { role, body: method === 'POST' ? {} : undefined });
       if (allowed) assert.notEqual(res.status, 403, `${role} may ${method} ${route.path}: ${JSON.stringify(res.body)}`);
-      else assert.deepEqual([res.status, res.body.error?.code], [403, 'forbidden'], `${role} may not ${method} ${route.path}`);
+      else
+        assert.deepEqual(
+          [res.status, res.body.error?.code],
+          [403, 'forbidden'],
+          `${role} may not ${method} ${route.path}`,
+        );
       checked++;
     }
   }
@@ -56,7 +80,11 @@ test('keys: created with the secret shown once, listed without it, rotated, revo
   assert.equal(created.status, 0, created.stderr);
   const key = JSON.parse(created.stdout) as { keyId: string; secret: string; roles: string[] };
   assert.deepEqual(key.roles, ['finance', 'controller']);
-  assert.equal((await call('GET', '/v1/programs/nope/liability', { key: key.secret })).status, 404, 'the new key works (404: no such program)');
+  assert.equal(
+    (await call('GET', '/v1/programs/nope/liability', { key: key.secret })).status,
+    404,
+    'the new key works (404: no such program)',
+  );
 
   const listed = cli('keys', 'list');
   assert.equal(listed.status, 0);
@@ -69,7 +97,10 @@ test('keys: created with the secret shown once, listed without it, rotated, revo
   assert.equal(next.revoked, key.keyId);
   assert.equal((await call('GET', '/v1/programs/nope/liability', { key: next.secret })).status, 404);
 
-  const spare = JSON.parse(cli('keys', 'create', '--principal', 'bob', '--roles', 'support', '--json').stdout) as { keyId: string; secret: string };
+  const spare = JSON.parse(cli('keys', 'create', '--principal', 'bob', '--roles', 'support', '--json').stdout) as {
+    keyId: string;
+    secret: string;
+  };
   assert.equal(cli('keys', 'revoke', spare.keyId).status, 0);
   const refused = await call('GET', '/v1/programs/nope/liability', { key: spare.secret });
   assert.deepEqual([refused.status, refused.body.error?.code], [401, 'unauthorized'], 'a revoked key is refused');
@@ -78,11 +109,20 @@ test('keys: created with the secret shown once, listed without it, rotated, revo
 
   const review = cli('access-review', '--json');
   assert.equal(review.status, 0, review.stderr);
-  const rows = JSON.parse(review.stdout) as Array<{ principal: string; roles: string[]; activeKeys: number; lastUsedAt: string | null }>;
+  const rows = JSON.parse(review.stdout) as Array<{
+    principal: string;
+    roles: string[];
+    activeKeys: number;
+    lastUsedAt: string | null;
+  }>;
   const alice = rows.find((r) => r.principal === 'alice')!;
   assert.deepEqual([alice.roles, alice.activeKeys], [['controller', 'finance'], 1], 'only the rotated key is active');
   assert.ok(alice.lastUsedAt, 'last use recorded');
-  assert.equal(rows.find((r) => r.principal === 'bob'), undefined, 'a principal with only revoked keys holds nothing');
+  assert.equal(
+    rows.find((r) => r.principal === 'bob'),
+    undefined,
+    'a principal with only revoked keys holds nothing',
+  );
   const text = cli('access-review');
   assert.match(text.stdout, /alice\s+controller, finance\s+1 key\(s\), last used 20/);
 });

@@ -17,7 +17,18 @@ import { QUARTERLY_CLOSE_SCHEDULE_ID } from '../../domain/workflow-ids';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import { ensureCloseSchedule } from '../../workers/schedules';
 import { scheduledCloses } from '../../workflows/close-schedule';
-import { eventually, freshDatabase, httpClient, programBody, recordHistory, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import {
+  eventually,
+  freshDatabase,
+  httpClient,
+  programBody,
+  recordHistory,
+  startApi,
+  startWorker,
+  uniqueId,
+  type TestApi,
+  type TestWorker,
+} from '../helpers/stack';
 
 // The quarterly close end to end: API, a real worker on the dev server, PostgreSQL, the GL simulator.
 // History is loaded backdated into 2026-Q1..Q3 (allowed until a quarter is locked), then each
@@ -34,8 +45,14 @@ beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 13);
-  worker = await startWorker(pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 } });
-  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue, closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' } });
+  worker = await startWorker(pool, {
+    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+  });
+  api = await startApi(pool, async () => true, {
+    client: worker.client,
+    taskQueue: worker.taskQueue,
+    closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' },
+  });
   call = httpClient(api);
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
@@ -50,27 +67,75 @@ afterAll(async () => {
 
 async function program(overrides: Record<string, unknown> = {}) {
   const programId = uniqueId('c');
-  assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { expiry: { policy: 'rolling', window: 'P400D' }, ...overrides }) })).status, 201);
+  assert.equal(
+    (
+      await call('POST', '/v1/programs', {
+        body: programBody(programId, { expiry: { policy: 'rolling', window: 'P400D' }, ...overrides }),
+      })
+    ).status,
+    201,
+  );
   return programId;
 }
-const accrue = (p: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string, jurisdiction = 'US-CA') =>
-  call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId, invoiceId, amountMinor, occurredAt, jurisdiction, storeId: `s-${memberId}` } });
-async function redeem(p: string, memberId: string, invoiceId: string, points: number, occurredAt: string, pointValueMinor = 1) {
+const accrue = (
+  p: string,
+  memberId: string,
+  invoiceId: string,
+  amountMinor: number,
+  occurredAt: string,
+  jurisdiction = 'US-CA',
+) =>
+  call('POST', `/v1/programs/${p}/accruals`, {
+    role: 'billing',
+    body: { memberId, invoiceId, amountMinor, occurredAt, jurisdiction, storeId: `s-${memberId}` },
+  });
+async function redeem(
+  p: string,
+  memberId: string,
+  invoiceId: string,
+  points: number,
+  occurredAt: string,
+  pointValueMinor = 1,
+) {
   const h = await holdRedemption(pool, {
-    programId: p, invoiceId, redemptionId: randomUUID(), memberId, points, invoiceTotalMinor: 10_000_000, pointValueMinor, minPoints: 1,
-    maxInvoiceShareMillionths: '1000000', cohortOrder: 'oldest_first', occurredAt,
+    programId: p,
+    invoiceId,
+    redemptionId: randomUUID(),
+    memberId,
+    points,
+    invoiceTotalMinor: 10_000_000,
+    pointValueMinor,
+    minPoints: 1,
+    maxInvoiceShareMillionths: '1000000',
+    cohortOrder: 'oldest_first',
+    occurredAt,
   });
   assert.equal(h.status, 'held');
   await commitRedemption(pool, p, invoiceId, 'test');
 }
-const start = (p: string, period: string, role: 'finance' | 'admin' = 'finance', override?: { rate: number; justification: string }) =>
-  call('POST', `/v1/programs/${p}/closes`, { role, body: { period, ...(override ? { redemptionRateOverride: override } : {}) } });
-const status = async (p: string, period: string) => (await call('GET', `/v1/programs/${p}/closes/${period}`, { role: 'controller' })).body;
-const awaitingApproval = (p: string, period: string) => eventually(`${period} awaiting approval`, async () => {
-  const s = await status(p, period);
-  return s.step === 'awaiting_approval' ? s : null;
-}, 30_000);
-const report = async (p: string, period: string) => (await call('GET', `/v1/programs/${p}/closes/${period}/report`, { role: 'finance' })).body as CloseReport;
+const start = (
+  p: string,
+  period: string,
+  role: 'finance' | 'admin' = 'finance',
+  override?: { rate: number; justification: string },
+) =>
+  call('POST', `/v1/programs/${p}/closes`, {
+    role,
+    body: { period, ...(override ? { redemptionRateOverride: override } : {}) },
+  });
+const status = async (p: string, period: string) =>
+  (await call('GET', `/v1/programs/${p}/closes/${period}`, { role: 'controller' })).body;
+const awaitingApproval = (p: string, period: string) =>
+  eventually(
+    `${period} awaiting approval`,
+    async () => {
+      const s = await status(p, period);
+      return s.step === 'awaiting_approval' ? s : null;
+    },
+    30_000,
+  );
+const report = async (p: string, period: string) =>
+  (await call('GET', `/v1/programs/${p}/closes/${period}/report`, { role: 'finance' })).body as CloseReport;
 async function closeQuarter(p: string, period: string, override?: { rate: number; justification: string }) {
   assert.equal((await start(p, period, 'finance', override)).status, 202);
   await awaitingApproval(p, period);
@@ -80,13 +145,32 @@ async function closeQuarter(p: string, period: string, override?: { rate: number
 }
 function assertFoots(r: CloseReport) {
   const l = r.liability;
-  assert.equal(l.openingMinor + l.issuedMinor - l.recognizedMinor + l.adjustedMinor, l.closingMinor, `${r.period} liability foots`);
-  assert.equal(l.recognized.redemptionsMinor + l.recognized.breakageMinor + l.recognized.estimateChangeMinor, l.recognizedMinor);
+  assert.equal(
+    l.openingMinor + l.issuedMinor - l.recognizedMinor + l.adjustedMinor,
+    l.closingMinor,
+    `${r.period} liability foots`,
+  );
+  assert.equal(
+    l.recognized.redemptionsMinor + l.recognized.breakageMinor + l.recognized.estimateChangeMinor,
+    l.recognizedMinor,
+  );
   const p = r.points;
   assert.equal(p.opening + p.issued - p.redeemed - p.expired + p.adjusted, p.closing, `${r.period} points foot`);
-  assert.equal(r.cohorts.reduce((s, c) => s + c.deferredMinor, 0), l.closingMinor, `${r.period} cohorts add up to the closing liability`);
-  assert.equal(r.liabilityByJurisdiction.reduce((s, j) => s + j.deferredMinor, 0), l.closingMinor, `${r.period} jurisdictions add up`);
-  assert.equal(r.liabilityByStore.reduce((s, j) => s + j.deferredMinor, 0), l.closingMinor, `${r.period} stores add up`);
+  assert.equal(
+    r.cohorts.reduce((s, c) => s + c.deferredMinor, 0),
+    l.closingMinor,
+    `${r.period} cohorts add up to the closing liability`,
+  );
+  assert.equal(
+    r.liabilityByJurisdiction.reduce((s, j) => s + j.deferredMinor, 0),
+    l.closingMinor,
+    `${r.period} jurisdictions add up`,
+  );
+  assert.equal(
+    r.liabilityByStore.reduce((s, j) => s + j.deferredMinor, 0),
+    l.closingMinor,
+    `${r.period} stores add up`,
+  );
 }
 
 /**
@@ -99,15 +183,25 @@ function checkRenderedHtml(html: string, r: CloseReport) {
     const page = join(dir, 'report.html');
     writeFileSync(page, html);
     const args = ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--window-size=1200,2000'];
-    const dom = spawnSync(chromiumPath(), [...args, '--dump-dom', `file://${page}`], { encoding: 'utf8', timeout: 60_000 });
+    const dom = spawnSync(chromiumPath(), [...args, '--dump-dom', `file://${page}`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(dom.status, 0, dom.stderr);
     const closing = formatMinor(r.liability.closingMinor, 2);
     assert.match(dom.stdout, new RegExp(`<th>Closing balance</th><td class="num">${closing}</td>`));
     assert.match(dom.stdout, new RegExp(`data-figure="Closing">${closing}<`), 'the chart shows the closing figure');
     assert.match(dom.stdout, new RegExp(`<strong id="status">locked</strong>`));
-    assert.equal((dom.stdout.match(/<polyline/g) ?? []).length, r.assumptions.cohorts.filter((c) => c.development.length > 0).length, 'one curve per cohort');
+    assert.equal(
+      (dom.stdout.match(/<polyline/g) ?? []).length,
+      r.assumptions.cohorts.filter((c) => c.development.length > 0).length,
+      'one curve per cohort',
+    );
     const png = join(dir, 'report.png');
-    const shot = spawnSync(chromiumPath(), [...args, `--screenshot=${png}`, `file://${page}`], { encoding: 'utf8', timeout: 60_000 });
+    const shot = spawnSync(chromiumPath(), [...args, `--screenshot=${png}`, `file://${page}`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(shot.status, 0, shot.stderr);
     assert.ok(statSync(png).size > 20_000, 'a screenshot with something on it');
     if (process.env.LOYALTY_SCREENSHOT) copyFileSync(png, process.env.LOYALTY_SCREENSHOT);
@@ -127,7 +221,21 @@ describe('quarterly close', () => {
     await redeem(p, 'm2', 'r2', 1_500, '2026-05-15T00:00:00Z');
     await redeem(p, 'm4', 'r3', 1_000, '2026-06-01T00:00:00Z');
     await redeem(p, 'm1', 'r4', 1_000, '2026-08-01T00:00:00Z');
-    assert.equal((await call('POST', `/v1/programs/${p}/refunds`, { role: 'billing', body: { memberId: 'm3', invoiceId: 'q1-c', refundId: 'rf-1', amountMinor: 50_000, occurredAt: '2026-08-10T00:00:00Z' } })).status, 201);
+    assert.equal(
+      (
+        await call('POST', `/v1/programs/${p}/refunds`, {
+          role: 'billing',
+          body: {
+            memberId: 'm3',
+            invoiceId: 'q1-c',
+            refundId: 'rf-1',
+            amountMinor: 50_000,
+            occurredAt: '2026-08-10T00:00:00Z',
+          },
+        })
+      ).status,
+      201,
+    );
 
     const outOfOrder = await start(p, '2026-Q2');
     assert.deepEqual([outOfOrder.status, outOfOrder.body.error.code], [409, 'period_out_of_order']);
@@ -146,20 +254,48 @@ describe('quarterly close', () => {
     assert.deepEqual([approved.status, approved.body.status], [200, 'locked']);
     const q1 = await report(p, '2026-Q1');
     assertFoots(q1);
-    assert.deepEqual([q1.status, q1.points.issued, q1.points.redeemed, q1.points.closing], ['locked', 9_000, 2_000, 7_000]);
+    assert.deepEqual(
+      [q1.status, q1.points.issued, q1.points.redeemed, q1.points.closing],
+      ['locked', 9_000, 2_000, 7_000],
+    );
     assert.equal(q1.assumptions.approvedBy, 'test-controller');
 
     // the locked quarter takes no backdated write, and nothing is written
-    const before = (await pool.query('select count(*)::int as n from ledger_entries where program_id = $1', [p])).rows[0].n;
+    const before = (await pool.query('select count(*)::int as n from ledger_entries where program_id = $1', [p]))
+      .rows[0].n;
     const late = await accrue(p, 'm1', 'late', 10_000, '2026-03-31T00:00:00Z');
     assert.deepEqual([late.status, late.body.error?.code], [409, 'period_locked']);
-    const lateRefund = await call('POST', `/v1/programs/${p}/refunds`, { role: 'billing', body: { memberId: 'm1', invoiceId: 'q1-a', refundId: 'rf-late', amountMinor: 1000, occurredAt: '2026-03-20T00:00:00Z' } });
+    const lateRefund = await call('POST', `/v1/programs/${p}/refunds`, {
+      role: 'billing',
+      body: {
+        memberId: 'm1',
+        invoiceId: 'q1-a',
+        refundId: 'rf-late',
+        amountMinor: 1000,
+        occurredAt: '2026-03-20T00:00:00Z',
+      },
+    });
     assert.deepEqual([lateRefund.status, lateRefund.body.error?.code], [409, 'period_locked']);
-    const lateRedemption = await call('POST', `/v1/programs/${p}/redemptions`, { role: 'billing', body: { invoiceId: 'late-r', memberId: 'm1', points: 100, invoiceTotalMinor: 1000, occurredAt: '2026-03-20T00:00:00Z' } });
+    const lateRedemption = await call('POST', `/v1/programs/${p}/redemptions`, {
+      role: 'billing',
+      body: {
+        invoiceId: 'late-r',
+        memberId: 'm1',
+        points: 100,
+        invoiceTotalMinor: 1000,
+        occurredAt: '2026-03-20T00:00:00Z',
+      },
+    });
     assert.deepEqual([lateRedemption.status, lateRedemption.body.error?.code], [409, 'period_locked']);
-    assert.equal((await pool.query('select count(*)::int as n from ledger_entries where program_id = $1', [p])).rows[0].n, before);
+    assert.equal(
+      (await pool.query('select count(*)::int as n from ledger_entries where program_id = $1', [p])).rows[0].n,
+      before,
+    );
 
-    const q2 = await closeQuarter(p, '2026-Q2', { rate: 0.97, justification: 'member survey: nearly everyone redeems' });
+    const q2 = await closeQuarter(p, '2026-Q2', {
+      rate: 0.97,
+      justification: 'member survey: nearly everyone redeems',
+    });
     assertFoots(q2);
     assert.equal(q2.liability.openingMinor, q1.liability.closingMinor);
     assert.equal(q2.points.opening, q1.points.closing);
@@ -181,13 +317,19 @@ describe('quarterly close', () => {
     const { rows } = await pool.query(
       `select l.account, sum(l.debit_minor - l.credit_minor)::bigint as net from journal_lines l
          join gl_posted_journals g using (journal_entry_id) join journal_entries j using (journal_entry_id)
-        where j.program_id = $1 group by 1 order by 1`, [p]);
+        where j.program_id = $1 group by 1 order by 1`,
+      [p],
+    );
     const glNet = new Map<string, number>();
     for (const period of ['2026-Q1', '2026-Q2', '2026-Q3']) {
       const e = await gl.getEntry(`loyalty:${p}:close:${period}`);
-      for (const line of e.lines) glNet.set(line.account, (glNet.get(line.account) ?? 0) + line.debitMinor - line.creditMinor);
+      for (const line of e.lines)
+        glNet.set(line.account, (glNet.get(line.account) ?? 0) + line.debitMinor - line.creditMinor);
     }
-    assert.deepEqual(rows.map((r) => [r.account, Number(r.net)]).filter(([, v]) => v !== 0), [...glNet.entries()].filter(([, v]) => v !== 0).sort());
+    assert.deepEqual(
+      rows.map((r) => [r.account, Number(r.net)]).filter(([, v]) => v !== 0),
+      [...glNet.entries()].filter(([, v]) => v !== 0).sort(),
+    );
 
     // the same report as CSV, as HTML, and through the CLI
     const csv = await call('GET', `/v1/programs/${p}/closes/2026-Q3/report?format=csv`, { role: 'finance' });
@@ -195,7 +337,22 @@ describe('quarterly close', () => {
     assert.match(String(csv.body), new RegExp(`liability,closingMinor,${q3.liability.closingMinor}`));
     const html = await call('GET', `/v1/programs/${p}/closes/2026-Q3/report?format=html`, { role: 'controller' });
     assert.match(String(html.body), /<svg[^>]*aria-label="Contract liability roll-forward"/);
-    const cli = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'report', p, '2026-Q3', '--format', 'json', '--database-url', db.url], { encoding: 'utf8' });
+    const cli = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(__dirname, '..', '..', 'cli', 'index.ts'),
+        'report',
+        p,
+        '2026-Q3',
+        '--format',
+        'json',
+        '--database-url',
+        db.url,
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(cli.status, 0, cli.stderr);
     assert.deepEqual(JSON.parse(cli.stdout), q3);
     checkRenderedHtml(String(html.body), q3);
@@ -203,7 +360,10 @@ describe('quarterly close', () => {
 
   test('four quarters with an expiry, a merge, a saga redemption and a lost chargeback: every report foots and chains; the GL holds the subledger', async () => {
     // members in DE lose their points 30 days after their last purchase; elsewhere after 400 days
-    const p = await program({ expiry: { policy: 'rolling', window: 'P400D', jurisdictions: { DE: { policy: 'rolling', window: 'P30D' } } }, chargebackWindow: 'P120D' });
+    const p = await program({
+      expiry: { policy: 'rolling', window: 'P400D', jurisdictions: { DE: { policy: 'rolling', window: 'P30D' } } },
+      chargebackWindow: 'P120D',
+    });
     await accrue(p, 'a', 'q4-a', 300_000, '2025-10-05T00:00:00Z', 'DE');
     await accrue(p, 'b', 'q4-b', 200_000, '2025-12-15T00:00:00Z', 'DE');
     // a's deadline (2025-11-04) passes without a purchase: the points expire in 2025-Q4 (the member
@@ -217,23 +377,58 @@ describe('quarterly close', () => {
     await accrue(p, 'e', 'q3-e', 700_000, '2026-08-01T00:00:00Z');
     const billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
     const invoiceId = uniqueId('inv');
-    await billing.createInvoice({ invoiceId, customerId: 'e', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 9000 }] }, `inv-${invoiceId}`);
-    const redeemed = await call('POST', `/v1/programs/${p}/redemptions`, { role: 'billing', body: { invoiceId, memberId: 'e', points: 3000, invoiceTotalMinor: 9000, occurredAt: '2026-08-15T00:00:00Z' } });
+    await billing.createInvoice(
+      { invoiceId, customerId: 'e', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 9000 }] },
+      `inv-${invoiceId}`,
+    );
+    const redeemed = await call('POST', `/v1/programs/${p}/redemptions`, {
+      role: 'billing',
+      body: { invoiceId, memberId: 'e', points: 3000, invoiceTotalMinor: 9000, occurredAt: '2026-08-15T00:00:00Z' },
+    });
     assert.equal(redeemed.body.status, 'applied', JSON.stringify(redeemed.body));
-    assert.equal((await call('POST', `/v1/programs/${p}/members/d/merge`, { role: 'support', body: { intoMemberId: 'e' } })).status, 201);
+    assert.equal(
+      (await call('POST', `/v1/programs/${p}/members/d/merge`, { role: 'support', body: { intoMemberId: 'e' } }))
+        .status,
+      201,
+    );
 
     const reports: CloseReport[] = [];
     for (const period of ['2025-Q4', '2026-Q1', '2026-Q2']) reports.push(await closeQuarter(p, period));
-    assert.equal((await call('POST', `/v1/programs/${p}/chargebacks`, { role: 'billing', body: { invoiceId, chargebackId: 'cb-1', status: 'lost' } })).status, 202);
-    await eventually('reversed', async () => (await call('GET', `/v1/programs/${p}/redemptions/${invoiceId}`, { role: 'billing' })).body.status === 'reversed');
+    assert.equal(
+      (
+        await call('POST', `/v1/programs/${p}/chargebacks`, {
+          role: 'billing',
+          body: { invoiceId, chargebackId: 'cb-1', status: 'lost' },
+        })
+      ).status,
+      202,
+    );
+    await eventually(
+      'reversed',
+      async () =>
+        (await call('GET', `/v1/programs/${p}/redemptions/${invoiceId}`, { role: 'billing' })).body.status ===
+        'reversed',
+    );
     reports.push(await closeQuarter(p, '2026-Q3'));
     for (const r of reports) assertFoots(r);
     for (let i = 1; i < reports.length; i++) {
-      assert.equal(reports[i]!.liability.openingMinor, reports[i - 1]!.liability.closingMinor, `${reports[i]!.period} opens where the quarter before closed`);
+      assert.equal(
+        reports[i]!.liability.openingMinor,
+        reports[i - 1]!.liability.closingMinor,
+        `${reports[i]!.period} opens where the quarter before closed`,
+      );
       assert.equal(reports[i]!.points.opening, reports[i - 1]!.points.closing);
     }
-    assert.deepEqual(reports[3]!.liabilityByJurisdiction.map((j) => j.jurisdiction), ['US-CA'], 'nothing outstanding in DE after the expiries');
-    assert.deepEqual(reports[3]!.liabilityByStore.map((j) => j.storeId), ['s-c', 's-d', 's-e'], 'the stores whose sales made the liability still deferred');
+    assert.deepEqual(
+      reports[3]!.liabilityByJurisdiction.map((j) => j.jurisdiction),
+      ['US-CA'],
+      'nothing outstanding in DE after the expiries',
+    );
+    assert.deepEqual(
+      reports[3]!.liabilityByStore.map((j) => j.storeId),
+      ['s-c', 's-d', 's-e'],
+      'the stores whose sales made the liability still deferred',
+    );
     assert.equal(reports[0]!.points.expired, 3_000, "a's points expired in 2025-Q4");
     assert.equal(reports[1]!.points.expired, 2_000, "b's points expired in 2026-Q1");
     assert.equal(reports[3]!.points.redeemed, 3_000, 'the saga redemption in 2026-Q3');
@@ -242,12 +437,20 @@ describe('quarterly close', () => {
     const { rows: posted } = await pool.query(
       `select l.account, sum(l.debit_minor - l.credit_minor)::bigint as net from journal_lines l
          join gl_posted_journals g using (journal_entry_id) join journal_entries j using (journal_entry_id)
-        where j.program_id = $1 group by 1 order by 1`, [p]);
+        where j.program_id = $1 group by 1 order by 1`,
+      [p],
+    );
     const glNet = new Map<string, number>();
-    for (const { entry_id } of (await pool.query<{ entry_id: string }>('select entry_id from gl_postings where program_id = $1', [p])).rows) {
-      for (const line of (await gl.getEntry(entry_id)).lines) glNet.set(line.account, (glNet.get(line.account) ?? 0) + line.debitMinor - line.creditMinor);
+    for (const { entry_id } of (
+      await pool.query<{ entry_id: string }>('select entry_id from gl_postings where program_id = $1', [p])
+    ).rows) {
+      for (const line of (await gl.getEntry(entry_id)).lines)
+        glNet.set(line.account, (glNet.get(line.account) ?? 0) + line.debitMinor - line.creditMinor);
     }
-    assert.deepEqual(posted.map((r) => [r.account, Number(r.net)]).filter(([, v]) => v !== 0), [...glNet.entries()].filter(([, v]) => v !== 0).sort());
+    assert.deepEqual(
+      posted.map((r) => [r.account, Number(r.net)]).filter(([, v]) => v !== 0),
+      [...glNet.entries()].filter(([, v]) => v !== 0).sort(),
+    );
   });
 
   test("DESIGN.md's worked example at close: raising the estimate to 90% catches up -102.88", async () => {
@@ -269,21 +472,42 @@ describe('quarterly close', () => {
     await redeem(p, 'm', 'r', 400, '2026-02-10T00:00:00Z'); // releases 400 x 2 = 800
     const r = await closeQuarter(p, '2026-Q1', { rate: 0.5, justification: 'fewer redeem than planned' });
     // provision left = 2 x (1,000 x 0.5 - 400) = 200: the close releases 600 more
-    assert.deepEqual([r.liability.issuedMinor, r.liability.recognized.redemptionsMinor, r.liability.recognized.estimateChangeMinor, r.liability.closingMinor], [1_600, 800, 600, 200]);
+    assert.deepEqual(
+      [
+        r.liability.issuedMinor,
+        r.liability.recognized.redemptionsMinor,
+        r.liability.recognized.estimateChangeMinor,
+        r.liability.closingMinor,
+      ],
+      [1_600, 800, 600, 200],
+    );
     assertFoots(r);
     const { rows } = await pool.query(
       `select l.account, sum(l.credit_minor - l.debit_minor)::int as net from journal_entries j join journal_lines l using (journal_entry_id)
-        where j.program_id = $1 group by 1 order by 1`, [p]);
-    assert.deepEqual(rows, [{ account: 'loyalty_expense', net: -200 }, { account: 'loyalty_provision', net: 200 }]);
+        where j.program_id = $1 group by 1 order by 1`,
+      [p],
+    );
+    assert.deepEqual(rows, [
+      { account: 'loyalty_expense', net: -200 },
+      { account: 'loyalty_provision', net: 200 },
+    ]);
   });
 
   test('no approval in time: escalated, then cancelled; the quarter stays frozen; a new close can start', async () => {
     const p = await program();
     await accrue(p, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');
     // an API whose closes wait 2 s for approval before escalating and 4 s before cancelling
-    const hasty = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue, closeApproval: { escalateAfter: 'PT2S', cancelAfter: 'PT4S' } });
+    const hasty = await startApi(pool, async () => true, {
+      client: worker.client,
+      taskQueue: worker.taskQueue,
+      closeApproval: { escalateAfter: 'PT2S', cancelAfter: 'PT4S' },
+    });
     try {
-      assert.equal((await httpClient(hasty)('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q1' } })).status, 202);
+      assert.equal(
+        (await httpClient(hasty)('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q1' } }))
+          .status,
+        202,
+      );
     } finally {
       await hasty.close();
     }
@@ -306,20 +530,37 @@ describe('quarterly close', () => {
     await accrue(later, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');
     assert.equal((await start(byHand, '2025-Q4')).status, 202);
     await awaitingApproval(byHand, '2025-Q4');
-    const run = await worker.client.workflow.execute(scheduledCloses, { workflowId: uniqueId('close-scheduled'), taskQueue: worker.taskQueue, args: [{ period: '2025-Q4' }] });
-    assert.ok(run.started.includes(due) && !run.started.includes(byHand) && !run.started.includes(later), JSON.stringify(run));
+    const run = await worker.client.workflow.execute(scheduledCloses, {
+      workflowId: uniqueId('close-scheduled'),
+      taskQueue: worker.taskQueue,
+      args: [{ period: '2025-Q4' }],
+    });
+    assert.ok(
+      run.started.includes(due) && !run.started.includes(byHand) && !run.started.includes(later),
+      JSON.stringify(run),
+    );
     assert.match(run.skipped.find((x) => x.programId === byHand)!.reason, /already proposed/);
     assert.match(run.skipped.find((x) => x.programId === later)!.reason, /no activity in or before the quarter/);
     const scheduled = await awaitingApproval(due, '2025-Q4');
     assert.equal(scheduled.startedBy, 'system:close-schedule');
     assert.equal((await status(byHand, '2025-Q4')).startedBy, 'test-finance');
 
-    assert.equal(await ensureCloseSchedule(worker.client, { taskQueue: worker.taskQueue, daysAfterQuarterEnd: 5 }), 'created');
+    assert.equal(
+      await ensureCloseSchedule(worker.client, { taskQueue: worker.taskQueue, daysAfterQuarterEnd: 5 }),
+      'created',
+    );
     const handle = worker.client.schedule.getHandle(QUARTERLY_CLOSE_SCHEDULE_ID);
     try {
-      assert.equal(await ensureCloseSchedule(worker.client, { taskQueue: worker.taskQueue, daysAfterQuarterEnd: 5 }), 'exists');
+      assert.equal(
+        await ensureCloseSchedule(worker.client, { taskQueue: worker.taskQueue, daysAfterQuarterEnd: 5 }),
+        'exists',
+      );
       const next = (await handle.describe()).info.nextActionTimes[0]!;
-      assert.deepEqual([next.getUTCDate(), next.getUTCMonth() % 3, next.getUTCHours()], [6, 0, 1], 'the 6th of the quarter\'s first month, 01:00 UTC');
+      assert.deepEqual(
+        [next.getUTCDate(), next.getUTCMonth() % 3, next.getUTCHours()],
+        [6, 0, 1],
+        "the 6th of the quarter's first month, 01:00 UTC",
+      );
     } finally {
       await handle.delete();
     }
@@ -328,18 +569,42 @@ describe('quarterly close', () => {
   test('loyalty close shows the steps until the close awaits approval; starting it again finds it', async () => {
     const p = await program();
     await accrue(p, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');
-    const env = { ...process.env, TEMPORAL_ADDRESS: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS!, LOYALTY_TASK_QUEUE: worker.taskQueue, DATABASE_URL: db.url };
-    const run = () => new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'close', p, '2026-Q1', '--as', 'fiona', '--wait', '60'], { env });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('exit', (code) => resolve({ code, out }));
-    });
+    const env = {
+      ...process.env,
+      TEMPORAL_ADDRESS: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS!,
+      LOYALTY_TASK_QUEUE: worker.taskQueue,
+      DATABASE_URL: db.url,
+    };
+    const run = () =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(__dirname, '..', '..', 'cli', 'index.ts'),
+            'close',
+            p,
+            '2026-Q1',
+            '--as',
+            'fiona',
+            '--wait',
+            '60',
+          ],
+          { env },
+        );
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('exit', (code) => resolve({ code, out }));
+      });
     const first = await run();
     assert.equal(first.code, 0, first.out);
     assert.match(first.out, /started as fiona \(workflow close:.*:2026-Q1\)/);
     assert.match(first.out, /freezing the quarter/); // steps shorter than the poll (500 ms) may not show
-    assert.match(first.out, /awaiting a controller's approval[\s\S]*catch-up proposed: -?\d+ \(minor units\) over 1 cohort\(s\)/);
+    assert.match(
+      first.out,
+      /awaiting a controller's approval[\s\S]*catch-up proposed: -?\d+ \(minor units\) over 1 cohort\(s\)/,
+    );
     const second = await run();
     assert.match(second.out, /already proposed, started by fiona/);
     assert.equal((await status(p, '2026-Q1')).startedBy, 'fiona');
@@ -349,12 +614,34 @@ describe('quarterly close', () => {
     const p = await program();
     const cases: Array<[Promise<{ status: number; body: { error?: { code: string } } }>, number, string]> = [
       [call('POST', `/v1/programs/${p}/closes`, { role: 'billing', body: { period: '2026-Q1' } }), 403, 'forbidden'],
-      [call('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q5' } }), 400, 'validation_failed'],
-      [call('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q1', redemptionRateOverride: { rate: 1.5, justification: 'x' } } }), 400, 'validation_failed'],
-      [call('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q1', redemptionRateOverride: { rate: 0.9 } } }), 400, 'validation_failed'],
+      [
+        call('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period: '2026-Q5' } }),
+        400,
+        'validation_failed',
+      ],
+      [
+        call('POST', `/v1/programs/${p}/closes`, {
+          role: 'finance',
+          body: { period: '2026-Q1', redemptionRateOverride: { rate: 1.5, justification: 'x' } },
+        }),
+        400,
+        'validation_failed',
+      ],
+      [
+        call('POST', `/v1/programs/${p}/closes`, {
+          role: 'finance',
+          body: { period: '2026-Q1', redemptionRateOverride: { rate: 0.9 } },
+        }),
+        400,
+        'validation_failed',
+      ],
       [call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'finance' }), 403, 'forbidden'],
       [call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'controller' }), 404, 'not_found'],
-      [call('GET', `/v1/programs/${p}/closes/2026-Q1/report?format=pdf`, { role: 'finance' }), 400, 'validation_failed'],
+      [
+        call('GET', `/v1/programs/${p}/closes/2026-Q1/report?format=pdf`, { role: 'finance' }),
+        400,
+        'validation_failed',
+      ],
     ];
     for (const [req, code, name] of cases) {
       const res = await req;

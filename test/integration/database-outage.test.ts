@@ -40,7 +40,10 @@ test('the database down: every kind of request answers 503 loyalty_unavailable, 
   const requests: Array<[string, () => ReturnType<typeof call>]> = [
     ['read a member', () => call('GET', `/v1/programs/${programId}/members/m-1`, { role: 'support' })],
     ['read a program', () => call('GET', `/v1/programs/${programId}`, { role: 'support' })],
-    ['accrue', () => call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', idem: 'acc-1', body: accrual })],
+    [
+      'accrue',
+      () => call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', idem: 'acc-1', body: accrual }),
+    ],
     ['create a program', () => call('POST', '/v1/programs', { body: programBody(uniqueId('dbout')) })],
     ['read the liability', () => call('GET', `/v1/programs/${programId}/liability`, { role: 'finance' })],
   ];
@@ -53,7 +56,11 @@ test('the database down: every kind of request answers 503 loyalty_unavailable, 
   assert.deepEqual([ready.status, ready.body.postgres], [503, false]);
 
   await proxy.listen();
-  const again = await call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', idem: 'acc-1', body: accrual });
+  const again = await call('POST', `/v1/programs/${programId}/accruals`, {
+    role: 'billing',
+    idem: 'acc-1',
+    body: accrual,
+  });
   assert.equal(again.status, 201, JSON.stringify(again.body));
   assert.equal((await call('GET', `/v1/programs/${programId}/members/m-1`, { role: 'support' })).body.balance, 100);
 });

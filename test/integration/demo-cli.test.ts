@@ -20,11 +20,16 @@ let dataDir: string;
 beforeAll(async () => {
   db = await freshDatabase();
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 5);
-  worker = await startWorker(db.pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 } });
+  worker = await startWorker(db.pool, {
+    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+  });
   api = await startApi(db.pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
   // what npm start leaves in .data: one key per role, so the demo must use the right one per call
   dataDir = mkdtempSync(join(tmpdir(), 'loyalty-demo-'));
-  writeFileSync(join(dataDir, 'dev-keys.json'), JSON.stringify({ 'dev-admin': api.keys.admin, 'dev-billing': api.keys.billing }));
+  writeFileSync(
+    join(dataDir, 'dev-keys.json'),
+    JSON.stringify({ 'dev-admin': api.keys.admin, 'dev-billing': api.keys.billing }),
+  );
 });
 afterAll(async () => {
   const result = await verifyInvariants(db.pool);
@@ -38,10 +43,14 @@ afterAll(async () => {
 
 /** Asynchronous on purpose: the API the child calls runs in this process's event loop. */
 function demo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'demo', 'redemption', ...args], {
-    env: { ...process.env, LOYALTY_DATA_DIR: dataDir, TEMPORAL_NAMESPACE: 'default' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'demo', 'redemption', ...args],
+    {
+      env: { ...process.env, LOYALTY_DATA_DIR: dataDir, TEMPORAL_NAMESPACE: 'default' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -50,7 +59,16 @@ function demo(args: string[]): Promise<{ code: number | null; stdout: string; st
 }
 
 test('loyalty demo redemption: applied, compensated, reversed by a lost chargeback; exit 0', async () => {
-  const run = await demo(['--api-url', api.baseUrl, '--billing-url', sims.billingUrl, '--gl-url', sims.glUrl, '--ui-url', 'http://localhost:8233']);
+  const run = await demo([
+    '--api-url',
+    api.baseUrl,
+    '--billing-url',
+    sims.billingUrl,
+    '--gl-url',
+    sims.glUrl,
+    '--ui-url',
+    'http://localhost:8233',
+  ]);
   const out = run.stdout;
   assert.equal(run.code, 0, out + run.stderr);
   assert.doesNotMatch(out, /FAIL/);
@@ -58,11 +76,15 @@ test('loyalty demo redemption: applied, compensated, reversed by a lost chargeba
   assert.ok(programId, out);
 
   const [step1 = '', step2 = '', step3 = ''] = out.split(/^== Step \d: /m).slice(1);
-  const link = (workflowId: string) => `http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
+  const link = (workflowId: string) =>
+    `http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
 
   assert.match(step1, /^a redemption applied ==/);
   assert.match(step1, /-> applied: pointsApplied 2500, creditMinor 2500 \(25\.00 USD\)/);
-  assert.match(step1, new RegExp(`billing invoice ${programId}-inv-2: total 80\\.00 USD, credits 25\\.00 USD, amount due 55\\.00 USD`));
+  assert.match(
+    step1,
+    new RegExp(`billing invoice ${programId}-inv-2: total 80\\.00 USD, credits 25\\.00 USD, amount due 55\\.00 USD`),
+  );
   assert.ok(step1.includes(`workflow  redemption:${programId}:${programId}-inv-2`), step1);
   assert.ok(step1.includes(link(`redemption:${programId}:${programId}-inv-2`)), step1);
   assert.ok(step1.includes(`member    member:${programId}:m-1`), step1);
@@ -79,7 +101,10 @@ test('loyalty demo redemption: applied, compensated, reversed by a lost chargeba
   assert.deepEqual(faults.rules, {}, 'the demo leaves no fault behind');
 
   assert.match(step3, /^a lost chargeback on the first redemption ==/);
-  assert.match(step3, new RegExp(`GET redemptions/${programId}-inv-2 -> reversed \\(chargeback_lost:${programId}-cb-1\\)`));
+  assert.match(
+    step3,
+    new RegExp(`GET redemptions/${programId}-inv-2 -> reversed \\(chargeback_lost:${programId}-cb-1\\)`),
+  );
   assert.match(step3, /ledger: earn_reversal -550/);
   assert.match(step3, /member before: balance 3,050 pts, held 0 pts/);
   assert.match(step3, /member after \(2,500 pts back, 550 pts clawed back\): balance 5,000 pts, held 0 pts/);
@@ -89,13 +114,28 @@ test('loyalty demo redemption: applied, compensated, reversed by a lost chargeba
 });
 
 test('loyalty demo redemption: a key without the admin role fails step 1 with exit 1', async () => {
-  const run = await demo(['--api-url', api.baseUrl, '--billing-url', sims.billingUrl, '--gl-url', sims.glUrl, '--key', api.keys.billing]);
+  const run = await demo([
+    '--api-url',
+    api.baseUrl,
+    '--billing-url',
+    sims.billingUrl,
+    '--gl-url',
+    sims.glUrl,
+    '--key',
+    api.keys.billing,
+  ]);
   assert.equal(run.code, 1, run.stdout + run.stderr);
-  assert.match(run.stdout, /FAILED, 1 expectation\(s\) not met:\n {2}- step 1 \(applied\): POST \/v1\/programs: expected HTTP 201, got 403/);
+  assert.match(
+    run.stdout,
+    /FAILED, 1 expectation\(s\) not met:\n {2}- step 1 \(applied\): POST \/v1\/programs: expected HTTP 201, got 403/,
+  );
 });
 
 test('loyalty demo redemption: no stack, exit 2 with "run npm start first"', async () => {
   const run = await demo(['--api-url', `http://127.0.0.1:${await freePort()}`]);
   assert.equal(run.code, 2, run.stdout + run.stderr);
-  assert.match(run.stderr, /the stack is not reachable \(GET http:\/\/127\.0\.0\.1:\d+\/readyz: ECONNREFUSED\): run npm start first/);
+  assert.match(
+    run.stderr,
+    /the stack is not reachable \(GET http:\/\/127\.0\.0\.1:\d+\/readyz: ECONNREFUSED\): run npm start first/,
+  );
 });

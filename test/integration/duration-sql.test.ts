@@ -18,8 +18,13 @@ afterAll(async () => {
 
 const isoDuration = fc
   .record({
-    y: fc.integer({ min: 0, max: 30 }), mo: fc.integer({ min: 0, max: 40 }), w: fc.integer({ min: 0, max: 10 }),
-    d: fc.integer({ min: 0, max: 800 }), h: fc.integer({ min: 0, max: 50 }), mi: fc.integer({ min: 0, max: 200 }), s: fc.integer({ min: 0, max: 100_000 }),
+    y: fc.integer({ min: 0, max: 30 }),
+    mo: fc.integer({ min: 0, max: 40 }),
+    w: fc.integer({ min: 0, max: 10 }),
+    d: fc.integer({ min: 0, max: 800 }),
+    h: fc.integer({ min: 0, max: 50 }),
+    mi: fc.integer({ min: 0, max: 200 }),
+    s: fc.integer({ min: 0, max: 100_000 }),
   })
   .map(({ y, mo, w, d, h, mi, s }) => {
     const date = `${y ? `${y}Y` : ''}${mo ? `${mo}M` : ''}${w ? `${w}W` : ''}${d ? `${d}D` : ''}`;
@@ -31,7 +36,12 @@ const isoDuration = fc
 // Instants from 1990 to 2060, often on a month's last days and at midnight, where calendar arithmetic differs.
 const instant = fc.oneof(
   fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2060, 0, 1) }),
-  fc.record({ y: fc.integer({ min: 1990, max: 2060 }), m: fc.integer({ min: 0, max: 11 }), d: fc.integer({ min: 27, max: 31 }) })
+  fc
+    .record({
+      y: fc.integer({ min: 1990, max: 2060 }),
+      m: fc.integer({ min: 0, max: 11 }),
+      d: fc.integer({ min: 27, max: 31 }),
+    })
     .map(({ y, m, d }) => Date.UTC(y, m, Math.min(d, new Date(Date.UTC(y, m + 1, 0)).getUTCDate()))),
 );
 
@@ -44,8 +54,14 @@ test('property: addDuration equals ll_add_duration to the millisecond, whatever 
       fc.asyncProperty(instant, isoDuration, fc.constantFrom(...ZONES), async (fromMs, duration, zone) => {
         await client.query(`select set_config('timezone', $1, false)`, [zone]);
         const { rows } = await client.query<{ ms: string }>(
-          `select (extract(epoch from ll_add_duration($1::timestamptz, $2::interval)) * 1000)::bigint::text as ms`, [new Date(fromMs).toISOString(), duration]);
-        assert.equal(addDuration(fromMs, duration), Number(rows[0]!.ms), `${new Date(fromMs).toISOString()} + ${duration} in ${zone}`);
+          `select (extract(epoch from ll_add_duration($1::timestamptz, $2::interval)) * 1000)::bigint::text as ms`,
+          [new Date(fromMs).toISOString(), duration],
+        );
+        assert.equal(
+          addDuration(fromMs, duration),
+          Number(rows[0]!.ms),
+          `${new Date(fromMs).toISOString()} + ${duration} in ${zone}`,
+        );
       }),
       { numRuns: 500 },
     );
@@ -59,7 +75,8 @@ test('a session outside UTC is why the database adds durations in UTC: plain tim
   const { rows } = await db.pool.query<{ plain: string; utc: string }>(
     `select set_config('timezone', 'America/New_York', true),
             to_char(('2026-03-01T12:00:00Z'::timestamptz + 'P1M'::interval) at time zone 'UTC', 'YYYY-MM-DD HH24:MI') as plain,
-            to_char(ll_add_duration('2026-03-01T12:00:00Z', 'P1M') at time zone 'UTC', 'YYYY-MM-DD HH24:MI') as utc`);
+            to_char(ll_add_duration('2026-03-01T12:00:00Z', 'P1M') at time zone 'UTC', 'YYYY-MM-DD HH24:MI') as utc`,
+  );
   assert.equal(rows[0]!.utc, '2026-04-01 12:00');
   assert.equal(rows[0]!.plain, '2026-04-01 11:00');
 });

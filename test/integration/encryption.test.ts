@@ -5,7 +5,17 @@ import { billingClient } from '../../activities/services/billing';
 import { memberWorkflowId } from '../../domain/workflow-ids';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import { AesGcmCodec, ENCODING, newKeyFile } from '../../temporal/codec';
-import { eventually, freshDatabase, httpClient, programBody, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import {
+  eventually,
+  freshDatabase,
+  httpClient,
+  programBody,
+  startApi,
+  startWorker,
+  uniqueId,
+  type TestApi,
+  type TestWorker,
+} from '../helpers/stack';
 
 // Payload encryption end to end: a worker and a client with the codec run a member workflow and a
 // redemption saga on the real dev server; the raw histories, read from the server without the
@@ -25,8 +35,16 @@ beforeAll(async () => {
   const keys = newKeyFile('k-test');
   const codec = new AesGcmCodec(keys.active, { 'k-test': Buffer.from(keys.keys['k-test']!, 'base64') });
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 11);
-  worker = await startWorker(pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 }, codec });
-  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue }, { codec: { codec, corsOrigins: [UI_ORIGIN], keyInPath: true } });
+  worker = await startWorker(pool, {
+    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+    codec,
+  });
+  api = await startApi(
+    pool,
+    async () => true,
+    { client: worker.client, taskQueue: worker.taskQueue },
+    { codec: { codec, corsOrigins: [UI_ORIGIN], keyInPath: true } },
+  );
   call = httpClient(api);
 });
 afterAll(async () => {
@@ -44,7 +62,11 @@ async function rawHistory(workflowId: string): Promise<Proto[]> {
   const events: Proto[] = [];
   let nextPageToken: Uint8Array | undefined;
   do {
-    const page = await worker.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId }, nextPageToken });
+    const page = await worker.client.workflowService.getWorkflowExecutionHistory({
+      namespace: 'default',
+      execution: { workflowId },
+      nextPageToken,
+    });
     events.push(...(page.history?.events ?? []));
     nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
   } while (nextPageToken);
@@ -55,7 +77,12 @@ async function rawHistory(workflowId: string): Promise<Proto[]> {
  * The history's bytes and strings, minus the workflow ids and search attributes (readable on
  * purpose: they are how engineers find a member's or an invoice's workflows), and its payloads.
  */
-function scan(node: Proto, out: { text: Array<{ path: string; bytes: Buffer }>; payloads: Proto[] }, key = '', path = ''): void {
+function scan(
+  node: Proto,
+  out: { text: Array<{ path: string; bytes: Buffer }>; payloads: Proto[] },
+  key = '',
+  path = '',
+): void {
   if (node === null || node === undefined || key === 'searchAttributes' || key === 'workflowId') return;
   if (typeof node === 'string') out.text.push({ path, bytes: Buffer.from(node) });
   else if (node instanceof Uint8Array) out.text.push({ path, bytes: Buffer.from(node) });
@@ -70,15 +97,34 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
   const programId = uniqueId('enc');
   const memberId = uniqueId('member');
   const invoiceId = uniqueId('invoice');
-  assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT2S' }) })).status, 201);
+  assert.equal(
+    (await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT2S' }) })).status,
+    201,
+  );
   const earn = await call('POST', `/v1/programs/${programId}/accruals`, {
-    role: 'billing', body: { memberId, invoiceId: `${invoiceId}-earn`, amountMinor: 734_519_000, occurredAt: new Date().toISOString(), jurisdiction: 'US-CA' },
+    role: 'billing',
+    body: {
+      memberId,
+      invoiceId: `${invoiceId}-earn`,
+      amountMinor: 734_519_000,
+      occurredAt: new Date().toISOString(),
+      jurisdiction: 'US-CA',
+    },
   });
   assert.equal(earn.status, 201, JSON.stringify(earn.body));
   await billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 }).createInvoice(
-    { invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8_137_052 }] }, `inv-${invoiceId}`);
+    { invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8_137_052 }] },
+    `inv-${invoiceId}`,
+  );
   const redeemed = await call('POST', `/v1/programs/${programId}/redemptions`, {
-    role: 'billing', body: { invoiceId, memberId, points: 2_913_407, invoiceTotalMinor: 8_137_052, occurredAt: new Date().toISOString() },
+    role: 'billing',
+    body: {
+      invoiceId,
+      memberId,
+      points: 2_913_407,
+      invoiceTotalMinor: 8_137_052,
+      occurredAt: new Date().toISOString(),
+    },
   });
   assert.equal(redeemed.status, 201, JSON.stringify(redeemed.body));
   assert.equal(redeemed.body.status, 'applied');
@@ -86,7 +132,10 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
   assert.equal((await saga.result()).status, 'applied', 'the client with the codec reads the result back');
   const memberWf = memberWorkflowId(programId, memberId);
   await eventually('the member workflow armed', async () => {
-    const { rows } = await pool.query('select armed_deadline from members where program_id = $1 and member_id = $2', [programId, memberId]);
+    const { rows } = await pool.query('select armed_deadline from members where program_id = $1 and member_id = $2', [
+      programId,
+      memberId,
+    ]);
     return rows[0]?.armed_deadline;
   });
 
@@ -96,7 +145,17 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
     scan(await rawHistory(workflowId), out);
     // Amounts of seven digits or more: a history's random ids (run ids, request ids, the test's own
     // hex ids) hold a given four-digit string by chance now and then.
-    for (const clear of [memberId, invoiceId, '734519000', '2913407', '8137052', 'memberId', 'invoiceId', 'amountMinor', 'points']) {
+    for (const clear of [
+      memberId,
+      invoiceId,
+      '734519000',
+      '2913407',
+      '8137052',
+      'memberId',
+      'invoiceId',
+      'amountMinor',
+      'points',
+    ]) {
       const at = out.text.find((t) => t.bytes.includes(clear));
       assert.equal(at, undefined, `${JSON.stringify(clear)} in clear in the history of ${workflowId}, at ${at?.path}`);
     }
@@ -105,8 +164,18 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
     // patch marker the patch's name (`patched()`) in `details.patch-data`, both written by the core
     // SDK outside the codec (the activity's result is encrypted); and the correlation-id header is
     // an opaque request id (headers do not go through the codec). All are still searched above.
-    const ours = out.payloads.filter((p) => !/(markerRecordedEventAttributes\.details\.(data|patch-data)\.payloads\[0\]|header\.fields\.correlation-id)$/.test(p.path));
-    for (const p of ours) assert.equal(Buffer.from(p.metadata.encoding ?? []).toString(), ENCODING, `a payload of ${workflowId} is not encrypted: ${p.path} ${Buffer.from(p.data ?? []).toString()}`);
+    const ours = out.payloads.filter(
+      (p) =>
+        !/(markerRecordedEventAttributes\.details\.(data|patch-data)\.payloads\[0\]|header\.fields\.correlation-id)$/.test(
+          p.path,
+        ),
+    );
+    for (const p of ours)
+      assert.equal(
+        Buffer.from(p.metadata.encoding ?? []).toString(),
+        ENCODING,
+        `a payload of ${workflowId} is not encrypted: ${p.path} ${Buffer.from(p.data ?? []).toString()}`,
+      );
     assert.ok(out.payloads.length >= 2, `${workflowId}: payloads found (${out.payloads.length})`);
     payloadCount += out.payloads.length;
   }
@@ -114,11 +183,23 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
 
   // The codec server: support decodes (as the Temporal UI would), billing may not, nobody without a key.
   const started = (await rawHistory(memberWf))[0].workflowExecutionStartedEventAttributes.input.payloads[0];
-  const body = { payloads: [{ metadata: Object.fromEntries(Object.entries(started.metadata).map(([k, v]) => [k, Buffer.from(v as Uint8Array).toString('base64')])), data: Buffer.from(started.data).toString('base64') }] };
+  const body = {
+    payloads: [
+      {
+        metadata: Object.fromEntries(
+          Object.entries(started.metadata).map(([k, v]) => [k, Buffer.from(v as Uint8Array).toString('base64')]),
+        ),
+        data: Buffer.from(started.data).toString('base64'),
+      },
+    ],
+  };
   const decoded = await call('POST', '/codec/decode', { role: 'support', body, headers: { origin: UI_ORIGIN } });
   assert.equal(decoded.status, 200, JSON.stringify(decoded.body));
   assert.equal(decoded.headers.get('access-control-allow-origin'), UI_ORIGIN);
-  assert.ok(Buffer.from(decoded.body.payloads[0].data, 'base64').toString().includes(memberId), 'support sees the member id');
+  assert.ok(
+    Buffer.from(decoded.body.payloads[0].data, 'base64').toString().includes(memberId),
+    'support sees the member id',
+  );
   assert.equal((await call('POST', '/codec/decode', { role: 'billing', body })).status, 403);
   assert.equal((await call('POST', '/codec/decode', { key: null, body })).status, 401);
   const inPath = await call('POST', `/codec/k/${api.keys.support}/decode`, { key: null, body });
@@ -126,14 +207,23 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
   const reencoded = await call('POST', '/codec/encode', { role: 'support', body: decoded.body });
   assert.equal(reencoded.status, 200);
   assert.equal(Buffer.from(reencoded.body.payloads[0].metadata.encoding, 'base64').toString(), ENCODING);
-  const garbage = await call('POST', '/codec/decode', { role: 'support', body: { payloads: [{ ...body.payloads[0], data: Buffer.from('not it').toString('base64') }] } });
+  const garbage = await call('POST', '/codec/decode', {
+    role: 'support',
+    body: { payloads: [{ ...body.payloads[0], data: Buffer.from('not it').toString('base64') }] },
+  });
   assert.deepEqual([garbage.status, garbage.body.error.code], [422, 'codec_failed']);
 
   // CORS: the UI's origin is allowed to call from a browser; another origin is not.
-  const preflight = await fetch(`${api.baseUrl}/codec/decode`, { method: 'OPTIONS', headers: { origin: UI_ORIGIN, 'access-control-request-method': 'POST' } });
+  const preflight = await fetch(`${api.baseUrl}/codec/decode`, {
+    method: 'OPTIONS',
+    headers: { origin: UI_ORIGIN, 'access-control-request-method': 'POST' },
+  });
   assert.equal(preflight.status, 204);
   assert.equal(preflight.headers.get('access-control-allow-origin'), UI_ORIGIN);
   assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /authorization/);
-  const stranger = await fetch(`${api.baseUrl}/codec/decode`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+  const stranger = await fetch(`${api.baseUrl}/codec/decode`, {
+    method: 'OPTIONS',
+    headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+  });
   assert.equal(stranger.headers.get('access-control-allow-origin'), null);
 });

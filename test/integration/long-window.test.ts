@@ -20,7 +20,9 @@ let db: Awaited<ReturnType<typeof freshDatabase>>;
 let pool: Pool;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } });
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: temporalTestServerPath() } },
+  });
   db = await freshDatabase();
   pool = db.pool;
 });
@@ -31,26 +33,54 @@ afterAll(async () => {
 
 function accrualAt(programId: string, invoiceId: string, atMs: number): AccrualItem {
   return {
-    programId, idemKey: invoiceId, requestHash: invoiceId, accrualId: randomUUID(), memberId: 'm-1', invoiceId,
-    amountMinor: '10000', points: '100', allocatedMinor: '79', allocatedMicro: '79207920', cohort: '2026-Q4',
-    occurredAt: new Date(atMs).toISOString(), expiry: { policy: 'rolling', window: 'P365D' }, expectedRedemptionRate: 0.8,
-    ruleVersion: 1, debitAccount: 'revenue', creditAccount: 'loyalty_contract_liability', actor: 'test',
+    programId,
+    idemKey: invoiceId,
+    requestHash: invoiceId,
+    accrualId: randomUUID(),
+    memberId: 'm-1',
+    invoiceId,
+    amountMinor: '10000',
+    points: '100',
+    allocatedMinor: '79',
+    allocatedMicro: '79207920',
+    cohort: '2026-Q4',
+    occurredAt: new Date(atMs).toISOString(),
+    expiry: { policy: 'rolling', window: 'P365D' },
+    expectedRedemptionRate: 0.8,
+    ruleVersion: 1,
+    debitAccount: 'revenue',
+    creditAccount: 'loyalty_contract_liability',
+    actor: 'test',
   };
 }
 
 test('a 365-day window: a purchase resets it, and a full window without one expires the points', async () => {
   const programId = uniqueId('long');
-  await pool.query(`insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'Long', 'USD', 2, 'test')`, [programId]);
+  await pool.query(
+    `insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'Long', 'USD', 2, 'test')`,
+    [programId],
+  );
   const taskQueue = uniqueId('tq');
   const worker = await Worker.create({
-    connection: env.nativeConnection, taskQueue, activities: createMemberActivities(pool),
+    connection: env.nativeConnection,
+    taskQueue,
+    activities: createMemberActivities(pool),
     workflowBundle: { code: readFileSync(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE!, 'utf8') },
   });
   const relay = new WakeupRelay({
-    pool, client: env.client, taskQueue, log: silentLog, batchSize: 10, concurrency: 2, idleMs: 50, maxBackoffMs: 500,
+    pool,
+    client: env.client,
+    taskQueue,
+    log: silentLog,
+    batchSize: 10,
+    concurrency: 2,
+    idleMs: 50,
+    maxBackoffMs: 500,
     searchAttributes: false, // the test server has no custom search attributes registered
   });
-  const armedFor = async () => (await pool.query(`select armed_deadline from members where program_id = $1 and member_id = 'm-1'`, [programId])).rows[0]?.armed_deadline as Date | null;
+  const armedFor = async () =>
+    (await pool.query(`select armed_deadline from members where program_id = $1 and member_id = 'm-1'`, [programId]))
+      .rows[0]?.armed_deadline as Date | null;
 
   await worker.runUntil(async () => {
     relay.start();
@@ -70,7 +100,10 @@ test('a 365-day window: a purchase resets it, and a full window without one expi
 
     await env.sleep(200 * DAY); // day 600: a full window since the last purchase
     await eventually('expired', async () => (await getMember(pool, programId, 'm-1'))!.balance === 0);
-    const { rows } = await pool.query(`select points::int, occurred_at from ledger_entries where program_id = $1 and type = 'expire'`, [programId]);
+    const { rows } = await pool.query(
+      `select points::int, occurred_at from ledger_entries where program_id = $1 and type = 'expire'`,
+      [programId],
+    );
     assert.equal(rows.length, 1);
     assert.equal(rows[0].points, -200);
     assert.equal(rows[0].occurred_at.getTime(), day200 + 365 * DAY);

@@ -2,7 +2,18 @@ import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { verifyInvariants } from '../../db/verify';
-import { eventually, freshDatabase, httpClient, programBody, recordHistory, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import {
+  eventually,
+  freshDatabase,
+  httpClient,
+  programBody,
+  recordHistory,
+  startApi,
+  startWorker,
+  uniqueId,
+  type TestApi,
+  type TestWorker,
+} from '../helpers/stack';
 
 // Manual adjustments: below the program's threshold applied at once; above it, a finance
 // approval by someone other than the requester; each an `adjust` entry and its journal entry.
@@ -29,21 +40,50 @@ afterAll(async () => {
 
 async function program() {
   const p = uniqueId('adj');
-  assert.equal((await call('POST', '/v1/programs', { body: programBody(p, { adjustments: { approvalThresholdPoints: 1000 } }) })).status, 201);
-  assert.equal((await call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId: 'm-1', invoiceId: 'i-1', amountMinor: 200_000, occurredAt: new Date().toISOString() } })).status, 201);
+  assert.equal(
+    (await call('POST', '/v1/programs', { body: programBody(p, { adjustments: { approvalThresholdPoints: 1000 } }) }))
+      .status,
+    201,
+  );
+  assert.equal(
+    (
+      await call('POST', `/v1/programs/${p}/accruals`, {
+        role: 'billing',
+        body: { memberId: 'm-1', invoiceId: 'i-1', amountMinor: 200_000, occurredAt: new Date().toISOString() },
+      })
+    ).status,
+    201,
+  );
   return p; // m-1 has 2,000 points
 }
-const adjust = (p: string, body: Record<string, unknown>, o: { role?: 'support' | 'admin' | 'billing'; idem?: string } = {}) =>
-  call('POST', `/v1/programs/${p}/adjustments`, { role: o.role ?? 'support', idem: o.idem, body: { memberId: 'm-1', reasonCode: 'goodwill', ...body } });
-const balance = async (p: string) => (await call('GET', `/v1/programs/${p}/members/m-1`, { role: 'support' })).body.balance as number;
-const journal = async (p: string, key: string) => (await pool.query(
-  `select l.account, l.debit_minor::int as d, l.credit_minor::int as c from journal_entries j join journal_lines l using (journal_entry_id)
-    where j.program_id = $1 and j.idempotency_key like $2 order by l.account`, [p, key])).rows;
+const adjust = (
+  p: string,
+  body: Record<string, unknown>,
+  o: { role?: 'support' | 'admin' | 'billing'; idem?: string } = {},
+) =>
+  call('POST', `/v1/programs/${p}/adjustments`, {
+    role: o.role ?? 'support',
+    idem: o.idem,
+    body: { memberId: 'm-1', reasonCode: 'goodwill', ...body },
+  });
+const balance = async (p: string) =>
+  (await call('GET', `/v1/programs/${p}/members/m-1`, { role: 'support' })).body.balance as number;
+const journal = async (p: string, key: string) =>
+  (
+    await pool.query(
+      `select l.account, l.debit_minor::int as d, l.credit_minor::int as c from journal_entries j join journal_lines l using (journal_entry_id)
+    where j.program_id = $1 and j.idempotency_key like $2 order by l.account`,
+      [p, key],
+    )
+  ).rows;
 
 test('up to the threshold: applied at once, with its journal entry; a take never exceeds what is available', async () => {
   const p = await program();
   const plus = await adjust(p, { points: 500, comment: 'late delivery' });
-  assert.deepEqual([plus.status, plus.body.status, plus.body.approvedBy, plus.body.requestedBy], [201, 'applied', null, 'test-support']);
+  assert.deepEqual(
+    [plus.status, plus.body.status, plus.body.approvedBy, plus.body.requestedBy],
+    [201, 'applied', null, 'test-support'],
+  );
   assert.equal(await balance(p), 2500);
   assert.deepEqual(await journal(p, `adjust:${plus.body.adjustmentId}`), [
     { account: 'loyalty_contract_liability', d: 0, c: 400 }, // 500 points x 1 x 0.8
@@ -56,8 +96,19 @@ test('up to the threshold: applied at once, with its journal entry; a take never
   assert.equal(tooMuch.status, 201, 'still within the threshold and the available points');
   const beyond = await adjust(p, { points: -1200, reasonCode: 'fraud' });
   assert.equal(beyond.status, 202, 'above the threshold: it waits');
-  const { rows } = await pool.query(`select type, points::int, actor from ledger_entries where program_id = $1 order by entry_id`, [p]);
-  assert.deepEqual(rows.map((r) => [r.type, r.points, r.actor]), [['earn', 2000, 'test-billing'], ['adjust', 500, 'test-support'], ['adjust', -200, 'test-support'], ['adjust', -999, 'test-support']]);
+  const { rows } = await pool.query(
+    `select type, points::int, actor from ledger_entries where program_id = $1 order by entry_id`,
+    [p],
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.type, r.points, r.actor]),
+    [
+      ['earn', 2000, 'test-billing'],
+      ['adjust', 500, 'test-support'],
+      ['adjust', -200, 'test-support'],
+      ['adjust', -999, 'test-support'],
+    ],
+  );
 
   const replay = await adjust(p, { points: 10 }, { idem: 'same-key' });
   const again = await adjust(p, { points: 10 }, { idem: 'same-key' });
@@ -69,17 +120,26 @@ test('up to the threshold: applied at once, with its journal entry; a take never
 test('above the threshold: waits for finance; the requester cannot decide; approved it is applied, rejected nothing is written', async () => {
   const p = await program();
   const big = await adjust(p, { points: 5000, reasonCode: 'migration' });
-  assert.deepEqual([big.status, big.body.status, big.body.workflowId], [202, 'pending_approval', `adjustment:${p}:${big.body.adjustmentId}`]);
+  assert.deepEqual(
+    [big.status, big.body.status, big.body.workflowId],
+    [202, 'pending_approval', `adjustment:${p}:${big.body.adjustmentId}`],
+  );
   assert.equal(await balance(p), 2000, 'nothing applied yet');
   const approve = (role: 'finance' | 'admin' | 'support', id: string, decision = 'approve') =>
-    call('POST', `/v1/programs/${p}/adjustments/${id}/approvals`, { role, body: { decision, comment: 'checked the old system' } });
+    call('POST', `/v1/programs/${p}/adjustments/${id}/approvals`, {
+      role,
+      body: { decision, comment: 'checked the old system' },
+    });
   assert.equal((await approve('support', big.body.adjustmentId)).status, 403, 'support may not approve');
   const ok = await approve('finance', big.body.adjustmentId);
   assert.deepEqual([ok.status, ok.body.status, ok.body.approvedBy], [200, 'applied', 'test-finance']);
   assert.equal(await balance(p), 7000);
   const twice = await approve('finance', big.body.adjustmentId);
   assert.deepEqual([twice.status, twice.body.error.code], [409, 'adjustment_decided']);
-  await eventually('workflow done', async () => (await worker.client.workflow.getHandle(big.body.workflowId).describe()).status.name === 'COMPLETED');
+  await eventually(
+    'workflow done',
+    async () => (await worker.client.workflow.getHandle(big.body.workflowId).describe()).status.name === 'COMPLETED',
+  );
   await recordHistory(worker.client, big.body.workflowId, 'adjustment-approved');
 
   // one person holding both roles (admin) cannot approve their own request
@@ -108,5 +168,8 @@ test('bad adjustments: 4xx with a stable code, nothing written', async () => {
     assert.deepEqual([res.status, res.body.error?.code], [status, code], JSON.stringify(body));
   }
   assert.equal((await adjust(p, { points: 10 }, { role: 'billing' })).status, 403);
-  assert.equal((await pool.query('select count(*)::int as n from manual_adjustments where program_id = $1', [p])).rows[0].n, 0);
+  assert.equal(
+    (await pool.query('select count(*)::int as n from manual_adjustments where program_id = $1', [p])).rows[0].n,
+    0,
+  );
 });

@@ -21,7 +21,8 @@ const DB_DIR = join(__dirname, '../../db');
 /** An empty database on the test server (freshDatabase's are migrated already), with its pools. */
 async function emptyDatabase(): Promise<{ pool: () => Pool; drop: () => Promise<void> }> {
   const server = process.env.LOYALTY_TEST_PG_SERVER_URL;
-  if (!server) throw new Error('LOYALTY_TEST_PG_SERVER_URL is not set: run the tests through vitest (test/global-setup.ts)');
+  if (!server)
+    throw new Error('LOYALTY_TEST_PG_SERVER_URL is not set: run the tests through vitest (test/global-setup.ts)');
   const name = `loyalty_m_${randomBytes(6).toString('hex')}`;
   const url = await ensureDatabase(server, name);
   const pools: Pool[] = [];
@@ -45,7 +46,10 @@ test('from empty: two migrators at once apply everything once, a third finds not
     const all = [...a, ...b];
     assert.equal(new Set(all).size, all.length, 'nothing applied twice');
     assert.ok(all.includes('001_baseline.sql'));
-    assert.equal(all.filter((x) => x.startsWith('db/functions/')).length, readdirSync(join(DB_DIR, 'functions')).length);
+    assert.equal(
+      all.filter((x) => x.startsWith('db/functions/')).length,
+      readdirSync(join(DB_DIR, 'functions')).length,
+    );
     assert.deepEqual(await migrate(db.pool()), []);
     assert.equal(await schemaText(db.pool()), readFileSync(SCHEMA_FILE, 'utf8'), 'run npm run db:schema');
   } finally {
@@ -58,25 +62,55 @@ test('db/functions: one function a file, every name it uses has a file, and the 
   assert.equal(new Set(files.map((f) => f.name)).size, files.length);
   for (const m of readdirSync(join(DB_DIR, 'migrations'))) {
     // they run before db/functions on a fresh database, where no ll_ function exists yet
-    const code = readFileSync(join(DB_DIR, 'migrations', m), 'utf8').split('\n').filter((l) => !/^\s*--/.test(l)).join('\n');
+    const code = readFileSync(join(DB_DIR, 'migrations', m), 'utf8')
+      .split('\n')
+      .filter((l) => !/^\s*--/.test(l))
+      .join('\n');
     assert.deepEqual(code.match(/\bll_[a-z0-9_]+/g) ?? [], [], `${m} names a function of db/functions`);
   }
 });
 
 test('a function file is refused unless it creates one replaceable function named after it, and its triggers replaceably', () => {
-  assert.throws(() => parseFunctionFile('ll_a.sql', 'create function ll_a() returns int language sql as $$ select 1 $$;'), /create or replace function ll_a/);
-  assert.throws(() => parseFunctionFile('ll_a.sql', 'create or replace function ll_b() returns int language sql as $$ select 1 $$;'), /found ll_b/);
-  assert.throws(() => parseFunctionFile('ll_a.sql', [
-    'create or replace function ll_a() returns int language sql as $$ select 1 $$;',
-    'create or replace function ll_a(p int) returns int language sql as $$ select p $$;'].join('\n')), /exactly one/);
-  assert.throws(() => parseFunctionFile('ll_a.sql', [
-    'create or replace function ll_a() returns trigger language plpgsql as $$ begin return new; end $$;',
-    'create trigger t_a before insert on t for each row execute function ll_a();'].join('\n')), /create or replace trigger t_a/);
-  const f = parseFunctionFile('ll_a.sql', [
-    '-- called by ll_b: a comment is not a dependency (a function that names its caller would make a cycle)',
-    'create or replace function ll_a() returns trigger language plpgsql as $$ begin perform ll_c(); -- not ll_d',
-    'return new; end $$;',
-    'create or replace trigger t_a before insert or update on public.t for each row execute function ll_a();'].join('\n'));
+  assert.throws(
+    () => parseFunctionFile('ll_a.sql', 'create function ll_a() returns int language sql as $$ select 1 $$;'),
+    /create or replace function ll_a/,
+  );
+  assert.throws(
+    () =>
+      parseFunctionFile('ll_a.sql', 'create or replace function ll_b() returns int language sql as $$ select 1 $$;'),
+    /found ll_b/,
+  );
+  assert.throws(
+    () =>
+      parseFunctionFile(
+        'll_a.sql',
+        [
+          'create or replace function ll_a() returns int language sql as $$ select 1 $$;',
+          'create or replace function ll_a(p int) returns int language sql as $$ select p $$;',
+        ].join('\n'),
+      ),
+    /exactly one/,
+  );
+  assert.throws(
+    () =>
+      parseFunctionFile(
+        'll_a.sql',
+        [
+          'create or replace function ll_a() returns trigger language plpgsql as $$ begin return new; end $$;',
+          'create trigger t_a before insert on t for each row execute function ll_a();',
+        ].join('\n'),
+      ),
+    /create or replace trigger t_a/,
+  );
+  const f = parseFunctionFile(
+    'll_a.sql',
+    [
+      '-- called by ll_b: a comment is not a dependency (a function that names its caller would make a cycle)',
+      'create or replace function ll_a() returns trigger language plpgsql as $$ begin perform ll_c(); -- not ll_d',
+      'return new; end $$;',
+      'create or replace trigger t_a before insert or update on public.t for each row execute function ll_a();',
+    ].join('\n'),
+  );
   assert.deepEqual(f.names, ['ll_c']);
   assert.deepEqual(f.triggers, [{ name: 't_a', table: 't' }]);
 });
@@ -89,23 +123,46 @@ describe('function files on a scratch directory', () => {
   const put = (name: string, text: string) => writeFileSync(join(functions, `${name}.sql`), text);
   const run = () => migrate(pool, { migrationsDir: migrations, functionsDir: functions });
   const one = async (sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows[0];
-  const signatures = async (name: string) => (await pool.query<{ s: string }>(
-    `select oid::regprocedure::text || ' -> ' || pg_get_function_result(oid) as s from pg_proc where proname = $1 order by 1`, [name])).rows.map((r) => r.s);
-  const triggers = async () => (await pool.query<{ t: string }>(
-    `select tgname || ' on ' || tgrelid::regclass || ' -> ' || tgfoid::regproc as t from pg_trigger where not tgisinternal order by 1`)).rows.map((r) => r.t);
+  const signatures = async (name: string) =>
+    (
+      await pool.query<{ s: string }>(
+        `select oid::regprocedure::text || ' -> ' || pg_get_function_result(oid) as s from pg_proc where proname = $1 order by 1`,
+        [name],
+      )
+    ).rows.map((r) => r.s);
+  const triggers = async () =>
+    (
+      await pool.query<{ t: string }>(
+        `select tgname || ' on ' || tgrelid::regclass || ' -> ' || tgfoid::regproc as t from pg_trigger where not tgisinternal order by 1`,
+      )
+    ).rows.map((r) => r.t);
 
   beforeAll(async () => {
     db = await emptyDatabase();
     pool = db.pool();
-    writeFileSync(join(migrations, '001_items.sql'), 'create table t_items (id int primary key, touched int not null default 0);');
+    writeFileSync(
+      join(migrations, '001_items.sql'),
+      'create table t_items (id int primary key, touched int not null default 0);',
+    );
     // a SQL function is checked when it is created: ll_t_a_calls must come after ll_t_z_base, its name notwithstanding
-    put('ll_t_a_calls', 'create or replace function ll_t_a_calls(p int) returns int language sql as $$ select ll_t_z_base(p) * 10 $$;\n');
-    put('ll_t_z_base', 'create or replace function ll_t_z_base(p int) returns int language sql immutable as $$ select p + 1 $$;\n');
+    put(
+      'll_t_a_calls',
+      'create or replace function ll_t_a_calls(p int) returns int language sql as $$ select ll_t_z_base(p) * 10 $$;\n',
+    );
+    put(
+      'll_t_z_base',
+      'create or replace function ll_t_z_base(p int) returns int language sql immutable as $$ select p + 1 $$;\n',
+    );
     put('ll_t_solo', 'create or replace function ll_t_solo() returns int language sql as $$ select 7 $$;\n');
-    put('ll_t_touch', [
-      'create or replace function ll_t_touch() returns trigger language plpgsql as $$ begin new.touched := new.touched + 1; return new; end $$;',
-      'create or replace trigger t_items_touch_insert before insert on t_items for each row execute function ll_t_touch();',
-      'create or replace trigger t_items_touch_update before update on t_items for each row execute function ll_t_touch();', ''].join('\n'));
+    put(
+      'll_t_touch',
+      [
+        'create or replace function ll_t_touch() returns trigger language plpgsql as $$ begin new.touched := new.touched + 1; return new; end $$;',
+        'create or replace trigger t_items_touch_insert before insert on t_items for each row execute function ll_t_touch();',
+        'create or replace trigger t_items_touch_update before update on t_items for each row execute function ll_t_touch();',
+        '',
+      ].join('\n'),
+    );
   });
   afterAll(async () => {
     await db?.drop();
@@ -115,21 +172,36 @@ describe('function files on a scratch directory', () => {
 
   test('applied in dependency order, then skipped while unchanged', async () => {
     const applied = await run();
-    assert.deepEqual(applied, ['001_items.sql', 'db/functions/ll_t_solo.sql', 'db/functions/ll_t_touch.sql', 'db/functions/ll_t_z_base.sql', 'db/functions/ll_t_a_calls.sql']);
+    assert.deepEqual(applied, [
+      '001_items.sql',
+      'db/functions/ll_t_solo.sql',
+      'db/functions/ll_t_touch.sql',
+      'db/functions/ll_t_z_base.sql',
+      'db/functions/ll_t_a_calls.sql',
+    ]);
     assert.equal((await one('select ll_t_a_calls(1) as v')).v, 20);
     assert.deepEqual(await run(), []);
     const sha = (await one(`select sha256 from schema_functions where name = 'll_t_solo'`)).sha256;
-    assert.equal(sha, parseFunctionFile('ll_t_solo.sql', readFileSync(join(functions, 'll_t_solo.sql'), 'utf8')).sha256);
+    assert.equal(
+      sha,
+      parseFunctionFile('ll_t_solo.sql', readFileSync(join(functions, 'll_t_solo.sql'), 'utf8')).sha256,
+    );
   });
 
   test('a changed file is applied again, and only that one', async () => {
-    put('ll_t_a_calls', 'create or replace function ll_t_a_calls(p int) returns int language sql as $$ select ll_t_z_base(p) * 100 $$;\n');
+    put(
+      'll_t_a_calls',
+      'create or replace function ll_t_a_calls(p int) returns int language sql as $$ select ll_t_z_base(p) * 100 $$;\n',
+    );
     assert.deepEqual(await run(), ['db/functions/ll_t_a_calls.sql']);
     assert.equal((await one('select ll_t_a_calls(1) as v')).v, 200);
   });
 
   test('a new argument type replaces the old overload; a new result type, which create or replace refuses, too', async () => {
-    put('ll_t_z_base', 'create or replace function ll_t_z_base(p bigint) returns int language sql immutable as $$ select (p + 2)::int $$;\n');
+    put(
+      'll_t_z_base',
+      'create or replace function ll_t_z_base(p bigint) returns int language sql immutable as $$ select (p + 2)::int $$;\n',
+    );
     put('ll_t_solo', `create or replace function ll_t_solo() returns text language sql as $$ select 'seven' $$;\n`);
     assert.deepEqual(await run(), ['db/functions/ll_t_solo.sql', 'db/functions/ll_t_z_base.sql']);
     assert.deepEqual(await signatures('ll_t_z_base'), ['ll_t_z_base(bigint) -> integer']);
@@ -138,8 +210,17 @@ describe('function files on a scratch directory', () => {
   });
 
   test('a trigger taken out of its function file is dropped; a function dropped by hand is made again', async () => {
-    assert.deepEqual(await triggers(), ['t_items_touch_insert on t_items -> ll_t_touch', 't_items_touch_update on t_items -> ll_t_touch']);
-    put('ll_t_touch', readFileSync(join(functions, 'll_t_touch.sql'), 'utf8').replace(/^create or replace trigger t_items_touch_update.*\n/m, ''));
+    assert.deepEqual(await triggers(), [
+      't_items_touch_insert on t_items -> ll_t_touch',
+      't_items_touch_update on t_items -> ll_t_touch',
+    ]);
+    put(
+      'll_t_touch',
+      readFileSync(join(functions, 'll_t_touch.sql'), 'utf8').replace(
+        /^create or replace trigger t_items_touch_update.*\n/m,
+        '',
+      ),
+    );
     assert.deepEqual(await run(), ['db/functions/ll_t_touch.sql']);
     assert.deepEqual(await triggers(), ['t_items_touch_insert on t_items -> ll_t_touch']);
     await pool.query('drop function ll_t_solo()');
@@ -155,7 +236,9 @@ describe('function files on a scratch directory', () => {
     assert.deepEqual(await run(), ['dropped ll_t_a_calls', 'dropped ll_t_touch', 'dropped ll_t_z_base']);
     assert.deepEqual(await signatures('ll_t_z_base'), []);
     assert.deepEqual(await triggers(), []);
-    assert.deepEqual((await pool.query('select name from schema_functions order by name')).rows, [{ name: 'll_t_solo' }]);
+    assert.deepEqual((await pool.query('select name from schema_functions order by name')).rows, [
+      { name: 'll_t_solo' },
+    ]);
   });
 });
 
@@ -167,11 +250,21 @@ test('a database migrated before 001-016 were squashed is recorded as the baseli
     await db.pool.query(`insert into schema_migrations (version) select unnest($1::text[])`, [SQUASHED.slice(0, 15)]);
     await assert.rejects(migrate(db.pool), /migrated by an older checkout, up to 015_wakeup_leases\.sql/);
     await db.pool.query(`insert into schema_migrations (version) values ($1)`, [SQUASHED[15]]);
-    await db.pool.query(`create function ll_quarter(p timestamptz) returns text language sql immutable as $$ select to_char(p, 'YYYY') $$`);
+    await db.pool.query(
+      `create function ll_quarter(p timestamptz) returns text language sql immutable as $$ select to_char(p, 'YYYY') $$`,
+    );
     const applied = await migrate(db.pool);
-    assert.equal(applied.filter((x) => x.startsWith('db/functions/')).length, readdirSync(join(DB_DIR, 'functions')).length);
-    assert.deepEqual(applied.filter((x) => !x.startsWith('db/functions/')), ['dropped ll_quarter']);
-    assert.deepEqual((await db.pool.query('select version from schema_migrations')).rows, [{ version: '001_baseline.sql' }]);
+    assert.equal(
+      applied.filter((x) => x.startsWith('db/functions/')).length,
+      readdirSync(join(DB_DIR, 'functions')).length,
+    );
+    assert.deepEqual(
+      applied.filter((x) => !x.startsWith('db/functions/')),
+      ['dropped ll_quarter'],
+    );
+    assert.deepEqual((await db.pool.query('select version from schema_migrations')).rows, [
+      { version: '001_baseline.sql' },
+    ]);
     assert.equal(await schemaText(db.pool), readFileSync(SCHEMA_FILE, 'utf8'));
   } finally {
     await db.drop();

@@ -21,7 +21,11 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function setCohort(programId: string, cohort: string, f: { n: bigint; aMinor: bigint; aMicro: bigint; r: bigint; x: bigint; u: bigint }) {
+async function setCohort(
+  programId: string,
+  cohort: string,
+  f: { n: bigint; aMinor: bigint; aMicro: bigint; r: bigint; x: bigint; u: bigint },
+) {
   await pool.query(
     `insert into cohort_stripes (program_id, cohort, stripe, points_issued, allocated_minor, allocated_micro, points_redeemed, points_expired)
      values ($1, $2, 0, $3, $4, $5, $6, $7)
@@ -37,8 +41,15 @@ async function setCohort(programId: string, cohort: string, f: { n: bigint; aMin
 }
 
 async function recognizeInSql(programId: string, cohort: string): Promise<bigint> {
-  await pool.query(`select ll_recognize_cohort($1, $2, now(), 'test', $3, 'loyalty_revenue')`, [programId, cohort, uniqueId('k')]);
-  const { rows } = await pool.query('select recognized_minor from cohorts where program_id = $1 and cohort = $2', [programId, cohort]);
+  await pool.query(`select ll_recognize_cohort($1, $2, now(), 'test', $3, 'loyalty_revenue')`, [
+    programId,
+    cohort,
+    uniqueId('k'),
+  ]);
+  const { rows } = await pool.query('select recognized_minor from cohorts where program_id = $1 and cohort = $2', [
+    programId,
+    cohort,
+  ]);
   return BigInt(rows[0].recognized_minor);
 }
 
@@ -47,11 +58,16 @@ test('the worked example of DESIGN.md, to the minor unit, through the database',
   const programId = uniqueId('design');
   // 40,000.00 of sales earn 4,000 points worth 1.00 each; 80% expected to be redeemed.
   const created = await call('POST', '/v1/programs', {
-    body: programBody(programId, { pointValueMinor: 100, earn: { points: 1, perAmountMinor: 1000 }, expectedRedemptionRate: 0.8 }),
+    body: programBody(programId, {
+      pointValueMinor: 100,
+      earn: { points: 1, perAmountMinor: 1000 },
+      expectedRedemptionRate: 0.8,
+    }),
   });
   assert.equal(created.status, 201);
   const accrual = await call('POST', `/v1/programs/${programId}/accruals`, {
-    role: 'billing', body: { memberId: 'm-1', invoiceId: 'inv-1', amountMinor: 4_000_000, occurredAt: '2026-07-15T00:00:00Z' },
+    role: 'billing',
+    body: { memberId: 'm-1', invoiceId: 'inv-1', amountMinor: 4_000_000, occurredAt: '2026-07-15T00:00:00Z' },
   });
   assert.equal(accrual.body.points, 4000);
   assert.equal(accrual.body.allocatedMinor, 296_296); // 2,962.96
@@ -62,7 +78,9 @@ test('the worked example of DESIGN.md, to the minor unit, through the database',
   assert.equal(await recognizeInSql(programId, '2026-Q3'), 82_305n); // 823.05
   const { rows } = await pool.query(
     `select l.account, l.debit_minor::int as d, l.credit_minor::int as c from journal_entries j join journal_lines l using (journal_entry_id)
-      where j.program_id = $1 and j.kind = 'recognition' order by j.journal_entry_id, l.line_no`, [programId]);
+      where j.program_id = $1 and j.kind = 'recognition' order by j.journal_entry_id, l.line_no`,
+    [programId],
+  );
   assert.deepEqual(rows, [
     { account: 'loyalty_contract_liability', d: 92_593, c: 0 },
     { account: 'loyalty_revenue', d: 0, c: 92_593 },
@@ -73,7 +91,10 @@ test('the worked example of DESIGN.md, to the minor unit, through the database',
 
 test('SQL and TypeScript recognise the same amount for any cohort', async () => {
   const programId = uniqueId('prop');
-  await pool.query(`insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'p', 'USD', 2, 'test')`, [programId]);
+  await pool.query(
+    `insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'p', 'USD', 2, 'test')`,
+    [programId],
+  );
   let i = 0;
   await fc.assert(
     fc.asyncProperty(
@@ -87,11 +108,25 @@ test('SQL and TypeScript recognise the same amount for any cohort', async () => 
         const x = BigInt(Math.floor(Number(n - r) * xShare));
         const aMinor = (aMicro + 500_000n) / 1_000_000n;
         const cohort = `2000-Q${(i++ % 4) + 1}`;
-        await pool.query('update cohorts set recognized_minor = 0 where program_id = $1 and cohort = $2', [programId, cohort]);
+        await pool.query('update cohorts set recognized_minor = 0 where program_id = $1 and cohort = $2', [
+          programId,
+          cohort,
+        ]);
         await setCohort(programId, cohort, { n, aMinor, aMicro, r, x, u });
         const sql = await recognizeInSql(programId, cohort);
-        const ts = recognizedToDate({ pointsIssued: n, allocatedMinor: aMinor, allocatedMicro: aMicro, pointsRedeemed: r, pointsExpired: x, ultimateRedemption: u });
-        assert.equal(sql, ts, JSON.stringify({ n: String(n), aMicro: String(aMicro), u: String(u), r: String(r), x: String(x) }));
+        const ts = recognizedToDate({
+          pointsIssued: n,
+          allocatedMinor: aMinor,
+          allocatedMicro: aMicro,
+          pointsRedeemed: r,
+          pointsExpired: x,
+          ultimateRedemption: u,
+        });
+        assert.equal(
+          sql,
+          ts,
+          JSON.stringify({ n: String(n), aMicro: String(aMicro), u: String(u), r: String(r), x: String(x) }),
+        );
       },
     ),
     { numRuns: 150 },

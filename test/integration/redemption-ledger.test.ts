@@ -3,7 +3,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { expireMember, getMember } from '../../db/ledger';
-import { adjustRedemption, commitRedemption, holdRedemption, releaseRedemption, reverseRedemption, type HoldRequest } from '../../db/redemptions';
+import {
+  adjustRedemption,
+  commitRedemption,
+  holdRedemption,
+  releaseRedemption,
+  reverseRedemption,
+  type HoldRequest,
+} from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
 
@@ -32,20 +39,39 @@ async function program(overrides: Record<string, unknown> = {}) {
   return programId;
 }
 const accrue = (programId: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string) =>
-  call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', body: { memberId, invoiceId, amountMinor, occurredAt } });
+  call('POST', `/v1/programs/${programId}/accruals`, {
+    role: 'billing',
+    body: { memberId, invoiceId, amountMinor, occurredAt },
+  });
 const hold = (programId: string, o: Partial<HoldRequest> & { invoiceId: string; memberId: string; points: number }) =>
   holdRedemption(pool, {
-    programId, redemptionId: randomUUID(), invoiceTotalMinor: 100_000, pointValueMinor: 1, minPoints: 100,
-    maxInvoiceShareMillionths: '1000000', cohortOrder: 'oldest_first', occurredAt: new Date().toISOString(), ...o,
+    programId,
+    redemptionId: randomUUID(),
+    invoiceTotalMinor: 100_000,
+    pointValueMinor: 1,
+    minPoints: 100,
+    maxInvoiceShareMillionths: '1000000',
+    cohortOrder: 'oldest_first',
+    occurredAt: new Date().toISOString(),
+    ...o,
   });
 
 test('hold caps by availability, invoice share and minimum; declines write nothing', async () => {
   const p = await program();
   await accrue(p, 'm', 'a', 50_000, '2026-10-01T00:00:00Z'); // 500 points
-  assert.deepEqual(await hold(p, { invoiceId: 'x0', memberId: 'ghost', points: 100 }), { status: 'declined', reason: 'unknown_member' });
+  assert.deepEqual(await hold(p, { invoiceId: 'x0', memberId: 'ghost', points: 100 }), {
+    status: 'declined',
+    reason: 'unknown_member',
+  });
   const tooFew = await hold(p, { invoiceId: 'x1', memberId: 'm', points: 50 });
   assert.deepEqual([tooFew.status, tooFew.reason], ['declined', 'below_minimum']);
-  const capped = await hold(p, { invoiceId: 'x2', memberId: 'm', points: 400, invoiceTotalMinor: 600, maxInvoiceShareMillionths: '500000' });
+  const capped = await hold(p, {
+    invoiceId: 'x2',
+    memberId: 'm',
+    points: 400,
+    invoiceTotalMinor: 600,
+    maxInvoiceShareMillionths: '500000',
+  });
   assert.deepEqual([capped.status, capped.pointsApplied, capped.creditMinor], ['held', 300, 300]); // half of a 600 invoice
   const rest = await hold(p, { invoiceId: 'x3', memberId: 'm', points: 1000 });
   assert.deepEqual([rest.status, rest.pointsApplied], ['held', 200]); // only what the first hold left
@@ -63,7 +89,13 @@ test('release gives the points back; commit spends them and recognises revenue; 
   // The worked example of DESIGN.md: 4,000 points worth 1.00, 80% expected; 1,000 redeemed recognise 925.93.
   const p = await program({ pointValueMinor: 100, earn: { points: 1, perAmountMinor: 1000 } });
   await accrue(p, 'm', 'sale', 4_000_000, '2026-07-15T00:00:00Z');
-  const held = await hold(p, { invoiceId: 'inv-r', memberId: 'm', points: 1000, invoiceTotalMinor: 500_000, pointValueMinor: 100 });
+  const held = await hold(p, {
+    invoiceId: 'inv-r',
+    memberId: 'm',
+    points: 1000,
+    invoiceTotalMinor: 500_000,
+    pointValueMinor: 100,
+  });
   assert.deepEqual([held.status, held.pointsApplied, held.creditMinor], ['held', 1000, 100_000]);
   const released = await releaseRedemption(pool, p, 'inv-r', 'billing_failed');
   assert.deepEqual([released.status, released.reason], ['declined', 'billing_failed']);
@@ -76,23 +108,42 @@ test('release gives the points back; commit spends them and recognises revenue; 
   assert.equal((await commitRedemption(pool, p, 'inv-s', 'test')).status, 'applied', 'commit is idempotent');
   const m = await getMember(pool, p, 'm');
   assert.deepEqual([m!.balance, m!.held], [3000, 0]);
-  const revenue = async () => (await pool.query(
-    `select coalesce(sum(l.credit_minor - l.debit_minor), 0)::int as r from journal_entries j join journal_lines l using (journal_entry_id)
-      where j.program_id = $1 and l.account = 'loyalty_revenue'`, [p])).rows[0].r;
+  const revenue = async () =>
+    (
+      await pool.query(
+        `select coalesce(sum(l.credit_minor - l.debit_minor), 0)::int as r from journal_entries j join journal_lines l using (journal_entry_id)
+      where j.program_id = $1 and l.account = 'loyalty_revenue'`,
+        [p],
+      )
+    ).rows[0].r;
   assert.equal(await revenue(), 92_593);
 
   const reversed = await reverseRedemption(pool, p, 'inv-s', new Date().toISOString(), 'test', 'chargeback_lost');
   assert.equal(reversed.status, 'reversed');
-  assert.equal((await reverseRedemption(pool, p, 'inv-s', new Date().toISOString(), 'test', 'chargeback_lost')).status, 'reversed', 'reversal is idempotent');
+  assert.equal(
+    (await reverseRedemption(pool, p, 'inv-s', new Date().toISOString(), 'test', 'chargeback_lost')).status,
+    'reversed',
+    'reversal is idempotent',
+  );
   assert.equal((await getMember(pool, p, 'm'))!.balance, 4000);
   assert.equal(await revenue(), 0);
 });
 
 test('pro rata takes from every open cohort; expiry leaves held points alone', async () => {
-  const p = await program({ redemption: { minPoints: 1, maxInvoiceShare: 1, cohortOrder: 'pro_rata' }, expiry: { policy: 'rolling', window: 'P400D' } });
+  const p = await program({
+    redemption: { minPoints: 1, maxInvoiceShare: 1, cohortOrder: 'pro_rata' },
+    expiry: { policy: 'rolling', window: 'P400D' },
+  });
   await accrue(p, 'm', 'q2', 30_000, '2026-05-01T00:00:00Z'); // 300 in 2026-Q2
   await accrue(p, 'm', 'q3', 10_000, '2026-08-01T00:00:00Z'); // 100 in 2026-Q3
-  const held = await hold(p, { invoiceId: 'pr', memberId: 'm', points: 100, minPoints: 1, cohortOrder: 'pro_rata', occurredAt: '2026-09-01T00:00:00Z' });
+  const held = await hold(p, {
+    invoiceId: 'pr',
+    memberId: 'm',
+    points: 100,
+    minPoints: 1,
+    cohortOrder: 'pro_rata',
+    occurredAt: '2026-09-01T00:00:00Z',
+  });
   assert.deepEqual(held.cohorts, { '2026-Q2': 75, '2026-Q3': 25 });
   const expired = await expireMember(pool, p, 'm', '2028-01-01T00:00:00Z', 'test');
   assert.equal(expired.expiredPoints, 300);
@@ -108,7 +159,10 @@ test('a merged member cannot redeem; a reversal after a merge returns the points
   await accrue(p, 'b', 'ib', 10_000, '2026-10-01T00:00:00Z');
   await hold(p, { invoiceId: 'rb', memberId: 'b', points: 100 });
   await commitRedemption(pool, p, 'rb', 'test');
-  assert.equal((await call('POST', `/v1/programs/${p}/members/b/merge`, { role: 'support', body: { intoMemberId: 'a' } })).status, 201);
+  assert.equal(
+    (await call('POST', `/v1/programs/${p}/members/b/merge`, { role: 'support', body: { intoMemberId: 'a' } })).status,
+    201,
+  );
   const declined = await hold(p, { invoiceId: 'rb2', memberId: 'b', points: 100 });
   assert.deepEqual([declined.status, declined.reason], ['declined', 'member_not_active']);
   await reverseRedemption(pool, p, 'rb', new Date().toISOString(), 'test', 'chargeback_lost');
@@ -123,8 +177,17 @@ test('a hold released after the deadline passed: its points expire then (expiry 
   await releaseRedemption(pool, p, 'late', 'compensated');
   const m = await getMember(pool, p, 'm');
   assert.deepEqual([m!.balance, m!.held, m!.available], [0, 0, 0]);
-  const { rows } = await pool.query(`select type, points from ledger_entries where program_id = $1 order by entry_id`, [p]);
-  assert.deepEqual(rows.map((r) => [r.type, Number(r.points)]), [['earn', 500], ['expire', -300], ['expire', -200]]);
+  const { rows } = await pool.query(`select type, points from ledger_entries where program_id = $1 order by entry_id`, [
+    p,
+  ]);
+  assert.deepEqual(
+    rows.map((r) => [r.type, Number(r.points)]),
+    [
+      ['earn', 500],
+      ['expire', -300],
+      ['expire', -200],
+    ],
+  );
   await releaseRedemption(pool, p, 'late', 'compensated'); // idempotent: nothing expires twice
   assert.equal((await getMember(pool, p, 'm'))!.balance, 0);
 
@@ -139,19 +202,47 @@ test('an invoice lowered below its credit gives back the excess points in propor
   const p = await program({ expiry: { policy: 'rolling', window: 'P400D' } });
   await accrue(p, 'm', 'q2', 150_000, '2026-05-01T00:00:00Z'); // 1,500 in 2026-Q2
   await accrue(p, 'm', 'q3', 500_000, '2026-08-01T00:00:00Z'); // 5,000 in 2026-Q3
-  await hold(p, { invoiceId: 'big', memberId: 'm', points: 4000, invoiceTotalMinor: 8000, occurredAt: '2026-09-01T00:00:00Z' });
-  await commitRedemption(pool, p, 'big', 'test');
-  const adj = (total: number, adjustmentId = 'a1') => adjustRedemption(pool, {
-    programId: p, invoiceId: 'big', adjustmentId, invoiceTotalMinor: total, maxInvoiceShareMillionths: '1000000', occurredAt: '2026-09-10T00:00:00Z', actor: 'test',
+  await hold(p, {
+    invoiceId: 'big',
+    memberId: 'm',
+    points: 4000,
+    invoiceTotalMinor: 8000,
+    occurredAt: '2026-09-01T00:00:00Z',
   });
+  await commitRedemption(pool, p, 'big', 'test');
+  const adj = (total: number, adjustmentId = 'a1') =>
+    adjustRedemption(pool, {
+      programId: p,
+      invoiceId: 'big',
+      adjustmentId,
+      invoiceTotalMinor: total,
+      maxInvoiceShareMillionths: '1000000',
+      occurredAt: '2026-09-10T00:00:00Z',
+      actor: 'test',
+    });
   const first = await adj(2000);
-  assert.deepEqual([first.adjustmentPoints, first.adjustmentCreditMinor, first.pointsReversed, first.creditReversedMinor], [2000, 2000, 2000, 2000]);
+  assert.deepEqual(
+    [first.adjustmentPoints, first.adjustmentCreditMinor, first.pointsReversed, first.creditReversedMinor],
+    [2000, 2000, 2000, 2000],
+  );
   const { rows } = await pool.query(
     `select c.cohort, c.points from ledger_entries e join ledger_entry_cohorts c using (entry_id)
-      where e.program_id = $1 and e.idempotency_key = 'redeem-adjust:big:a1' order by c.cohort`, [p]);
-  assert.deepEqual(rows.map((r) => [r.cohort, Number(r.points)]), [['2026-Q2', 750], ['2026-Q3', 1250]]); // 1,500 : 2,500 of the 4,000
+      where e.program_id = $1 and e.idempotency_key = 'redeem-adjust:big:a1' order by c.cohort`,
+    [p],
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.cohort, Number(r.points)]),
+    [
+      ['2026-Q2', 750],
+      ['2026-Q3', 1250],
+    ],
+  ); // 1,500 : 2,500 of the 4,000
   const again = await adj(2000);
-  assert.deepEqual([again.existing, again.adjustmentPoints, again.pointsReversed], [true, 2000, 2000], 'once per adjustment');
+  assert.deepEqual(
+    [again.existing, again.adjustmentPoints, again.pointsReversed],
+    [true, 2000, 2000],
+    'once per adjustment',
+  );
   assert.equal((await adj(9000, 'a2')).adjustmentPoints, 0, 'a total the credit still fits gives nothing back');
   assert.equal((await getMember(pool, p, 'm'))!.balance, 6500 - 4000 + 2000);
 

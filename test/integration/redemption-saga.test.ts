@@ -4,7 +4,19 @@ import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
 import { startSimulators, type RunningSimulators } from '../../simulators';
-import { eventually, freshDatabase, httpClient, programBody, recordHistory, checkAgreementThenStop, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import {
+  eventually,
+  freshDatabase,
+  httpClient,
+  programBody,
+  recordHistory,
+  checkAgreementThenStop,
+  startApi,
+  startWorker,
+  uniqueId,
+  type TestApi,
+  type TestWorker,
+} from '../helpers/stack';
 
 // The redemption saga end to end: the API, a real worker on the dev server, PostgreSQL and the
 // billing, GL and tax simulators, with injected faults.
@@ -21,42 +33,78 @@ beforeAll(async () => {
   db = await freshDatabase();
   pool = db.pool;
   sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 7);
-  worker = await startWorker(pool, { services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 } });
+  worker = await startWorker(pool, {
+    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+  });
   api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
   call = httpClient(api);
   billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
-afterAll(() => checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()]));
+afterAll(() =>
+  checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()]),
+);
 
 async function fault(url: string, rule: Record<string, unknown>) {
-  await fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) });
+  await fetch(`${url}/admin/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(rule),
+  });
 }
-const clearFaults = () => Promise.all([sims.billingUrl, sims.glUrl, sims.taxUrl].map((u) => fetch(`${u}/admin/faults`, { method: 'DELETE' })));
+const clearFaults = () =>
+  Promise.all([sims.billingUrl, sims.glUrl, sims.taxUrl].map((u) => fetch(`${u}/admin/faults`, { method: 'DELETE' })));
 
 async function setup(o: { chargebackWindow?: string; earnMinor?: number } = {}) {
   const programId = uniqueId('rs');
-  const res = await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: o.chargebackWindow ?? 'PT2S' }) });
+  const res = await call('POST', '/v1/programs', {
+    body: programBody(programId, { chargebackWindow: o.chargebackWindow ?? 'PT2S' }),
+  });
   assert.equal(res.status, 201);
   const invoiceId = uniqueId('inv');
   await call('POST', `/v1/programs/${programId}/accruals`, {
-    role: 'billing', body: { memberId: 'm-1', invoiceId: `${invoiceId}-earn`, amountMinor: o.earnMinor ?? 500_000, occurredAt: new Date().toISOString(), jurisdiction: 'US-CA' },
+    role: 'billing',
+    body: {
+      memberId: 'm-1',
+      invoiceId: `${invoiceId}-earn`,
+      amountMinor: o.earnMinor ?? 500_000,
+      occurredAt: new Date().toISOString(),
+      jurisdiction: 'US-CA',
+    },
   });
-  await billing.createInvoice({ invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 6000 }, { description: 'Add-on', amountMinor: 2000 }] }, `inv-${invoiceId}`);
+  await billing.createInvoice(
+    {
+      invoiceId,
+      customerId: 'c-1',
+      currency: 'USD',
+      lines: [
+        { description: 'Plan', amountMinor: 6000 },
+        { description: 'Add-on', amountMinor: 2000 },
+      ],
+    },
+    `inv-${invoiceId}`,
+  );
   return { programId, invoiceId };
 }
 
 const redeem = (programId: string, invoiceId: string, points: number, memberId = 'm-1') =>
-  call('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body: { invoiceId, memberId, points, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() } });
+  call('POST', `/v1/programs/${programId}/redemptions`, {
+    role: 'billing',
+    body: { invoiceId, memberId, points, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() },
+  });
 const record = (workflowId: string, name: string) => recordHistory(worker.client, workflowId, name);
-const member = async (programId: string) => (await call('GET', `/v1/programs/${programId}/members/m-1`, { role: 'billing' })).body;
+const member = async (programId: string) =>
+  (await call('GET', `/v1/programs/${programId}/members/m-1`, { role: 'billing' })).body;
 
 describe('redemption saga', () => {
   test('applied: hold, tax, billing credit, points spent and revenue booked, GL posted; the saga ends after the window', async () => {
     const { programId, invoiceId } = await setup();
     const res = await redeem(programId, invoiceId, 2500);
     assert.equal(res.status, 201, JSON.stringify(res.body));
-    assert.deepEqual([res.body.status, res.body.pointsApplied, res.body.creditMinor, res.body.workflowId], ['applied', 2500, 2500, `redemption:${programId}:${invoiceId}`]);
+    assert.deepEqual(
+      [res.body.status, res.body.pointsApplied, res.body.creditMinor, res.body.workflowId],
+      ['applied', 2500, 2500, `redemption:${programId}:${invoiceId}`],
+    );
     assert.equal((await billing.getInvoice(invoiceId)).amountDueMinor, 5500);
     const m = await member(programId);
     assert.deepEqual([m.balance, m.held], [2500, 0]);
@@ -72,12 +120,18 @@ describe('redemption saga', () => {
   test('the same invoice, 50 requests at once: one redemption', async () => {
     const { programId, invoiceId } = await setup({ chargebackWindow: 'PT1S' });
     const answers = await Promise.all(Array.from({ length: 50 }, () => redeem(programId, invoiceId, 1000)));
-    assert.ok(answers.every((a) => a.status === 201 && a.body.status === 'applied'), JSON.stringify(answers.map((a) => a.body)));
+    assert.ok(
+      answers.every((a) => a.status === 201 && a.body.status === 'applied'),
+      JSON.stringify(answers.map((a) => a.body)),
+    );
     assert.equal(new Set(answers.map((a) => a.body.redemptionId)).size, 1);
     // after the first run has closed, a new request for the invoice reports what it decided
     await worker.client.workflow.getHandle(answers[0]!.body.workflowId).result();
     const later = await redeem(programId, invoiceId, 3000);
-    assert.deepEqual([later.body.status, later.body.redemptionId, later.body.pointsApplied], ['applied', answers[0]!.body.redemptionId, 1000]);
+    assert.deepEqual(
+      [later.body.status, later.body.redemptionId, later.body.pointsApplied],
+      ['applied', answers[0]!.body.redemptionId, 1000],
+    );
     assert.equal((await member(programId)).balance, 4000);
     assert.equal((await billing.getInvoice(invoiceId)).credits.length, 1);
   });
@@ -113,8 +167,12 @@ describe('redemption saga', () => {
     const inv = await billing.getInvoice(invoiceId);
     assert.equal(inv.amountDueMinor, 8000);
     assert.ok(inv.credits[0]!.reversedAt);
-    const ledger = (await call('GET', `/v1/programs/${programId}/members/m-1/ledger`, { role: 'support' })).body.entries;
-    assert.deepEqual(ledger.map((e: { type: string }) => e.type), ['earn', 'redeem', 'redeem_reversal']);
+    const ledger = (await call('GET', `/v1/programs/${programId}/members/m-1/ledger`, { role: 'support' })).body
+      .entries;
+    assert.deepEqual(
+      ledger.map((e: { type: string }) => e.type),
+      ['earn', 'redeem', 'redeem_reversal'],
+    );
     await clearFaults();
     await worker.client.workflow.getHandle(res.body.workflowId).result();
     await record(res.body.workflowId, 'redemption-compensated');
@@ -122,17 +180,34 @@ describe('redemption saga', () => {
 
   test('an invoice id too long for a GL entry id: the entries are named by a digest, posted, reversed and reconciled', async () => {
     const programId = uniqueId('rs');
-    assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT30S' }) })).status, 201);
+    assert.equal(
+      (await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT30S' }) })).status,
+      201,
+    );
     const invoiceId = `${uniqueId('inv')}-${'x'.repeat(128)}`.slice(0, 128);
     await call('POST', `/v1/programs/${programId}/accruals`, {
-      role: 'billing', body: { memberId: 'm-1', invoiceId: 'earn-1', amountMinor: 500_000, occurredAt: new Date().toISOString() },
+      role: 'billing',
+      body: { memberId: 'm-1', invoiceId: 'earn-1', amountMinor: 500_000, occurredAt: new Date().toISOString() },
     });
-    await billing.createInvoice({ invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] }, `inv-${invoiceId}`);
+    await billing.createInvoice(
+      { invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] },
+      `inv-${invoiceId}`,
+    );
     const res = await redeem(programId, invoiceId, 2500);
     assert.deepEqual([res.body.status, res.body.reason], ['applied', null], JSON.stringify(res.body));
-    assert.equal((await call('POST', `/v1/programs/${programId}/chargebacks`, { role: 'billing', body: { invoiceId, chargebackId: 'cb-1', status: 'lost' } })).status, 202);
+    assert.equal(
+      (
+        await call('POST', `/v1/programs/${programId}/chargebacks`, {
+          role: 'billing',
+          body: { invoiceId, chargebackId: 'cb-1', status: 'lost' },
+        })
+      ).status,
+      202,
+    );
     assert.equal((await worker.client.workflow.getHandle(res.body.workflowId).result()).status, 'reversed');
-    const { rows } = await pool.query('select entry_id from gl_postings where program_id = $1 order by journal_key', [programId]);
+    const { rows } = await pool.query('select entry_id from gl_postings where program_id = $1 order by journal_key', [
+      programId,
+    ]);
     assert.equal(rows.length, 2, 'the redemption and its reversal are in the GL');
     for (const r of rows) {
       assert.ok(r.entry_id.length <= 128 && r.entry_id.startsWith(`loyalty:${programId}:h:`), r.entry_id);
@@ -142,7 +217,11 @@ describe('redemption saga', () => {
 
   test('transient failures at every service are retried', async () => {
     const { programId, invoiceId } = await setup();
-    for (const [url, operation] of [[sims.billingUrl, 'apply_credit'], [sims.glUrl, 'post_entry'], [sims.taxUrl, 'get_treatment']] as const) {
+    for (const [url, operation] of [
+      [sims.billingUrl, 'apply_credit'],
+      [sims.glUrl, 'post_entry'],
+      [sims.taxUrl, 'get_treatment'],
+    ] as const) {
       await fault(url, { operation, failNext: 2 });
     }
     const res = await redeem(programId, invoiceId, 2500);
@@ -152,16 +231,42 @@ describe('redemption saga', () => {
 
   test('30% of calls failing at every service: every saga ends applied or declined, none doubled', async () => {
     const programId = uniqueId('rs');
-    assert.equal((await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT1S' }) })).status, 201);
+    assert.equal(
+      (await call('POST', '/v1/programs', { body: programBody(programId, { chargebackWindow: 'PT1S' }) })).status,
+      201,
+    );
     const invoices = Array.from({ length: 20 }, (_, i) => ({ invoiceId: uniqueId(`t${i}`), memberId: `m-${i % 5}` }));
     for (const m of ['m-0', 'm-1', 'm-2', 'm-3', 'm-4']) {
-      await call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', body: { memberId: m, invoiceId: `${programId}-${m}`, amountMinor: 1_000_000, occurredAt: new Date().toISOString(), jurisdiction: 'DE' } });
+      await call('POST', `/v1/programs/${programId}/accruals`, {
+        role: 'billing',
+        body: {
+          memberId: m,
+          invoiceId: `${programId}-${m}`,
+          amountMinor: 1_000_000,
+          occurredAt: new Date().toISOString(),
+          jurisdiction: 'DE',
+        },
+      });
     }
     for (const inv of invoices) {
-      await billing.createInvoice({ invoiceId: inv.invoiceId, customerId: inv.memberId, currency: 'EUR', lines: [{ description: 'Plan', amountMinor: 8000 }] }, `inv-${inv.invoiceId}`);
+      await billing.createInvoice(
+        {
+          invoiceId: inv.invoiceId,
+          customerId: inv.memberId,
+          currency: 'EUR',
+          lines: [{ description: 'Plan', amountMinor: 8000 }],
+        },
+        `inv-${inv.invoiceId}`,
+      );
     }
-    const ops: Array<[string, string]> = [[sims.billingUrl, 'apply_credit'], [sims.billingUrl, 'reverse_credit'], [sims.billingUrl, 'get_invoice'],
-      [sims.glUrl, 'post_entry'], [sims.glUrl, 'reverse_entry'], [sims.taxUrl, 'get_treatment']];
+    const ops: Array<[string, string]> = [
+      [sims.billingUrl, 'apply_credit'],
+      [sims.billingUrl, 'reverse_credit'],
+      [sims.billingUrl, 'get_invoice'],
+      [sims.glUrl, 'post_entry'],
+      [sims.glUrl, 'reverse_entry'],
+      [sims.taxUrl, 'get_treatment'],
+    ];
     for (const [url, operation] of ops) await fault(url, { operation, failRate: 0.3, seed: 11 });
     const answers = await Promise.all(invoices.map((inv) => redeem(programId, inv.invoiceId, 1500, inv.memberId)));
     await clearFaults();
@@ -170,21 +275,33 @@ describe('redemption saga', () => {
       assert.ok(['applied', 'declined'].includes(a.body.status), JSON.stringify(a.body));
       const inv = await billing.getInvoice(invoices[i]!.invoiceId);
       const live = inv.credits.filter((c) => !c.reversedAt).length;
-      assert.equal(live, a.body.status === 'applied' ? 1 : 0, `${invoices[i]!.invoiceId}: ${a.body.status} with ${live} live credits`);
+      assert.equal(
+        live,
+        a.body.status === 'applied' ? 1 : 0,
+        `${invoices[i]!.invoiceId}: ${a.body.status} with ${live} live credits`,
+      );
     }
     const applied = answers.filter((a) => a.body.status === 'applied').length;
-    const { rows } = await pool.query(`select coalesce(sum(balance), 0)::int as b, coalesce(sum(held), 0)::int as h from members where program_id = $1`, [programId]);
+    const { rows } = await pool.query(
+      `select coalesce(sum(balance), 0)::int as b, coalesce(sum(held), 0)::int as h from members where program_id = $1`,
+      [programId],
+    );
     assert.deepEqual(rows[0], { b: 5 * 10_000 - applied * 1500, h: 0 });
   });
 
   test('a lost chargeback reverses the redemption once and claws back the points earned on the invoice', async () => {
     const { programId, invoiceId } = await setup({ chargebackWindow: 'PT60S' });
     await call('POST', `/v1/programs/${programId}/accruals`, {
-      role: 'billing', body: { memberId: 'm-1', invoiceId, amountMinor: 8000, occurredAt: new Date().toISOString() },
+      role: 'billing',
+      body: { memberId: 'm-1', invoiceId, amountMinor: 8000, occurredAt: new Date().toISOString() },
     }); // the cash part of the same invoice earned 80 points
     const res = await redeem(programId, invoiceId, 2500);
     assert.equal(res.body.status, 'applied');
-    const cb = (status: string) => call('POST', `/v1/programs/${programId}/chargebacks`, { role: 'billing', body: { invoiceId, chargebackId: 'cb-1', status } });
+    const cb = (status: string) =>
+      call('POST', `/v1/programs/${programId}/chargebacks`, {
+        role: 'billing',
+        body: { invoiceId, chargebackId: 'cb-1', status },
+      });
     assert.equal((await cb('opened')).status, 202);
     for (let i = 0; i < 3; i++) assert.equal((await cb('lost')).status, 202);
     const result = await worker.client.workflow.getHandle(res.body.workflowId).result();
@@ -193,7 +310,10 @@ describe('redemption saga', () => {
     assert.equal(m.balance, 5000, 'the 2,500 redeemed came back; the 80 earned on the invoice were clawed back');
     assert.equal((await billing.getInvoice(invoiceId)).amountDueMinor, 8000);
     const reversals = await eventually('GL reversal', async () =>
-      (await gl.entriesOn(new Date().toISOString().slice(0, 10))).entries.filter((e) => e.entryId.startsWith(`loyalty:${programId}:redeem-reversal:${invoiceId}`)));
+      (await gl.entriesOn(new Date().toISOString().slice(0, 10))).entries.filter((e) =>
+        e.entryId.startsWith(`loyalty:${programId}:redeem-reversal:${invoiceId}`),
+      ),
+    );
     assert.equal(reversals.length, 1);
     const late = await cb('lost');
     assert.equal(late.status, 409);

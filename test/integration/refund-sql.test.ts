@@ -26,7 +26,10 @@ interface ProrateInput {
 /** ll_prorate: what one refund revokes. */
 async function revocationForRefund(q: ProrateInput): Promise<bigint> {
   const { rows } = await db.pool.query<{ v: string }>('select ll_prorate($1, $2, $3, $4)::text as v', [
-    q.earned.toString(), q.refundedBeforeMinor.toString(), q.refundMinor.toString(), q.invoiceAmountMinor.toString(),
+    q.earned.toString(),
+    q.refundedBeforeMinor.toString(),
+    q.refundMinor.toString(),
+    q.invoiceAmountMinor.toString(),
   ]);
   return BigInt(rows[0]!.v);
 }
@@ -44,7 +47,10 @@ async function revocations(earned: bigint, invoiceAmountMinor: bigint, refunds: 
 
 /** ll_revocable, and the shortfall ll_refund records beside it (what was to be revoked less what was). */
 async function applyRevocation(toRevoke: bigint, available: bigint): Promise<{ revoked: bigint; shortfall: bigint }> {
-  const { rows } = await db.pool.query<{ v: string }>('select ll_revocable($1, $2)::text as v', [toRevoke.toString(), available.toString()]);
+  const { rows } = await db.pool.query<{ v: string }>('select ll_revocable($1, $2)::text as v', [
+    toRevoke.toString(),
+    available.toString(),
+  ]);
   const revoked = BigInt(rows[0]!.v);
   return { revoked, shortfall: toRevoke - revoked };
 }
@@ -56,11 +62,27 @@ const sum = (xs: bigint[]) => xs.reduce((a, b) => a + b, 0n);
 
 describe('revocationForRefund: examples', () => {
   test('a full refund revokes every point', async () => {
-    assert.equal(await revocationForRefund({ earned: 4_000n, invoiceAmountMinor: 4_000_000n, refundedBeforeMinor: 0n, refundMinor: 4_000_000n }), 4_000n);
+    assert.equal(
+      await revocationForRefund({
+        earned: 4_000n,
+        invoiceAmountMinor: 4_000_000n,
+        refundedBeforeMinor: 0n,
+        refundMinor: 4_000_000n,
+      }),
+      4_000n,
+    );
   });
 
   test('a half refund revokes half', async () => {
-    assert.equal(await revocationForRefund({ earned: 4_000n, invoiceAmountMinor: 4_000_000n, refundedBeforeMinor: 0n, refundMinor: 2_000_000n }), 2_000n);
+    assert.equal(
+      await revocationForRefund({
+        earned: 4_000n,
+        invoiceAmountMinor: 4_000_000n,
+        refundedBeforeMinor: 0n,
+        refundMinor: 2_000_000n,
+      }),
+      2_000n,
+    );
   });
 
   test('thirds: cumulative rounding, 33 + 34 + 33 = 100', async () => {
@@ -104,7 +126,10 @@ describe('revocationForRefund: examples', () => {
 describe('revocationForRefund: properties', () => {
   /** An invoice split into a sequence of positive refunds summing to its amount. */
   const split = fc
-    .array(fc.oneof(fc.bigInt({ min: 1n, max: 10n }), fc.bigInt({ min: 1n, max: 10n ** 12n })), { minLength: 1, maxLength: 30 })
+    .array(fc.oneof(fc.bigInt({ min: 1n, max: 10n }), fc.bigInt({ min: 1n, max: 10n ** 12n })), {
+      minLength: 1,
+      maxLength: 30,
+    })
     .map((parts) => ({ parts, total: sum(parts) }));
   const earnedArb = fc.oneof(fc.bigInt({ min: 0n, max: 20n }), fc.bigInt({ min: 0n, max: 10n ** 12n }));
 
@@ -170,7 +195,11 @@ describe('applyRevocation', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(fc.bigInt({ min: 0n, max: 20n }), fc.bigInt({ min: 0n, max: 10n ** 15n })),
-        fc.oneof(fc.constant(0n), fc.bigInt({ min: -20n, max: 20n }), fc.bigInt({ min: -(10n ** 6n), max: 10n ** 15n })),
+        fc.oneof(
+          fc.constant(0n),
+          fc.bigInt({ min: -20n, max: 20n }),
+          fc.bigInt({ min: -(10n ** 6n), max: 10n ** 15n }),
+        ),
         async (toRevoke, available) => {
           const { revoked, shortfall } = await applyRevocation(toRevoke, available);
           assert.ok(revoked >= 0n, `negative revoked ${revoked}`);

@@ -22,10 +22,18 @@ test('two relays drain one outbox: every wake-up signalled exactly once', async 
   const programId = uniqueId('lease');
   const members = 300;
   await db.pool.query(`select ll_request_wake($1, 'm-' || i) from generate_series(1, $2) i`, [programId, members]);
-  const relay = () => new WakeupRelay({
-    pool: db.pool, client: worker.client, taskQueue: worker.taskQueue, log: silentLog,
-    batchSize: 25, concurrency: 4, idleMs: 20, maxBackoffMs: 200, searchAttributes: true,
-  });
+  const relay = () =>
+    new WakeupRelay({
+      pool: db.pool,
+      client: worker.client,
+      taskQueue: worker.taskQueue,
+      log: silentLog,
+      batchSize: 25,
+      concurrency: 4,
+      idleMs: 20,
+      maxBackoffMs: 200,
+      searchAttributes: true,
+    });
   const [a, b] = [relay(), relay()];
   a.start();
   b.start();

@@ -18,7 +18,9 @@ let db: Awaited<ReturnType<typeof freshDatabase>>;
 let pool: Pool;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } });
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: temporalTestServerPath() } },
+  });
   db = await freshDatabase();
   pool = db.pool;
 });
@@ -29,27 +31,54 @@ afterAll(async () => {
 
 async function proposed(programId: string, changeId: string) {
   const { programId: _p, name: _n, currency: _c, ...rules } = programBody(programId);
-  await pool.query(`insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'Notice', 'USD', 2, 'test')`, [programId]);
-  await pool.query(`insert into program_rule_versions (program_id, version, effective_at, rules, created_by) values ($1, 1, now() - interval '1 day', $2, 'test')`, [programId, JSON.stringify(rules)]);
+  await pool.query(
+    `insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'Notice', 'USD', 2, 'test')`,
+    [programId],
+  );
+  await pool.query(
+    `insert into program_rule_versions (program_id, version, effective_at, rules, created_by) values ($1, 1, now() - interval '1 day', $2, 'test')`,
+    [programId, JSON.stringify(rules)],
+  );
   const lower = { ...rules, expiry: { policy: 'rolling', window: 'P200D' } }; // the window shrinks: adverse
-  await pool.query(`insert into rule_changes (program_id, change_id, proposed_by, base_version, rules, effective_at, status) values ($1, $2, 'olga', 1, $3, now(), 'assessing')`,
-    [programId, changeId, JSON.stringify(lower)]);
+  await pool.query(
+    `insert into rule_changes (program_id, change_id, proposed_by, base_version, rules, effective_at, status) values ($1, $2, 'olga', 1, $3, now(), 'assessing')`,
+    [programId, changeId, JSON.stringify(lower)],
+  );
 }
 
-const testWorker = (taskQueue: string) => Worker.create({
-  connection: env.nativeConnection, taskQueue, activities: createRuleChangeActivities(pool),
-  workflowBundle: { code: readFileSync(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-});
+const testWorker = (taskQueue: string) =>
+  Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    activities: createRuleChangeActivities(pool),
+    workflowBundle: { code: readFileSync(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE!, 'utf8') },
+  });
 
 /** The change proposed by olga, started now, approved by finance (fred): legal is still awaited. */
 async function financeApproved(programId: string, taskQueue: string) {
   const start = await env.currentTimeMs();
   const handle = await env.client.workflow.start(ruleChange, {
-    workflowId: `rule-change:${programId}:c`, taskQueue,
-    args: [{ programId, changeId: 'c', proposedBy: 'olga', effectiveAt: new Date(start).toISOString(), requiredRoles: ['finance', 'legal'], noticePeriod: 'P30D', decideWithin: 'P14D' }],
+    workflowId: `rule-change:${programId}:c`,
+    taskQueue,
+    args: [
+      {
+        programId,
+        changeId: 'c',
+        proposedBy: 'olga',
+        effectiveAt: new Date(start).toISOString(),
+        requiredRoles: ['finance', 'legal'],
+        noticePeriod: 'P30D',
+        decideWithin: 'P14D',
+      },
+    ],
   });
-  await eventually('awaiting approvals', async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals');
-  await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'fred', roles: ['finance'], decision: 'approve', comment: null }] });
+  await eventually(
+    'awaiting approvals',
+    async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
+  );
+  await handle.executeUpdate(decideRuleChangeUpdate, {
+    args: [{ by: 'fred', roles: ['finance'], decision: 'approve', comment: null }],
+  });
   return { start, handle };
 }
 
@@ -63,17 +92,27 @@ test('no decision in 14 days: a reminder to the role still awaited at day 7, the
     const done = await handle.result(); // the server skips the 14 days
     assert.equal(done.status, 'expired');
     const remindedAt = Date.parse(done.remindedAt!);
-    assert.ok(remindedAt - start >= 7 * DAY && remindedAt - start < 8 * DAY, `the reminder at half the window: ${done.remindedAt}`);
+    assert.ok(
+      remindedAt - start >= 7 * DAY && remindedAt - start < 8 * DAY,
+      `the reminder at half the window: ${done.remindedAt}`,
+    );
     assert.ok((await env.currentTimeMs()) - start >= 14 * DAY, 'expired only at the end of the window');
-    const { rows: sent } = await pool.query('select kind, recipients, message from notifications where program_id = $1', [programId]);
+    const { rows: sent } = await pool.query(
+      'select kind, recipients, message from notifications where program_id = $1',
+      [programId],
+    );
     assert.equal(sent.length, 1, 'one reminder');
     assert.equal(sent[0].kind, 'rule_change_reminder');
     assert.deepEqual(sent[0].recipients, ['legal'], 'only the role still awaited');
     assert.match(sent[0].message, /awaits the approval of legal/);
-    const { rows: [c] } = await pool.query('select status, reminded_at from rule_changes where program_id = $1', [programId]);
+    const {
+      rows: [c],
+    } = await pool.query('select status, reminded_at from rule_changes where program_id = $1', [programId]);
     assert.equal(c.status, 'expired');
     assert.ok(c.reminded_at, 'the change records when the reminder went out');
-    const { rows: versions } = await pool.query('select version from program_rule_versions where program_id = $1', [programId]);
+    const { rows: versions } = await pool.query('select version from program_rule_versions where program_id = $1', [
+      programId,
+    ]);
     assert.equal(versions.length, 1, 'an expired change activates nothing');
   });
 });
@@ -85,14 +124,25 @@ test('an adverse change approved today takes effect after the 30-day notice, by 
   const worker = await testWorker(taskQueue);
   await worker.runUntil(async () => {
     const { start, handle } = await financeApproved(programId, taskQueue);
-    const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, { args: [{ by: 'lena', roles: ['legal'], decision: 'approve', comment: null }] });
+    const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, {
+      args: [{ by: 'lena', roles: ['legal'], decision: 'approve', comment: null }],
+    });
     assert.equal(scheduled.status, 'scheduled');
     const activatesAt = Date.parse(scheduled.activatesAt!);
     assert.ok(activatesAt - start >= 30 * DAY, `not before the notice: ${scheduled.activatesAt}`);
     const done = await handle.result(); // the server skips the 30 days
     assert.equal(done.status, 'active');
     assert.ok((await env.currentTimeMs()) >= activatesAt, 'it took effect only once the notice had passed');
-    const { rows } = await pool.query(`select version, rules->'expiry'->>'window' as w from program_rule_versions where program_id = $1 order by version`, [programId]);
-    assert.deepEqual(rows.map((r) => [r.version, r.w]), [[1, 'P365D'], [2, 'P200D']]);
+    const { rows } = await pool.query(
+      `select version, rules->'expiry'->>'window' as w from program_rule_versions where program_id = $1 order by version`,
+      [programId],
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.version, r.w]),
+      [
+        [1, 'P365D'],
+        [2, 'P200D'],
+      ],
+    );
   });
 });

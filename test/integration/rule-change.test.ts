@@ -2,7 +2,18 @@ import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { verifyInvariants } from '../../db/verify';
-import { eventually, freshDatabase, httpClient, programBody, recordHistory, startApi, startWorker, uniqueId, type TestApi, type TestWorker } from '../helpers/stack';
+import {
+  eventually,
+  freshDatabase,
+  httpClient,
+  programBody,
+  recordHistory,
+  startApi,
+  startWorker,
+  uniqueId,
+  type TestApi,
+  type TestWorker,
+} from '../helpers/stack';
 
 // Rule changes: impact, approvals (the proposer never, one person one role, a rejection ends it),
 // the notice period of an adverse change, activation by a durable timer, re-arming of members'
@@ -30,23 +41,63 @@ afterAll(async () => {
 
 const daysAgo = (d: number) => new Date(Date.now() - d * 86_400_000).toISOString();
 const baseRules = (p: string) => {
-  const { programId: _p, name: _n, currency: _c, ...rules } = programBody(p, { ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT3S' } });
+  const {
+    programId: _p,
+    name: _n,
+    currency: _c,
+    ...rules
+  } = programBody(p, { ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT3S' } });
   return rules as Record<string, unknown>;
 };
 async function program() {
   const p = uniqueId('rc');
-  assert.equal((await call('POST', '/v1/programs', { body: programBody(p, { ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT3S' } }) })).status, 201);
-  assert.equal((await call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId: 'old', invoiceId: 'i-old', amountMinor: 50_000, occurredAt: daysAgo(200) } })).status, 201);
-  assert.equal((await call('POST', `/v1/programs/${p}/accruals`, { role: 'billing', body: { memberId: 'new', invoiceId: 'i-new', amountMinor: 30_000, occurredAt: daysAgo(10) } })).status, 201);
+  assert.equal(
+    (
+      await call('POST', '/v1/programs', {
+        body: programBody(p, { ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT3S' } }),
+      })
+    ).status,
+    201,
+  );
+  assert.equal(
+    (
+      await call('POST', `/v1/programs/${p}/accruals`, {
+        role: 'billing',
+        body: { memberId: 'old', invoiceId: 'i-old', amountMinor: 50_000, occurredAt: daysAgo(200) },
+      })
+    ).status,
+    201,
+  );
+  assert.equal(
+    (
+      await call('POST', `/v1/programs/${p}/accruals`, {
+        role: 'billing',
+        body: { memberId: 'new', invoiceId: 'i-new', amountMinor: 30_000, occurredAt: daysAgo(10) },
+      })
+    ).status,
+    201,
+  );
   return p;
 }
 const propose = (p: string, changeId: string, rules: Record<string, unknown>, effectiveAt = new Date().toISOString()) =>
-  call('POST', `/v1/programs/${p}/rule-changes`, { role: 'program_owner', body: { changeId, effectiveAt, rules, comment: 'test' } });
-const decide = (p: string, changeId: string, role: 'finance' | 'legal' | 'admin' | 'program_owner', decision = 'approve') =>
-  call('POST', `/v1/programs/${p}/rule-changes/${changeId}/approvals`, { role, body: { decision } });
-const read = async (p: string, changeId: string) => (await call('GET', `/v1/programs/${p}/rule-changes/${changeId}`, { role: 'finance' })).body;
-const awaiting = (p: string, changeId: string) => eventually(`${changeId} awaiting approvals`, async () => ((await read(p, changeId)).status === 'awaiting_approvals' ? read(p, changeId) : null));
-const member = async (p: string, m: string) => (await call('GET', `/v1/programs/${p}/members/${m}`, { role: 'support' })).body;
+  call('POST', `/v1/programs/${p}/rule-changes`, {
+    role: 'program_owner',
+    body: { changeId, effectiveAt, rules, comment: 'test' },
+  });
+const decide = (
+  p: string,
+  changeId: string,
+  role: 'finance' | 'legal' | 'admin' | 'program_owner',
+  decision = 'approve',
+) => call('POST', `/v1/programs/${p}/rule-changes/${changeId}/approvals`, { role, body: { decision } });
+const read = async (p: string, changeId: string) =>
+  (await call('GET', `/v1/programs/${p}/rule-changes/${changeId}`, { role: 'finance' })).body;
+const awaiting = (p: string, changeId: string) =>
+  eventually(`${changeId} awaiting approvals`, async () =>
+    (await read(p, changeId)).status === 'awaiting_approvals' ? read(p, changeId) : null,
+  );
+const member = async (p: string, m: string) =>
+  (await call('GET', `/v1/programs/${p}/members/${m}`, { role: 'support' })).body;
 
 test('a shorter window: impact, approvals with segregation of duties, notice, activation, deadlines re-armed (a member past the new one expires); rollback', async () => {
   const p = await program();
@@ -54,32 +105,65 @@ test('a shorter window: impact, approvals with segregation of duties, notice, ac
   assert.equal((await propose(p, 'shorter', shorter)).status, 202);
   const c = await awaiting(p, 'shorter');
   assert.deepEqual(c.impact.adverse, ['shorter expiry window']);
-  assert.deepEqual([c.impact.earlierExpiry.members, c.impact.earlierExpiry.alreadyPast.members, c.impact.earlierExpiry.alreadyPast.points], [2, 1, 500]);
+  assert.deepEqual(
+    [
+      c.impact.earlierExpiry.members,
+      c.impact.earlierExpiry.alreadyPast.members,
+      c.impact.earlierExpiry.alreadyPast.points,
+    ],
+    [2, 1, 500],
+  );
   assert.deepEqual(c.impact.pointsPer10000Minor, { before: 100, after: 100 });
 
   const own = await decide(p, 'shorter', 'program_owner');
   assert.deepEqual([own.status, own.body.error.code], [403, 'segregation_of_duties']);
   const first = await decide(p, 'shorter', 'finance');
-  assert.deepEqual([first.status, first.body.status, first.body.approvals.map((a: { role: string }) => a.role)], [200, 'awaiting_approvals', ['finance']]);
+  assert.deepEqual(
+    [first.status, first.body.status, first.body.approvals.map((a: { role: string }) => a.role)],
+    [200, 'awaiting_approvals', ['finance']],
+  );
   const twice = await decide(p, 'shorter', 'finance');
   assert.deepEqual([twice.status, twice.body.error.code], [403, 'segregation_of_duties'], 'one person, one role');
   const approvedAt = Date.now();
   const second = await decide(p, 'shorter', 'admin'); // admin holds legal too
-  assert.deepEqual([second.body.status, second.body.approvals.map((a: { role: string; by: string }) => `${a.role}:${a.by}`)], ['scheduled', ['finance:test-finance', 'legal:test-admin']]);
+  assert.deepEqual(
+    [second.body.status, second.body.approvals.map((a: { role: string; by: string }) => `${a.role}:${a.by}`)],
+    ['scheduled', ['finance:test-finance', 'legal:test-admin']],
+  );
   assert.ok(Date.parse(second.body.activatesAt) >= approvedAt + 3000 - 1000, 'adverse: not before the notice period');
 
   await eventually('active', async () => (await read(p, 'shorter')).status === 'active', 20_000);
   const prog = (await call('GET', `/v1/programs/${p}`, { role: 'finance' })).body;
   assert.deepEqual([prog.activeRuleVersion.version, prog.expiry.window], [2, 'P100D']);
-  await eventually('the member past the new deadline expired', async () => (await member(p, 'old')).balance === 0, 20_000);
+  await eventually(
+    'the member past the new deadline expired',
+    async () => (await member(p, 'old')).balance === 0,
+    20_000,
+  );
   const fresh = await member(p, 'new');
   assert.equal(fresh.balance, 300);
-  const { rows } = await pool.query(`select last_purchase_at from members where program_id = $1 and member_id = 'new'`, [p]);
-  assert.equal(Date.parse(fresh.expiresAt), rows[0].last_purchase_at.getTime() + 100 * 86_400_000, 'deadline recomputed: last purchase + 100 days');
+  const { rows } = await pool.query(
+    `select last_purchase_at from members where program_id = $1 and member_id = 'new'`,
+    [p],
+  );
+  assert.equal(
+    Date.parse(fresh.expiresAt),
+    rows[0].last_purchase_at.getTime() + 100 * 86_400_000,
+    'deadline recomputed: last purchase + 100 days',
+  );
   await recordHistory(worker.client, c.workflowId, 'rule-change-active');
   // each entry records the rule version it was made under: the expiry under version 2
-  const { rows: versions } = await pool.query(`select type, rule_version from ledger_entries where program_id = $1 and member_id = 'old' order by entry_id`, [p]);
-  assert.deepEqual(versions.map((r) => [r.type, r.rule_version]), [['earn', 1], ['expire', 2]]);
+  const { rows: versions } = await pool.query(
+    `select type, rule_version from ledger_entries where program_id = $1 and member_id = 'old' order by entry_id`,
+    [p],
+  );
+  assert.deepEqual(
+    versions.map((r) => [r.type, r.rule_version]),
+    [
+      ['earn', 1],
+      ['expire', 2],
+    ],
+  );
 
   // rollback: the previous rules again, through the same path (a longer window is not adverse: no notice)
   assert.equal((await propose(p, 'rollback', baseRules(p))).status, 202);
@@ -106,16 +190,31 @@ test('a rejection ends it; an approved change that has not taken effect can be w
   await awaiting(p, 'later');
   await decide(p, 'later', 'finance');
   assert.equal((await decide(p, 'later', 'legal')).body.status, 'scheduled');
-  assert.equal((await call('POST', `/v1/programs/${p}/rule-changes/later/withdraw`, { role: 'program_owner' })).status, 202);
+  assert.equal(
+    (await call('POST', `/v1/programs/${p}/rule-changes/later/withdraw`, { role: 'program_owner' })).status,
+    202,
+  );
   await eventually('withdrawn', async () => (await read(p, 'later')).status === 'withdrawn');
   assert.equal((await call('GET', `/v1/programs/${p}`, { role: 'finance' })).body.activeRuleVersion.version, 1);
-  assert.equal((await call('POST', `/v1/programs/${p}/rule-changes/later/withdraw`, { role: 'program_owner' })).status, 409);
+  assert.equal(
+    (await call('POST', `/v1/programs/${p}/rule-changes/later/withdraw`, { role: 'program_owner' })).status,
+    409,
+  );
 
-  const bad = await call('POST', `/v1/programs/${p}/rule-changes`, { role: 'program_owner', body: { changeId: 'x', effectiveAt: 'soon', rules: richer } });
+  const bad = await call('POST', `/v1/programs/${p}/rule-changes`, {
+    role: 'program_owner',
+    body: { changeId: 'x', effectiveAt: 'soon', rules: richer },
+  });
   assert.deepEqual([bad.status, bad.body.error.code], [400, 'validation_failed']);
-  const wrongRole = await call('POST', `/v1/programs/${p}/rule-changes`, { role: 'finance', body: { changeId: 'y', effectiveAt: new Date().toISOString(), rules: richer } });
+  const wrongRole = await call('POST', `/v1/programs/${p}/rule-changes`, {
+    role: 'finance',
+    body: { changeId: 'y', effectiveAt: new Date().toISOString(), rules: richer },
+  });
   assert.equal(wrongRole.status, 403);
   const clash = await propose(p, 'richer', { ...richer, pointValueMinor: 5 });
   assert.deepEqual([clash.status, clash.body.error.code], [409, 'rule_change_exists']);
-  assert.equal((await pool.query(`select count(*)::int as n from rule_changes where program_id = $1`, [p])).rows[0].n, 2);
+  assert.equal(
+    (await pool.query(`select count(*)::int as n from rule_changes where program_id = $1`, [p])).rows[0].n,
+    2,
+  );
 });

@@ -9,7 +9,9 @@ import { freshDatabase } from '../helpers/stack';
 test('db/schema.sql is current', async () => {
   const db = await freshDatabase();
   try {
-    expect(await schemaText(db.pool), 'db/schema.sql is not the migrated schema: run npm run db:schema').toBe(readFileSync(SCHEMA_FILE, 'utf8'));
+    expect(await schemaText(db.pool), 'db/schema.sql is not the migrated schema: run npm run db:schema').toBe(
+      readFileSync(SCHEMA_FILE, 'utf8'),
+    );
   } finally {
     await db.drop();
   }

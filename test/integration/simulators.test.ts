@@ -21,7 +21,11 @@ beforeAll(async () => {
 afterAll(async () => sims.close());
 
 async function fault(url: string, rule: Record<string, unknown>) {
-  const res = await fetch(`${url}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) });
+  const res = await fetch(`${url}/admin/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(rule),
+  });
   assert.equal(res.status, 200);
 }
 
@@ -35,15 +39,22 @@ async function rejects(p: Promise<unknown>, check: (e: ServiceError) => void) {
 
 describe('billing', () => {
   test('invoice, credit line, replay, reversal, credits of the day', async () => {
-    const inv = await billing.createInvoice({ invoiceId: 'inv-1', customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] }, 'k-inv-1');
+    const inv = await billing.createInvoice(
+      { invoiceId: 'inv-1', customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] },
+      'k-inv-1',
+    );
     assert.equal(inv.amountDueMinor, 8000);
     const credit = { creditId: 'cr-1', description: 'Loyalty points: 2,500 pts', amountMinor: 2500, points: 2500 };
     const applied = await billing.applyCredit('inv-1', credit, 'k-cr-1');
     assert.equal(applied.invoice.amountDueMinor, 5500);
     const again = await billing.applyCredit('inv-1', credit, 'k-cr-1');
     assert.deepEqual(again, applied, 'a replay answers the first response');
-    await rejects(billing.applyCredit('inv-1', { ...credit, amountMinor: 9 }, 'k-cr-1'), (e) => assert.deepEqual([e.status, e.code, e.retryable], [409, 'idempotency_key_reused', false]));
-    await rejects(billing.applyCredit('inv-1', { ...credit, creditId: 'cr-2', amountMinor: 6000 }, 'k-cr-2'), (e) => assert.deepEqual([e.code, e.retryable], ['credit_exceeds_amount_due', false]));
+    await rejects(billing.applyCredit('inv-1', { ...credit, amountMinor: 9 }, 'k-cr-1'), (e) =>
+      assert.deepEqual([e.status, e.code, e.retryable], [409, 'idempotency_key_reused', false]),
+    );
+    await rejects(billing.applyCredit('inv-1', { ...credit, creditId: 'cr-2', amountMinor: 6000 }, 'k-cr-2'), (e) =>
+      assert.deepEqual([e.code, e.retryable], ['credit_exceeds_amount_due', false]),
+    );
     const day = new Date().toISOString().slice(0, 10);
     assert.equal((await billing.creditsOn(day)).credits.length, 1);
     const reversed = await billing.reverseCredit('inv-1', 'cr-1', 'compensation', 'k-rev-1');
@@ -54,13 +65,35 @@ describe('billing', () => {
 
 describe('gl', () => {
   test('balanced entries only; reversal is a new entry; listing by date and account', async () => {
-    const lines = [{ account: 'loyalty_contract_liability', debitMinor: 925, creditMinor: 0 }, { account: 'loyalty_revenue', debitMinor: 0, creditMinor: 925 }];
-    const e = await gl.postEntry({ entryId: 'je-1', date: '2026-11-22', description: 'redemption inv-1', lines }, 'k-je-1');
+    const lines = [
+      { account: 'loyalty_contract_liability', debitMinor: 925, creditMinor: 0 },
+      { account: 'loyalty_revenue', debitMinor: 0, creditMinor: 925 },
+    ];
+    const e = await gl.postEntry(
+      { entryId: 'je-1', date: '2026-11-22', description: 'redemption inv-1', lines },
+      'k-je-1',
+    );
     assert.equal(e.entryId, 'je-1');
-    await rejects(gl.postEntry({ entryId: 'je-2', date: '2026-11-22', description: 'bad', lines: [lines[0]!, { ...lines[1]!, creditMinor: 924 }] }, 'k-je-2'),
-      (err) => assert.deepEqual([err.status, err.code, err.retryable], [422, 'unbalanced_entry', false]));
+    await rejects(
+      gl.postEntry(
+        {
+          entryId: 'je-2',
+          date: '2026-11-22',
+          description: 'bad',
+          lines: [lines[0]!, { ...lines[1]!, creditMinor: 924 }],
+        },
+        'k-je-2',
+      ),
+      (err) => assert.deepEqual([err.status, err.code, err.retryable], [422, 'unbalanced_entry', false]),
+    );
     const r = await gl.reverseEntry('je-1', 'je-1-rev', '2026-11-23', 'k-rev');
-    assert.deepEqual(r.lines.map((l) => [l.account, l.debitMinor, l.creditMinor]), [['loyalty_contract_liability', 0, 925], ['loyalty_revenue', 925, 0]]);
+    assert.deepEqual(
+      r.lines.map((l) => [l.account, l.debitMinor, l.creditMinor]),
+      [
+        ['loyalty_contract_liability', 0, 925],
+        ['loyalty_revenue', 925, 0],
+      ],
+    );
     assert.equal((await gl.entriesOn('2026-11-22', 'loyalty_revenue')).entries.length, 1);
     assert.equal((await gl.entriesOn('2026-11-23')).entries[0]!.reverses, 'je-1');
   });
@@ -68,22 +101,36 @@ describe('gl', () => {
 
 describe('tax', () => {
   test('US sales tax: the credit reduces the taxable base; EU VAT: the credit is a tender', async () => {
-    const lines = [{ lineId: 'l1', amountMinor: 6000 }, { lineId: 'l2', amountMinor: 2000 }];
+    const lines = [
+      { lineId: 'l1', amountMinor: 6000 },
+      { lineId: 'l2', amountMinor: 2000 },
+    ];
     const us = await tax.treatment({ jurisdiction: 'US-CA', currency: 'USD', lines, pointsCreditMinor: 2500 }, 'k-us');
     assert.equal(us.treatment, 'reduces_taxable_base');
     assert.equal(us.taxableBaseMinor, 5500);
-    assert.deepEqual(us.taxLines, [{ lineId: 'l1', taxableMinor: 4125, taxMinor: 299 }, { lineId: 'l2', taxableMinor: 1375, taxMinor: 100 }]);
+    assert.deepEqual(us.taxLines, [
+      { lineId: 'l1', taxableMinor: 4125, taxMinor: 299 },
+      { lineId: 'l2', taxableMinor: 1375, taxMinor: 100 },
+    ]);
     const de = await tax.treatment({ jurisdiction: 'DE', currency: 'EUR', lines, pointsCreditMinor: 2500 }, 'k-de');
     assert.deepEqual([de.treatment, de.taxableBaseMinor, de.totalTaxMinor], ['tender', 8000, 1520]);
-    await rejects(tax.treatment({ jurisdiction: 'ZZ', currency: 'USD', lines, pointsCreditMinor: 0 }, 'k-zz'), (e) => assert.equal(e.code, 'unsupported_jurisdiction'));
+    await rejects(tax.treatment({ jurisdiction: 'ZZ', currency: 'USD', lines, pointsCreditMinor: 0 }, 'k-zz'), (e) =>
+      assert.equal(e.code, 'unsupported_jurisdiction'),
+    );
   });
 });
 
 describe('fault injection', () => {
   test('fail the next N calls: retryable, then the same call succeeds', async () => {
     await fault(sims.taxUrl, { operation: 'get_treatment', failNext: 2 });
-    const q = { jurisdiction: 'US-NY', currency: 'USD', lines: [{ lineId: 'l', amountMinor: 1000 }], pointsCreditMinor: 0 };
-    for (let i = 0; i < 2; i++) await rejects(tax.treatment(q, 'k-fn'), (e) => assert.deepEqual([e.status, e.retryable], [503, true]));
+    const q = {
+      jurisdiction: 'US-NY',
+      currency: 'USD',
+      lines: [{ lineId: 'l', amountMinor: 1000 }],
+      pointsCreditMinor: 0,
+    };
+    for (let i = 0; i < 2; i++)
+      await rejects(tax.treatment(q, 'k-fn'), (e) => assert.deepEqual([e.status, e.retryable], [503, true]));
     assert.equal((await tax.treatment(q, 'k-fn')).totalTaxMinor, 40);
   });
 
@@ -91,7 +138,13 @@ describe('fault injection', () => {
     const run = async () => {
       await fault(sims.glUrl, { operation: 'list_entries', failRate: 0.3, seed: 7 });
       const outcomes: boolean[] = [];
-      for (let i = 0; i < 40; i++) outcomes.push(await gl.entriesOn('2026-01-01').then(() => true, () => false));
+      for (let i = 0; i < 40; i++)
+        outcomes.push(
+          await gl.entriesOn('2026-01-01').then(
+            () => true,
+            () => false,
+          ),
+        );
       return outcomes;
     };
     const first = await run();
@@ -109,7 +162,11 @@ describe('fault injection', () => {
     await fault(sims.billingUrl, { operation: 'list_credits', latencyMs: 0, timeoutNext: 1 });
     await rejects(billing.creditsOn('2026-01-01'), (e) => assert.deepEqual([e.code, e.retryable], ['timeout', true]));
     await billing.creditsOn('2026-01-01');
-    const bad = await fetch(`${sims.billingUrl}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ operation: 'x', failRate: 2 }) });
+    const bad = await fetch(`${sims.billingUrl}/admin/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ operation: 'x', failRate: 2 }),
+    });
     assert.equal(bad.status, 400);
   });
 });

@@ -48,7 +48,10 @@ function readProc(pid: number): Proc | null {
 }
 
 function descendants(root: number): Proc[] {
-  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => readProc(Number(d))).filter((p): p is Proc => p !== null);
+  const all = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => readProc(Number(d)))
+    .filter((p): p is Proc => p !== null);
   const found: Proc[] = [];
   const frontier = [root];
   while (frontier.length) {
@@ -69,7 +72,9 @@ function alive(p: Proc): boolean {
   return now !== null && now.startTime === p.startTime && now.state !== 'Z' && now.state !== 'X';
 }
 
-const startScriptExecs = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.startsWith('exec ');
+const startScriptExecs = (
+  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+).scripts.start.startsWith('exec ');
 
 async function startStack(): Promise<{ npm: ChildProcess; apiPort: number; output: () => string }> {
   const env: NodeJS.ProcessEnv = {};
@@ -92,7 +97,9 @@ async function startStack(): Promise<{ npm: ChildProcess; apiPort: number; outpu
     LOYALTY_RECONCILIATION_AT: 'off',
     LOYALTY_CLOSE_DAYS_AFTER_QUARTER: 'off',
     LOG_LEVEL: 'warn',
-    ...(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE ? { LOYALTY_WORKFLOW_BUNDLE: process.env.LOYALTY_TEST_WORKFLOW_BUNDLE } : {}),
+    ...(process.env.LOYALTY_TEST_WORKFLOW_BUNDLE
+      ? { LOYALTY_WORKFLOW_BUNDLE: process.env.LOYALTY_TEST_WORKFLOW_BUNDLE }
+      : {}),
   });
   // its own process group, as under a process manager: a signal to npm reaches npm alone
   const npm = spawn('npm', ['start'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -101,8 +108,12 @@ async function startStack(): Promise<{ npm: ChildProcess; apiPort: number; outpu
   npm.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (npm.exitCode !== null || npm.signalCode !== null) throw new Error(`npm start exited before /readyz answered:\n${out.slice(-3000)}`);
-    const ok = await fetch(`http://127.0.0.1:${apiPort}/readyz`).then((r) => r.ok, () => false);
+    if (npm.exitCode !== null || npm.signalCode !== null)
+      throw new Error(`npm start exited before /readyz answered:\n${out.slice(-3000)}`);
+    const ok = await fetch(`http://127.0.0.1:${apiPort}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`/readyz did not answer within 120 s:\n${out.slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 250));
@@ -116,9 +127,18 @@ async function signalNpmAlone(signal: NodeJS.Signals): Promise<void> {
   leftovers.push(...tree);
   const cmds = tree.map((p) => p.cmd);
   // what there is to stop: the stack under tsx, the dev server, PostgreSQL
-  expect(cmds.some((c) => c.includes('cli/index.ts start')), cmds.join('\n')).toBe(true);
-  expect(cmds.some((c) => /temporal.* server start-dev/.test(c)), cmds.join('\n')).toBe(true);
-  expect(cmds.some((c) => /postgres -D/.test(c)), cmds.join('\n')).toBe(true);
+  expect(
+    cmds.some((c) => c.includes('cli/index.ts start')),
+    cmds.join('\n'),
+  ).toBe(true);
+  expect(
+    cmds.some((c) => /temporal.* server start-dev/.test(c)),
+    cmds.join('\n'),
+  ).toBe(true);
+  expect(
+    cmds.some((c) => /postgres -D/.test(c)),
+    cmds.join('\n'),
+  ).toBe(true);
 
   const t0 = Date.now();
   process.kill(npm.pid!, signal);
@@ -129,15 +149,34 @@ async function signalNpmAlone(signal: NodeJS.Signals): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const ms = Date.now() - t0;
-  process.stdout.write(`# ${signal} to npm (pid ${npm.pid}) alone: npm and ${tree.length - 1} descendants, ${left.length ? `${left.length} still running after` : 'all gone in'} ${ms} ms\n`);
-  expect(left.map((p) => `${p.pid} ${p.cmd}`), output().slice(-3000)).toEqual([]);
+  process.stdout.write(
+    `# ${signal} to npm (pid ${npm.pid}) alone: npm and ${tree.length - 1} descendants, ${left.length ? `${left.length} still running after` : 'all gone in'} ${ms} ms\n`,
+  );
+  expect(
+    left.map((p) => `${p.pid} ${p.cmd}`),
+    output().slice(-3000),
+  ).toEqual([]);
 }
 
-test('SIGTERM to the npm start process alone stops every process it started within 10 s', () => signalNpmAlone('SIGTERM'), 180_000);
+test(
+  'SIGTERM to the npm start process alone stops every process it started within 10 s',
+  () => signalNpmAlone('SIGTERM'),
+  180_000,
+);
 
-test('SIGHUP to the npm start process alone stops every process it started within 10 s', () => signalNpmAlone('SIGHUP'), 180_000);
+test(
+  'SIGHUP to the npm start process alone stops every process it started within 10 s',
+  () => signalNpmAlone('SIGHUP'),
+  180_000,
+);
 
-test.skipIf(!startScriptExecs)('SIGINT to the npm start process alone stops every process it started within 10 s', () => signalNpmAlone('SIGINT'), 180_000);
+test.skipIf(!startScriptExecs)(
+  'SIGINT to the npm start process alone stops every process it started within 10 s',
+  () => signalNpmAlone('SIGINT'),
+  180_000,
+);
 if (!startScriptExecs) {
-  process.stdout.write('# start-signals: the SIGINT case skipped: package.json\'s start script does not `exec` tsx, so the shell npm runs it in holds SIGINT (cli/stack/launcher.ts)\n');
+  process.stdout.write(
+    "# start-signals: the SIGINT case skipped: package.json's start script does not `exec` tsx, so the shell npm runs it in holds SIGINT (cli/stack/launcher.ts)\n",
+  );
 }

@@ -18,13 +18,20 @@ afterAll(async () => {
 });
 
 const verify = () =>
-  spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'verify', '--database-url', db.url], { encoding: 'utf8' });
+  spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'verify', '--database-url', db.url],
+    { encoding: 'utf8' },
+  );
 
 test('loyalty verify: clean, then a tampered balance and an append-only violation attempt', async () => {
   const call = httpClient(api);
   const programId = uniqueId('v');
   await call('POST', '/v1/programs', { body: programBody(programId) });
-  await call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', body: { memberId: 'm', invoiceId: 'i', amountMinor: 10_000, occurredAt: '2026-10-01T00:00:00Z' } });
+  await call('POST', `/v1/programs/${programId}/accruals`, {
+    role: 'billing',
+    body: { memberId: 'm', invoiceId: 'i', amountMinor: 10_000, occurredAt: '2026-10-01T00:00:00Z' },
+  });
 
   const clean = verify();
   assert.equal(clean.status, 0, clean.stdout + clean.stderr);

@@ -1,8 +1,21 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { allocateRelativeSsp, allocateRelativeSspMicro, pointsEarned, provisionIncrementalCost } from '../../domain/allocation';
-import { decimalToMillionths, divRound, isExactRate, millionthsToDecimal, millionthsToRate, RATE_SCALE, rateToMillionths } from '../../domain/money';
+import {
+  allocateRelativeSsp,
+  allocateRelativeSspMicro,
+  pointsEarned,
+  provisionIncrementalCost,
+} from '../../domain/allocation';
+import {
+  decimalToMillionths,
+  divRound,
+  isExactRate,
+  millionthsToDecimal,
+  millionthsToRate,
+  RATE_SCALE,
+  rateToMillionths,
+} from '../../domain/money';
 import { recognizedToDate } from '../../domain/recognition';
 
 const K = RATE_SCALE;
@@ -70,12 +83,24 @@ describe('design-doc worked example', () => {
   test('fully redeemed or expired cohort recognises the whole allocation', () => {
     const allocatedMinor = 296_296n;
     assert.equal(
-      recognizedToDate({ pointsIssued: points, allocatedMinor, pointsRedeemed: 3_000n, pointsExpired: 1_000n, ultimateRedemption: u80 }),
+      recognizedToDate({
+        pointsIssued: points,
+        allocatedMinor,
+        pointsRedeemed: 3_000n,
+        pointsExpired: 1_000n,
+        ultimateRedemption: u80,
+      }),
       296_296n,
     );
     // 3,200 redeemed = N x u: everything expected has been redeemed
     assert.equal(
-      recognizedToDate({ pointsIssued: points, allocatedMinor, pointsRedeemed: 3_200n, pointsExpired: 0n, ultimateRedemption: u80 }),
+      recognizedToDate({
+        pointsIssued: points,
+        allocatedMinor,
+        pointsRedeemed: 3_200n,
+        pointsExpired: 0n,
+        ultimateRedemption: u80,
+      }),
       296_296n,
     );
   });
@@ -124,19 +149,34 @@ describe('allocateRelativeSsp', () => {
   });
 
   test('zero when there are no points, no expected redemption or no price', () => {
-    assert.equal(allocateRelativeSsp({ priceMinor: 10_000n, points: 0n, pointValueMinor: 100n, expectedRedemption: 800_000n }), 0n);
-    assert.equal(allocateRelativeSsp({ priceMinor: 10_000n, points: 10n, pointValueMinor: 100n, expectedRedemption: 0n }), 0n);
-    assert.equal(allocateRelativeSsp({ priceMinor: 0n, points: 10n, pointValueMinor: 100n, expectedRedemption: 800_000n }), 0n);
+    assert.equal(
+      allocateRelativeSsp({ priceMinor: 10_000n, points: 0n, pointValueMinor: 100n, expectedRedemption: 800_000n }),
+      0n,
+    );
+    assert.equal(
+      allocateRelativeSsp({ priceMinor: 10_000n, points: 10n, pointValueMinor: 100n, expectedRedemption: 0n }),
+      0n,
+    );
+    assert.equal(
+      allocateRelativeSsp({ priceMinor: 0n, points: 10n, pointValueMinor: 100n, expectedRedemption: 800_000n }),
+      0n,
+    );
   });
 
   test('small examples', () => {
     // P = 1.00, S = 1.00 -> a = 0.50
-    assert.equal(allocateRelativeSsp({ priceMinor: 100n, points: 1n, pointValueMinor: 100n, expectedRedemption: K }), 50n);
+    assert.equal(
+      allocateRelativeSsp({ priceMinor: 100n, points: 1n, pointValueMinor: 100n, expectedRedemption: K }),
+      50n,
+    );
     // P = 1, S = 1 (minor) -> a = 0.5 minor -> 1 (half away from zero)
     assert.equal(allocateRelativeSsp({ priceMinor: 1n, points: 1n, pointValueMinor: 1n, expectedRedemption: K }), 1n);
     // P = 3, S = 1 -> 0.75 -> 1 ; P = 1, S = 0.3 -> 0.2307 -> 0
     assert.equal(allocateRelativeSsp({ priceMinor: 3n, points: 1n, pointValueMinor: 1n, expectedRedemption: K }), 1n);
-    assert.equal(allocateRelativeSsp({ priceMinor: 1n, points: 1n, pointValueMinor: 1n, expectedRedemption: 300_000n }), 0n);
+    assert.equal(
+      allocateRelativeSsp({ priceMinor: 1n, points: 1n, pointValueMinor: 1n, expectedRedemption: 300_000n }),
+      0n,
+    );
   });
 
   test('property: never negative, never above the price, never above S = n*v*u rounded up', () => {
@@ -177,7 +217,10 @@ describe('allocateRelativeSsp', () => {
 
 describe('provisionIncrementalCost', () => {
   test('examples', () => {
-    assert.equal(provisionIncrementalCost({ points: 4_000n, costPerPointMinor: 40n, expectedRedemption: 800_000n }), 128_000n);
+    assert.equal(
+      provisionIncrementalCost({ points: 4_000n, costPerPointMinor: 40n, expectedRedemption: 800_000n }),
+      128_000n,
+    );
     assert.equal(provisionIncrementalCost({ points: 3n, costPerPointMinor: 1n, expectedRedemption: 500_000n }), 2n); // 1.5 -> 2
     assert.equal(provisionIncrementalCost({ points: 0n, costPerPointMinor: 40n, expectedRedemption: 800_000n }), 0n);
   });
@@ -232,20 +275,28 @@ describe('divRound', () => {
 
   test('property: exact halves round away from zero', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: -(10n ** 18n), max: 10n ** 18n }), fc.bigInt({ min: 1n, max: 10n ** 9n }), (q, half) => {
-        const den = 2n * half;
-        const num = q * den + (q >= 0n ? half : -half); // q + 1/2 or q - 1/2
-        const expected = q >= 0n ? q + 1n : q - 1n;
-        assert.equal(divRound(num, den), expected);
-      }),
+      fc.property(
+        fc.bigInt({ min: -(10n ** 18n), max: 10n ** 18n }),
+        fc.bigInt({ min: 1n, max: 10n ** 9n }),
+        (q, half) => {
+          const den = 2n * half;
+          const num = q * den + (q >= 0n ? half : -half); // q + 1/2 or q - 1/2
+          const expected = q >= 0n ? q + 1n : q - 1n;
+          assert.equal(divRound(num, den), expected);
+        },
+      ),
     );
   });
 
   test('property: odd symmetry divRound(-n, d) = -divRound(n, d)', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }), fc.bigInt({ min: 1n, max: 10n ** 12n }), (num, den) => {
-        assert.equal(divRound(-num, den), -divRound(num, den));
-      }),
+      fc.property(
+        fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }),
+        fc.bigInt({ min: 1n, max: 10n ** 12n }),
+        (num, den) => {
+          assert.equal(divRound(-num, den), -divRound(num, den));
+        },
+      ),
     );
   });
 });
@@ -261,7 +312,17 @@ describe('rateToMillionths', () => {
   });
 
   test('rejects more than 6 decimals, out of range and non-finite', () => {
-    for (const r of [0.1234567, 0.0000001, 0.9999995, 1.000001, 1.5, -0.1, -0.000001, Number.NaN, Number.POSITIVE_INFINITY]) {
+    for (const r of [
+      0.1234567,
+      0.0000001,
+      0.9999995,
+      1.000001,
+      1.5,
+      -0.1,
+      -0.000001,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+    ]) {
       assert.throws(() => rateToMillionths(r), RangeError, String(r));
       assert.equal(isExactRate(r), false, String(r));
     }
@@ -284,5 +345,7 @@ test('fixed-scale decimals of rates, both ways, exactly', () => {
   assert.equal(decimalToMillionths('0.5'), 500_000n);
   assert.equal(decimalToMillionths('1'), RATE_SCALE);
   assert.throws(() => decimalToMillionths('0.1234567'), RangeError);
-  fc.assert(fc.property(fc.bigInt({ min: 0n, max: RATE_SCALE }), (m) => decimalToMillionths(millionthsToDecimal(m)) === m));
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: RATE_SCALE }), (m) => decimalToMillionths(millionthsToDecimal(m)) === m),
+  );
 });

@@ -8,7 +8,10 @@ import { AesGcmCodec, ENCODING, KEY_ID_FIELD, newKeyFile } from '../../temporal/
 const payload = (v: unknown) => defaultPayloadConverter.toPayload(v) as Payload;
 const value = (p: Payload) => defaultPayloadConverter.fromPayload(p);
 const codecOf = (file: ReturnType<typeof newKeyFile>) =>
-  new AesGcmCodec(file.active, Object.fromEntries(Object.entries(file.keys).map(([id, k]) => [id, Buffer.from(k, 'base64')])));
+  new AesGcmCodec(
+    file.active,
+    Object.fromEntries(Object.entries(file.keys).map(([id, k]) => [id, Buffer.from(k, 'base64')])),
+  );
 
 test('encrypts each payload whole: nothing of the value or its encoding in clear; decodes back exactly', async () => {
   const codec = codecOf(newKeyFile('k1'));
@@ -17,7 +20,8 @@ test('encrypts each payload whole: nothing of the value or its encoding in clear
   assert.equal(Buffer.from(enc!.metadata!.encoding!).toString(), ENCODING);
   assert.equal(Buffer.from(enc!.metadata![KEY_ID_FIELD]!).toString(), 'k1');
   const bytes = Buffer.from(enc!.data!);
-  for (const clear of ['m-secret-1', '123456', 'memberId', 'json/plain']) assert.equal(bytes.includes(clear), false, clear);
+  for (const clear of ['m-secret-1', '123456', 'memberId', 'json/plain'])
+    assert.equal(bytes.includes(clear), false, clear);
   assert.deepEqual(value((await codec.decode([enc!]))[0]!), input);
   const [again] = await codec.encode([payload(input)]);
   assert.notDeepEqual(Buffer.from(again!.data!), bytes, 'a fresh IV each time');

@@ -42,12 +42,18 @@ interface ComposeFile {
  */
 function interpolate(value: unknown, where: string): unknown {
   if (typeof value === 'string') {
-    return value.replace(/\$\$|\$\{([A-Za-z0-9_]+)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (whole, name?: string, fallback?: string, bare?: string) => {
-      if (whole === '$$') return '$';
-      if (bare !== undefined) throw new Error(`${where}: $${bare} would be interpolated by compose (write $$${bare} for the container's shell)`);
-      if (fallback === undefined) throw new Error(`${where}: \${${name}} has no default`);
-      return fallback;
-    });
+    return value.replace(
+      /\$\$|\$\{([A-Za-z0-9_]+)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+      (whole, name?: string, fallback?: string, bare?: string) => {
+        if (whole === '$$') return '$';
+        if (bare !== undefined)
+          throw new Error(
+            `${where}: $${bare} would be interpolated by compose (write $$${bare} for the container's shell)`,
+          );
+        if (fallback === undefined) throw new Error(`${where}: \${${name}} has no default`);
+        return fallback;
+      },
+    );
   }
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${where}[${i}]`));
   if (value && typeof value === 'object') {
@@ -63,7 +69,8 @@ function load(file: string): ComposeFile {
     // environment as a map with string values (compose also takes a list; these files use maps)
     if (s.environment) {
       assert.ok(!Array.isArray(s.environment), `${file}: write environment as a map`);
-      for (const [k, v] of Object.entries(s.environment)) assert.equal(typeof v, 'string', `${file}: ${k} must be a quoted string, not ${typeof v}`);
+      for (const [k, v] of Object.entries(s.environment))
+        assert.equal(typeof v, 'string', `${file}: ${k} must be a quoted string, not ${typeof v}`);
     }
   }
   return doc;
@@ -79,7 +86,11 @@ const svc = (name: string): Service => {
 const envOf = (name: string): Env => svc(name).environment ?? {};
 const commandText = (s: Service) => [s.entrypoint, s.command].flat().filter(Boolean).join('\n');
 const secretNames = (s: Service | undefined) => (s?.secrets ?? []).map((x) => (typeof x === 'string' ? x : x.source));
-const packageJson = JSON.parse(read('package.json')) as { version: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const packageJson = JSON.parse(read('package.json')) as {
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 
 /** One-shot jobs run once to completion; everything else runs until stopped. */
 const ONE_SHOT = ['temporal-schema', 'temporal-setup', 'migrate'];
@@ -98,8 +109,14 @@ test('every image is pinned to a version tag (no latest); the loyalty image is t
       assert.match(m[2]!, /^\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?$/, `${name}: ${s.image} names a release, not a moving tag`);
     }
   }
-  assert.deepEqual(Object.values(tls.services).filter((s) => s.image), [], 'the TLS override changes settings, not images');
-  const from = read('Dockerfile').split('\n').filter((l) => l.startsWith('FROM '));
+  assert.deepEqual(
+    Object.values(tls.services).filter((s) => s.image),
+    [],
+    'the TLS override changes settings, not images',
+  );
+  const from = read('Dockerfile')
+    .split('\n')
+    .filter((l) => l.startsWith('FROM '));
   assert.deepEqual(from, ['FROM node:20.20.2-bookworm-slim'], 'the image is node:20-slim, pinned');
 });
 
@@ -112,16 +129,23 @@ test('the image runs `loyalty` on production dependencies alone, without the pos
   assert.equal(packageJson.devDependencies.tsx, undefined);
   // the postinstall honours LOYALTY_SKIP_TOOLS=1, and the image sets it before npm ci
   assert.match(read('scripts/install-tools.js'), /process\.env\.LOYALTY_SKIP_TOOLS === '1'\) process\.exit\(0\)/);
-  assert.ok(dockerfile.indexOf('LOYALTY_SKIP_TOOLS=1') < dockerfile.indexOf('npm ci'), 'LOYALTY_SKIP_TOOLS=1 is set before npm ci');
+  assert.ok(
+    dockerfile.indexOf('LOYALTY_SKIP_TOOLS=1') < dockerfile.indexOf('npm ci'),
+    'LOYALTY_SKIP_TOOLS=1 is set before npm ci',
+  );
   assert.match(dockerfile, /ENV LOYALTY_WORKFLOW_BUNDLE=\/app\/workflow-bundle\.js/);
-  const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
-  for (const path of ['node_modules', '.data', '.tools', 'secrets', '.git']) assert.ok(ignored.includes(path), `.dockerignore leaves out ${path}`);
+  const ignored = read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim());
+  for (const path of ['node_modules', '.data', '.tools', 'secrets', '.git'])
+    assert.ok(ignored.includes(path), `.dockerignore leaves out ${path}`);
 });
 
 test('depends_on: every target exists and is waited for as what it is (healthy, or completed for one-shot jobs)', () => {
   const names = Object.keys(compose.services);
   for (const [name, s] of Object.entries(compose.services)) {
-    if (ONE_SHOT.includes(name)) assert.match(s.restart ?? '', /^(no|on-failure(:\d+)?)$/, `${name} is a one-shot job: restart no or on-failure`);
+    if (ONE_SHOT.includes(name))
+      assert.match(s.restart ?? '', /^(no|on-failure(:\d+)?)$/, `${name} is a one-shot job: restart no or on-failure`);
     else assert.equal(s.restart, 'unless-stopped', `${name} runs until stopped`);
     if (!s.depends_on) continue;
     assert.ok(!Array.isArray(s.depends_on), `${name}: depends_on as a list only waits for "started"`);
@@ -129,7 +153,8 @@ test('depends_on: every target exists and is waited for as what it is (healthy, 
       assert.ok(names.includes(target), `${name} depends on ${target}, which is not a service`);
       const want = ONE_SHOT.includes(target) ? 'service_completed_successfully' : 'service_healthy';
       assert.equal(dep.condition, want, `${name} -> ${target}`);
-      if (want === 'service_healthy') assert.ok(svc(target).healthcheck, `${target} has a healthcheck, since ${name} waits for it to be healthy`);
+      if (want === 'service_healthy')
+        assert.ok(svc(target).healthcheck, `${target} has a healthcheck, since ${name} waits for it to be healthy`);
       assert.equal(svc(target).profiles, undefined, `${name} must not need ${target}, which runs only under a profile`);
     }
   }
@@ -143,7 +168,11 @@ test('depends_on: every target exists and is waited for as what it is (healthy, 
     worker: ['migrate', 'temporal', 'temporal-setup'],
   };
   for (const [name, targets] of Object.entries(needs)) {
-    assert.deepEqual(Object.keys(svc(name).depends_on ?? {}).sort(), [...targets].sort(), `${name} waits for ${targets.join(', ')}`);
+    assert.deepEqual(
+      Object.keys(svc(name).depends_on ?? {}).sort(),
+      [...targets].sort(),
+      `${name} waits for ${targets.join(', ')}`,
+    );
   }
 });
 
@@ -164,7 +193,9 @@ function reachable(entries: string[]): string[] {
     seen.add(file);
     for (const m of read(file).matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\brequire\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)) {
       const base = posix.join(posix.dirname(file), m[1]!);
-      const found = [`${base}.ts`, posix.join(base, 'index.ts'), base].find((c) => c.endsWith('.ts') && existsSync(join(root, c)));
+      const found = [`${base}.ts`, posix.join(base, 'index.ts'), base].find(
+        (c) => c.endsWith('.ts') && existsSync(join(root, c)),
+      );
       if (found) queue.push(found);
     }
   }
@@ -191,7 +222,13 @@ const DEV_STACK_ONLY: Record<string, string> = {
   LOYALTY_CODEC: "npm start's locally made key (LOYALTY_CODEC_KEYS_FILE is set instead)",
 };
 /** Off in docker-compose.yml, set by docker-compose.tls.yml. */
-const TEMPORAL_TLS_VARS = ['TEMPORAL_TLS', 'TEMPORAL_TLS_CA_FILE', 'TEMPORAL_TLS_CERT_FILE', 'TEMPORAL_TLS_KEY_FILE', 'TEMPORAL_TLS_SERVER_NAME'];
+const TEMPORAL_TLS_VARS = [
+  'TEMPORAL_TLS',
+  'TEMPORAL_TLS_CA_FILE',
+  'TEMPORAL_TLS_CERT_FILE',
+  'TEMPORAL_TLS_KEY_FILE',
+  'TEMPORAL_TLS_SERVER_NAME',
+];
 const DATABASE_TLS_VARS = ['DATABASE_CA_FILE', 'DATABASE_CERT_FILE', 'DATABASE_KEY_FILE'];
 const SIMULATOR_PORTS = ['LOYALTY_BILLING_PORT', 'LOYALTY_GL_PORT', 'LOYALTY_TAX_PORT'];
 
@@ -210,15 +247,32 @@ const readers: Record<string, { files: string[]; extra?: string; unused: string[
     files: reachable(['workers/main.ts', 'cli/config.ts']),
     extra: commandBlock('worker'),
     // stackConfig() reads them all; the worker listens on nothing, schedules nothing, and has the services' URLs
-    unused: ['PORT', 'HOST', 'LOYALTY_CODEC_CORS_ORIGINS', 'LOYALTY_RECONCILIATION_AT', 'LOYALTY_CLOSE_DAYS_AFTER_QUARTER', ...SIMULATOR_PORTS],
+    unused: [
+      'PORT',
+      'HOST',
+      'LOYALTY_CODEC_CORS_ORIGINS',
+      'LOYALTY_RECONCILIATION_AT',
+      'LOYALTY_CLOSE_DAYS_AFTER_QUARTER',
+      ...SIMULATOR_PORTS,
+    ],
   },
   // runMigrate shares cli/api-server.ts with the API, so its files are named: the pool and the migrator
   migrate: { files: ['db/pool.ts', 'db/migrate.ts'], extra: commandBlock('migrate'), unused: [] },
   simulators: {
     files: reachable(['cli/simulators.ts', 'cli/config.ts']),
     extra: commandBlock('simulators'),
-    unused: ['PORT', 'HOST', 'DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'LOYALTY_TASK_QUEUE', 'LOYALTY_CODEC_KEYS_FILE',
-      'LOYALTY_CODEC_CORS_ORIGINS', 'LOYALTY_RECONCILIATION_AT', 'LOYALTY_CLOSE_DAYS_AFTER_QUARTER'],
+    unused: [
+      'PORT',
+      'HOST',
+      'DATABASE_URL',
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_NAMESPACE',
+      'LOYALTY_TASK_QUEUE',
+      'LOYALTY_CODEC_KEYS_FILE',
+      'LOYALTY_CODEC_CORS_ORIGINS',
+      'LOYALTY_RECONCILIATION_AT',
+      'LOYALTY_CLOSE_DAYS_AFTER_QUARTER',
+    ],
   },
 };
 
@@ -237,26 +291,56 @@ test('every setting the API, the worker, the migration and the simulators read i
       }
       unclassified.push(v);
     }
-    assert.deepEqual(unclassified, [], `${name} reads these and docker-compose.yml neither sets them nor says why not (set them, or add them to this test's lists)`);
-    for (const v of [...Object.keys(env), ...Object.keys(tlsEnv)]) assert.ok(reads.has(v), `${name} sets ${v}, which its command does not read (a typo?)`);
-    for (const v of Object.keys(DEV_STACK_ONLY)) assert.ok(!(v in env), `${name} sets ${v}: ${DEV_STACK_ONLY[v]}, not for containers`);
+    assert.deepEqual(
+      unclassified,
+      [],
+      `${name} reads these and docker-compose.yml neither sets them nor says why not (set them, or add them to this test's lists)`,
+    );
+    for (const v of [...Object.keys(env), ...Object.keys(tlsEnv)])
+      assert.ok(reads.has(v), `${name} sets ${v}, which its command does not read (a typo?)`);
+    for (const v of Object.keys(DEV_STACK_ONLY))
+      assert.ok(!(v in env), `${name} sets ${v}: ${DEV_STACK_ONLY[v]}, not for containers`);
   }
   // the derivation found what it must, or it found nothing and the loop above proved nothing
-  for (const f of ['api/server.ts', 'temporal/settings.ts', 'db/pool.ts']) assert.ok(readers.api!.files.includes(f), `the API reaches ${f}`);
-  for (const f of ['workers/worker.ts', 'workers/telemetry.ts', 'temporal/settings.ts', 'db/pool.ts']) assert.ok(readers.worker!.files.includes(f), `the worker reaches ${f}`);
+  for (const f of ['api/server.ts', 'temporal/settings.ts', 'db/pool.ts'])
+    assert.ok(readers.api!.files.includes(f), `the API reaches ${f}`);
+  for (const f of ['workers/worker.ts', 'workers/telemetry.ts', 'temporal/settings.ts', 'db/pool.ts'])
+    assert.ok(readers.worker!.files.includes(f), `the worker reaches ${f}`);
   const apiReads = new Set(readers.api!.files.flatMap((f) => [...envReads(read(f))]));
-  for (const v of ['DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'LOYALTY_TASK_QUEUE', 'LOYALTY_CODEC_KEYS_FILE', 'LOYALTY_MIGRATE', 'PORT', 'HOST',
-    ...TEMPORAL_TLS_VARS, ...DATABASE_TLS_VARS]) {
+  for (const v of [
+    'DATABASE_URL',
+    'TEMPORAL_ADDRESS',
+    'TEMPORAL_NAMESPACE',
+    'LOYALTY_TASK_QUEUE',
+    'LOYALTY_CODEC_KEYS_FILE',
+    'LOYALTY_MIGRATE',
+    'PORT',
+    'HOST',
+    ...TEMPORAL_TLS_VARS,
+    ...DATABASE_TLS_VARS,
+  ]) {
     assert.ok(apiReads.has(v), `the API's code reads ${v}`);
   }
   assert.equal(envOf('api').HOST, '0.0.0.0', 'the API listens beyond the container');
   assert.equal(envOf('api').LOYALTY_MIGRATE, 'off', 'the migrate job migrates, once');
   for (const name of ['api', 'worker']) {
     assert.equal(envOf(name).TEMPORAL_ADDRESS, 'temporal:7233');
-    assert.equal(envOf(name).DATABASE_URL, envOf('migrate').DATABASE_URL, `${name} uses the database the migrate job migrates`);
-    assert.equal(envOf(name).TEMPORAL_NAMESPACE, envOf('temporal-setup').NAMESPACE, `${name} uses the namespace the setup job creates`);
+    assert.equal(
+      envOf(name).DATABASE_URL,
+      envOf('migrate').DATABASE_URL,
+      `${name} uses the database the migrate job migrates`,
+    );
+    assert.equal(
+      envOf(name).TEMPORAL_NAMESPACE,
+      envOf('temporal-setup').NAMESPACE,
+      `${name} uses the namespace the setup job creates`,
+    );
   }
-  assert.equal(envOf('api').LOYALTY_TASK_QUEUE, envOf('worker').LOYALTY_TASK_QUEUE, 'the API starts workflows on the queue the workers poll');
+  assert.equal(
+    envOf('api').LOYALTY_TASK_QUEUE,
+    envOf('worker').LOYALTY_TASK_QUEUE,
+    'the API starts workflows on the queue the workers poll',
+  );
 });
 
 test('secrets: the payload key is mounted where LOYALTY_CODEC_KEYS_FILE says, and every secret used is declared', () => {
@@ -269,7 +353,8 @@ test('secrets: the payload key is mounted where LOYALTY_CODEC_KEYS_FILE says, an
   for (const file of [compose, tls]) {
     for (const [name, s] of Object.entries(file.services)) {
       const mounted = [...secretNames(compose.services[name]), ...secretNames(tls.services[name])];
-      for (const secret of secretNames(s)) assert.ok(secret in declared, `${name} mounts ${secret}, which is not declared`);
+      for (const secret of secretNames(s))
+        assert.ok(secret in declared, `${name} mounts ${secret}, which is not declared`);
       for (const [k, v] of Object.entries(s.environment ?? {})) {
         const m = /^\/run\/secrets\/(.+)$/.exec(v);
         if (m) assert.ok(mounted.includes(m[1]!), `${name}: ${k}=${v} but ${name} does not mount ${m[1]}`);
@@ -283,12 +368,15 @@ test('the worker scales: no container_name, no published port, no fixed replica 
   assert.equal(w.container_name, undefined);
   assert.equal(w.ports, undefined);
   assert.equal(w.deploy?.replicas, undefined, '`--scale worker=N` decides');
-  for (const [name, s] of Object.entries(compose.services)) assert.equal(s.container_name, undefined, `${name}: container names block scaling and a second project`);
+  for (const [name, s] of Object.entries(compose.services))
+    assert.equal(s.container_name, undefined, `${name}: container names block scaling and a second project`);
 });
 
 /** The host side of a published port: "127.0.0.1:3000:3000" or "3000:3000" -> 3000. */
 const hostPort = (service: string, containerPort: number) => {
-  const mapping = (svc(service).ports ?? []).map((p) => p.split(':')).find((parts) => Number(parts.at(-1)) === containerPort);
+  const mapping = (svc(service).ports ?? [])
+    .map((p) => p.split(':'))
+    .find((parts) => Number(parts.at(-1)) === containerPort);
   assert.ok(mapping, `${service} publishes port ${containerPort}`);
   return Number(mapping.at(-2));
 };
@@ -296,12 +384,21 @@ const hostPort = (service: string, containerPort: number) => {
 test("the UI decodes payloads through the API's /codec, at the address the browser reaches, and the API lets the UI's origin call it", () => {
   const ui = envOf('temporal-ui');
   const endpoint = new URL(ui.TEMPORAL_CODEC_ENDPOINT!);
-  assert.ok(['localhost', '127.0.0.1'].includes(endpoint.hostname), 'the browser reaches the API on the published port, not at http://api:3000');
+  assert.ok(
+    ['localhost', '127.0.0.1'].includes(endpoint.hostname),
+    'the browser reaches the API on the published port, not at http://api:3000',
+  );
   assert.equal(Number(endpoint.port), hostPort('api', Number(envOf('api').PORT)));
   assert.equal(endpoint.pathname, '/codec', "the codec server's routes are /codec/decode and /codec/encode");
   assert.match(read('api/routes/codec.ts'), /`\/codec\/\$\{op\}`/);
   const uiOrigin = `http://localhost:${hostPort('temporal-ui', Number(ui.TEMPORAL_UI_PORT))}`;
-  assert.ok(envOf('api').LOYALTY_CODEC_CORS_ORIGINS!.split(',').map((s) => s.trim()).includes(uiOrigin), `the API allows ${uiOrigin} (CORS)`);
+  assert.ok(
+    envOf('api')
+      .LOYALTY_CODEC_CORS_ORIGINS!.split(',')
+      .map((s) => s.trim())
+      .includes(uiOrigin),
+    `the API allows ${uiOrigin} (CORS)`,
+  );
   // written out, because both change what the browser sends (docs/deploy.md)
   assert.equal(ui.TEMPORAL_CODEC_PASS_ACCESS_TOKEN, 'false');
   assert.equal(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS, 'false');
@@ -310,22 +407,50 @@ test("the UI decodes payloads through the API's /codec, at the address the brows
 
 test('Temporal: the schema job sets up both stores; the setup job registers every search attribute of domain/search-attributes.ts, as its type', () => {
   const schema = commandText(svc('temporal-schema'));
-  for (const step of ['create-database', 'setup-schema -v 0.0', 'update-schema']) assert.ok(schema.includes(step), `temporal-schema runs ${step}`);
+  for (const step of ['create-database', 'setup-schema -v 0.0', 'update-schema'])
+    assert.ok(schema.includes(step), `temporal-schema runs ${step}`);
   // db:schema-dir pairs, one per store
   assert.match(schema, /\btemporal:temporal\b/);
   assert.match(schema, /\btemporal_visibility:visibility\b/);
   assert.equal(envOf('temporal').DBNAME, 'temporal');
   assert.equal(envOf('temporal').VISIBILITY_DBNAME, 'temporal_visibility');
-  assert.equal(envOf('temporal-schema').SQL_HOST, envOf('temporal').POSTGRES_SEEDS, 'schema and server use the same database server');
-  assert.match(envOf('temporal').NUM_HISTORY_SHARDS ?? '', /^\d+$/, 'the shard count is written out: it is fixed at creation');
+  assert.equal(
+    envOf('temporal-schema').SQL_HOST,
+    envOf('temporal').POSTGRES_SEEDS,
+    'schema and server use the same database server',
+  );
+  assert.match(
+    envOf('temporal').NUM_HISTORY_SHARDS ?? '',
+    /^\d+$/,
+    'the shard count is written out: it is fixed at creation',
+  );
 
   const setup = commandText(svc('temporal-setup'));
   const registered = [...setup.matchAll(/--name (\S+) --type (\S+)/g)].map((m) => `${m[1]}=${m[2]}`).sort();
-  const cliType: Record<string, string> = { KEYWORD: 'Keyword', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime', KEYWORD_LIST: 'KeywordList' };
-  const expected = Object.values(SA).map((k) => `${k.name}=${cliType[k.type]}`).sort();
+  const cliType: Record<string, string> = {
+    KEYWORD: 'Keyword',
+    TEXT: 'Text',
+    INT: 'Int',
+    DOUBLE: 'Double',
+    BOOL: 'Bool',
+    DATETIME: 'Datetime',
+    KEYWORD_LIST: 'KeywordList',
+  };
+  const expected = Object.values(SA)
+    .map((k) => `${k.name}=${cliType[k.type]}`)
+    .sort();
   assert.deepEqual(registered, expected);
-  assert.deepEqual(Object.values(SA).map((k) => k.name).sort(), Object.values(SEARCH_ATTRIBUTES).sort(), 'SA covers SEARCH_ATTRIBUTES');
-  assert.ok(Object.values(SA).every((k) => k.type === 'KEYWORD'), 'all Keyword, as the dev server registers them');
+  assert.deepEqual(
+    Object.values(SA)
+      .map((k) => k.name)
+      .sort(),
+    Object.values(SEARCH_ATTRIBUTES).sort(),
+    'SA covers SEARCH_ATTRIBUTES',
+  );
+  assert.ok(
+    Object.values(SA).every((k) => k.type === 'KEYWORD'),
+    'all Keyword, as the dev server registers them',
+  );
   assert.match(setup, /namespace create -n "\$NAMESPACE"/);
 });
 
@@ -353,8 +478,14 @@ test('the TLS override: mTLS to Temporal and verified TLS with a client certific
   for (const v of DATABASE_TLS_VARS) assert.ok(migrate[v], `migrate: ${v}`);
   const server = tls.services.temporal?.environment ?? {};
   assert.equal(server.TEMPORAL_TLS_REQUIRE_CLIENT_AUTH, 'true');
-  assert.ok(server.TEMPORAL_TLS_FRONTEND_CERT && server.TEMPORAL_TLS_CLIENT1_CA_CERT && server.TEMPORAL_TLS_SERVER_CERT);
-  assert.equal(tls.services['temporal-setup']?.environment?.TEMPORAL_TLS, undefined, 'the CLI would read TEMPORAL_TLS=on as a bad boolean');
+  assert.ok(
+    server.TEMPORAL_TLS_FRONTEND_CERT && server.TEMPORAL_TLS_CLIENT1_CA_CERT && server.TEMPORAL_TLS_SERVER_CERT,
+  );
+  assert.equal(
+    tls.services['temporal-setup']?.environment?.TEMPORAL_TLS,
+    undefined,
+    'the CLI would read TEMPORAL_TLS=on as a bad boolean',
+  );
   // the override replaces the ledger server's command: it must keep the base settings
   const base = (svc('postgres').command as string[]).filter((a) => a.includes('='));
   const withTls = tls.services.postgres?.command as string[];
@@ -373,7 +504,9 @@ function composeClient(): { command: string; args: string[] } | { missing: strin
   }
   const plugin = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
   if (!plugin.error && plugin.status === 0) return { command: 'docker', args: ['compose'] };
-  return { missing: `no Compose client: not in .tools/compose (npm install puts it there), no DOCKER_COMPOSE_PATH, no \`docker compose\` (${plugin.error ? plugin.error.message : (plugin.stderr || plugin.stdout).trim().split('\n')[0]})` };
+  return {
+    missing: `no Compose client: not in .tools/compose (npm install puts it there), no DOCKER_COMPOSE_PATH, no \`docker compose\` (${plugin.error ? plugin.error.message : (plugin.stderr || plugin.stdout).trim().split('\n')[0]})`,
+  };
 }
 
 test('docker compose config accepts both files', (ctx) => {
@@ -394,12 +527,20 @@ test('docker compose config accepts both files', (ctx) => {
       writeFileSync(join(dir, s.file), 'placeholder\n');
     }
     for (const files of [['docker-compose.yml'], ['docker-compose.yml', 'docker-compose.tls.yml']]) {
-      const r = spawnSync(command, [...args, ...files.flatMap((f) => ['-f', f]), '--profile', 'simulators', 'config', '-q'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(
+        command,
+        [...args, ...files.flatMap((f) => ['-f', f]), '--profile', 'simulators', 'config', '-q'],
+        { cwd: dir, encoding: 'utf8', timeout: 60_000 },
+      );
       assert.equal(r.status, 0, `docker compose ${files.join(' + ')}: ${r.stderr}`);
     }
     // and the client does refuse a broken file: a service that depends on one that is not there
     writeFileSync(join(dir, 'broken.yml'), 'services:\n  api:\n    image: x\n    depends_on: [nowhere]\n');
-    const broken = spawnSync(command, [...args, '-f', 'broken.yml', 'config', '-q'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    const broken = spawnSync(command, [...args, '-f', 'broken.yml', 'config', '-q'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.notEqual(broken.status, 0, 'a compose file with a dangling depends_on is refused');
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -56,7 +56,11 @@ describe('durations are calendar arithmetic in UTC', () => {
 
 describe('adverse rule changes read windows the same way', () => {
   const rules = (window: string): ProgramRules =>
-    ({ pointValueMinor: 1, earn: { points: 1, perAmountMinor: 100 }, expiry: { policy: 'rolling', window } }) as unknown as ProgramRules;
+    ({
+      pointValueMinor: 1,
+      earn: { points: 1, perAmountMinor: 100 },
+      expiry: { policy: 'rolling', window },
+    }) as unknown as ProgramRules;
 
   test('P1M to P30D is adverse (shorter after a 31-day month), P1Y to P12M is not', () => {
     assert.deepEqual(adverseReasons(rules('P1M'), rules('P30D')), ['shorter expiry window']);

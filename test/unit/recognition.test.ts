@@ -29,7 +29,13 @@ const clampedAllocation = (c: CohortFigures) => (c.allocatedMinor > 0n ? c.alloc
 
 describe('recognizedToDate: examples', () => {
   test('incremental cost: released = provision - cost x min(outstanding, N x u - R)', () => {
-    const c = { pointsIssued: 1000n, allocatedMinor: 1600n, pointsRedeemed: 400n, pointsExpired: 0n, costPerPointMinor: 2n };
+    const c = {
+      pointsIssued: 1000n,
+      allocatedMinor: 1600n,
+      pointsRedeemed: 400n,
+      pointsExpired: 0n,
+      costPerPointMinor: 2n,
+    };
     assert.equal(recognizedToDate({ ...c, ultimateRedemption: 800_000n }), 800n); // each redemption releases its cost
     assert.equal(recognizedToDate({ ...c, ultimateRedemption: 500_000n }), 1400n); // 200 left for the 100 still expected
     assert.equal(recognizedToDate({ ...c, ultimateRedemption: 300_000n }), 1600n); // more redeemed than expected: nothing left
@@ -99,7 +105,13 @@ describe('recognizedToDate: properties', () => {
         (pointsIssued, allocatedMinor, ultimateRedemption) => {
           let prev = -1n;
           for (let r = 0n; r <= pointsIssued; r++) {
-            const cur = recognizedToDate({ pointsIssued, allocatedMinor, ultimateRedemption, pointsRedeemed: r, pointsExpired: 0n });
+            const cur = recognizedToDate({
+              pointsIssued,
+              allocatedMinor,
+              ultimateRedemption,
+              pointsRedeemed: r,
+              pointsExpired: 0n,
+            });
             assert.ok(cur >= prev);
             prev = cur;
           }
@@ -114,7 +126,9 @@ describe('recognizedToDate: properties', () => {
     fc.assert(
       fc.property(cohortArb, fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.boolean(), (c, over, viaExpiry) => {
         const rest = c.pointsIssued - c.pointsRedeemed - c.pointsExpired + over;
-        const done = viaExpiry ? { ...c, pointsExpired: c.pointsExpired + rest } : { ...c, pointsRedeemed: c.pointsRedeemed + rest };
+        const done = viaExpiry
+          ? { ...c, pointsExpired: c.pointsExpired + rest }
+          : { ...c, pointsRedeemed: c.pointsRedeemed + rest };
         assert.ok(done.pointsRedeemed + done.pointsExpired >= done.pointsIssued);
         assert.equal(recognizedToDate(done), clampedAllocation(c));
       }),

@@ -27,7 +27,13 @@ const validAccrual = {
   occurredAt: '2026-01-15T10:00:00Z',
 };
 
-const validRefund = { memberId: 'member-1', invoiceId: 'inv-1', refundId: 'ref-1', amountMinor: 1_000, occurredAt: '2026-01-16T10:00:00Z' };
+const validRefund = {
+  memberId: 'member-1',
+  invoiceId: 'inv-1',
+  refundId: 'ref-1',
+  amountMinor: 1_000,
+  occurredAt: '2026-01-16T10:00:00Z',
+};
 
 function program(patch: Record<string, unknown>) {
   return createProgramSchema.safeParse({ ...validProgram, ...patch });
@@ -42,7 +48,28 @@ describe('durations', () => {
     });
   }
 
-  for (const d of ['', 'P', 'PT', '365D', 'PT0S', 'P1000Y', 'PT0.5S', 'P0D', 'PT0.999S', 'p365d', 'P1DT', 'P-1D', ' P1D', 'P1D ', 'P101Y', 'PT9999999999S', 'PT99999999999S', 'P1.5D', 'P1S', 'PT1D']) {
+  for (const d of [
+    '',
+    'P',
+    'PT',
+    '365D',
+    'PT0S',
+    'P1000Y',
+    'PT0.5S',
+    'P0D',
+    'PT0.999S',
+    'p365d',
+    'P1DT',
+    'P-1D',
+    ' P1D',
+    'P1D ',
+    'P101Y',
+    'PT9999999999S',
+    'PT99999999999S',
+    'P1.5D',
+    'P1S',
+    'PT1D',
+  ]) {
     test(`rejects ${JSON.stringify(d)}`, () => {
       assert.equal(isValidWindow(d), false);
       assert.equal(program({ chargebackWindow: d }).success, false);
@@ -83,11 +110,30 @@ describe('createProgramSchema', () => {
   test('rates: at most 6 decimals, in range', () => {
     for (const ok of [0.8, 1, 0.000001, 0.123456, 0.999999]) {
       assert.equal(program({ expectedRedemptionRate: ok }).success, true, String(ok));
-      assert.equal(program({ redemption: { ...validProgram.redemption, maxInvoiceShare: ok } }).success, true, String(ok));
+      assert.equal(
+        program({ redemption: { ...validProgram.redemption, maxInvoiceShare: ok } }).success,
+        true,
+        String(ok),
+      );
     }
-    for (const bad of [0.1234567, 0.0000001, 0.9999995, 0, -0.5, 1.000001, 2, Number.NaN, Number.POSITIVE_INFINITY, '0.8']) {
+    for (const bad of [
+      0.1234567,
+      0.0000001,
+      0.9999995,
+      0,
+      -0.5,
+      1.000001,
+      2,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      '0.8',
+    ]) {
       assert.equal(program({ expectedRedemptionRate: bad }).success, false, String(bad));
-      assert.equal(program({ redemption: { ...validProgram.redemption, maxInvoiceShare: bad } }).success, false, String(bad));
+      assert.equal(
+        program({ redemption: { ...validProgram.redemption, maxInvoiceShare: bad } }).success,
+        false,
+        String(bad),
+      );
     }
   });
 
@@ -103,7 +149,8 @@ describe('createProgramSchema', () => {
   });
 
   test('jurisdiction overrides: rolling needs a window, keys must be ISO 3166', () => {
-    const withJ = (jurisdictions: unknown) => program({ expiry: { policy: 'rolling', window: 'P365D', jurisdictions } });
+    const withJ = (jurisdictions: unknown) =>
+      program({ expiry: { policy: 'rolling', window: 'P365D', jurisdictions } });
     assert.equal(withJ({ 'US-CA': { policy: 'none' }, DE: { policy: 'rolling', window: 'P3Y' } }).success, true);
     assert.equal(withJ({ 'US-CA': { policy: 'rolling' } }).success, false);
     assert.equal(withJ({ 'us-ca': { policy: 'none' } }).success, false);
@@ -162,7 +209,21 @@ describe('accrualSchema and refundSchema', () => {
       assert.equal(accrualSchema.safeParse({ ...validAccrual, amountMinor: ok }).success, true, String(ok));
       assert.equal(refundSchema.safeParse({ ...validRefund, amountMinor: ok }).success, true, String(ok));
     }
-    for (const bad of [0, -1, -4_000_000, 1.5, 0.01, 1_000_000_000_000_001, 1e16, Number.MAX_SAFE_INTEGER + 2, 1e300, Number.NaN, Number.POSITIVE_INFINITY, '100', null]) {
+    for (const bad of [
+      0,
+      -1,
+      -4_000_000,
+      1.5,
+      0.01,
+      1_000_000_000_000_001,
+      1e16,
+      Number.MAX_SAFE_INTEGER + 2,
+      1e300,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      '100',
+      null,
+    ]) {
       assert.equal(accrualSchema.safeParse({ ...validAccrual, amountMinor: bad }).success, false, String(bad));
       assert.equal(refundSchema.safeParse({ ...validRefund, amountMinor: bad }).success, false, String(bad));
     }
@@ -175,10 +236,27 @@ describe('accrualSchema and refundSchema', () => {
   });
 
   test('occurredAt must be an ISO 8601 instant with an offset', () => {
-    for (const ok of ['2026-01-15T10:00:00Z', '2026-01-15T10:00:00.123Z', '2026-01-15T10:00:00+02:00', '2024-02-29T00:00:00Z']) {
+    for (const ok of [
+      '2026-01-15T10:00:00Z',
+      '2026-01-15T10:00:00.123Z',
+      '2026-01-15T10:00:00+02:00',
+      '2024-02-29T00:00:00Z',
+    ]) {
       assert.equal(accrualSchema.safeParse({ ...validAccrual, occurredAt: ok }).success, true, ok);
     }
-    for (const bad of ['', 'yesterday', '2026-01-15', '2026-01-15T10:00:00', '2026-13-01T00:00:00Z', '2026-02-30T00:00:00Z', '2025-02-29T00:00:00Z', '2026-01-15T25:00:00Z', '2026-01-15 10:00:00Z', 1_768_471_200_000, null]) {
+    for (const bad of [
+      '',
+      'yesterday',
+      '2026-01-15',
+      '2026-01-15T10:00:00',
+      '2026-13-01T00:00:00Z',
+      '2026-02-30T00:00:00Z',
+      '2025-02-29T00:00:00Z',
+      '2026-01-15T25:00:00Z',
+      '2026-01-15 10:00:00Z',
+      1_768_471_200_000,
+      null,
+    ]) {
       assert.equal(accrualSchema.safeParse({ ...validAccrual, occurredAt: bad }).success, false, String(bad));
       assert.equal(refundSchema.safeParse({ ...validRefund, occurredAt: bad }).success, false, String(bad));
     }
@@ -206,7 +284,17 @@ describe('ledgerQuery and liabilityQuery', () => {
     assert.deepEqual(ledgerQuery.parse({}), {});
     assert.deepEqual(ledgerQuery.parse({ after: '123', limit: '50' }), { after: '123', limit: 50 });
     assert.equal(ledgerQuery.safeParse({ limit: '1000' }).success, true);
-    for (const bad of [{ after: 'abc' }, { after: '-1' }, { after: '1'.repeat(19) }, { after: '' }, { limit: '0' }, { limit: '1001' }, { limit: '1.5' }, { limit: 'ten' }, { cursor: '1' }]) {
+    for (const bad of [
+      { after: 'abc' },
+      { after: '-1' },
+      { after: '1'.repeat(19) },
+      { after: '' },
+      { limit: '0' },
+      { limit: '1001' },
+      { limit: '1.5' },
+      { limit: 'ten' },
+      { cursor: '1' },
+    ]) {
       assert.equal(ledgerQuery.safeParse(bad).success, false, JSON.stringify(bad));
     }
   });
@@ -235,9 +323,18 @@ describe('quarterOf and quarterBounds', () => {
   });
 
   test('bounds are [start, end) in UTC', () => {
-    assert.deepEqual(quarterBounds('2026-Q1'), { start: new Date('2026-01-01T00:00:00Z'), end: new Date('2026-04-01T00:00:00Z') });
-    assert.deepEqual(quarterBounds('2026-Q2'), { start: new Date('2026-04-01T00:00:00Z'), end: new Date('2026-07-01T00:00:00Z') });
-    assert.deepEqual(quarterBounds('2026-Q4'), { start: new Date('2026-10-01T00:00:00Z'), end: new Date('2027-01-01T00:00:00Z') });
+    assert.deepEqual(quarterBounds('2026-Q1'), {
+      start: new Date('2026-01-01T00:00:00Z'),
+      end: new Date('2026-04-01T00:00:00Z'),
+    });
+    assert.deepEqual(quarterBounds('2026-Q2'), {
+      start: new Date('2026-04-01T00:00:00Z'),
+      end: new Date('2026-07-01T00:00:00Z'),
+    });
+    assert.deepEqual(quarterBounds('2026-Q4'), {
+      start: new Date('2026-10-01T00:00:00Z'),
+      end: new Date('2027-01-01T00:00:00Z'),
+    });
   });
 
   test('bad periods throw', () => {
@@ -248,10 +345,20 @@ describe('quarterOf and quarterBounds', () => {
 
   test('property: every instant lies in the bounds of its quarter', () => {
     fc.assert(
-      fc.property(fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }), (d) => {
-        const { start, end } = quarterBounds(quarterOf(d));
-        assert.ok(start.getTime() <= d.getTime() && d.getTime() < end.getTime(), `${d.toISOString()} not in ${quarterOf(d)}`);
-      }),
+      fc.property(
+        fc.date({
+          min: new Date('1970-01-01T00:00:00Z'),
+          max: new Date('9999-12-31T23:59:59.999Z'),
+          noInvalidDate: true,
+        }),
+        (d) => {
+          const { start, end } = quarterBounds(quarterOf(d));
+          assert.ok(
+            start.getTime() <= d.getTime() && d.getTime() < end.getTime(),
+            `${d.toISOString()} not in ${quarterOf(d)}`,
+          );
+        },
+      ),
       { numRuns: 2000 },
     );
   });

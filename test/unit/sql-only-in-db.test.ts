@@ -22,18 +22,27 @@ const POOL_RECEIVER = /^(pool|\w*Pool)$/;
 
 // A select list as SQL writes it: one name, or names with SQL's punctuation (`a.b`, `f(x)`, `*`,
 // `a, b`, `x::int`, `snake_case`); "a program" in "select a program from the list" is prose.
-const selectFrom = (text: string) => [...text.matchAll(/\bselect\s+(?:distinct\s+)?([\s\S]+?)\s+from\s+[a-z_"(]/gi)]
-  .some((m) => /^[a-z_]\w*$/i.test(m[1]!) || /[*_.(),:'"=]/.test(m[1]!));
+const selectFrom = (text: string) =>
+  [...text.matchAll(/\bselect\s+(?:distinct\s+)?([\s\S]+?)\s+from\s+[a-z_"(]/gi)].some(
+    (m) => /^[a-z_]\w*$/i.test(m[1]!) || /[*_.(),:'"=]/.test(m[1]!),
+  );
 
 // Shapes only SQL has; prose that says "select" or "update" does not match them.
 const SQL_SHAPES: Array<{ name: string; test: (text: string) => boolean }> = [
   { name: 'select ... from', test: selectFrom },
   { name: 'select <value>', test: (t) => /^\s*select\s+(\*|\d+\s*$|\d+\s+from\b|[a-z_][a-z0-9_.]*\s*\()/i.test(t) },
   { name: 'insert into', test: (t) => /\binsert\s+into\s+[a-z_"]/i.test(t) },
-  { name: 'update ... set', test: (t) => /\bupdate\s+[a-z_"][a-z0-9_"]*(\s+(as\s+)?[a-z_]+)?\s+set\s+[a-z_"]+\s*=/i.test(t) },
+  {
+    name: 'update ... set',
+    test: (t) => /\bupdate\s+[a-z_"][a-z0-9_"]*(\s+(as\s+)?[a-z_]+)?\s+set\s+[a-z_"]+\s*=/i.test(t),
+  },
   { name: 'delete from', test: (t) => /\bdelete\s+from\s+[a-z_"]/i.test(t) },
   { name: 'set local', test: (t) => /\bset\s+local\s+[a-z_.]+/i.test(t) },
-  { name: 'DDL', test: (t) => /\b(create|drop|alter|truncate)\s+(table|database|index|function|trigger|schema|view|extension|role)\b/i.test(t) },
+  {
+    name: 'DDL',
+    test: (t) =>
+      /\b(create|drop|alter|truncate)\s+(table|database|index|function|trigger|schema|view|extension|role)\b/i.test(t),
+  },
   { name: 'on conflict', test: (t) => /\bon\s+conflict\b/i.test(t) },
   { name: 'a $n parameter', test: (t) => /\b(where|and|or|values\s*\(|limit|=)\s*\$\d+\b/i.test(t) },
 ];
@@ -61,7 +70,8 @@ function receiverName(e: ts.Expression): string | null {
 /** A literal's text; a template's parts joined by a placeholder that is no SQL. */
 function literalText(node: ts.Node): string | null {
   if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) return node.text;
-  if (ts.isTemplateExpression(node)) return [node.head.text, ...node.templateSpans.map((s) => s.literal.text)].join(' x ');
+  if (ts.isTemplateExpression(node))
+    return [node.head.text, ...node.templateSpans.map((s) => s.literal.text)].join(' x ');
   return null;
 }
 
@@ -77,15 +87,20 @@ function findSql(file: string, source: string): string[] {
       const method = node.expression.name.text;
       const receiver = receiverName(node.expression.expression);
       const firstArg = node.arguments[0];
-      if (method === 'query' && ((receiver && PG_RECEIVER.test(receiver)) || (firstArg && literalText(firstArg) !== null))) {
+      if (
+        method === 'query' &&
+        ((receiver && PG_RECEIVER.test(receiver)) || (firstArg && literalText(firstArg) !== null))
+      ) {
         at(node, `${node.expression.getText(sf)}(...): a query outside db/`);
       }
-      if (method === 'connect' && receiver && POOL_RECEIVER.test(receiver)) at(node, `${node.expression.getText(sf)}(): a pool's client outside db/ (db/tx.ts inTransaction)`);
+      if (method === 'connect' && receiver && POOL_RECEIVER.test(receiver))
+        at(node, `${node.expression.getText(sf)}(): a pool's client outside db/ (db/tx.ts inTransaction)`);
     }
     const text = literalText(node);
     if (text !== null) {
       const shape = sqlShape(text);
-      if (shape) at(node, `SQL in a string (${shape}): ${JSON.stringify(text.replace(/\s+/g, ' ').trim().slice(0, 80))}`);
+      if (shape)
+        at(node, `SQL in a string (${shape}): ${JSON.stringify(text.replace(/\s+/g, ' ').trim().slice(0, 80))}`);
       if (ts.isTemplateExpression(node)) node.templateSpans.forEach((s) => visit(s.expression));
       return;
     }
@@ -108,29 +123,37 @@ test('no SQL outside db/: activities, api, cli, workers, workflows, domain', () 
 });
 
 test('the scan finds what it must and leaves prose alone', () => {
-  const caught = findSql('x.ts', [
-    "await pool.query('select 1');",
-    'await ctx.pool.query(sql, params);',
-    'const c = await pool.connect();',
-    'await client.query(q);',
-    'await handle.query(`update rule_changes set status = $3 where program_id = $1`);',
-    'const q = `insert into notifications (program_id) values ($1)`;',
-    "const s = 'delete from member_wakeups';",
-    'const t = `select ${cols} from redemptions r where r.program_id = $1`;',
-    "await c.query('begin');",
-    'const k = `set local statement_timeout = ${ms}`;',
-  ].join('\n'));
+  const caught = findSql(
+    'x.ts',
+    [
+      "await pool.query('select 1');",
+      'await ctx.pool.query(sql, params);',
+      'const c = await pool.connect();',
+      'await client.query(q);',
+      'await handle.query(`update rule_changes set status = $3 where program_id = $1`);',
+      'const q = `insert into notifications (program_id) values ($1)`;',
+      "const s = 'delete from member_wakeups';",
+      'const t = `select ${cols} from redemptions r where r.program_id = $1`;',
+      "await c.query('begin');",
+      'const k = `set local statement_timeout = ${ms}`;',
+    ].join('\n'),
+  );
   expect([...new Set(caught.map((c) => Number(c.split(':')[1])))]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 
-  expect(findSql('y.ts', [
-    '// await pool.query("select * from members") in a comment',
-    'const progress = await client.workflow.getHandle(id).query(progressQuery);',
-    'const p = await handle.query(progressQuery);',
-    'const q = parse(ledgerQuery, req.query, "query");',
-    "const msg = 'select a program from the list, then update it';",
-    "throw new Error('the update could not be delivered; begin again');",
-    "const status = 'active'; const step = 'commit';",
-    "const help = 'Rule changes: proposed, approved, activated on time';",
-    "const conn = await Connection.connect({ address });",
-  ].join('\n'))).toEqual([]);
+  expect(
+    findSql(
+      'y.ts',
+      [
+        '// await pool.query("select * from members") in a comment',
+        'const progress = await client.workflow.getHandle(id).query(progressQuery);',
+        'const p = await handle.query(progressQuery);',
+        'const q = parse(ledgerQuery, req.query, "query");',
+        "const msg = 'select a program from the list, then update it';",
+        "throw new Error('the update could not be delivered; begin again');",
+        "const status = 'active'; const step = 'commit';",
+        "const help = 'Rule changes: proposed, approved, activated on time';",
+        'const conn = await Connection.connect({ address });',
+      ].join('\n'),
+    ),
+  ).toEqual([]);
 });

@@ -6,7 +6,8 @@ import { isUnavailable } from '../../api/unavailable';
 // What the API answers 503 loyalty_unavailable (retry later with the same key) and what stays a 500
 // (a bug: retrying the same request would fail again).
 const pgError = (code: string, message = 'pg') => Object.assign(new Error(message), { code });
-const grpcError = (code: number, message: string) => Object.assign(new Error(message), { code, details: message, metadata: {} });
+const grpcError = (code: number, message: string) =>
+  Object.assign(new Error(message), { code, details: message, metadata: {} });
 
 test('PostgreSQL or Temporal not answering is unavailable, anywhere in the cause chain', () => {
   for (const e of [
@@ -29,7 +30,9 @@ test('errors that would happen again are not', () => {
     pgError('08P01', 'bind message supplies 1 parameters, but prepared statement requires 2'),
     pgError('23505', 'duplicate key value'),
     pgError('42P01', 'relation does not exist'),
-    new TemporalServiceError('Failed to start workflow', { cause: grpcError(8, 'received message larger than max (5000000 vs. 4194304)') }),
+    new TemporalServiceError('Failed to start workflow', {
+      cause: grpcError(8, 'received message larger than max (5000000 vs. 4194304)'),
+    }),
     new TemporalServiceError('Failed to start workflow', { cause: grpcError(3, 'invalid argument') }),
     new TypeError("Cannot read properties of undefined (reading 'x')"),
     'a string',
