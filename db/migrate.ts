@@ -27,6 +27,10 @@ export async function migrate(pool: Pool, o: MigrateOptions = {}): Promise<strin
   const client = await pool.connect();
   const applied: string[] = [];
   try {
+    // The pool's session limits (statement 30 s, lock 10 s) are for requests: a migrator waits for
+    // another one as long as that one takes, and a migration or data move runs to its end.
+    await client.query(`set statement_timeout = 0`);
+    await client.query(`set lock_timeout = 0`);
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await client.query(
       'create table if not exists schema_migrations (version text primary key, applied_at timestamptz not null default now())',
@@ -52,7 +56,12 @@ export async function migrate(pool: Pool, o: MigrateOptions = {}): Promise<strin
     applied.push(...(await applyFunctions(client, o.functionsDir ?? FUNCTIONS_DIR)));
   } finally {
     await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
-    client.release();
+    // back to the pool with its request limits (RESET returns to the connection's own settings)
+    const reset = await client.query('reset statement_timeout; reset lock_timeout').then(
+      () => true,
+      () => false,
+    );
+    client.release(!reset);
   }
   return applied;
 }

@@ -33,6 +33,10 @@ export function parseDuration(duration: string): DurationParts | null {
 export function addDuration(fromMs: number, duration: string): number {
   const d = parseDuration(duration);
   if (!d) throw new RangeError(`not an ISO 8601 duration: ${JSON.stringify(duration)}`);
+  return addParts(fromMs, d);
+}
+
+function addParts(fromMs: number, d: DurationParts): number {
   let t = fromMs;
   if (d.months) {
     const from = new Date(fromMs);
@@ -72,18 +76,26 @@ export function isValidWindow(duration: string): boolean {
   return ms !== null && ms >= MIN_WINDOW_MS && ms <= MAX_WINDOW_MS;
 }
 
-const CYCLE_START_MS = Date.UTC(2024, 0, 1);
-const CYCLE_DAYS = 4 * 365 + 1;
+// The Gregorian calendar repeats every 400 years (146,097 days): every start day of one cycle
+// covers every month length, leap day and skipped century leap day a window can cross. Windows are
+// at most 100 years (MAX_WINDOW_MS), so a cycle from 2000-03-01 sees 2100, 2200 and 2300 skipped.
+const CYCLE_START_MS = Date.UTC(2000, 2, 1);
+const CYCLE_DAYS = 146_097;
 
 /**
  * Whether a window of `a` can end before a window of `b` started at the same instant: for some
- * start day in a four-year cycle (every month length, a leap day). P1M and P30D each end first on
- * some start, so each can be shorter than the other; P1M never ends before P28D.
+ * start day of a 400-year cycle. P1M and P30D each end first on some start, so each can be shorter
+ * than the other; P1M never ends before P28D; P4Y ends before P1461D across 2100, a skipped leap day.
  */
 export function canEndBefore(a: string, b: string): boolean {
+  const pa = parseDuration(a);
+  const pb = parseDuration(b);
+  if (!pa || !pb) throw new RangeError(`not ISO 8601 durations: ${JSON.stringify(a)}, ${JSON.stringify(b)}`);
+  // without months both are fixed lengths in UTC
+  if (pa.months === 0 && pb.months === 0) return pa.days * DAY_MS + pa.timeMs < pb.days * DAY_MS + pb.timeMs;
   for (let day = 0; day < CYCLE_DAYS; day++) {
     const start = CYCLE_START_MS + day * DAY_MS;
-    if (addDuration(start, a) < addDuration(start, b)) return true;
+    if (addParts(start, pa) < addParts(start, pb)) return true;
   }
   return false;
 }

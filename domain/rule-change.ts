@@ -22,8 +22,15 @@ export function adverseReasons(before: ProgramRules, after: ProgramRules): strin
   const reasons: string[] = [];
   if (after.pointValueMinor < before.pointValueMinor) reasons.push('lower point value');
   if (shorter(after.expiry, before.expiry)) reasons.push('shorter expiry window');
-  for (const [j, rule] of Object.entries(after.expiry.jurisdictions ?? {})) {
+  // Every jurisdiction named before or after: one whose override is taken away falls back to the
+  // default window, which may be shorter (as ll_expiry_window reads the rules).
+  const jurisdictions = new Set([
+    ...Object.keys(before.expiry.jurisdictions ?? {}),
+    ...Object.keys(after.expiry.jurisdictions ?? {}),
+  ]);
+  for (const j of [...jurisdictions].sort()) {
     const old = before.expiry.jurisdictions?.[j] ?? before.expiry;
+    const rule = after.expiry.jurisdictions?.[j] ?? after.expiry;
     if (shorter(rule, old)) reasons.push(`shorter expiry window in ${j}`);
   }
   if (earnRate(after) < earnRate(before)) reasons.push('lower earn rate');

@@ -57,6 +57,37 @@ test('from empty: two migrators at once apply everything once, a third finds not
   }
 });
 
+test("a migrator waits for another however long it holds the lock (not the pool's lock_timeout), and gives its client back with the pool's limits", async () => {
+  const db = await emptyDatabase();
+  const server = new URL(process.env.LOYALTY_TEST_PG_SERVER_URL!);
+  const { Pool: PgPool } = await import('pg');
+  // a pool whose sessions give up on a lock after 200 ms, as the real ones do after 10 s
+  const url = (await db.pool().query<{ d: string }>('select current_database() as d')).rows[0]!.d;
+  server.pathname = `/${url}`;
+  const strict = new PgPool({
+    connectionString: server.toString(),
+    max: 1,
+    options: '-c lock_timeout=200 -c statement_timeout=5000',
+  });
+  const holder = db.pool();
+  const held = await holder.connect();
+  try {
+    await held.query('select pg_advisory_lock(7344001)');
+    const running = migrate(strict);
+    await new Promise((r) => setTimeout(r, 1000)); // five lock timeouts
+    await held.query('select pg_advisory_unlock(7344001)');
+    assert.ok((await running).includes('001_baseline.sql'));
+    const { rows } = await strict.query<{ lock_timeout: string; statement_timeout: string }>(
+      "select current_setting('lock_timeout') as lock_timeout, current_setting('statement_timeout') as statement_timeout",
+    );
+    assert.deepEqual(rows[0], { lock_timeout: '200ms', statement_timeout: '5s' });
+  } finally {
+    held.release();
+    await strict.end();
+    await db.drop();
+  }
+});
+
 test('db/functions: one function a file, every name it uses has a file, and the numbered migrations call none', () => {
   const files = readFunctionFiles(join(DB_DIR, 'functions'));
   assert.equal(new Set(files.map((f) => f.name)).size, files.length);

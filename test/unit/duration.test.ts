@@ -43,7 +43,7 @@ describe('durations are calendar arithmetic in UTC', () => {
     assert.throws(() => addDuration(0, 'P1.5D'), RangeError);
   });
 
-  test('canEndBefore: over every start day of a four-year cycle', () => {
+  test('canEndBefore: over every start day of the 400-year Gregorian cycle', () => {
     assert.equal(canEndBefore('P30D', 'P1M'), true); // a 31-day month
     assert.equal(canEndBefore('P1M', 'P30D'), true); // February
     assert.equal(canEndBefore('P1M', 'P28D'), false);
@@ -51,6 +51,10 @@ describe('durations are calendar arithmetic in UTC', () => {
     assert.equal(canEndBefore('P1Y', 'P365D'), false);
     assert.equal(canEndBefore('P365D', 'P1Y'), true); // a leap year
     assert.equal(canEndBefore('P12M', 'P1Y'), false);
+    assert.equal(canEndBefore('P4Y', 'P1461D'), true); // across 2100, a century without Feb 29
+    assert.equal(canEndBefore('P1461D', 'P4Y'), false); // four calendar years never hold two leap days
+    assert.equal(canEndBefore('PT36H', 'P1DT12H'), false);
+    assert.equal(canEndBefore('P1DT11H', 'PT36H'), true);
   });
 });
 
@@ -67,5 +71,21 @@ describe('adverse rule changes read windows the same way', () => {
     assert.deepEqual(adverseReasons(rules('P1Y'), rules('P12M')), []);
     assert.deepEqual(adverseReasons(rules('P365D'), rules('P1Y')), []);
     assert.deepEqual(adverseReasons(rules('P1Y'), rules('P365D')), ['shorter expiry window']);
+  });
+
+  test("a jurisdiction's override taken away is adverse when the default window is shorter for it", () => {
+    const withJ = (window: string, jurisdictions: Record<string, unknown>) =>
+      ({ ...rules(window), expiry: { policy: 'rolling', window, jurisdictions } }) as unknown as ProgramRules;
+    assert.deepEqual(adverseReasons(withJ('P2Y', { EU: { policy: 'none' } }), rules('P2Y')), [
+      'shorter expiry window in EU',
+    ]);
+    assert.deepEqual(adverseReasons(withJ('P2Y', { EU: { policy: 'rolling', window: 'P5Y' } }), rules('P2Y')), [
+      'shorter expiry window in EU',
+    ]);
+    assert.deepEqual(adverseReasons(withJ('P2Y', { EU: { policy: 'rolling', window: 'P1Y' } }), rules('P2Y')), []);
+    // a new override that is shorter than the default it replaces
+    assert.deepEqual(adverseReasons(rules('P2Y'), withJ('P2Y', { US: { policy: 'rolling', window: 'P1Y' } })), [
+      'shorter expiry window in US',
+    ]);
   });
 });
