@@ -18,7 +18,7 @@ export interface AuditRow {
 /** The most rows one read returns. */
 export const MAX_AUDIT_PAGE = 1000;
 
-/** The audit trail, oldest first, filtered by program, member and time (db/migrations/009_audit.sql). */
+/** The audit trail, oldest first, filtered by program, member and time (audit_log in db/migrations/001_baseline.sql; written by db/functions/ll_audit*.sql). */
 export async function readAudit(
   pool: Pool,
   q: { programId?: string; memberId?: string; since?: string; limit: number },

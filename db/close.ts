@@ -276,7 +276,7 @@ export async function redemptionTriangle(
   const { end } = quarterBounds(period);
   const { rows } = await longQuery<{ cohort: string; quarter: string; redeemed: string }>(
     pool,
-    `select c.cohort, to_char(e.occurred_at at time zone 'UTC', 'YYYY-"Q"Q') as quarter, -sum(c.points) as redeemed
+    `select c.cohort, ll_quarter_of(e.occurred_at) as quarter, -sum(c.points) as redeemed
        from ledger_entries e join ledger_entry_cohorts c using (entry_id)
       where e.program_id = $1 and e.occurred_at < $2 and e.type in ('redeem', 'redeem_reversal')
       group by 1, 2`,

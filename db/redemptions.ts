@@ -39,7 +39,7 @@ async function call(pool: Pool, sql: string, args: unknown[]): Promise<Redemptio
   }
 }
 
-/** The ledger side of a redemption (db/migrations/005_redemptions.sql). */
+/** The ledger side of a redemption (db/functions/ll_hold_redemption.sql, ll_commit_redemption.sql, ll_release_redemption.sql, ll_reverse_redemption.sql). */
 export const holdRedemption = (pool: Pool, p: HoldRequest) =>
   call(pool, 'select ll_hold_redemption($1::jsonb) as r', [JSON.stringify(p)]);
 export const releaseRedemption = (pool: Pool, programId: string, invoiceId: string, reason: string) =>

@@ -549,6 +549,7 @@ create function ll_give_back_redemption(r redemptions, p_points bigint, p_occurr
 create function ll_hold_redemption(p jsonb) returns jsonb language plpgsql;
 create function ll_idem_claim(p_scope text, p_key text, p_hash text) returns jsonb language plpgsql;
 create function ll_idem_store(p_scope text, p_key text, p_status integer, p_body jsonb) returns jsonb language plpgsql;
+create function ll_invoice_share_cap(p_total_minor bigint, p_share_millionths bigint, p_value_minor bigint) returns bigint language sql immutable strict;
 create function ll_lock_batch_members(p_items jsonb) returns text[] language plpgsql;
 create function ll_lock_current_member(p_program text, p_member text) returns members language plpgsql;
 create function ll_locked_until(p_program text) returns timestamp with time zone language sql stable;
@@ -556,7 +557,8 @@ create function ll_mark_gl_posted(p_program text, p_journal_key text, p_gl_entry
 create function ll_member_cohorts_available(p_program text, p_member text) returns TABLE(cohort text, available bigint) language sql stable;
 create function ll_merge(p jsonb) returns jsonb language plpgsql;
 create function ll_post_journal(p_program text, p_kind text, p_occurred timestamp with time zone, p_reference text, p_actor text, p_key text, p_lines jsonb) returns bigint language plpgsql;
-create function ll_prorate(p_n numeric, p_before numeric, p_refund numeric, p_total numeric) returns numeric language plpgsql immutable;
+create function ll_prorate(p_n numeric, p_before numeric, p_part numeric, p_total numeric) returns numeric language plpgsql immutable;
+create function ll_quarter_of(p_at timestamp with time zone) returns text language sql immutable strict;
 create function ll_raise(p_code text, p_status integer, p_message text, p_details jsonb DEFAULT '{}'::jsonb) returns void language plpgsql;
 create function ll_rearm_deadlines(p_program text, p_limit integer) returns integer language plpgsql;
 create function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamp with time zone, p_actor text, p_key text, p_revenue_account text) returns bigint language plpgsql;

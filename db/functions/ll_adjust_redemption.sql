@@ -26,7 +26,7 @@ begin
   end if;
   v_value := r.credit_minor / r.points_applied; -- exact: the hold set credit = points x value
   v_out := r.points_applied - r.points_reversed;
-  v_allowed := least(v_out, floor(v_total::numeric * (p->>'maxInvoiceShareMillionths')::bigint / 1000000 / v_value)::bigint, v_total / v_value);
+  v_allowed := least(v_out, ll_invoice_share_cap(v_total, (p->>'maxInvoiceShareMillionths')::bigint, v_value));
   v_excess := v_out - v_allowed;
   if v_excess > 0 then
     perform ll_give_back_redemption(r, v_excess, (p->>'occurredAt')::timestamptz, p->>'actor',

@@ -22,7 +22,7 @@ begin
 
   if a.points > 0 then
     select v.rules into v_rules from program_rule_versions v where v.program_id = a.program_id and v.effective_at <= now() order by v.version desc limit 1;
-    v_cohort := to_char(now() at time zone 'UTC', 'YYYY-"Q"Q');
+    v_cohort := ll_quarter_of(now());
     v_u := (v_rules->>'expectedRedemptionRate')::numeric;
     v_account := case when v_rules->'accounting'->>'method' = 'incremental_cost' then 'loyalty_provision' else 'loyalty_contract_liability' end;
     v_unit := case when v_account = 'loyalty_provision' then (v_rules->'accounting'->>'costPerPointMinor')::bigint else (v_rules->>'pointValueMinor')::bigint end;

@@ -4,7 +4,7 @@
 -- programs.locked_until), it lands in the open one. Returns the ledger entry id.
 create or replace function ll_give_back_redemption(r redemptions, p_points bigint, p_occurred timestamptz, p_actor text,
                                         p_key text, p_reference text) returns bigint language plpgsql as $$
-declare m members; v_entry bigint; c record; v_out bigint; v_cum bigint := 0; v_before bigint := 0; v_take bigint; v_occurred timestamptz;
+declare m members; v_entry bigint; c record; v_out bigint; v_cum bigint := 0; v_take bigint; v_occurred timestamptz;
 begin
   v_occurred := greatest(p_occurred, coalesce(ll_locked_until(r.program_id), p_occurred));
   m := ll_lock_current_member(r.program_id, r.member_id);
@@ -18,9 +18,8 @@ begin
   for c in select rc.cohort, rc.points - rc.points_reversed as out from redemption_cohorts rc
             where rc.program_id = r.program_id and rc.invoice_id = r.invoice_id and rc.points > rc.points_reversed
             order by rc.cohort loop
+    v_take := ll_prorate(p_points, v_cum, c.out, v_out);
     v_cum := v_cum + c.out;
-    v_take := (p_points::numeric * v_cum / v_out)::bigint - v_before;
-    v_before := v_before + v_take;
     continue when v_take = 0;
     update redemption_cohorts set points_reversed = points_reversed + v_take
      where program_id = r.program_id and invoice_id = r.invoice_id and cohort = c.cohort;

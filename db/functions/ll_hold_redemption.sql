@@ -11,7 +11,7 @@ declare
   v_requested bigint := (p->>'points')::bigint; v_total bigint := (p->>'invoiceTotalMinor')::bigint;
   v_value bigint := (p->>'pointValueMinor')::bigint; v_min bigint := (p->>'minPoints')::bigint;
   r redemptions; m members; v_cap bigint; v_applied bigint; v_avail_total bigint; v_left bigint; v_take bigint;
-  v_before bigint := 0; v_cum bigint := 0; c record;
+  v_cum bigint := 0; c record;
 begin
   select * into r from redemptions where program_id = v_program and invoice_id = v_invoice;
   if found then return ll_redemption_view(r) || jsonb_build_object('existing', true); end if;
@@ -26,8 +26,7 @@ begin
 
   select coalesce(sum(available), 0) into v_avail_total from ll_member_cohorts_available(v_program, m.member_id);
   -- at most the program's share of the invoice, in whole points
-  v_cap := floor(v_total::numeric * (p->>'maxInvoiceShareMillionths')::bigint / 1000000 / v_value)::bigint;
-  v_cap := least(v_cap, (v_total / v_value));
+  v_cap := ll_invoice_share_cap(v_total, (p->>'maxInvoiceShareMillionths')::bigint, v_value);
   v_applied := least(v_requested, v_avail_total, v_cap);
   if v_applied < v_min or v_applied <= 0 then
     return jsonb_build_object('status', 'declined',
@@ -45,9 +44,8 @@ begin
   for c in select * from ll_member_cohorts_available(v_program, m.member_id) a where a.available > 0 loop
     if p->>'cohortOrder' = 'pro_rata' then
       -- cumulative shares so the cohorts add up to exactly the points applied
+      v_take := ll_prorate(v_applied, v_cum, c.available, v_avail_total);
       v_cum := v_cum + c.available;
-      v_take := (v_applied::numeric * v_cum / v_avail_total)::bigint - v_before;
-      v_before := v_before + v_take;
     else
       v_take := least(v_left, c.available);
     end if;
