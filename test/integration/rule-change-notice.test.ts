@@ -7,7 +7,8 @@ import type { Pool } from 'pg';
 import { createRuleChangeActivities } from '../../activities/rule-change';
 import { temporalTestServerPath } from '../../cli/stack/binaries';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery } from '../../workflows/rule-change';
-import { eventually, freshDatabase, programBody, uniqueId } from '../helpers/stack';
+import { addDuration } from '../../domain/duration';
+import { eventually, freshDatabase, programBody, recordHistory, uniqueId } from '../helpers/stack';
 
 // Long timers on the Java time-skipping test server: the decision window (a reminder halfway, then
 // expiry) and a 30-day notice period (an approved change adverse to members, a shorter expiry
@@ -55,7 +56,7 @@ const testWorker = (taskQueue: string) =>
   });
 
 /** The change proposed by olga, started now, approved by finance (fred): legal is still awaited. */
-async function financeApproved(programId: string, taskQueue: string) {
+async function financeApproved(programId: string, taskQueue: string, noticePeriod = 'P30D') {
   const start = await env.currentTimeMs();
   const handle = await env.client.workflow.start(ruleChange, {
     workflowId: `rule-change:${programId}:c`,
@@ -67,7 +68,7 @@ async function financeApproved(programId: string, taskQueue: string) {
         proposedBy: 'olga',
         effectiveAt: new Date(start).toISOString(),
         requiredRoles: ['finance', 'legal'],
-        noticePeriod: 'P30D',
+        noticePeriod,
         decideWithin: 'P14D',
       },
     ],
@@ -144,5 +145,30 @@ test('an adverse change approved today takes effect after the 30-day notice, by 
         [2, 'P200D'],
       ],
     );
+  });
+});
+
+test('a notice period in months is calendar months (P12M is a year after the approval, not 360 days); its history replays', async () => {
+  const programId = uniqueId('notice-months');
+  await proposed(programId, 'c');
+  const taskQueue = uniqueId('tq');
+  const worker = await testWorker(taskQueue);
+  await worker.runUntil(async () => {
+    const { handle } = await financeApproved(programId, taskQueue, 'P12M');
+    const before = await env.currentTimeMs();
+    const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, {
+      args: [{ by: 'lena', roles: ['legal'], decision: 'approve', comment: null }],
+    });
+    const after = await env.currentTimeMs();
+    const activatesAt = Date.parse(scheduled.activatesAt!);
+    // approved between `before` and `after`: a year later by the calendar (365 or 366 days), where
+    // twelve 30-day months would be 360
+    assert.ok(
+      activatesAt >= addDuration(before, 'P12M') && activatesAt <= addDuration(after, 'P12M'),
+      scheduled.activatesAt!,
+    );
+    assert.ok(activatesAt - after >= 365 * DAY - 1000, `not 360 days: ${scheduled.activatesAt}`);
+    assert.equal((await handle.result()).status, 'active');
+    await recordHistory(env.client, handle.workflowId, 'rule-change-notice-calendar-months');
   });
 });
