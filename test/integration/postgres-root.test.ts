@@ -134,6 +134,18 @@ test.skipIf(!isRoot)(
       taken.close();
     }
     expect(existsSync(realpathSync(dataDir))).toBe(true);
+
+    // `.data` removed: the next start is a fresh cluster, and the old data is kept aside, never deleted
+    rmSync(join(checkout, '.data'), { recursive: true, force: true });
+    const fresh = await startPostgres({ dataDir, port, binaries: native, logFile: join(work, 'postgres.log') });
+    handles.push(fresh);
+    expect(fresh.dataDir).toBe(target);
+    const keptAside = (fresh.notes ?? []).find((n) => n.includes('the data it linked to before is kept in'));
+    expect(keptAside).toBeDefined();
+    const aside = /kept in (\S+) \(/.exec(keptAside!)![1]!;
+    expect(existsSync(join(aside, 'postgres', 'PG_VERSION'))).toBe(true);
+    await fresh.stop();
+    handles.pop();
   },
   120_000,
 );
