@@ -1,5 +1,6 @@
 /**
- * SQL lives in db/ only (issue 12): activities, routes, the CLI, workers, workflows and domain call
+ * SQL lives in db/ only (issue 12): activities, routes, the CLI, workers, workflows, domain, the
+ * simulators, temporal/ and scripts/ call
  * functions of db/ and never hold a statement, a `.query(` on a pool or client, or a `pool.connect()`.
  * Parsed with the TypeScript compiler, so comments and identifiers never count, only what the code
  * calls and the text of its string and template literals.
@@ -10,7 +11,9 @@ import ts from 'typescript';
 import { expect, test } from 'vitest';
 
 const ROOT = join(__dirname, '..', '..');
-const SCANNED = ['activities', 'api', 'cli', 'workers', 'workflows', 'domain'];
+// Everything the product runs, outside db/. test/ and bench/ hold their own SQL on purpose: they
+// check and load the database directly.
+const SCANNED = ['activities', 'api', 'cli', 'workers', 'workflows', 'domain', 'simulators', 'temporal', 'scripts'];
 
 /** Files outside db/ allowed to hold SQL, each with its reason. */
 const ALLOWED: Record<string, string> = {};
@@ -44,6 +47,8 @@ const SQL_SHAPES: Array<{ name: string; test: (text: string) => boolean }> = [
       /\b(create|drop|alter|truncate)\s+(table|database|index|function|trigger|schema|view|extension|role)\b/i.test(t),
   },
   { name: 'on conflict', test: (t) => /\bon\s+conflict\b/i.test(t) },
+  { name: 'lock table', test: (t) => /\block\s+table\s+[a-z_"]/i.test(t) },
+  { name: 'truncate', test: (t) => /^\s*truncate\s+(table\s+)?[a-z_"][a-z0-9_".]*\s*(,|;|$|cascade|restart)/i.test(t) },
   { name: 'a $n parameter', test: (t) => /\b(where|and|or|values\s*\(|limit|=)\s*\$\d+\b/i.test(t) },
 ];
 
@@ -82,6 +87,15 @@ function findSql(file: string, source: string): string[] {
     const { line } = sf.getLineAndCharacterOfPosition(node.getStart(sf));
     found.push(`${file}:${line + 1}: ${what}`);
   };
+  // node-postgres's Pool and Client, by the names this file imports them under (Temporal has a Client too)
+  const pgNames = new Set<string>();
+  for (const st of sf.statements) {
+    if (!ts.isImportDeclaration(st) || (st.moduleSpecifier as ts.StringLiteral).text !== 'pg') continue;
+    const bindings = st.importClause?.namedBindings;
+    if (bindings && ts.isNamedImports(bindings))
+      for (const el of bindings.elements)
+        if (/^(Pool|Client)$/.test((el.propertyName ?? el.name).text)) pgNames.add(el.name.text);
+  }
   const visit = (node: ts.Node): void => {
     if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression)) {
       const method = node.expression.name.text;
@@ -96,6 +110,8 @@ function findSql(file: string, source: string): string[] {
       if (method === 'connect' && receiver && POOL_RECEIVER.test(receiver))
         at(node, `${node.expression.getText(sf)}(): a pool's client outside db/ (db/tx.ts inTransaction)`);
     }
+    if (ts.isNewExpression(node) && ts.isIdentifier(node.expression) && pgNames.has(node.expression.text))
+      at(node, `new ${node.expression.text}(...): a PostgreSQL connection outside db/ (db/pool.ts createPool)`);
     const text = literalText(node);
     if (text !== null) {
       const shape = sqlShape(text);
@@ -110,7 +126,7 @@ function findSql(file: string, source: string): string[] {
   return found;
 }
 
-test('no SQL outside db/: activities, api, cli, workers, workflows, domain', () => {
+test('no SQL outside db/: activities, api, cli, workers, workflows, domain, simulators, temporal, scripts', () => {
   const found: string[] = [];
   for (const folder of SCANNED) {
     for (const path of tsFiles(join(ROOT, folder))) {
@@ -135,10 +151,13 @@ test('the scan finds what it must and leaves prose alone', () => {
       "const s = 'delete from member_wakeups';",
       'const t = `select ${cols} from redemptions r where r.program_id = $1`;',
       "await c.query('begin');",
+      'const l = `lock table members in exclusive mode`;',
+      "const tr = 'truncate member_wakeups';",
+      "import { Client as PgClient } from 'pg'; const admin = new PgClient({ connectionString: url });",
       'const k = `set local statement_timeout = ${ms}`;',
     ].join('\n'),
   );
-  expect([...new Set(caught.map((c) => Number(c.split(':')[1])))]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  expect([...new Set(caught.map((c) => Number(c.split(':')[1])))]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
 
   expect(
     findSql(
@@ -153,6 +172,7 @@ test('the scan finds what it must and leaves prose alone', () => {
         "const status = 'active'; const step = 'commit';",
         "const help = 'Rule changes: proposed, approved, activated on time';",
         'const conn = await Connection.connect({ address });',
+        "import { Client } from '@temporalio/client'; const temporal = new Client({ connection });",
       ].join('\n'),
     ),
   ).toEqual([]);
