@@ -17,8 +17,9 @@ export interface CohortFigures {
 
 /**
  * Revenue recognised to date for a cohort: A * min(1, R / (N * u)) with A exact (micro), rounded
- * once, here, to the minor unit; a journal entry posts the difference between two such cumulative
- * figures. Once every point is redeemed or expired the cohort releases all that was posted.
+ * once, here, to the minor unit, and never more than was posted (allocatedMinor); a journal entry
+ * posts the difference between two such cumulative figures. Once every point is redeemed or
+ * expired the cohort releases all that was posted.
  * Incremental-cost cohorts keep provisioned the cost of the points still expected to be redeemed.
  * Mirrored by ll_recognize_cohort in SQL.
  */
@@ -38,5 +39,8 @@ export function recognizedToDate(c: CohortFigures): bigint {
   const expectedScaled = c.pointsIssued * c.ultimateRedemption; // N * u * K
   const redeemedScaled = c.pointsRedeemed * RATE_SCALE; // R * K
   const share = redeemedScaled < expectedScaled ? redeemedScaled : expectedScaled;
-  return divRound(a * share, expectedScaled * MICRO_PER_MINOR);
+  const target = divRound(a * share, expectedScaled * MICRO_PER_MINOR);
+  // never more than was posted: allocatedMinor is the sum of the rounded allocations, which can fall
+  // short of round(A_micro) by up to half a minor unit per accrual (no liability is ever negative)
+  return target < posted ? target : posted;
 }

@@ -1,9 +1,11 @@
 -- Brings a cohort's recognised revenue to A * min(1, R / (N * u)) with A exact (micro), rounded
 -- once (exact integer arithmetic, halves away from zero as domain/money.ts divRound: the target is
--- A_micro * R / (N * u) / 10^6, capped at A_micro / 10^6); or, when every point is redeemed or
--- expired, to all that was posted to the liability. An incremental-cost cohort instead releases
--- the provision down to cost x the expected points still to be redeemed, cost x min(outstanding,
--- N x u - R) (halves away from zero). Posts the difference of the two rounded cumulative figures.
+-- A_micro * R / (N * u) / 10^6, capped at A_micro / 10^6), and never more than was posted to the
+-- liability (allocated_minor less reversed: recognised to date never exceeds it); or, when every
+-- point is redeemed or expired, to all that was posted to the liability. An incremental-cost
+-- cohort instead releases the provision down to cost x the expected points still to be redeemed,
+-- cost x min(outstanding, N x u - R) (halves away from zero). Posts the difference of the two
+-- rounded cumulative figures.
 -- Mirrors domain/recognition.ts (test/integration/recognition-sql.test.ts checks they agree).
 create or replace function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamptz, p_actor text,
                                                p_key text, p_revenue_account text) returns bigint language plpgsql as $$
@@ -27,7 +29,9 @@ begin
     v_am := greatest(v_am, 0);
     v_num := v_am * least(v_r::numeric * 1000000, v_n::numeric * (c.ultimate_redemption_rate * 1000000));
     v_den := v_n::numeric * (c.ultimate_redemption_rate * 1000000) * 1000000;
-    v_target := div(2 * v_num + v_den, 2 * v_den);
+    -- never more than was posted: allocated_minor is the sum of the rounded allocations, which can
+    -- fall short of round(A_micro) by up to half a minor unit per accrual
+    v_target := least(div(2 * v_num + v_den, 2 * v_den), greatest(v_a, 0));
   end if;
   v_delta := v_target - c.recognized_minor;
   if v_delta = 0 then return null; end if;

@@ -25,6 +25,24 @@ const cohortArb: fc.Arbitrary<CohortFigures> = fc
     return { pointsIssued, allocatedMinor, ultimateRedemption, pointsRedeemed, pointsExpired };
   });
 
+/**
+ * A cohort built from accruals: allocatedMinor is the sum of the allocations each rounded when posted,
+ * allocatedMicro their exact sum (so round(allocatedMicro) may exceed allocatedMinor, or fall short).
+ */
+const accruedCohortArb: fc.Arbitrary<CohortFigures> = fc
+  .record({
+    c: cohortArb,
+    accruals: fc.array(fc.oneof(fc.bigInt({ min: 0n, max: 3_000_000n }), fc.bigInt({ min: 0n, max: 10n ** 15n })), {
+      minLength: 1,
+      maxLength: 8,
+    }),
+  })
+  .map(({ c, accruals }) => ({
+    ...c,
+    allocatedMinor: accruals.reduce((s, m) => s + (m + 500_000n) / 1_000_000n, 0n),
+    allocatedMicro: accruals.reduce((s, m) => s + m, 0n),
+  }));
+
 const clampedAllocation = (c: CohortFigures) => (c.allocatedMinor > 0n ? c.allocatedMinor : 0n);
 
 describe('recognizedToDate: examples', () => {
@@ -57,6 +75,16 @@ describe('recognizedToDate: examples', () => {
     assert.equal(recognizedToDate({ ...base, pointsRedeemed: 3_500n }), 296_296n);
   });
 
+  test('redemptions at N x u recognise what was posted, not round(A_micro), while the cohort is open', () => {
+    // three accruals of 1.4 post 1 + 1 + 1 = 3 but carry 4.2 exactly: recognising 4 would leave -1
+    const c = { ...base, allocatedMinor: 3n, allocatedMicro: 4_200_000n };
+    assert.equal(recognizedToDate({ ...c, pointsRedeemed: 3_200n }), 3n);
+    assert.equal(recognizedToDate({ ...c, pointsRedeemed: 3_999n }), 3n);
+    assert.equal(recognizedToDate({ ...c, pointsRedeemed: 3_100n }), 3n); // round(4.2 x 31/32) = 4, capped
+    assert.equal(recognizedToDate({ ...c, pointsRedeemed: 2_000n }), 3n); // round(2.625)
+    assert.equal(recognizedToDate({ ...c, pointsRedeemed: 1_000n }), 1n); // round(1.3125)
+  });
+
   test('expiry of the rest recognises everything', () => {
     assert.equal(recognizedToDate({ ...base, pointsRedeemed: 100n, pointsExpired: 3_900n }), 296_296n);
   });
@@ -78,6 +106,22 @@ describe('recognizedToDate: properties', () => {
         const r = recognizedToDate(c);
         assert.ok(r >= 0n, `negative recognition ${r}`);
         assert.ok(r <= clampedAllocation(c), `recognised ${r} above allocated ${c.allocatedMinor}`);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('never more than was posted when the exact allocation rounds above it (allocatedMicro != posted)', () => {
+    fc.assert(
+      fc.property(accruedCohortArb, (c) => {
+        const r = recognizedToDate(c);
+        assert.ok(r >= 0n, `negative recognition ${r}`);
+        assert.ok(
+          r <= clampedAllocation(c),
+          `recognised ${r} above posted ${c.allocatedMinor} (${c.allocatedMicro} micro)`,
+        );
+        const done = recognizedToDate({ ...c, pointsExpired: c.pointsIssued - c.pointsRedeemed });
+        assert.ok(r <= done, `recognised ${r} above the completed cohort's ${done}`);
       }),
       { numRuns: 3000 },
     );
