@@ -15,7 +15,11 @@ export interface CohortLiability {
 export async function liabilityAsOf(pool: Pool, programId: string, asOf: string): Promise<CohortLiability[]> {
   const { rows } = await pool.query(
     `with pts as (
-       select c.cohort, sum(c.points) as points
+       select c.cohort, sum(c.points) as points,
+              -- N (issued net of revocations) and R (redeemed net of reversals), as the recognition
+              -- model counts them (ll_recognize_cohort); merges move points between members only
+              sum(c.points) filter (where e.type in ('earn', 'earn_reversal', 'adjust')) as issued,
+              coalesce(-sum(c.points) filter (where e.type in ('redeem', 'redeem_reversal')), 0) as redeemed
          from ledger_entries e join ledger_entry_cohorts c on c.entry_id = e.entry_id
         where e.program_id = $1 and e.occurred_at <= $2
         group by c.cohort),
@@ -26,7 +30,9 @@ export async function liabilityAsOf(pool: Pool, programId: string, asOf: string)
         group by l.cohort)
      select coalesce(p.cohort, m.cohort) as cohort, coalesce(p.points, 0) as points, coalesce(m.deferred, 0) as deferred,
             coalesce(c.ultimate_redemption_rate, 0) as rate,
-            round(coalesce(p.points, 0) * coalesce(c.ultimate_redemption_rate, 0)) as expected
+            round(greatest(0, least(coalesce(p.points, 0),
+                                    coalesce(p.issued, 0) * coalesce(c.ultimate_redemption_rate, 0) - coalesce(p.redeemed, 0))))
+              as expected
        from pts p full join money m on m.cohort = p.cohort
        left join cohorts c on c.program_id = $1 and c.cohort = coalesce(p.cohort, m.cohort)
       order by 1`,
@@ -37,7 +43,9 @@ export async function liabilityAsOf(pool: Pool, programId: string, asOf: string)
       cohort: r.cohort,
       outstandingPoints: Number(r.points),
       ultimateRedemptionRate: Number(r.rate),
-      // an estimate in whole points, rounded in SQL from exact decimals; never booked
+      // the points still expected to be redeemed, N x u - R (the recognition model's), never more
+      // than are outstanding nor below zero: an estimate in whole points, rounded in SQL from exact
+      // decimals (halves away from zero); never booked
       expectedRedemptionPoints: Number(r.expected),
       deferredRevenueMinor: Number(r.deferred),
     };

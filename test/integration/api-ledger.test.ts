@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
+import { randomUUID } from 'node:crypto';
 import { expireMember } from '../../db/ledger';
+import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
 
@@ -515,6 +517,57 @@ describe('liability', () => {
     const bad = await call('GET', `/v1/programs/${programId}/liability?asOf=soon`, { role: 'finance' });
     assert.equal(bad.status, 400);
     assert.equal((await call('GET', `/v1/programs/${programId}/liability`, { role: 'billing' })).status, 403);
+  });
+
+  test('expected redemption points are N x u - R per cohort, never more than outstanding, never negative', async () => {
+    const programId = await newProgram();
+    const at = '2026-10-01T00:00:00Z';
+    for (const [memberId, amountMinor] of [
+      ['r', 4_000_000],
+      ['x', 1_000_000],
+      ['all', 1_000_000],
+    ] as const) {
+      await accrue(programId, { memberId, invoiceId: `inv-${memberId}`, amountMinor, occurredAt: at });
+    }
+    // N = 60,000, u = 0.8: 48,000 expected. r redeems 10,000 (R), x's 10,000 expire.
+    const redeem = async (memberId: string, invoiceId: string, points: number, occurredAt: string) => {
+      const h = await holdRedemption(pool, {
+        programId,
+        invoiceId,
+        redemptionId: randomUUID(),
+        memberId,
+        points,
+        invoiceTotalMinor: 10_000_000,
+        pointValueMinor: 1,
+        minPoints: 1,
+        maxInvoiceShareMillionths: '1000000',
+        cohortOrder: 'oldest_first',
+        occurredAt,
+      });
+      assert.equal(h.status, 'held');
+      await commitRedemption(pool, programId, invoiceId, 'test');
+    };
+    await redeem('r', 'buy-r', 10_000, '2026-10-02T00:00:00Z');
+    await pool.query(
+      `update members set expires_at = '2026-10-03T00:00:00Z' where program_id = $1 and member_id = 'x'`,
+      [programId],
+    );
+    await expireMember(pool, programId, 'x', '2026-10-03T00:00:00Z', 'test');
+    const asOf = (t: string) => call('GET', `/v1/programs/${programId}/liability?asOf=${t}`, { role: 'finance' });
+    const mid = await asOf('2026-10-04T00:00:00Z');
+    assert.equal(mid.status, 200);
+    assert.equal(mid.body.outstandingPoints, 40_000);
+    // N x u - R = 48,000 - 10,000 = 38,000 (outstanding x u would say 32,000)
+    assert.equal(mid.body.expectedRedemptionPoints, 38_000);
+    assert.equal(mid.body.cohorts[0].expectedRedemptionPoints, 38_000);
+    // more redeemed than expected leaves none expected, not a negative figure
+    await redeem('r', 'buy-r2', 30_000, '2026-10-04T12:00:00Z');
+    await redeem('all', 'buy-all', 9_000, '2026-10-04T12:00:00Z');
+    const late = await asOf('2026-10-05T00:00:00Z');
+    assert.equal(late.body.outstandingPoints, 1_000);
+    assert.equal(late.body.expectedRedemptionPoints, 0);
+    // and as of before the redemptions the figure is the accrual's N x u
+    assert.equal((await asOf('2026-10-01T12:00:00Z')).body.expectedRedemptionPoints, 48_000);
   });
 });
 
