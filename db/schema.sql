@@ -561,6 +561,7 @@ create function ll_prorate(p_n numeric, p_before numeric, p_part numeric, p_tota
 create function ll_quarter_of(p_at timestamp with time zone) returns text language sql immutable strict;
 create function ll_raise(p_code text, p_status integer, p_message text, p_details jsonb DEFAULT '{}'::jsonb) returns void language plpgsql;
 create function ll_rearm_deadlines(p_program text, p_limit integer) returns integer language plpgsql;
+create function ll_rearm_returned_points(p_program text, p_member text, p_at timestamp with time zone) returns void language plpgsql;
 create function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamp with time zone, p_actor text, p_key text, p_revenue_account text) returns bigint language plpgsql;
 create function ll_redemption_view(r redemptions) returns jsonb language sql stable;
 create function ll_refund(p jsonb) returns jsonb language plpgsql;

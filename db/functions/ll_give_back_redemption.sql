@@ -1,7 +1,8 @@
 -- Gives back p_points of an applied redemption to the cohorts they came from, in proportion to what
 -- each cohort still has out (cumulative shares, so the parts add up exactly), on the member who holds
 -- the points now; the revenue is recomputed per cohort. Dated in a closed period (see the close,
--- programs.locked_until), it lands in the open one. Returns the ledger entry id.
+-- programs.locked_until), it lands in the open one. Points given back to a member whose deadline had
+-- passed and been expired get a deadline again (ll_rearm_returned_points). Returns the ledger entry id.
 create or replace function ll_give_back_redemption(r redemptions, p_points bigint, p_occurred timestamptz, p_actor text,
                                         p_key text, p_reference text) returns bigint language plpgsql as $$
 declare m members; v_entry bigint; c record; v_out bigint; v_cum bigint := 0; v_take bigint; v_occurred timestamptz;
@@ -30,5 +31,7 @@ begin
     perform ll_recognize_cohort(r.program_id, c.cohort, v_occurred, p_actor, p_key || ':' || c.cohort, 'loyalty_revenue');
   end loop;
   update members set balance = balance + p_points where program_id = r.program_id and member_id = m.member_id;
+  -- back after the member's deadline had passed and expired: the deadline re-arms (they expire at once)
+  perform ll_rearm_returned_points(r.program_id, m.member_id, v_occurred);
   return v_entry;
 end $$;

@@ -1,6 +1,8 @@
 -- Compensation of a hold: the points are available again. If the member's deadline passed while
 -- they were held (an expiry ran since the hold), they expire now: expiry skipped them only because
--- they were held, and no purchase protected them. Idempotent; refuses an applied redemption.
+-- they were held, and no purchase protected them. If that expiry found nothing available (every
+-- point held) it wrote no entry: the deadline re-arms then (ll_rearm_returned_points), and the member
+-- workflow expires them. Idempotent; refuses an applied redemption.
 create or replace function ll_release_redemption(p_program text, p_invoice text, p_reason text) returns jsonb language plpgsql as $$
 declare r redemptions; v_deadline timestamptz; v_entry bigint; v_key text; c record;
 begin
@@ -26,6 +28,9 @@ begin
         perform ll_recognize_cohort(p_program, c.cohort, now(), 'system:redemption-saga', v_key || ':' || c.cohort, 'breakage_revenue');
       end loop;
       update members set balance = balance - r.points_applied where program_id = p_program and member_id = r.member_id;
+    else
+      -- an expiry that found every point held wrote no entry but cleared the deadline: re-arm it
+      perform ll_rearm_returned_points(p_program, r.member_id, now());
     end if;
   elsif r.status <> 'declined' then
     perform ll_raise('redemption_not_held', 409, 'the redemption is ' || r.status, jsonb_build_object('invoiceId', p_invoice));

@@ -252,3 +252,95 @@ test('an invoice lowered below its credit gives back the excess points in propor
   const after = await adj(1000, 'a3');
   assert.equal(after.adjustmentPoints, 0, 'nothing is out after the reversal');
 });
+
+test('points given back after the deadline passed get a deadline again and expire at once (reversal, lowered invoice, release)', async () => {
+  const p = await program({ expiry: { policy: 'rolling', window: 'P30D' } });
+  const wakes = async (memberId: string) =>
+    (await pool.query(`select 1 from member_wakeups where program_id = $1 and member_id = $2`, [p, memberId])).rowCount;
+  const expireEntries = async (memberId: string) =>
+    (
+      await pool.query(
+        `select points, ll_ts(occurred_at) as at from ledger_entries where program_id = $1 and member_id = $2 and type = 'expire' order by entry_id`,
+        [p, memberId],
+      )
+    ).rows.map((r) => [Number(r.points), r.at]);
+  const spendAll = async (memberId: string, invoiceId: string) => {
+    await accrue(p, memberId, `${invoiceId}-earn`, 50_000, '2026-01-01T00:00:00Z'); // 500 points, deadline 2026-01-31
+    await hold(p, { invoiceId, memberId, points: 500, invoiceTotalMinor: 1000, occurredAt: '2026-01-20T00:00:00Z' });
+  };
+  const pastDeadline = async (memberId: string) => {
+    assert.equal((await expireMember(pool, p, memberId, '2026-02-01T00:00:00Z', 'test')).expiredPoints, 0);
+    assert.equal((await getMember(pool, p, memberId))!.expiresAt, null, 'the expiry cleared the deadline');
+    await pool.query(`delete from member_wakeups where program_id = $1 and member_id = $2`, [p, memberId]);
+  };
+
+  // a lost chargeback after the deadline
+  await spendAll('a', 'inv-a');
+  await commitRedemption(pool, p, 'inv-a', 'test');
+  await pastDeadline('a');
+  await reverseRedemption(pool, p, 'inv-a', '2026-02-10T00:00:00Z', 'test', 'chargeback_lost');
+  let m = await getMember(pool, p, 'a');
+  assert.deepEqual([m!.balance, m!.expiresAt], [500, '2026-02-10T00:00:00.000Z'], 'they expire at once');
+  assert.equal(await wakes('a'), 1, 'the member workflow is woken to read the deadline');
+  assert.equal((await expireMember(pool, p, 'a', '2026-02-10T00:00:01Z', 'test')).expiredPoints, 500);
+  assert.deepEqual(await expireEntries('a'), [[-500, '2026-02-10T00:00:00.000Z']]);
+
+  // an invoice lowered after the deadline: only the points given back are out again
+  await spendAll('b', 'inv-b');
+  await commitRedemption(pool, p, 'inv-b', 'test');
+  await pastDeadline('b');
+  const adjusted = await adjustRedemption(pool, {
+    programId: p,
+    invoiceId: 'inv-b',
+    adjustmentId: 'a1',
+    invoiceTotalMinor: 100,
+    maxInvoiceShareMillionths: '1000000',
+    occurredAt: '2026-02-05T00:00:00Z',
+    actor: 'test',
+  });
+  assert.equal(adjusted.adjustmentPoints, 400);
+  m = await getMember(pool, p, 'b');
+  assert.deepEqual([m!.balance, m!.expiresAt], [400, '2026-02-05T00:00:00.000Z']);
+  assert.equal(await wakes('b'), 1);
+
+  // a hold released after an expiry that found every point held (it wrote no entry)
+  await spendAll('c', 'inv-c');
+  await pastDeadline('c');
+  await releaseRedemption(pool, p, 'inv-c', 'compensated');
+  m = await getMember(pool, p, 'c');
+  assert.equal(m!.balance, 500);
+  assert.notEqual(m!.expiresAt, null, 'a deadline again');
+  assert.equal(await wakes('c'), 1);
+  assert.equal(
+    (await expireMember(pool, p, 'c', new Date(Date.now() + 1000).toISOString(), 'test')).expiredPoints,
+    500,
+  );
+
+  // a window lengthened since: the deadline re-arms by the rule (last purchase plus the window)
+  await spendAll('d', 'inv-d');
+  await commitRedemption(pool, p, 'inv-d', 'test');
+  await pastDeadline('d');
+  await pool.query(
+    `update program_rule_versions set rules = jsonb_set(rules, '{expiry,window}', '"P90D"') where program_id = $1`,
+    [p],
+  );
+  await reverseRedemption(pool, p, 'inv-d', '2026-02-10T00:00:00Z', 'test', 'chargeback_lost');
+  assert.equal((await getMember(pool, p, 'd'))!.expiresAt, '2026-04-01T00:00:00.000Z');
+
+  // policy none: points given back never expire
+  const keep = await program({ expiry: { policy: 'none' } });
+  await accrue(keep, 'k', 'k-earn', 50_000, '2026-01-01T00:00:00Z');
+  await hold(keep, {
+    invoiceId: 'inv-k',
+    memberId: 'k',
+    points: 500,
+    invoiceTotalMinor: 1000,
+    occurredAt: '2026-01-20T00:00:00Z',
+  });
+  await commitRedemption(pool, keep, 'inv-k', 'test');
+  await reverseRedemption(pool, keep, 'inv-k', '2026-02-10T00:00:00Z', 'test', 'chargeback_lost');
+  assert.deepEqual(
+    [(await getMember(pool, keep, 'k'))!.balance, (await getMember(pool, keep, 'k'))!.expiresAt],
+    [500, null],
+  );
+});

@@ -55,10 +55,13 @@ async function fault(url: string, rule: Record<string, unknown>) {
 const clearFaults = () =>
   Promise.all([sims.billingUrl, sims.glUrl, sims.taxUrl].map((u) => fetch(`${u}/admin/faults`, { method: 'DELETE' })));
 
-async function setup(o: { chargebackWindow?: string; earnMinor?: number } = {}) {
+async function setup(o: { chargebackWindow?: string; earnMinor?: number; expiryWindow?: string } = {}) {
   const programId = uniqueId('rs');
   const res = await call('POST', '/v1/programs', {
-    body: programBody(programId, { chargebackWindow: o.chargebackWindow ?? 'PT2S' }),
+    body: programBody(programId, {
+      chargebackWindow: o.chargebackWindow ?? 'PT2S',
+      ...(o.expiryWindow ? { expiry: { policy: 'rolling', window: o.expiryWindow } } : {}),
+    }),
   });
   assert.equal(res.status, 201);
   const invoiceId = uniqueId('inv');
@@ -318,5 +321,39 @@ describe('redemption saga', () => {
     const late = await cb('lost');
     assert.equal(late.status, 409);
     await record(res.body.workflowId, 'redemption-chargeback-lost');
+  });
+
+  test('a lost chargeback after the deadline passed: the points given back expire at once, through the member workflow', async () => {
+    const { programId, invoiceId } = await setup({ chargebackWindow: 'PT60S', expiryWindow: 'PT3S' });
+    const res = await redeem(programId, invoiceId, 5000); // the whole balance
+    assert.equal(res.body.status, 'applied');
+    const row = async () =>
+      (
+        await pool.query(`select balance::int, ll_ts(expires_at) as expires_at from members where program_id = $1`, [
+          programId,
+        ])
+      ).rows[0];
+    const expiries = async () =>
+      (
+        await pool.query(`select points::int from ledger_entries where program_id = $1 and type = 'expire'`, [
+          programId,
+        ])
+      ).rows.map((r) => r.points);
+    // the deadline passes with nothing available: the expiry takes nothing and clears the deadline
+    await eventually('the deadline passed', async () => {
+      const r = await row();
+      return r.balance === 0 && r.expires_at === null;
+    });
+    assert.deepEqual(await expiries(), []);
+    const lost = await call('POST', `/v1/programs/${programId}/chargebacks`, {
+      role: 'billing',
+      body: { invoiceId, chargebackId: 'cb-late', status: 'lost' },
+    });
+    assert.equal(lost.status, 202);
+    const result = await worker.client.workflow.getHandle(res.body.workflowId).result();
+    assert.equal(result.status, 'reversed');
+    await eventually('the points given back expired', async () => (await expiries()).length === 1);
+    assert.deepEqual(await expiries(), [-5000]);
+    assert.deepEqual(await row(), { balance: 0, expires_at: null });
   });
 });
