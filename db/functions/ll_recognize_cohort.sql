@@ -5,13 +5,14 @@
 -- point is redeemed or expired, to all that was posted to the liability. An incremental-cost
 -- cohort instead releases the provision down to cost x the expected points still to be redeemed,
 -- cost x min(outstanding, N x u - R) (halves away from zero). Posts the difference of the two
--- rounded cumulative figures.
+-- rounded cumulative figures; a decrease reverses the cohort's breakage revenue first (what its
+-- completion released there), then p_revenue_account.
 -- Mirrors domain/recognition.ts (test/integration/recognition-sql.test.ts checks they agree).
 create or replace function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamptz, p_actor text,
                                                p_key text, p_revenue_account text) returns bigint language plpgsql as $$
 declare
   c cohorts; v_n bigint; v_a bigint; v_am numeric; v_r bigint; v_x bigint; v_target bigint; v_delta bigint; v_num numeric; v_den numeric;
-  v_expected numeric;
+  v_expected numeric; v_lines jsonb; v_breakage bigint := 0;
 begin
   select * into c from cohorts where program_id = p_program and cohort = p_cohort for update;
   if not found then return null; end if;
@@ -36,11 +37,27 @@ begin
   v_delta := v_target - c.recognized_minor;
   if v_delta = 0 then return null; end if;
   update cohorts set recognized_minor = v_target where program_id = p_program and cohort = p_cohort;
-  return ll_post_journal(p_program, 'recognition', p_occurred, 'cohort:' || p_cohort, p_actor, p_key,
-    case when v_delta > 0 then jsonb_build_array(
+  if v_delta > 0 then
+    return ll_post_journal(p_program, 'recognition', p_occurred, 'cohort:' || p_cohort, p_actor, p_key, jsonb_build_array(
       jsonb_build_object('account', c.liability_account, 'debitMinor', v_delta, 'cohort', p_cohort),
-      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account), 'creditMinor', v_delta, 'cohort', p_cohort))
-    else jsonb_build_array(
-      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account), 'debitMinor', -v_delta, 'cohort', p_cohort),
-      jsonb_build_object('account', c.liability_account, 'creditMinor', -v_delta, 'cohort', p_cohort)) end);
+      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account), 'creditMinor', v_delta, 'cohort', p_cohort)));
+  end if;
+  -- A reversal takes back first what the cohort released to breakage when it completed (its net
+  -- breakage revenue), then the caller's account: a cohort reopened (points given back) or whose
+  -- allocation fell after it had completed reverses breakage, not loyalty revenue.
+  v_lines := jsonb_build_array(jsonb_build_object('account', c.liability_account, 'creditMinor', -v_delta, 'cohort', p_cohort));
+  if c.liability_account = 'loyalty_contract_liability' and p_revenue_account <> 'breakage_revenue' then
+    select greatest(coalesce(sum(l.credit_minor - l.debit_minor), 0), 0) into v_breakage
+      from journal_lines l join journal_entries j on j.journal_entry_id = l.journal_entry_id
+     where j.program_id = p_program and l.account = 'breakage_revenue' and l.cohort = p_cohort;
+    v_breakage := least(v_breakage, -v_delta);
+    if v_breakage > 0 then
+      v_lines := jsonb_build_array(jsonb_build_object('account', 'breakage_revenue', 'debitMinor', v_breakage, 'cohort', p_cohort)) || v_lines;
+    end if;
+  end if;
+  if -v_delta > v_breakage then
+    v_lines := jsonb_build_array(jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account),
+                                                    'debitMinor', -v_delta - v_breakage, 'cohort', p_cohort)) || v_lines;
+  end if;
+  return ll_post_journal(p_program, 'recognition', p_occurred, 'cohort:' || p_cohort, p_actor, p_key, v_lines);
 end $$;

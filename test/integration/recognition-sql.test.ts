@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
 import fc from 'fast-check';
 import type { Pool } from 'pg';
+import { randomUUID } from 'node:crypto';
+import { expireMember } from '../../db/ledger';
+import { commitRedemption, holdRedemption, reverseRedemption } from '../../db/redemptions';
 import { recognizedToDate } from '../../domain/recognition';
 import { stripeOf } from '../../domain/stripe';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
@@ -189,6 +192,51 @@ test('SQL and TypeScript recognise the same amount for any cohort, never more th
     ),
     { numRuns: 200 },
   );
+});
+
+test('a reversal on a cohort that completed and released its remainder to breakage reverses breakage revenue first', async () => {
+  const call = httpClient(api);
+  const programId = uniqueId('rel');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(programId) })).status, 201);
+  // 10,000 points, 80% expected: allocated 79.37 (7,936.507936... micro-exact)
+  const accrual = await call('POST', `/v1/programs/${programId}/accruals`, {
+    role: 'billing',
+    body: { memberId: 'm', invoiceId: 'buy', amountMinor: 1_000_000, occurredAt: '2026-10-15T00:00:00Z' },
+  });
+  assert.equal(accrual.body.allocatedMinor, 7_937);
+  const held = await holdRedemption(pool, {
+    programId,
+    invoiceId: 'spend',
+    redemptionId: randomUUID(),
+    memberId: 'm',
+    points: 4_000,
+    invoiceTotalMinor: 10_000_000,
+    pointValueMinor: 1,
+    minPoints: 1,
+    maxInvoiceShareMillionths: '1000000',
+    cohortOrder: 'oldest_first',
+    occurredAt: '2026-11-01T00:00:00Z',
+  });
+  assert.equal(held.status, 'held');
+  await commitRedemption(pool, programId, 'spend', 'test'); // half of N x u: 39.68 to loyalty revenue
+  await expireMember(pool, programId, 'm', '2027-11-01T00:00:00Z', 'test'); // the rest expires: 39.69 released to breakage
+  const net = async () => {
+    const { rows } = await pool.query(
+      `select l.account, sum(l.credit_minor - l.debit_minor)::int as net from journal_entries j join journal_lines l using (journal_entry_id)
+        where j.program_id = $1 and l.cohort = '2026-Q4' group by l.account order by l.account`,
+      [programId],
+    );
+    return Object.fromEntries(rows.map((r) => [r.account, r.net]));
+  };
+  assert.deepEqual(await net(), { breakage_revenue: 3_969, loyalty_contract_liability: 0, loyalty_revenue: 3_968 });
+  // a lost chargeback gives the 4,000 points back: R = 0, the cohort is open again and recognises
+  // nothing; the breakage its completion released is what is taken back first, then loyalty revenue
+  await reverseRedemption(pool, programId, 'spend', '2027-11-02T00:00:00Z', 'test', 'chargeback_lost');
+  assert.deepEqual(await net(), { breakage_revenue: 0, loyalty_contract_liability: 7_937, loyalty_revenue: 0 });
+  const { rows } = await pool.query('select recognized_minor::int as r from cohorts where program_id = $1', [
+    programId,
+  ]);
+  assert.equal(rows[0].r, 0);
 });
 
 test('the API computes the same stripe as the database (lanes rely on it)', async () => {
