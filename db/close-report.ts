@@ -68,8 +68,13 @@ export async function readPeriodBooks(pool: Pool, programId: string, period: str
   );
   const allocations = await longQuery<DeferredWeight & Record<string, unknown>>(
     pool,
-    `select cohort, store_id as key, sum(allocated_minor) as weight from accruals
-      where program_id = $1 and occurred_at < $2 group by 1, 2 having sum(allocated_minor) > 0`,
+    // each accrual's allocation less what refunds before the end reversed of it (a refund's reversal
+    // comes off the invoice's cohort, ll_refund): a refunded sale no longer weighs for its store
+    `select a.cohort, a.store_id as key, sum(a.allocated_minor - coalesce(r.reversed, 0)) as weight
+       from accruals a
+       left join (select invoice_id, sum(allocated_reversed_minor) as reversed from refunds
+                   where program_id = $1 and occurred_at < $2 group by 1) r on r.invoice_id = a.invoice_id
+      where a.program_id = $1 and a.occurred_at < $2 group by 1, 2 having sum(a.allocated_minor - coalesce(r.reversed, 0)) > 0`,
     [programId, end],
   );
   return {

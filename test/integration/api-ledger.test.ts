@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { randomUUID } from 'node:crypto';
+import { readPeriodBooks } from '../../db/close-report';
 import { expireMember } from '../../db/ledger';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
@@ -568,6 +569,36 @@ describe('liability', () => {
     assert.equal(late.body.expectedRedemptionPoints, 0);
     // and as of before the redemptions the figure is the accrual's N x u
     assert.equal((await asOf('2026-10-01T12:00:00Z')).body.expectedRedemptionPoints, 48_000);
+  });
+});
+
+describe('liability by store', () => {
+  test("a refunded sale's allocation comes off its store's weight", async () => {
+    const programId = await newProgram();
+    for (const store of ['a', 'b']) {
+      const r = await accrue(programId, {
+        memberId: `m-${store}`,
+        invoiceId: `inv-${store}`,
+        amountMinor: 1_000_000,
+        occurredAt: '2026-10-01T00:00:00Z',
+        storeId: `s-${store}`,
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+    const refund = (refundId: string, amountMinor: number) =>
+      call('POST', `/v1/programs/${programId}/refunds`, {
+        role: 'billing',
+        body: { refundId, invoiceId: 'inv-a', memberId: 'm-a', amountMinor, occurredAt: '2026-10-02T00:00:00Z' },
+      });
+    const weights = async () =>
+      Object.fromEntries(
+        (await readPeriodBooks(pool, programId, '2026-Q4')).allocatedByStore.map((w) => [w.key, Number(w.weight)]),
+      );
+    assert.deepEqual(await weights(), { 's-a': 7_937, 's-b': 7_937 });
+    assert.equal((await refund('ra', 250_000)).status, 201); // a quarter of s-a's sale
+    assert.deepEqual(await weights(), { 's-a': 7_937 - 1_984, 's-b': 7_937 });
+    assert.equal((await refund('rb', 750_000)).status, 201); // the rest: s-a no longer holds any of the liability
+    assert.deepEqual(await weights(), { 's-b': 7_937 });
   });
 });
 
