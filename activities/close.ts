@@ -17,7 +17,7 @@ import {
 import { buildCloseReport } from '../db/close-report';
 import { markUnpostedJournalsPosted, recordGlPosting, unpostedJournalLines } from '../db/gl-postings';
 import { programIds } from '../db/programs';
-import { projectUltimateRates } from '../domain/breakage';
+import { DEFAULT_ESTIMATION_LIMITS, projectUltimateRates, type EstimationLimits } from '../domain/breakage';
 import type { CloseProposal, CloseReport } from '../domain/close-report';
 import { ApiError } from '../domain/errors';
 import { decimalToMillionths, millionthsToDecimal, rateToMillionths } from '../domain/money';
@@ -48,9 +48,14 @@ async function final<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The quarterly close's steps, bound to the ledger database and the GL. */
-export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
+/**
+ * The quarterly close's steps, bound to the ledger database and the GL. `estimation`: the policy of
+ * docs/close.md (minimum cohorts backing a factor, an approved tail factor), DEFAULT_ESTIMATION_LIMITS
+ * when not given.
+ */
+export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimation?: EstimationLimits }) {
   const { pool, gl } = deps;
+  const limits = deps.estimation ?? DEFAULT_ESTIMATION_LIMITS;
   return {
     async freezeQuarter(
       q: CloseRef & { startedBy: string; workflowId: string; override: { rate: number; justification: string } | null },
@@ -73,7 +78,9 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
     /**
      * Re-estimates every cohort's ultimate redemption rate from the triangle (or takes the
      * override) and proposes the catch-up per cohort as of the period's end. Set-based: two
-     * aggregate queries, whatever the number of members. Stores the proposal on the close.
+     * aggregate queries, whatever the number of members. Stores the proposal on the close. Every
+     * estimate is within its cohort's bounds; an override the API let through that a backdated
+     * write moved out of them before the freeze is brought within them, the reason recorded.
      */
     async estimateBreakageAndPropose(q: CloseRef): Promise<CloseProposal> {
       const { end } = quarterBounds(q.period);
@@ -82,7 +89,7 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
       const cohorts = await cohortsAsOf(pool, q.programId, end);
       const triangle = await redemptionTriangle(pool, q.programId, q.period, cohorts, new Map());
       const override = close.override ? decimalToMillionths(close.override.rate) : null;
-      const { factors, estimates } = projectUltimateRates(triangle, override);
+      const { factors, estimates } = projectUltimateRates(triangle, override, limits);
       const rows = cohorts.map((c, i) => {
         const e = estimates[i]!;
         const target = recognizedToDate({
@@ -101,6 +108,9 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
           priorRate: millionthsToDecimal(c.priorRateMillionths),
           method: e.method,
           reason: e.reason,
+          lowerBound: e.lowerBound === null ? null : millionthsToDecimal(e.lowerBound),
+          upperBound: e.upperBound === null ? null : millionthsToDecimal(e.upperBound),
+          bounded: e.bounded,
           catchUpMinor: Number(target - c.recognizedMinor),
           development: t.cumulativeRedeemed.map((r) =>
             t.pointsIssued > 0n ? Number((r * 1_000_000n) / t.pointsIssued) / 1_000_000 : 0,
@@ -117,6 +127,10 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient }) {
           sufficient: f.sufficient,
         })),
         totalCatchUpMinor: rows.reduce((s, r) => s + r.catchUpMinor, 0),
+        policy: {
+          minCohortsPerFactor: limits.minCohortsPerFactor,
+          tailFactor: limits.tailFactor === null ? null : Number(millionthsToDecimal(limits.tailFactor)),
+        },
         override: close.override
           ? { rate: Number(close.override.rate), justification: close.override.justification }
           : null,

@@ -125,7 +125,8 @@ export const ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'post',
     path: '/v1/programs/{programId}/closes',
-    summary: 'Start the close of an ended quarter (freeze, re-estimate breakage, propose); quarters close in order',
+    summary:
+      "Start the close of an ended quarter (freeze, re-estimate breakage, propose); quarters close in order; an override outside a cohort's bounds R/N..(R + outstanding)/N: 422 override_out_of_bounds, nothing written",
     roles: ['finance'],
     body: startCloseSchema,
     idempotent: true,

@@ -1,6 +1,6 @@
 import { connectClient } from '../temporal/connect';
 import { temporalSettings } from '../temporal/settings';
-import { checkCanClose, getClose } from '../db/close';
+import { checkCanClose, getClose, refuseOverrideOutsideBounds } from '../db/close';
 import { buildCloseReport } from '../db/close-report';
 import { createPool } from '../db/pool';
 import { programCurrency } from '../db/programs';
@@ -54,6 +54,7 @@ export async function runClose(
     const existing = await checkCanClose(pool, o.programId, o.period, new Date());
     const workflowId = existing?.workflowId ?? closeWorkflowId(o.programId, o.period);
     if (!existing) {
+      if (o.override) await refuseOverrideOutsideBounds(pool, o.programId, o.period, o.override.rate);
       await client.workflow.start(closeQuarter, {
         workflowId,
         taskQueue: o.taskQueue,

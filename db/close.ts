@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
-import type { CohortDevelopment } from '../domain/breakage';
+import { overrideOutsideBounds, type CohortDevelopment } from '../domain/breakage';
 import { ApiError } from '../domain/errors';
+import { millionthsToDecimal, rateToMillionths } from '../domain/money';
 import { nextPeriod, quarterBounds, quarterOf } from '../domain/period';
 import { rethrowAsApiError } from './errors';
 import { longQuery } from './pool';
@@ -296,7 +297,40 @@ export async function redemptionTriangle(
       cohort: c.cohort,
       pointsIssued: c.pointsIssued,
       cumulativeRedeemed: cumulative,
+      pointsExpired: c.pointsExpired,
       priorRate: priorRates.get(c.cohort) ?? c.priorRateMillionths,
     };
   });
+}
+
+/**
+ * Refuses (422 override_out_of_bounds, before anything is written) an override rate outside any
+ * open cohort's bounds as of the period's end: R/N <= u <= (R + outstanding)/N (domain/breakage.ts).
+ */
+export async function refuseOverrideOutsideBounds(
+  pool: Pool,
+  programId: string,
+  period: string,
+  rate: number,
+): Promise<void> {
+  const cohorts = await cohortsAsOf(pool, programId, quarterBounds(period).end);
+  const outside = overrideOutsideBounds(cohorts, rateToMillionths(rate));
+  if (outside.length === 0) return;
+  const list = outside
+    .map((o) => `${o.cohort} [${millionthsToDecimal(o.lowerBound)}, ${millionthsToDecimal(o.upperBound)}]`)
+    .join(', ');
+  throw new ApiError(
+    422,
+    'override_out_of_bounds',
+    `the override ${rate} lies outside the bounds R/N <= u <= (R + outstanding)/N of ${list}`,
+    {
+      period,
+      rate,
+      cohorts: outside.map((o) => ({
+        cohort: o.cohort,
+        lowerBound: Number(millionthsToDecimal(o.lowerBound)),
+        upperBound: Number(millionthsToDecimal(o.upperBound)),
+      })),
+    },
+  );
 }

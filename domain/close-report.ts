@@ -19,8 +19,15 @@ export interface CohortAssumption {
   cohort: string;
   rate: number;
   priorRate: number;
+  /** the estimate's source: the chain ladder, the prior estimate kept, or finance's override */
   method: 'chain_ladder' | 'prior' | 'override';
+  /** why that source (a prior kept: the development not observed), and why a bound moved it */
   reason: string | null;
+  /** R/N and (R + outstanding)/N (null: no points, or a proposal made before the bounds) */
+  lowerBound: number | null;
+  upperBound: number | null;
+  /** the source's estimate lay outside the bounds and was brought to this one */
+  bounded: 'lower' | 'upper' | null;
   catchUpMinor: number;
   /** cumulative share of the cohort's points redeemed, by quarters since issue */
   development: number[];
@@ -46,12 +53,20 @@ export interface CloseReport {
   liabilityByStore: Array<{ storeId: string; deferredMinor: number }>;
   assumptions: {
     factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
+    /** the estimation policy (docs/close.md); null for a proposal made before it was recorded */
+    policy: EstimationPolicy | null;
     cohorts: CohortAssumption[];
     override: { rate: number; justification: string } | null;
     startedBy: string;
     approvedBy: string | null;
     approvedAt: string | null;
   };
+}
+
+/** The minimum of cohorts backing a factor, and the approved tail factor (null: none). */
+export interface EstimationPolicy {
+  minCohortsPerFactor: number;
+  tailFactor: number | null;
 }
 
 /** What the close proposes (estimated by activities/close.ts, stored on the close, the report's assumptions). */
@@ -63,11 +78,17 @@ export interface CloseProposal {
     priorRate: string;
     method: string;
     reason: string | null;
+    /** decimals; absent from proposals stored before the bounds */
+    lowerBound?: string | null;
+    upperBound?: string | null;
+    bounded?: 'lower' | 'upper' | null;
     catchUpMinor: number;
     development: number[];
   }>;
   factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
   totalCatchUpMinor: number;
+  /** absent from proposals stored before it was recorded */
+  policy?: EstimationPolicy;
   override: { rate: number; justification: string } | null;
 }
 
@@ -208,11 +229,15 @@ export function closeReport(r: {
     ...r.figures,
     assumptions: {
       factors: proposal?.factors ?? [],
+      policy: proposal?.policy ?? null,
       cohorts: (proposal?.cohorts ?? []).map((c) => ({
         ...c,
         rate: Number(c.rate),
         priorRate: Number(c.priorRate),
         method: c.method as CohortAssumption['method'],
+        lowerBound: c.lowerBound == null ? null : Number(c.lowerBound),
+        upperBound: c.upperBound == null ? null : Number(c.upperBound),
+        bounded: c.bounded ?? null,
       })),
       override: proposal?.override ?? null,
       startedBy: r.close.startedBy,
@@ -277,6 +302,9 @@ export function reportToCsv(r: CloseReport): string {
       'deferredMinor',
       'method',
       'catchUpMinor',
+      'reason',
+      'lowerBound',
+      'upperBound',
     ],
     ...r.cohorts.map((c) => {
       const a = r.assumptions.cohorts.find((x) => x.cohort === c.cohort);
@@ -291,6 +319,9 @@ export function reportToCsv(r: CloseReport): string {
         c.deferredMinor,
         a?.method ?? '',
         a?.catchUpMinor ?? 0,
+        a?.reason ?? '',
+        a?.lowerBound ?? '',
+        a?.upperBound ?? '',
       ];
     }),
     [],
@@ -447,7 +478,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}h1{font-size:1.4rem}h2
 <h2>Redemption curves</h2>${curvesSvg(r)}
 <h2>Liability by jurisdiction</h2><table id="jurisdictions"><tr><th>jurisdiction</th><th>deferred</th></tr>${jur}</table>
 <h2>Liability by store</h2><table id="stores"><tr><th>store</th><th>deferred</th></tr>${stores}</table>
-<h2>Assumptions</h2><p>Ultimate redemption rates projected with volume-weighted chain-ladder factors from the cohort-by-age triangle; a cohort or age with too little data keeps its prior estimate.</p>
+<h2>Assumptions</h2><p>Ultimate redemption rates projected with volume-weighted chain-ladder factors from the cohort-by-age triangle; a cohort whose development beyond its age has not been observed (no factor, or one backed by fewer than ${r.assumptions.policy?.minCohortsPerFactor ?? 2} cohorts) keeps its prior estimate${r.assumptions.policy?.tailFactor ? `, unless the approved tail factor ${r.assumptions.policy.tailFactor} carries it to ultimate` : ' (no tail factor is approved)'}. Every estimate, an override included, lies within R/N &le; u &le; (R + outstanding)/N.</p>
 <table id="factors"><tr><th>age</th><th>factor</th><th>cohorts</th><th></th></tr>${factors}</table>
 ${o ? `<p id="override">Finance override: ${(o.rate * 100).toFixed(4)}%. Justification: ${esc(o.justification)}</p>` : ''}
 </body></html>

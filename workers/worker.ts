@@ -4,6 +4,7 @@ import type { Pool } from 'pg';
 import { createMemberActivities } from '../activities/member';
 import { createAdjustmentActivities } from '../activities/adjustments';
 import { createCloseActivities } from '../activities/close';
+import { estimationLimitsFrom } from '../domain/breakage';
 import { createRuleChangeActivities } from '../activities/rule-change';
 import { createReconciliationActivities } from '../activities/reconciliation';
 import { createRedemptionActivities } from '../activities/redemption';
@@ -60,7 +61,7 @@ function serviceActivities(pool: Pool, s: ServiceUrls) {
   return {
     ...createRedemptionActivities({ pool, billing, gl, tax }),
     ...createReconciliationActivities({ pool, billing, gl }),
-    ...createCloseActivities({ pool, gl }),
+    ...createCloseActivities({ pool, gl, estimation: estimationLimitsFrom(process.env) }),
   };
 }
 

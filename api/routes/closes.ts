@@ -1,6 +1,6 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
-import { checkCanClose, getClose } from '../../db/close';
+import { checkCanClose, getClose, refuseOverrideOutsideBounds } from '../../db/close';
 import { buildCloseReport } from '../../db/close-report';
 import { reportToCsv, reportToHtml } from '../../domain/close-report';
 import { ApiError, notFound } from '../../domain/errors';
@@ -29,6 +29,8 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
         .status(200)
         .send({ programId, period: body.period, status: existing.status, startedBy: existing.startedBy, workflowId });
     const t = temporal();
+    if (body.redemptionRateOverride)
+      await refuseOverrideOutsideBounds(ctx.pool, programId, body.period, body.redemptionRateOverride.rate);
     await t.client.workflow.start(closeQuarter, {
       workflowId,
       taskQueue: t.taskQueue,

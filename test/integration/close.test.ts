@@ -466,6 +466,65 @@ describe('quarterly close', () => {
     await recordHistory(worker.client, `close:${p}:2026-Q1`, 'close-locked');
   });
 
+  test("a program's first close without an override keeps the prior estimate (the one cohort is not fully developed)", async () => {
+    const p = await program();
+    await accrue(p, 'm', 'sale', 1_000_000, '2026-01-15T00:00:00Z'); // 10,000 points, 80% expected
+    await redeem(p, 'm', 'r', 1_000, '2026-02-15T00:00:00Z'); // a tenth
+    const r = await closeQuarter(p, '2026-Q1');
+    const [a] = r.assumptions.cohorts;
+    assert.deepEqual(
+      [a!.cohort, a!.method, a!.rate, a!.priorRate, a!.bounded, a!.lowerBound, a!.upperBound, a!.catchUpMinor],
+      ['2026-Q1', 'prior', 0.8, 0.8, null, 0.1, 1, 0],
+    );
+    assert.match(
+      a!.reason!,
+      /development beyond age 0 not observed: no cohort is older, and no tail factor is approved/,
+    );
+    assert.deepEqual(r.assumptions.policy, { minCohortsPerFactor: 2, tailFactor: null });
+    assert.equal(r.cohorts[0]!.ultimateRedemptionRate, 0.8);
+    assert.equal(r.liability.recognized.estimateChangeMinor, 0, 'nothing recognised for a development not observed');
+    assertFoots(r);
+  });
+
+  test('expired points bound the estimate: an override outside R/N..(R + outstanding)/N is refused (422) and nothing is written; the prior is capped', async () => {
+    const p = await program({
+      expiry: { policy: 'rolling', window: 'P400D', jurisdictions: { DE: { policy: 'rolling', window: 'P30D' } } },
+    });
+    await accrue(p, 'de', 'sale-de', 600_000, '2026-01-05T00:00:00Z', 'DE'); // 6,000 points, expire 2026-02-04
+    await accrue(p, 'us', 'sale-us', 400_000, '2026-01-10T00:00:00Z'); // 4,000 points
+    await expireMember(pool, p, 'de', '2026-03-01T00:00:00Z', 'test'); // (or the member workflow did, at the deadline)
+    await redeem(p, 'us', 'r', 1_000, '2026-03-10T00:00:00Z');
+    // 2026-Q1: N 10,000, R 1,000, expired 6,000: 0.1 <= u <= 0.4
+    const counts = async () =>
+      (
+        await pool.query(
+          `select (select count(*) from closes where program_id = $1)::int as closes,
+                  (select count(*) from journal_entries where program_id = $1)::int as journals,
+                  (select locked_until from programs where program_id = $1) as locked_until`,
+          [p],
+        )
+      ).rows[0];
+    const before = await counts();
+    for (const rate of [0.9, 0.05]) {
+      const refused = await start(p, '2026-Q1', 'finance', { rate, justification: 'out of bounds' });
+      assert.deepEqual([refused.status, refused.body.error?.code], [422, 'override_out_of_bounds']);
+      assert.deepEqual(refused.body.error.details.cohorts, [{ cohort: '2026-Q1', lowerBound: 0.1, upperBound: 0.4 }]);
+    }
+    assert.deepEqual(await counts(), before, 'nothing written');
+    await assert.rejects(worker.client.workflow.getHandle(`close:${p}:2026-Q1`).describe(), /not found/i);
+
+    const r = await closeQuarter(p, '2026-Q1');
+    const [a] = r.assumptions.cohorts;
+    assert.deepEqual(
+      [a!.method, a!.rate, a!.priorRate, a!.bounded, a!.lowerBound, a!.upperBound],
+      ['prior', 0.4, 0.8, 'upper', 0.1, 0.4],
+    );
+    assert.match(a!.reason!, /lowered to the share that can still be redeemed, 40\.0000%/);
+    assert.equal(r.cohorts[0]!.ultimateRedemptionRate, 0.4);
+    assert.ok(r.liability.recognized.estimateChangeMinor > 0, 'the expired points are breakage: recognised now');
+    assertFoots(r);
+  });
+
   test('incremental cost: each redemption releases its cost; the close re-measures the provision with the new estimate', async () => {
     const p = await program({ accounting: { method: 'incremental_cost', costPerPointMinor: 2 } });
     await accrue(p, 'm', 'sale', 100_000, '2026-01-10T00:00:00Z'); // 1,000 points, provision 1,000 x 2 x 0.8 = 1,600

@@ -40,6 +40,7 @@ const KNOWN_CODES = new Set([
   'chargeback_window_closed',
   'period_not_ended',
   'close_not_awaiting_approval',
+  'override_out_of_bounds',
   'payload_too_large',
   'unsupported_media_type',
   'adjustment_decided',
