@@ -2,6 +2,12 @@
 -- Cumulative (ll_prorate): after refunds totalling F of an invoice of amount T that earned n points,
 -- the revocation target is round(n * F / T); each refund revokes the increase. Never below zero
 -- (ll_revocable): what the member no longer has is recorded as a shortfall.
+-- The allocation moves only with the points revoked: the refund's share of the invoice's allocation
+-- is split over its points (ll_prorate, the shortfall the last part), and each cohort a point is
+-- revoked from gives up that point's part (never more than the cohort still carries). The shortfall's
+-- part stays where it is: those points were spent (redeemed or expired) from their cohorts, whose
+-- revenue was recognised for them (docs/accounting.md, "Refunds after the points were spent"). Each
+-- cohort touched is re-measured (ll_recognize_cohort) in the same transaction.
 create or replace function ll_refund(p jsonb) returns jsonb language plpgsql as $$
 declare
   v_program text := p->>'programId'; v_refund text := p->>'refundId'; v_invoice text := p->>'invoiceId';
@@ -9,7 +15,8 @@ declare
   v_actor text := p->>'actor';
   v_prior jsonb; a accruals; r refunds; m members; v_member text; v_before bigint; v_to_revoke bigint;
   v_alloc_rev bigint; v_alloc_rev_micro numeric; v_available bigint; v_revoked bigint; v_left bigint; v_take bigint; v_entry bigint;
-  v_journal bigint; v_key text; c record; v_body jsonb; v_liability text;
+  v_journal bigint; v_key text; c record; v_body jsonb; v_cum bigint := 0; v_part bigint; v_part_micro numeric;
+  v_reversed bigint := 0; v_lines jsonb := '[]'; v_cohorts jsonb := '[]';
 begin
   v_prior := ll_idem_claim(v_program, p->>'idemKey', p->>'requestHash');
   if v_prior is not null then return v_prior; end if;
@@ -39,43 +46,57 @@ begin
 
   m := ll_lock_current_member(v_program, a.credited_member_id);
   v_member := m.member_id;
-  select liability_account into v_liability from cohorts where program_id = v_program and cohort = a.cohort;
   v_available := m.balance - m.held;
   v_revoked := ll_revocable(v_to_revoke, v_available);
   v_key := 'refund:' || v_refund;
 
-  if v_alloc_rev > 0 then
-    v_journal := ll_post_journal(v_program, 'refund', v_occurred, 'refund:' || v_refund, v_actor, v_key,
-      jsonb_build_array(
-        jsonb_build_object('account', coalesce(v_liability, 'loyalty_contract_liability'), 'debitMinor', v_alloc_rev, 'cohort', a.cohort),
-        jsonb_build_object('account', ll_release_account(v_liability, 'revenue'), 'creditMinor', v_alloc_rev)));
-  end if;
-  perform ll_stripe_add(v_program, a.cohort, v_member, d_alloc_rev => v_alloc_rev, d_alloc_rev_micro => v_alloc_rev_micro);
-  insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key, rule_version, journal_entry_id)
-  values (v_program, v_member, 'earn_reversal', -v_revoked, v_occurred, 'refund:' || v_refund || ':invoice:' || v_invoice, v_actor, v_key, a.rule_version, v_journal)
-  returning entry_id into v_entry;
-
-  -- Take the points from the invoice's own cohort first, then the oldest.
+  -- Take the points from the invoice's own cohort first, then the oldest; each cohort gives up the
+  -- revoked points' part of the refund's allocation.
   v_left := v_revoked;
-  for c in select mc.cohort, mc.points from member_cohorts mc
+  for c in select mc.cohort, mc.points, co.liability_account,
+                  (select coalesce(sum(cs.allocated_minor - cs.allocated_reversed_minor), 0) from cohort_stripes cs
+                    where cs.program_id = v_program and cs.cohort = mc.cohort) as carried,
+                  (select coalesce(sum(cs.allocated_micro - cs.allocated_reversed_micro), 0) from cohort_stripes cs
+                    where cs.program_id = v_program and cs.cohort = mc.cohort) as carried_micro
+             from member_cohorts mc join cohorts co on co.program_id = mc.program_id and co.cohort = mc.cohort
            where mc.program_id = v_program and mc.member_id = v_member and mc.points > 0
            order by (mc.cohort = a.cohort) desc, mc.cohort loop
     exit when v_left = 0;
     v_take := least(v_left, c.points);
-    insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, c.cohort, -v_take);
+    v_part := least(ll_prorate(v_alloc_rev, v_cum, v_take, v_to_revoke), greatest(c.carried, 0));
+    v_part_micro := least(ll_prorate(v_alloc_rev_micro, v_cum, v_take, v_to_revoke), greatest(c.carried_micro, 0));
+    v_cum := v_cum + v_take;
+    v_cohorts := v_cohorts || jsonb_build_object('cohort', c.cohort, 'points', v_take);
     update member_cohorts set points = points - v_take where program_id = v_program and member_id = v_member and cohort = c.cohort;
-    perform ll_stripe_add(v_program, c.cohort, v_member, d_revoked => v_take);
+    perform ll_stripe_add(v_program, c.cohort, v_member, d_revoked => v_take, d_alloc_rev => v_part, d_alloc_rev_micro => v_part_micro);
+    if v_part > 0 then
+      v_lines := v_lines || jsonb_build_array(
+        jsonb_build_object('account', coalesce(c.liability_account, 'loyalty_contract_liability'), 'debitMinor', v_part, 'cohort', c.cohort),
+        jsonb_build_object('account', ll_release_account(c.liability_account, 'revenue'), 'creditMinor', v_part));
+      v_reversed := v_reversed + v_part;
+    end if;
     v_left := v_left - v_take;
   end loop;
   if v_left <> 0 then raise exception 'member cohorts do not cover the balance of %', v_member using errcode = 'LL902'; end if;
+  if v_reversed > 0 then
+    v_journal := ll_post_journal(v_program, 'refund', v_occurred, 'refund:' || v_refund, v_actor, v_key, v_lines);
+  end if;
+  insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key, rule_version, journal_entry_id)
+  values (v_program, v_member, 'earn_reversal', -v_revoked, v_occurred, 'refund:' || v_refund || ':invoice:' || v_invoice, v_actor, v_key, a.rule_version, v_journal)
+  returning entry_id into v_entry;
+  for c in select x->>'cohort' as cohort, (x->>'points')::bigint as points from jsonb_array_elements(v_cohorts) x loop
+    insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, c.cohort, -c.points);
+    -- re-measured now: fewer points issued, less allocated
+    perform ll_recognize_cohort(v_program, c.cohort, v_occurred, v_actor, v_key || ':' || c.cohort, 'loyalty_revenue');
+  end loop;
   update members set balance = balance - v_revoked where program_id = v_program and member_id = v_member;
 
   v_body := jsonb_build_object('refundId', v_refund, 'invoiceId', v_invoice, 'memberId', v_member,
-    'pointsRevoked', v_revoked, 'shortfallPoints', v_to_revoke - v_revoked, 'allocatedReversedMinor', v_alloc_rev,
+    'pointsRevoked', v_revoked, 'shortfallPoints', v_to_revoke - v_revoked, 'allocatedReversedMinor', v_reversed,
     'balance', m.balance - v_revoked);
   insert into refunds (program_id, refund_id, invoice_id, member_id, amount_minor, points_revoked, shortfall_points,
                        allocated_reversed_minor, occurred_at, request_hash, response)
-  values (v_program, v_refund, v_invoice, v_member, v_amount, v_revoked, v_to_revoke - v_revoked, v_alloc_rev,
+  values (v_program, v_refund, v_invoice, v_member, v_amount, v_revoked, v_to_revoke - v_revoked, v_reversed,
           v_occurred, p->>'requestHash', v_body);
   return ll_idem_store(v_program, p->>'idemKey', 201, v_body);
 end $$;

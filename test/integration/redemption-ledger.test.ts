@@ -344,3 +344,77 @@ test('points given back after the deadline passed get a deadline again and expir
     [500, null],
   );
 });
+
+test('a refund after the points were spent: the allocation moves only with the points revoked; no other member loses deferred revenue, no liability goes negative', async () => {
+  const cohortFigures = async (p: string) => {
+    const { rows } = await pool.query(
+      `select (select sum(allocated_minor - allocated_reversed_minor) from cohort_stripes s
+                where s.program_id = c.program_id and s.cohort = c.cohort)::int as carried,
+              recognized_minor::int as recognized
+         from cohorts c where program_id = $1 and cohort = '2026-Q4'`,
+      [p],
+    );
+    return { ...rows[0], liability: rows[0].carried - rows[0].recognized } as {
+      carried: number;
+      recognized: number;
+      liability: number;
+    };
+  };
+  const refund = (p: string, memberId: string, invoiceId: string, amountMinor: number) =>
+    call('POST', `/v1/programs/${p}/refunds`, {
+      role: 'billing',
+      body: { memberId, invoiceId, refundId: `${invoiceId}-r`, amountMinor, occurredAt: '2026-11-01T00:00:00Z' },
+    });
+  const spend = async (p: string, memberId: string, invoiceId: string, points: number) => {
+    await hold(p, { invoiceId, memberId, points, occurredAt: '2026-10-15T00:00:00Z' });
+    await commitRedemption(pool, p, invoiceId, 'test');
+  };
+
+  // two members in one cohort; A redeems 600 of 1,000, then the whole purchase is refunded
+  const p = await program();
+  await accrue(p, 'a', 'a-earn', 100_000, '2026-10-01T00:00:00Z'); // 1,000 points, allocated 793.65
+  await accrue(p, 'b', 'b-earn', 100_000, '2026-10-01T00:00:00Z');
+  await spend(p, 'a', 'a-spend', 600);
+  const before = await cohortFigures(p);
+  const r = await refund(p, 'a', 'a-earn', 100_000);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.deepEqual([r.body.pointsRevoked, r.body.shortfallPoints], [400, 600]);
+  assert.equal(r.body.allocatedReversedMinor, 318, 'the 400 points revoked: 794 posted x 400 / 1,000');
+  const after = await cohortFigures(p);
+  assert.ok(
+    Math.abs(after.recognized - before.recognized) <= 1,
+    `nothing of B's recognised: ${JSON.stringify([before, after])}`,
+  );
+  assert.ok(Math.abs(after.liability - (before.liability - 318)) <= 1, JSON.stringify([before, after]));
+
+  // the same as if A had only ever earned the 600 points spent: B's deferred revenue is the same
+  const q = await program();
+  await accrue(q, 'a', 'a-earn', 60_000, '2026-10-01T00:00:00Z');
+  await accrue(q, 'b', 'b-earn', 100_000, '2026-10-01T00:00:00Z');
+  await spend(q, 'a', 'a-spend', 600);
+  const reference = await cohortFigures(q);
+  assert.ok(Math.abs(after.liability - reference.liability) <= 1, JSON.stringify([after, reference]));
+  assert.ok(Math.abs(after.recognized - reference.recognized) <= 1, JSON.stringify([after, reference]));
+
+  // one member alone in the cohort: the liability never goes below zero
+  const s = await program();
+  await accrue(s, 'a', 'a-earn', 100_000, '2026-10-01T00:00:00Z');
+  await spend(s, 'a', 'a-spend', 600);
+  const half = await refund(s, 'a', 'a-earn', 50_000); // 500 to revoke, 400 available
+  assert.deepEqual([half.body.pointsRevoked, half.body.shortfallPoints], [400, 100]);
+  const lone = await cohortFigures(s);
+  assert.ok(lone.liability >= 0, JSON.stringify(lone));
+  assert.equal(lone.liability, 0, 'every point left is redeemed: the cohort released all it carries');
+  const rest = await call('POST', `/v1/programs/${s}/refunds`, {
+    role: 'billing',
+    body: {
+      memberId: 'a',
+      invoiceId: 'a-earn',
+      refundId: 'a-earn-r2',
+      amountMinor: 50_000,
+      occurredAt: '2026-11-02T00:00:00Z',
+    },
+  });
+  assert.deepEqual([rest.body.pointsRevoked, rest.body.shortfallPoints, rest.body.allocatedReversedMinor], [0, 500, 0]);
+  assert.equal((await cohortFigures(s)).liability, 0);
+});
