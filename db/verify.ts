@@ -71,6 +71,15 @@ const CHECKS: Array<{ name: string; sql: string }> = [
            where fig.net - c.recognized_minor <> coalesce(gl.liability, 0)`,
   },
   {
+    // ASC 606-10-55-48: breakage and redemptions release what was allocated, never more; a negative
+    // liability would be revenue recognised from nothing (issue 13, defects 3 and 7).
+    name: 'no cohort recognises more than its posted allocation (no liability below zero)',
+    sql: `select s.program_id, s.cohort, sum(s.allocated_minor - s.allocated_reversed_minor) as posted, c.recognized_minor
+            from cohort_stripes s join cohorts c using (program_id, cohort)
+           group by s.program_id, s.cohort, c.recognized_minor
+          having c.recognized_minor > greatest(sum(s.allocated_minor - s.allocated_reversed_minor), 0)`,
+  },
+  {
     name: 'every accrual has its earn entry with the same points',
     sql: `select a.program_id, a.invoice_id, a.points, e.points as ledger_points
             from accruals a left join ledger_entries e
