@@ -31,6 +31,10 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const t = temporal();
     if (body.redemptionRateOverride)
       await refuseOverrideOutsideBounds(ctx.pool, programId, body.period, body.redemptionRateOverride.rate);
+    // A cancelled close records its status just before its workflow ends: a new close started in
+    // between would join that run (USE_EXISTING) and end with it. Let the old run finish first.
+    if ((await getClose(ctx.pool, programId, body.period))?.status === 'cancelled')
+      await endOfCancelledRun(t.client.workflow.getHandle(workflowId));
     await t.client.workflow.start(closeQuarter, {
       workflowId,
       taskQueue: t.taskQueue,
@@ -118,4 +122,18 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return reply.type('text/html; charset=utf-8').send(reportToHtml(report, program.currencyDigits));
     return report;
   });
+}
+
+/** How long a new close waits for the run of a cancelled one to end (it ends right after recording it). */
+const CANCELLED_RUN_END_MS = 10_000;
+
+async function endOfCancelledRun(handle: { result(): Promise<unknown> }): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    handle.result().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CANCELLED_RUN_END_MS);
+    }),
+  ]);
+  clearTimeout(timer);
 }
