@@ -123,6 +123,10 @@ export async function runChecks(c: CheckContext, drainLeft: string[]): Promise<C
         `${p.id}: points expire only after a full window without a purchase, never before the deadline, and none is left overdue`,
         async () => expiryProblems(c, p),
       );
+      await check(
+        `${p.id}: every point of a rolling program has a deadline (points given back after it expire again)`,
+        async () => (await pointsWithoutDeadline(c, p)).map((r) => `no expiry deadline: ${JSON.stringify(r)}`),
+      );
     }
   }
   return results;
@@ -523,9 +527,9 @@ async function expiryProblems(c: CheckContext, p: ProgramSpec): Promise<string[]
 }
 
 /**
- * Not a check (the design does not say what should happen): points given back to a member of a
- * rolling program after its deadline had passed (a lost chargeback reversing a redemption) carry no
- * deadline, so they never expire until the next purchase. Reported so that the question is seen.
+ * Members of a rolling program holding points with no deadline. Points given back after the
+ * deadline had passed (a lost chargeback, a lowered invoice, a released hold) used to carry none and
+ * never expired; ll_rearm_returned_points now re-arms it (issue 13, defect 8), so none should be left.
  */
 export async function pointsWithoutDeadline(c: CheckContext, p: ProgramSpec): Promise<Array<Record<string, unknown>>> {
   if (p.windowSeconds === null) return [];

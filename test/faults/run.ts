@@ -14,14 +14,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  callsInDoubtSettled,
-  drain,
-  pointsWithoutDeadline,
-  runChecks,
-  type CheckContext,
-  type CheckResult,
-} from './checks';
+import { callsInDoubtSettled, drain, runChecks, type CheckContext, type CheckResult } from './checks';
 import { LedgerClient } from './http';
 import { Model, programs, type OpKind } from './model';
 import { Rng, sleep } from './rng';
@@ -136,14 +129,7 @@ async function main(): Promise<number> {
     await faults.readSimInjected();
     note('checking');
     const results = await runChecks(ctx, left);
-    const observations = [];
-    for (const p of specs) {
-      const rows = await pointsWithoutDeadline(ctx, p);
-      if (rows.length > 0)
-        observations.push(
-          `${p.id}: ${rows.length} members of a rolling program hold points with no expiry deadline (points given back after their deadline had passed), e.g. ${JSON.stringify(rows.slice(0, 3))}`,
-        );
-    }
+    const observations: string[] = [];
     const ledgerStats = await dbQuery<{ program_id: string; status: string; n: number }>(
       stack.pool,
       `select program_id, status, count(*)::int as n from redemptions group by 1, 2
