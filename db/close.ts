@@ -2,7 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import { overrideOutsideBounds, type CohortDevelopment } from '../domain/breakage';
 import { ApiError } from '../domain/errors';
 import { millionthsToDecimal, rateToMillionths } from '../domain/money';
-import { nextPeriod, quarterBounds, quarterOf } from '../domain/period';
+import { cohortQuarter, nextPeriod, quarterBounds, quarterOf } from '../domain/period';
 import { rethrowAsApiError } from './errors';
 import { longQuery } from './pool';
 import { inTransaction } from './tx';
@@ -222,7 +222,7 @@ export async function cohortsAsOf(pool: Pool, programId: string, end: Date): Pro
     pool,
     `with pts as (
        select c.cohort,
-              sum(case when e.type in ('earn', 'earn_reversal') then c.points else 0 end) as n,
+              sum(case when e.type in ('earn', 'earn_reversal', 'adjust') then c.points else 0 end) as n,
               -sum(case when e.type in ('redeem', 'redeem_reversal') then c.points else 0 end) as r,
               -sum(case when e.type = 'expire' then c.points else 0 end) as x
          from ledger_entries e join ledger_entry_cohorts c using (entry_id)
@@ -242,7 +242,7 @@ export async function cohortsAsOf(pool: Pool, programId: string, end: Date): Pro
             coalesce(money.allocated, 0) as allocated, coalesce(money.recognized, 0) as recognized,
             coalesce(now_.allocated, 0) as allocated_now, coalesce(now_.micro, 0) as micro_now
        from cohorts co left join pts using (cohort) left join money using (cohort) left join now_ using (cohort)
-      where co.program_id = $1 and co.cohort <= $3
+      where co.program_id = $1 and left(co.cohort, 7) <= $3
       order by co.cohort`,
     [programId, end, quarterOf(new Date(end.getTime() - 1))],
   );
@@ -289,7 +289,7 @@ export async function redemptionTriangle(
   return cohorts.map((c) => {
     const cumulative: bigint[] = [];
     let sum = 0n;
-    for (let q = c.cohort; q <= period; q = nextPeriod(q)) {
+    for (let q = cohortQuarter(c.cohort); q <= period; q = nextPeriod(q)) {
       sum += byCohort.get(c.cohort)?.get(q) ?? 0n;
       cumulative.push(sum);
     }

@@ -117,7 +117,7 @@ create table cohort_stripes (
   points_expired bigint not null default 0,
   constraint cohort_stripes_pkey PRIMARY KEY (program_id, cohort, stripe),
   constraint cohort_stripes_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
-  constraint cohort_stripes_cohort_check CHECK ((cohort ~ '^[0-9]{4}-Q[1-4]$'::text)),
+  constraint cohort_stripes_cohort_check CHECK ((cohort ~ '^[0-9]{4}-Q[1-4](-goodwill)?$'::text)),
   constraint cohort_stripes_stripe_check CHECK (((stripe >= 0) AND (stripe <= 63)))
 );
 
@@ -130,7 +130,7 @@ create table cohorts (
   cost_per_point_minor bigint,
   constraint cohorts_pkey PRIMARY KEY (program_id, cohort),
   constraint cohorts_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
-  constraint cohorts_cohort_check CHECK ((cohort ~ '^[0-9]{4}-Q[1-4]$'::text)),
+  constraint cohorts_cohort_check CHECK ((cohort ~ '^[0-9]{4}-Q[1-4](-goodwill)?$'::text)),
   constraint cohorts_cost_per_point_minor_check CHECK ((cost_per_point_minor > 0)),
   constraint cohorts_liability_account_check CHECK ((liability_account = ANY (ARRAY['loyalty_contract_liability'::text, 'loyalty_provision'::text]))),
   constraint cohorts_ultimate_redemption_rate_check CHECK (((ultimate_redemption_rate > (0)::numeric) AND (ultimate_redemption_rate <= (1)::numeric)))
@@ -281,7 +281,7 @@ create table member_cohorts (
   points bigint not null,
   constraint member_cohorts_pkey PRIMARY KEY (program_id, member_id, cohort),
   constraint member_cohorts_program_id_member_id_fkey FOREIGN KEY (program_id, member_id) REFERENCES members(program_id, member_id),
-  constraint member_cohorts_cohort_check CHECK ((cohort ~ '^[0-9]{4}-Q[1-4]$'::text)),
+  constraint member_cohorts_cohort_check CHECK ((cohort ~ '^[0-9]{4}-Q[1-4](-goodwill)?$'::text)),
   constraint member_cohorts_points_check CHECK ((points >= 0))
 );
 
@@ -567,7 +567,7 @@ create function ll_redemption_view(r redemptions) returns jsonb language sql sta
 create function ll_refund(p jsonb) returns jsonb language plpgsql;
 create function ll_refuse_locked_close_change() returns trigger language plpgsql;
 create function ll_refuse_locked_period() returns trigger language plpgsql;
-create function ll_release_account(p_liability text, p_default text) returns text language sql immutable;
+create function ll_release_account(p_liability text, p_default text, p_cohort text DEFAULT NULL::text) returns text language sql immutable;
 create function ll_release_redemption(p_program text, p_invoice text, p_reason text) returns jsonb language plpgsql;
 create function ll_request_wake(p_program text, p_member text) returns void language sql;
 create function ll_resolve_member(p_program text, p_member text) returns text language plpgsql;

@@ -28,3 +28,10 @@ export function nextPeriod(period: string): Period {
 export function previousPeriod(period: string): Period {
   return quarterOf(new Date(quarterBounds(period).start.getTime() - 1));
 }
+
+/** The quarter a cohort was issued in: its name, less a goodwill cohort's suffix (`2026-Q4-goodwill`). */
+export function cohortQuarter(cohort: string): Period {
+  const quarter = cohort.slice(0, 7);
+  quarterBounds(quarter);
+  return quarter as Period;
+}

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { isKnownCurrency } from './currency';
 import { isValidWindow } from './duration';
 import { isExactRate } from './money';
+import { GOODWILL_TREATMENTS } from './program';
 
 /** Limits on every input (no unbounded strings or numbers reach the database). */
 export const LIMITS = {
@@ -84,9 +85,15 @@ export const createProgramSchema = z
       })
       .strict()
       .optional(),
-    /** manual adjustments above this many points (either way) wait for a finance approval */
+    /**
+     * manual adjustments above this many points (either way) wait for a finance approval; points
+     * added are booked by goodwillTreatment (docs/adjustments.md; 'revenue_reduction' when absent)
+     */
     adjustments: z
-      .object({ approvalThresholdPoints: z.number().int().min(0).max(LIMITS.maxPointsPerAccrual) })
+      .object({
+        approvalThresholdPoints: z.number().int().min(0).max(LIMITS.maxPointsPerAccrual).optional(),
+        goodwillTreatment: z.enum(GOODWILL_TREATMENTS).optional(),
+      })
       .strict()
       .optional(),
     accounting: z

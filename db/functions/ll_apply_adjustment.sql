@@ -1,6 +1,14 @@
--- Applies an adjustment: +points go into the current quarter's cohort at their expected value
--- (points x value x u; cost x points x u on incremental cost), debit loyalty_expense; -points come
--- out of the oldest available cohorts and reverse their share of the allocation. Idempotent.
+-- Applies an adjustment. +points are goodwill, consideration payable to a customer (ASC
+-- 606-10-32-25; IFRS 15.70), in the quarter's goodwill cohort ('2026-Q4-goodwill'), a cohort of their
+-- own so they never change the per-point allocation of purchased points, at their expected value
+-- (points x point value x u; cost per point on incremental-cost programs under marketing). By the
+-- program's adjustments.goodwillTreatment: revenue_reduction (the default) debits revenue and credits
+-- the cohort's contract liability, released back to revenue (ll_release_account); marketing debits
+-- loyalty_expense and credits loyalty_provision, released to loyalty_expense. -points come out of the
+-- oldest available cohorts and reverse their share of the allocation: debit the liability, credit
+-- breakage_revenue (a purchased cohort: the right lapses unexercised), revenue (a goodwill cohort:
+-- the reduction undone) or loyalty_expense (a provision: the cost accrual undone); never expense for
+-- a contract liability. Idempotent.
 create or replace function ll_apply_adjustment(p_adjustment uuid, p_approver text) returns jsonb language plpgsql as $$
 declare
   a manual_adjustments; m members; v_rules jsonb; v_cohort text; v_u numeric; v_account text; v_unit bigint;
@@ -22,10 +30,12 @@ begin
 
   if a.points > 0 then
     select v.rules into v_rules from program_rule_versions v where v.program_id = a.program_id and v.effective_at <= now() order by v.version desc limit 1;
-    v_cohort := ll_quarter_of(now());
+    v_cohort := ll_quarter_of(now()) || '-goodwill';
     v_u := (v_rules->>'expectedRedemptionRate')::numeric;
-    v_account := case when v_rules->'accounting'->>'method' = 'incremental_cost' then 'loyalty_provision' else 'loyalty_contract_liability' end;
-    v_unit := case when v_account = 'loyalty_provision' then (v_rules->'accounting'->>'costPerPointMinor')::bigint else (v_rules->>'pointValueMinor')::bigint end;
+    v_account := case when coalesce(v_rules->'adjustments'->>'goodwillTreatment', 'revenue_reduction') = 'marketing'
+                      then 'loyalty_provision' else 'loyalty_contract_liability' end;
+    v_unit := case when v_account = 'loyalty_provision' and v_rules->'accounting'->>'method' = 'incremental_cost'
+                   then (v_rules->'accounting'->>'costPerPointMinor')::bigint else (v_rules->>'pointValueMinor')::bigint end;
     v_micro := a.points * v_unit * v_u * 1000000;
     v_minor := round(v_micro / 1000000);
     insert into cohorts (program_id, cohort, ultimate_redemption_rate, liability_account) values (a.program_id, v_cohort, v_u, v_account)
@@ -36,7 +46,7 @@ begin
       on conflict (program_id, member_id, cohort) do update set points = member_cohorts.points + excluded.points;
     if v_minor > 0 then
       perform ll_post_journal(a.program_id, 'accrual', now(), 'adjustment:' || a.adjustment_id, a.requested_by, v_key, jsonb_build_array(
-        jsonb_build_object('account', 'loyalty_expense', 'debitMinor', v_minor),
+        jsonb_build_object('account', case when v_account = 'loyalty_provision' then 'loyalty_expense' else 'revenue' end, 'debitMinor', v_minor),
         jsonb_build_object('account', v_account, 'creditMinor', v_minor, 'cohort', v_cohort)));
     end if;
     perform ll_stripe_add(a.program_id, v_cohort, m.member_id, d_issued => a.points, d_alloc => v_minor, d_alloc_micro => v_micro);
@@ -63,7 +73,7 @@ begin
         perform ll_post_journal(a.program_id, 'refund', now(), 'adjustment:' || a.adjustment_id, a.requested_by, v_key || ':' || r.cohort || ':reversal',
           jsonb_build_array(
             jsonb_build_object('account', v_account, 'debitMinor', v_rev_minor, 'cohort', r.cohort),
-            jsonb_build_object('account', 'loyalty_expense', 'creditMinor', v_rev_minor)));
+            jsonb_build_object('account', ll_release_account(v_account, 'breakage_revenue', r.cohort), 'creditMinor', v_rev_minor)));
       end if;
       perform ll_stripe_add(a.program_id, r.cohort, m.member_id, d_revoked => v_take, d_alloc_rev => v_rev_minor, d_alloc_rev_micro => v_rev_micro);
       perform ll_recognize_cohort(a.program_id, r.cohort, now(), a.requested_by, v_key || ':' || r.cohort, 'loyalty_revenue');

@@ -18,9 +18,9 @@ begin
       perform ll_post_journal(p_program, 'recognition', p_period_end - interval '1 millisecond', 'close:' || p_period, p_actor, v_key,
         case when x.catch_up > 0 then jsonb_build_array(
           jsonb_build_object('account', c.liability_account, 'debitMinor', x.catch_up, 'cohort', x.cohort),
-          jsonb_build_object('account', ll_release_account(c.liability_account, 'loyalty_revenue'), 'creditMinor', x.catch_up, 'cohort', x.cohort))
+          jsonb_build_object('account', ll_release_account(c.liability_account, 'loyalty_revenue', x.cohort), 'creditMinor', x.catch_up, 'cohort', x.cohort))
         else jsonb_build_array(
-          jsonb_build_object('account', ll_release_account(c.liability_account, 'loyalty_revenue'), 'debitMinor', -x.catch_up, 'cohort', x.cohort),
+          jsonb_build_object('account', ll_release_account(c.liability_account, 'loyalty_revenue', x.cohort), 'debitMinor', -x.catch_up, 'cohort', x.cohort),
           jsonb_build_object('account', c.liability_account, 'creditMinor', -x.catch_up, 'cohort', x.cohort)) end);
     end if;
     update cohorts set ultimate_redemption_rate = x.rate, recognized_minor = recognized_minor + x.catch_up

@@ -6,7 +6,8 @@
 -- cohort instead releases the provision down to cost x the expected points still to be redeemed,
 -- cost x min(outstanding, N x u - R) (halves away from zero). Posts the difference of the two
 -- rounded cumulative figures; a decrease reverses the cohort's breakage revenue first (what its
--- completion released there), then p_revenue_account.
+-- completion released there), then p_revenue_account. A goodwill cohort releases to revenue
+-- whatever the caller's account (ll_release_account).
 -- Mirrors domain/recognition.ts (test/integration/recognition-sql.test.ts checks they agree).
 create or replace function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamptz, p_actor text,
                                                p_key text, p_revenue_account text) returns bigint language plpgsql as $$
@@ -40,7 +41,7 @@ begin
   if v_delta > 0 then
     return ll_post_journal(p_program, 'recognition', p_occurred, 'cohort:' || p_cohort, p_actor, p_key, jsonb_build_array(
       jsonb_build_object('account', c.liability_account, 'debitMinor', v_delta, 'cohort', p_cohort),
-      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account), 'creditMinor', v_delta, 'cohort', p_cohort)));
+      jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account, p_cohort), 'creditMinor', v_delta, 'cohort', p_cohort)));
   end if;
   -- A reversal takes back first what the cohort released to breakage when it completed (its net
   -- breakage revenue), then the caller's account: a cohort reopened (points given back) or whose
@@ -56,7 +57,7 @@ begin
     end if;
   end if;
   if -v_delta > v_breakage then
-    v_lines := jsonb_build_array(jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account),
+    v_lines := jsonb_build_array(jsonb_build_object('account', ll_release_account(c.liability_account, p_revenue_account, p_cohort),
                                                     'debitMinor', -v_delta - v_breakage, 'cohort', p_cohort)) || v_lines;
   end if;
   return ll_post_journal(p_program, 'recognition', p_occurred, 'cohort:' || p_cohort, p_actor, p_key, v_lines);

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
+import { commitRedemption, holdRedemption } from '../../db/redemptions';
+import { quarterOf } from '../../domain/period';
 import { verifyInvariants } from '../../db/verify';
 import {
   eventually,
@@ -86,11 +89,22 @@ test('up to the threshold: applied at once, with its journal entry; a take never
   );
   assert.equal(await balance(p), 2500);
   assert.deepEqual(await journal(p, `adjust:${plus.body.adjustmentId}`), [
-    { account: 'loyalty_contract_liability', d: 0, c: 400 }, // 500 points x 1 x 0.8
-    { account: 'loyalty_expense', d: 400, c: 0 },
+    { account: 'loyalty_contract_liability', d: 0, c: 400 }, // 500 points x 1 x 0.8, in the goodwill cohort
+    { account: 'revenue', d: 400, c: 0 }, // a reduction of revenue (consideration payable to a customer)
   ]);
   const minus = await adjust(p, { points: -200, reasonCode: 'correction' });
   assert.deepEqual([minus.status, minus.body.status], [201, 'applied']);
+  // the 200 points come out of the purchased cohort (the oldest): its share of the allocation is
+  // released as breakage (the right lapses unexercised), never credited to loyalty_expense
+  const taken = await journal(p, `adjust:${minus.body.adjustmentId}%`);
+  assert.ok(
+    taken.every((l) => l.account !== 'loyalty_expense'),
+    JSON.stringify(taken),
+  );
+  assert.ok(
+    taken.some((l) => l.account === 'breakage_revenue' && l.c > 0),
+    JSON.stringify(taken),
+  );
   assert.equal(await balance(p), 2300);
   const tooMuch = await adjust(p, { points: -999, reasonCode: 'fraud' });
   assert.equal(tooMuch.status, 201, 'still within the threshold and the available points');
@@ -172,4 +186,132 @@ test('bad adjustments: 4xx with a stable code, nothing written', async () => {
     (await pool.query('select count(*)::int as n from manual_adjustments where program_id = $1', [p])).rows[0].n,
     0,
   );
+});
+
+// Goodwill points are consideration payable to a customer (ASC 606-10-32-25; IFRS 15.70): in a
+// cohort of their own, they never move the purchased points' allocation or recognition, and a grant
+// then its redemption leaves loyalty_revenue, and revenue over their life, unchanged.
+const byAccount = async (p: string) =>
+  Object.fromEntries(
+    (
+      await pool.query(
+        `select l.account, sum(l.credit_minor - l.debit_minor)::int as net from journal_entries j join journal_lines l using (journal_entry_id)
+          where j.program_id = $1 group by 1`,
+        [p],
+      )
+    ).rows.map((r) => [r.account, r.net]),
+  ) as Record<string, number>;
+const cohortFigures = async (p: string, cohort: string) =>
+  (
+    await pool.query(
+      `select sum(s.points_issued - s.points_revoked)::text as n, sum(s.allocated_minor - s.allocated_reversed_minor)::text as allocated,
+              sum(s.allocated_micro - s.allocated_reversed_micro)::text as micro, sum(s.points_redeemed)::text as r,
+              (select c.recognized_minor::text from cohorts c where c.program_id = $1 and c.cohort = $2) as recognized,
+              (select c.liability_account from cohorts c where c.program_id = $1 and c.cohort = $2) as account
+         from cohort_stripes s where s.program_id = $1 and s.cohort = $2`,
+      [p, cohort],
+    )
+  ).rows[0];
+async function redeem(p: string, memberId: string, invoiceId: string, points: number) {
+  const h = await holdRedemption(pool, {
+    programId: p,
+    invoiceId,
+    redemptionId: randomUUID(),
+    memberId,
+    points,
+    invoiceTotalMinor: 10_000_000,
+    pointValueMinor: 1,
+    minPoints: 1,
+    maxInvoiceShareMillionths: '1000000',
+    cohortOrder: 'oldest_first',
+    occurredAt: new Date().toISOString(),
+  });
+  assert.equal(h.status, 'held');
+  await commitRedemption(pool, p, invoiceId, 'test');
+}
+async function goodwillProgram(adjustments: Record<string, unknown>) {
+  const p = uniqueId('gw');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(p, { adjustments }) })).status, 201);
+  for (const [memberId, invoiceId, amountMinor] of [
+    ['m-1', 'i-1', 200_000], // 2,000 purchased points
+    ['m-2', 'i-2', 50], // no points: m-2 holds only what goodwill gives it
+  ] as const) {
+    const res = await call('POST', `/v1/programs/${p}/accruals`, {
+      role: 'billing',
+      body: { memberId, invoiceId, amountMinor, occurredAt: new Date().toISOString() },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+  }
+  await redeem(p, 'm-1', 'r-1', 500);
+  return p;
+}
+
+test('goodwill (revenue reduction, the default): its own cohort; grant then redemption leave loyalty_revenue and revenue unchanged', async () => {
+  const p = await goodwillProgram({ approvalThresholdPoints: 1000 });
+  const quarter = quarterOf(new Date());
+  const purchased = await cohortFigures(p, quarter);
+  const before = await byAccount(p);
+  const grant = await call('POST', `/v1/programs/${p}/adjustments`, {
+    role: 'support',
+    body: { memberId: 'm-2', points: 500, reasonCode: 'goodwill' },
+  });
+  assert.equal(grant.status, 201, JSON.stringify(grant.body));
+  assert.deepEqual(await journal(p, `adjust:${grant.body.adjustmentId}`), [
+    { account: 'loyalty_contract_liability', d: 0, c: 400 },
+    { account: 'revenue', d: 400, c: 0 },
+  ]);
+  const goodwill = await cohortFigures(p, `${quarter}-goodwill`);
+  assert.deepEqual([goodwill.n, goodwill.allocated, goodwill.account], ['500', '400', 'loyalty_contract_liability']);
+  await redeem(p, 'm-2', 'r-2', 200); // 200 of the 400 expected: half released, back to revenue
+  assert.equal((await cohortFigures(p, `${quarter}-goodwill`)).recognized, '200');
+  await redeem(p, 'm-2', 'r-3', 300); // every goodwill point redeemed: all released
+  assert.equal((await cohortFigures(p, `${quarter}-goodwill`)).recognized, '400');
+  const after = await byAccount(p);
+  assert.equal(after.loyalty_revenue ?? 0, before.loyalty_revenue ?? 0, 'free points create no loyalty revenue');
+  assert.equal(after.revenue ?? 0, before.revenue ?? 0, 'net zero on revenue over their life');
+  assert.equal(after.breakage_revenue ?? 0, before.breakage_revenue ?? 0);
+  assert.equal(after.loyalty_expense ?? 0, before.loyalty_expense ?? 0);
+  assert.deepEqual(await cohortFigures(p, quarter), purchased, "the purchased cohort's allocation and recognition");
+
+  // taking goodwill points back undoes the reduction: credit revenue, never expense
+  const again = await call('POST', `/v1/programs/${p}/adjustments`, {
+    role: 'support',
+    body: { memberId: 'm-2', points: 100, reasonCode: 'goodwill' },
+  });
+  const back = await call('POST', `/v1/programs/${p}/adjustments`, {
+    role: 'support',
+    body: { memberId: 'm-2', points: -100, reasonCode: 'correction' },
+  });
+  assert.deepEqual([again.status, back.status], [201, 201]);
+  const lines = await journal(p, `adjust:${back.body.adjustmentId}%`);
+  assert.ok(
+    lines.every((l) => l.account !== 'loyalty_expense'),
+    JSON.stringify(lines),
+  );
+  const end = await byAccount(p);
+  assert.equal(end.revenue ?? 0, before.revenue ?? 0, JSON.stringify(lines));
+  assert.equal(end.loyalty_revenue ?? 0, before.loyalty_revenue ?? 0);
+  assert.deepEqual(await cohortFigures(p, quarter), purchased);
+});
+
+test('goodwill as marketing: a cost accrual released to expense, no revenue on redemption', async () => {
+  const p = await goodwillProgram({ goodwillTreatment: 'marketing' });
+  const quarter = quarterOf(new Date());
+  const purchased = await cohortFigures(p, quarter);
+  const before = await byAccount(p);
+  const grant = await call('POST', `/v1/programs/${p}/adjustments`, {
+    role: 'support',
+    body: { memberId: 'm-2', points: 500, reasonCode: 'goodwill' },
+  });
+  assert.equal(grant.status, 201, JSON.stringify(grant.body));
+  assert.deepEqual(await journal(p, `adjust:${grant.body.adjustmentId}`), [
+    { account: 'loyalty_expense', d: 400, c: 0 },
+    { account: 'loyalty_provision', d: 0, c: 400 },
+  ]);
+  await redeem(p, 'm-2', 'r-2', 500);
+  const after = await byAccount(p);
+  for (const account of ['loyalty_revenue', 'revenue', 'breakage_revenue'])
+    assert.equal(after[account] ?? 0, before[account] ?? 0, account);
+  assert.equal(after.loyalty_provision ?? 0, 0, 'the provision used up');
+  assert.deepEqual(await cohortFigures(p, quarter), purchased);
 });
