@@ -108,6 +108,11 @@ export function estimationLimitsFrom(env: Record<string, string | undefined>): E
   return limits;
 }
 
+/** A cohort of points added by hand (`2026-Q4-goodwill`), not bought. */
+export function isGoodwillCohort(cohort: string): boolean {
+  return cohort.endsWith('-goodwill');
+}
+
 /** Volume-weighted chain-ladder factors: f_k = sum C[c][k+1] / sum C[c][k] over cohorts observed at k+1. */
 export function chainLadderFactors(
   rows: CohortDevelopment[],
@@ -254,7 +259,12 @@ export function projectUltimateRates(
   override: RateMillionths | null,
   limits: EstimationLimits = DEFAULT_ESTIMATION_LIMITS,
 ): { factors: DevelopmentFactor[]; estimates: UltimateEstimate[] } {
-  const factors = chainLadderFactors(rows, limits);
+  // goodwill cohorts ('2026-Q4-goodwill', docs/adjustments.md) are projected with the purchased
+  // points' factors but never make them: free points do not move the estimate of points bought
+  const factors = chainLadderFactors(
+    rows.filter((r) => !isGoodwillCohort(r.cohort)),
+    limits,
+  );
   const horizon = developmentHorizon(factors);
   const estimates = rows.map((r): UltimateEstimate => {
     const latestAge = r.cumulativeRedeemed.length - 1;

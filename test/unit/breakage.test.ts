@@ -98,6 +98,15 @@ describe('chain ladder: examples', () => {
     );
   });
 
+  test("a goodwill cohort is projected with the purchased points' factors but never makes them", () => {
+    const withGoodwill = [...triangle, row('2026-Q1-goodwill', 500n, [10n, 490n, 500n])];
+    const a = projectUltimateRates(triangle, null, tailOne);
+    const b = projectUltimateRates(withGoodwill, null, tailOne);
+    assert.deepEqual(b.factors, a.factors);
+    assert.deepEqual(b.estimates.slice(0, 3), a.estimates);
+    assert.equal(b.estimates[3]!.cohort, '2026-Q1-goodwill');
+  });
+
   test('an override applies to every cohort; no redemptions or no points keep the prior', () => {
     assert.ok(
       projectUltimateRates(triangle, 970_000n).estimates.every((e) => e.rate === 970_000n && e.method === 'override'),
