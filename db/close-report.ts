@@ -21,10 +21,12 @@ const LIABILITY_ACCOUNTS = `('loyalty_contract_liability', 'loyalty_provision')`
  */
 export async function readPeriodBooks(pool: Pool, programId: string, period: string): Promise<PeriodBooks> {
   const { start, end } = quarterBounds(period);
-  const money = (
+  // one roll-forward per account: the contract liability (relative SSP) and, apart from it, the
+  // provision of incremental-cost cohorts, whose releases are never revenue (docs/close.md)
+  const byAccount = (
     await longQuery(
       pool,
-      `select
+      `select l.account,
        sum(case when j.occurred_at < $2 then l.credit_minor - l.debit_minor else 0 end) as opening,
        sum(case when j.occurred_at >= $2 and j.kind = 'accrual' then l.credit_minor - l.debit_minor else 0 end) as issued,
        sum(case when j.occurred_at >= $2 and j.kind = 'recognition' and j.reference like 'close:%' then l.debit_minor - l.credit_minor else 0 end) as estimate_change,
@@ -36,10 +38,24 @@ export async function readPeriodBooks(pool: Pool, programId: string, period: str
        sum(case when j.occurred_at >= $2 and j.kind = 'recognition' and l.cohort < $4 then l.debit_minor - l.credit_minor else 0 end) as from_opening,
        sum(l.credit_minor - l.debit_minor) as closing
      from journal_entries j join journal_lines l using (journal_entry_id)
-    where j.program_id = $1 and j.occurred_at < $3 and l.account in ${LIABILITY_ACCOUNTS}`,
+    where j.program_id = $1 and j.occurred_at < $3 and l.account in ${LIABILITY_ACCOUNTS}
+    group by l.account`,
       [programId, start, end, period],
     )
-  ).rows[0]!;
+  ).rows;
+  const sums = (account: string) => {
+    const m = byAccount.find((r) => r.account === account) ?? {};
+    return {
+      opening: m.opening ?? null,
+      issued: m.issued ?? null,
+      estimateChange: m.estimate_change ?? null,
+      breakage: m.breakage ?? null,
+      redemptions: m.redemptions ?? null,
+      adjusted: m.adjusted ?? null,
+      fromOpening: m.from_opening ?? null,
+      closing: m.closing ?? null,
+    };
+  };
   const points = (
     await longQuery(
       pool,
@@ -78,16 +94,8 @@ export async function readPeriodBooks(pool: Pool, programId: string, period: str
     [programId, end],
   );
   return {
-    liability: {
-      opening: money.opening,
-      issued: money.issued,
-      estimateChange: money.estimate_change,
-      breakage: money.breakage,
-      redemptions: money.redemptions,
-      adjusted: money.adjusted,
-      fromOpening: money.from_opening,
-      closing: money.closing,
-    },
+    liability: sums('loyalty_contract_liability'),
+    provision: sums('loyalty_provision'),
     points: {
       opening: points.opening,
       issued: points.issued,

@@ -5,7 +5,10 @@ export interface CohortLiability {
   outstandingPoints: number;
   ultimateRedemptionRate: number;
   expectedRedemptionPoints: number;
+  /** the contract liability (relative SSP): deferred revenue */
   deferredRevenueMinor: number;
+  /** an incremental-cost cohort's provision: a cost accrued, not deferred revenue (its releases are never revenue) */
+  provisionMinor: number;
 }
 
 /**
@@ -24,11 +27,14 @@ export async function liabilityAsOf(pool: Pool, programId: string, asOf: string)
         where e.program_id = $1 and e.occurred_at <= $2
         group by c.cohort),
      money as (
-       select l.cohort, sum(l.credit_minor - l.debit_minor) as deferred
+       select l.cohort,
+              coalesce(sum(l.credit_minor - l.debit_minor) filter (where l.account = 'loyalty_contract_liability'), 0) as deferred,
+              coalesce(sum(l.credit_minor - l.debit_minor) filter (where l.account = 'loyalty_provision'), 0) as provision
          from journal_entries j join journal_lines l on l.journal_entry_id = j.journal_entry_id
-        where j.program_id = $1 and j.occurred_at <= $2 and l.account = 'loyalty_contract_liability'
+        where j.program_id = $1 and j.occurred_at <= $2 and l.account in ('loyalty_contract_liability', 'loyalty_provision')
         group by l.cohort)
      select coalesce(p.cohort, m.cohort) as cohort, coalesce(p.points, 0) as points, coalesce(m.deferred, 0) as deferred,
+            coalesce(m.provision, 0) as provision,
             coalesce(c.ultimate_redemption_rate, 0) as rate,
             round(greatest(0, least(coalesce(p.points, 0),
                                     coalesce(p.issued, 0) * coalesce(c.ultimate_redemption_rate, 0) - coalesce(p.redeemed, 0))))
@@ -48,6 +54,7 @@ export async function liabilityAsOf(pool: Pool, programId: string, asOf: string)
       // decimals (halves away from zero); never booked
       expectedRedemptionPoints: Number(r.expected),
       deferredRevenueMinor: Number(r.deferred),
+      provisionMinor: Number(r.provision),
     };
   });
 }

@@ -73,7 +73,9 @@ export async function compareRuleChange(
   rules: ProgramRules,
 ): Promise<{ sameRules: boolean; effectiveAt: Date } | null> {
   const { rows } = await pool.query<{ same_rules: boolean; effective_at: Date }>(
-    'select rules = $3::jsonb as same_rules, effective_at from rule_changes where program_id = $1 and change_id = $2',
+    // the material-right judgment's time is the request's: a retry of the same proposal differs there only
+    `select (rules #- '{accounting,notMaterialRight,judgedAt}') = ($3::jsonb #- '{accounting,notMaterialRight,judgedAt}') as same_rules,
+            effective_at from rule_changes where program_id = $1 and change_id = $2`,
     [programId, changeId, JSON.stringify(rules)],
   );
   return rows[0] ? { sameRules: rows[0].same_rules, effectiveAt: rows[0].effective_at } : null;

@@ -13,6 +13,8 @@ export interface CohortReportRow {
   ultimateRedemptionRate: number;
   recognizedMinor: number;
   deferredMinor: number;
+  /** what the deferred amount is: a contract liability (relative SSP), or a provision (incremental cost, never revenue) */
+  measurement?: 'contract_liability' | 'provision';
 }
 
 export interface CohortAssumption {
@@ -33,6 +35,15 @@ export interface CohortAssumption {
   development: number[];
 }
 
+export interface RollForward {
+  openingMinor: number;
+  issuedMinor: number;
+  recognizedMinor: number;
+  recognized: { redemptionsMinor: number; breakageMinor: number; estimateChangeMinor: number };
+  adjustedMinor: number;
+  closingMinor: number;
+}
+
 export interface CloseReport {
   programId: string;
   period: string;
@@ -47,6 +58,13 @@ export interface CloseReport {
     closingMinor: number;
   };
   points: { opening: number; issued: number; redeemed: number; expired: number; adjusted: number; closing: number };
+  /**
+   * The provision of incremental-cost cohorts, the same roll-forward apart from the contract
+   * liability (`liability` holds the contract liability only): its releases go back to
+   * loyalty_expense, never revenue. Absent from reports stored before it was reported apart.
+   */
+  provision?: RollForward;
+  /** revenue recognised in the period from the opening contract liability (ASC 606-10-50-8(b)); provisions none */
   revenueFromOpeningBalanceMinor: number;
   cohorts: CohortReportRow[];
   liabilityByJurisdiction: Array<{ jurisdiction: string; deferredMinor: number }>;
@@ -96,18 +114,22 @@ export interface CloseProposal {
 type SqlSum = string | null;
 
 /** The period's sums from the books, in minor units, as db/close-report.ts reads them. */
+export interface AccountSums {
+  opening: SqlSum;
+  issued: SqlSum;
+  estimateChange: SqlSum;
+  breakage: SqlSum;
+  redemptions: SqlSum;
+  adjusted: SqlSum;
+  fromOpening: SqlSum;
+  closing: SqlSum;
+}
+
 export interface PeriodBooks {
-  /** contract liability (both liability accounts): before the period, its movements in it, at its end */
-  liability: {
-    opening: SqlSum;
-    issued: SqlSum;
-    estimateChange: SqlSum;
-    breakage: SqlSum;
-    redemptions: SqlSum;
-    adjusted: SqlSum;
-    fromOpening: SqlSum;
-    closing: SqlSum;
-  };
+  /** the contract liability (loyalty_contract_liability): before the period, its movements in it, at its end */
+  liability: AccountSums;
+  /** the provision of incremental-cost cohorts (loyalty_provision), the same way (absent: none) */
+  provision?: AccountSums;
   /** points, the same way */
   points: { opening: SqlSum; issued: SqlSum; redeemed: SqlSum; expired: SqlSum; adjusted: SqlSum; closing: SqlSum };
   /** every cohort as of the period's end */
@@ -118,6 +140,8 @@ export interface PeriodBooks {
     pointsRedeemed: bigint;
     pointsExpired: bigint;
     recognizedMinor: bigint;
+    /** the account the cohort's allocation is held on (cohorts.liability_account) */
+    liabilityAccount?: string | null;
   }>;
   /** each cohort's ultimate redemption rate in force, as a decimal string */
   rates: Array<{ cohort: string; rate: string }>;
@@ -138,14 +162,13 @@ export type PeriodFigures = Omit<CloseReport, 'status' | 'assumptions' | 'curren
 const n = (v: SqlSum) => Number(v ?? 0);
 
 /** The period's figures from its sums. The roll-forwards foot by construction and are asserted. */
-export function periodFigures(programId: string, period: string, books: PeriodBooks): PeriodFigures {
-  const money = books.liability;
+function rollForward(money: AccountSums): RollForward {
   const recognized = {
     redemptionsMinor: n(money.redemptions),
     breakageMinor: n(money.breakage),
     estimateChangeMinor: n(money.estimateChange),
   };
-  const liability = {
+  return {
     openingMinor: n(money.opening),
     issuedMinor: n(money.issued),
     recognizedMinor: recognized.redemptionsMinor + recognized.breakageMinor + recognized.estimateChangeMinor,
@@ -153,6 +176,26 @@ export function periodFigures(programId: string, period: string, books: PeriodBo
     adjustedMinor: n(money.adjusted),
     closingMinor: n(money.closing),
   };
+}
+
+const NO_SUMS: AccountSums = {
+  opening: null,
+  issued: null,
+  estimateChange: null,
+  breakage: null,
+  redemptions: null,
+  adjusted: null,
+  fromOpening: null,
+  closing: null,
+};
+
+const foots = (l: RollForward) =>
+  l.openingMinor + l.issuedMinor - l.recognizedMinor + l.adjustedMinor === l.closingMinor;
+
+export function periodFigures(programId: string, period: string, books: PeriodBooks): PeriodFigures {
+  const money = books.liability;
+  const liability = rollForward(money);
+  const provision = rollForward(books.provision ?? NO_SUMS);
   const p = books.points;
   const pts = {
     opening: n(p.opening),
@@ -163,11 +206,11 @@ export function periodFigures(programId: string, period: string, books: PeriodBo
     closing: n(p.closing),
   };
   // The books must foot: a failure here is a bug, never a report.
-  if (
-    liability.openingMinor + liability.issuedMinor - liability.recognizedMinor + liability.adjustedMinor !==
-    liability.closingMinor
-  ) {
+  if (!foots(liability)) {
     throw new Error(`liability roll-forward of ${programId} ${period} does not foot: ${JSON.stringify(liability)}`);
+  }
+  if (!foots(provision)) {
+    throw new Error(`provision roll-forward of ${programId} ${period} does not foot: ${JSON.stringify(provision)}`);
   }
   if (pts.opening + pts.issued - pts.redeemed - pts.expired + pts.adjusted !== pts.closing) {
     throw new Error(`points roll-forward of ${programId} ${period} does not foot: ${JSON.stringify(pts)}`);
@@ -182,14 +225,18 @@ export function periodFigures(programId: string, period: string, books: PeriodBo
     ultimateRedemptionRate: Number(books.rates.find((r) => r.cohort === c.cohort)?.rate ?? 0),
     recognizedMinor: Number(c.recognizedMinor),
     deferredMinor: Number(c.allocatedMinor - c.recognizedMinor),
+    measurement: c.liabilityAccount === 'loyalty_provision' ? ('provision' as const) : ('contract_liability' as const),
   }));
-  // Each cohort's deferred amount split over jurisdictions by the points outstanding there at the
-  // end, and over stores by the allocations their sales made (what created the liability).
-  const byJurisdiction = splitDeferred(cohorts, books.outstandingByJurisdiction, 'no points outstanding');
-  const byStore = splitDeferred(cohorts, books.allocatedByStore, 'no allocation recorded');
+  // Each cohort's contract liability split over jurisdictions by the points outstanding there at
+  // the end, and over stores by the allocations their sales made (what created the liability); a
+  // provision is no contract liability and is not split.
+  const contract = cohorts.filter((c) => c.measurement === 'contract_liability');
+  const byJurisdiction = splitDeferred(contract, books.outstandingByJurisdiction, 'no points outstanding');
+  const byStore = splitDeferred(contract, books.allocatedByStore, 'no allocation recorded');
   return {
     period,
     liability,
+    provision,
     points: pts,
     revenueFromOpeningBalanceMinor: n(money.fromOpening),
     cohorts,
@@ -289,6 +336,11 @@ export function reportToCsv(r: CloseReport): string {
       .filter(([, v]) => typeof v === 'number')
       .map(([k, v]) => ['liability', k, v]),
     ...Object.entries(r.points).map(([k, v]) => ['points', k, v]),
+    ...(r.provision
+      ? Object.entries({ ...r.provision, ...r.provision.recognized })
+          .filter(([, v]) => typeof v === 'number')
+          .map(([k, v]) => ['provision', k, v])
+      : []),
     ['revenue', 'revenueFromOpeningBalanceMinor', r.revenueFromOpeningBalanceMinor],
     [],
     [
@@ -416,6 +468,25 @@ function curvesSvg(r: CloseReport): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="Cohort redemption curves">${axis}${ages}${lines}</svg>`;
 }
 
+/** The provision of incremental-cost cohorts, apart from the contract liability (none: nothing). */
+function provisionHtml(r: CloseReport, digits: number): string {
+  const p = r.provision;
+  if (!p || Object.values({ ...p, ...p.recognized }).every((v) => typeof v !== 'number' || v === 0)) return '';
+  const neg = (v: number) => (v === 0 ? 0 : -v);
+  const rows = [
+    ['Opening provision', p.openingMinor],
+    ['Provided (cost of points issued)', p.issuedMinor],
+    ['Released on redemption', neg(p.recognized.redemptionsMinor)],
+    ['Released on expiry', neg(p.recognized.breakageMinor)],
+    ['Change of estimate', neg(p.recognized.estimateChangeMinor)],
+    ['Adjustments (refunds)', p.adjustedMinor],
+    ['Closing provision', p.closingMinor],
+  ]
+    .map(([k, v]) => `<tr><th>${esc(k as string)}</th><td class="num">${formatMinor(v as number, digits)}</td></tr>`)
+    .join('');
+  return `<h2>Provision (incremental cost; not a contract liability, its releases are not revenue)</h2><table id="provision">${rows}</table>`;
+}
+
 /** A page finance can hand to an auditor: the figures, the two charts, the assumptions. */
 export function reportToHtml(r: CloseReport, digits: number): string {
   const m = (v: number) => `<td class="num">${formatMinor(v, digits)}</td>`;
@@ -472,7 +543,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}h1{font-size:1.4rem}h2
 <h1>Contract liability for loyalty points: ${esc(r.programId)}, ${esc(r.period)}</h1>
 <p class="meta">Status <strong id="status">${esc(r.status)}</strong>; amounts in ${esc(r.currency)}. Started by ${esc(r.assumptions.startedBy)}; approved by ${esc(r.assumptions.approvedBy ?? '(not yet)')}${r.assumptions.approvedAt ? ` at ${esc(r.assumptions.approvedAt)}` : ''}.</p>
 <h2>Roll-forward</h2><table id="rollforward">${rf}</table>${rollForwardSvg(r, digits)}
-<p>Revenue recognised in the period that was in the opening balance: <strong id="from-opening">${formatMinor(r.revenueFromOpeningBalanceMinor, digits)}</strong></p>
+<p>Revenue recognised in the period that was in the opening contract liability: <strong id="from-opening">${formatMinor(r.revenueFromOpeningBalanceMinor, digits)}</strong></p>${provisionHtml(r, digits)}
 <h2>Points</h2><table id="points">${pr}</table>
 <h2>Cohorts</h2><table id="cohorts"><tr><th>cohort</th><th>points issued</th><th>allocated</th><th>redeemed</th><th>expired</th><th>ultimate redemption</th><th>recognised</th><th>deferred</th><th>estimate</th><th>catch-up</th></tr>${cohorts}</table>
 <h2>Redemption curves</h2>${curvesSvg(r)}

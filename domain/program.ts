@@ -5,12 +5,26 @@ export interface ExpiryRule {
   window?: string;
 }
 
+/** Who judged, when and why, that a program's points give no material right (ASC 606-10-25-16B). */
+export interface MaterialRightJudgment {
+  justification: string;
+  /** the authenticated principal who made the judgment (never from the body) */
+  judgedBy: string;
+  /** the request's time, RFC 3339 */
+  judgedAt: string;
+}
+
 export interface ProgramRules {
   pointValueMinor: number;
   earn: { points: number; perAmountMinor: number };
   expectedRedemptionRate: number;
   expiry: ExpiryRule & { jurisdictions?: Record<string, ExpiryRule> };
-  accounting: { method: 'relative_ssp' | 'incremental_cost'; costPerPointMinor?: number };
+  accounting: {
+    method: 'relative_ssp' | 'incremental_cost';
+    costPerPointMinor?: number;
+    /** incremental_cost only, and required for it: the recorded judgment that the points give no material right */
+    notMaterialRight?: MaterialRightJudgment;
+  };
   redemption: { minPoints: number; maxInvoiceShare: number; cohortOrder: 'oldest_first' | 'pro_rata' };
   chargebackWindow: string;
   ruleChanges?: { requiredRoles?: Array<'finance' | 'legal' | 'controller' | 'program_owner'>; noticePeriod?: string };
@@ -37,3 +51,28 @@ export const DEFAULT_GOODWILL_TREATMENT: GoodwillTreatment = 'revenue_reduction'
 export const DEFAULT_ADJUSTMENT_THRESHOLD_POINTS = 1000;
 /** How long an adjustment waits for a finance decision before it expires. */
 export const ADJUSTMENT_DECISION_WINDOW = 'P7D';
+
+/**
+ * The cost method needs a recorded judgment that the points give no material right: a material
+ * right must be deferred (ASC 606-10-25-16B, IFRS 15.B40). Returns the rules with the judgment
+ * stamped with who and when (the principal, the request time), the previous rules' judgment when a
+ * change stays on incremental_cost without a new one, or null when the judgment is missing.
+ */
+export function withMaterialRightJudgment(
+  rules: ProgramRules,
+  by: string,
+  at: Date,
+  previous?: ProgramRules,
+): ProgramRules | null {
+  if (rules.accounting.method !== 'incremental_cost') return rules;
+  const given = rules.accounting.notMaterialRight as { justification: string } | undefined;
+  let judgment: MaterialRightJudgment | undefined;
+  if (given) judgment = { justification: given.justification, judgedBy: by, judgedAt: at.toISOString() };
+  else if (previous?.accounting.method === 'incremental_cost') judgment = previous.accounting.notMaterialRight;
+  if (!judgment) return null;
+  return { ...rules, accounting: { ...rules.accounting, notMaterialRight: judgment } };
+}
+
+export const MATERIAL_RIGHT_JUDGMENT_MESSAGE =
+  'incremental_cost is allowed only for points that give no material right (ASC 606-10-25-16B): ' +
+  'give accounting.notMaterialRight.justification, the recorded judgment';

@@ -100,11 +100,25 @@ export const createProgramSchema = z
       .object({
         method: z.enum(['relative_ssp', 'incremental_cost']),
         costPerPointMinor: z.number().int().positive().max(LIMITS.maxPointValueMinor).optional(),
+        /**
+         * The judgment that the points give no material right (ASC 606-10-25-16B), which alone
+         * allows the cost method: why, from the body; who and when are the principal and the request
+         * time, recorded by the API (a program or rule change on incremental_cost without it: 422
+         * material_right_judgment_required).
+         */
+        notMaterialRight: z
+          .object({ justification: z.string().trim().min(1).max(2000).refine(noNul, 'no NUL characters') })
+          .strict()
+          .optional(),
       })
       .strict()
       .refine((a) => a.method === 'relative_ssp' || a.costPerPointMinor !== undefined, {
         message: 'incremental_cost needs costPerPointMinor',
         path: ['costPerPointMinor'],
+      })
+      .refine((a) => a.method === 'incremental_cost' || a.notMaterialRight === undefined, {
+        message: 'notMaterialRight is the judgment of the incremental_cost method only',
+        path: ['notMaterialRight'],
       }),
     redemption: z
       .object({

@@ -20,6 +20,8 @@ export function liabilityRoutes(app: FastifyInstance, ctx: ApiContext): void {
       outstandingPoints: sum((c) => c.outstandingPoints),
       expectedRedemptionPoints: sum((c) => c.expectedRedemptionPoints),
       deferredRevenueMinor: sum((c) => c.deferredRevenueMinor),
+      // incremental-cost cohorts: a provision, apart from the contract liability (never revenue)
+      provisionMinor: sum((c) => c.provisionMinor),
       cohorts,
     };
   });

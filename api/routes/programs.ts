@@ -5,7 +5,7 @@ import { claimIdempotencyKey, storeIdempotentResponse, type StoredResponse } fro
 import { inTransaction } from '../../db/tx';
 import { currencyDigits } from '../../domain/currency';
 import { ApiError } from '../../domain/errors';
-import type { ProgramRules } from '../../domain/program';
+import { MATERIAL_RIGHT_JUDGMENT_MESSAGE, withMaterialRightJudgment, type ProgramRules } from '../../domain/program';
 import { createProgramSchema, programParams } from '../../domain/schemas';
 import type { ApiContext } from '../context';
 import { idempotencyKey, parse, requestHash } from '../validate';
@@ -29,7 +29,13 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
     ctx.requireRole(principal, ['admin']);
     const body = parse(createProgramSchema, req.body, 'program');
     const key = idempotencyKey(req);
-    const { programId, name, currency, ...rules } = body;
+    const { programId, name, currency, ...given } = body;
+    // the cost method only with the recorded judgment that the points give no material right
+    const rules = withMaterialRightJudgment(given as ProgramRules, principal.name, new Date());
+    if (!rules)
+      throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
+        field: 'accounting.notMaterialRight',
+      });
     let outcome: { replay: StoredResponse } | { view: ReturnType<typeof programView> };
     try {
       outcome = await inTransaction(ctx.pool, async (client) => {
@@ -40,7 +46,7 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
           name,
           currency,
           currencyDigits: currencyDigits(currency),
-          rules: rules as ProgramRules,
+          rules,
           actor: principal.name,
         });
         if (!created) throw new ApiError(409, 'program_exists', `program ${programId} already exists`, { programId });

@@ -7,7 +7,7 @@ import {
   ruleChangeStatus,
 } from '../../db/rule-changes';
 import { ApiError, notFound } from '../../domain/errors';
-import type { ProgramRules } from '../../domain/program';
+import { MATERIAL_RIGHT_JUDGMENT_MESSAGE, withMaterialRightJudgment, type ProgramRules } from '../../domain/program';
 import {
   DEFAULT_NOTICE_PERIOD,
   DEFAULT_RULE_CHANGE_APPROVERS,
@@ -30,19 +30,31 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(ruleChangeSchema, req.body, 'rule change');
     idempotencyKey(req);
     const program = await ctx.programs.get(programId);
+    // a change to (or on) the cost method needs the judgment that the points give no material
+    // right: the proposer's, now; a change staying on incremental_cost without one keeps the one in force
+    const proposed = withMaterialRightJudgment(
+      body.rules as ProgramRules,
+      principal.name,
+      new Date(),
+      program.rules as ProgramRules,
+    );
+    if (!proposed)
+      throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
+        field: 'rules.accounting.notMaterialRight',
+      });
     const t = requireTemporal(ctx, 'a rule change');
     const inserted = await insertRuleChange(ctx.pool, {
       programId,
       changeId: body.changeId,
       proposedBy: principal.name,
       baseVersion: program.activeVersion,
-      rules: body.rules,
+      rules: proposed,
       effectiveAt: body.effectiveAt,
       comment: body.comment ?? null,
     });
     const workflowId = ruleChangeWorkflowId(programId, body.changeId);
     if (!inserted) {
-      const stored = await compareRuleChange(ctx.pool, programId, body.changeId, body.rules);
+      const stored = await compareRuleChange(ctx.pool, programId, body.changeId, proposed);
       if (!stored || !stored.sameRules || stored.effectiveAt.getTime() !== Date.parse(body.effectiveAt)) {
         throw new ApiError(409, 'rule_change_exists', 'this changeId was proposed with other rules', {
           changeId: body.changeId,

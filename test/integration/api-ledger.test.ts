@@ -666,9 +666,68 @@ describe('edge cases found in review', () => {
     assert.equal(more.body.balance, 10);
   });
 
+  test('incremental cost only with the judgment that the points give no material right: refused without it, nothing written', async () => {
+    const before = await counts();
+    const programId = uniqueId('p');
+    const res = await call('POST', '/v1/programs', {
+      body: programBody(programId, { accounting: { method: 'incremental_cost', costPerPointMinor: 2 } }),
+    });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'material_right_judgment_required');
+    // who and when are the principal's and the request's, never the body's; an empty reason is no judgment
+    for (const notMaterialRight of [
+      { justification: '  ' },
+      { justification: 'x', judgedBy: 'someone-else' },
+      { justification: 'x', judgedAt: '2020-01-01T00:00:00Z' },
+    ]) {
+      const res = await call('POST', '/v1/programs', {
+        body: programBody(programId, {
+          accounting: { method: 'incremental_cost', costPerPointMinor: 2, notMaterialRight },
+        }),
+      });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'validation_failed');
+    }
+    const ssp = await call('POST', '/v1/programs', {
+      body: programBody(programId, {
+        accounting: { method: 'relative_ssp', notMaterialRight: { justification: 'x' } },
+      }),
+    });
+    assert.equal(ssp.status, 400);
+    assert.deepEqual(await counts(), before);
+    assert.equal((await call('GET', `/v1/programs/${programId}`)).status, 404);
+  });
+
+  test('the judgment is stored with who and when, and audited with the rule version', async () => {
+    const programId = uniqueId('p');
+    const t0 = Date.now();
+    const justification = 'points worth under 0.5% of spend: no discount beyond what any customer gets';
+    const res = await call('POST', '/v1/programs', {
+      body: programBody(programId, {
+        accounting: { method: 'incremental_cost', costPerPointMinor: 2, notMaterialRight: { justification } },
+      }),
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const judgment = res.body.accounting.notMaterialRight;
+    assert.equal(judgment.justification, justification);
+    assert.equal(judgment.judgedBy, 'test-admin');
+    assert.ok(Date.parse(judgment.judgedAt) >= t0 - 1000 && Date.parse(judgment.judgedAt) <= Date.now() + 1000);
+    const read = await call('GET', `/v1/programs/${programId}`);
+    assert.deepEqual(read.body.accounting.notMaterialRight, judgment);
+    const audit = await call('GET', `/v1/programs/${programId}/audit`, { role: 'finance' });
+    const version = audit.body.entries.find((e: { action: string }) => e.action === 'rule_version');
+    assert.ok(version, JSON.stringify(audit.body));
+    assert.equal(version.actor, 'test-admin');
+    assert.deepEqual(version.after.accounting.notMaterialRight, judgment);
+  });
+
   test('incremental cost: provision and expense, reversed and released on the same accounts', async () => {
     const programId = await newProgram({
-      accounting: { method: 'incremental_cost', costPerPointMinor: 2 },
+      accounting: {
+        method: 'incremental_cost',
+        costPerPointMinor: 2,
+        notMaterialRight: { justification: 'a token reward, no discount beyond what any customer gets' },
+      },
       expiry: { policy: 'rolling', window: 'P30D' },
     });
     const a = await accrue(programId, {

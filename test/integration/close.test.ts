@@ -156,10 +156,19 @@ function assertFoots(r: CloseReport) {
   );
   const p = r.points;
   assert.equal(p.opening + p.issued - p.redeemed - p.expired + p.adjusted, p.closing, `${r.period} points foot`);
+  // the contract liability's cohorts add up to it; incremental-cost cohorts to the provision, apart
+  const contract = r.cohorts.filter((c) => c.measurement !== 'provision');
   assert.equal(
-    r.cohorts.reduce((s, c) => s + c.deferredMinor, 0),
+    contract.reduce((s, c) => s + c.deferredMinor, 0),
     l.closingMinor,
     `${r.period} cohorts add up to the closing liability`,
+  );
+  const v = r.provision!;
+  assert.equal(v.openingMinor + v.issuedMinor - v.recognizedMinor + v.adjustedMinor, v.closingMinor);
+  assert.equal(
+    r.cohorts.filter((c) => c.measurement === 'provision').reduce((s, c) => s + c.deferredMinor, 0),
+    v.closingMinor,
+    `${r.period} cohorts add up to the closing provision`,
   );
   assert.equal(
     r.liabilityByJurisdiction.reduce((s, j) => s + j.deferredMinor, 0),
@@ -526,20 +535,38 @@ describe('quarterly close', () => {
   });
 
   test('incremental cost: each redemption releases its cost; the close re-measures the provision with the new estimate', async () => {
-    const p = await program({ accounting: { method: 'incremental_cost', costPerPointMinor: 2 } });
+    const p = await program({
+      accounting: {
+        method: 'incremental_cost',
+        costPerPointMinor: 2,
+        notMaterialRight: {
+          justification: 'points worth under 1% of spend, no discount beyond what any customer gets',
+        },
+      },
+    });
     await accrue(p, 'm', 'sale', 100_000, '2026-01-10T00:00:00Z'); // 1,000 points, provision 1,000 x 2 x 0.8 = 1,600
     await redeem(p, 'm', 'r', 400, '2026-02-10T00:00:00Z'); // releases 400 x 2 = 800
     const r = await closeQuarter(p, '2026-Q1', { rate: 0.5, justification: 'fewer redeem than planned' });
-    // provision left = 2 x (1,000 x 0.5 - 400) = 200: the close releases 600 more
+    // provision left = 2 x (1,000 x 0.5 - 400) = 200: the close releases 600 more; reported as a
+    // provision, apart from the contract liability (none)
     assert.deepEqual(
       [
-        r.liability.issuedMinor,
-        r.liability.recognized.redemptionsMinor,
-        r.liability.recognized.estimateChangeMinor,
-        r.liability.closingMinor,
+        r.provision!.issuedMinor,
+        r.provision!.recognized.redemptionsMinor,
+        r.provision!.recognized.estimateChangeMinor,
+        r.provision!.closingMinor,
       ],
       [1_600, 800, 600, 200],
     );
+    assert.deepEqual(r.liability, {
+      openingMinor: 0,
+      issuedMinor: 0,
+      recognizedMinor: 0,
+      recognized: { redemptionsMinor: 0, breakageMinor: 0, estimateChangeMinor: 0 },
+      adjustedMinor: 0,
+      closingMinor: 0,
+    });
+    assert.equal(r.cohorts[0]!.measurement, 'provision');
     assertFoots(r);
     const { rows } = await pool.query(
       `select l.account, sum(l.credit_minor - l.debit_minor)::int as net from journal_entries j join journal_lines l using (journal_entry_id)
@@ -550,6 +577,36 @@ describe('quarterly close', () => {
       { account: 'loyalty_expense', net: -200 },
       { account: 'loyalty_provision', net: 200 },
     ]);
+    // the next quarter releases the opening provision: a provision, never revenue from the opening
+    // contract liability (ASC 606-10-50-8(b))
+    await redeem(p, 'm', 'r2', 50, '2026-04-10T00:00:00Z'); // releases 50 x 2 = 100 of the Q1 cohort's provision
+    const q2 = await closeQuarter(p, '2026-Q2');
+    assert.equal(q2.revenueFromOpeningBalanceMinor, 0);
+    assert.equal(q2.provision!.openingMinor, 200);
+    assert.equal(q2.provision!.recognized.redemptionsMinor, 100);
+    assert.equal(q2.liability.openingMinor, 0);
+    assert.equal(q2.liability.recognizedMinor, 0);
+    assertFoots(q2);
+    const csv = await call('GET', `/v1/programs/${p}/closes/2026-Q2/report?format=csv`, { role: 'finance' });
+    assert.match(String(csv.body), /provision,openingMinor,200/);
+    // no release of the provision ever credits a revenue account
+    const credited = await pool.query(
+      `select distinct l.account from journal_lines l join journal_entries j using (journal_entry_id)
+        where j.program_id = $1 and l.credit_minor > 0
+          and exists (select 1 from journal_lines x where x.journal_entry_id = j.journal_entry_id and x.account = 'loyalty_provision')
+        order by 1`,
+      [p],
+    );
+    assert.deepEqual(
+      credited.rows.map((x) => x.account),
+      ['loyalty_expense', 'loyalty_provision'],
+    );
+    const liab = await call('GET', `/v1/programs/${p}/liability?asOf=2026-06-30T23:59:59Z`, { role: 'finance' });
+    assert.equal(liab.status, 200);
+    assert.equal(liab.body.deferredRevenueMinor, 0);
+    assert.equal(liab.body.provisionMinor, 100);
+    assert.equal(liab.body.cohorts[0].provisionMinor, 100);
+    assert.equal(liab.body.cohorts[0].deferredRevenueMinor, 0);
   });
 
   test('no approval in time: escalated, then cancelled; the quarter stays frozen; a new close can start', async () => {

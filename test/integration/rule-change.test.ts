@@ -217,4 +217,25 @@ test('a rejection ends it; an approved change that has not taken effect can be w
     (await pool.query(`select count(*)::int as n from rule_changes where program_id = $1`, [p])).rows[0].n,
     2,
   );
+  // a switch to the cost method needs the judgment that the points give no material right
+  const toCost = { ...baseRules(p), accounting: { method: 'incremental_cost', costPerPointMinor: 1 } };
+  const unjudged = await propose(p, 'to-cost', toCost);
+  assert.deepEqual([unjudged.status, unjudged.body.error.code], [422, 'material_right_judgment_required']);
+  assert.equal(
+    (await pool.query(`select count(*)::int as n from rule_changes where program_id = $1`, [p])).rows[0].n,
+    2,
+  );
+  const judged = {
+    ...toCost,
+    accounting: { ...toCost.accounting, notMaterialRight: { justification: 'a token reward, assessed by finance' } },
+  };
+  const at = new Date().toISOString();
+  assert.equal((await propose(p, 'to-cost', judged, at)).status, 202);
+  const again = await propose(p, 'to-cost', judged, at);
+  assert.equal(again.status, 202, JSON.stringify(again.body));
+  const stored = (
+    await pool.query(`select rules from rule_changes where program_id = $1 and change_id = 'to-cost'`, [p])
+  ).rows[0].rules;
+  assert.equal(stored.accounting.notMaterialRight.judgedBy, 'test-program_owner');
+  assert.equal(stored.accounting.notMaterialRight.justification, 'a token reward, assessed by finance');
 });

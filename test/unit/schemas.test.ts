@@ -165,6 +165,21 @@ describe('createProgramSchema', () => {
     assert.equal(program({ accounting: { method: 'fair_value' } }).success, false);
   });
 
+  test('the material-right judgment: a reason from the body, never who or when; incremental_cost only', () => {
+    const cost = (notMaterialRight: unknown) =>
+      program({ accounting: { method: 'incremental_cost', costPerPointMinor: 2, notMaterialRight } });
+    assert.equal(cost({ justification: 'a token reward' }).success, true);
+    assert.equal(cost({ justification: ' ' }).success, false);
+    assert.equal(cost({ justification: 'x'.repeat(2001) }).success, false);
+    assert.equal(cost({ justification: 'a\u0000b' }).success, false);
+    assert.equal(cost({ justification: 'x', judgedBy: 'me' }).success, false);
+    assert.equal(cost({ justification: 'x', judgedAt: '2026-01-01T00:00:00Z' }).success, false);
+    assert.equal(
+      program({ accounting: { method: 'relative_ssp', notMaterialRight: { justification: 'x' } } }).success,
+      false,
+    );
+  });
+
   test('unknown fields are rejected at every level', () => {
     assert.equal(program({ extra: true }).success, false);
     assert.equal(program({ earn: { ...validProgram.earn, bonus: 2 } }).success, false);
