@@ -16,10 +16,12 @@ import {
 } from '../db/close';
 import { buildCloseReport } from '../db/close-report';
 import { markUnpostedJournalsPosted, recordGlPosting, unpostedJournalLines } from '../db/gl-postings';
+import { recordPointsEstimate } from '../db/points-estimate';
 import { programIds } from '../db/programs';
 import { DEFAULT_ESTIMATION_LIMITS, projectUltimateRates, type EstimationLimits } from '../domain/breakage';
 import type { CloseProposal, CloseReport } from '../domain/close-report';
 import { ApiError } from '../domain/errors';
+import { newPointsEstimate, type NewPointsEstimate } from '../domain/new-points-estimate';
 import { decimalToMillionths, millionthsToDecimal, rateToMillionths } from '../domain/money';
 import { quarterBounds } from '../domain/period';
 import { recognizedToDate } from '../domain/recognition';
@@ -117,7 +119,7 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
           ),
         };
       });
-      const proposal: CloseProposal = {
+      const proposal: CloseProposal & { newPointsRate: NewPointsEstimate | null } = {
         period: q.period,
         cohorts: rows,
         factors: factors.map((f) => ({
@@ -134,7 +136,10 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
         override: close.override
           ? { rate: Number(close.override.rate), justification: close.override.justification }
           : null,
+        newPointsRate: null,
       };
+      // what prices the points issued once this close is approved (shown to the controller with the rest)
+      proposal.newPointsRate = newPointsEstimate(proposal);
       await setCloseStatus(pool, q.programId, q.period, 'proposed', { proposal });
       return proposal;
     },
@@ -176,7 +181,7 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
     async bookCatchUpAndPostToGl(q: CloseRef & { approvedBy: string }): Promise<{ glEntryId: string | null }> {
       const { end } = quarterBounds(q.period);
       const close = await getClose(pool, q.programId, q.period);
-      const proposal = close?.proposal as CloseProposal | null;
+      const proposal = close?.proposal as (CloseProposal & { newPointsRate?: NewPointsEstimate | null }) | null;
       if (!close || !proposal) throw ApplicationFailure.nonRetryable(`no proposal for ${q.period}`, 'not_found');
       await recordCloseApproval(pool, q.programId, q.period, q.approvedBy);
       await bookCloseCatchUp(
@@ -187,6 +192,10 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
         proposal.cohorts.map((c) => ({ cohort: c.cohort, rate: c.rate, catchUpMinor: c.catchUpMinor })),
         `close:${q.approvedBy}`,
       );
+      // From now on new accruals and new cohorts start from the approved estimate (a proposal made
+      // before it was recorded there: the same rule applied to it now).
+      const pricing = proposal.newPointsRate !== undefined ? proposal.newPointsRate : newPointsEstimate(proposal);
+      if (pricing) await recordPointsEstimate(pool, q.programId, q.period, pricing.rate);
 
       const lines = await unpostedJournalLines(pool, q.programId, end);
       const glEntryId = `loyalty:${q.programId}:close:${q.period}`;

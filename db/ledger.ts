@@ -24,7 +24,9 @@ export interface AccrualItem {
   storeId?: string;
   jurisdiction?: string;
   expiry: unknown;
+  /** the rate the allocation used: the approved estimate of the close `rateClose`, or the rule's (null) */
   expectedRedemptionRate: number;
+  rateClose?: string | null;
   ruleVersion: number;
   debitAccount: string;
   creditAccount: string;

@@ -11,6 +11,11 @@ export interface ProgramRow {
   activeVersion: number;
   activeSince: Date;
   rules: ProgramRules;
+  /**
+   * The approved estimate that prices new points (ll_points_estimate: the latest booked close's),
+   * null before any close set one (the rule's expectedRedemptionRate is the prior).
+   */
+  pointsEstimate: { rate: string; close: string } | null;
 }
 
 export async function insertProgram(
@@ -34,10 +39,11 @@ export async function insertProgram(
 export async function getProgram(db: Pool | PoolClient, programId: string): Promise<ProgramRow | null> {
   const { rows } = await db.query(
     `select p.program_id, p.name, p.currency, p.currency_digits, p.created_at, p.created_by,
-            v.version, v.effective_at, v.rules
+            v.version, v.effective_at, v.rules, pe.rate as points_rate, pe.period as points_rate_close
        from programs p
        join lateral (select * from program_rule_versions v where v.program_id = p.program_id and v.effective_at <= now()
                      order by v.version desc limit 1) v on true
+       left join lateral ll_points_estimate(p.program_id) pe on true
       where p.program_id = $1`,
     [programId],
   );
@@ -53,6 +59,7 @@ export async function getProgram(db: Pool | PoolClient, programId: string): Prom
     activeVersion: r.version,
     activeSince: r.effective_at,
     rules: r.rules as ProgramRules,
+    pointsEstimate: r.points_rate_close === null ? null : { rate: String(r.points_rate), close: r.points_rate_close },
   };
 }
 

@@ -21,6 +21,8 @@ create table accruals (
   request_hash text not null,
   response jsonb not null,
   recorded_at timestamp with time zone not null default now(),
+  redemption_rate numeric(7,6) not null,
+  rate_close text,
   constraint accruals_pkey PRIMARY KEY (program_id, invoice_id),
   constraint accruals_accrual_id_key UNIQUE (accrual_id),
   constraint accruals_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
@@ -28,7 +30,9 @@ create table accruals (
   constraint accruals_allocated_minor_check CHECK ((allocated_minor >= 0)),
   constraint accruals_amount_minor_check CHECK ((amount_minor > 0)),
   constraint accruals_invoice_id_check CHECK (((length(invoice_id) >= 1) AND (length(invoice_id) <= 128))),
-  constraint accruals_points_check CHECK ((points >= 0))
+  constraint accruals_points_check CHECK ((points >= 0)),
+  constraint accruals_rate_close_check CHECK ((rate_close ~ '^[0-9]{4}-Q[1-4]$'::text)),
+  constraint accruals_redemption_rate_check CHECK (((redemption_rate > (0)::numeric) AND (redemption_rate <= (1)::numeric)))
 );
 
 create table api_keys (
@@ -90,6 +94,7 @@ create table closes (
   gl_entry_id text,
   report jsonb,
   updated_at timestamp with time zone not null default now(),
+  points_rate numeric(7,6),
   constraint closes_pkey PRIMARY KEY (program_id, period),
   constraint closes_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
   constraint closes_check CHECK (((override_rate IS NULL) = (override_justification IS NULL))),
@@ -98,6 +103,7 @@ create table closes (
   constraint closes_override_justification_check CHECK (((length(override_justification) >= 1) AND (length(override_justification) <= 2000))),
   constraint closes_override_rate_check CHECK (((override_rate > (0)::numeric) AND (override_rate <= (1)::numeric))),
   constraint closes_period_check CHECK ((period ~ '^[0-9]{4}-Q[1-4]$'::text)),
+  constraint closes_points_rate_check CHECK (((points_rate > (0)::numeric) AND (points_rate <= (1)::numeric))),
   constraint closes_status_check CHECK ((status = ANY (ARRAY['frozen'::text, 'proposed'::text, 'escalated'::text, 'cancelled'::text, 'locked'::text])))
 );
 CREATE TRIGGER closes_audit AFTER INSERT OR UPDATE ON public.closes FOR EACH ROW EXECUTE FUNCTION ll_audit_close();
@@ -556,6 +562,7 @@ create function ll_locked_until(p_program text) returns timestamp with time zone
 create function ll_mark_gl_posted(p_program text, p_journal_key text, p_gl_entry text) returns void language sql;
 create function ll_member_cohorts_available(p_program text, p_member text) returns TABLE(cohort text, available bigint) language sql stable;
 create function ll_merge(p jsonb) returns jsonb language plpgsql;
+create function ll_points_estimate(p_program text) returns TABLE(rate numeric, period text) language sql stable;
 create function ll_post_journal(p_program text, p_kind text, p_occurred timestamp with time zone, p_reference text, p_actor text, p_key text, p_lines jsonb) returns bigint language plpgsql;
 create function ll_prorate(p_n numeric, p_before numeric, p_part numeric, p_total numeric) returns numeric language plpgsql immutable;
 create function ll_quarter_of(p_at timestamp with time zone) returns text language sql immutable strict;

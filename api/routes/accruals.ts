@@ -8,7 +8,8 @@ import {
   provisionIncrementalCost,
 } from '../../domain/allocation';
 import { ApiError, validationFailed } from '../../domain/errors';
-import { MICRO_PER_MINOR, rateToMillionths } from '../../domain/money';
+import type { ProgramRow } from '../../db/programs';
+import { decimalToMillionths, MICRO_PER_MINOR, millionthsToDecimal, rateToMillionths } from '../../domain/money';
 import { quarterOf } from '../../domain/period';
 import { accrualSchema, LIMITS, programParams, refundSchema } from '../../domain/schemas';
 import type { ApiContext } from '../context';
@@ -25,6 +26,54 @@ function notInFuture(occurredAt: string): void {
   }
 }
 
+/**
+ * An accrual's points and allocation. The expected redemption rate is the approved estimate of the
+ * latest booked close (program.pointsEstimate), or the rule's own before any close set one (the
+ * prior); the item records which (rateClose: that close's period, or null).
+ */
+export function priceAccrual(program: ProgramRow, amountMinor: bigint) {
+  const rules = program.rules;
+  const points = pointsEarned(amountMinor, rules.earn);
+  const estimate = program.pointsEstimate;
+  const expected = estimate ? decimalToMillionths(estimate.rate) : rateToMillionths(rules.expectedRedemptionRate);
+  const relativeSsp = rules.accounting.method === 'relative_ssp';
+  const ssp = {
+    priceMinor: amountMinor,
+    points,
+    pointValueMinor: BigInt(rules.pointValueMinor),
+    expectedRedemption: expected,
+  };
+  const allocated = relativeSsp
+    ? allocateRelativeSsp(ssp)
+    : provisionIncrementalCost({
+        points,
+        costPerPointMinor: BigInt(rules.accounting.costPerPointMinor ?? 0),
+        expectedRedemption: expected,
+      });
+  const allocatedMicro = relativeSsp ? allocateRelativeSspMicro(ssp) : allocated * MICRO_PER_MINOR;
+  const limit = BigInt(LIMITS.maxPointsPerAccrual);
+  if (points > limit || allocated > limit) {
+    throw new ApiError(422, 'amount_out_of_range', 'this purchase would earn more points than one accrual may carry', {
+      points: points.toString(),
+      maxPoints: LIMITS.maxPointsPerAccrual,
+    });
+  }
+  return {
+    points,
+    item: {
+      points: points.toString(),
+      allocatedMinor: allocated.toString(),
+      allocatedMicro: allocatedMicro.toString(),
+      expiry: rules.expiry,
+      expectedRedemptionRate: Number(millionthsToDecimal(expected)),
+      rateClose: estimate?.close ?? null,
+      ruleVersion: program.activeVersion,
+      debitAccount: relativeSsp ? 'revenue' : 'loyalty_expense',
+      creditAccount: relativeSsp ? 'loyalty_contract_liability' : 'loyalty_provision',
+    },
+  };
+}
+
 export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/programs/:programId/accruals', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
@@ -33,60 +82,34 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(accrualSchema, req.body, 'accrual');
     const key = idempotencyKey(req);
     notInFuture(body.occurredAt);
-    const program = await ctx.programs.get(programId);
-    const rules = program.rules;
-    const amountMinor = BigInt(body.amountMinor);
-    const points = pointsEarned(amountMinor, rules.earn);
-    const expected = rateToMillionths(rules.expectedRedemptionRate);
-    const relativeSsp = rules.accounting.method === 'relative_ssp';
-    const ssp = {
-      priceMinor: amountMinor,
-      points,
-      pointValueMinor: BigInt(rules.pointValueMinor),
-      expectedRedemption: expected,
-    };
-    const allocated = relativeSsp
-      ? allocateRelativeSsp(ssp)
-      : provisionIncrementalCost({
-          points,
-          costPerPointMinor: BigInt(rules.accounting.costPerPointMinor ?? 0),
-          expectedRedemption: expected,
+    // Priced with the estimate in force; if a close's approval was booked since the cached read, the
+    // database refuses the item (estimate_changed, nothing written) and it is priced again.
+    let result: WriteResult | undefined;
+    let points = 0n;
+    for (let attempt = 1; result === undefined; attempt++) {
+      const priced = priceAccrual(await ctx.programs.get(programId), BigInt(body.amountMinor));
+      points = priced.points;
+      try {
+        result = await ctx.accruals.submit({
+          programId,
+          idemKey: key,
+          requestHash: requestHash('accruals', body),
+          accrualId: randomUUID(),
+          memberId: body.memberId,
+          invoiceId: body.invoiceId,
+          amountMinor: BigInt(body.amountMinor).toString(),
+          occurredAt: new Date(body.occurredAt).toISOString(),
+          cohort: quarterOf(new Date(body.occurredAt)),
+          storeId: body.storeId,
+          jurisdiction: body.jurisdiction,
+          ...priced.item,
+          actor: principal.name,
         });
-    const allocatedMicro = relativeSsp ? allocateRelativeSspMicro(ssp) : allocated * MICRO_PER_MINOR;
-    const limit = BigInt(LIMITS.maxPointsPerAccrual);
-    if (points > limit || allocated > limit) {
-      throw new ApiError(
-        422,
-        'amount_out_of_range',
-        'this purchase would earn more points than one accrual may carry',
-        {
-          points: points.toString(),
-          maxPoints: LIMITS.maxPointsPerAccrual,
-        },
-      );
+      } catch (e) {
+        if (!(e instanceof ApiError && e.code === 'estimate_changed') || attempt >= 3) throw e;
+        ctx.programs.forget(programId);
+      }
     }
-    const result = await ctx.accruals.submit({
-      programId,
-      idemKey: key,
-      requestHash: requestHash('accruals', body),
-      accrualId: randomUUID(),
-      memberId: body.memberId,
-      invoiceId: body.invoiceId,
-      amountMinor: amountMinor.toString(),
-      points: points.toString(),
-      allocatedMinor: allocated.toString(),
-      allocatedMicro: allocatedMicro.toString(),
-      cohort: quarterOf(new Date(body.occurredAt)),
-      occurredAt: new Date(body.occurredAt).toISOString(),
-      storeId: body.storeId,
-      jurisdiction: body.jurisdiction,
-      expiry: rules.expiry,
-      expectedRedemptionRate: rules.expectedRedemptionRate,
-      ruleVersion: program.activeVersion,
-      debitAccount: relativeSsp ? 'revenue' : 'loyalty_expense',
-      creditAccount: relativeSsp ? 'loyalty_contract_liability' : 'loyalty_provision',
-      actor: principal.name,
-    });
     ctx.metrics.accruals.inc({ outcome: result.status >= 400 ? 'refused' : result.replayed ? 'replayed' : 'accepted' });
     if (result.status < 400 && !result.replayed) ctx.metrics.accruedPoints.inc(Number(points));
     return sendWriteResult(reply, result);

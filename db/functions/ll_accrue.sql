@@ -1,7 +1,10 @@
 -- One accrual. p: {programId, idemKey, requestHash, accrualId, memberId, invoiceId, amountMinor, points,
 -- allocatedMinor, allocatedMicro, cohort, occurredAt, storeId, jurisdiction, expiry, expectedRedemptionRate,
--- ruleVersion, debitAccount, creditAccount, actor}. p_new: the member row was created by this batch.
--- Business errors are raised before anything is written.
+-- ruleVersion, debitAccount, creditAccount, actor, rateClose}. p_new: the member row was created by this batch.
+-- Business errors are raised before anything is written. expectedRedemptionRate is the rate the
+-- allocation used: the estimate of the close named by rateClose (ll_points_estimate), or the rule's
+-- own (rateClose null) before any close set one. A caller that priced with another estimate than
+-- the one in force (its cache predates a close's booking) gets estimate_changed and prices again.
 create or replace function ll_accrue(p jsonb, p_new boolean) returns jsonb language plpgsql as $$
 declare
   v_program text := p->>'programId'; v_invoice text := p->>'invoiceId';
@@ -9,7 +12,7 @@ declare
   v_points bigint := (p->>'points')::bigint; v_alloc bigint := (p->>'allocatedMinor')::bigint;
   v_cohort text := p->>'cohort'; v_actor text := p->>'actor';
   a accruals; k idempotency_keys; m members; v_member text; v_jur text; v_exp timestamptz;
-  v_journal bigint; v_entry bigint; v_body jsonb;
+  v_journal bigint; v_entry bigint; v_body jsonb; e record;
 begin
   -- The Idempotency-Key, then the natural key: one accrual per invoice, whatever the key. Read
   -- only: the key is written with the result, at the end (a concurrent duplicate that commits
@@ -27,6 +30,12 @@ begin
       perform ll_raise('invoice_already_accrued', 409, 'this invoice already earned points with a different request', jsonb_build_object('invoiceId', v_invoice, 'accrualId', a.accrual_id));
     end if;
     return jsonb_build_object('status', 200, 'body', a.response, 'replayed', true);
+  end if;
+
+  select * into e from ll_points_estimate(v_program);
+  if e.period is distinct from p->>'rateClose' or (e.period is not null and e.rate <> (p->>'expectedRedemptionRate')::numeric) then
+    perform ll_raise('estimate_changed', 409, 'the estimate that prices new points changed; price the accrual again',
+      jsonb_build_object('rateClose', e.period, 'expectedRedemptionRate', e.rate));
   end if;
 
   m := ll_lock_current_member(v_program, p->>'memberId');
@@ -78,12 +87,14 @@ begin
   end if;
 
   v_body := jsonb_build_object('accrualId', p->>'accrualId', 'memberId', v_member, 'points', v_points,
-    'allocatedMinor', v_alloc, 'balance', m.balance + v_points, 'expiresAt', ll_ts(v_exp), 'cohort', v_cohort);
+    'allocatedMinor', v_alloc, 'balance', m.balance + v_points, 'expiresAt', ll_ts(v_exp), 'cohort', v_cohort,
+    'expectedRedemptionRate', (p->>'expectedRedemptionRate')::numeric, 'rateSetByClose', p->>'rateClose');
   insert into accruals (program_id, invoice_id, accrual_id, member_id, credited_member_id, amount_minor, points, allocated_minor,
-                        allocated_micro, cohort, occurred_at, store_id, jurisdiction, rule_version, request_hash, response)
+                        allocated_micro, cohort, occurred_at, store_id, jurisdiction, rule_version, request_hash, response,
+                        redemption_rate, rate_close)
   values (v_program, v_invoice, (p->>'accrualId')::uuid, p->>'memberId', v_member, (p->>'amountMinor')::bigint, v_points, v_alloc,
           (p->>'allocatedMicro')::numeric, v_cohort, v_occurred, p->>'storeId', p->>'jurisdiction', (p->>'ruleVersion')::int,
-          p->>'requestHash', v_body);
+          p->>'requestHash', v_body, (p->>'expectedRedemptionRate')::numeric, p->>'rateClose');
   insert into idempotency_keys (scope, idem_key, request_hash, status_code, response)
   values (v_program, p->>'idemKey', p->>'requestHash', 201, v_body);
   return jsonb_build_object('status', 201, 'body', v_body, 'replayed', false);

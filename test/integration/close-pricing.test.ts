@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, test } from 'vitest';
+import type { Pool } from 'pg';
+import { accrueBatch } from '../../db/ledger';
+import { commitRedemption, holdRedemption } from '../../db/redemptions';
+import { verifyInvariants } from '../../db/verify';
+import { ApiError } from '../../domain/errors';
+import { startSimulators, type RunningSimulators } from '../../simulators';
+import {
+  eventually,
+  freshDatabase,
+  httpClient,
+  programBody,
+  startApi,
+  startWorker,
+  uniqueId,
+  type TestApi,
+  type TestWorker,
+} from '../helpers/stack';
+
+// Issue 13, defect 6: from the approval of a close on, new accruals and new cohorts start from its
+// approved estimate (recorded on each accrual with the close that set it); the rule's rate is the
+// prior before the first close, and accruals written before the approval are never repriced.
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let pool: Pool;
+let sims: RunningSimulators;
+let worker: TestWorker;
+let api: TestApi;
+let call: ReturnType<typeof httpClient>;
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  pool = db.pool;
+  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 17);
+  worker = await startWorker(pool, {
+    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+  });
+  api = await startApi(pool, async () => true, {
+    client: worker.client,
+    taskQueue: worker.taskQueue,
+    closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' },
+  });
+  call = httpClient(api);
+});
+afterAll(async () => {
+  const result = await verifyInvariants(pool);
+  await api.close();
+  await worker.stop();
+  await sims.close();
+  await db.drop();
+  assert.deepEqual(result.violations, []);
+});
+
+const accrue = (p: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string) =>
+  call('POST', `/v1/programs/${p}/accruals`, {
+    role: 'billing',
+    body: { memberId, invoiceId, amountMinor, occurredAt, jurisdiction: 'US-CA' },
+  });
+async function redeem(p: string, memberId: string, invoiceId: string, points: number, occurredAt: string) {
+  const h = await holdRedemption(pool, {
+    programId: p,
+    invoiceId,
+    redemptionId: randomUUID(),
+    memberId,
+    points,
+    invoiceTotalMinor: 10_000_000,
+    pointValueMinor: 100,
+    minPoints: 1,
+    maxInvoiceShareMillionths: '1000000',
+    cohortOrder: 'oldest_first',
+    occurredAt,
+  });
+  assert.equal(h.status, 'held');
+  await commitRedemption(pool, p, invoiceId, 'test');
+}
+const awaitingApproval = (p: string, period: string) =>
+  eventually(
+    `${period} awaiting approval`,
+    async () => {
+      const s = (await call('GET', `/v1/programs/${p}/closes/${period}`, { role: 'controller' })).body;
+      return s.step === 'awaiting_approval' ? s : null;
+    },
+    30_000,
+  );
+const accrualRow = async (p: string, invoiceId: string) =>
+  (
+    await pool.query(
+      `select allocated_minor::int as allocated, redemption_rate::float8 as rate, rate_close, cohort
+         from accruals where program_id = $1 and invoice_id = $2`,
+      [p, invoiceId],
+    )
+  ).rows[0];
+const cohortRate = async (p: string, cohort: string) =>
+  (
+    await pool.query(
+      'select ultimate_redemption_rate::float8 as u from cohorts where program_id = $1 and cohort = $2',
+      [p, cohort],
+    )
+  ).rows[0]?.u;
+const accrualJournal = async (p: string) =>
+  (
+    await pool.query(
+      `select j.reference, sum(l.credit_minor)::int as credit from journal_entries j join journal_lines l using (journal_entry_id)
+        where j.program_id = $1 and j.kind = 'accrual' group by 1 order by 1`,
+      [p],
+    )
+  ).rows;
+
+describe('the approved estimate prices new points', () => {
+  test('an accrual after the approval of a close uses its estimate and records the close; one before used the rule (0.8) and keeps it; a new cohort starts from the estimate', async () => {
+    const p = uniqueId('px');
+    // DESIGN.md's worked example: 40,000.00 earns 4,000 points worth 1.00 each
+    const created = await call('POST', '/v1/programs', {
+      body: programBody(p, {
+        pointValueMinor: 100,
+        earn: { points: 1, perAmountMinor: 1000 },
+        expiry: { policy: 'rolling', window: 'P400D' },
+      }),
+    });
+    assert.equal(created.status, 201);
+
+    // before any close: the rule's 0.8 (a = 4,000,000 x 320,000 / 4,320,000 = 296,296.30)
+    const q1 = await accrue(p, 'm', 'sale-q1', 4_000_000, '2026-01-15T00:00:00Z');
+    assert.equal(q1.status, 201);
+    assert.deepEqual(
+      [q1.body.allocatedMinor, q1.body.expectedRedemptionRate, q1.body.rateSetByClose],
+      [296_296, 0.8, null],
+    );
+    await redeem(p, 'm', 'r', 1000, '2026-02-15T00:00:00Z');
+    const before = await accrue(p, 'm2', 'sale-q2-before', 4_000_000, '2026-04-15T00:00:00Z');
+    assert.deepEqual([before.body.allocatedMinor, before.body.rateSetByClose], [296_296, null]);
+
+    // the close of 2026-Q1 with an override of 0.9: proposed, not approved yet, prices nothing
+    const started = await call('POST', `/v1/programs/${p}/closes`, {
+      role: 'finance',
+      body: { period: '2026-Q1', redemptionRateOverride: { rate: 0.9, justification: 'member survey' } },
+    });
+    assert.equal(started.status, 202);
+    const proposed = await awaitingApproval(p, '2026-Q1');
+    assert.deepEqual(proposed.proposal?.newPointsRate ?? null, { rate: '0.900000', source: 'override', cohort: null });
+    const waiting = await accrue(p, 'm3', 'sale-q2-waiting', 4_000_000, '2026-04-20T00:00:00Z');
+    assert.deepEqual([waiting.body.allocatedMinor, waiting.body.rateSetByClose], [296_296, null]);
+    const approved = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'controller' });
+    assert.deepEqual([approved.status, approved.body.status], [200, 'locked'], JSON.stringify(approved.body));
+    const journalBefore = await accrualJournal(p);
+
+    // from the approval on: 0.9, recorded with the close (a = 4,000,000 x 360,000 / 4,360,000 = 330,275.23)
+    const after = await accrue(p, 'm4', 'sale-q2-after', 4_000_000, '2026-05-01T00:00:00Z');
+    assert.equal(after.status, 201, JSON.stringify(after.body));
+    assert.deepEqual(
+      [after.body.allocatedMinor, after.body.expectedRedemptionRate, after.body.rateSetByClose, after.body.cohort],
+      [330_275, 0.9, '2026-Q1', '2026-Q2'],
+    );
+    assert.deepEqual(await accrualRow(p, 'sale-q2-after'), {
+      allocated: 330_275,
+      rate: 0.9,
+      rate_close: '2026-Q1',
+      cohort: '2026-Q2',
+    });
+    // a replay answers what was written
+    const replay = await accrue(p, 'm4', 'sale-q2-after', 4_000_000, '2026-05-01T00:00:00Z');
+    assert.deepEqual([replay.status, replay.body], [200, after.body]);
+
+    // the accruals written before the approval are not repriced: their rate, close and journal stay
+    for (const inv of ['sale-q1', 'sale-q2-before', 'sale-q2-waiting'])
+      assert.deepEqual(
+        [(await accrualRow(p, inv)).allocated, (await accrualRow(p, inv)).rate, (await accrualRow(p, inv)).rate_close],
+        [296_296, 0.8, null],
+        inv,
+      );
+    assert.deepEqual(
+      (await accrualJournal(p)).filter((r) => r.reference !== 'invoice:sale-q2-after'),
+      journalBefore,
+    );
+    // the cohort the close re-estimated carries its estimate; 2026-Q2, created before the approval, keeps its own
+    assert.equal(await cohortRate(p, '2026-Q1'), 0.9);
+    assert.equal(await cohortRate(p, '2026-Q2'), 0.8);
+
+    // an item priced before the approval was booked (an API's cached estimate) is refused, nothing written,
+    // and the API prices it again
+    const stale = await accrueBatch(pool, [
+      {
+        programId: p,
+        idemKey: 'stale-1',
+        requestHash: 'h-stale',
+        accrualId: randomUUID(),
+        memberId: 'm9',
+        invoiceId: 'sale-stale',
+        amountMinor: '4000000',
+        points: '4000',
+        allocatedMinor: '296296',
+        allocatedMicro: '296296296296',
+        cohort: '2026-Q2',
+        occurredAt: '2026-05-02T00:00:00.000Z',
+        expiry: { policy: 'rolling', window: 'P400D' },
+        expectedRedemptionRate: 0.8,
+        rateClose: null,
+        ruleVersion: 1,
+        debitAccount: 'revenue',
+        creditAccount: 'loyalty_contract_liability',
+        actor: 'test',
+      },
+    ]);
+    assert.ok(stale[0] instanceof ApiError && stale[0].code === 'estimate_changed', String(stale[0]));
+    assert.equal(await accrualRow(p, 'sale-stale'), undefined);
+
+    // a new cohort after the approval starts from the approved estimate, without a rule change
+    const q3 = await accrue(p, 'm5', 'sale-q3', 4_000_000, '2026-08-01T00:00:00Z');
+    assert.deepEqual(
+      [q3.body.allocatedMinor, q3.body.expectedRedemptionRate, q3.body.rateSetByClose, q3.body.cohort],
+      [330_275, 0.9, '2026-Q1', '2026-Q3'],
+    );
+    assert.equal(await cohortRate(p, '2026-Q3'), 0.9);
+    const program = (await call('GET', `/v1/programs/${p}`, { role: 'billing' })).body;
+    assert.equal(program.activeRuleVersion.version, 1, 'no rule change');
+    assert.equal(program.expectedRedemptionRate, 0.8);
+
+    // a close whose cohorts only kept their prior (no override, development not observed) sets no
+    // estimate: the one in force stays
+    await awaitingApprovalAfterStart(p, '2026-Q2');
+    const approvedQ2 = await call('POST', `/v1/programs/${p}/closes/2026-Q2/approve`, { role: 'controller' });
+    assert.equal(approvedQ2.body.status, 'locked');
+    const q3b = await accrue(p, 'm6', 'sale-q3-b', 4_000_000, '2026-08-02T00:00:00Z');
+    assert.deepEqual([q3b.body.allocatedMinor, q3b.body.rateSetByClose], [330_275, '2026-Q1']);
+  });
+});
+
+async function awaitingApprovalAfterStart(p: string, period: string) {
+  assert.equal((await call('POST', `/v1/programs/${p}/closes`, { role: 'finance', body: { period } })).status, 202);
+  return awaitingApproval(p, period);
+}
