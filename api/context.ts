@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApiError } from '../domain/errors';
 import type { Logger } from 'pino';
 import type { AccrualBatcher } from './accrual-batcher';
@@ -35,9 +35,12 @@ export function requireTemporal(ctx: ApiContext, what: string): NonNullable<ApiC
 
 /**
  * A workflow update's refusal (its validator threw an ApplicationFailure with a code) as the API's
- * error: 403 for segregation of duties, else 409; anything else is rethrown as it is.
+ * error: 403 for segregation of duties, else 409. A workflow that has already ended (a rejected rule
+ * change, a decided adjustment: the update arrived just after its last step) is the same 409, not a
+ * 500. Anything else is rethrown as it is.
  */
 export function rethrowUpdateRefusal(e: unknown, fallbackCode: string): never {
+  if (e instanceof WorkflowNotFoundError) throw new ApiError(409, fallbackCode, 'the workflow has already ended');
   if (e instanceof WorkflowUpdateFailedError) {
     const cause = e.cause as (Error & { type?: string }) | undefined;
     const code = cause?.type ?? fallbackCode;

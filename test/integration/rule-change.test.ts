@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { verifyInvariants } from '../../db/verify';
+import { ruleChangeWorkflowId } from '../../api/routes/rule-changes';
 import {
   eventually,
   freshDatabase,
@@ -185,6 +186,10 @@ test('a rejection ends it; an approved change that has not taken effect can be w
   assert.equal(no.body.status, 'rejected');
   const late = await decide(p, 'richer', 'finance');
   assert.equal(late.status, 409);
+  // once its workflow has ended too: still 409, not a 500 (the update finds no running workflow)
+  await worker.client.workflow.getHandle(ruleChangeWorkflowId(p, 'richer')).result();
+  const later = await decide(p, 'richer', 'finance');
+  assert.deepEqual([later.status, later.body.error?.code], [409, 'rule_change_not_awaiting_approval']);
 
   await propose(p, 'later', richer, new Date(Date.now() + 3_600_000).toISOString());
   await awaiting(p, 'later');
