@@ -26,6 +26,7 @@ import { reconciliationWorkflowId } from '../../domain/workflow-ids';
 import { reconcileProgramDay } from '../../workflows/reconciliation';
 import { verifyInvariants } from '../../db/verify';
 import assert from 'node:assert/strict';
+import { startSimulators, type RunningSimulators } from '../../simulators';
 
 export const silentLog = pino({ level: process.env.LOYALTY_TEST_LOG ?? 'silent' });
 
@@ -321,4 +322,48 @@ export function startWorkerProcess(o: {
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve(child));
     child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
   });
+}
+
+export interface CloseStack {
+  db: Awaited<ReturnType<typeof freshDatabase>>;
+  pool: Pool;
+  sims: RunningSimulators;
+  worker: TestWorker;
+  api: TestApi;
+  call: ReturnType<typeof httpClient>;
+  /** `loyalty verify`'s invariants, then everything stopped; fails on a violation */
+  stop: () => Promise<void>;
+}
+
+/**
+ * What a close test file runs on: its own database, the simulators (no faults, the given seed), a
+ * real worker and the API with a close approval window no test waits out.
+ */
+export async function startCloseStack(seed: number): Promise<CloseStack> {
+  const db = await freshDatabase();
+  const sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, seed);
+  const worker = await startWorker(db.pool, {
+    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+  });
+  const api = await startApi(db.pool, async () => true, {
+    client: worker.client,
+    taskQueue: worker.taskQueue,
+    closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' },
+  });
+  return {
+    db,
+    pool: db.pool,
+    sims,
+    worker,
+    api,
+    call: httpClient(api),
+    stop: async () => {
+      const result = await verifyInvariants(db.pool);
+      await api.close();
+      await worker.stop();
+      await sims.close();
+      await db.drop();
+      assert.deepEqual(result.violations, []);
+    },
+  };
 }

@@ -4,52 +4,22 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { accrueBatch } from '../../db/ledger';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
-import { verifyInvariants } from '../../db/verify';
 import { ApiError } from '../../domain/errors';
-import { startSimulators, type RunningSimulators } from '../../simulators';
-import {
-  eventually,
-  freshDatabase,
-  httpClient,
-  programBody,
-  startApi,
-  startWorker,
-  uniqueId,
-  type TestApi,
-  type TestWorker,
-} from '../helpers/stack';
+import { eventually, httpClient, programBody, startCloseStack, uniqueId, type CloseStack } from '../helpers/stack';
 
 // Issue 13, defect 6: from the approval of a close on, new accruals and new cohorts start from its
 // approved estimate (recorded on each accrual with the close that set it); the rule's rate is the
 // prior before the first close, and accruals written before the approval are never repriced.
-let db: Awaited<ReturnType<typeof freshDatabase>>;
+let stack: CloseStack;
 let pool: Pool;
-let sims: RunningSimulators;
-let worker: TestWorker;
-let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 
 beforeAll(async () => {
-  db = await freshDatabase();
-  pool = db.pool;
-  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 17);
-  worker = await startWorker(pool, {
-    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
-  });
-  api = await startApi(pool, async () => true, {
-    client: worker.client,
-    taskQueue: worker.taskQueue,
-    closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' },
-  });
-  call = httpClient(api);
+  stack = await startCloseStack(17);
+  ({ pool, call } = stack);
 });
 afterAll(async () => {
-  const result = await verifyInvariants(pool);
-  await api.close();
-  await worker.stop();
-  await sims.close();
-  await db.drop();
-  assert.deepEqual(result.violations, []);
+  await stack.stop();
 });
 
 const accrue = (p: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string) =>

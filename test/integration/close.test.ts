@@ -10,59 +10,41 @@ import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
 import { expireMember } from '../../db/ledger';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
-import { verifyInvariants } from '../../db/verify';
 import { chromiumPath } from '../../cli/stack/binaries';
 import { formatMinor, type CloseReport } from '../../domain/close-report';
 import { QUARTERLY_CLOSE_SCHEDULE_ID } from '../../domain/workflow-ids';
-import { startSimulators, type RunningSimulators } from '../../simulators';
+import type { RunningSimulators } from '../../simulators';
 import { ensureCloseSchedule } from '../../workers/schedules';
 import { scheduledCloses } from '../../workflows/close-schedule';
 import {
   eventually,
-  freshDatabase,
   httpClient,
   programBody,
   recordHistory,
   startApi,
-  startWorker,
+  startCloseStack,
   uniqueId,
-  type TestApi,
+  type CloseStack,
   type TestWorker,
 } from '../helpers/stack';
 
 // The quarterly close end to end: API, a real worker on the dev server, PostgreSQL, the GL simulator.
 // History is loaded backdated into 2026-Q1..Q3 (allowed until a quarter is locked), then each
 // quarter is closed in turn.
-let db: Awaited<ReturnType<typeof freshDatabase>>;
+let stack: CloseStack;
 let pool: Pool;
 let sims: RunningSimulators;
 let worker: TestWorker;
-let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 let gl: ReturnType<typeof glClient>;
 
 beforeAll(async () => {
-  db = await freshDatabase();
-  pool = db.pool;
-  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 13);
-  worker = await startWorker(pool, {
-    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
-  });
-  api = await startApi(pool, async () => true, {
-    client: worker.client,
-    taskQueue: worker.taskQueue,
-    closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' },
-  });
-  call = httpClient(api);
+  stack = await startCloseStack(13);
+  ({ pool, sims, worker, call } = stack);
   gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
 });
 afterAll(async () => {
-  const result = await verifyInvariants(pool);
-  await api.close();
-  await worker.stop();
-  await sims.close();
-  await db.drop();
-  assert.deepEqual(result.violations, []);
+  await stack.stop();
 });
 
 async function program(overrides: Record<string, unknown> = {}) {
@@ -358,7 +340,7 @@ describe('quarterly close', () => {
         '--format',
         'json',
         '--database-url',
-        db.url,
+        stack.db.url,
       ],
       { encoding: 'utf8' },
     );
@@ -689,7 +671,7 @@ describe('quarterly close', () => {
       ...process.env,
       TEMPORAL_ADDRESS: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS!,
       LOYALTY_TASK_QUEUE: worker.taskQueue,
-      DATABASE_URL: db.url,
+      DATABASE_URL: stack.db.url,
     };
     const run = () =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
