@@ -81,6 +81,8 @@ begin
     end loop;
   end if;
   update members set balance = balance + a.points where program_id = a.program_id and member_id = m.member_id;
+  -- points added to a member whose deadline had passed and been expired get one again (normally at once)
+  if a.points > 0 then perform ll_rearm_returned_points(a.program_id, m.member_id, now()); end if;
   update manual_adjustments set status = 'applied', approved_by = p_approver, decided_at = now(), entry_id = v_entry
    where adjustment_id = p_adjustment;
   return jsonb_build_object('status', 'applied', 'entryId', v_entry);

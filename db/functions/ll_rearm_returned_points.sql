@@ -1,5 +1,5 @@
 -- Points came back to a member (a redemption given back: lost chargeback, lowered invoice; a hold
--- released) whose deadline had already passed and been expired (expires_at null). Without a
+-- released; points added by hand, ll_apply_adjustment) whose deadline had already passed and been expired (expires_at null). Without a
 -- deadline they would never expire. The deadline re-arms by the program's rule: the member's last
 -- purchase plus the window in force at p_at for their jurisdiction, but never before p_at (the
 -- points were not there earlier). That deadline has normally passed, so it is p_at and the points

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { expireMember } from '../../db/ledger';
 import { afterAll, beforeAll, test } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -165,6 +166,25 @@ test('above the threshold: waits for finance; the requester cannot decide; appro
   assert.equal(await balance(p), 7000);
   const read = await call('GET', `/v1/programs/${p}/adjustments/${own.body.adjustmentId}`, { role: 'finance' });
   assert.deepEqual([read.body.status, read.body.requestedBy], ['rejected', 'test-admin']);
+});
+
+test('points added to a member whose deadline had passed and been expired get a deadline again', async () => {
+  const p = uniqueId('adj');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(p) })).status, 201);
+  const longAgo = new Date(Date.now() - 400 * 86_400_000).toISOString(); // the window is P365D
+  const earn = await call('POST', `/v1/programs/${p}/accruals`, {
+    role: 'billing',
+    body: { memberId: 'm-1', invoiceId: 'i-1', amountMinor: 50_000, occurredAt: longAgo },
+  });
+  assert.equal(earn.status, 201);
+  await expireMember(pool, p, 'm-1', new Date().toISOString(), 'test');
+  const lapsed = await pool.query('select balance, expires_at from members where program_id = $1', [p]);
+  assert.deepEqual([Number(lapsed.rows[0].balance), lapsed.rows[0].expires_at], [0, null]);
+  const plus = await adjust(p, { points: 100 });
+  assert.deepEqual([plus.status, plus.body.status], [201, 'applied']);
+  const { rows } = await pool.query('select balance, expires_at from members where program_id = $1', [p]);
+  assert.equal(Number(rows[0].balance), 100);
+  assert.ok(rows[0].expires_at && rows[0].expires_at.getTime() <= Date.now(), 'a deadline again (at once)');
 });
 
 test('bad adjustments: 4xx with a stable code, nothing written', async () => {
