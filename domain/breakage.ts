@@ -194,6 +194,9 @@ export function overrideOutsideBounds(
 ): Array<{ cohort: string; lowerBound: RateMillionths; upperBound: RateMillionths }> {
   const out: Array<{ cohort: string; lowerBound: RateMillionths; upperBound: RateMillionths }> = [];
   for (const c of cohorts) {
+    // a goodwill cohort takes the purchased points' estimate, bounded per cohort at the proposal:
+    // free points never veto finance's estimate of points bought
+    if (isGoodwillCohort(c.cohort)) continue;
     const b = estimateBounds(c.pointsIssued, c.pointsRedeemed, c.pointsExpired);
     if (!b || b.complete) continue;
     const scaled = override * c.pointsIssued;

@@ -191,6 +191,9 @@ describe('bounds: R/N <= u <= (R + outstanding)/N', () => {
       { cohort: 'b', lowerBound: 700_000n, upperBound: 1_000_000n },
     ]);
     assert.deepEqual(overrideOutsideBounds(points.slice(0, 1), 600_000n), []);
+    // a goodwill cohort has no say either: 95 of its 100 points redeemed does not veto 0.6
+    const goodwill = { ...row('2026-Q4-goodwill', 100n, [95n]), pointsRedeemed: 95n };
+    assert.deepEqual(overrideOutsideBounds([...points.slice(0, 1), goodwill], 600_000n), []);
     // the estimate itself never leaves the bounds (an override that got past the API is brought in, with the reason)
     const { estimates } = projectUltimateRates(rows, 650_000n);
     assert.deepEqual(
