@@ -1,7 +1,8 @@
 -- Refunds: revoke the points earned on an invoice in proportion to the amount refunded.
 -- Cumulative (ll_prorate): after refunds totalling F of an invoice of amount T that earned n points,
 -- the revocation target is round(n * F / T); each refund revokes the increase. Never below zero
--- (ll_revocable): what the member no longer has is recorded as a shortfall.
+-- (ll_revocable): what the member no longer has available (spent, expired, held by a redemption in
+-- progress) is recorded as a shortfall; goodwill points are never revoked by a refund.
 -- The allocation moves only with the points revoked: the refund's share of the invoice's allocation
 -- is split over its points (ll_prorate, the shortfall the last part), and each cohort a point is
 -- revoked from gives up that point's part (never more than the cohort still carries). The shortfall's
@@ -46,20 +47,26 @@ begin
 
   m := ll_lock_current_member(v_program, a.credited_member_id);
   v_member := m.member_id;
-  v_available := m.balance - m.held;
+  -- What the refund can revoke: the member's purchased points not held by a redemption in progress.
+  -- Goodwill points (a '<quarter>-goodwill' cohort) were never bought with any invoice: a refund of a
+  -- purchase never touches them (docs/accounting.md, "Goodwill points"), and held points belong to
+  -- the redemption that holds them (its commit spends them from their cohorts).
+  select coalesce(sum(x.available), 0) into v_available from ll_member_cohorts_available(v_program, v_member) x
+   where x.available > 0 and x.cohort not like '%-goodwill';
   v_revoked := ll_revocable(v_to_revoke, v_available);
   v_key := 'refund:' || v_refund;
 
   -- Take the points from the invoice's own cohort first, then the oldest; each cohort gives up the
   -- revoked points' part of the refund's allocation.
   v_left := v_revoked;
-  for c in select mc.cohort, mc.points, co.liability_account,
+  for c in select mc.cohort, mc.available as points, co.liability_account,
                   (select coalesce(sum(cs.allocated_minor - cs.allocated_reversed_minor), 0) from cohort_stripes cs
                     where cs.program_id = v_program and cs.cohort = mc.cohort) as carried,
                   (select coalesce(sum(cs.allocated_micro - cs.allocated_reversed_micro), 0) from cohort_stripes cs
                     where cs.program_id = v_program and cs.cohort = mc.cohort) as carried_micro
-             from member_cohorts mc join cohorts co on co.program_id = mc.program_id and co.cohort = mc.cohort
-           where mc.program_id = v_program and mc.member_id = v_member and mc.points > 0
+             from ll_member_cohorts_available(v_program, v_member) mc
+             join cohorts co on co.program_id = v_program and co.cohort = mc.cohort
+           where mc.available > 0 and mc.cohort not like '%-goodwill'
            order by (mc.cohort = a.cohort) desc, mc.cohort loop
     exit when v_left = 0;
     v_take := least(v_left, c.points);

@@ -1,19 +1,29 @@
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { freshDatabase } from '../helpers/stack';
+import { randomUUID } from 'node:crypto';
+import { commitRedemption, holdRedemption } from '../../db/redemptions';
+import { verifyInvariants } from '../../db/verify';
+import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
 
 // Refund proration has one home, the database: ll_prorate (the cumulative pro-rata share) and
 // ll_revocable (never more than the member has), both called by ll_refund. These are the
 // examples and properties the TypeScript mirror (domain/refund.ts, removed) was tested with, run
 // against the SQL that production runs.
 let db: Awaited<ReturnType<typeof freshDatabase>>;
+let api: TestApi;
+let call: ReturnType<typeof httpClient>;
 
 beforeAll(async () => {
   db = await freshDatabase();
+  api = await startApi(db.pool);
+  call = httpClient(api);
 });
 afterAll(async () => {
+  const result = await verifyInvariants(db.pool);
+  await api.close();
   await db.drop();
+  assert.deepEqual(result.violations, []);
 });
 
 interface ProrateInput {
@@ -214,5 +224,100 @@ describe('applyRevocation', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+// ll_refund itself: which points a refund revokes (the member's purchased points still available).
+describe('ll_refund: which points a refund can revoke', () => {
+  async function program() {
+    const p = uniqueId('rf');
+    const body = programBody(p, {
+      redemption: { minPoints: 1, maxInvoiceShare: 1, cohortOrder: 'oldest_first' },
+      adjustments: { approvalThresholdPoints: 1_000_000 },
+    });
+    assert.equal((await call('POST', '/v1/programs', { body })).status, 201);
+    return p;
+  }
+  const accrue = async (p: string, memberId: string, invoiceId: string, amountMinor: number, occurredAt: string) =>
+    assert.equal(
+      (
+        await call('POST', `/v1/programs/${p}/accruals`, {
+          role: 'billing',
+          body: { memberId, invoiceId, amountMinor, occurredAt },
+        })
+      ).status,
+      201,
+    );
+  const refund = (p: string, memberId: string, invoiceId: string, amountMinor: number) =>
+    call('POST', `/v1/programs/${p}/refunds`, {
+      role: 'billing',
+      body: { memberId, invoiceId, refundId: uniqueId('r'), amountMinor, occurredAt: new Date().toISOString() },
+    });
+  const hold = (p: string, memberId: string, invoiceId: string, points: number) =>
+    holdRedemption(db.pool, {
+      programId: p,
+      redemptionId: randomUUID(),
+      invoiceId,
+      memberId,
+      points,
+      invoiceTotalMinor: 1_000_000,
+      pointValueMinor: 1,
+      minPoints: 1,
+      maxInvoiceShareMillionths: '1000000',
+      cohortOrder: 'oldest_first',
+      occurredAt: new Date().toISOString(),
+    });
+  const memberCohorts = async (p: string, memberId: string) =>
+    Object.fromEntries(
+      (
+        await db.pool.query(
+          `select cohort, points::int as points from member_cohorts where program_id = $1 and member_id = $2 order by cohort`,
+          [p, memberId],
+        )
+      ).rows.map((r) => [r.cohort, r.points]),
+    );
+
+  test('a refund never revokes goodwill points: what the purchase left is its shortfall', async () => {
+    const p = await program();
+    const now = new Date().toISOString();
+    await accrue(p, 'm', 'buy', 100_000, now); // 1,000 points in this quarter
+    await hold(p, 'm', 'spend', 600);
+    await commitRedemption(db.pool, p, 'spend', 'test');
+    const goodwill = await call('POST', `/v1/programs/${p}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm', points: 500, reasonCode: 'goodwill' },
+    });
+    assert.equal(goodwill.status, 201, JSON.stringify(goodwill.body));
+    const gw = Object.keys(await memberCohorts(p, 'm')).find((c) => c.endsWith('-goodwill'))!;
+    const liability = async () =>
+      (
+        await db.pool.query(
+          `select coalesce(sum(l.credit_minor - l.debit_minor), 0)::int as v from journal_lines l
+             join journal_entries j using (journal_entry_id)
+            where j.program_id = $1 and l.account = 'loyalty_contract_liability' and l.cohort = $2`,
+          [p, gw],
+        )
+      ).rows[0].v as number;
+    const goodwillLiability = await liability();
+
+    const r = await refund(p, 'm', 'buy', 100_000);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.deepEqual([r.body.pointsRevoked, r.body.shortfallPoints], [400, 600]);
+    assert.equal(r.body.balance, 500, 'the 500 goodwill points stay');
+    assert.equal((await memberCohorts(p, 'm'))[gw], 500);
+    assert.equal(await liability(), goodwillLiability, "the goodwill cohort's liability does not move");
+  });
+
+  test('a refund never revokes points held by a redemption in progress; the redemption still commits', async () => {
+    const p = await program();
+    await accrue(p, 'm', 'old', 10_000, '2026-07-15T00:00:00Z'); // 100 points in 2026-Q3
+    await accrue(p, 'm', 'new', 10_000, '2026-10-15T00:00:00Z'); // 100 points in 2026-Q4
+    await hold(p, 'm', 'spend', 100); // oldest first: the 100 of 2026-Q3
+    const r = await refund(p, 'm', 'old', 10_000);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.deepEqual([r.body.pointsRevoked, r.body.shortfallPoints], [100, 0]);
+    assert.deepEqual(await memberCohorts(p, 'm'), { '2026-Q3': 100, '2026-Q4': 0 }, 'the held points stay');
+    assert.equal((await commitRedemption(db.pool, p, 'spend', 'test')).status, 'applied');
+    assert.deepEqual(await memberCohorts(p, 'm'), { '2026-Q3': 0, '2026-Q4': 0 });
   });
 });
