@@ -57,6 +57,7 @@ const creditState = (c: BillingCredit): BillingCreditState => ({
   invoiceId: c.invoiceId,
   amountMinor: c.amountMinor,
   reversed: c.reversedAt !== null,
+  taxTreatment: c.taxTreatment ?? null,
 });
 
 /**

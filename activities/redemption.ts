@@ -3,6 +3,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { markJournalPostedToGl, recordGlPosting } from '../db/gl-postings';
 import { journalLines } from '../db/journal';
+import { recordedTaxTreatment, recordRedemptionTax, redemptionTaxRules } from '../db/redemption-tax';
+import { taxQuestion } from '../domain/tax';
 import { ApiError } from '../domain/errors';
 import { accrualLeftToRefund, callWriteFunction, getMember } from '../db/ledger';
 import {
@@ -120,9 +122,12 @@ export function glEntryId(programId: string, journalKey: string): string {
 export function createRedemptionActivities(deps: { pool: Pool; billing: BillingClient; gl: GlClient; tax: TaxClient }) {
   const { pool, billing, gl, tax } = deps;
 
-  // One body and key per credit: the saga's step and the compensation of an apply in doubt send the same.
-  const applyCredit = (q: SagaRef & { points: number; creditMinor: number }) =>
-    billing.applyCredit(
+  // One body and key per credit: the saga's step and the compensation of an apply in doubt send the
+  // same. The credit carries the tax treatment recorded on the redemption, which is frozen once the
+  // credit is first sent (db/functions/ll_record_redemption_tax.sql), so every attempt sends one body.
+  const applyCredit = async (q: SagaRef & { points: number; creditMinor: number }) => {
+    const taxTreatment = await recordedTaxTreatment(pool, q.programId, q.invoiceId);
+    return billing.applyCredit(
       q.invoiceId,
       {
         creditId: q.redemptionId,
@@ -130,9 +135,11 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
         points: q.points,
         source: billingSource(q.programId),
         description: `Loyalty points: ${q.points.toLocaleString('en-US')} pts`,
+        ...(taxTreatment ? { taxTreatment } : {}),
       },
       `credit:${q.redemptionId}`,
     );
+  };
   // One key per credit's reversal, whether a compensation or a lost chargeback asks for it.
   const reverseCredit = (q: SagaRef & { reason: string }) =>
     service(() => billing.reverseCredit(q.invoiceId, q.redemptionId, q.reason, `credit-reversal:${q.redemptionId}`));
@@ -188,6 +195,8 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
         currency: invoice.currency,
         pointsCreditMinor: q.creditMinor,
         lines: invoice.lines.map((l, i) => ({ lineId: String(i + 1), amountMinor: l.amountMinor })),
+        // the program's scheme, and its own treatment for the jurisdiction where finance set one
+        ...taxQuestion(await redemptionTaxRules(pool, q.programId, q.invoiceId), jurisdiction),
       };
       // The key names the question, not just the saga: the member's jurisdiction is read when the step
       // runs, and a step run again (a worker died before its result was recorded) can find another one
@@ -196,7 +205,10 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
       // applied stayed in billing (found by test/faults). A treatment changes nothing, so a new
       // question may well have a new key.
       const digest = createHash('sha256').update(JSON.stringify(request)).digest('hex').slice(0, 16);
-      return service(() => tax.treatment(request, `tax:${q.redemptionId}:${digest}`));
+      const treatment = await service(() => tax.treatment(request, `tax:${q.redemptionId}:${digest}`));
+      // stored on the redemption: billing's credit carries it, and the commit books the output tax it names
+      await ledger(() => recordRedemptionTax(pool, q.programId, q.invoiceId, treatment));
+      return treatment;
     },
 
     async applyCreditInBilling(q: SagaRef & { points: number; creditMinor: number }): Promise<void> {

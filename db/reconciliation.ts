@@ -11,6 +11,8 @@ export interface LedgerRedemptionRow extends LedgerRedemption {
 
 const REDEMPTION_COLUMNS = `r.redemption_id::text as "redemptionId", r.invoice_id as "invoiceId", r.member_id as "memberId", r.status,
   (r.credit_minor - r.credit_reversed_minor)::bigint as "creditOutMinor",
+  (select jsonb_build_object('jurisdiction', t.jurisdiction, 'treatment', t.treatment) from redemption_taxes t
+    where t.program_id = r.program_id and t.invoice_id = r.invoice_id) as "taxTreatment",
   coalesce((select array_agg(a.adjustment_id order by a.adjustment_id) from redemption_adjustments a
              where a.program_id = r.program_id and a.invoice_id = r.invoice_id and a.points_reversed > 0), '{}') as "adjustmentIds"`;
 

@@ -1,3 +1,5 @@
+import type { ProgramTaxRules } from './tax';
+
 /** The rules of a program: one version of them. Money in minor units, rates in [0, 1]. */
 export interface ExpiryRule {
   policy: 'rolling' | 'none';
@@ -33,6 +35,8 @@ export interface ProgramRules {
    * absent); points added are booked by goodwillTreatment (DEFAULT_GOODWILL_TREATMENT when absent)
    */
   adjustments?: { approvalThresholdPoints?: number; goodwillTreatment?: GoodwillTreatment };
+  /** how the part of an invoice paid with points is taxed, per jurisdiction (domain/tax.ts; the law's when absent) */
+  tax?: ProgramTaxRules;
 }
 
 /**

@@ -11,6 +11,13 @@ export interface LedgerRedemption {
   status: LedgerRedemptionStatus;
   /** the credit still applied: the credit less what adjustments and reversals took back */
   creditOutMinor: number;
+  /** the tax treatment recorded on the redemption, which billing's credit must carry (null: none known) */
+  taxTreatment?: CreditTax | null;
+}
+
+export interface CreditTax {
+  jurisdiction: string;
+  treatment: 'discount' | 'consideration';
 }
 
 export interface BillingCreditState {
@@ -18,6 +25,8 @@ export interface BillingCreditState {
   invoiceId: string;
   amountMinor: number;
   reversed: boolean;
+  /** the tax treatment the credit carries in billing (null: none) */
+  taxTreatment?: CreditTax | null;
 }
 
 export interface JournalLine {
@@ -30,6 +39,7 @@ export type DifferenceReason =
   | 'missing_in_billing' // the ledger applied a redemption billing has no credit for
   | 'reversed_in_billing_only' // billing reversed a credit the ledger still counts as applied
   | 'amount_mismatch' // both applied, different amounts
+  | 'tax_treatment_mismatch' // both applied; billing's credit does not carry the ledger's tax treatment
   | 'credit_not_reversed' // the ledger declined or reversed it; billing still shows the credit
   | 'unknown_in_ledger' // billing shows a loyalty credit the ledger has no redemption for
   | 'missing_in_gl' // the ledger recorded a posting the GL does not have
@@ -78,11 +88,19 @@ export function matchRedemption(
       if (!credit) return { ...base, reason: 'missing_in_billing' };
       if (credit.reversed) return { ...base, reason: 'reversed_in_billing_only' };
       if (credit.amountMinor !== ledger.creditOutMinor) return { ...base, reason: 'amount_mismatch' };
+      if (!sameTax(ledger.taxTreatment ?? null, credit.taxTreatment ?? null))
+        return { ...base, reason: 'tax_treatment_mismatch' };
       return null;
     case 'declined':
     case 'reversed':
       return credit && !credit.reversed ? { ...base, reason: 'credit_not_reversed' } : null;
   }
+}
+
+/** Whether billing's credit carries the ledger's treatment (the same jurisdiction and treatment, or neither has one). */
+function sameTax(ledger: CreditTax | null, billing: CreditTax | null): boolean {
+  if (!ledger || !billing) return ledger === billing;
+  return ledger.jurisdiction === billing.jurisdiction && ledger.treatment === billing.treatment;
 }
 
 /** Lines in a canonical order and form, so that two journals compare by value. */

@@ -3,6 +3,7 @@ import { isKnownCurrency } from './currency';
 import { isValidWindow } from './duration';
 import { isExactRate } from './money';
 import { GOODWILL_TREATMENTS } from './program';
+import { TAX_SCHEMES, TAX_TREATMENTS } from './tax';
 
 /** Limits on every input (no unbounded strings or numbers reach the database). */
 export const LIMITS = {
@@ -93,6 +94,21 @@ export const createProgramSchema = z
       .object({
         approvalThresholdPoints: z.number().int().min(0).max(LIMITS.maxPointsPerAccrual).optional(),
         goodwillTreatment: z.enum(GOODWILL_TREATMENTS).optional(),
+      })
+      .strict()
+      .optional(),
+    /**
+     * how the part of an invoice paid with points is taxed (docs/accounting.md): the program's scheme
+     * (own_store when absent) and, where finance sets one, the treatment per jurisdiction; elsewhere
+     * the tax service answers by the jurisdiction's law
+     */
+    tax: z
+      .object({
+        scheme: z.enum(TAX_SCHEMES).optional(),
+        treatments: z
+          .record(jurisdiction, z.enum(TAX_TREATMENTS))
+          .refine((t) => Object.keys(t).length <= 100, 'at most 100 jurisdictions')
+          .optional(),
       })
       .strict()
       .optional(),

@@ -13,6 +13,8 @@ interface Credit {
   points: number;
   /** who applied it (the loyalty ledger says `loyalty:<programId>`) */
   source: string | null;
+  /** how the credit is taxed, as its sender said: a discount, or consideration (a payment) */
+  taxTreatment: { jurisdiction: string; treatment: 'discount' | 'consideration' } | null;
   appliedAt: string;
   reversedAt: string | null;
   reductions: Array<{ reductionId: string; amountMinor: number; points: number; reason: string | null; at: string }>;
@@ -91,6 +93,13 @@ export function billingSimulator(seed = 1) {
         amountMinor: money.min(1),
         points: z.number().int().min(1),
         source: id.optional(),
+        taxTreatment: z
+          .object({
+            jurisdiction: z.string().regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/),
+            treatment: z.enum(['discount', 'consideration']),
+          })
+          .strict()
+          .optional(),
       })
       .strict(),
     (b) => {
@@ -103,6 +112,7 @@ export function billingSimulator(seed = 1) {
       const c: Credit = {
         ...b,
         source: b.source ?? null,
+        taxTreatment: b.taxTreatment ?? null,
         appliedAt: new Date().toISOString(),
         reversedAt: null,
         reductions: [],

@@ -1,4 +1,11 @@
+import type { TaxTreatmentKind } from '../../domain/tax';
 import { callService, type ServiceClientOptions } from './http';
+
+/** The tax treatment a loyalty credit carries to billing. */
+export interface CreditTaxTreatment {
+  jurisdiction: string;
+  treatment: TaxTreatmentKind;
+}
 
 export interface BillingCredit {
   creditId: string;
@@ -7,6 +14,11 @@ export interface BillingCredit {
   amountMinor: number;
   points: number;
   source: string | null;
+  /**
+   * How the credit is taxed, as the ledger sent it: `discount` lowers the taxable base,
+   * `consideration` is a payment with tax due on the full price (null: no treatment known)
+   */
+  taxTreatment: CreditTaxTreatment | null;
   appliedAt: string;
   reversedAt: string | null;
   reductions: Array<{ reductionId: string; amountMinor: number; points: number; reason: string | null; at: string }>;
@@ -47,7 +59,14 @@ export function billingClient(o: Omit<ServiceClientOptions, 'service'>) {
       ),
     applyCredit: (
       invoiceId: string,
-      credit: { creditId: string; description: string; amountMinor: number; points: number; source?: string },
+      credit: {
+        creditId: string;
+        description: string;
+        amountMinor: number;
+        points: number;
+        source?: string;
+        taxTreatment?: CreditTaxTreatment;
+      },
       key: string,
     ) =>
       callService<{ credit: BillingCredit; invoice: BillingInvoice }>(

@@ -1,5 +1,6 @@
--- Spend the held points: a redeem entry from the held cohorts, and the revenue the cohort formula
--- recognises for them. Idempotent.
+-- Spend the held points: a redeem entry from the held cohorts, the revenue the cohort formula
+-- recognises for them, and the output tax due on the credit where the treatment is consideration
+-- (ll_post_redemption_tax). Idempotent.
 create or replace function ll_commit_redemption(p_program text, p_invoice text, p_actor text) returns jsonb language plpgsql as $$
 declare r redemptions; v_entry bigint; c record; v_key text;
 begin
@@ -20,6 +21,8 @@ begin
     perform ll_stripe_add(p_program, c.cohort, r.member_id, d_redeemed => c.points);
     perform ll_recognize_cohort(p_program, c.cohort, r.occurred_at, p_actor, v_key || ':' || c.cohort, 'loyalty_revenue');
   end loop;
+  -- output tax due on the part paid with points comes out of what was released (consideration only)
+  perform ll_post_redemption_tax(p_program, p_invoice, 0, r.points_applied, r.occurred_at, p_actor, v_key, false);
   update members set balance = balance - r.points_applied, held = held - r.points_applied
    where program_id = p_program and member_id = r.member_id;
   update redemptions set status = 'applied', updated_at = now() where program_id = p_program and invoice_id = p_invoice returning * into r;

@@ -2,7 +2,8 @@
 -- each cohort still has out (cumulative shares, so the parts add up exactly), on the member who holds
 -- the points now; the revenue is recomputed per cohort. Dated in a closed period (see the close,
 -- programs.locked_until), it lands in the open one. Points given back to a member whose deadline had
--- passed and been expired get a deadline again (ll_rearm_returned_points). Returns the ledger entry id.
+-- passed and been expired get a deadline again (ll_rearm_returned_points); their share of the output
+-- tax booked on the credit is reversed (ll_post_redemption_tax). Returns the ledger entry id.
 create or replace function ll_give_back_redemption(r redemptions, p_points bigint, p_occurred timestamptz, p_actor text,
                                         p_key text, p_reference text) returns bigint language plpgsql as $$
 declare m members; v_entry bigint; c record; v_out bigint; v_cum bigint := 0; v_take bigint; v_occurred timestamptz;
@@ -31,6 +32,8 @@ begin
     perform ll_recognize_cohort(r.program_id, c.cohort, v_occurred, p_actor, p_key || ':' || c.cohort, 'loyalty_revenue');
   end loop;
   update members set balance = balance + p_points where program_id = r.program_id and member_id = m.member_id;
+  -- the points' share of the output tax booked on the credit goes back with them (r: before this give-back)
+  perform ll_post_redemption_tax(r.program_id, r.invoice_id, r.points_reversed, p_points, v_occurred, p_actor, p_key, true);
   -- back after the member's deadline had passed and expired: the deadline re-arms (they expire at once)
   perform ll_rearm_returned_points(r.program_id, m.member_id, v_occurred);
   return v_entry;

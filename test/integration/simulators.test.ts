@@ -100,23 +100,87 @@ describe('gl', () => {
 });
 
 describe('tax', () => {
-  test('US sales tax: the credit reduces the taxable base; EU VAT: the credit is a tender', async () => {
-    const lines = [
-      { lineId: 'l1', amountMinor: 6000 },
-      { lineId: 'l2', amountMinor: 2000 },
-    ];
-    const us = await tax.treatment({ jurisdiction: 'US-CA', currency: 'USD', lines, pointsCreditMinor: 2500 }, 'k-us');
-    assert.equal(us.treatment, 'reduces_taxable_base');
-    assert.equal(us.taxableBaseMinor, 5500);
-    assert.deepEqual(us.taxLines, [
-      { lineId: 'l1', taxableMinor: 4125, taxMinor: 299 },
-      { lineId: 'l2', taxableMinor: 1375, taxMinor: 100 },
-    ]);
-    const de = await tax.treatment({ jurisdiction: 'DE', currency: 'EUR', lines, pointsCreditMinor: 2500 }, 'k-de');
-    assert.deepEqual([de.treatment, de.taxableBaseMinor, de.totalTaxMinor], ['tender', 8000, 1520]);
-    await rejects(tax.treatment({ jurisdiction: 'ZZ', currency: 'USD', lines, pointsCreditMinor: 0 }, 'k-zz'), (e) =>
-      assert.equal(e.code, 'unsupported_jurisdiction'),
+  const lines = [
+    { lineId: 'l1', amountMinor: 6000 },
+    { lineId: 'l2', amountMinor: 2000 },
+  ];
+  const ask = (jurisdiction: string, scheme: 'own_store' | 'third_party', extra: object = {}) =>
+    tax.treatment(
+      { jurisdiction, currency: 'USD', lines, pointsCreditMinor: 2500, scheme, ...extra },
+      `k-${jurisdiction}-${scheme}-${JSON.stringify(extra)}`,
     );
+
+  test('California and Tennessee: store points are a discount, the credit lowers the taxable base', async () => {
+    const ca = await ask('US-CA', 'own_store');
+    assert.deepEqual([ca.treatment, ca.basis, ca.rateMillionths], ['discount', 'law', 72_500]);
+    assert.equal(ca.taxableBaseMinor, 5500);
+    assert.equal(ca.taxOnCreditMinor, 0);
+    assert.deepEqual(ca.taxLines, [
+      {
+        lineId: 'l1',
+        amountMinor: 6000,
+        pointsShareMinor: 1875,
+        taxableMinor: 4125,
+        taxMinor: 299,
+        taxOnPointsMinor: 0,
+      },
+      {
+        lineId: 'l2',
+        amountMinor: 2000,
+        pointsShareMinor: 625,
+        taxableMinor: 1375,
+        taxMinor: 100,
+        taxOnPointsMinor: 0,
+      },
+    ]);
+    const tn = await ask('US-TN', 'own_store');
+    assert.deepEqual([tn.treatment, tn.taxableBaseMinor, tn.totalTaxMinor], ['discount', 5500, 385]);
+  });
+
+  test('Minnesota taxes the full price: the points are consideration, with output tax on the part they paid', async () => {
+    const mn = await tax.treatment(
+      {
+        jurisdiction: 'US-MN',
+        currency: 'USD',
+        lines: [
+          { lineId: '1', amountMinor: 12_000 },
+          { lineId: '2', amountMinor: 8_000 },
+        ],
+        pointsCreditMinor: 2000,
+        scheme: 'own_store',
+      },
+      'k-mn',
+    );
+    assert.deepEqual([mn.treatment, mn.taxableBaseMinor, mn.rateMillionths], ['consideration', 20_000, 68_750]);
+    // 1,200 x 6.875% = 82.5 -> 83 and 800 x 6.875% = 55: 138 on the 20.00 paid with points
+    assert.deepEqual(
+      mn.taxLines.map((l) => [l.pointsShareMinor, l.taxMinor, l.taxOnPointsMinor]),
+      [
+        [1200, 825, 83],
+        [800, 550, 55],
+      ],
+    );
+    assert.equal(mn.taxOnCreditMinor, 138);
+  });
+
+  test('EU VAT: an own-store scheme is a discount (Tesco), a third-party scheme consideration (LMUK/Baxi)', async () => {
+    const own = await ask('DE', 'own_store');
+    assert.deepEqual(
+      [own.treatment, own.taxableBaseMinor, own.totalTaxMinor, own.taxOnCreditMinor],
+      ['discount', 5500, 1045, 0],
+    );
+    const third = await ask('DE', 'third_party');
+    assert.deepEqual(
+      [third.treatment, third.taxableBaseMinor, third.totalTaxMinor, third.taxOnCreditMinor],
+      ['consideration', 8000, 1520, 475],
+    );
+  });
+
+  test("a program's own treatment for a jurisdiction wins over the law's, and says so", async () => {
+    const set = await ask('US-CA', 'own_store', { treatment: 'consideration' });
+    assert.deepEqual([set.treatment, set.basis, set.taxableBaseMinor], ['consideration', 'program', 8000]);
+    await rejects(ask('ZZ', 'own_store'), (e) => assert.equal(e.code, 'unsupported_jurisdiction'));
+    await rejects(ask('US-CA', 'own_store', { treatment: 'tender' }), (e) => assert.equal(e.code, 'validation_failed'));
   });
 });
 
@@ -128,6 +192,7 @@ describe('fault injection', () => {
       currency: 'USD',
       lines: [{ lineId: 'l', amountMinor: 1000 }],
       pointsCreditMinor: 0,
+      scheme: 'own_store' as const,
     };
     for (let i = 0; i < 2; i++)
       await rejects(tax.treatment(q, 'k-fn'), (e) => assert.deepEqual([e.status, e.retryable], [503, true]));
