@@ -1,4 +1,8 @@
 import type { Pool } from 'pg';
+import { canonicalLines, type JournalLine } from '../domain/reconciliation';
+import { netPerAccount } from './journal';
+
+const LIABILITY_ACCOUNTS = `('loyalty_contract_liability', 'loyalty_provision')`;
 
 export interface Violation {
   check: string;
@@ -72,12 +76,35 @@ const CHECKS: Array<{ name: string; sql: string }> = [
   },
   {
     // ASC 606-10-55-48: breakage and redemptions release what was allocated, never more; a negative
-    // liability would be revenue recognised from nothing (issue 13, defects 3 and 7).
-    name: 'no cohort recognises more than its posted allocation (no liability below zero)',
-    sql: `select s.program_id, s.cohort, sum(s.allocated_minor - s.allocated_reversed_minor) as posted, c.recognized_minor
+    // liability would be revenue recognised from nothing (issue 13, defects 3 and 7). Read from the
+    // journal, per cohort and account, whatever the cohort tables say.
+    name: 'no liability is negative in the journal: per cohort, credits less debits on the contract liability and the provision are >= 0',
+    sql: `select j.program_id, l.cohort, l.account, sum(l.credit_minor - l.debit_minor) as balance
+            from journal_entries j join journal_lines l on l.journal_entry_id = j.journal_entry_id
+           where l.account in ${LIABILITY_ACCOUNTS}
+           group by 1, 2, 3 having sum(l.credit_minor - l.debit_minor) < 0`,
+  },
+  {
+    // The same, as the cohort tables hold it: posted allocation less reversed less recognised.
+    name: 'no liability is negative in the cohort figures: per cohort, allocation posted less reversed less recognised is >= 0',
+    sql: `select s.program_id, s.cohort, sum(s.allocated_minor) as posted, sum(s.allocated_reversed_minor) as reversed, c.recognized_minor
             from cohort_stripes s join cohorts c using (program_id, cohort)
            group by s.program_id, s.cohort, c.recognized_minor
-          having c.recognized_minor > greatest(sum(s.allocated_minor - s.allocated_reversed_minor), 0)`,
+          having sum(s.allocated_minor - s.allocated_reversed_minor) - c.recognized_minor < 0
+              or sum(s.allocated_minor - s.allocated_reversed_minor) < 0`,
+  },
+  {
+    // With the check above (the cohort's own account equals posted - reversed - recognised, exactly:
+    // both are sums of the same rounded minor amounts), this makes the journal's liability per
+    // cohort the cohort figures' and nothing else: no liability line off its cohort's account, none
+    // without a cohort, none on a cohort the tables do not know.
+    name: "the journal holds each cohort's liability on the cohort's own account only, every liability line naming a known cohort",
+    sql: `select j.program_id, l.cohort, l.account, c.liability_account as cohort_account, sum(l.credit_minor - l.debit_minor) as balance
+            from journal_entries j join journal_lines l on l.journal_entry_id = j.journal_entry_id
+            left join cohorts c on c.program_id = j.program_id and c.cohort = l.cohort
+           where l.account in ${LIABILITY_ACCOUNTS}
+           group by 1, 2, 3, 4
+          having (c.liability_account is null or c.liability_account <> l.account) and sum(l.credit_minor - l.debit_minor) <> 0`,
   },
   {
     name: 'every accrual has its earn entry with the same points',
@@ -122,8 +149,151 @@ const CHECKS: Array<{ name: string; sql: string }> = [
            where h.seq > 0 and a.hash is distinct from h.hash`,
   },
   {
+    // Every locked close's stored report foots: opening + issued - recognised + adjusted = closing,
+    // for the contract liability and the provision (absent from reports stored before it was
+    // reported apart), recognised = its parts, and the points likewise.
+    name: "every locked close's stored roll-forward foots (liability, provision, points)",
+    sql: `select c.program_id, c.period, v.part, v.rf
+            from closes c cross join lateral (values ('liability', c.report->'liability'), ('provision', c.report->'provision')) v(part, rf)
+           where c.status = 'locked' and v.rf is not null and jsonb_typeof(v.rf) = 'object'
+             and ((v.rf->>'openingMinor')::bigint + (v.rf->>'issuedMinor')::bigint - (v.rf->>'recognizedMinor')::bigint
+                    + (v.rf->>'adjustedMinor')::bigint <> (v.rf->>'closingMinor')::bigint
+                  or (v.rf->>'recognizedMinor')::bigint <> coalesce((v.rf->'recognized'->>'redemptionsMinor')::bigint, 0)
+                       + coalesce((v.rf->'recognized'->>'breakageMinor')::bigint, 0) + coalesce((v.rf->'recognized'->>'estimateChangeMinor')::bigint, 0))
+          union all
+          select c.program_id, c.period, 'points', c.report->'points'
+            from closes c
+           where c.status = 'locked'
+             and (c.report->'points'->>'opening')::bigint + (c.report->'points'->>'issued')::bigint - (c.report->'points'->>'redeemed')::bigint
+                 - (c.report->'points'->>'expired')::bigint + (c.report->'points'->>'adjusted')::bigint <> (c.report->'points'->>'closing')::bigint`,
+  },
+  {
+    // Each locked period opens where the previous one closed, and no quarter is skipped between two
+    // locked closes (checkCanClose closes them in order).
+    name: 'each locked period opens where the previous locked period closed (liability, provision, points), with no quarter skipped',
+    sql: `with c as (select program_id, period, report, substr(period, 1, 4)::int * 4 + substr(period, 7, 1)::int - 1 as qn
+                       from closes where status = 'locked'),
+               x as (select c.*, lag(c.qn) over w as prev_qn, lag(c.report) over w as prev_report, lag(c.period) over w as prev_period
+                       from c window w as (partition by c.program_id order by c.qn))
+          select program_id, period, prev_period, 'quarter skipped' as problem from x where prev_qn is not null and qn <> prev_qn + 1
+          union all
+          select program_id, period, prev_period, v.part from x
+           cross join lateral (values
+             ('liability', (report->'liability'->>'openingMinor')::bigint, (prev_report->'liability'->>'closingMinor')::bigint),
+             ('provision', (report->'provision'->>'openingMinor')::bigint, (prev_report->'provision'->>'closingMinor')::bigint),
+             ('points', (report->'points'->>'opening')::bigint, (prev_report->'points'->>'closing')::bigint)) v(part, opening, prev_closing)
+           where prev_qn = qn - 1 and v.opening is not null and v.prev_closing is not null and v.opening <> v.prev_closing`,
+  },
+  {
+    // A locked period never changes (entries dated in it are refused), so its stored closing is
+    // still what the journal and the ledger hold dated before its end. A report stored before the
+    // provision was reported apart summed both accounts in its liability.
+    name: "every locked close's stored closing equals the journal and the ledger as of the period's end",
+    sql: `with c as (select program_id, period, report,
+                            (make_date(substr(period, 1, 4)::int, substr(period, 7, 1)::int * 3 - 2, 1) + interval '3 months')::timestamp
+                              at time zone 'UTC' as period_end
+                       from closes where status = 'locked'),
+               money as (select c.program_id, c.period,
+                                coalesce(sum(l.credit_minor - l.debit_minor) filter (where l.account = 'loyalty_contract_liability'), 0) as liability,
+                                coalesce(sum(l.credit_minor - l.debit_minor) filter (where l.account = 'loyalty_provision'), 0) as provision
+                           from c left join journal_entries j on j.program_id = c.program_id and j.occurred_at < c.period_end
+                           left join journal_lines l on l.journal_entry_id = j.journal_entry_id and l.account in ${LIABILITY_ACCOUNTS}
+                          group by 1, 2),
+               pts as (select c.program_id, c.period, coalesce(sum(e.points), 0) as points
+                         from c left join ledger_entries e on e.program_id = c.program_id and e.occurred_at < c.period_end
+                        group by 1, 2)
+          select c.program_id, c.period, money.liability, money.provision, pts.points,
+                 c.report->'liability'->>'closingMinor' as report_liability, c.report->'provision'->>'closingMinor' as report_provision,
+                 c.report->'points'->>'closing' as report_points
+            from c join money using (program_id, period) join pts using (program_id, period)
+           where (c.report->'liability'->>'closingMinor')::bigint
+                   <> money.liability + case when c.report ? 'provision' then 0 else money.provision end
+              or (c.report ? 'provision' and (c.report->'provision'->>'closingMinor')::bigint <> money.provision)
+              or (c.report->'points'->>'closing')::bigint <> pts.points`,
+  },
+  {
+    // Goodwill is consideration payable to a customer, never a purchase (docs/accounting.md,
+    // "Goodwill points"): no accrual, no purchase's earn or refund, no invoice's journal in a
+    // '<quarter>-goodwill' cohort.
+    name: 'goodwill cohorts carry no purchased points or allocation (no accrual, earn, refund or invoice journal in them)',
+    sql: `select program_id, cohort, 'accrual' as kind, invoice_id as ref from accruals where cohort like '%-goodwill'
+          union all
+          select e.program_id, c.cohort, e.type, e.reference from ledger_entries e join ledger_entry_cohorts c on c.entry_id = e.entry_id
+           where e.type in ('earn', 'earn_reversal') and c.cohort like '%-goodwill'
+          union all
+          select j.program_id, l.cohort, j.kind, j.reference from journal_entries j join journal_lines l on l.journal_entry_id = j.journal_entry_id
+           where l.cohort like '%-goodwill' and (j.reference like 'invoice:%' or j.reference like 'refund:%')`,
+  },
+  {
+    // The per-point allocation A/N of a purchased cohort is its purchases' alone: what it issued and
+    // allocated (before revocations and reversals, which take back a share pro rata) is exactly what
+    // its accruals earned and allocated, to the micro, so no goodwill point ever entered it.
+    name: 'purchased cohorts issue and allocate exactly what their accruals did (goodwill never changes their per-point allocation)',
+    sql: `with fig as (select program_id, cohort, sum(points_issued) as issued, sum(allocated_minor) as allocated, sum(allocated_micro) as micro
+                         from cohort_stripes where cohort not like '%-goodwill' group by 1, 2),
+               acc as (select program_id, cohort, sum(points) as issued, sum(allocated_minor) as allocated, sum(allocated_micro) as micro
+                         from accruals group by 1, 2)
+          select coalesce(fig.program_id, acc.program_id) as program_id, coalesce(fig.cohort, acc.cohort) as cohort,
+                 fig.issued, acc.issued as accrued_points, fig.allocated, acc.allocated as accrued_minor, fig.micro, acc.micro as accrued_micro
+            from fig full join acc using (program_id, cohort)
+           where coalesce(fig.cohort, acc.cohort) not like '%-goodwill'
+             and (coalesce(fig.issued, 0) <> coalesce(acc.issued, 0) or coalesce(fig.allocated, 0) <> coalesce(acc.allocated, 0)
+                  or coalesce(fig.micro, 0) <> coalesce(acc.micro, 0))`,
+  },
+  {
     name: 'no idempotency key is left claimed without a response',
     sql: `select scope, idem_key from idempotency_keys where status_code = 0`,
+  },
+];
+
+/**
+ * Invariants that compare with what the ledger recorded posting to the GL: each returns the rows
+ * breaking it. Lines compare the way the reconciliation compares them (net per account,
+ * db/journal.ts netPerAccount; canonical form, domain/reconciliation.ts canonicalLines).
+ */
+const CHECKS_IN_CODE: Array<{ name: string; rows: (pool: Pool) => Promise<unknown[]> }> = [
+  {
+    // The subledger is what reached the GL: the journals marked as carried by a GL entry
+    // (gl_posted_journals: a saga's journal, or everything a close posted) net, per account, to the
+    // lines recorded for that entry (gl_postings), and an entry with anything to carry was recorded.
+    name: 'every journal marked posted to the GL is in a recorded GL posting (gl_postings) with the same lines',
+    rows: async (pool) => {
+      const { rows: marked } = await pool.query<{
+        gl_entry_id: string;
+        program_id: string;
+        account: string | null;
+        d: string;
+        c: string;
+      }>(
+        `select g.gl_entry_id, min(j.program_id) as program_id, l.account, coalesce(sum(l.debit_minor), 0)::text as d,
+                coalesce(sum(l.credit_minor), 0)::text as c
+           from gl_posted_journals g join journal_entries j on j.journal_entry_id = g.journal_entry_id
+           left join journal_lines l on l.journal_entry_id = g.journal_entry_id
+          group by g.gl_entry_id, l.account order by 1, 3`,
+      );
+      const { rows: postings } = await pool.query<{ entry_id: string; lines: JournalLine[] }>(
+        `select entry_id, lines from gl_postings where entry_id in (select gl_entry_id from gl_posted_journals)`,
+      );
+      const recorded = new Map(postings.map((p) => [p.entry_id, p.lines]));
+      const byEntry = new Map<string, { programId: string; rows: Array<{ account: string; d: string; c: string }> }>();
+      for (const r of marked) {
+        const e = byEntry.get(r.gl_entry_id) ?? { programId: r.program_id, rows: [] };
+        if (r.account !== null) e.rows.push({ account: r.account, d: r.d, c: r.c });
+        byEntry.set(r.gl_entry_id, e);
+      }
+      const broken: unknown[] = [];
+      for (const [glEntryId, e] of byEntry) {
+        const journal = netPerAccount(e.rows);
+        const posted = recorded.get(glEntryId);
+        // a close with nothing to post marks its journals with the id it would have used and posts nothing
+        if (posted === undefined && journal.length === 0) continue;
+        if (posted === undefined)
+          broken.push({ glEntryId, programId: e.programId, problem: 'no gl_postings record', journal });
+        else if (canonicalLines(posted) !== canonicalLines(journal))
+          broken.push({ glEntryId, programId: e.programId, problem: 'lines differ', journal, posted });
+      }
+      return broken;
+    },
   },
 ];
 
@@ -139,5 +309,9 @@ export async function verifyInvariants(
       violations.push({ check: c.name, count: cnt[0].n, sample: rows.slice(0, sampleSize) });
     }
   }
-  return { checks: CHECKS.length, violations };
+  for (const c of CHECKS_IN_CODE) {
+    const rows = await c.rows(pool);
+    if (rows.length > 0) violations.push({ check: c.name, count: rows.length, sample: rows.slice(0, sampleSize) });
+  }
+  return { checks: CHECKS.length + CHECKS_IN_CODE.length, violations };
 }
