@@ -152,7 +152,8 @@ export const accrualSchema = z
   .object({
     memberId: id,
     invoiceId: id,
-    amountMinor,
+    /** the purchase's price excluding tax: sales tax or VAT is not consideration allocated to points */
+    amountMinor: amountMinor.describe("the purchase's price in minor units, excluding sales tax or VAT"),
     occurredAt: instant,
     storeId: id.optional(),
     jurisdiction: jurisdiction.optional(),
