@@ -69,6 +69,12 @@ export interface CloseReport {
   cohorts: CohortReportRow[];
   liabilityByJurisdiction: Array<{ jurisdiction: string; deferredMinor: number }>;
   liabilityByStore: Array<{ storeId: string; deferredMinor: number }>;
+  /**
+   * The tax effect of the period's redemptions by jurisdiction and treatment: the redemptions and
+   * credits dated in it, and the output tax booked in it out of the released liability (revenue
+   * net of tax, `consideration` only). Absent from reports stored before it was reported.
+   */
+  taxEffect?: TaxEffectRow[];
   assumptions: {
     factors: Array<{ age: number; factor: number | null; cohorts: number; sufficient: boolean }>;
     /** the estimation policy (docs/close.md); null for a proposal made before it was recorded */
@@ -79,6 +85,14 @@ export interface CloseReport {
     approvedBy: string | null;
     approvedAt: string | null;
   };
+}
+
+export interface TaxEffectRow {
+  jurisdiction: string;
+  treatment: 'discount' | 'consideration';
+  redemptions: number;
+  creditMinor: number;
+  outputTaxMinor: number;
 }
 
 /** The minimum of cohorts backing a factor, and the approved tail factor (null: none). */
@@ -149,6 +163,8 @@ export interface PeriodBooks {
   outstandingByJurisdiction: DeferredWeight[];
   /** per cohort and store, the allocations their sales made */
   allocatedByStore: DeferredWeight[];
+  /** the tax effect of the period's redemptions (absent: not read) */
+  taxEffect?: TaxEffectRow[];
 }
 
 export interface DeferredWeight {
@@ -242,6 +258,7 @@ export function periodFigures(programId: string, period: string, books: PeriodBo
     cohorts,
     liabilityByStore: byStore.map(([storeId, deferredMinor]) => ({ storeId, deferredMinor })),
     liabilityByJurisdiction: byJurisdiction.map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
+    taxEffect: books.taxEffect ?? [],
   };
 }
 
@@ -382,6 +399,9 @@ export function reportToCsv(r: CloseReport): string {
     [],
     ['store', 'deferredMinor'],
     ...(r.liabilityByStore ?? []).map((j) => [j.storeId, j.deferredMinor]),
+    [],
+    ['taxJurisdiction', 'treatment', 'redemptions', 'creditMinor', 'outputTaxMinor'],
+    ...(r.taxEffect ?? []).map((t) => [t.jurisdiction, t.treatment, t.redemptions, t.creditMinor, t.outputTaxMinor]),
   ];
   return rows.map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }
@@ -536,6 +556,12 @@ export function reportToHtml(r: CloseReport, digits: number): string {
         `<tr><td>${f.age} → ${f.age + 1}</td><td class="num">${f.factor === null ? '–' : f.factor.toFixed(6)}</td><td class="num">${f.cohorts}</td><td>${f.sufficient ? 'used' : 'too little data'}</td></tr>`,
     )
     .join('');
+  const tax = (r.taxEffect ?? [])
+    .map(
+      (t) =>
+        `<tr><td>${esc(t.jurisdiction)}</td><td>${esc(t.treatment)}</td><td class="num">${t.redemptions.toLocaleString('en-US')}</td>${m(t.creditMinor)}${m(t.outputTaxMinor)}</tr>`,
+    )
+    .join('');
   const o = r.assumptions.override;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Loyalty liability ${esc(r.programId)} ${esc(r.period)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222;font-size:14px}table{border-collapse:collapse;margin:0 0 1.5rem}th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
@@ -549,6 +575,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}h1{font-size:1.4rem}h2
 <h2>Redemption curves</h2>${curvesSvg(r)}
 <h2>Liability by jurisdiction</h2><table id="jurisdictions"><tr><th>jurisdiction</th><th>deferred</th></tr>${jur}</table>
 <h2>Liability by store</h2><table id="stores"><tr><th>store</th><th>deferred</th></tr>${stores}</table>
+<h2>Tax effect of redemptions</h2><p>Where the part of an invoice paid with points is consideration (tax on the full price), its output tax is booked out of the released liability: revenue from redemptions is net of it. Where it is a discount, the credit lowers the taxable base and no output tax falls on it.</p>
+<table id="tax-effect"><tr><th>jurisdiction</th><th>treatment</th><th>redemptions</th><th>credits</th><th>output tax on points</th></tr>${tax}</table>
 <h2>Assumptions</h2><p>Ultimate redemption rates projected with volume-weighted chain-ladder factors from the cohort-by-age triangle; a cohort whose development beyond its age has not been observed (no factor, or one backed by fewer than ${r.assumptions.policy?.minCohortsPerFactor ?? 2} cohorts) keeps its prior estimate${r.assumptions.policy?.tailFactor ? `, unless the approved tail factor ${r.assumptions.policy.tailFactor} carries it to ultimate` : ' (no tail factor is approved)'}. Every estimate, an override included, lies within R/N &le; u &le; (R + outstanding)/N.</p>
 <table id="factors"><tr><th>age</th><th>factor</th><th>cohorts</th><th></th></tr>${factors}</table>
 ${o ? `<p id="override">Finance override: ${(o.rate * 100).toFixed(4)}%. Justification: ${esc(o.justification)}</p>` : ''}
