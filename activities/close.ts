@@ -16,8 +16,8 @@ import {
 } from '../db/close';
 import { buildCloseReport } from '../db/close-report';
 import { markUnpostedJournalsPosted, recordGlPosting, unpostedJournalLines } from '../db/gl-postings';
-import { recordPointsEstimate } from '../db/points-estimate';
 import { programIds } from '../db/programs';
+import { postedEntryIds } from '../db/reconciliation';
 import { DEFAULT_ESTIMATION_LIMITS, projectUltimateRates, type EstimationLimits } from '../domain/breakage';
 import type { CloseProposal, CloseReport } from '../domain/close-report';
 import { ApiError } from '../domain/errors';
@@ -184,6 +184,10 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
       const proposal = close?.proposal as (CloseProposal & { newPointsRate?: NewPointsEstimate | null }) | null;
       if (!close || !proposal) throw ApplicationFailure.nonRetryable(`no proposal for ${q.period}`, 'not_found');
       await recordCloseApproval(pool, q.programId, q.period, q.approvedBy);
+      // From the booking on, new accruals and new cohorts start from the approved estimate (a
+      // proposal made before it was recorded there: the same rule applied to it now); recorded in
+      // the booking's transaction, so both land or neither does.
+      const pricing = proposal.newPointsRate !== undefined ? proposal.newPointsRate : newPointsEstimate(proposal);
       await bookCloseCatchUp(
         pool,
         q.programId,
@@ -191,11 +195,8 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
         end,
         proposal.cohorts.map((c) => ({ cohort: c.cohort, rate: c.rate, catchUpMinor: c.catchUpMinor })),
         `close:${q.approvedBy}`,
+        pricing ? pricing.rate : null,
       );
-      // From now on new accruals and new cohorts start from the approved estimate (a proposal made
-      // before it was recorded there: the same rule applied to it now).
-      const pricing = proposal.newPointsRate !== undefined ? proposal.newPointsRate : newPointsEstimate(proposal);
-      if (pricing) await recordPointsEstimate(pool, q.programId, q.period, pricing.rate);
 
       const lines = await unpostedJournalLines(pool, q.programId, end);
       const glEntryId = `loyalty:${q.programId}:close:${q.period}`;
@@ -216,8 +217,10 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
         });
       }
       await markUnpostedJournalsPosted(pool, q.programId, end, glEntryId);
-      await setCloseGlEntry(pool, q.programId, q.period, lines.length ? glEntryId : null);
-      return { glEntryId: lines.length ? glEntryId : null };
+      // a retry after the posting finds nothing left to post: the entry an earlier attempt posted stays the close's
+      const posted = lines.length > 0 || (await postedEntryIds(pool, [glEntryId])).has(glEntryId) ? glEntryId : null;
+      await setCloseGlEntry(pool, q.programId, q.period, posted);
+      return { glEntryId: posted };
     },
 
     /** Builds the report from the books and locks the period; a locked close never changes. */

@@ -4,7 +4,8 @@ import { ApiError } from '../domain/errors';
 import { millionthsToDecimal, rateToMillionths } from '../domain/money';
 import { cohortQuarter, nextPeriod, quarterBounds, quarterOf } from '../domain/period';
 import { rethrowAsApiError } from './errors';
-import { longQuery } from './pool';
+import { recordPointsEstimate } from './points-estimate';
+import { LONG_STATEMENT_TIMEOUT_MS, longQuery } from './pool';
 import { inTransaction } from './tx';
 
 export type CloseStatus = 'frozen' | 'proposed' | 'escalated' | 'cancelled' | 'locked';
@@ -159,7 +160,12 @@ export async function recordCloseApproval(
   );
 }
 
-/** Books the approved catch-up per cohort in the subledger (db/functions/ll_close_book.sql; idempotent per period). */
+/**
+ * Books the approved catch-up per cohort in the subledger (db/functions/ll_close_book.sql; idempotent
+ * per period) and, in the same transaction, records the estimate that prices new points from then on
+ * (`pointsRate`, null: the close sets none): both land or neither does, so an accrual never sees
+ * the booking with the old estimate, and a retry after a crash finds both done.
+ */
 export async function bookCloseCatchUp(
   pool: Pool,
   programId: string,
@@ -167,14 +173,22 @@ export async function bookCloseCatchUp(
   end: Date,
   cohorts: Array<{ cohort: string; rate: string; catchUpMinor: number }>,
   actor: string,
+  pointsRate: string | null,
 ): Promise<void> {
-  await longQuery(pool, 'select ll_close_book($1, $2, $3, $4::jsonb, $5)', [
-    programId,
-    period,
-    end,
-    JSON.stringify(cohorts),
-    actor,
-  ]);
+  await inTransaction(
+    pool,
+    async (client) => {
+      await client.query('select ll_close_book($1, $2, $3, $4::jsonb, $5)', [
+        programId,
+        period,
+        end,
+        JSON.stringify(cohorts),
+        actor,
+      ]);
+      if (pointsRate !== null) await recordPointsEstimate(client, programId, period, pointsRate);
+    },
+    { statementTimeoutMs: LONG_STATEMENT_TIMEOUT_MS },
+  );
 }
 
 /** The GL entry the close posted (null: nothing to post). */

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
+import { createCloseActivities } from '../../activities/close';
+import { glClient } from '../../activities/services/gl';
 import { accrueBatch } from '../../db/ledger';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { ApiError } from '../../domain/errors';
@@ -193,6 +195,68 @@ describe('the approved estimate prices new points', () => {
     assert.equal(approvedQ2.body.status, 'locked');
     const q3b = await accrue(p, 'm6', 'sale-q3-b', 4_000_000, '2026-08-02T00:00:00Z');
     assert.deepEqual([q3b.body.allocatedMinor, q3b.body.rateSetByClose], [330_275, '2026-Q1']);
+  });
+});
+
+describe('the approved estimate lands with the booking', () => {
+  // Review finding: the estimate was recorded after the booking's own transaction, and a failed or
+  // matched-nothing update went unnoticed; a crash between the two left the booking pricing new
+  // points at the old estimate. The booking and the estimate are one transaction now, checked.
+  test('an estimate that cannot be recorded rolls the booking back; a different estimate for a booked close fails loudly; the approval then books once', async () => {
+    const p = uniqueId('pa');
+    assert.equal((await call('POST', '/v1/programs', { body: programBody(p, { pointValueMinor: 100 }) })).status, 201);
+    assert.equal((await accrue(p, 'm', 'sale', 4_000_000, '2026-01-15T00:00:00Z')).status, 201);
+    const started = await call('POST', `/v1/programs/${p}/closes`, {
+      role: 'finance',
+      body: { period: '2026-Q1', redemptionRateOverride: { rate: 0.9, justification: 'member survey' } },
+    });
+    assert.equal(started.status, 202);
+    await awaitingApproval(p, '2026-Q1');
+    const activities = createCloseActivities({
+      pool,
+      gl: glClient({ baseUrl: stack.sims.glUrl, timeoutMs: 1000 }),
+    });
+    const setRate = (rate: string) =>
+      pool.query(
+        `update closes set proposal = jsonb_set(proposal, '{newPointsRate,rate}', to_jsonb($3::text))
+          where program_id = $1 and period = $2`,
+        [p, '2026-Q1', rate],
+      );
+    const booked = async () =>
+      (
+        await pool.query(
+          `select booked_at is not null as booked, points_rate::text as rate, gl_entry_id,
+                  (select count(*)::int from journal_entries j where j.program_id = c.program_id and j.reference = 'close:2026-Q1') as entries
+             from closes c where program_id = $1 and period = '2026-Q1'`,
+          [p],
+        )
+      ).rows[0];
+    const book = () =>
+      activities.bookCatchUpAndPostToGl({ programId: p, period: '2026-Q1', approvedBy: 'test-controller' });
+
+    // an estimate the closes table refuses (points_rate <= 1): nothing of the booking stays
+    await setRate('1.5');
+    await assert.rejects(book(), /closes_points_rate_check/);
+    assert.deepEqual(await booked(), { booked: false, rate: null, gl_entry_id: null, entries: 0 });
+
+    await setRate('0.900000');
+    await book();
+    const once = await booked();
+    assert.deepEqual([once.booked, once.rate, once.gl_entry_id], [true, '0.900000', `loyalty:${p}:close:2026-Q1`]);
+    // the same again (an activity retried): nothing more, and the close keeps the GL entry it posted
+    await book();
+    assert.deepEqual(await booked(), once);
+    // another estimate for the close already booked: no row matches, and that is an error, not a no-op
+    await setRate('0.850000');
+    await assert.rejects(book(), /approved estimate 0.850000 .* was not recorded/);
+    assert.deepEqual(await booked(), once);
+
+    await setRate('0.900000');
+    const approved = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'controller' });
+    assert.deepEqual([approved.status, approved.body.status], [200, 'locked'], JSON.stringify(approved.body));
+    assert.deepEqual(await booked(), once);
+    const after = await accrue(p, 'm2', 'sale-after', 4_000_000, '2026-04-15T00:00:00Z');
+    assert.deepEqual([after.body.expectedRedemptionRate, after.body.rateSetByClose], [0.9, '2026-Q1']);
   });
 });
 
