@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
+import { billingClient } from '../../activities/services/billing';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import type { CloseReport } from '../../domain/close-report';
 import { quarterOf } from '../../domain/period';
@@ -322,6 +323,79 @@ describe('docs/accounting.md, worked examples', () => {
       loyalty_provision: 500,
       loyalty_revenue: 349,
       revenue: -349,
+    });
+  });
+
+  test('Example 5: a redemption in a consideration jurisdiction (US-MN): the tax on the credit comes out of the released liability', async () => {
+    // points worth 0.01, 10 per 1.00, 80% expected (this example's own program)
+    const p = await program({
+      pointValueMinor: 1,
+      earn: { points: 10, perAmountMinor: 100 },
+      expectedRedemptionRate: 0.8,
+    });
+    // 250.00 earns 2,500 points: S = 2,500 x 1 x 0.8 = 2,000; a = 25,000 x 2,000 / 27,000 = 1,851.851852
+    const earned = await call('POST', `/v1/programs/${p}/accruals`, {
+      role: 'billing',
+      body: {
+        memberId: 'mn',
+        invoiceId: 'ex5-sale',
+        amountMinor: 25_000,
+        occurredAt: new Date().toISOString(),
+        jurisdiction: 'US-MN',
+      },
+    });
+    assert.deepEqual([earned.status, earned.body.points, earned.body.allocatedMinor], [201, 2_500, 1_852]);
+    const billing = billingClient({ baseUrl: stack.sims.billingUrl, timeoutMs: 1000 });
+    const invoiceId = uniqueId('ex5-inv');
+    await billing.createInvoice(
+      {
+        invoiceId,
+        customerId: 'mn',
+        currency: 'USD',
+        lines: [
+          { description: 'Plan', amountMinor: 12_000 },
+          { description: 'Add-on', amountMinor: 8_000 },
+        ],
+      },
+      `inv-${invoiceId}`,
+    );
+    // 2,000 points pay 20.00 of the 200.00 invoice
+    const redeemed = await call('POST', `/v1/programs/${p}/redemptions`, {
+      role: 'billing',
+      body: {
+        invoiceId,
+        memberId: 'mn',
+        points: 2_000,
+        invoiceTotalMinor: 20_000,
+        occurredAt: new Date().toISOString(),
+      },
+    });
+    assert.deepEqual([redeemed.status, redeemed.body.status], [201, 'applied'], JSON.stringify(redeemed.body));
+    const { tax } = (await call('GET', `/v1/programs/${p}/redemptions/${invoiceId}`, { role: 'support' })).body;
+    assert.deepEqual(
+      [tax.jurisdiction, tax.treatment, tax.basis, tax.rateMillionths, tax.totalTaxMinor, tax.taxOnCreditMinor],
+      ['US-MN', 'consideration', 'law', 68_750, 1_375, 138], // 13.75 on the full price; round(2,000 x 0.06875) = round(137.5)
+    );
+    // the 2,000 points are N x u: the cohort releases all 18.52 posted; 1.38 of it is output tax
+    const { rows } = await pool.query(
+      `select j.kind, l.account, l.debit_minor::int as d, l.credit_minor::int as c
+         from journal_entries j join journal_lines l using (journal_entry_id)
+        where j.program_id = $1 and j.idempotency_key like $2 order by j.journal_entry_id, l.line_no`,
+      [p, `redeem:${invoiceId}:%`],
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.kind, r.account, r.d, r.c]),
+      [
+        ['recognition', 'loyalty_contract_liability', 1_852, 0],
+        ['recognition', 'loyalty_revenue', 0, 1_852],
+        ['redemption_tax', 'loyalty_revenue', 138, 0],
+        ['redemption_tax', 'output_tax_payable', 0, 138],
+      ],
+    );
+    assert.deepEqual(await netCredit(p), {
+      loyalty_revenue: 1_714, // 18.52 - 1.38: revenue net of tax
+      output_tax_payable: 138,
+      revenue: -1_852,
     });
   });
 });
