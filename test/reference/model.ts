@@ -1,0 +1,400 @@
+/**
+ * A reference model of the ledger's accounting, written from the standard's formulas and
+ * docs/accounting.md, not from the SQL: exact rationals (./fraction), one function per event. It
+ * knows nothing of stripes, journals or idempotency; it keeps, per cohort, what the standard needs:
+ *
+ *   N  points issued less revoked        A  allocation, exact (relative SSP: a = P·S/(P+S), S = n·v·u)
+ *   R  points redeemed (net of reversals) posted  the allocation as posted (each accrual round(a))
+ *   X  points expired                    u  the ultimate redemption estimate
+ *   recognised = min(round(A · min(1, R/(N·u))), posted); all of posted once R + X >= N
+ *
+ * and per member the points they hold in each cohort. test/integration/reference-model.test.ts drives
+ * the same events through the database and compares.
+ */
+import { Fraction, ONE, ZERO } from './fraction';
+
+export interface ProgramTerms {
+  pointValueMinor: bigint;
+  earnPoints: bigint;
+  earnPerAmountMinor: bigint;
+  /** the rule's expectedRedemptionRate, exactly (prices accruals until a close sets an estimate; always goodwill) */
+  rate: Fraction;
+}
+
+export interface Cohort {
+  name: string;
+  goodwill: boolean;
+  N: bigint;
+  R: bigint;
+  X: bigint;
+  A: Fraction;
+  posted: bigint;
+  u: Fraction;
+  recognised: bigint;
+  /** an accrual since the last re-measurement: the formula's figure may differ from the posted one */
+  stale: boolean;
+}
+
+export interface Member {
+  id: string;
+  active: boolean;
+  mergedInto: string | null;
+  points: Map<string, bigint>;
+  /** a deadline is set (the test dates every deadline before the expiry's as-of and after every merge) */
+  armed: boolean;
+  purchased: boolean;
+}
+
+export interface Accrual {
+  invoiceId: string;
+  memberId: string;
+  cohort: string;
+  amount: bigint;
+  points: bigint;
+  exact: Fraction;
+  posted: bigint;
+  refunded: bigint;
+}
+
+export interface Redemption {
+  invoiceId: string;
+  memberId: string;
+  cohorts: Map<string, bigint>;
+  reversed: boolean;
+}
+
+/** round(n·(before+part)/total) − round(n·before/total): a cumulative share, so the parts add up to n. */
+export function prorate(n: bigint | Fraction, before: bigint, part: bigint, total: bigint): bigint {
+  const x = Fraction.of(n);
+  return (
+    x
+      .mul(before + part)
+      .div(total)
+      .round() - x.mul(before).div(total).round()
+  );
+}
+
+const isGoodwill = (cohort: string) => cohort.endsWith('-goodwill');
+const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const bmin = (a: bigint, b: bigint) => (a < b ? a : b);
+const bmax = (a: bigint, b: bigint) => (a > b ? a : b);
+
+/** The quarter of a UTC instant: 2026-Q4. */
+export function quarter(at: Date): string {
+  return `${at.getUTCFullYear()}-Q${Math.floor(at.getUTCMonth() / 3) + 1}`;
+}
+
+export class ReferenceModel {
+  readonly cohorts = new Map<string, Cohort>();
+  readonly members = new Map<string, Member>();
+  readonly accruals = new Map<string, Accrual>();
+  readonly redemptions = new Map<string, Redemption>();
+  /** the estimate new points are priced at: the rule's until a close sets one */
+  newPointsRate: Fraction;
+
+  constructor(readonly terms: ProgramTerms) {
+    this.newPointsRate = terms.rate;
+  }
+
+  // ---- helpers ----
+
+  member(id: string): Member {
+    let m = this.members.get(id);
+    if (!m) {
+      m = { id, active: true, mergedInto: null, points: new Map(), armed: false, purchased: false };
+      this.members.set(id, m);
+    }
+    return m;
+  }
+  /** the member who holds a member's points now (a merged member's survivor) */
+  current(id: string): Member {
+    let m = this.member(id);
+    while (m.mergedInto) m = this.member(m.mergedInto);
+    return m;
+  }
+  balance(m: Member): bigint {
+    let b = 0n;
+    for (const p of m.points.values()) b += p;
+    return b;
+  }
+  private cohort(name: string, u: Fraction): Cohort {
+    let c = this.cohorts.get(name);
+    if (!c) {
+      c = {
+        name,
+        goodwill: isGoodwill(name),
+        N: 0n,
+        R: 0n,
+        X: 0n,
+        A: ZERO,
+        posted: 0n,
+        u,
+        recognised: 0n,
+        stale: false,
+      };
+      this.cohorts.set(name, c);
+    }
+    return c;
+  }
+  private add(m: Member, cohort: string, d: bigint) {
+    m.points.set(cohort, (m.points.get(cohort) ?? 0n) + d);
+    if ((m.points.get(cohort) ?? 0n) < 0n) throw new Error(`model: ${m.id} negative in ${cohort}`);
+  }
+  /** The member's cohorts with points, oldest first (by name: '2026-Q4' before '2026-Q4-goodwill'). */
+  private oldestFirst(m: Member): Array<[string, bigint]> {
+    return [...m.points.entries()].filter(([, p]) => p > 0n).sort(([a], [b]) => byName(a, b));
+  }
+
+  /** Recognised to date (docs/accounting.md, "Recognition" and "capped at what was posted"). */
+  static recognisedToDate(c: Cohort): bigint {
+    const posted = bmax(c.posted, 0n);
+    if (c.N <= 0n || c.R + c.X >= c.N) return posted;
+    const A = c.A.max(ZERO);
+    const ratio = new Fraction(c.R).div(c.u.mul(c.N)).min(ONE);
+    return bmin(A.mul(ratio).round(), posted);
+  }
+  private remeasure(c: Cohort) {
+    c.recognised = ReferenceModel.recognisedToDate(c);
+    c.stale = false;
+  }
+  /**
+   * Points that came back (a redemption given back, points added by hand) to a member whose deadline
+   * had passed and been expired get a deadline again (docs/accounting.md, "Points given back after
+   * their deadline"): by the rule, the last purchase plus the window, so armed again.
+   */
+  private rearm(m: Member) {
+    if (m.active && !m.armed && m.purchased && this.balance(m) > 0n) m.armed = true;
+  }
+  liability(c: Cohort): bigint {
+    return c.posted - c.recognised;
+  }
+
+  // ---- events ----
+
+  /** A purchase of P earning n = floor(P·points/per) points: a = P·S/(P+S), S = n·v·u, in the quarter of the earn date. */
+  accrue(memberId: string, invoiceId: string, amount: bigint, occurredAt: Date): Accrual {
+    const t = this.terms;
+    const n = (amount * t.earnPoints) / t.earnPerAmountMinor;
+    const u = this.newPointsRate;
+    const S = u.mul(n * t.pointValueMinor);
+    const a = S.isZero() || amount === 0n ? ZERO : S.mul(amount).div(S.add(amount));
+    const cohortName = quarter(occurredAt);
+    const c = this.cohort(cohortName, u);
+    const acc: Accrual = {
+      invoiceId,
+      memberId,
+      cohort: cohortName,
+      amount,
+      points: n,
+      exact: a,
+      posted: a.round(),
+      refunded: 0n,
+    };
+    this.accruals.set(invoiceId, acc);
+    const m = this.current(memberId);
+    c.N += n;
+    c.A = c.A.add(a);
+    c.posted += acc.posted;
+    this.add(m, cohortName, n);
+    m.armed = true;
+    m.purchased = true;
+    // Not re-measured here: the ledger's accrual is a striped write that never locks the cohort, so a
+    // cohort's recognised figure catches up with the accrual at the next event that re-measures it
+    // (a redemption, expiry, refund, adjustment, reversal or close). Where this differs from
+    // "recognised to date" (a completed cohort reopened by a new purchase keeps what its completion
+    // released until then), the test reports it, it does not hide it: see reference-model.test.ts.
+    c.stale = true;
+    return acc;
+  }
+
+  /** Redeems k points (at most what is available), oldest cohorts first: R grows, each cohort re-measured. */
+  redeem(memberId: string, invoiceId: string, k: bigint): Redemption {
+    const m = this.current(memberId);
+    if (k > this.balance(m)) throw new Error('model: redeem more than available');
+    const r: Redemption = { invoiceId, memberId: m.id, cohorts: new Map(), reversed: false };
+    let left = k;
+    for (const [name, pts] of this.oldestFirst(m)) {
+      if (left === 0n) break;
+      const take = bmin(left, pts);
+      const c = this.cohorts.get(name)!;
+      this.add(m, name, -take);
+      c.R += take;
+      r.cohorts.set(name, take);
+      this.remeasure(c);
+      left -= take;
+    }
+    this.redemptions.set(invoiceId, r);
+    return r;
+  }
+
+  /** Gives a redemption's points back to the cohorts they came from, on whoever holds the member's points now. */
+  reverseRedemption(invoiceId: string) {
+    const r = this.redemptions.get(invoiceId)!;
+    if (r.reversed) return;
+    const m = this.current(r.memberId);
+    for (const [name, pts] of [...r.cohorts.entries()].sort(([a], [b]) => byName(a, b))) {
+      const c = this.cohorts.get(name)!;
+      c.R -= pts;
+      this.add(m, name, pts);
+      this.remeasure(c);
+    }
+    r.reversed = true;
+    this.rearm(m);
+  }
+
+  /**
+   * A refund of F (cumulatively F_before + F of an invoice of T that earned n points): revoke
+   * round(n·F/T) in all, never more than the member's purchased points available (never goodwill),
+   * the invoice's cohort first, then the oldest. The refund's share of the allocation (exact: a·F/T;
+   * posted: round(posted·F/T), cumulative) is split over the points to revoke, the shortfall last; a
+   * cohort gives up only the part of the points revoked from it, never more than it carries.
+   */
+  refund(invoiceId: string, amount: bigint): { revoked: bigint; shortfall: bigint; cohorts: Map<string, bigint> } {
+    const acc = this.accruals.get(invoiceId)!;
+    const before = acc.refunded;
+    if (before + amount > acc.amount || amount <= 0n) throw new Error('model: refund outside the invoice');
+    const toRevoke = prorate(acc.points, before, amount, acc.amount);
+    const postedShare = prorate(acc.posted, before, amount, acc.amount);
+    const exactShare = acc.exact.mul(amount).div(acc.amount);
+    acc.refunded += amount;
+    const m = this.current(acc.memberId);
+    const own = (name: string) => (name === acc.cohort ? 0 : 1);
+    const sources = this.oldestFirst(m)
+      .filter(([name]) => !isGoodwill(name))
+      .sort(([a], [b]) => own(a) - own(b) || byName(a, b));
+    let available = 0n;
+    for (const [, p] of sources) available += p;
+    const revoked = bmax(bmin(toRevoke, available), 0n);
+    let left = revoked;
+    let cum = 0n;
+    const taken = new Map<string, bigint>();
+    for (const [name, pts] of sources) {
+      if (left === 0n) break;
+      const take = bmin(left, pts);
+      const c = this.cohorts.get(name)!;
+      const part = bmin(prorate(postedShare, cum, take, toRevoke), bmax(c.posted, 0n));
+      const partExact = exactShare.mul(take).div(toRevoke).min(c.A.max(ZERO));
+      cum += take;
+      this.add(m, name, -take);
+      c.N -= take;
+      c.posted -= part;
+      c.A = c.A.sub(partExact);
+      taken.set(name, take);
+      this.remeasure(c);
+      left -= take;
+    }
+    return { revoked, shortfall: toRevoke - revoked, cohorts: taken };
+  }
+
+  /**
+   * A manual adjustment. Added points are goodwill: the quarter's goodwill cohort, valued at
+   * points × v × the rule's u. Taken points come out of the oldest cohorts and reverse their share of
+   * the cohort's allocation (A·k/N exact; posted as round(A) − round(A − share)).
+   */
+  adjust(memberId: string, points: bigint, now: Date) {
+    const m = this.current(memberId);
+    if (points > 0n) {
+      const name = `${quarter(now)}-goodwill`;
+      const c = this.cohort(name, this.terms.rate);
+      const value = this.terms.rate.mul(points * this.terms.pointValueMinor);
+      c.N += points;
+      c.A = c.A.add(value);
+      c.posted += value.round();
+      this.add(m, name, points);
+      this.remeasure(c);
+      this.rearm(m);
+      return;
+    }
+    let left = -points;
+    if (left > this.balance(m)) throw new Error('model: adjustment takes more than available');
+    for (const [name, pts] of this.oldestFirst(m)) {
+      if (left === 0n) break;
+      const take = bmin(left, pts);
+      const c = this.cohorts.get(name)!;
+      const share = c.N > 0n ? c.A.mul(take).div(c.N) : ZERO;
+      c.posted -= c.A.round() - c.A.sub(share).round();
+      c.A = c.A.sub(share);
+      c.N -= take;
+      this.add(m, name, -take);
+      this.remeasure(c);
+      left -= take;
+    }
+  }
+
+  /** Expiry of a member whose deadline passed: the whole available balance, oldest first; X grows. */
+  expire(memberId: string): bigint {
+    const m = this.member(memberId);
+    if (!m.active || !m.armed) return 0n;
+    let total = 0n;
+    for (const [name, pts] of this.oldestFirst(m)) {
+      const c = this.cohorts.get(name)!;
+      this.add(m, name, -pts);
+      c.X += pts;
+      this.remeasure(c);
+      total += pts;
+    }
+    m.armed = false;
+    return total;
+  }
+
+  /** A lost chargeback: the redemption reversed, then the invoice's own earned points clawed back (a refund of what is left of it). */
+  chargeback(invoiceId: string) {
+    this.reverseRedemption(invoiceId);
+    const acc = this.accruals.get(invoiceId);
+    if (acc && acc.amount > acc.refunded) return this.refund(invoiceId, acc.amount - acc.refunded);
+    return null;
+  }
+
+  /** Merge: the duplicate's points move to the survivor, cohort by cohort; the survivor's deadline is the later. */
+  merge(fromId: string, intoId: string) {
+    const f = this.member(fromId);
+    const s = this.member(intoId);
+    if (!f.active || !s.active || f === s) throw new Error('model: merge of inactive members');
+    const moved = this.balance(f);
+    for (const [name, pts] of f.points) if (pts > 0n) this.add(s, name, pts);
+    f.points.clear();
+    s.armed = s.armed || (moved > 0n && f.armed);
+    s.purchased = s.purchased || f.purchased;
+    f.active = false;
+    f.mergedInto = s.id;
+    f.armed = false;
+  }
+
+  /**
+   * A close re-estimates u per cohort, every estimate within R/N <= u <= (R + outstanding)/N (N net of
+   * revocations; outstanding = N − R − X). With an override, every purchased cohort takes it and an
+   * override outside any purchased cohort's bounds is refused (nothing changes); a goodwill cohort
+   * takes it bounded. Without one, `estimates` gives the close's figure per cohort (the chain ladder
+   * is not modelled here; the model checks it is within bounds). Each cohort re-measured.
+   */
+  close(o: { override?: Fraction; estimates?: Map<string, Fraction> }): { refused: boolean; outOfBounds: string[] } {
+    const outOfBounds: string[] = [];
+    const bounds = (c: Cohort) => {
+      if (c.N <= 0n) return null;
+      return { lo: new Fraction(c.R, c.N), hi: new Fraction(c.N - c.X, c.N) };
+    };
+    if (o.override) {
+      for (const c of this.cohorts.values()) {
+        const b = bounds(c);
+        if (!c.goodwill && b && (o.override.cmp(b.lo) < 0 || o.override.cmp(b.hi) > 0)) outOfBounds.push(c.name);
+      }
+      if (outOfBounds.length > 0) return { refused: true, outOfBounds };
+      for (const c of this.cohorts.values()) {
+        const b = bounds(c);
+        c.u = b && c.goodwill ? o.override.max(b.lo).min(b.hi) : o.override;
+        this.remeasure(c);
+      }
+      this.newPointsRate = o.override;
+      return { refused: false, outOfBounds };
+    }
+    for (const [name, u] of o.estimates ?? []) {
+      const c = this.cohorts.get(name);
+      if (!c) continue;
+      const b = bounds(c);
+      if (b && (u.cmp(b.lo) < 0 || u.cmp(b.hi) > 0)) outOfBounds.push(name);
+      c.u = u;
+      this.remeasure(c);
+    }
+    return { refused: false, outOfBounds };
+  }
+}
