@@ -266,9 +266,10 @@ describe('docs/accounting.md, worked examples', () => {
     const goodwill = `${quarterOf(new Date())}-goodwill`;
     const run = async (treatment: 'revenue_reduction' | 'marketing') => {
       const p = await program({ adjustments: { approvalThresholdPoints: 1_000, goodwillTreatment: treatment } });
-      const purchased = quarterOf(new Date(Date.now() - 60_000));
+      const bought = new Date(Date.now() - 60_000);
+      const purchased = quarterOf(bought);
       // 50.00 earns 100 points: a = 5,000 x 375 / 5,375 = 348.837209, posted 3.49
-      const sale = await accrue(p, 'g', 'ex4-sale', 5_000, new Date(Date.now() - 60_000).toISOString());
+      const sale = await accrue(p, 'g', 'ex4-sale', 5_000, bought.toISOString());
       assert.deepEqual([sale.body.points, sale.body.allocatedMinor], [100, 349]);
       // 400 points of goodwill: 400 x 5 x 0.75 = 1,500
       const grant = await call('POST', `/v1/programs/${p}/adjustments`, {
