@@ -34,13 +34,17 @@ begin
     v_u := (v_rules->>'expectedRedemptionRate')::numeric;
     v_account := case when coalesce(v_rules->'adjustments'->>'goodwillTreatment', 'revenue_reduction') = 'marketing'
                       then 'loyalty_provision' else 'loyalty_contract_liability' end;
+    -- The goodwill cohort's treatment is fixed when the quarter's first grant creates it: a cohort
+    -- is measured on one account, so a goodwillTreatment changed mid-quarter applies from the next
+    -- quarter's cohort on, and every later grant of this quarter follows the cohort, its account and
+    -- the unit that goes with it (docs/adjustments.md).
+    insert into cohorts (program_id, cohort, ultimate_redemption_rate, liability_account) values (a.program_id, v_cohort, v_u, v_account)
+      on conflict do nothing;
+    select liability_account into v_account from cohorts where program_id = a.program_id and cohort = v_cohort;
     v_unit := case when v_account = 'loyalty_provision' and v_rules->'accounting'->>'method' = 'incremental_cost'
                    then (v_rules->'accounting'->>'costPerPointMinor')::bigint else (v_rules->>'pointValueMinor')::bigint end;
     v_micro := a.points * v_unit * v_u * 1000000;
     v_minor := round(v_micro / 1000000);
-    insert into cohorts (program_id, cohort, ultimate_redemption_rate, liability_account) values (a.program_id, v_cohort, v_u, v_account)
-      on conflict do nothing;
-    select liability_account into v_account from cohorts where program_id = a.program_id and cohort = v_cohort;
     insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, v_cohort, a.points);
     insert into member_cohorts (program_id, member_id, cohort, points) values (a.program_id, m.member_id, v_cohort, a.points)
       on conflict (program_id, member_id, cohort) do update set points = member_cohorts.points + excluded.points;

@@ -335,3 +335,104 @@ test('goodwill as marketing: a cost accrual released to expense, no revenue on r
   assert.equal(after.loyalty_provision ?? 0, 0, 'the provision used up');
   assert.deepEqual(await cohortFigures(p, quarter), purchased);
 });
+
+test('goodwill to a member with no purchase on record gets a deadline by the rule: the window from the grant', async () => {
+  const p = uniqueId('adj');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(p) })).status, 201); // rolling, P365D
+  // a member row without a purchase (what ll_accrue makes before it books one; or one loaded from
+  // an older system): before the fix its goodwill points had no deadline and never expired
+  await pool.query(`insert into members (program_id, member_id) values ($1, 'm-new')`, [p]);
+  const before = Date.now();
+  const plus = await call('POST', `/v1/programs/${p}/adjustments`, {
+    role: 'support',
+    body: { memberId: 'm-new', points: 100, reasonCode: 'goodwill' },
+  });
+  assert.deepEqual([plus.status, plus.body.status], [201, 'applied'], JSON.stringify(plus.body));
+  const { rows } = await pool.query(
+    `select balance::int, expires_at, (select count(*)::int from member_wakeups w where w.program_id = m.program_id and w.member_id = m.member_id) as wakeups
+       from members m where program_id = $1 and member_id = 'm-new'`,
+    [p],
+  );
+  assert.equal(rows[0].balance, 100);
+  assert.ok(rows[0].expires_at, 'a deadline');
+  const year = 365 * 86_400_000;
+  assert.ok(
+    rows[0].expires_at.getTime() >= before + year && rows[0].expires_at.getTime() <= Date.now() + year,
+    `the grant plus P365D, got ${rows[0].expires_at.toISOString()}`,
+  );
+  // the member workflow is told (the outbox), as for a first purchase; the relay may have taken it already
+  await eventually(
+    'the member workflow armed on the deadline',
+    async () =>
+      rows[0].wakeups > 0 ||
+      (await pool.query(`select armed_deadline from members where program_id = $1 and member_id = 'm-new'`, [p]))
+        .rows[0].armed_deadline !== null,
+  );
+});
+
+test('a goodwillTreatment changed mid-quarter: later grants follow the cohort the first grant made (its account and unit)', async () => {
+  // incremental cost: a point is worth 10 but costs 2, so the unit tells the two treatments apart
+  for (const [first, then] of [
+    ['marketing', 'revenue_reduction'],
+    ['revenue_reduction', 'marketing'],
+  ] as const) {
+    const p = uniqueId('gwt');
+    const created = await call('POST', '/v1/programs', {
+      body: programBody(p, {
+        pointValueMinor: 10,
+        adjustments: { goodwillTreatment: first },
+        accounting: {
+          method: 'incremental_cost',
+          costPerPointMinor: 2,
+          notMaterialRight: { justification: 'points give no more than any customer gets' },
+        },
+      }),
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(
+      (
+        await call('POST', `/v1/programs/${p}/accruals`, {
+          role: 'billing',
+          body: { memberId: 'm-1', invoiceId: 'i-1', amountMinor: 10_000, occurredAt: new Date().toISOString() },
+        })
+      ).status,
+      201,
+    );
+    const give = async () => {
+      const r = await call('POST', `/v1/programs/${p}/adjustments`, {
+        role: 'support',
+        body: { memberId: 'm-1', points: 100, reasonCode: 'goodwill' },
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return journal(p, `adjust:${r.body.adjustmentId}`);
+    };
+    const account = first === 'marketing' ? 'loyalty_provision' : 'loyalty_contract_liability';
+    const unit = first === 'marketing' ? 2 : 10;
+    const expected = [
+      { account: first === 'marketing' ? 'loyalty_expense' : 'revenue', d: 100 * unit * 0.8, c: 0 },
+      { account, d: 0, c: 100 * unit * 0.8 },
+    ].sort((a, b) => (a.account < b.account ? -1 : 1));
+    assert.deepEqual(await give(), expected, `${first}: the first grant makes the cohort`);
+
+    // the treatment changes mid-quarter (a new rule version in force now; the rule-change workflow is
+    // rule-change.test.ts's subject, not this one's)
+    await pool.query(
+      `insert into program_rule_versions (program_id, version, effective_at, rules, created_by)
+       select program_id, version + 1, now(), jsonb_set(rules, '{adjustments,goodwillTreatment}', to_jsonb($2::text)), 'test'
+         from program_rule_versions where program_id = $1 order by version desc limit 1`,
+      [p, then],
+    );
+    assert.deepEqual(
+      await give(),
+      expected,
+      `${first} then ${then}: the cohort's account and unit, not the new treatment's`,
+    );
+    const cohort = await pool.query(
+      `select c.liability_account, sum(s.allocated_minor)::int as allocated, sum(s.points_issued)::int as issued
+         from cohorts c join cohort_stripes s using (program_id, cohort)
+        where c.program_id = $1 and c.cohort like '%-goodwill' group by 1`,
+      [p],
+    );
+    assert.deepEqual(cohort.rows, [{ liability_account: account, allocated: 2 * 100 * unit * 0.8, issued: 200 }]);
+  }
+});
