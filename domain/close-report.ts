@@ -340,9 +340,16 @@ export function formatMinor(minor: number, digits: number): string {
   return neg ? `-${out}` : out;
 }
 
-const csvCell = (v: unknown) => {
-  const s = String(v ?? '');
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+/**
+ * One CSV cell. Text that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`,
+ * a tab or a carriage return: OWASP's list) gets a leading `'`, so that a reason, a cohort or a
+ * store id typed by someone cannot run when finance opens the file. Numbers, and text that is only
+ * a signed decimal number (a negative catch-up), are left alone: they are values, not formulas.
+ */
+export const csvCell = (v: unknown) => {
+  let s = String(v ?? '');
+  if (typeof v !== 'number' && /^[=+\-@\t\r]/.test(s) && !/^[+-]?\d+(\.\d+)?$/.test(s)) s = `'${s}`;
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
 /** The same figures for a spreadsheet: one section per table, a header row each. */
