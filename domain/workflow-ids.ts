@@ -12,8 +12,20 @@ export const SEARCH_ATTRIBUTES = {
 
 export const TASK_QUEUE_DEFAULT = 'loyalty';
 export const redemptionWorkflowId = (programId: string, invoiceId: string) => `redemption:${programId}:${invoiceId}`;
+/**
+ * `invoice-adjustment:<program>:<invoice>:<adjustment>`. Invoice and adjustment ids may both hold
+ * `:` (domain/schemas.ts), so written side by side (invoice `a:b`, adjustment `c`) and (`a`, `b:c`)
+ * would be one workflow: the second adjustment would be taken for the first. When either has a
+ * colon, the invoice id's length goes first, `invoice-adjustment:<program>:<length>:<invoice>:<adjustment>`,
+ * which reads back one way only and has at least five colons, where an id of colon-free parts has
+ * exactly three. Ids without a colon keep the form they always had: workflows already running under
+ * it, and recorded histories, keep their ids. (Every other workflow id has one free-form part after
+ * the program, whose id cannot hold `:`, so it reads back one way already.)
+ */
 export const invoiceAdjustmentWorkflowId = (programId: string, invoiceId: string, adjustmentId: string) =>
-  `invoice-adjustment:${programId}:${invoiceId}:${adjustmentId}`;
+  invoiceId.includes(':') || adjustmentId.includes(':')
+    ? `invoice-adjustment:${programId}:${invoiceId.length}:${invoiceId}:${adjustmentId}`
+    : `invoice-adjustment:${programId}:${invoiceId}:${adjustmentId}`;
 export const reconciliationWorkflowId = (programId: string, date: string) => `reconciliation:${programId}:${date}`;
 export const DAILY_RECONCILIATION_SCHEDULE_ID = 'loyalty-daily-reconciliation';
 export const closeWorkflowId = (programId: string, period: string) => `close:${programId}:${period}`;
