@@ -9,6 +9,7 @@ import {
 } from '../../domain/allocation';
 import { ApiError, validationFailed } from '../../domain/errors';
 import type { ProgramRow } from '../../db/programs';
+import { MATERIAL_RIGHT_JUDGMENT_MESSAGE } from '../../domain/program';
 import { decimalToMillionths, MICRO_PER_MINOR, millionthsToDecimal, rateToMillionths } from '../../domain/money';
 import { quarterOf } from '../../domain/period';
 import { accrualSchema, LIMITS, programParams, refundSchema } from '../../domain/schemas';
@@ -33,6 +34,19 @@ function notInFuture(occurredAt: string): void {
  */
 export function priceAccrual(program: ProgramRow, amountMinor: bigint) {
   const rules = program.rules;
+  // A program put on the cost method before the judgment was required has none on record: its new
+  // accruals would book a provision for points nobody has judged to be no material right (ASC
+  // 606-10-25-16B). Refused, nothing written, until a rule change records the judgment; what it
+  // already booked stays (docs/accounting.md, the cost method).
+  if (rules.accounting.method === 'incremental_cost' && !rules.accounting.notMaterialRight?.justification) {
+    throw new ApiError(
+      422,
+      'material_right_judgment_required',
+      `${MATERIAL_RIGHT_JUDGMENT_MESSAGE}: the program's rules in force (version ${program.activeVersion}) have none; ` +
+        'a rule change must record it before accruals are accepted again',
+      { field: 'accounting.notMaterialRight', ruleVersion: program.activeVersion },
+    );
+  }
   const points = pointsEarned(amountMinor, rules.earn);
   const estimate = program.pointsEstimate;
   const expected = estimate ? decimalToMillionths(estimate.rate) : rateToMillionths(rules.expectedRedemptionRate);
