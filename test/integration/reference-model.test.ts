@@ -3,31 +3,33 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import type { Pool } from 'pg';
 import { afterAll, beforeAll, test } from 'vitest';
+import { firstQuarterWithActivity } from '../../db/close';
 import { expireMember } from '../../db/ledger';
 import { commitRedemption, holdRedemption, reverseRedemption } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
 import { Fraction } from '../reference/fraction';
+import { nextPeriod, quarterBounds } from '../../domain/period';
 import { ReferenceModel, type ProgramTerms } from '../reference/model';
-import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
+import { eventually, programBody, startCloseStack, uniqueId, type CloseStack } from '../helpers/stack';
 
 // Issue 13: random sequences of accruals, redemptions, refunds (with and without shortfall),
-// adjustments both ways, expiries, chargebacks and merges, driven through the real API and database
-// functions, each compared after every step with the reference model (test/reference: exact
-// rationals, the formulas of docs/accounting.md) and checked against the invariants below.
-let db: Awaited<ReturnType<typeof freshDatabase>>;
+// adjustments both ways, expiries, chargebacks, merges and quarter closes with and without an
+// override, driven through the real API (closes: the close workflow on a real worker, approved by a
+// controller) and database functions, each compared after every step with the reference model
+// (test/reference: exact rationals, the formulas of docs/accounting.md) and checked against the
+// invariants below. Events are dated on a clock that moves forward through 2025 and 2026 (wait
+// steps), so each close freezes a quarter nothing later is dated in; adjustments and merges are
+// dated now, expiries at the member's deadline, ten years after their purchase.
+let stack: CloseStack;
 let pool: Pool;
-let api: TestApi;
-let call: ReturnType<typeof httpClient>;
+let call: CloseStack['call'];
 
 beforeAll(async () => {
-  db = await freshDatabase();
-  pool = db.pool;
-  api = await startApi(pool);
-  call = httpClient(api);
+  stack = await startCloseStack(13);
+  ({ pool, call } = stack);
 });
 afterAll(async () => {
-  await api.close();
-  await db.drop();
+  await stack.stop();
 });
 
 const MEMBERS = ['m0', 'm1', 'm2'];
@@ -42,7 +44,9 @@ const WINDOW = 'P3650D';
 const EXPIRY_AS_OF = '2099-01-01T00:00:00Z';
 
 type Event =
-  | { t: 'accrue'; member: number; amount: number; daysAgo: number }
+  | { t: 'accrue'; member: number; amount: number }
+  | { t: 'wait'; days: number }
+  | { t: 'close'; override: string | null }
   | { t: 'redeem'; member: number; share: number; earns: number | null }
   | { t: 'refund'; pick: number; share: number | null }
   | { t: 'adjust'; member: number; points: number }
@@ -54,7 +58,15 @@ const member = fc.nat(MEMBERS.length - 1);
 const share = fc.integer({ min: 1, max: 1000 }); // thousandths
 const amount = fc.oneof(fc.integer({ min: 1, max: 2_000 }), fc.integer({ min: 1, max: 5_000_000 }));
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ t: fc.constant('accrue' as const), member, amount, daysAgo: fc.nat(700) }) },
+  { weight: 5, arbitrary: fc.record({ t: fc.constant('accrue' as const), member, amount }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('wait' as const), days: fc.integer({ min: 5, max: 80 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('close' as const),
+      override: fc.option(fc.constantFrom('0.3', '0.5', '0.75', '0.9', '1'), { freq: 2 }),
+    }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -239,6 +251,82 @@ async function runSequence(
     return model.balance(m);
   };
   const exists = (id: string) => model.members.get(id)?.purchased === true;
+  let clock = new Date('2025-01-03T00:00:00Z');
+  let lastClosed: string | null = null;
+
+  /** The next quarter's close, if it has ended by the clock: refused (an override out of bounds) or approved and booked. */
+  const close = async (where: string, override: string | null): Promise<boolean> => {
+    const period = lastClosed ? nextPeriod(lastClosed) : await firstQuarterWithActivity(pool, p);
+    if (!period) return false;
+    const { end } = quarterBounds(period);
+    if (end.getTime() > clock.getTime()) return false;
+    const overrideRate = override === null ? null : Fraction.decimal(override);
+    const refused = overrideRate ? model.overrideOutOfBounds(period, end, overrideRate) : [];
+    const started = await call('POST', `/v1/programs/${p}/closes`, {
+      role: 'finance',
+      body: {
+        period,
+        ...(override === null
+          ? {}
+          : { redemptionRateOverride: { rate: Number(override), justification: 'model test' } }),
+      },
+    });
+    if (refused.length > 0) {
+      count('close refused (override out of bounds)');
+      assert.deepEqual(
+        [started.status, started.body.code ?? started.body.error],
+        [422, 'override_out_of_bounds'],
+        `${where}: the model finds ${override} outside the bounds of ${refused.join(', ')}: ${JSON.stringify(started.body)}`,
+      );
+      return true;
+    }
+    assert.equal(started.status, 202, `${where}: ${JSON.stringify(started.body)}`);
+    await eventually(
+      `${period} awaiting approval`,
+      async () =>
+        (await call('GET', `/v1/programs/${p}/closes/${period}`, { role: 'controller' })).body.step ===
+          'awaiting_approval' || null,
+      60_000,
+    );
+    const approved = await call('POST', `/v1/programs/${p}/closes/${period}/approve`, { role: 'controller' });
+    assert.deepEqual(
+      [approved.status, approved.body.status],
+      [200, 'locked'],
+      `${where}: ${JSON.stringify(approved.body)}`,
+    );
+    lastClosed = period;
+    count(override === null ? 'close' : 'close with override');
+    const { rows } = await pool.query(
+      `select cohort, ultimate_redemption_rate::text as u from cohorts where program_id = $1 and left(cohort, 7) <= $2`,
+      [p, period],
+    );
+    const estimates = new Map<string, Fraction>();
+    for (const r of rows) {
+      const c = model.cohorts.get(r.cohort);
+      assert.ok(c, `${where}: the model has cohort ${r.cohort}`);
+      const u = Fraction.decimal(r.u);
+      const b = ReferenceModel.bounds(c, end);
+      if (b) {
+        if (overrideRate && !c.goodwill)
+          assert.equal(u.cmp(overrideRate), 0, `${where}: ${r.cohort} takes the override`);
+        assert.ok(
+          u.cmp(b.lo) >= 0 && u.cmp(b.hi) <= 0,
+          `${where}: ${r.cohort}'s estimate ${r.u} within [${b.lo}, ${b.hi}] as of ${end.toISOString()}`,
+        );
+      }
+      estimates.set(r.cohort, u);
+    }
+    const { rows: set } = await pool.query(
+      `select points_rate::text as rate from closes where program_id = $1 and period = $2`,
+      [p, period],
+    );
+    const newRate = set[0]?.rate ? Fraction.decimal(set[0].rate) : null;
+    if (overrideRate) assert.ok(newRate && newRate.cmp(overrideRate) === 0, `${where}: the override prices new points`);
+    model.close(period, estimates, newRate);
+    const verified = await verifyInvariants(pool);
+    assert.deepEqual(verified.violations, [], `${where}: loyalty verify after the close`);
+    return true;
+  };
 
   const accrue = async (memberId: string, invoiceId: string, amountMinor: number, at: Date) => {
     const r = await call('POST', `/v1/programs/${p}/accruals`, {
@@ -248,6 +336,10 @@ async function runSequence(
     assert.equal(r.status, 201, JSON.stringify(r.body));
     const acc = model.accrue(memberId, invoiceId, BigInt(amountMinor), at);
     assert.equal(BigInt(r.body.points), acc.points, 'points earned');
+    assert.ok(
+      Fraction.decimal(String(r.body.expectedRedemptionRate)).cmp(model.newPointsRate) === 0,
+      `priced at the estimate in force: ${r.body.expectedRedemptionRate} vs ${model.newPointsRate}`,
+    );
     invoices.push(invoiceId);
   };
   const refund = async (where: string, invoiceId: string, amountMinor: bigint) => {
@@ -260,13 +352,13 @@ async function runSequence(
         invoiceId,
         refundId: `rf-${++seq}`,
         amountMinor: Number(amountMinor),
-        occurredAt: new Date().toISOString(),
+        occurredAt: clock.toISOString(),
       },
     });
     assert.equal(r.status, 201, `${where}: ${JSON.stringify(r.body)}`);
     const holder = model.current(acc.memberId);
     const hadGoodwill = [...holder.points].some(([c, v]) => c.endsWith('-goodwill') && v > 0n);
-    const m = model.refund(invoiceId, amountMinor);
+    const m = model.refund(invoiceId, amountMinor, clock);
     count(
       m.shortfall > 0n ? (hadGoodwill ? 'refund with shortfall, goodwill held' : 'refund with shortfall') : 'refund',
     );
@@ -287,8 +379,17 @@ async function runSequence(
     const where = `step ${i} ${JSON.stringify(e)}`;
     switch (e.t) {
       case 'accrue': {
-        const at = new Date(Date.now() - e.daysAgo * 86_400_000 - 60_000);
-        await accrue(MEMBERS[e.member]!, `inv-${++seq}`, e.amount, at);
+        await accrue(MEMBERS[e.member]!, `inv-${++seq}`, e.amount, clock);
+        break;
+      }
+      case 'wait': {
+        const next = new Date(Math.min(clock.getTime() + e.days * 86_400_000, Date.now() - 86_400_000));
+        if (next.getTime() <= clock.getTime()) continue;
+        clock = next;
+        break;
+      }
+      case 'close': {
+        if (!(await close(where, e.override))) continue;
         break;
       }
       case 'redeem': {
@@ -309,14 +410,14 @@ async function runSequence(
           minPoints: 1,
           maxInvoiceShareMillionths: '1000000',
           cohortOrder: 'oldest_first',
-          occurredAt: new Date().toISOString(),
+          occurredAt: clock.toISOString(),
         });
         assert.deepEqual([held.status, held.pointsApplied], ['held', Number(k)], where);
         await commitRedemption(pool, p, invoiceId, 'test');
-        model.redeem(id, invoiceId, k);
+        model.redeem(id, invoiceId, k, clock);
         redeemed.push(invoiceId);
         // the invoice the points were spent on earns points of its own (a chargeback claws them back)
-        if (e.earns !== null) await accrue(id, invoiceId, e.earns, new Date(Date.now() - 60_000));
+        if (e.earns !== null) await accrue(id, invoiceId, e.earns, clock);
         break;
       }
       case 'refund': {
@@ -361,9 +462,9 @@ async function runSequence(
         const open = redeemed.filter((inv) => !model.redemptions.get(inv)!.reversed);
         if (open.length === 0) continue;
         const inv = open[e.pick % open.length]!;
-        const r = await reverseRedemption(pool, p, inv, new Date().toISOString(), 'test', 'chargeback_lost');
+        const r = await reverseRedemption(pool, p, inv, clock.toISOString(), 'test', 'chargeback_lost');
         assert.equal(r.status, 'reversed', where);
-        model.reverseRedemption(inv);
+        model.reverseRedemption(inv, clock);
         compare(model, await dbCohorts(p), `${where} (reversal)`);
         const acc = model.accruals.get(inv);
         if (acc && acc.amount > acc.refunded) await refund(`${where} (claw-back)`, inv, acc.amount - acc.refunded);

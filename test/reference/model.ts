@@ -33,6 +33,8 @@ export interface Cohort {
   recognised: bigint;
   /** an accrual since the last re-measurement: the formula's figure may differ from the posted one */
   stale: boolean;
+  /** every change of N, R and X with its date: a close's bounds are as of the period's end */
+  moves: Array<{ at: number; dN: bigint; dR: bigint; dX: bigint }>;
 }
 
 export interface Member {
@@ -75,6 +77,14 @@ export function prorate(n: bigint | Fraction, before: bigint, part: bigint, tota
 }
 
 const isGoodwill = (cohort: string) => cohort.endsWith('-goodwill');
+/** expiries are dated at the member's deadline, in this test always after every period closed */
+const FAR = Date.UTC(2099, 0, 1);
+const move = (c: Cohort, at: Date | number, d: { dN?: bigint; dR?: bigint; dX?: bigint }) => {
+  c.N += d.dN ?? 0n;
+  c.R += d.dR ?? 0n;
+  c.X += d.dX ?? 0n;
+  c.moves.push({ at: typeof at === 'number' ? at : at.getTime(), dN: d.dN ?? 0n, dR: d.dR ?? 0n, dX: d.dX ?? 0n });
+};
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const bmin = (a: bigint, b: bigint) => (a < b ? a : b);
 const bmax = (a: bigint, b: bigint) => (a > b ? a : b);
@@ -131,6 +141,7 @@ export class ReferenceModel {
         u,
         recognised: 0n,
         stale: false,
+        moves: [],
       };
       this.cohorts.set(name, c);
     }
@@ -192,7 +203,7 @@ export class ReferenceModel {
     };
     this.accruals.set(invoiceId, acc);
     const m = this.current(memberId);
-    c.N += n;
+    move(c, occurredAt, { dN: n });
     c.A = c.A.add(a);
     c.posted += acc.posted;
     this.add(m, cohortName, n);
@@ -208,7 +219,7 @@ export class ReferenceModel {
   }
 
   /** Redeems k points (at most what is available), oldest cohorts first: R grows, each cohort re-measured. */
-  redeem(memberId: string, invoiceId: string, k: bigint): Redemption {
+  redeem(memberId: string, invoiceId: string, k: bigint, at: Date): Redemption {
     const m = this.current(memberId);
     if (k > this.balance(m)) throw new Error('model: redeem more than available');
     const r: Redemption = { invoiceId, memberId: m.id, cohorts: new Map(), reversed: false };
@@ -218,7 +229,7 @@ export class ReferenceModel {
       const take = bmin(left, pts);
       const c = this.cohorts.get(name)!;
       this.add(m, name, -take);
-      c.R += take;
+      move(c, at, { dR: take });
       r.cohorts.set(name, take);
       this.remeasure(c);
       left -= take;
@@ -228,13 +239,13 @@ export class ReferenceModel {
   }
 
   /** Gives a redemption's points back to the cohorts they came from, on whoever holds the member's points now. */
-  reverseRedemption(invoiceId: string) {
+  reverseRedemption(invoiceId: string, at: Date) {
     const r = this.redemptions.get(invoiceId)!;
     if (r.reversed) return;
     const m = this.current(r.memberId);
     for (const [name, pts] of [...r.cohorts.entries()].sort(([a], [b]) => byName(a, b))) {
       const c = this.cohorts.get(name)!;
-      c.R -= pts;
+      move(c, at, { dR: -pts });
       this.add(m, name, pts);
       this.remeasure(c);
     }
@@ -249,7 +260,11 @@ export class ReferenceModel {
    * posted: round(posted·F/T), cumulative) is split over the points to revoke, the shortfall last; a
    * cohort gives up only the part of the points revoked from it, never more than it carries.
    */
-  refund(invoiceId: string, amount: bigint): { revoked: bigint; shortfall: bigint; cohorts: Map<string, bigint> } {
+  refund(
+    invoiceId: string,
+    amount: bigint,
+    at: Date,
+  ): { revoked: bigint; shortfall: bigint; cohorts: Map<string, bigint> } {
     const acc = this.accruals.get(invoiceId)!;
     const before = acc.refunded;
     if (before + amount > acc.amount || amount <= 0n) throw new Error('model: refund outside the invoice');
@@ -276,7 +291,7 @@ export class ReferenceModel {
       const partExact = exactShare.mul(take).div(toRevoke).min(c.A.max(ZERO));
       cum += take;
       this.add(m, name, -take);
-      c.N -= take;
+      move(c, at, { dN: -take });
       c.posted -= part;
       c.A = c.A.sub(partExact);
       taken.set(name, take);
@@ -297,7 +312,7 @@ export class ReferenceModel {
       const name = `${quarter(now)}-goodwill`;
       const c = this.cohort(name, this.terms.rate);
       const value = this.terms.rate.mul(points * this.terms.pointValueMinor);
-      c.N += points;
+      move(c, now, { dN: points });
       c.A = c.A.add(value);
       c.posted += value.round();
       this.add(m, name, points);
@@ -314,7 +329,7 @@ export class ReferenceModel {
       const share = c.N > 0n ? c.A.mul(take).div(c.N) : ZERO;
       c.posted -= c.A.round() - c.A.sub(share).round();
       c.A = c.A.sub(share);
-      c.N -= take;
+      move(c, now, { dN: -take });
       this.add(m, name, -take);
       this.remeasure(c);
       left -= take;
@@ -329,7 +344,7 @@ export class ReferenceModel {
     for (const [name, pts] of this.oldestFirst(m)) {
       const c = this.cohorts.get(name)!;
       this.add(m, name, -pts);
-      c.X += pts;
+      move(c, FAR, { dX: pts });
       this.remeasure(c);
       total += pts;
     }
@@ -338,10 +353,10 @@ export class ReferenceModel {
   }
 
   /** A lost chargeback: the redemption reversed, then the invoice's own earned points clawed back (a refund of what is left of it). */
-  chargeback(invoiceId: string) {
-    this.reverseRedemption(invoiceId);
+  chargeback(invoiceId: string, at: Date) {
+    this.reverseRedemption(invoiceId, at);
     const acc = this.accruals.get(invoiceId);
-    if (acc && acc.amount > acc.refunded) return this.refund(invoiceId, acc.amount - acc.refunded);
+    if (acc && acc.amount > acc.refunded) return this.refund(invoiceId, acc.amount - acc.refunded, at);
     return null;
   }
 
@@ -360,41 +375,58 @@ export class ReferenceModel {
     f.armed = false;
   }
 
+  /** A cohort's points as of an instant (movements dated before it). */
+  static asOf(c: Cohort, end: Date): { N: bigint; R: bigint; X: bigint } {
+    const f = { N: 0n, R: 0n, X: 0n };
+    for (const m of c.moves)
+      if (m.at < end.getTime()) {
+        f.N += m.dN;
+        f.R += m.dR;
+        f.X += m.dX;
+      }
+    return f;
+  }
+
   /**
-   * A close re-estimates u per cohort, every estimate within R/N <= u <= (R + outstanding)/N (N net of
-   * revocations; outstanding = N − R − X). With an override, every purchased cohort takes it and an
-   * override outside any purchased cohort's bounds is refused (nothing changes); a goodwill cohort
-   * takes it bounded. Without one, `estimates` gives the close's figure per cohort (the chain ladder
-   * is not modelled here; the model checks it is within bounds). Each cohort re-measured.
+   * The bounds of a close's estimate (docs/accounting.md, "Breakage estimate at close"), as of the
+   * period's end: R/N <= u <= (R + outstanding)/N = (N − X)/N; null for a cohort with no points or
+   * complete (every point redeemed or expired: nothing left to estimate).
    */
-  close(o: { override?: Fraction; estimates?: Map<string, Fraction> }): { refused: boolean; outOfBounds: string[] } {
-    const outOfBounds: string[] = [];
-    const bounds = (c: Cohort) => {
-      if (c.N <= 0n) return null;
-      return { lo: new Fraction(c.R, c.N), hi: new Fraction(c.N - c.X, c.N) };
-    };
-    if (o.override) {
-      for (const c of this.cohorts.values()) {
-        const b = bounds(c);
-        if (!c.goodwill && b && (o.override.cmp(b.lo) < 0 || o.override.cmp(b.hi) > 0)) outOfBounds.push(c.name);
-      }
-      if (outOfBounds.length > 0) return { refused: true, outOfBounds };
-      for (const c of this.cohorts.values()) {
-        const b = bounds(c);
-        c.u = b && c.goodwill ? o.override.max(b.lo).min(b.hi) : o.override;
-        this.remeasure(c);
-      }
-      this.newPointsRate = o.override;
-      return { refused: false, outOfBounds };
+  static bounds(c: Cohort, end: Date): { lo: Fraction; hi: Fraction } | null {
+    const f = ReferenceModel.asOf(c, end);
+    if (f.N <= 0n || f.R + f.X >= f.N) return null;
+    return { lo: new Fraction(f.R, f.N), hi: new Fraction(f.N - f.X, f.N) };
+  }
+
+  /** The cohorts a close of `period` re-estimates: those of its quarter and before. */
+  closedCohorts(period: string): Cohort[] {
+    return [...this.cohorts.values()].filter((c) => c.name.slice(0, 7) <= period);
+  }
+
+  /** The purchased cohorts an override is outside the bounds of (goodwill cohorts never veto it). */
+  overrideOutOfBounds(period: string, end: Date, override: Fraction): string[] {
+    const out: string[] = [];
+    for (const c of this.closedCohorts(period)) {
+      const b = ReferenceModel.bounds(c, end);
+      if (!c.goodwill && b && (override.cmp(b.lo) < 0 || override.cmp(b.hi) > 0)) out.push(c.name);
     }
-    for (const [name, u] of o.estimates ?? []) {
-      const c = this.cohorts.get(name);
-      if (!c) continue;
-      const b = bounds(c);
-      if (b && (u.cmp(b.lo) < 0 || u.cmp(b.hi) > 0)) outOfBounds.push(name);
+    return out;
+  }
+
+  /**
+   * The close of `period`, approved: each cohort re-estimated takes its new u (with an override,
+   * finance's figure, refused beforehand when outside a purchased cohort's bounds; without, the
+   * close's own estimate, which the test reads and checks against the bounds here: the chain ladder
+   * is not modelled) and is re-measured on what it holds now. The approved estimate then prices new
+   * points (the override, or the close's estimate for new points; none: the one in force stays).
+   */
+  close(period: string, estimates: Map<string, Fraction>, newPointsRate: Fraction | null) {
+    for (const c of this.closedCohorts(period)) {
+      const u = estimates.get(c.name);
+      if (!u) continue;
       c.u = u;
       this.remeasure(c);
     }
-    return { refused: false, outOfBounds };
+    if (newPointsRate) this.newPointsRate = newPointsRate;
   }
 }
