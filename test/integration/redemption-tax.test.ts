@@ -199,6 +199,60 @@ describe('tax on redemptions', () => {
     assert.deepEqual([s.treatment, s.basis, s.taxOnCreditMinor], ['consideration', 'program', 145]);
   });
 
+  test("goodwill points' output tax comes out of what their release credited (revenue), not loyalty revenue", async () => {
+    const programId = uniqueId('tax-gw');
+    const created = await call('POST', '/v1/programs', {
+      body: programBody(programId, {
+        chargebackWindow: 'PT5S',
+        adjustments: { approvalThresholdPoints: 5000 },
+        redemption: { minPoints: 100, maxInvoiceShare: 0.5, cohortOrder: 'oldest_first' },
+      }),
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    // the member exists through a purchase of one point; the rest of what they redeem is goodwill
+    const earned = await call('POST', `/v1/programs/${programId}/accruals`, {
+      role: 'billing',
+      body: { memberId: 'm-1', invoiceId: 'gw-earn', amountMinor: 100, occurredAt: new Date().toISOString() },
+    });
+    assert.equal(earned.status, 201, JSON.stringify(earned.body));
+    const grant = await call('POST', `/v1/programs/${programId}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm-1', points: 2000, reasonCode: 'goodwill' },
+    });
+    assert.equal(grant.status, 201, JSON.stringify(grant.body));
+    const invoiceId = uniqueId('inv');
+    await billing.createInvoice(
+      {
+        invoiceId,
+        customerId: 'c-1',
+        currency: 'USD',
+        lines: [
+          { description: 'Plan', amountMinor: 12_000 },
+          { description: 'Add-on', amountMinor: 8_000 },
+        ],
+      },
+      `inv-${invoiceId}`,
+    );
+    const res = await call('POST', `/v1/programs/${programId}/redemptions`, {
+      role: 'billing',
+      body: {
+        invoiceId,
+        memberId: 'm-1',
+        points: 2000,
+        invoiceTotalMinor: 20_000,
+        occurredAt: new Date().toISOString(),
+        jurisdiction: 'US-MN',
+      },
+    });
+    assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+    // 1 point from the purchased cohort (its share of the tax rounds to 0), 1,999 from the goodwill
+    // cohort, whose release went back to revenue (a reduction undone): so does its tax
+    assert.deepEqual(await netByAccount(programId, `redeem:${invoiceId}:tax`), {
+      revenue: -138,
+      output_tax_payable: 138,
+    });
+  });
+
   test('a bad tax setting is refused with a clear 400 and writes nothing', async () => {
     const programId = uniqueId('tax-bad');
     for (const tax of [
