@@ -5,7 +5,7 @@ import type { Pool } from 'pg';
 import { afterAll, beforeAll, test } from 'vitest';
 import { firstQuarterWithActivity } from '../../db/close';
 import { expireMember } from '../../db/ledger';
-import { commitRedemption, holdRedemption, reverseRedemption } from '../../db/redemptions';
+import { commitRedemption, holdRedemption, releaseRedemption, reverseRedemption } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
 import { Fraction } from '../reference/fraction';
 import { nextPeriod, quarterBounds } from '../../domain/period';
@@ -46,6 +46,8 @@ const EXPIRY_AS_OF = '2099-01-01T00:00:00Z';
 type Event =
   | { t: 'accrue'; member: number; amount: number }
   | { t: 'wait'; days: number }
+  | { t: 'hold'; member: number; share: number }
+  | { t: 'settle'; pick: number; commit: boolean }
   | { t: 'close'; override: string | null }
   | { t: 'redeem'; member: number; share: number; earns: number | null }
   | { t: 'refund'; pick: number; share: number | null }
@@ -60,6 +62,8 @@ const amount = fc.oneof(fc.integer({ min: 1, max: 2_000 }), fc.integer({ min: 1,
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ t: fc.constant('accrue' as const), member, amount }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('wait' as const), days: fc.integer({ min: 5, max: 80 }) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('hold' as const), member, share }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('settle' as const), pick: fc.nat(), commit: fc.boolean() }) },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -246,9 +250,29 @@ async function runSequence(
   let seq = 0;
   const invoices: string[] = [];
   const redeemed: string[] = [];
-  const available = (id: string) => {
-    const m = model.current(id);
-    return model.balance(m);
+  const available = (id: string) => model.available(model.current(id));
+  const openHolds = () => [...model.holds.values()].filter((h) => h.open).map((h) => h.invoiceId);
+  const hold = async (where: string, id: string, k: bigint, invoiceId: string) => {
+    const held = await holdRedemption(pool, {
+      programId: p,
+      invoiceId,
+      redemptionId: randomUUID(),
+      memberId: id,
+      points: Number(k),
+      invoiceTotalMinor: 1e12,
+      pointValueMinor: terms.pointValueMinor,
+      minPoints: 1,
+      maxInvoiceShareMillionths: '1000000',
+      cohortOrder: 'oldest_first',
+      occurredAt: clock.toISOString(),
+    });
+    assert.deepEqual([held.status, held.pointsApplied], ['held', Number(k)], where);
+    const h = model.hold(id, invoiceId, k, clock);
+    assert.deepEqual(
+      held.cohorts,
+      Object.fromEntries([...h.cohorts].map(([c, v]) => [c, Number(v)])),
+      `${where}: the cohorts held`,
+    );
   };
   const exists = (id: string) => model.members.get(id)?.purchased === true;
   let clock = new Date('2025-01-03T00:00:00Z');
@@ -274,7 +298,7 @@ async function runSequence(
     if (refused.length > 0) {
       count('close refused (override out of bounds)');
       assert.deepEqual(
-        [started.status, started.body.code ?? started.body.error],
+        [started.status, started.body.error?.code],
         [422, 'override_out_of_bounds'],
         `${where}: the model finds ${override} outside the bounds of ${refused.join(', ')}: ${JSON.stringify(started.body)}`,
       );
@@ -388,7 +412,30 @@ async function runSequence(
         clock = next;
         break;
       }
+      case 'hold': {
+        const id = MEMBERS[e.member]!;
+        if (!exists(id) || !model.member(id).active) continue;
+        const k = (available(id) * BigInt(e.share)) / 1000n;
+        if (k <= 0n) continue;
+        await hold(where, id, k, `held-${++seq}`);
+        break;
+      }
+      case 'settle': {
+        const open = openHolds();
+        if (open.length === 0) continue;
+        const inv = open[e.pick % open.length]!;
+        if (e.commit) {
+          assert.equal((await commitRedemption(pool, p, inv, 'test')).status, 'applied', where);
+          model.commit(inv);
+          redeemed.push(inv);
+        } else {
+          assert.equal((await releaseRedemption(pool, p, inv, 'compensated')).status, 'declined', where);
+          if (model.release(inv, new Date()) > 0n) count('hold released after an expiry: its points expire');
+        }
+        break;
+      }
       case 'close': {
+        if (openHolds().length > 0) continue; // a redemption in progress is committed within seconds, never across a close
         if (!(await close(where, e.override))) continue;
         break;
       }
@@ -399,22 +446,9 @@ async function runSequence(
         const k = (avail * BigInt(e.share)) / 1000n;
         if (k <= 0n) continue;
         const invoiceId = `red-${++seq}`;
-        const held = await holdRedemption(pool, {
-          programId: p,
-          invoiceId,
-          redemptionId: randomUUID(),
-          memberId: id,
-          points: Number(k),
-          invoiceTotalMinor: 1e12,
-          pointValueMinor: terms.pointValueMinor,
-          minPoints: 1,
-          maxInvoiceShareMillionths: '1000000',
-          cohortOrder: 'oldest_first',
-          occurredAt: clock.toISOString(),
-        });
-        assert.deepEqual([held.status, held.pointsApplied], ['held', Number(k)], where);
+        await hold(where, id, k, invoiceId);
         await commitRedemption(pool, p, invoiceId, 'test');
-        model.redeem(id, invoiceId, k, clock);
+        model.commit(invoiceId);
         redeemed.push(invoiceId);
         // the invoice the points were spent on earns points of its own (a chargeback claws them back)
         if (e.earns !== null) await accrue(id, invoiceId, e.earns, clock);
@@ -479,6 +513,11 @@ async function runSequence(
           role: 'support',
           body: { intoMemberId: into },
         });
+        if (model.held(model.member(from)) > 0n) {
+          assert.deepEqual([r.status, r.body.error?.code], [409, 'member_has_holds'], where);
+          count('merge refused (points held)');
+          break;
+        }
         assert.equal(r.status, 201, `${where}: ${JSON.stringify(r.body)}`);
         model.merge(from, into);
         break;

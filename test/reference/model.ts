@@ -45,6 +45,17 @@ export interface Member {
   /** a deadline is set (the test dates every deadline before the expiry's as-of and after every merge) */
   armed: boolean;
   purchased: boolean;
+  /** expiry entries written for the member (a hold released after one expires its points) */
+  expiries: number;
+}
+
+export interface Hold {
+  invoiceId: string;
+  memberId: string;
+  cohorts: Map<string, bigint>;
+  at: Date;
+  open: boolean;
+  expiriesBefore: number;
 }
 
 export interface Accrual {
@@ -99,6 +110,7 @@ export class ReferenceModel {
   readonly members = new Map<string, Member>();
   readonly accruals = new Map<string, Accrual>();
   readonly redemptions = new Map<string, Redemption>();
+  readonly holds = new Map<string, Hold>();
   /** the estimate new points are priced at: the rule's until a close sets one */
   newPointsRate: Fraction;
 
@@ -111,7 +123,7 @@ export class ReferenceModel {
   member(id: string): Member {
     let m = this.members.get(id);
     if (!m) {
-      m = { id, active: true, mergedInto: null, points: new Map(), armed: false, purchased: false };
+      m = { id, active: true, mergedInto: null, points: new Map(), armed: false, purchased: false, expiries: 0 };
       this.members.set(id, m);
     }
     return m;
@@ -151,9 +163,24 @@ export class ReferenceModel {
     m.points.set(cohort, (m.points.get(cohort) ?? 0n) + d);
     if ((m.points.get(cohort) ?? 0n) < 0n) throw new Error(`model: ${m.id} negative in ${cohort}`);
   }
-  /** The member's cohorts with points, oldest first (by name: '2026-Q4' before '2026-Q4-goodwill'). */
+  /** What the member's holds (redemptions in progress) take of a cohort. */
+  held(m: Member, cohort?: string): bigint {
+    let h = 0n;
+    for (const x of this.holds.values())
+      if (x.open && x.memberId === m.id)
+        for (const [c, p] of x.cohorts) if (cohort === undefined || c === cohort) h += p;
+    return h;
+  }
+  /** What the member can spend, expire or have revoked: the balance less what holds took. */
+  available(m: Member): bigint {
+    return this.balance(m) - this.held(m);
+  }
+  /** The member's cohorts with points available (not held), oldest first (by name: '2026-Q4' before '2026-Q4-goodwill'). */
   private oldestFirst(m: Member): Array<[string, bigint]> {
-    return [...m.points.entries()].filter(([, p]) => p > 0n).sort(([a], [b]) => byName(a, b));
+    return [...m.points.entries()]
+      .map(([c, p]): [string, bigint] => [c, p - this.held(m, c)])
+      .filter(([, p]) => p > 0n)
+      .sort(([a], [b]) => byName(a, b));
   }
 
   /** Recognised to date (docs/accounting.md, "Recognition" and "capped at what was posted"). */
@@ -174,7 +201,7 @@ export class ReferenceModel {
    * their deadline"): by the rule, the last purchase plus the window, so armed again.
    */
   private rearm(m: Member) {
-    if (m.active && !m.armed && m.purchased && this.balance(m) > 0n) m.armed = true;
+    if (m.active && !m.armed && m.purchased && this.available(m) > 0n) m.armed = true;
   }
   liability(c: Cohort): bigint {
     return c.posted - c.recognised;
@@ -218,24 +245,67 @@ export class ReferenceModel {
     return acc;
   }
 
-  /** Redeems k points (at most what is available), oldest cohorts first: R grows, each cohort re-measured. */
-  redeem(memberId: string, invoiceId: string, k: bigint, at: Date): Redemption {
+  /** Holds k points (at most what is available) for a redemption in progress, oldest cohorts first; nothing is recognised yet. */
+  hold(memberId: string, invoiceId: string, k: bigint, at: Date): Hold {
     const m = this.current(memberId);
-    if (k > this.balance(m)) throw new Error('model: redeem more than available');
-    const r: Redemption = { invoiceId, memberId: m.id, cohorts: new Map(), reversed: false };
+    if (k > this.available(m)) throw new Error('model: hold more than available');
+    const h: Hold = { invoiceId, memberId: m.id, cohorts: new Map(), at, open: true, expiriesBefore: m.expiries };
     let left = k;
     for (const [name, pts] of this.oldestFirst(m)) {
       if (left === 0n) break;
       const take = bmin(left, pts);
+      h.cohorts.set(name, take);
+      left -= take;
+    }
+    this.holds.set(invoiceId, h);
+    return h;
+  }
+
+  /** Spends the held points: R grows in each cohort (dated at the hold), each cohort re-measured. */
+  commit(invoiceId: string): Redemption {
+    const h = this.holds.get(invoiceId)!;
+    h.open = false;
+    const m = this.member(h.memberId);
+    const r: Redemption = { invoiceId, memberId: m.id, cohorts: new Map(h.cohorts), reversed: false };
+    for (const [name, take] of [...h.cohorts].sort(([a], [b]) => byName(a, b))) {
       const c = this.cohorts.get(name)!;
       this.add(m, name, -take);
-      move(c, at, { dR: take });
-      r.cohorts.set(name, take);
+      move(c, h.at, { dR: take });
       this.remeasure(c);
-      left -= take;
     }
     this.redemptions.set(invoiceId, r);
     return r;
+  }
+
+  /**
+   * Compensation of a hold: its points are available again; but if an expiry wrote an entry for the
+   * member since the hold, the deadline passed while they were held and they expire now (dated now);
+   * otherwise a member whose deadline was cleared gets one again.
+   */
+  release(invoiceId: string, now: Date): bigint {
+    const h = this.holds.get(invoiceId)!;
+    h.open = false;
+    const m = this.member(h.memberId);
+    if (m.expiries > h.expiriesBefore) {
+      let total = 0n;
+      for (const [name, pts] of [...h.cohorts].sort(([a], [b]) => byName(a, b))) {
+        const c = this.cohorts.get(name)!;
+        this.add(m, name, -pts);
+        move(c, now, { dX: pts });
+        this.remeasure(c);
+        total += pts;
+      }
+      m.expiries += 1;
+      return total;
+    }
+    this.rearm(m);
+    return 0n;
+  }
+
+  /** Redeems k points at once: a hold and its commit. */
+  redeem(memberId: string, invoiceId: string, k: bigint, at: Date): Redemption {
+    this.hold(memberId, invoiceId, k, at);
+    return this.commit(invoiceId);
   }
 
   /** Gives a redemption's points back to the cohorts they came from, on whoever holds the member's points now. */
@@ -321,7 +391,7 @@ export class ReferenceModel {
       return;
     }
     let left = -points;
-    if (left > this.balance(m)) throw new Error('model: adjustment takes more than available');
+    if (left > this.available(m)) throw new Error('model: adjustment takes more than available');
     for (const [name, pts] of this.oldestFirst(m)) {
       if (left === 0n) break;
       const take = bmin(left, pts);
@@ -349,6 +419,7 @@ export class ReferenceModel {
       total += pts;
     }
     m.armed = false;
+    if (total > 0n) m.expiries += 1;
     return total;
   }
 
@@ -365,6 +436,7 @@ export class ReferenceModel {
     const f = this.member(fromId);
     const s = this.member(intoId);
     if (!f.active || !s.active || f === s) throw new Error('model: merge of inactive members');
+    if (this.held(f) > 0n) throw new Error('model: merge of a member with points held');
     const moved = this.balance(f);
     for (const [name, pts] of f.points) if (pts > 0n) this.add(s, name, pts);
     f.points.clear();
