@@ -5,10 +5,12 @@ import {
   activateRuleChange,
   earlierExpiryByMonth,
   outstandingPoints,
+  recordRuleChangeDecision,
   recordRuleChangeImpact,
   recordRuleChangeReminder,
   recordRuleChangeState,
   ruleChangeRules,
+  type ActivationResult,
   type EarlierExpiryMonth,
 } from '../db/rule-changes';
 import { RATE_SCALE, rateToMillionths } from '../domain/money';
@@ -84,6 +86,15 @@ export function createRuleChangeActivities(pool: Pool) {
       await recordRuleChangeState(pool, q);
     },
 
+    /** One decision, into the change's approvals and the audit chain as it is taken (once per person). */
+    async recordRuleChangeDecision(
+      q: RuleChangeRef & {
+        decision: { role: string; by: string; decision: 'approve' | 'reject'; comment: string | null };
+      },
+    ): Promise<void> {
+      await recordRuleChangeDecision(pool, q);
+    },
+
     /**
      * Half the decision window has passed: a reminder to the roles still awaited, into the
      * notifications outbox (once per change, whatever the retries).
@@ -105,9 +116,18 @@ export function createRuleChangeActivities(pool: Pool) {
       });
     },
 
-    /** The new rule version, in force from now; once per change. */
-    async activateRuleVersion(ref: RuleChangeRef & { proposedBy: string }): Promise<{ version: number }> {
-      return activateRuleChange(pool, ref.programId, ref.changeId, ref.proposedBy);
+    /**
+     * The new rule version, in force from now; once per change. Refused when another version became
+     * active since the change's base: the change is then `superseded` (db/rule-changes.ts).
+     */
+    async activateRuleVersion(ref: RuleChangeRef & { proposedBy: string }): Promise<ActivationResult> {
+      const result = await activateRuleChange(pool, ref.programId, ref.changeId, ref.proposedBy);
+      if (result.superseded)
+        log.warn('rule change superseded: another version became active since its base', {
+          ...ref,
+          ...result.superseded,
+        });
+      return result;
     },
 
     /** After an expiry-rule change: member deadlines recomputed and their workflows woken (db/rearm.ts); progress in the heartbeat. */

@@ -3,7 +3,17 @@ import type { ProgramRules } from '../domain/program';
 import { inTransaction } from './tx';
 
 export type RuleChangeStatus =
-  'assessing' | 'awaiting_approvals' | 'scheduled' | 'active' | 'rejected' | 'expired' | 'withdrawn';
+  'assessing' | 'awaiting_approvals' | 'scheduled' | 'active' | 'rejected' | 'expired' | 'withdrawn' | 'superseded';
+
+/** The statuses a change ends in: it never moves again (db/functions/ll_rule_change_final.sql). */
+export const FINAL_RULE_CHANGE_STATUSES: readonly RuleChangeStatus[] = [
+  'active',
+  'rejected',
+  'expired',
+  'withdrawn',
+  'superseded',
+];
+const FINAL_SQL = `('active', 'rejected', 'expired', 'withdrawn', 'superseded')`;
 
 export interface RuleChangeRow {
   programId: string;
@@ -71,14 +81,22 @@ export async function compareRuleChange(
   programId: string,
   changeId: string,
   rules: ProgramRules,
-): Promise<{ sameRules: boolean; effectiveAt: Date } | null> {
-  const { rows } = await pool.query<{ same_rules: boolean; effective_at: Date }>(
+): Promise<{ sameRules: boolean; effectiveAt: Date; status: RuleChangeStatus; baseVersion: number } | null> {
+  const { rows } = await pool.query<{
+    same_rules: boolean;
+    effective_at: Date;
+    status: RuleChangeStatus;
+    base_version: number;
+  }>(
     // the material-right judgment's time is the request's: a retry of the same proposal differs there only
     `select (rules #- '{accounting,notMaterialRight,judgedAt}') = ($3::jsonb #- '{accounting,notMaterialRight,judgedAt}') as same_rules,
-            effective_at from rule_changes where program_id = $1 and change_id = $2`,
+            effective_at, status, base_version from rule_changes where program_id = $1 and change_id = $2`,
     [programId, changeId, JSON.stringify(rules)],
   );
-  return rows[0] ? { sameRules: rows[0].same_rules, effectiveAt: rows[0].effective_at } : null;
+  const r = rows[0];
+  return r
+    ? { sameRules: r.same_rules, effectiveAt: r.effective_at, status: r.status, baseVersion: r.base_version }
+    : null;
 }
 
 /** Who proposed the change (null: no such change). */
@@ -192,19 +210,49 @@ export async function recordRuleChangeImpact(
   adverse: boolean,
 ): Promise<void> {
   await pool.query(
-    `update rule_changes set impact = $3, adverse = $4, status = 'awaiting_approvals', updated_at = now() where program_id = $1 and change_id = $2`,
+    // only from assessing: a change that ended (or moved on) is never sent back to its approvals
+    `update rule_changes set impact = $3, adverse = $4, status = 'awaiting_approvals', updated_at = now()
+      where program_id = $1 and change_id = $2 and status = 'assessing'`,
     [programId, changeId, JSON.stringify(impact), adverse],
   );
 }
 
-/** The workflow's view of the change: its status, the approvals so far, when it activates. */
+/**
+ * The workflow's view of the change: its status, the approvals so far, when it activates. A change
+ * that ended is left as it is: a workflow started before activation could supersede a change would
+ * otherwise try to write `active` over `superseded` (the trigger ll_rule_change_final refuses it).
+ * New decisions in `approvals` get their audit rows from the trigger ll_audit_rule_change.
+ */
 export async function recordRuleChangeState(
   pool: Pool,
   c: { programId: string; changeId: string; status: string; approvals: unknown[]; activatesAt: string | null },
 ): Promise<void> {
   await pool.query(
-    `update rule_changes set status = $3, approvals = $4, activates_at = $5, updated_at = now() where program_id = $1 and change_id = $2`,
+    `update rule_changes set status = $3, approvals = $4, activates_at = $5, updated_at = now()
+      where program_id = $1 and change_id = $2 and status not in ${FINAL_SQL}`,
     [c.programId, c.changeId, c.status, JSON.stringify(c.approvals), c.activatesAt],
+  );
+}
+
+/**
+ * One decision (approval or rejection), appended to the change's approvals as it is taken: the
+ * trigger ll_audit_rule_change writes its audit row in this transaction. Once per person (a retried
+ * activity, or the workflow's later rewrite of the whole array, adds nothing); never on a change
+ * that ended.
+ */
+export async function recordRuleChangeDecision(
+  pool: Pool,
+  c: {
+    programId: string;
+    changeId: string;
+    decision: { role: string; by: string; decision: 'approve' | 'reject'; comment: string | null };
+  },
+): Promise<void> {
+  await pool.query(
+    `update rule_changes set approvals = approvals || jsonb_build_array($3::jsonb), updated_at = now()
+      where program_id = $1 and change_id = $2 and status not in ${FINAL_SQL}
+        and not exists (select 1 from jsonb_array_elements(approvals) a where a->>'by' = $3::jsonb->>'by')`,
+    [c.programId, c.changeId, JSON.stringify(c.decision)],
   );
 }
 
@@ -236,17 +284,30 @@ export async function recordRuleChangeReminder(
   });
 }
 
+/** What activation did: the version made, or why none was (the change is then `superseded`, or had ended). */
+export type ActivationResult =
+  | { version: number; superseded?: undefined }
+  | { version: null; superseded: { baseVersion: number; activeVersion: number } }
+  | { version: null; superseded?: undefined; ended: RuleChangeStatus };
+
 /**
  * The change's rules become the program's next rule version, in force from now; once per change
- * (the change's row is locked, and a change that has its version already returns it).
+ * (the change's row is locked, and a change that has its version already returns it). Only if the
+ * program's rules are still those it was proposed against: the program's row is locked first, so
+ * two activations run one after the other and the second sees the first's version; if any version
+ * was made since the change's base (its latest version is the one in force: versions are only ever
+ * made effective now), nothing is activated and the change ends `superseded` in this transaction,
+ * with its audit row. The approvals were given to a difference from that base, not from the rules
+ * in force now. A change that ended otherwise (rejected, withdrawn, expired) is never activated.
  */
 export async function activateRuleChange(
   pool: Pool,
   programId: string,
   changeId: string,
   createdBy: string,
-): Promise<{ version: number }> {
+): Promise<ActivationResult> {
   return inTransaction(pool, async (client) => {
+    await client.query('select 1 from programs where program_id = $1 for update', [programId]);
     const {
       rows: [c],
     } = await client.query('select * from rule_changes where program_id = $1 and change_id = $2 for update', [
@@ -255,6 +316,20 @@ export async function activateRuleChange(
     ]);
     if (!c) throw new Error(`no rule change ${changeId}`);
     if (c.version !== null) return { version: c.version };
+    if (c.status !== 'scheduled') return { version: null, ended: c.status };
+    const {
+      rows: [latest],
+    } = await client.query<{ version: number }>(
+      'select max(version)::int as version from program_rule_versions where program_id = $1',
+      [programId],
+    );
+    if (latest!.version !== c.base_version) {
+      await client.query(
+        `update rule_changes set status = 'superseded', updated_at = now() where program_id = $1 and change_id = $2`,
+        [programId, changeId],
+      );
+      return { version: null, superseded: { baseVersion: c.base_version, activeVersion: latest!.version } };
+    }
     const {
       rows: [v],
     } = await client.query<{ version: number }>(

@@ -1,5 +1,7 @@
+import { z } from 'zod';
 import { canEndBefore, parseDuration } from './duration';
 import type { ProgramRules } from './program';
+import { ruleChangeSchema } from './schemas';
 
 /** The roles that approve a rule change when the program names none. */
 export const DEFAULT_RULE_CHANGE_APPROVERS = ['finance', 'legal'] as const;
@@ -7,6 +9,16 @@ export const DEFAULT_RULE_CHANGE_APPROVERS = ['finance', 'legal'] as const;
 export const DEFAULT_NOTICE_PERIOD = 'P30D';
 /** How long a proposed change waits for its approvals before it expires. */
 export const RULE_CHANGE_DECISION_WINDOW = 'P14D';
+
+/**
+ * A proposal (POST /v1/programs/{p}/rule-changes): the rule change and, optionally, the rule
+ * version the proposer read and means to change (`baseVersion`); refused unless it is the one in
+ * force (409 rule_change_base_not_active). Without it the base is the version in force.
+ * (api/openapi.ts still publishes ruleChangeSchema, without baseVersion.)
+ */
+export const ruleChangeProposalSchema = ruleChangeSchema
+  .extend({ baseVersion: z.number().int().positive().max(2_147_483_647).optional() })
+  .strict();
 
 const earnRate = (r: ProgramRules) => r.earn.points / r.earn.perAmountMinor;
 type ExpiryLike = { policy: string; window?: string };

@@ -33,7 +33,8 @@ export interface RuleChangeApproval {
 }
 
 export interface RuleChangeState {
-  status: 'assessing' | 'awaiting_approvals' | 'scheduled' | 'active' | 'rejected' | 'expired' | 'withdrawn';
+  status:
+    'assessing' | 'awaiting_approvals' | 'scheduled' | 'active' | 'rejected' | 'expired' | 'withdrawn' | 'superseded';
   impact: RuleChangeImpact | null;
   approvals: RuleChangeApproval[];
   activatesAt: string | null;
@@ -69,6 +70,11 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
     remindedAt: null,
   };
   let withdrawn = false;
+  // Each decision goes into the database and the audit chain as it is taken (issue 14, item 2), and
+  // the change's end waits for those writes. Workflows started before only recorded the approvals
+  // with the change's status.
+  const decisionsRecorded = patched('rule-change-decision-audit');
+  let recording = 0;
   const filled = () =>
     input.requiredRoles.every((r) => state.approvals.some((a) => a.role === r && a.decision === 'approve'));
   const rejected = () => state.approvals.some((a) => a.decision === 'reject');
@@ -78,6 +84,8 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
 
   setHandler(ruleChangeStateQuery, () => state);
   setHandler(withdrawSignal, () => {
+    // a rejected change stays rejected: a withdrawal arriving before its status moved changes nothing
+    if (decisionsRecorded && rejected()) return;
     if (state.status === 'assessing' || state.status === 'awaiting_approvals' || state.status === 'scheduled')
       withdrawn = true;
   });
@@ -89,7 +97,16 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
         d.decision === 'reject'
           ? (input.requiredRoles.find((r) => d.roles.includes(r) || d.roles.includes('admin')) ?? 'unknown')
           : open.find((r) => d.roles.includes(r) || d.roles.includes('admin'))!;
-      state.approvals.push({ role, by: d.by, decision: d.decision, comment: d.comment });
+      const decision = { role, by: d.by, decision: d.decision, comment: d.comment };
+      state.approvals.push(decision);
+      if (decisionsRecorded) {
+        recording += 1;
+        try {
+          await act.recordRuleChangeDecision({ ...ref, decision });
+        } finally {
+          recording -= 1;
+        }
+      }
       // the decision that settles it answers with what follows (scheduled or rejected); the others at once
       if (filled() || rejected()) await condition(() => state.status !== 'awaiting_approvals');
       return state;
@@ -103,6 +120,9 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
           );
         if (state.status !== 'awaiting_approvals')
           throw ApplicationFailure.nonRetryable(`the change is ${state.status}`, 'rule_change_not_awaiting_approval');
+        // a rejection ends it at once: nothing decided after it, even before the status moves
+        if (rejected())
+          throw ApplicationFailure.nonRetryable('the change is rejected', 'rule_change_not_awaiting_approval');
         if (state.approvals.some((a) => a.by === d.by))
           throw ApplicationFailure.nonRetryable('one person fills at most one required role', 'segregation_of_duties');
         const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
@@ -124,7 +144,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
 
   const decideMs = waitMs(Date.now(), input.decideWithin);
   const decideBy = new Date(Date.now() + decideMs).toISOString();
-  const done = () => filled() || rejected() || withdrawn;
+  const done = () => (filled() || rejected() || withdrawn) && recording === 0;
   if (!(await condition(done, decideMs / 2))) {
     state.remindedAt = new Date(Date.now()).toISOString();
     const awaitingRoles = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
@@ -157,7 +177,19 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
     await record();
     return state;
   }
-  await act.activateRuleVersion({ ...ref, proposedBy: input.proposedBy });
+  const activation = await act.activateRuleVersion({ ...ref, proposedBy: input.proposedBy });
+  // Another version became active since the change's base: nothing was activated, the activity
+  // ended the change `superseded` (older workflows never got that answer).
+  if (patched('rule-change-base-check') && activation.version === null) {
+    const s = activation.superseded;
+    state.status = s ? 'superseded' : activation.ended;
+    memo(
+      s
+        ? `superseded: proposed against version ${s.baseVersion}, version ${s.activeVersion} is active; propose again under a new id`
+        : `not activated: the change is ${activation.ended}`,
+    );
+    return state;
+  }
   state.status = 'active';
   await record();
   if (state.impact.expiryChanged) {

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import {
+  FINAL_RULE_CHANGE_STATUSES,
   compareRuleChange,
   getRuleChange,
   insertRuleChange,
@@ -12,9 +14,10 @@ import {
   DEFAULT_NOTICE_PERIOD,
   DEFAULT_RULE_CHANGE_APPROVERS,
   RULE_CHANGE_DECISION_WINDOW,
+  ruleChangeProposalSchema,
 } from '../../domain/rule-change';
 import { SA } from '../../domain/search-attributes';
-import { programParams, ruleChangeDecisionSchema, ruleChangeParams, ruleChangeSchema } from '../../domain/schemas';
+import { programParams, ruleChangeDecisionSchema, ruleChangeParams } from '../../domain/schemas';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery, withdrawSignal } from '../../workflows/rule-change';
 import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
 import { idempotencyKey, parse } from '../validate';
@@ -27,9 +30,18 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const principal = await ctx.auth.principalOf(req);
     ctx.requireRole(principal, ['program_owner']);
     const { programId } = parse(programParams, req.params, 'path');
-    const body = parse(ruleChangeSchema, req.body, 'rule change');
+    const body = parse(ruleChangeProposalSchema, req.body, 'rule change');
     idempotencyKey(req);
     const program = await ctx.programs.get(programId);
+    // A change is a difference from the version its proposer read: if that is no longer the one in
+    // force, the impact and the approvals would be about other rules than the ones it replaces.
+    if (body.baseVersion !== undefined && body.baseVersion !== program.activeVersion)
+      throw new ApiError(
+        409,
+        'rule_change_base_not_active',
+        `version ${body.baseVersion} is not the version in force (${program.activeVersion}): propose against it`,
+        { baseVersion: body.baseVersion, activeVersion: program.activeVersion },
+      );
     // a change to (or on) the cost method needs the judgment that the points give no material
     // right: the proposer's, now; a change staying on incremental_cost without one keeps the one in force
     const proposed = withMaterialRightJudgment(
@@ -55,34 +67,66 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const workflowId = ruleChangeWorkflowId(programId, body.changeId);
     if (!inserted) {
       const stored = await compareRuleChange(ctx.pool, programId, body.changeId, proposed);
-      if (!stored || !stored.sameRules || stored.effectiveAt.getTime() !== Date.parse(body.effectiveAt)) {
+      // A change that ended stays ended: proposing it again would start a second workflow under
+      // the same id (a rejected change approved the second time round). A new proposal needs a new id.
+      if (stored?.status === 'rejected')
+        throw new ApiError(409, 'rule_change_rejected', 'this change was rejected: propose it under a new changeId', {
+          changeId: body.changeId,
+        });
+      if (stored && FINAL_RULE_CHANGE_STATUSES.includes(stored.status))
+        throw new ApiError(
+          409,
+          'rule_change_ended',
+          `this change is ${stored.status}: propose it under a new changeId`,
+          {
+            changeId: body.changeId,
+            status: stored.status,
+          },
+        );
+      if (
+        !stored ||
+        !stored.sameRules ||
+        stored.effectiveAt.getTime() !== Date.parse(body.effectiveAt) ||
+        (body.baseVersion !== undefined && body.baseVersion !== stored.baseVersion)
+      ) {
         throw new ApiError(409, 'rule_change_exists', 'this changeId was proposed with other rules', {
           changeId: body.changeId,
         });
       }
     }
     const rules = program.rules as ProgramRules;
-    await t.client.workflow.start(ruleChange, {
-      workflowId,
-      taskQueue: t.taskQueue,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [
-        {
-          programId,
-          changeId: body.changeId,
-          proposedBy: principal.name,
-          effectiveAt: new Date(body.effectiveAt).toISOString(),
-          requiredRoles: [...(rules.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
-          noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
-          decideWithin: RULE_CHANGE_DECISION_WINDOW,
-        },
-      ],
-      memo: { summary: `${body.changeId}: proposed by ${principal.name}` },
-      typedSearchAttributes: [
-        { key: SA.program, value: programId },
-        { key: SA.change, value: body.changeId },
-      ],
-    });
+    await t.client.workflow
+      .start(ruleChange, {
+        workflowId,
+        taskQueue: t.taskQueue,
+        // a retried proposal joins the running workflow; one whose workflow ended never starts another
+        // (the status check above, and this if the change ended in between)
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        args: [
+          {
+            programId,
+            changeId: body.changeId,
+            proposedBy: principal.name,
+            effectiveAt: new Date(body.effectiveAt).toISOString(),
+            requiredRoles: [...(rules.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
+            noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
+            decideWithin: RULE_CHANGE_DECISION_WINDOW,
+          },
+        ],
+        memo: { summary: `${body.changeId}: proposed by ${principal.name}` },
+        typedSearchAttributes: [
+          { key: SA.program, value: programId },
+          { key: SA.change, value: body.changeId },
+        ],
+      })
+      .catch((e: unknown) => {
+        if (e instanceof WorkflowExecutionAlreadyStartedError)
+          throw new ApiError(409, 'rule_change_ended', 'this change has ended: propose it under a new changeId', {
+            changeId: body.changeId,
+          });
+        throw e;
+      });
     return reply.status(202).send({ programId, changeId: body.changeId, status: 'assessing', workflowId });
   });
 
@@ -130,7 +174,7 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const c = await getRuleChange(ctx.pool, programId, changeId);
     if (!c) throw notFound('rule change', { programId, changeId });
     const live =
-      ctx.temporal && !['active', 'rejected', 'expired', 'withdrawn'].includes(c.status)
+      ctx.temporal && !FINAL_RULE_CHANGE_STATUSES.includes(c.status)
         ? await ctx.temporal.client.workflow
             .getHandle(ruleChangeWorkflowId(programId, changeId))
             .query(ruleChangeStateQuery)

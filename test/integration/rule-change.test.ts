@@ -123,6 +123,12 @@ test('a shorter window: impact, approvals with segregation of duties, notice, ac
     [first.status, first.body.status, first.body.approvals.map((a: { role: string }) => a.role)],
     [200, 'awaiting_approvals', ['finance']],
   );
+  // the decision is in the audit chain as it is taken, before the change's status moves
+  const chained = await pool.query(
+    `select actor, after->>'role' as role from audit_log where subject = $1 and action = 'rule_change_approve'`,
+    [`rule_change:${p}:shorter`],
+  );
+  assert.deepEqual(chained.rows, [{ actor: 'test-finance', role: 'finance' }]);
   const twice = await decide(p, 'shorter', 'finance');
   assert.deepEqual([twice.status, twice.body.error.code], [403, 'segregation_of_duties'], 'one person, one role');
   const approvedAt = Date.now();
@@ -216,8 +222,8 @@ test('a rejection ends it; an approved change that has not taken effect can be w
     body: { changeId: 'y', effectiveAt: new Date().toISOString(), rules: richer },
   });
   assert.equal(wrongRole.status, 403);
-  const clash = await propose(p, 'richer', { ...richer, pointValueMinor: 5 });
-  assert.deepEqual([clash.status, clash.body.error.code], [409, 'rule_change_exists']);
+  const clash = await propose(p, 'later', { ...richer, pointValueMinor: 5 });
+  assert.deepEqual([clash.status, clash.body.error.code], [409, 'rule_change_ended']);
   assert.equal(
     (await pool.query(`select count(*)::int as n from rule_changes where program_id = $1`, [p])).rows[0].n,
     2,
@@ -243,4 +249,167 @@ test('a rejection ends it; an approved change that has not taken effect can be w
   ).rows[0].rules;
   assert.equal(stored.accounting.notMaterialRight.judgedBy, 'test-program_owner');
   assert.equal(stored.accounting.notMaterialRight.justification, 'a token reward, assessed by finance');
+});
+
+/** The change's audit rows in order: the action, and the actor of the proposal and of each decision. */
+const auditOf = async (p: string, changeId: string) =>
+  (
+    await pool.query(`select actor, action from audit_log where subject = $1 order by seq`, [
+      `rule_change:${p}:${changeId}`,
+    ])
+  ).rows.map((r) =>
+    r.action === 'rule_change_proposed' || r.action === 'rule_change_approve' || r.action === 'rule_change_reject'
+      ? `${r.action}:${r.actor}`
+      : r.action,
+  );
+
+test('a change activates only on its base: one approved after another version became active ends superseded; baseVersion must be the version in force', async () => {
+  const p = await program();
+  const richer = { ...baseRules(p), earn: { points: 2, perAmountMinor: 100 } };
+  const dearer = { ...baseRules(p), pointValueMinor: 2 };
+  // both proposed against version 1
+  assert.equal((await propose(p, 'first', richer)).status, 202);
+  assert.equal((await propose(p, 'second', dearer)).status, 202);
+  await awaiting(p, 'first');
+  await awaiting(p, 'second');
+  assert.deepEqual([(await read(p, 'first')).baseVersion, (await read(p, 'second')).baseVersion], [1, 1]);
+  await decide(p, 'first', 'finance');
+  await decide(p, 'first', 'legal');
+  await eventually('first active', async () => (await read(p, 'first')).status === 'active', 20_000);
+
+  // the second was approved for a difference from version 1; version 2 is in force: not activated
+  await decide(p, 'second', 'finance');
+  assert.equal((await decide(p, 'second', 'legal')).body.status, 'scheduled');
+  await eventually('second superseded', async () => (await read(p, 'second')).status === 'superseded', 20_000);
+  const result = await worker.client.workflow.getHandle(ruleChangeWorkflowId(p, 'second')).result();
+  assert.equal(result.status, 'superseded');
+  await recordHistory(worker.client, ruleChangeWorkflowId(p, 'second'), 'rule-change-superseded');
+  const prog = (await call('GET', `/v1/programs/${p}`, { role: 'finance' })).body;
+  assert.deepEqual([prog.activeRuleVersion.version, prog.pointValueMinor], [2, 1], 'version 2 stays in force');
+  assert.equal((await read(p, 'second')).version, null);
+  assert.deepEqual(await auditOf(p, 'second'), [
+    'rule_change_proposed:test-program_owner',
+    'rule_change_awaiting_approvals',
+    'rule_change_approve:test-finance',
+    'rule_change_approve:test-legal',
+    'rule_change_scheduled',
+    'rule_change_superseded',
+  ]);
+  // proposed again under its id: refused; the program owner proposes it anew against version 2
+  const again = await propose(p, 'second', dearer);
+  assert.deepEqual([again.status, again.body.error.code], [409, 'rule_change_ended']);
+
+  const stale = await call('POST', `/v1/programs/${p}/rule-changes`, {
+    role: 'program_owner',
+    body: { changeId: 'stale', effectiveAt: new Date().toISOString(), rules: dearer, baseVersion: 1 },
+  });
+  assert.deepEqual(
+    [stale.status, stale.body.error.code, stale.body.error.details],
+    [409, 'rule_change_base_not_active', { baseVersion: 1, activeVersion: 2 }],
+  );
+  assert.equal(
+    (await pool.query(`select count(*)::int as n from rule_changes where program_id = $1 and change_id = 'stale'`, [p]))
+      .rows[0].n,
+    0,
+  );
+  // a change is the whole rule set: activated on version 2, `dearer` would have taken back the
+  // first change's earn rate, which nobody approved; proposed anew, it carries it
+  const anew = await call('POST', `/v1/programs/${p}/rule-changes`, {
+    role: 'program_owner',
+    body: {
+      changeId: 'second-v2',
+      effectiveAt: new Date().toISOString(),
+      rules: { ...richer, pointValueMinor: 2 },
+      baseVersion: 2,
+    },
+  });
+  assert.equal(anew.status, 202);
+  await awaiting(p, 'second-v2');
+  assert.equal((await read(p, 'second-v2')).baseVersion, 2);
+  await decide(p, 'second-v2', 'finance');
+  await decide(p, 'second-v2', 'legal');
+  await eventually('second-v2 active', async () => (await read(p, 'second-v2')).status === 'active', 20_000);
+  const now = (await call('GET', `/v1/programs/${p}`, { role: 'finance' })).body;
+  assert.deepEqual([now.activeRuleVersion.version, now.pointValueMinor, now.earn.points], [3, 2, 2]);
+});
+
+test('a rejected change stays rejected: not proposed again under its id, not re-opened, its decisions in the chain; verify catches an edited decision', async () => {
+  const p = await program();
+  const richer = { ...baseRules(p), earn: { points: 2, perAmountMinor: 100 } };
+  await propose(p, 'no', richer);
+  await awaiting(p, 'no');
+  await decide(p, 'no', 'finance');
+  assert.equal((await decide(p, 'no', 'legal', 'reject')).body.status, 'rejected');
+  await worker.client.workflow.getHandle(ruleChangeWorkflowId(p, 'no')).result();
+  await recordHistory(worker.client, ruleChangeWorkflowId(p, 'no'), 'rule-change-rejected');
+
+  // the same proposal again, same id and rules: refused, and no second workflow run re-opens it
+  const again = await propose(p, 'no', richer);
+  assert.deepEqual([again.status, again.body.error.code], [409, 'rule_change_rejected']);
+  const runs = [];
+  for await (const w of worker.client.workflow.list({ query: `WorkflowId = '${ruleChangeWorkflowId(p, 'no')}'` }))
+    runs.push(w.runId);
+  assert.equal(runs.length, 1);
+  const late = await decide(p, 'no', 'admin');
+  assert.deepEqual([late.status, late.body.error.code], [409, 'rule_change_not_awaiting_approval']);
+  const withdraw = await call('POST', `/v1/programs/${p}/rule-changes/no/withdraw`, { role: 'program_owner' });
+  assert.equal(withdraw.status, 409);
+  // nor by a write to its row, and never deleted
+  await assert.rejects(
+    pool.query(`update rule_changes set status = 'scheduled' where program_id = $1 and change_id = 'no'`, [p]),
+    /rule_change_final/,
+  );
+  await assert.rejects(
+    pool.query(`delete from rule_changes where program_id = $1 and change_id = 'no'`, [p]),
+    /rule_change_final/,
+  );
+  const c = await read(p, 'no');
+  assert.deepEqual(
+    [c.status, c.approvals.map((a: { decision: string }) => a.decision)],
+    ['rejected', ['approve', 'reject']],
+  );
+  assert.deepEqual(await auditOf(p, 'no'), [
+    'rule_change_proposed:test-program_owner',
+    'rule_change_awaiting_approvals',
+    'rule_change_approve:test-finance',
+    'rule_change_reject:test-legal',
+    'rule_change_rejected',
+  ]);
+
+  // someone bypassing the triggers turns the rejection into an approval and schedules it: verify names it
+  const check = (v: { check: string }) => v.check.startsWith("every rule change's proposal, decisions and status");
+  assert.equal((await verifyInvariants(pool)).violations.filter(check).length, 0);
+  const client = await pool.connect();
+  try {
+    await client.query('set session_replication_role = replica');
+    const {
+      rows: [before],
+    } = await client.query(`select status, approvals from rule_changes where program_id = $1 and change_id = 'no'`, [
+      p,
+    ]);
+    await client.query(
+      `update rule_changes set status = 'scheduled', approvals = jsonb_set(approvals, '{1,decision}', '"approve"')
+        where program_id = $1 and change_id = 'no'`,
+      [p],
+    );
+    const found = (await verifyInvariants(pool)).violations.find(check);
+    const problems = (found?.sample ?? []).map((r) => (r as { problem: string }).problem);
+    assert.ok(
+      problems.includes('decision on the change, not in the chain: test-legal approve as legal'),
+      JSON.stringify(problems),
+    );
+    assert.ok(
+      problems.includes('decision in the chain, not on the change: test-legal reject as legal'),
+      JSON.stringify(problems),
+    );
+    assert.ok(problems.includes('status scheduled, the chain says rejected'), JSON.stringify(problems));
+    await client.query(
+      `update rule_changes set status = $2, approvals = $3 where program_id = $1 and change_id = 'no'`,
+      [p, before.status, JSON.stringify(before.approvals)],
+    );
+  } finally {
+    await client.query('set session_replication_role = origin');
+    client.release();
+  }
+  assert.equal((await verifyInvariants(pool)).violations.filter(check).length, 0);
 });
