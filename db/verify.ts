@@ -244,6 +244,55 @@ const CHECKS: Array<{ name: string; sql: string }> = [
     name: 'no idempotency key is left claimed without a response',
     sql: `select scope, idem_key from idempotency_keys where status_code = 0`,
   },
+  {
+    // Issue 14, items 2 and 9 (db/functions/ll_audit_rule_change.sql, docs/rule-changes.md): the
+    // chain, not the mutable approvals and status columns, is the record of a rule change's
+    // decisions; an edited column, a decision written around the trigger or a deleted change shows here.
+    name: "every rule change's proposal, decisions and status are in the audit chain, and an applied change had its approvals",
+    sql: `with rc as (select program_id, change_id, 'rule_change:' || program_id || ':' || change_id as subject, proposed_by, base_version,
+                         rules, status, approvals, version from rule_changes),
+               aud as (select subject, seq, actor, action, after from audit_log where chain = 16 and subject like 'rule\\_change:%'),
+               chained as (select subject, actor as by, after->>'role' as role, after->>'decision' as decision from aud
+                            where action in ('rule_change_approve', 'rule_change_reject')),
+               col as (select rc.subject, a->>'by' as by, a->>'role' as role, a->>'decision' as decision
+                         from rc cross join lateral jsonb_array_elements(rc.approvals) a),
+               last_status as (select distinct on (subject) subject,
+                                      case when action = 'rule_change_proposed' then 'assessing' else after->>'status' end as status
+                                 from aud where action not in ('rule_change_approve', 'rule_change_reject') order by subject, seq desc)
+          select rc.program_id, rc.change_id, p.problem from rc join lateral (
+                   select 'no proposal in the chain' as problem
+                    where not exists (select 1 from aud where aud.subject = rc.subject and aud.action = 'rule_change_proposed')
+                   union all
+                   select format('decision on the change, not in the chain: %s %s as %s', col.by, col.decision, col.role) from col
+                    where col.subject = rc.subject and not exists (select 1 from chained c where c.subject = col.subject
+                          and c.by = col.by and c.role = col.role and c.decision = col.decision)
+                   union all
+                   select format('decision in the chain, not on the change: %s %s as %s', c.by, c.decision, c.role) from chained c
+                    where c.subject = rc.subject and not exists (select 1 from col where col.subject = c.subject
+                          and col.by = c.by and col.role = c.role and col.decision = c.decision)
+                   union all
+                   select format('status %s, the chain says %s', rc.status, coalesce(ls.status, 'nothing')) from (select 1) x
+                     left join last_status ls on ls.subject = rc.subject where ls.status is distinct from rc.status
+                   union all
+                   select format('%s without an approval as %s in the chain by someone other than the proposer', rc.status, r.role)
+                     from program_rule_versions v
+                    cross join lateral jsonb_array_elements_text(coalesce(v.rules->'ruleChanges'->'requiredRoles', '["finance","legal"]')) r(role)
+                    where v.program_id = rc.program_id and v.version = rc.base_version and rc.status in ('scheduled', 'active')
+                      and not exists (select 1 from chained c where c.subject = rc.subject and c.role = r.role
+                                      and c.decision = 'approve' and c.by <> rc.proposed_by)
+                   union all
+                   select format('%s decided %s times', c.by, count(*)) from chained c where c.subject = rc.subject group by c.by having count(*) > 1
+                   union all
+                   select format('active as version %s, whose rules are not the change''s or have no rule_version row in the chain', rc.version)
+                    where rc.status = 'active' and (rc.version is null
+                          or not exists (select 1 from program_rule_versions v where v.program_id = rc.program_id and v.version = rc.version and v.rules = rc.rules)
+                          or not exists (select 1 from audit_log a where a.chain = 16 and a.action = 'rule_version'
+                                         and a.subject = 'rules:' || rc.program_id || ':' || rc.version))
+                 ) p on true
+          union all
+          select null, s.subject, 'the chain names a rule change that does not exist'
+            from (select distinct subject from aud) s where not exists (select 1 from rc where rc.subject = s.subject)`,
+  },
 ];
 
 /**
