@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Pool } from 'pg';
-import { newSecret, putKey, type Role } from '../db/keys';
+import { listKeys, newSecret, putKey, type Role } from '../db/keys';
 
 /** One local principal per role (API.md, Local development). */
 export const DEV_PRINCIPALS: Record<string, Role[]> = {
@@ -14,12 +14,20 @@ export const DEV_PRINCIPALS: Record<string, Role[]> = {
   'dev-support': ['support'],
 };
 
-/** Keys are made once and kept in the data dir, so a restart keeps them. */
+/**
+ * Keys are made once and kept in the data dir, so a restart keeps them. A dev key that was revoked
+ * (`loyalty keys revoke dev-admin`, or rotated) stays revoked: it is neither written again (putKey
+ * would clear its revocation) nor printed, and the file drops its secret. The database says what is
+ * revoked, not the file, so a deleted or edited file cannot bring a key back either.
+ */
 export async function ensureDevKeys(pool: Pool, storeFile: string): Promise<Record<string, string>> {
-  const keys: Record<string, string> = existsSync(storeFile) ? JSON.parse(readFileSync(storeFile, 'utf8')) : {};
+  const stored: Record<string, string> = existsSync(storeFile) ? JSON.parse(readFileSync(storeFile, 'utf8')) : {};
+  const revoked = new Set((await listKeys(pool)).filter((k) => k.revokedAt !== null).map((k) => k.keyId));
+  const keys: Record<string, string> = {};
   for (const [principal, roles] of Object.entries(DEV_PRINCIPALS)) {
-    keys[principal] ??= newSecret(principal);
-    await putKey(pool, { keyId: principal, secret: keys[principal]!, principal, roles });
+    if (revoked.has(principal)) continue;
+    keys[principal] = stored[principal] ?? newSecret(principal);
+    await putKey(pool, { keyId: principal, secret: keys[principal], principal, roles });
   }
   mkdirSync(dirname(storeFile), { recursive: true });
   writeFileSync(storeFile, JSON.stringify(keys, null, 2), { mode: 0o600 });
