@@ -1,4 +1,5 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -7,7 +8,7 @@ import { CORRELATION_HTTP_HEADER } from '../domain/correlation';
 import { ApiError } from '../domain/errors';
 import { correlation, correlationIdFrom } from '../temporal/correlation';
 import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
-import { Authenticator, requireRole } from './auth';
+import { Authenticator, LOG_REDACT, requireRole } from './auth';
 import type { ApiContext } from './context';
 import { docsPage, openApiDocument } from './openapi';
 import { apiMetrics } from './metrics';
@@ -35,6 +36,12 @@ export interface ApiOptions {
   bodyLimitBytes: number;
   /** the codec server of the Temporal UI (/codec/decode, /codec/encode); without it they answer 503 */
   codec?: CodecServerOptions;
+  /**
+   * The bearer token /metrics requires (LOYALTY_METRICS_TOKEN_FILE): its gauges are each program's
+   * outstanding points and their face value. Without one, /metrics answers loopback peers only
+   * (`npm start`, a Prometheus on the same host) and 401 to anyone else.
+   */
+  metricsToken?: string;
 }
 
 export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 200, maxInFlight: 2, maxQueued: 20_000, maxAttempts: 5 };
@@ -43,13 +50,35 @@ function errorBody(code: string, message: string, details: Record<string, unknow
   return { error: { code, message, details } };
 }
 
+/**
+ * What a 5xx answer may carry in its details: numbers and booleans (retryAfterMs), never text, which
+ * could be a driver's or a server's own message (host names, SQL, a stack). The whole error is in
+ * the log line the answer points to.
+ */
+function detailsFor5xx(details: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(details).filter(([, v]) => typeof v === 'number' || typeof v === 'boolean'));
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+/** Whether a /metrics request may read the figures: the token when there is one, else loopback only. */
+function metricsAllowed(req: FastifyRequest, token: string | undefined): boolean {
+  if (token === undefined) return LOOPBACK.test(req.socket.remoteAddress ?? '');
+  const header = req.headers.authorization ?? '';
+  const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+  // compared as digests: the same length whatever was sent, and in constant time
+  return timingSafeEqual(sha256(given), sha256(token));
+}
+
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   // Fastify logs every request at info; keep its own logging to warnings and errors.
   const app: FastifyInstance = Fastify({
     // warn and above (no line per request), or quieter if the logger is (the tests' is silent)
+    // with the secrets of requests and errors redacted, whatever the parent logger does (api/auth.ts)
     loggerInstance: o.logger.child(
       { component: 'api' },
-      { level: o.logger.levelVal > 40 ? o.logger.level : 'warn' },
+      { level: o.logger.levelVal > 40 ? o.logger.level : 'warn', redact: LOG_REDACT },
     ) as FastifyBaseLogger,
     bodyLimit: o.bodyLimitBytes,
     return503OnClosing: true,
@@ -110,6 +139,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof ApiError) {
       errors.inc({ code: err.code });
+      if (err.statusCode >= 500) {
+        if (err.details && Object.keys(err.details).length) req.log.warn({ err }, `${err.code}: ${err.message}`);
+        return reply.status(err.statusCode).send(errorBody(err.code, err.message, detailsFor5xx(err.details ?? {})));
+      }
       return reply.status(err.statusCode).send(errorBody(err.code, err.message, err.details));
     }
     const e = err as { statusCode?: number; code?: string; message: string };
@@ -131,7 +164,6 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
           errorBody(
             'loyalty_unavailable',
             'the ledger database or Temporal did not answer; retry with the same Idempotency-Key',
-            { cause: e.message },
           ),
         );
     }
@@ -163,7 +195,21 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
       .status(postgres && temporal ? 200 : 503)
       .send({ postgres, temporal, accrualsQueued: ctx.accruals.queued });
   });
-  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  app.get('/metrics', async (req, reply) => {
+    if (!metricsAllowed(req, o.metricsToken))
+      return reply
+        .status(401)
+        .header('www-authenticate', 'Bearer realm="metrics"')
+        .send(
+          errorBody(
+            'unauthorized',
+            o.metricsToken === undefined
+              ? 'this API serves /metrics to loopback only; give it LOYALTY_METRICS_TOKEN_FILE to serve it elsewhere'
+              : 'send Authorization: Bearer <metrics token>',
+          ),
+        );
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
   const openapi = openApiDocument();
   app.get('/openapi.json', async () => openapi);
   app.get('/docs', async (_req, reply) => reply.type('text/html').send(docsPage()));
