@@ -84,13 +84,46 @@ export async function readPeriodBooks(pool: Pool, programId: string, period: str
   );
   const allocations = await longQuery<DeferredWeight & Record<string, unknown>>(
     pool,
-    // each accrual's allocation less what refunds before the end reversed of it (a refund's reversal
-    // comes off the invoice's cohort, ll_refund): a refunded sale no longer weighs for its store
-    `select a.cohort, a.store_id as key, sum(a.allocated_minor - coalesce(r.reversed, 0)) as weight
-       from accruals a
-       left join (select invoice_id, sum(allocated_reversed_minor) as reversed from refunds
-                   where program_id = $1 and occurred_at < $2 group by 1) r on r.invoice_id = a.invoice_id
-      where a.program_id = $1 and a.occurred_at < $2 group by 1, 2 having sum(a.allocated_minor - coalesce(r.reversed, 0)) > 0`,
+    // Each store weighs in a cohort by the allocations its sales put there, less what refunds dated
+    // before the end reversed of them there, per cohort as the refund's journal lines took it
+    // (ll_refund): the part off the refunded invoice's own cohort is that invoice's (its store); a
+    // part off another cohort came with the member's points in it, earned on the member's accruals
+    // there, and is split over those exactly by their allocation (differences of rounded cumulative
+    // shares); none found (points that came by a merge): the refunded invoice's store. Points taken
+    // back by hand reverse like the latter. So a cohort's weights add up to its allocation net of
+    // reversals, and a refunded sale no longer weighs.
+    `with acc as (select invoice_id, cohort, store_id, credited_member_id, allocated_minor from accruals
+                   where program_id = $1 and occurred_at < $2),
+          rev as (select r.refund_id, r.member_id, a0.cohort as invoice_cohort, a0.store_id as invoice_store, l.cohort,
+                         sum(l.debit_minor - l.credit_minor) as reversed
+                    from refunds r join accruals a0 on a0.program_id = r.program_id and a0.invoice_id = r.invoice_id
+                    join journal_entries j on j.program_id = r.program_id and j.idempotency_key = 'refund:' || r.refund_id
+                    join journal_lines l on l.journal_entry_id = j.journal_entry_id
+                     and l.account in ${LIABILITY_ACCOUNTS} and l.cohort is not null
+                   where r.program_id = $1 and r.occurred_at < $2 group by 1, 2, 3, 4, 5
+                  union all
+                  -- points taken back by hand from a purchased cohort reverse their share there (ll_apply_adjustment):
+                  -- no invoice, so always split over the member's accruals in that cohort
+                  select j.idempotency_key, e.member_id, null, null, l.cohort, sum(l.debit_minor - l.credit_minor)
+                    from journal_entries j join journal_lines l on l.journal_entry_id = j.journal_entry_id
+                     and l.account in ${LIABILITY_ACCOUNTS} and l.cohort is not null and l.cohort not like '%-goodwill'
+                    join ledger_entries e on e.program_id = j.program_id and e.idempotency_key = 'adjust:' || split_part(j.idempotency_key, ':', 2)
+                   where j.program_id = $1 and j.occurred_at < $2 and j.kind = 'refund' and j.idempotency_key like 'adjust:%:reversal'
+                   group by 1, 2, 3, 4, 5),
+          other as (select rev.cohort, rev.reversed, rev.invoice_store, acc.store_id, acc.allocated_minor,
+                           sum(acc.allocated_minor) over (partition by rev.refund_id, rev.cohort order by acc.invoice_id) as cum,
+                           sum(acc.allocated_minor) over (partition by rev.refund_id, rev.cohort) as total
+                      from rev left join acc on acc.cohort = rev.cohort and acc.credited_member_id = rev.member_id
+                     where rev.cohort is distinct from rev.invoice_cohort),
+          w as (select cohort, store_id as key, allocated_minor as weight from acc
+                union all
+                select cohort, invoice_store, -reversed from rev where cohort = invoice_cohort
+                union all
+                select cohort, case when total > 0 then store_id else invoice_store end,
+                       case when total > 0 then -(round(reversed::numeric * cum / total) - round(reversed::numeric * (cum - allocated_minor) / total))
+                            else -reversed end
+                  from other)
+     select cohort, key, sum(weight)::bigint as weight from w group by 1, 2 having sum(weight) > 0`,
     [programId, end],
   );
   return {

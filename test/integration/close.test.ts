@@ -8,10 +8,12 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
+import { readPeriodBooks } from '../../db/close-report';
 import { expireMember } from '../../db/ledger';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { chromiumPath } from '../../cli/stack/binaries';
 import { formatMinor, type CloseReport } from '../../domain/close-report';
+import { quarterOf } from '../../domain/period';
 import { QUARTERLY_CLOSE_SCHEDULE_ID } from '../../domain/workflow-ids';
 import type { RunningSimulators } from '../../simulators';
 import { ensureCloseSchedule } from '../../workers/schedules';
@@ -746,5 +748,98 @@ describe('quarterly close', () => {
       assert.deepEqual([res.status, res.body.error?.code], [code, name]);
     }
     assert.equal((await pool.query('select count(*)::int as n from closes where program_id = $1', [p])).rows[0].n, 0);
+  });
+});
+
+describe("the liability's store weights follow each refund's reversal, cohort by cohort", () => {
+  // Review finding: the weights took a refund's whole reversal off the refunded invoice's own
+  // accrual. A refund whose points were spent revokes the member's points from other cohorts and
+  // reverses the allocation there (ll_refund): the invoice's cohort kept weights below its
+  // allocation, the other cohort above it, and the wrong store lost the weight.
+  test("a refund taking points from another cohort lowers the member's stores there, exactly; each cohort's weights add up to its allocation", async () => {
+    const p = await program();
+    const sale = (memberId: string, invoiceId: string, amountMinor: number, occurredAt: string, storeId: string) =>
+      call('POST', `/v1/programs/${p}/accruals`, {
+        role: 'billing',
+        body: { memberId, invoiceId, amountMinor, occurredAt, storeId },
+      });
+    for (const [m, inv, amount, at, store] of [
+      ['m', 'q1-a', 100_000, '2026-01-10T00:00:00Z', 's-a'], // 1,000 points in 2026-Q1
+      ['m2', 'q1-c', 50_000, '2026-02-10T00:00:00Z', 's-c'],
+      ['m', 'q2-b', 140_000, '2026-04-10T00:00:00Z', 's-b'], // m's 2026-Q2 points from two stores
+      ['m', 'q2-e', 60_000, '2026-04-20T00:00:00Z', 's-e'],
+      ['m3', 'q2-d', 40_000, '2026-05-10T00:00:00Z', 's-d'],
+    ] as const)
+      assert.equal((await sale(m, inv, amount, at, store)).status, 201);
+    await redeem(p, 'm', 'r-1', 1000, '2026-05-01T00:00:00Z'); // oldest first: m's 2026-Q1 points, all spent
+    // the 2026-Q1 sale refunded in full: its own cohort has none of m's points left, so the 1,000
+    // come from m's 2026-Q2 points (earned at s-b and s-e) and the allocation is reversed there
+    const refund = await call('POST', `/v1/programs/${p}/refunds`, {
+      role: 'billing',
+      body: {
+        refundId: 'rf-1',
+        invoiceId: 'q1-a',
+        memberId: 'm',
+        amountMinor: 100_000,
+        occurredAt: '2026-06-01T00:00:00Z',
+      },
+    });
+    assert.equal(refund.status, 201, JSON.stringify(refund.body));
+    const lines = (
+      await pool.query(
+        `select l.cohort, sum(l.debit_minor)::int as reversed from journal_entries j join journal_lines l using (journal_entry_id)
+          where j.program_id = $1 and j.idempotency_key = 'refund:rf-1' and l.account = 'loyalty_contract_liability' group by 1`,
+        [p],
+      )
+    ).rows;
+    assert.deepEqual(
+      lines.map((l) => l.cohort),
+      ['2026-Q2'],
+      'the reversal came off 2026-Q2, not the invoice cohort',
+    );
+    const reversed = lines[0].reversed as number;
+    assert.ok(reversed > 0);
+
+    const books = await readPeriodBooks(pool, p, '2026-Q2');
+    const weights = (cohort: string) =>
+      Object.fromEntries(
+        books.allocatedByStore.filter((w) => w.cohort === cohort).map((w) => [w.key, Number(w.weight)]),
+      );
+    const allocation = async (invoiceId: string) =>
+      Number(
+        (
+          await pool.query('select allocated_minor from accruals where program_id = $1 and invoice_id = $2', [
+            p,
+            invoiceId,
+          ])
+        ).rows[0].allocated_minor,
+      );
+    // 2026-Q1 lost nothing: the refunded sale's spent points stay there with their allocation
+    assert.deepEqual(weights('2026-Q1'), { 's-a': await allocation('q1-a'), 's-c': await allocation('q1-c') });
+    // 2026-Q2: m's two stores give up the reversal in proportion to their allocation, m3's none
+    const [b, e] = [await allocation('q2-b'), await allocation('q2-e')];
+    const fromB = Math.round((reversed * b) / (b + e));
+    assert.deepEqual(weights('2026-Q2'), {
+      's-b': b - fromB,
+      's-e': e - (reversed - fromB),
+      's-d': await allocation('q2-d'),
+    });
+    // exact: per cohort the weights add up to its allocation net of refunds as of the end
+    const addsUp = (b: typeof books) => {
+      for (const c of b.cohorts.filter((c) => !c.cohort.endsWith('-goodwill')))
+        assert.equal(
+          b.allocatedByStore.filter((w) => w.cohort === c.cohort).reduce((s, w) => s + Number(w.weight), 0),
+          Number(c.allocatedMinor),
+          c.cohort,
+        );
+    };
+    addsUp(books);
+    // points taken back by hand reverse their share of the cohort too (now, so in this quarter's books)
+    const taken = await call('POST', `/v1/programs/${p}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm', points: -300, reasonCode: 'correction' },
+    });
+    assert.equal(taken.status, 201, JSON.stringify(taken.body));
+    addsUp(await readPeriodBooks(pool, p, quarterOf(new Date())));
   });
 });
