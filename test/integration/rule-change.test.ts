@@ -4,6 +4,13 @@ import type { Pool } from 'pg';
 import { verifyInvariants } from '../../db/verify';
 import { ruleChangeWorkflowId } from '../../api/routes/rule-changes';
 import {
+  activateRuleChange,
+  insertRuleChange,
+  recordRuleChangeDecision,
+  recordRuleChangeImpact,
+  recordRuleChangeState,
+} from '../../db/rule-changes';
+import {
   eventually,
   freshDatabase,
   httpClient,
@@ -412,4 +419,53 @@ test('a rejected change stays rejected: not proposed again under its id, not re-
     client.release();
   }
   assert.equal((await verifyInvariants(pool)).violations.filter(check).length, 0);
+});
+
+test('two changes on the same base activated at once: the program lock orders them, one becomes version 2, the other is superseded', async () => {
+  const p = await program();
+  const rules = baseRules(p);
+  // both approved and scheduled through the same writes as the workflow's (so their chain rows are there)
+  for (const [changeId, pointValueMinor] of [
+    ['a', 2],
+    ['b', 3],
+  ] as const) {
+    await insertRuleChange(pool, {
+      programId: p,
+      changeId,
+      proposedBy: 'olga',
+      baseVersion: 1,
+      rules: { ...rules, pointValueMinor } as never,
+      effectiveAt: new Date().toISOString(),
+      comment: null,
+    });
+    await recordRuleChangeImpact(pool, p, changeId, {}, false);
+    const approvals = [
+      { role: 'finance', by: 'fred', decision: 'approve' as const, comment: null },
+      { role: 'legal', by: 'lea', decision: 'approve' as const, comment: null },
+    ];
+    for (const decision of approvals) await recordRuleChangeDecision(pool, { programId: p, changeId, decision });
+    await recordRuleChangeState(pool, { programId: p, changeId, status: 'scheduled', approvals, activatesAt: null });
+  }
+  const results = await Promise.all(['a', 'b'].map((c) => activateRuleChange(pool, p, c, 'olga')));
+  assert.deepEqual(results.map((r) => r.version).sort(), [2, null]);
+  const loser = results.find((r) => r.version === null)!;
+  assert.deepEqual(loser.superseded, { baseVersion: 1, activeVersion: 2 });
+  const { rows } = await pool.query(
+    `select status, count(*)::int as n from rule_changes where program_id = $1 and change_id in ('a', 'b') group by 1 order by 1`,
+    [p],
+  );
+  assert.deepEqual(rows, [
+    { status: 'active', n: 1 },
+    { status: 'superseded', n: 1 },
+  ]);
+  assert.equal(
+    (await pool.query(`select max(version)::int as v from program_rule_versions where program_id = $1`, [p])).rows[0].v,
+    2,
+  );
+  // activating again answers what was done, and moves nothing
+  const again = await Promise.all(['a', 'b'].map((c) => activateRuleChange(pool, p, c, 'olga')));
+  assert.deepEqual(
+    again.map((r) => r.version),
+    results.map((r) => r.version),
+  );
 });
