@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { embeddedPassword } from './stack/postgres-password';
 
 /** Every setting of the local stack, from the environment, with the defaults written out here. */
 export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
@@ -13,7 +14,7 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     pgPort,
     pgDataDir: join(dataDir, 'postgres'),
     /** where the embedded server's ledger database is, for commands run beside `npm start` */
-    embeddedDatabaseUrl: `postgres://loyalty:loyalty-local@127.0.0.1:${pgPort}/${env.LOYALTY_DB_NAME ?? 'loyalty'}`,
+    embeddedDatabaseUrl: `postgres://loyalty:${embeddedPassword(join(dataDir, 'postgres')).password}@127.0.0.1:${pgPort}/${env.LOYALTY_DB_NAME ?? 'loyalty'}`,
     temporalAddress: env.TEMPORAL_ADDRESS, // set: use that server instead of starting the dev server
     temporalPort: Number(env.LOYALTY_TEMPORAL_PORT ?? 7233),
     temporalUiPort: Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233),

@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { StackError } from './errors';
+import { embeddedPassword, embeddedPasswordFile, newEmbeddedPassword } from './postgres-password';
 import {
   binariesFor,
   ensurePostgresUser,
@@ -34,7 +35,6 @@ export interface PostgresHandle {
 }
 
 const EMBEDDED_USER = 'loyalty';
-const EMBEDDED_PASSWORD = 'loyalty-local';
 const READY = 'database system is ready to accept connections';
 
 /**
@@ -85,10 +85,21 @@ export async function startPostgres(o: {
   const locale = bestLocale();
   const env = { ...process.env, LC_MESSAGES: locale };
   try {
-    if (!existsSync(join(dataDir, 'PG_VERSION'))) await initdb({ binDir, dataDir, user, locale, env, log });
+    let password: string;
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+      password = newEmbeddedPassword(o.dataDir);
+      await initdb({ binDir, dataDir, user, locale, env, log, password });
+    } else {
+      const known = embeddedPassword(o.dataDir);
+      password = known.password;
+      if (known.legacy)
+        notes.push(
+          `the database has the old fixed password (made before passwords were generated, ${embeddedPasswordFile(o.dataDir)} missing): remove ${dirname(resolve(o.dataDir))} to start afresh with a generated one`,
+        );
+    }
     const child = await runServer({ binDir, dataDir, port: o.port, user, env, log });
     return {
-      serverUrl: `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${o.port}/postgres`,
+      serverUrl: `postgres://${EMBEDDED_USER}:${password}@127.0.0.1:${o.port}/postgres`,
       embedded: true,
       dataDir,
       notes,
@@ -166,7 +177,7 @@ function reason(lines: string[]): string {
   return line.replace(/^.*?(FATAL|ERROR|LOG):\s*/, '').trim();
 }
 
-async function initdb(o: RunOptions & { locale: string }): Promise<void> {
+async function initdb(o: RunOptions & { locale: string; password: string }): Promise<void> {
   if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) {
     throw new StackError(
       `${o.dataDir} is not empty and holds no PostgreSQL data (an interrupted first start?): remove it and start again`,
@@ -175,7 +186,7 @@ async function initdb(o: RunOptions & { locale: string }): Promise<void> {
   prepareDataDir(o.dataDir, o.user);
   // the password, for initdb only: beside the data folder, readable by the server's user alone
   const pwFile = join(dirname(o.dataDir), `.pg-password-${randomBytes(6).toString('hex')}`);
-  writeFileSync(pwFile, `${EMBEDDED_PASSWORD}\n`, { mode: 0o600 });
+  writeFileSync(pwFile, `${o.password}\n`, { mode: 0o600 });
   if (o.user) chownSync(pwFile, o.user.uid, o.user.gid);
   try {
     const child = spawnGuarded(
