@@ -525,6 +525,14 @@ test('no default an insider could guess: the database passwords are required, ne
     assert.equal(envOf(name)[k], '<TEMPORAL_DB_PASSWORD>', `${name} ${k}`);
   for (const name of ['api', 'worker', 'migrate'])
     assert.equal(new URL(envOf(name).DATABASE_URL!).password, encodeURIComponent('<LOYALTY_DB_PASSWORD>'), name);
+  // where docs/deploy.md has them written (.env) and the other secrets: never in the image, never committed
+  const lines = (f: string) =>
+    read(f)
+      .split('\n')
+      .map((l) => l.trim());
+  for (const f of ['.dockerignore', '.gitignore'])
+    for (const entry of ['.env', 'secrets'])
+      assert.ok(lines(f).includes(entry) || lines(f).includes(`${entry}/`), `${f} leaves out ${entry}`);
 });
 
 test('every published port is on loopback: the API, the UI, Temporal and the simulators, with the TLS file or not', () => {
