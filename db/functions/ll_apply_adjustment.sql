@@ -5,7 +5,8 @@
 -- program's adjustments.goodwillTreatment: revenue_reduction (the default) debits revenue and credits
 -- the cohort's contract liability, released back to revenue (ll_release_account); marketing debits
 -- loyalty_expense and credits loyalty_provision, released to loyalty_expense. -points come out of the
--- oldest available cohorts and reverse their share of the allocation: debit the liability, credit
+-- oldest available cohorts and reverse their share of the allocation (of what the liability carries
+-- as posted, never more: the last points take exactly that): debit the liability, credit
 -- breakage_revenue (a purchased cohort: the right lapses unexercised), revenue (a goodwill cohort:
 -- the reduction undone) or loyalty_expense (a provision: the cost accrual undone); never expense for
 -- a contract liability. Idempotent.
@@ -13,7 +14,7 @@ create or replace function ll_apply_adjustment(p_adjustment uuid, p_approver tex
 declare
   a manual_adjustments; m members; v_rules jsonb; v_cohort text; v_u numeric; v_account text; v_unit bigint;
   v_micro numeric; v_minor bigint; v_entry bigint; v_key text; v_left bigint; v_take bigint; r record;
-  v_n bigint; v_am numeric; v_rev_micro numeric; v_rev_minor bigint;
+  v_n bigint; v_am numeric; v_carried bigint; v_rev_micro numeric; v_rev_minor bigint;
 begin
   select * into a from manual_adjustments where adjustment_id = p_adjustment for update;
   if not found then perform ll_raise('not_found', 404, 'no such adjustment', jsonb_build_object('adjustmentId', p_adjustment)); end if;
@@ -65,11 +66,15 @@ begin
       exit when v_left = 0;
       v_take := least(v_left, r.available);
       -- the taken points' share of the cohort's allocation, exact, then as posted
-      select coalesce(sum(points_issued - points_revoked), 0), coalesce(sum(allocated_micro - allocated_reversed_micro), 0)
-        into v_n, v_am from cohort_stripes where program_id = a.program_id and cohort = r.cohort;
+      select coalesce(sum(points_issued - points_revoked), 0), coalesce(sum(allocated_micro - allocated_reversed_micro), 0),
+             greatest(coalesce(sum(allocated_minor - allocated_reversed_minor), 0), 0)
+        into v_n, v_am, v_carried from cohort_stripes where program_id = a.program_id and cohort = r.cohort;
       v_rev_micro := case when v_n > 0 then trunc(v_am * v_take / v_n) else 0 end;
-      -- posted as the difference of two rounded cumulative figures, so rounding never drifts
-      v_rev_minor := round(v_am / 1000000) - round((v_am - v_rev_micro) / 1000000);
+      -- as posted: the share of what the cohort's liability carries (the sum of the accruals' rounded
+      -- allocations, which can fall short of round(A_micro) by half a minor unit per accrual), as the
+      -- difference of two rounded cumulative figures so rounding never drifts; never more than it
+      -- carries (taking the last points takes exactly that), so the liability never goes negative
+      v_rev_minor := case when v_n > 0 then v_carried - round(v_carried::numeric * (v_n - v_take) / v_n) else 0 end;
       select liability_account into v_account from cohorts where program_id = a.program_id and cohort = r.cohort;
       insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, r.cohort, -v_take);
       update member_cohorts set points = points - v_take where program_id = a.program_id and member_id = m.member_id and cohort = r.cohort;

@@ -321,3 +321,34 @@ describe('ll_refund: which points a refund can revoke', () => {
     assert.deepEqual(await memberCohorts(p, 'm'), { '2026-Q3': 0, '2026-Q4': 0 });
   });
 });
+
+// ll_apply_adjustment: points taken by hand reverse their share of what the cohort's liability carries.
+describe('ll_apply_adjustment: points taken back', () => {
+  test('taking every point of a cohort reverses what it carries, never more: the liability ends at 0, not -1', async () => {
+    const p = uniqueId('adj');
+    const body = programBody(p, { adjustments: { approvalThresholdPoints: 1_000_000 } });
+    assert.equal((await call('POST', '/v1/programs', { body })).status, 201);
+    // two purchases of 3.00: 3 points each, a = 300 x 2.4 / 302.4 = 2.38 posted as 2; A = 4.76 (round 5), posted 4
+    for (const invoiceId of ['a', 'b']) {
+      const r = await call('POST', `/v1/programs/${p}/accruals`, {
+        role: 'billing',
+        body: { memberId: 'm', invoiceId, amountMinor: 300, occurredAt: '2026-10-05T00:00:00Z' },
+      });
+      assert.deepEqual([r.status, r.body.allocatedMinor], [201, 2]);
+    }
+    const taken = await call('POST', `/v1/programs/${p}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm', points: -6, reasonCode: 'correction' },
+    });
+    assert.equal(taken.status, 201, JSON.stringify(taken.body));
+    const { rows } = await db.pool.query(
+      `select (select sum(allocated_minor - allocated_reversed_minor) from cohort_stripes s
+                where s.program_id = c.program_id and s.cohort = c.cohort)::int as carried,
+              (select sum(l.credit_minor - l.debit_minor) from journal_lines l join journal_entries j using (journal_entry_id)
+                where j.program_id = c.program_id and l.cohort = c.cohort and l.account = 'loyalty_contract_liability')::int as liability
+         from cohorts c where program_id = $1 and cohort = '2026-Q4'`,
+      [p],
+    );
+    assert.deepEqual(rows[0], { carried: 0, liability: 0 });
+  });
+});

@@ -374,7 +374,7 @@ export class ReferenceModel {
   /**
    * A manual adjustment. Added points are goodwill: the quarter's goodwill cohort, valued at
    * points × v × the rule's u. Taken points come out of the oldest cohorts and reverse their share of
-   * the cohort's allocation (A·k/N exact; posted as round(A) − round(A − share)).
+   * the cohort's allocation (A·k/N exact; of the posted allocation P, P − round(P·(N − k)/N)).
    */
   adjust(memberId: string, points: bigint, now: Date) {
     const m = this.current(memberId);
@@ -397,7 +397,9 @@ export class ReferenceModel {
       const take = bmin(left, pts);
       const c = this.cohorts.get(name)!;
       const share = c.N > 0n ? c.A.mul(take).div(c.N) : ZERO;
-      c.posted -= c.A.round() - c.A.sub(share).round();
+      // as posted: the same share of what the liability carries, so the last points take all of it
+      const carried = bmax(c.posted, 0n);
+      if (c.N > 0n) c.posted -= carried - new Fraction(carried * (c.N - take), c.N).round();
       c.A = c.A.sub(share);
       move(c, now, { dN: -take });
       this.add(m, name, -take);
