@@ -3,6 +3,9 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
+import { readPeriodBooks } from '../../db/close-report';
+import { periodFigures } from '../../domain/close-report';
+import { quarterOf } from '../../domain/period';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import {
   checkAgreementThenStop,
@@ -281,6 +284,13 @@ describe('tax on redemptions', () => {
     // 138 x 1,400 / 2,000 = 96.6 -> 97 back; 41 stays with the 600 points still spent
     assert.equal((await netByAccount(programId, `redeem-adjust:${invoiceId}:a-1:`)).output_tax_payable, -97);
     assert.ok(r.redemptionId);
+
+    // the close report's tax effect for the quarter: one redemption of 20.00, 1.38 - 0.97 of output tax
+    const period = quarterOf(new Date());
+    const figures = periodFigures(programId, period, await readPeriodBooks(pool, programId, period));
+    assert.deepEqual(figures.taxEffect, [
+      { jurisdiction: 'US-MN', treatment: 'consideration', redemptions: 1, creditMinor: 2000, outputTaxMinor: 41 },
+    ]);
   });
 
   test("the reconciliation finds a billing credit that does not carry the ledger's treatment", async () => {
