@@ -12,9 +12,9 @@ import {
   startCloseSchema,
   adjustmentSchema,
   adjustmentDecisionSchema,
-  ruleChangeSchema,
   ruleChangeDecisionSchema,
 } from '../domain/schemas';
+import { ruleChangeProposalSchema } from '../domain/rule-change';
 
 export interface RouteDoc {
   method: 'get' | 'post';
@@ -183,7 +183,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     path: '/v1/programs/{programId}/rule-changes',
     summary: 'Propose a rule version: impact, approvals, notice, activation',
     roles: ['program_owner'],
-    body: ruleChangeSchema,
+    body: ruleChangeProposalSchema,
     idempotent: true,
   },
   {

@@ -14,7 +14,6 @@ export const RULE_CHANGE_DECISION_WINDOW = 'P14D';
  * A proposal (POST /v1/programs/{p}/rule-changes): the rule change and, optionally, the rule
  * version the proposer read and means to change (`baseVersion`); refused unless it is the one in
  * force (409 rule_change_base_not_active). Without it the base is the version in force.
- * (api/openapi.ts still publishes ruleChangeSchema, without baseVersion.)
  */
 export const ruleChangeProposalSchema = ruleChangeSchema
   .extend({ baseVersion: z.number().int().positive().max(2_147_483_647).optional() })
