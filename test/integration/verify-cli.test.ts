@@ -175,6 +175,15 @@ describe('loyalty verify', () => {
     );
   });
 
+  test('a cohort the stripes never saw, recognising what nobody allocated, is caught by the journal-equals-figures check', async () => {
+    await caught(
+      'liability (or provision) per cohort equals allocated less reversed less recognised',
+      `insert into cohorts (program_id, cohort, ultimate_redemption_rate, recognized_minor) values ($1, '2025-Q1', 0.8, 5)`,
+      `delete from cohorts where program_id = $1 and cohort = '2025-Q1'`,
+      [p],
+    );
+  });
+
   test("a cohort's liability booked on an account not its own is caught (the figures on its own account still agree)", async () => {
     const e = journalEntry('tamper:account', '2026-12-01T00:00:00Z', [
       ['revenue', 700, 0, null],
