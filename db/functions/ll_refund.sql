@@ -4,7 +4,8 @@
 -- (ll_revocable): what the member no longer has available (spent, expired, held by a redemption in
 -- progress) is recorded as a shortfall; goodwill points are never revoked by a refund.
 -- The allocation moves only with the points revoked: the refund's share of the invoice's allocation
--- is split over its points (ll_prorate, the shortfall the last part), and each cohort a point is
+-- (in proportion to the points it should revoke of the invoice's, cumulatively) is split over those
+-- points (ll_prorate, the shortfall the last part), and each cohort a point is
 -- revoked from gives up that point's part (never more than the cohort still carries). The shortfall's
 -- part stays where it is: those points were spent (redeemed or expired) from their cohorts, whose
 -- revenue was recognised for them (docs/accounting.md, "Refunds after the points were spent"). Each
@@ -15,7 +16,7 @@ declare
   v_amount bigint := (p->>'amountMinor')::bigint; v_occurred timestamptz := (p->>'occurredAt')::timestamptz;
   v_actor text := p->>'actor';
   v_prior jsonb; a accruals; r refunds; m members; v_member text; v_before bigint; v_to_revoke bigint;
-  v_alloc_rev bigint; v_alloc_rev_micro numeric; v_available bigint; v_revoked bigint; v_left bigint; v_take bigint; v_entry bigint;
+  v_alloc_rev bigint; v_alloc_rev_micro numeric; v_pts_before bigint; v_available bigint; v_revoked bigint; v_left bigint; v_take bigint; v_entry bigint;
   v_journal bigint; v_key text; c record; v_body jsonb; v_cum bigint := 0; v_part bigint; v_part_micro numeric;
   v_reversed bigint := 0; v_lines jsonb := '[]'; v_cohorts jsonb := '[]';
 begin
@@ -42,8 +43,18 @@ begin
     perform ll_raise('refund_exceeds_invoice', 422, 'refunds would exceed the invoice amount', jsonb_build_object('invoiceId', v_invoice, 'invoiceAmountMinor', a.amount_minor, 'alreadyRefundedMinor', v_before));
   end if;
   v_to_revoke := ll_prorate(a.points, v_before, v_amount, a.amount_minor);
-  v_alloc_rev := ll_prorate(a.allocated_minor, v_before, v_amount, a.amount_minor);
-  v_alloc_rev_micro := ll_prorate(a.allocated_micro, v_before, v_amount, a.amount_minor);
+  -- The allocation follows the points: the invoice's allocation in proportion to the points this
+  -- refund should revoke (cumulatively over the invoice's points), so a refund whose points round to
+  -- none moves none of it, and the refund that takes the last point takes all the invoice posted.
+  -- (In proportion to the amount instead, a refund revoking no point lost its share for good: the
+  -- invoice's points all revoked, the cohort kept part of their allocation for the other points.)
+  v_pts_before := case when v_before > 0 then ll_prorate(a.points, 0, v_before, a.amount_minor) else 0 end;
+  if v_to_revoke > 0 then
+    v_alloc_rev := ll_prorate(a.allocated_minor, v_pts_before, v_to_revoke, a.points);
+    v_alloc_rev_micro := ll_prorate(a.allocated_micro, v_pts_before, v_to_revoke, a.points);
+  else
+    v_alloc_rev := 0; v_alloc_rev_micro := 0;
+  end if;
 
   m := ll_lock_current_member(v_program, a.credited_member_id);
   v_member := m.member_id;

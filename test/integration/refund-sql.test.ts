@@ -322,6 +322,46 @@ describe('ll_refund: which points a refund can revoke', () => {
   });
 });
 
+describe('ll_refund: the allocation follows the points', () => {
+  test('a partial refund that revokes no point (rounding) loses no allocation: the full refund reverses all the invoice posted', async () => {
+    const p = uniqueId('rfa');
+    const body = programBody(p, { pointValueMinor: 100, earn: { points: 1, perAmountMinor: 10_000 } });
+    assert.equal((await call('POST', '/v1/programs', { body })).status, 201);
+    // 100.00 earns 1 point worth 1.00: a = 10,000 x 80 / 10,080 = 79.37, posted 79; another member the same
+    for (const [memberId, invoiceId] of [
+      ['m', 'sale'],
+      ['o', 'other'],
+    ]) {
+      const r = await call('POST', `/v1/programs/${p}/accruals`, {
+        role: 'billing',
+        body: { memberId, invoiceId, amountMinor: 10_000, occurredAt: '2026-10-05T00:00:00Z' },
+      });
+      assert.deepEqual([r.status, r.body.allocatedMinor], [201, 79]);
+    }
+    const refund = (amountMinor: number) =>
+      call('POST', `/v1/programs/${p}/refunds`, {
+        role: 'billing',
+        body: {
+          memberId: 'm',
+          invoiceId: 'sale',
+          refundId: uniqueId('r'),
+          amountMinor,
+          occurredAt: '2026-11-01T00:00:00Z',
+        },
+      });
+    const first = await refund(4_000); // round(0.4) = 0 points: nothing revoked, nothing of the allocation moves
+    assert.deepEqual([first.body.pointsRevoked, first.body.allocatedReversedMinor], [0, 0]);
+    const rest = await refund(6_000); // the point: all of its allocation
+    assert.deepEqual([rest.body.pointsRevoked, rest.body.allocatedReversedMinor], [1, 79]);
+    const { rows } = await db.pool.query(
+      `select sum(points_issued - points_revoked)::int as n, sum(allocated_minor - allocated_reversed_minor)::int as carried
+         from cohort_stripes where program_id = $1 and cohort = '2026-Q4'`,
+      [p],
+    );
+    assert.deepEqual(rows[0], { n: 1, carried: 79 }, "the other member's point carries its own allocation, no more");
+  });
+});
+
 // ll_apply_adjustment: points taken by hand reverse their share of what the cohort's liability carries.
 describe('ll_apply_adjustment: points taken back', () => {
   test('taking every point of a cohort reverses what it carries, never more: the liability ends at 0, not -1', async () => {

@@ -326,9 +326,12 @@ export class ReferenceModel {
   /**
    * A refund of F (cumulatively F_before + F of an invoice of T that earned n points): revoke
    * round(n·F/T) in all, never more than the member's purchased points available (never goodwill),
-   * the invoice's cohort first, then the oldest. The refund's share of the allocation (exact: a·F/T;
-   * posted: round(posted·F/T), cumulative) is split over the points to revoke, the shortfall last; a
-   * cohort gives up only the part of the points revoked from it, never more than it carries.
+   * the invoice's cohort first, then the oldest. The allocation moves only with the points: the
+   * refund's share of the invoice's allocation is that of the points it should revoke, k of n (exact:
+   * a·k/n; posted: round(posted·K/n) cumulatively, K the points to revoke so far), split over them,
+   * the shortfall last; a cohort gives up only the part of the points revoked from it, never more
+   * than it carries. (docs/accounting.md says round(a·F/T): equal at a full refund, but a refund
+   * whose points round to none would move allocation without points, and the SQL that did so lost it.)
    */
   refund(
     invoiceId: string,
@@ -339,8 +342,10 @@ export class ReferenceModel {
     const before = acc.refunded;
     if (before + amount > acc.amount || amount <= 0n) throw new Error('model: refund outside the invoice');
     const toRevoke = prorate(acc.points, before, amount, acc.amount);
-    const postedShare = prorate(acc.posted, before, amount, acc.amount);
-    const exactShare = acc.exact.mul(amount).div(acc.amount);
+    // the allocation follows the points: the invoice's, in proportion to the points to revoke of its n
+    const pointsBefore = new Fraction(acc.points * before, acc.amount).round();
+    const postedShare = toRevoke > 0n ? prorate(acc.posted, pointsBefore, toRevoke, acc.points) : 0n;
+    const exactShare = toRevoke > 0n ? acc.exact.mul(toRevoke).div(acc.points) : ZERO;
     acc.refunded += amount;
     const m = this.current(acc.memberId);
     const own = (name: string) => (name === acc.cohort ? 0 : 1);
