@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
+import { LOG_REDACT } from '../api/auth';
 import { buildApi, DEFAULT_BATCHER } from '../api/server';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
@@ -61,7 +62,7 @@ function required(name: string, value: string | undefined, command: string): str
  * them are fine: the second finds the first). Stops gracefully on SIGTERM or SIGINT.
  */
 export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const log = pino({ level: cfg.logLevel });
+  const log = pino({ level: cfg.logLevel, redact: LOG_REDACT });
   const databaseUrl = required('DATABASE_URL', cfg.databaseUrl, 'api');
   const temporalAddress = required('TEMPORAL_ADDRESS', cfg.temporalAddress, 'api');
   const own = apiServerEnv(env);

@@ -121,7 +121,9 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
     const header = req.headers.authorization;
     const principal = await ctx.auth.principalOfSecret(header?.startsWith('Bearer ') ? header.slice(7).trim() : '');
     ctx.requireRole(principal, ['support']);
-    const secure = req.protocol === 'https' ? '; Secure' : '';
+    // Secure over https, also behind a TLS proxy (X-Forwarded-Proto): trusting the header can only
+    // make the cookie stricter
+    const secure = req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
     const key = header!.slice(7).trim();
     return reply
       .status(204)

@@ -213,6 +213,13 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
   assert.match(setCookie, /^loyalty_codec_key=[^;]+; /);
   for (const attribute of [/; Path=\/codec(;|$)/, /; HttpOnly(;|$)/, /; SameSite=Strict(;|$)/, /; Max-Age=\d+/])
     assert.match(setCookie, attribute);
+  assert.doesNotMatch(setCookie, /Secure/, 'plain http here');
+  const behindTls = await call('POST', '/codec/session', {
+    role: 'support',
+    idem: null,
+    headers: { 'x-forwarded-proto': 'https' },
+  });
+  assert.match(behindTls.headers.get('set-cookie') ?? '', /; Secure(;|$)/, 'Secure behind a TLS proxy');
   const cookie = setCookie.split(';')[0]!;
   const byCookie = await call('POST', '/codec/decode', { key: null, body, headers: { cookie, origin: UI_ORIGIN } });
   assert.equal(byCookie.status, 200, 'the cookie alone decodes');
