@@ -14,7 +14,7 @@ create or replace function ll_apply_adjustment(p_adjustment uuid, p_approver tex
 declare
   a manual_adjustments; m members; v_rules jsonb; v_cohort text; v_u numeric; v_account text; v_unit bigint;
   v_micro numeric; v_minor bigint; v_entry bigint; v_key text; v_left bigint; v_take bigint; r record;
-  v_n bigint; v_am numeric; v_carried bigint; v_rev_micro numeric; v_rev_minor bigint;
+  v_n bigint; v_am numeric; v_carried bigint; v_rev_micro numeric; v_rev_minor bigint; v_cost bigint;
 begin
   select * into a from manual_adjustments where adjustment_id = p_adjustment for update;
   if not found then perform ll_raise('not_found', 404, 'no such adjustment', jsonb_build_object('adjustmentId', p_adjustment)); end if;
@@ -41,9 +41,12 @@ begin
     -- the unit that goes with it (docs/adjustments.md).
     insert into cohorts (program_id, cohort, ultimate_redemption_rate, liability_account) values (a.program_id, v_cohort, v_u, v_account)
       on conflict do nothing;
-    select liability_account into v_account from cohorts where program_id = a.program_id and cohort = v_cohort;
-    v_unit := case when v_account = 'loyalty_provision' and v_rules->'accounting'->>'method' = 'incremental_cost'
-                   then (v_rules->'accounting'->>'costPerPointMinor')::bigint else (v_rules->>'pointValueMinor')::bigint end;
+    -- a provision cohort made on the cost method records its cost per point (ll_cohort_cost) and is
+    -- measured by it (ll_recognize_cohort): that is its unit, whatever the rules say now; else the
+    -- point value
+    select liability_account, cost_per_point_minor into v_account, v_cost from cohorts where program_id = a.program_id and cohort = v_cohort;
+    v_unit := case when v_account = 'loyalty_provision' and v_cost is not null then v_cost
+                   else (v_rules->>'pointValueMinor')::bigint end;
     v_micro := a.points * v_unit * v_u * 1000000;
     v_minor := round(v_micro / 1000000);
     insert into ledger_entry_cohorts (entry_id, cohort, points) values (v_entry, v_cohort, a.points);

@@ -436,3 +436,41 @@ test('a goodwillTreatment changed mid-quarter: later grants follow the cohort th
     assert.deepEqual(cohort.rows, [{ liability_account: account, allocated: 2 * 100 * unit * 0.8, issued: 200 }]);
   }
 });
+
+test('goodwill booked as marketing keeps its unit when the program moves to the cost method mid-quarter', async () => {
+  // relative SSP, marketing: the provision cohort is measured at the point value (10); a switch to
+  // incremental_cost (cost 2) mid-quarter must not value its later grants at cost
+  const p = uniqueId('gwm');
+  const created = await call('POST', '/v1/programs', {
+    body: programBody(p, { pointValueMinor: 10, adjustments: { goodwillTreatment: 'marketing' } }),
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const accrued = await call('POST', `/v1/programs/${p}/accruals`, {
+    role: 'billing',
+    body: { memberId: 'm-1', invoiceId: 'i-1', amountMinor: 10_000, occurredAt: new Date().toISOString() },
+  });
+  assert.equal(accrued.status, 201);
+  const give = async () => {
+    const r = await call('POST', `/v1/programs/${p}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm-1', points: 100, reasonCode: 'goodwill' },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return journal(p, `adjust:${r.body.adjustmentId}`);
+  };
+  const atValue = [
+    { account: 'loyalty_expense', d: 800, c: 0 },
+    { account: 'loyalty_provision', d: 0, c: 800 },
+  ];
+  assert.deepEqual(await give(), atValue);
+  await pool.query(
+    `insert into program_rule_versions (program_id, version, effective_at, rules, created_by)
+     select program_id, version + 1, now(),
+            jsonb_set(rules, '{accounting}', jsonb_build_object('method', 'incremental_cost', 'costPerPointMinor', 2,
+              'notMaterialRight', jsonb_build_object('justification', 'test', 'judgedBy', 'test', 'judgedAt', now()))),
+            'test'
+       from program_rule_versions where program_id = $1 order by version desc limit 1`,
+    [p],
+  );
+  assert.deepEqual(await give(), atValue, 'the cohort measured at the point value keeps it');
+});
