@@ -17,7 +17,7 @@ export class Authenticator {
     return this.principalOfSecret(header?.startsWith('Bearer ') ? header.slice(7).trim() : '');
   }
 
-  /** The principal of a key given some other way than the header (the dev UI's codec path). */
+  /** The principal of a key given some other way than the header (the codec cookie, api/routes/codec.ts). */
   async principalOfSecret(secret: string): Promise<Principal> {
     if (!secret || secret.length > 200) throw new ApiError(401, 'unauthorized', 'send Authorization: Bearer <api key>');
     const h = hashKey(secret);
