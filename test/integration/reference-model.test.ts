@@ -100,11 +100,14 @@ const eventArb: fc.Arbitrary<Event> = fc.oneof(
 const termsArb = fc.record({
   pointValueMinor: fc.constantFrom(1, 3, 100),
   earn: fc.constantFrom(
+    { points: 1, perAmountMinor: 10_000 },
     { points: 1, perAmountMinor: 100 },
     { points: 3, perAmountMinor: 700 },
     { points: 5, perAmountMinor: 1 },
   ),
   rate: fc.constantFrom('0.8', '0.65', '0.333333', '1'),
+  /** members taking part (one alone completes cohorts, several share them) */
+  members: fc.integer({ min: 1, max: MEMBERS.length }),
 });
 
 interface DbCohort {
@@ -226,7 +229,7 @@ const figures = (cohorts: Map<string, DbCohort>) =>
   new Map([...cohorts.values()].map((c) => [c.cohort, `${c.journalLiability}/${c.recognised}/${c.posted}`]));
 
 async function runSequence(
-  terms: { pointValueMinor: number; earn: { points: number; perAmountMinor: number }; rate: string },
+  terms: { pointValueMinor: number; earn: { points: number; perAmountMinor: number }; rate: string; members: number },
   events: Event[],
 ) {
   const p = uniqueId('ref');
@@ -274,6 +277,7 @@ async function runSequence(
       `${where}: the cohorts held`,
     );
   };
+  const who = (i: number) => MEMBERS[i % terms.members]!;
   const exists = (id: string) => model.members.get(id)?.purchased === true;
   let clock = new Date('2025-01-03T00:00:00Z');
   let lastClosed: string | null = null;
@@ -403,7 +407,7 @@ async function runSequence(
     const where = `step ${i} ${JSON.stringify(e)}`;
     switch (e.t) {
       case 'accrue': {
-        await accrue(MEMBERS[e.member]!, `inv-${++seq}`, e.amount, clock);
+        await accrue(who(e.member), `inv-${++seq}`, e.amount, clock);
         break;
       }
       case 'wait': {
@@ -413,7 +417,7 @@ async function runSequence(
         break;
       }
       case 'hold': {
-        const id = MEMBERS[e.member]!;
+        const id = who(e.member);
         if (!exists(id) || !model.member(id).active) continue;
         const k = (available(id) * BigInt(e.share)) / 1000n;
         if (k <= 0n) continue;
@@ -440,7 +444,7 @@ async function runSequence(
         break;
       }
       case 'redeem': {
-        const id = MEMBERS[e.member]!;
+        const id = who(e.member);
         if (!exists(id) || !model.member(id).active) continue;
         const avail = available(id);
         const k = (avail * BigInt(e.share)) / 1000n;
@@ -469,7 +473,7 @@ async function runSequence(
         break;
       }
       case 'adjust': {
-        const id = MEMBERS[e.member]!;
+        const id = who(e.member);
         if (!exists(id) || !model.member(id).active) continue;
         let points = BigInt(e.points);
         if (points < 0n) {
@@ -486,7 +490,7 @@ async function runSequence(
         break;
       }
       case 'expire': {
-        const id = MEMBERS[e.member]!;
+        const id = who(e.member);
         if (!exists(id)) continue;
         const r = await expireMember(pool, p, id, EXPIRY_AS_OF, 'test');
         assert.equal(BigInt(r.expiredPoints), model.expire(id), `${where}: points expired`);
@@ -505,8 +509,8 @@ async function runSequence(
         break;
       }
       case 'merge': {
-        const from = MEMBERS[e.from]!;
-        const into = MEMBERS[e.into]!;
+        const from = who(e.from);
+        const into = who(e.into);
         if (from === into || !exists(from) || !exists(into)) continue;
         if (!model.member(from).active || !model.member(into).active) continue;
         const r = await call('POST', `/v1/programs/${p}/members/${from}/merge`, {
