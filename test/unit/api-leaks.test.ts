@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../../api/server';
+import { apiServerEnv } from '../../cli/api-server';
 import { createPool } from '../../db/pool';
 import { ApiError } from '../../domain/errors';
 
@@ -157,4 +161,20 @@ describe('5xx bodies and logs', () => {
     assert.doesNotMatch(logged, new RegExp(SECRET));
     assert.doesNotMatch(logged, /hunter2/);
   });
+});
+
+test('`loyalty api` reads the metrics token from LOYALTY_METRICS_TOKEN_FILE (a compose secret), and refuses a short one', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'metrics-token-'));
+  try {
+    writeFileSync(join(dir, 'ok'), 'metrics-token-0123456789abcdef\n');
+    writeFileSync(join(dir, 'short'), 'abc\n');
+    assert.equal(
+      apiServerEnv({ LOYALTY_METRICS_TOKEN_FILE: join(dir, 'ok') }).metricsToken,
+      'metrics-token-0123456789abcdef',
+    );
+    assert.throws(() => apiServerEnv({ LOYALTY_METRICS_TOKEN_FILE: join(dir, 'short') }), /fewer than 16/);
+    assert.equal(apiServerEnv({}).metricsToken, undefined, 'unset: loopback only');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
