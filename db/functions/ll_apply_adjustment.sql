@@ -1,7 +1,8 @@
 -- Applies an adjustment. +points are goodwill, consideration payable to a customer (ASC
 -- 606-10-32-25; IFRS 15.70), in the quarter's goodwill cohort ('2026-Q4-goodwill'), a cohort of their
 -- own so they never change the per-point allocation of purchased points, at their expected value
--- (points x point value x u; cost per point on incremental-cost programs under marketing). By the
+-- (points x point value x u, u the estimate that prices new points; cost per point on
+-- incremental-cost programs under marketing). By the
 -- program's adjustments.goodwillTreatment: revenue_reduction (the default) debits revenue and credits
 -- the cohort's contract liability, released back to revenue (ll_release_account); marketing debits
 -- loyalty_expense and credits loyalty_provision, released to loyalty_expense. -points come out of the
@@ -32,7 +33,9 @@ begin
   if a.points > 0 then
     select v.rules into v_rules from program_rule_versions v where v.program_id = a.program_id and v.effective_at <= now() order by v.version desc limit 1;
     v_cohort := ll_quarter_of(now()) || '-goodwill';
-    v_u := (v_rules->>'expectedRedemptionRate')::numeric;
+    -- valued at the estimate that prices new points (the latest booked close's, ll_points_estimate),
+    -- as purchased points are; the rule's rate is the prior before the first close
+    v_u := coalesce((select pe.rate from ll_points_estimate(a.program_id) pe), (v_rules->>'expectedRedemptionRate')::numeric);
     v_account := case when coalesce(v_rules->'adjustments'->>'goodwillTreatment', 'revenue_reduction') = 'marketing'
                       then 'loyalty_provision' else 'loyalty_contract_liability' end;
     -- The goodwill cohort's treatment is fixed when the quarter's first grant creates it: a cohort

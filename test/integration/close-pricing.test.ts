@@ -195,6 +195,19 @@ describe('the approved estimate prices new points', () => {
     assert.equal(approvedQ2.body.status, 'locked');
     const q3b = await accrue(p, 'm6', 'sale-q3-b', 4_000_000, '2026-08-02T00:00:00Z');
     assert.deepEqual([q3b.body.allocatedMinor, q3b.body.rateSetByClose], [330_275, '2026-Q1']);
+
+    // goodwill points are valued at the same approved estimate: 500 x 1.00 x 0.9, not the rule's 0.8
+    const grant = await call('POST', `/v1/programs/${p}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm5', points: 500, reasonCode: 'goodwill' },
+    });
+    assert.equal(grant.status, 201, JSON.stringify(grant.body));
+    const { rows } = await pool.query(
+      `select l.account, l.credit_minor::int as credit from journal_entries j join journal_lines l using (journal_entry_id)
+        where j.program_id = $1 and j.idempotency_key = $2 and l.credit_minor > 0`,
+      [p, `adjust:${grant.body.adjustmentId}`],
+    );
+    assert.deepEqual(rows, [{ account: 'loyalty_contract_liability', credit: 45_000 }]);
   });
 });
 
