@@ -5,6 +5,7 @@ import { markJournalPostedToGl, recordGlPosting } from '../db/gl-postings';
 import { journalLines } from '../db/journal';
 import { recordedTaxTreatment, recordRedemptionTax, redemptionTaxRules } from '../db/redemption-tax';
 import { taxQuestion } from '../domain/tax';
+import { invoiceAdjustmentKey } from '../domain/ledger-keys';
 import { ApiError } from '../domain/errors';
 import { accrualLeftToRefund, callWriteFunction, getMember } from '../db/ledger';
 import {
@@ -104,7 +105,7 @@ export const billingSource = (programId: string) => `loyalty:${programId}`;
 /** The subledger journal a GL entry carries: the redemption, its reversal, or an adjustment's give-back. */
 export const glJournalKey = (invoiceId: string, reversal: boolean, adjustmentId?: string) =>
   adjustmentId
-    ? `redeem-adjust:${invoiceId}:${adjustmentId}`
+    ? `redeem-adjust:${invoiceAdjustmentKey(invoiceId, adjustmentId)}`
     : `${reversal ? 'redeem-reversal' : 'redeem'}:${invoiceId}`;
 /** The GL's limit on an entry id (docs/service-contracts.md). */
 export const MAX_GL_ENTRY_ID_LENGTH = 128;

@@ -30,7 +30,8 @@ begin
   v_excess := v_out - v_allowed;
   if v_excess > 0 then
     perform ll_give_back_redemption(r, v_excess, (p->>'occurredAt')::timestamptz, p->>'actor',
-                                    'redeem-adjust:' || v_invoice || ':' || v_adj, 'invoice:' || v_invoice || ':adjustment:' || v_adj);
+                                    'redeem-adjust:' || ll_adjustment_key(v_invoice, v_adj),
+                                    'invoice:' || v_invoice || ':adjustment:' || v_adj);
     update redemptions set points_reversed = points_reversed + v_excess, credit_reversed_minor = credit_reversed_minor + v_excess * v_value,
                            updated_at = now()
      where program_id = v_program and invoice_id = v_invoice returning * into r;

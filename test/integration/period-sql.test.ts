@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
 import fc from 'fast-check';
+import { invoiceAdjustmentKey } from '../../domain/ledger-keys';
 import { quarterOf } from '../../domain/period';
 import { freshDatabase } from '../helpers/stack';
 
@@ -45,4 +46,30 @@ test('property: quarterOf equals ll_quarter_of on any instant, in any session ti
     await client.query(`select set_config('timezone', 'UTC', false)`);
     client.release();
   }
+});
+
+// An adjustment's key part is built by the database (ll_adjust_redemption's ledger entry and
+// journals) and by the saga (the GL entry it posts for them): both must write the same key, and no
+// two (invoice, adjustment) pairs may share one.
+const printable = fc.string({ unit: fc.constantFrom('a', 'b', ':', '1', '-', '~'), minLength: 1, maxLength: 6 });
+
+test('property: invoiceAdjustmentKey equals ll_adjustment_key, and no two id pairs share a key', async () => {
+  const seen = new Map<string, string>();
+  await fc.assert(
+    fc.asyncProperty(printable, printable, async (invoiceId, adjustmentId) => {
+      const { rows } = await db.pool.query<{ k: string }>('select ll_adjustment_key($1, $2) as k', [
+        invoiceId,
+        adjustmentId,
+      ]);
+      const key = invoiceAdjustmentKey(invoiceId, adjustmentId);
+      assert.equal(rows[0]!.k, key);
+      const pair = JSON.stringify([invoiceId, adjustmentId]);
+      assert.ok(!seen.has(key) || seen.get(key) === pair, `${pair} and ${seen.get(key)} share ${key}`);
+      seen.set(key, pair);
+    }),
+    { numRuns: 500 },
+  );
+  // the collision the colon-free form had
+  assert.notEqual(invoiceAdjustmentKey('a:b', 'c'), invoiceAdjustmentKey('a', 'b:c'));
+  assert.equal(invoiceAdjustmentKey('inv-1', 'adj-1'), 'inv-1:adj-1', 'colon-free ids keep their key');
 });
