@@ -323,7 +323,7 @@ async function runSequence(
       `${where}: ${JSON.stringify(approved.body)}`,
     );
     lastClosed = period;
-    count(override === null ? 'close' : 'close with override');
+    count(override === null ? 'close approved' : 'close approved with override');
     const { rows } = await pool.query(
       `select cohort, ultimate_redemption_rate::text as u from cohorts where program_id = $1 and left(cohort, 7) <= $2`,
       [p, period],
@@ -350,7 +350,39 @@ async function runSequence(
     );
     const newRate = set[0]?.rate ? Fraction.decimal(set[0].rate) : null;
     if (overrideRate) assert.ok(newRate && newRate.cmp(overrideRate) === 0, `${where}: the override prices new points`);
-    model.close(period, estimates, newRate);
+    model.close(period, end, estimates, newRate, new Date());
+    // every line of the locked report, per cohort: as of the period's end, with the close's catch-up
+    const { rows: rep } = await pool.query(`select report from closes where program_id = $1 and period = $2`, [
+      p,
+      period,
+    ]);
+    const report = rep[0].report as {
+      cohorts: Array<{
+        cohort: string;
+        pointsIssued: number;
+        pointsRedeemed: number;
+        pointsExpired: number;
+        allocatedMinor: number;
+        recognizedMinor: number;
+        deferredMinor: number;
+      }>;
+    };
+    for (const row of report.cohorts) {
+      const c = model.cohorts.get(row.cohort);
+      assert.ok(c, `${where}: the model has the report's cohort ${row.cohort}`);
+      const pts = ReferenceModel.asOf(c, end);
+      const money = ReferenceModel.moneyAsOf(c, end);
+      const ctx = `${where}: report line ${JSON.stringify(row)}; model as of ${end.toISOString()} N=${pts.N} R=${pts.R} X=${pts.X} posted=${money.posted} recognised=${money.recognised}`;
+      assert.deepEqual(
+        [BigInt(row.pointsIssued), BigInt(row.pointsRedeemed), BigInt(row.pointsExpired)],
+        [pts.N, pts.R, pts.X],
+        `${ctx}: points`,
+      );
+      assert.ok(near(BigInt(row.allocatedMinor), money.posted), `${ctx}: allocated`);
+      assert.ok(near(BigInt(row.recognizedMinor), money.recognised), `${ctx}: recognised`);
+      assert.ok(near(BigInt(row.deferredMinor), money.posted - money.recognised), `${ctx}: deferred`);
+    }
+    count('close report lines compared');
     const verified = await verifyInvariants(pool);
     assert.deepEqual(verified.violations, [], `${where}: loyalty verify after the close`);
     return true;

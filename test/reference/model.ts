@@ -35,6 +35,9 @@ export interface Cohort {
   stale: boolean;
   /** every change of N, R and X with its date: a close's bounds are as of the period's end */
   moves: Array<{ at: number; dN: bigint; dR: bigint; dX: bigint }>;
+  /** every change of the allocation and the recognised figure with the date it is booked at (the close report is as of the period's end) */
+  money: Array<{ at: number; dA: Fraction; dPosted: bigint; dRecognised: bigint }>;
+  stamped: { A: Fraction; posted: bigint; recognised: bigint };
 }
 
 export interface Member {
@@ -154,6 +157,8 @@ export class ReferenceModel {
         recognised: 0n,
         stale: false,
         moves: [],
+        money: [],
+        stamped: { A: ZERO, posted: 0n, recognised: 0n },
       };
       this.cohorts.set(name, c);
     }
@@ -242,6 +247,7 @@ export class ReferenceModel {
     // "recognised to date" (a completed cohort reopened by a new purchase keeps what its completion
     // released until then), the test reports it, it does not hide it: see reference-model.test.ts.
     c.stale = true;
+    this.stamp(occurredAt);
     return acc;
   }
 
@@ -274,6 +280,7 @@ export class ReferenceModel {
       this.remeasure(c);
     }
     this.redemptions.set(invoiceId, r);
+    this.stamp(h.at);
     return r;
   }
 
@@ -296,6 +303,7 @@ export class ReferenceModel {
         total += pts;
       }
       m.expiries += 1;
+      this.stamp(now);
       return total;
     }
     this.rearm(m);
@@ -321,6 +329,7 @@ export class ReferenceModel {
     }
     r.reversed = true;
     this.rearm(m);
+    this.stamp(at);
   }
 
   /**
@@ -373,6 +382,7 @@ export class ReferenceModel {
       this.remeasure(c);
       left -= take;
     }
+    this.stamp(at);
     return { revoked, shortfall: toRevoke - revoked, cohorts: taken };
   }
 
@@ -393,6 +403,7 @@ export class ReferenceModel {
       this.add(m, name, points);
       this.remeasure(c);
       this.rearm(m);
+      this.stamp(now);
       return;
     }
     let left = -points;
@@ -411,6 +422,7 @@ export class ReferenceModel {
       this.remeasure(c);
       left -= take;
     }
+    this.stamp(now);
   }
 
   /** Expiry of a member whose deadline passed: the whole available balance, oldest first; X grows. */
@@ -427,6 +439,7 @@ export class ReferenceModel {
     }
     m.armed = false;
     if (total > 0n) m.expiries += 1;
+    this.stamp(FAR);
     return total;
   }
 
@@ -452,6 +465,33 @@ export class ReferenceModel {
     f.active = false;
     f.mergedInto = s.id;
     f.armed = false;
+  }
+
+  /** Dates what changed in the cohorts' money since the last stamp: booked at `at`. */
+  private stamp(at: Date | number) {
+    const t = typeof at === 'number' ? at : at.getTime();
+    for (const c of this.cohorts.values()) {
+      const d = {
+        at: t,
+        dA: c.A.sub(c.stamped.A),
+        dPosted: c.posted - c.stamped.posted,
+        dRecognised: c.recognised - c.stamped.recognised,
+      };
+      if (!d.dA.isZero() || d.dPosted !== 0n || d.dRecognised !== 0n) c.money.push(d);
+      c.stamped = { A: c.A, posted: c.posted, recognised: c.recognised };
+    }
+  }
+
+  /** A cohort's money as of an instant (booked before it). */
+  static moneyAsOf(c: Cohort, end: Date): { A: Fraction; posted: bigint; recognised: bigint } {
+    const f = { A: ZERO, posted: 0n, recognised: 0n };
+    for (const m of c.money)
+      if (m.at < end.getTime()) {
+        f.A = f.A.add(m.dA);
+        f.posted += m.dPosted;
+        f.recognised += m.dRecognised;
+      }
+    return f;
   }
 
   /** A cohort's points as of an instant (movements dated before it). */
@@ -499,13 +539,28 @@ export class ReferenceModel {
    * is not modelled) and is re-measured on what it holds now. The approved estimate then prices new
    * points (the override, or the close's estimate for new points; none: the one in force stays).
    */
-  close(period: string, estimates: Map<string, Fraction>, newPointsRate: Fraction | null) {
+  close(period: string, end: Date, estimates: Map<string, Fraction>, newPointsRate: Fraction | null, now: Date) {
+    this.stamp(now);
+    const changed: Array<[Cohort, Fraction]> = [];
     for (const c of this.closedCohorts(period)) {
       const u = estimates.get(c.name);
-      if (!u) continue;
+      if (u) changed.push([c, u]);
+    }
+    // the catch-up of the change of estimate as of the period's end (booked at its last instant):
+    // recognised to date on the figures of then, at the new estimate, less what was recognised by then
+    for (const [c, u] of changed) {
+      const pts = ReferenceModel.asOf(c, end);
+      const money = ReferenceModel.moneyAsOf(c, end);
+      const then: Cohort = { ...c, ...pts, A: money.A, posted: money.posted, u };
+      c.recognised += ReferenceModel.recognisedToDate(then) - money.recognised;
+    }
+    this.stamp(end.getTime() - 1);
+    // then what happened after the period, at the new estimate (booked now)
+    for (const [c, u] of changed) {
       c.u = u;
       this.remeasure(c);
     }
+    this.stamp(now);
     if (newPointsRate) this.newPointsRate = newPointsRate;
   }
 }
