@@ -4,6 +4,7 @@
  */
 import pino from 'pino';
 import { createPool } from '../db/pool';
+import { LOG_REDACT } from '../domain/log-redaction';
 import { connectClient, connectWorker } from '../temporal/connect';
 import { dataConverter, temporalSettings } from '../temporal/settings';
 import { startWorkerTelemetry, telemetrySettings } from './telemetry';
@@ -22,7 +23,8 @@ export interface WorkerProcessOptions {
 }
 
 export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
-  const log = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  // the same redaction as the API's: an activity's error can carry a header or a secret field
+  const log = pino({ level: process.env.LOG_LEVEL ?? 'info', redact: LOG_REDACT });
   const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 30, applicationName: 'loyalty-worker' });
   // TLS and payload encryption from the environment (temporal/settings.ts)
   const settings = temporalSettings({ address: o.temporalAddress, namespace: o.namespace });
