@@ -281,6 +281,7 @@ async function runSequence(
   const exists = (id: string) => model.members.get(id)?.purchased === true;
   let clock = new Date('2025-01-03T00:00:00Z');
   let lastClosed: string | null = null;
+  let previousClosing: { liability: number; points: number } | null = null;
 
   /** The next quarter's close, if it has ended by the clock: refused (an override out of bounds) or approved and booked. */
   const close = async (where: string, override: string | null): Promise<boolean> => {
@@ -357,6 +358,14 @@ async function runSequence(
       period,
     ]);
     const report = rep[0].report as {
+      liability: {
+        openingMinor: number;
+        issuedMinor: number;
+        recognizedMinor: number;
+        adjustedMinor: number;
+        closingMinor: number;
+      };
+      points: { opening: number; issued: number; redeemed: number; expired: number; adjusted: number; closing: number };
       cohorts: Array<{
         cohort: string;
         pointsIssued: number;
@@ -382,6 +391,35 @@ async function runSequence(
       assert.ok(near(BigInt(row.recognizedMinor), money.recognised), `${ctx}: recognised`);
       assert.ok(near(BigInt(row.deferredMinor), money.posted - money.recognised), `${ctx}: deferred`);
     }
+    // the roll-forward foots, opens where the last period closed, and closes at the model's total
+    const lf = report.liability;
+    const pf = report.points;
+    assert.equal(
+      lf.openingMinor + lf.issuedMinor - lf.recognizedMinor + lf.adjustedMinor,
+      lf.closingMinor,
+      `${where}: liability foots`,
+    );
+    assert.equal(pf.opening + pf.issued - pf.redeemed - pf.expired + pf.adjusted, pf.closing, `${where}: points foot`);
+    assert.deepEqual(
+      [lf.openingMinor, pf.opening],
+      [previousClosing?.liability ?? 0, previousClosing?.points ?? 0],
+      `${where}: opens where the last period closed`,
+    );
+    previousClosing = { liability: lf.closingMinor, points: pf.closing };
+    let liabilityThen = 0n;
+    let outstandingThen = 0n;
+    for (const c of model.cohorts.values()) {
+      if (c.name.slice(0, 7) > period) continue;
+      const money = ReferenceModel.moneyAsOf(c, end);
+      const pts = ReferenceModel.asOf(c, end);
+      liabilityThen += money.posted - money.recognised;
+      outstandingThen += pts.N - pts.R - pts.X;
+    }
+    assert.ok(
+      near(BigInt(lf.closingMinor), liabilityThen, BigInt(model.cohorts.size)),
+      `${where}: closing liability ${lf.closingMinor}, the model's ${liabilityThen}`,
+    );
+    assert.equal(BigInt(pf.closing), outstandingThen, `${where}: closing points`);
     count('close report lines compared');
     const verified = await verifyInvariants(pool);
     assert.deepEqual(verified.violations, [], `${where}: loyalty verify after the close`);
