@@ -15,6 +15,7 @@ import {
   type CloseStatus,
 } from '../db/close';
 import { buildCloseReport } from '../db/close-report';
+import { closeAnchorMemo } from '../db/audit-anchors';
 import { markUnpostedJournalsPosted, recordGlPosting, unpostedJournalLines } from '../db/gl-postings';
 import { programIds } from '../db/programs';
 import { postedEntryIds } from '../db/reconciliation';
@@ -201,10 +202,12 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
       const lines = await unpostedJournalLines(pool, q.programId, end);
       const glEntryId = `loyalty:${q.programId}:close:${q.period}`;
       const date = new Date(end.getTime() - 1).toISOString().slice(0, 10);
+      // every close anchors the audit chains (signed, outside the database); its GL memo carries the anchor (db/audit-anchors.ts)
+      const memo = await closeAnchorMemo(pool, q.programId, q.period);
       if (lines.length > 0) {
         await final(() =>
           gl.postEntry(
-            { entryId: glEntryId, date, description: `loyalty close ${q.period}`, lines },
+            { entryId: glEntryId, date, description: `loyalty close ${q.period}${memo ? ` ${memo}` : ''}`, lines },
             `gl:${glEntryId}`,
           ),
         );

@@ -6,7 +6,7 @@ import { runApiServer, runMigrate } from './api-server';
 import { stackConfig } from './config';
 import { demoDefaults, runRedemptionDemo } from './demo';
 import { runClose, runReport } from './close';
-import { runAudit } from './audit';
+import { runAudit, runAuditAnchor } from './audit';
 import { rotateCodecKey } from './codec-keys';
 import { runDevStack } from './dev-stack';
 import { runAccessReview, runKeys } from './keys';
@@ -237,7 +237,7 @@ program
     );
   });
 
-program
+const audit = program
   .command('audit')
   .description(
     'the audit trail (changes to points, rules, keys and periods), oldest first; `loyalty verify` checks its hash chains',
@@ -269,6 +269,19 @@ program
       );
     },
   );
+audit
+  .command('anchor')
+  .description("signs a checkpoint of every audit chain's head and appends it to the anchor store (docs/audit.md)")
+  .option('--label <label>', 'why it was taken (default cli:<user>)')
+  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
+  .option('--json', 'print the signed checkpoint')
+  .action(async (_o: unknown, cmd: Command) => {
+    // the parent's options (--database-url, --json) may land on `audit`: read both
+    const opts = cmd.optsWithGlobals<{ label?: string; databaseUrl?: string; json?: boolean }>();
+    process.exit(
+      await runAuditAnchor({ databaseUrl: dbUrl(opts.databaseUrl), label: opts.label, json: Boolean(opts.json) }),
+    );
+  });
 
 const demo = program.command('demo').description('walk-throughs against the stack that npm start runs');
 

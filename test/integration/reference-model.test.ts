@@ -61,11 +61,11 @@ const share = fc.integer({ min: 1, max: 1000 }); // thousandths
 const amount = fc.oneof(fc.integer({ min: 1, max: 2_000 }), fc.integer({ min: 1, max: 5_000_000 }));
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ t: fc.constant('accrue' as const), member, amount }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('wait' as const), days: fc.integer({ min: 5, max: 80 }) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('wait' as const), days: fc.integer({ min: 20, max: 150 }) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('hold' as const), member, share }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('settle' as const), pick: fc.nat(), commit: fc.boolean() }) },
   {
-    weight: 1,
+    weight: 2,
     arbitrary: fc.record({
       t: fc.constant('close' as const),
       override: fc.option(fc.constantFrom('0.3', '0.5', '0.75', '0.9', '1'), { freq: 2 }),
