@@ -153,6 +153,31 @@ const CHECKS: Array<{ name: string; sql: string }> = [
            where h.seq > 0 and a.hash is distinct from h.hash`,
   },
   {
+    // Issue 14, item 2 (docs/audit.md): an intact chain proves nothing of a change that never got
+    // its row (written with the triggers off). Each ledger entry, key change, close step, rule
+    // version and manual adjustment's request and decision has its row; rule changes are checked
+    // below. Journal entries have no row of their own (docs/audit.md says why).
+    name: 'every ledger entry, key change, close step, rule version and adjustment request and decision has its audit row',
+    sql: `with aud as (select subject, action from audit_log)
+          select 'ledger_entry' as kind, e.program_id, e.entry_id::text as id, e.type as action from ledger_entries e
+           where not exists (select 1 from aud a where a.subject = 'ledger_entry:' || e.entry_id and a.action = e.type)
+          union all
+          select 'key', null, k.key_id, v.action from api_keys k
+            cross join lateral (values ('key_created'), (case when k.revoked_at is not null then 'key_revoked' end)) v(action)
+           where v.action is not null and not exists (select 1 from aud a where a.subject = 'key:' || k.key_id and a.action = v.action)
+          union all
+          select 'close', c.program_id, c.period, 'close_' || c.status from closes c
+           where not exists (select 1 from aud a where a.subject = 'period:' || c.program_id || ':' || c.period and a.action = 'close_' || c.status)
+          union all
+          select 'rule_version', v.program_id, v.version::text, 'rule_version' from program_rule_versions v
+           where not exists (select 1 from aud a where a.subject = 'rules:' || v.program_id || ':' || v.version and a.action = 'rule_version')
+          union all
+          select 'adjustment', m.program_id, m.adjustment_id::text, s.action from manual_adjustments m
+            cross join lateral (values ('adjustment_requested'), (case when m.status <> 'pending_approval' then 'adjustment_' || m.status end)) s(action)
+           where s.action is not null
+             and not exists (select 1 from aud a where a.subject = 'adjustment:' || m.program_id || ':' || m.adjustment_id and a.action = s.action)`,
+  },
+  {
     // Every locked close's stored report foots: opening + issued - recognised + adjusted = closing,
     // for the contract liability and the provision (absent from reports stored before it was
     // reported apart), recognised = its parts, and the points likewise.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, test } from 'vitest';
 import { verifyInvariants } from '../../db/verify';
@@ -123,5 +124,119 @@ test('every change is in the trail with actor and key; the CLI and the API read 
   } finally {
     await client.query('set session_replication_role = origin');
     client.release();
+  }
+});
+
+test("every change has its audit row: an adjustment's request and rejection are in the chain; a row removed and the chain rehashed is caught", async () => {
+  // a database of its own: the test above leaves its chain tampered with
+  const db = await freshDatabase();
+  const api = await startApi(db.pool);
+  const cli = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), ...args, '--database-url', db.url],
+      { encoding: 'utf8' },
+    );
+  const call = httpClient(api);
+  const p = uniqueId('ac');
+  assert.equal((await call('POST', '/v1/programs', { body: programBody(p) })).status, 201);
+  assert.equal(
+    (
+      await call('POST', `/v1/programs/${p}/accruals`, {
+        role: 'billing',
+        body: { memberId: 'm-1', invoiceId: 'inv-1', amountMinor: 10_000, occurredAt: '2026-10-01T00:00:00Z' },
+      })
+    ).status,
+    201,
+  );
+  // a pending adjustment (populated from JSON: the columns later migrations add take their values
+  // from it), then rejected by finance as the workflow's decision does
+  const id = randomUUID();
+  await db.pool.query(
+    `insert into manual_adjustments select * from jsonb_populate_record(null::manual_adjustments, $1::jsonb)`,
+    [
+      JSON.stringify({
+        program_id: p,
+        adjustment_id: id,
+        member_id: 'm-1',
+        points: 5_000,
+        reason_code: 'goodwill',
+        requested_by: 'sup-1',
+        requested_at: new Date().toISOString(),
+        status: 'pending_approval',
+        idempotency_key: `adjust:${id}`,
+        kind: 'adjustment',
+        needs_approval: true,
+      }),
+    ],
+  );
+  await db.pool.query(`select ll_decide_adjustment($1, 'rejected', 'fin-1', 'not justified')`, [id]);
+  const rows = JSON.parse(cli('audit', '--program', p, '--member', 'm-1', '--json').stdout) as Array<{
+    action: string;
+    actor: string;
+    subject: string;
+    after: Record<string, unknown>;
+  }>;
+  assert.deepEqual(
+    rows.filter((r) => r.subject === `adjustment:${p}:${id}`).map((r) => [r.action, r.actor, r.after.status]),
+    [
+      ['adjustment_requested', 'sup-1', 'pending_approval'],
+      ['adjustment_rejected', 'fin-1', 'rejected'],
+    ],
+  );
+  const completeness = async () =>
+    (await verifyInvariants(db.pool)).violations.find((v) => v.check.startsWith('every ledger entry, key change'));
+  assert.equal(await completeness(), undefined);
+
+  // a superuser removes the rejection's row and the accrual's, and rehashes the chain so it links again
+  const client = await db.pool.connect();
+  try {
+    await client.query('set session_replication_role = replica');
+    const { rows: gone } = await client.query<{ chain: number; seq: string }>(
+      `delete from audit_log where program_id = $1 and action in ('adjustment_rejected', 'earn') returning chain, seq`,
+      [p],
+    );
+    assert.equal(gone.length, 2);
+    for (const chain of new Set(gone.map((g) => g.chain))) {
+      const { rows: left } = await client.query<{ seq: string }>(
+        `select seq from audit_log where chain = $1 order by seq`,
+        [chain],
+      );
+      let n = 0;
+      for (const r of left) {
+        n += 1;
+        await client.query(
+          `update audit_log a set seq = $3::bigint, hash = ll_audit_hash(a.chain, $3::bigint, a.at, a.actor, a.action, a.program_id, a.member_id,
+                  a.subject, a.before, a.after, a.idempotency_key,
+                  coalesce((select b.hash from audit_log b where b.chain = a.chain and b.seq = $3::bigint - 1), ''))
+            where a.chain = $1 and a.seq = $2`,
+          [chain, r.seq, n],
+        );
+      }
+      await client.query(
+        `update audit_chain_heads h set seq = $2, hash = coalesce((select hash from audit_log where chain = $1 and seq = $2), '')
+          where chain = $1`,
+        [chain, n],
+      );
+    }
+    const violations = (await verifyInvariants(db.pool)).violations;
+    assert.equal(
+      violations.find((v) => v.check.startsWith('the audit log is intact')),
+      undefined,
+      'the chain links again',
+    );
+    const missing = await completeness();
+    assert.deepEqual(
+      (missing?.sample as Array<{ kind: string; action: string }>).map((r) => [r.kind, r.action]).sort(),
+      [
+        ['adjustment', 'adjustment_rejected'],
+        ['ledger_entry', 'earn'],
+      ],
+    );
+  } finally {
+    await client.query('set session_replication_role = origin');
+    client.release();
+    await api.close();
+    await db.drop();
   }
 });
