@@ -7,6 +7,7 @@ import { recordedTaxTreatment, recordRedemptionTax, redemptionTaxRules } from '.
 import { taxQuestion } from '../domain/tax';
 import { invoiceAdjustmentKey } from '../domain/ledger-keys';
 import { ApiError } from '../domain/errors';
+import { RESERVED_REFUND_ID_PREFIX } from '../domain/schemas';
 import { accrualLeftToRefund, callWriteFunction, getMember } from '../db/ledger';
 import {
   adjustRedemption,
@@ -331,18 +332,21 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
     ): Promise<{ pointsRevoked: number; shortfallPoints: number } | null> {
       const accrual = await accrualLeftToRefund(pool, q.programId, q.invoiceId);
       if (!accrual || Number(accrual.leftMinor) <= 0) return null;
+      // The refund id is in a namespace no client refund may take (RESERVED_REFUND_ID_PREFIX); its key
+      // and hash name the invoice, so a chargebackId seen on another invoice (the API refuses that:
+      // chargeback_id_reused) is refused by ll_refund (refund_already_recorded), never a replay of the other's.
       const body = {
         memberId: accrual.memberId,
         invoiceId: q.invoiceId,
-        refundId: `chargeback:${q.chargebackId}`,
+        refundId: `${RESERVED_REFUND_ID_PREFIX}${q.chargebackId}`,
         amountMinor: Number(accrual.leftMinor),
         occurredAt: q.occurredAt,
       };
       const r = await callWriteFunction(pool, 'll_refund', {
         ...body,
         programId: q.programId,
-        idemKey: `chargeback:${q.chargebackId}`,
-        requestHash: `chargeback:${q.chargebackId}`,
+        idemKey: `chargeback:${q.invoiceId}:${q.chargebackId}`,
+        requestHash: `chargeback:${q.invoiceId}:${q.chargebackId}`,
         actor: 'system:redemption-saga',
       });
       return { pointsRevoked: Number(r.body.pointsRevoked), shortfallPoints: Number(r.body.shortfallPoints) };

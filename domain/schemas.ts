@@ -161,8 +161,20 @@ export const accrualSchema = z
   .strict();
 export type AccrualRequest = z.infer<typeof accrualSchema>;
 
+/** Refund ids the ledger keeps for itself: a lost chargeback's claw-back is the refund `chargeback:<chargebackId>`. */
+export const RESERVED_REFUND_ID_PREFIX = 'chargeback:';
+
 export const refundSchema = z
-  .object({ memberId: id, invoiceId: id, refundId: id, amountMinor, occurredAt: instant })
+  .object({
+    memberId: id,
+    invoiceId: id,
+    // a client's refund must never take (or be taken for) a claw-back's row
+    refundId: id.refine((v) => !v.startsWith(RESERVED_REFUND_ID_PREFIX), {
+      message: `refundId may not start with "${RESERVED_REFUND_ID_PREFIX}" (reserved for chargeback claw-backs)`,
+    }),
+    amountMinor,
+    occurredAt: instant,
+  })
   .strict();
 export type RefundRequest = z.infer<typeof refundSchema>;
 

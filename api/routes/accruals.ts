@@ -14,7 +14,8 @@ import { decimalToMillionths, MICRO_PER_MINOR, millionthsToDecimal, rateToMillio
 import { quarterOf } from '../../domain/period';
 import { accrualSchema, LIMITS, programParams, refundSchema } from '../../domain/schemas';
 import type { ApiContext } from '../context';
-import { idempotencyKey, parse, requestHash } from '../validate';
+import { recordedBy } from '../../db/idempotency';
+import { idempotencyKey, parse, requestHash, scopedIdempotencyKey, withClientKey } from '../validate';
 
 export function sendWriteResult(reply: import('fastify').FastifyReply, r: WriteResult) {
   if (r.replayed) reply.header('Idempotent-Replayed', 'true');
@@ -104,26 +105,39 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const priced = priceAccrual(await ctx.programs.get(programId), BigInt(body.amountMinor));
       points = priced.points;
       try {
-        result = await ctx.accruals.submit({
-          programId,
-          idemKey: key,
-          requestHash: requestHash('accruals', body),
-          accrualId: randomUUID(),
-          memberId: body.memberId,
-          invoiceId: body.invoiceId,
-          amountMinor: BigInt(body.amountMinor).toString(),
-          occurredAt: new Date(body.occurredAt).toISOString(),
-          cohort: quarterOf(new Date(body.occurredAt)),
-          storeId: body.storeId,
-          jurisdiction: body.jurisdiction,
-          ...priced.item,
-          actor: principal.name,
-        });
+        result = await withClientKey(key, () =>
+          ctx.accruals.submit({
+            programId,
+            // scoped by principal and route (docs/access.md, "Idempotency")
+            idemKey: scopedIdempotencyKey(principal.name, 'accruals', key),
+            requestHash: requestHash('accruals', body),
+            accrualId: randomUUID(),
+            memberId: body.memberId,
+            invoiceId: body.invoiceId,
+            amountMinor: BigInt(body.amountMinor).toString(),
+            occurredAt: new Date(body.occurredAt).toISOString(),
+            cohort: quarterOf(new Date(body.occurredAt)),
+            storeId: body.storeId,
+            jurisdiction: body.jurisdiction,
+            ...priced.item,
+            actor: principal.name,
+          }),
+        );
       } catch (e) {
         if (!(e instanceof ApiError && e.code === 'estimate_changed') || attempt >= 3) throw e;
         ctx.programs.forget(programId);
       }
     }
+    // The invoice's natural key answered (200, another Idempotency-Key): the first answer is replayed
+    // to the principal that sent it only; to another it is a business duplicate.
+    if (
+      result.replayed &&
+      result.status === 200 &&
+      (await recordedBy(ctx.pool, programId, { accrualOf: body.invoiceId })) !== principal.name
+    )
+      throw new ApiError(409, 'invoice_already_accrued', 'this invoice already earned points', {
+        invoiceId: body.invoiceId,
+      });
     ctx.metrics.accruals.inc({ outcome: result.status >= 400 ? 'refused' : result.replayed ? 'replayed' : 'accepted' });
     if (result.status < 400 && !result.replayed) ctx.metrics.accruedPoints.inc(Number(points));
     return sendWriteResult(reply, result);
@@ -137,14 +151,25 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const key = idempotencyKey(req);
     notInFuture(body.occurredAt);
     await ctx.programs.get(programId);
-    const result = await callWriteFunction(ctx.pool, 'll_refund', {
-      ...body,
-      occurredAt: new Date(body.occurredAt).toISOString(),
-      programId,
-      idemKey: key,
-      requestHash: requestHash('refunds', body),
-      actor: principal.name,
-    });
+    const result = await withClientKey(key, () =>
+      callWriteFunction(ctx.pool, 'll_refund', {
+        ...body,
+        occurredAt: new Date(body.occurredAt).toISOString(),
+        programId,
+        idemKey: scopedIdempotencyKey(principal.name, 'refunds', key),
+        requestHash: requestHash('refunds', body),
+        actor: principal.name,
+      }),
+    );
+    // The refundId's natural key answered (200): replayed to the principal that recorded it only.
+    if (
+      result.replayed &&
+      result.status === 200 &&
+      (await recordedBy(ctx.pool, programId, { refund: body.refundId })) !== principal.name
+    )
+      throw new ApiError(409, 'refund_already_recorded', 'this refundId was already recorded', {
+        refundId: body.refundId,
+      });
     return sendWriteResult(reply, result);
   });
 }

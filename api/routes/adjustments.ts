@@ -7,7 +7,7 @@ import { SA } from '../../domain/search-attributes';
 import { adjustmentDecisionSchema, adjustmentParams, adjustmentSchema, programParams } from '../../domain/schemas';
 import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
 import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
-import { idempotencyKey, parse } from '../validate';
+import { idempotencyKey, idempotent, parse, scopedIdempotencyKey } from '../validate';
 
 export const adjustmentWorkflowId = (programId: string, adjustmentId: string) =>
   `adjustment:${programId}:${adjustmentId}`;
@@ -24,7 +24,7 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const threshold = program.rules.adjustments?.approvalThresholdPoints ?? DEFAULT_ADJUSTMENT_THRESHOLD_POINTS;
     const needsApproval = Math.abs(body.points) > threshold;
     const t = needsApproval ? requireTemporal(ctx, 'an adjustment above the threshold') : null;
-    const { adjustment } = await recordAdjustment(ctx.pool, {
+    const { adjustment, existing } = await recordAdjustment(ctx.pool, {
       adjustmentId: randomUUID(),
       programId,
       memberId: body.memberId,
@@ -32,8 +32,10 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       reasonCode: body.reasonCode,
       comment: body.comment ?? null,
       requestedBy: principal.name,
-      idempotencyKey: key,
+      // scoped by principal and route (docs/access.md, "Idempotency"): the row's key is theirs alone
+      idempotencyKey: scopedIdempotencyKey(principal.name, 'adjustments', key),
     });
+    if (existing) reply.header('Idempotent-Replayed', 'true');
     if (!needsApproval) {
       await applyAdjustment(ctx.pool, adjustment.adjustmentId, null);
       return reply.status(201).send({
@@ -65,29 +67,34 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return reply.status(202).send({ ...adjustment, workflowId, approvalThresholdPoints: threshold });
   });
 
-  app.post('/v1/programs/:programId/adjustments/:adjustmentId/approvals', async (req) => {
+  app.post('/v1/programs/:programId/adjustments/:adjustmentId/approvals', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
     ctx.requireRole(principal, ['finance']);
     const { programId, adjustmentId } = parse(adjustmentParams, req.params, 'path');
     const body = parse(adjustmentDecisionSchema, req.body, 'decision');
-    idempotencyKey(req);
-    const a = await getAdjustment(ctx.pool, programId, adjustmentId);
-    if (!a) throw notFound('adjustment', { programId, adjustmentId });
-    if (a.requestedBy === principal.name)
-      throw new ApiError(403, 'segregation_of_duties', 'the requester cannot decide their own adjustment', {
-        requestedBy: a.requestedBy,
-      });
-    if (a.status !== 'pending_approval')
-      throw new ApiError(409, 'adjustment_decided', `the adjustment is ${a.status}`, { status: a.status });
-    try {
-      return await requireTemporal(ctx, 'an approval')
-        .client.workflow.getHandle(adjustmentWorkflowId(programId, adjustmentId))
-        .executeUpdate(decideUpdate, {
-          args: [{ decision: body.decision, by: principal.name, comment: body.comment ?? null }],
+    const key = idempotencyKey(req);
+    const route = 'adjustments.approvals';
+    const request = { scope: programId, principal: principal.name, route, request: { adjustmentId, ...body }, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      const a = await getAdjustment(ctx.pool, programId, adjustmentId);
+      if (!a) throw notFound('adjustment', { programId, adjustmentId });
+      if (a.requestedBy === principal.name)
+        throw new ApiError(403, 'segregation_of_duties', 'the requester cannot decide their own adjustment', {
+          requestedBy: a.requestedBy,
         });
-    } catch (e) {
-      rethrowUpdateRefusal(e, 'adjustment_decided');
-    }
+      if (a.status !== 'pending_approval')
+        throw new ApiError(409, 'adjustment_decided', `the adjustment is ${a.status}`, { status: a.status });
+      try {
+        const decided = await requireTemporal(ctx, 'an approval')
+          .client.workflow.getHandle(adjustmentWorkflowId(programId, adjustmentId))
+          .executeUpdate(decideUpdate, {
+            args: [{ decision: body.decision, by: principal.name, comment: body.comment ?? null }],
+          });
+        return { status: 200, body: decided };
+      } catch (e) {
+        rethrowUpdateRefusal(e, 'adjustment_decided');
+      }
+    });
   });
 
   app.get('/v1/programs/:programId/adjustments/:adjustmentId', async (req) => {

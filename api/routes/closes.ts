@@ -9,7 +9,7 @@ import { closeParams, programParams, reportQuery, startCloseSchema } from '../..
 import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../../domain/workflow-ids';
 import { approveUpdate, closeQuarter, progressQuery } from '../../workflows/close';
 import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
-import { idempotencyKey, parse } from '../validate';
+import { idempotencyKey, idempotent, parse } from '../validate';
 
 /** The quarterly close (finance starts, a controller approves) and its disclosure report. */
 export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -20,76 +20,90 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     ctx.requireRole(principal, ['finance']);
     const { programId } = parse(programParams, req.params, 'path');
     const body = parse(startCloseSchema, req.body, 'close');
-    idempotencyKey(req);
-    await ctx.programs.get(programId);
-    const existing = await checkCanClose(ctx.pool, programId, body.period, new Date());
-    const workflowId = closeWorkflowId(programId, body.period);
-    if (existing)
-      return reply
-        .status(200)
-        .send({ programId, period: body.period, status: existing.status, startedBy: existing.startedBy, workflowId });
-    const t = temporal();
-    if (body.redemptionRateOverride)
-      await refuseOverrideOutsideBounds(ctx.pool, programId, body.period, body.redemptionRateOverride.rate);
-    // A cancelled close records its status just before its workflow ends: a new close started in
-    // between would join that run (USE_EXISTING) and end with it. Let the old run finish first.
-    if ((await getClose(ctx.pool, programId, body.period))?.status === 'cancelled')
-      await endOfCancelledRun(t.client.workflow.getHandle(workflowId));
-    await t.client.workflow.start(closeQuarter, {
-      workflowId,
-      taskQueue: t.taskQueue,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [
-        {
-          programId,
-          period: body.period,
-          startedBy: principal.name,
-          override: body.redemptionRateOverride ?? null,
-          ...(t.closeApproval ?? DEFAULT_CLOSE_APPROVAL),
-        },
-      ],
-      memo: { summary: `${body.period}: started by ${principal.name}` },
-      typedSearchAttributes: [
-        { key: SA.program, value: programId },
-        { key: SA.period, value: body.period },
-      ],
+    const key = idempotencyKey(req);
+    const request = { scope: programId, principal: principal.name, route: 'closes', request: body, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      await ctx.programs.get(programId);
+      const existing = await checkCanClose(ctx.pool, programId, body.period, new Date());
+      const workflowId = closeWorkflowId(programId, body.period);
+      if (existing)
+        return {
+          status: 200,
+          body: { programId, period: body.period, status: existing.status, startedBy: existing.startedBy, workflowId },
+        };
+      const t = temporal();
+      if (body.redemptionRateOverride)
+        await refuseOverrideOutsideBounds(ctx.pool, programId, body.period, body.redemptionRateOverride.rate);
+      // A cancelled close records its status just before its workflow ends: a new close started in
+      // between would join that run (USE_EXISTING) and end with it. Let the old run finish first.
+      if ((await getClose(ctx.pool, programId, body.period))?.status === 'cancelled')
+        await endOfCancelledRun(t.client.workflow.getHandle(workflowId));
+      await t.client.workflow.start(closeQuarter, {
+        workflowId,
+        taskQueue: t.taskQueue,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        args: [
+          {
+            programId,
+            period: body.period,
+            startedBy: principal.name,
+            override: body.redemptionRateOverride ?? null,
+            ...(t.closeApproval ?? DEFAULT_CLOSE_APPROVAL),
+          },
+        ],
+        memo: { summary: `${body.period}: started by ${principal.name}` },
+        typedSearchAttributes: [
+          { key: SA.program, value: programId },
+          { key: SA.period, value: body.period },
+        ],
+      });
+      return {
+        status: 202,
+        body: { programId, period: body.period, status: 'started', startedBy: principal.name, workflowId },
+      };
     });
-    return reply
-      .status(202)
-      .send({ programId, period: body.period, status: 'started', startedBy: principal.name, workflowId });
   });
 
-  app.post('/v1/programs/:programId/closes/:period/approve', async (req) => {
+  app.post('/v1/programs/:programId/closes/:period/approve', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
     ctx.requireRole(principal, ['controller']);
     const { programId, period } = parse(closeParams, req.params, 'path');
-    idempotencyKey(req);
-    const close = await getClose(ctx.pool, programId, period);
-    if (!close) throw notFound('close', { programId, period });
-    if (close.startedBy === principal.name)
-      throw new ApiError(403, 'segregation_of_duties', 'the person who started the close cannot approve it', {
-        startedBy: close.startedBy,
-      });
-    if (close.status === 'locked')
-      return { programId, period, status: 'locked', approvedBy: close.approvedBy, glEntryId: close.glEntryId };
-    if (close.status !== 'proposed' && close.status !== 'escalated') {
-      throw new ApiError(
-        409,
-        'close_not_awaiting_approval',
-        `the close of ${period} is ${close.status}: nothing to approve`,
-        { status: close.status },
-      );
-    }
-    try {
-      const r = await temporal()
-        .client.workflow.getHandle(close.workflowId)
-        .executeUpdate(approveUpdate, { args: [{ approver: principal.name }] });
-      return { programId, period, status: r.status, approvedBy: principal.name, glEntryId: r.glEntryId };
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError)
-        throw new ApiError(409, 'close_not_awaiting_approval', `the close of ${period} is ${close.status}`);
-      rethrowUpdateRefusal(e, 'close_not_awaiting_approval');
-    }
+    const key = idempotencyKey(req);
+    const request = { scope: programId, principal: principal.name, route: 'closes.approve', request: { period }, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      const close = await getClose(ctx.pool, programId, period);
+      if (!close) throw notFound('close', { programId, period });
+      if (close.startedBy === principal.name)
+        throw new ApiError(403, 'segregation_of_duties', 'the person who started the close cannot approve it', {
+          startedBy: close.startedBy,
+        });
+      if (close.status === 'locked')
+        return {
+          status: 200,
+          body: { programId, period, status: 'locked', approvedBy: close.approvedBy, glEntryId: close.glEntryId },
+        };
+      if (close.status !== 'proposed' && close.status !== 'escalated') {
+        throw new ApiError(
+          409,
+          'close_not_awaiting_approval',
+          `the close of ${period} is ${close.status}: nothing to approve`,
+          { status: close.status },
+        );
+      }
+      try {
+        const r = await temporal()
+          .client.workflow.getHandle(close.workflowId)
+          .executeUpdate(approveUpdate, { args: [{ approver: principal.name }] });
+        return {
+          status: 200,
+          body: { programId, period, status: r.status, approvedBy: principal.name, glEntryId: r.glEntryId },
+        };
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError)
+          throw new ApiError(409, 'close_not_awaiting_approval', `the close of ${period} is ${close.status}`);
+        rethrowUpdateRefusal(e, 'close_not_awaiting_approval');
+      }
+    });
   });
 
   app.get('/v1/programs/:programId/closes/:period', async (req) => {

@@ -3,7 +3,7 @@ import { callWriteFunction, getLedger, getMember } from '../../db/ledger';
 import { notFound } from '../../domain/errors';
 import { ledgerQuery, memberParams, mergeSchema } from '../../domain/schemas';
 import type { ApiContext } from '../context';
-import { idempotencyKey, parse, requestHash } from '../validate';
+import { idempotencyKey, parse, requestHash, scopedIdempotencyKey } from '../validate';
 import { sendWriteResult } from './accruals';
 
 const READERS = ['billing', 'support', 'finance', 'controller'] as const;
@@ -41,7 +41,7 @@ export function memberRoutes(app: FastifyInstance, ctx: ApiContext): void {
       memberId,
       intoMemberId: body.intoMemberId,
       occurredAt: new Date().toISOString(),
-      idemKey: key,
+      idemKey: scopedIdempotencyKey(principal.name, 'merge', key), // docs/access.md, "Idempotency"
       requestHash: requestHash(`merge:${memberId}`, body),
       actor: principal.name,
     });

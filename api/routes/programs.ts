@@ -8,7 +8,7 @@ import { ApiError } from '../../domain/errors';
 import { MATERIAL_RIGHT_JUDGMENT_MESSAGE, withMaterialRightJudgment, type ProgramRules } from '../../domain/program';
 import { createProgramSchema, programParams } from '../../domain/schemas';
 import type { ApiContext } from '../context';
-import { idempotencyKey, parse, requestHash } from '../validate';
+import { idempotencyKey, parse, requestHash, scopedIdempotencyKey, withClientKey } from '../validate';
 
 export function programView(p: ProgramRow) {
   return {
@@ -29,6 +29,8 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
     ctx.requireRole(principal, ['admin']);
     const body = parse(createProgramSchema, req.body, 'program');
     const key = idempotencyKey(req);
+    // scoped by principal and route (docs/access.md, "Idempotency")
+    const stored = scopedIdempotencyKey(principal.name, 'programs', key);
     const { programId, name, currency, ...given } = body;
     // the cost method only with the recorded judgment that the points give no material right
     const rules = withMaterialRightJudgment(given as ProgramRules, principal.name, new Date());
@@ -38,22 +40,24 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
       });
     let outcome: { replay: StoredResponse } | { view: ReturnType<typeof programView> };
     try {
-      outcome = await inTransaction(ctx.pool, async (client) => {
-        const prior = await claimIdempotencyKey(client, '#programs', key, requestHash('programs', body));
-        if (prior) return { replay: prior };
-        const created = await insertProgram(client, {
-          programId,
-          name,
-          currency,
-          currencyDigits: currencyDigits(currency),
-          rules,
-          actor: principal.name,
-        });
-        if (!created) throw new ApiError(409, 'program_exists', `program ${programId} already exists`, { programId });
-        const view = programView((await ctx.programs.fetchWith(client, programId))!);
-        await storeIdempotentResponse(client, '#programs', key, 201, view);
-        return { view };
-      });
+      outcome = await withClientKey(key, () =>
+        inTransaction(ctx.pool, async (client) => {
+          const prior = await claimIdempotencyKey(client, '#programs', stored, requestHash('programs', body));
+          if (prior) return { replay: prior };
+          const created = await insertProgram(client, {
+            programId,
+            name,
+            currency,
+            currencyDigits: currencyDigits(currency),
+            rules,
+            actor: principal.name,
+          });
+          if (!created) throw new ApiError(409, 'program_exists', `program ${programId} already exists`, { programId });
+          const view = programView((await ctx.programs.fetchWith(client, programId))!);
+          await storeIdempotentResponse(client, '#programs', stored, 201, view);
+          return { view };
+        }),
+      );
     } catch (e) {
       rethrowAsApiError(e);
     }

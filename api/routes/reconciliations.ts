@@ -6,7 +6,7 @@ import { programParams, reconciliationParams, runReconciliationSchema } from '..
 import { reconciliationWorkflowId } from '../../domain/workflow-ids';
 import { reconcileProgramDay } from '../../workflows/reconciliation';
 import { requireTemporal, type ApiContext } from '../context';
-import { parse } from '../validate';
+import { idempotent, optionalIdempotencyKey, parse } from '../validate';
 
 /** The daily reconciliation's reports (finance), and a run on demand. */
 export function reconciliationRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -20,29 +20,37 @@ export function reconciliationRoutes(app: FastifyInstance, ctx: ApiContext): voi
   });
 
   // Runs the day's reconciliation now (the schedule runs it daily) and answers its report.
-  app.post('/v1/programs/:programId/reconciliations', async (req) => {
+  // API.md lists no Idempotency-Key for it: optional, and when sent, a replay answers the first
+  // report (docs/access.md, "Idempotency"); without one, each call answers the run's report now.
+  app.post('/v1/programs/:programId/reconciliations', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
     ctx.requireRole(principal, ['finance']);
     const { programId } = parse(programParams, req.params, 'path');
-    const { date } = parse(runReconciliationSchema, req.body, 'reconciliation');
-    await ctx.programs.get(programId);
-    const t = requireTemporal(ctx, 'the reconciliation');
-    try {
-      return await t.client.workflow.execute(reconcileProgramDay, {
-        workflowId: reconciliationWorkflowId(programId, date),
-        taskQueue: t.taskQueue,
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        args: [{ programId, date }],
-        typedSearchAttributes: [
-          { key: SA.program, value: programId },
-          { key: SA.period, value: date },
-        ],
-        memo: { summary: `${date}: reconciliation run by ${principal.name}` },
-      });
-    } catch (e) {
-      throw new ApiError(503, 'loyalty_unavailable', 'the reconciliation did not finish', {
-        cause: (e as Error).message,
-      });
-    }
+    const body = parse(runReconciliationSchema, req.body, 'reconciliation');
+    const { date } = body;
+    const key = optionalIdempotencyKey(req);
+    const request = { scope: programId, principal: principal.name, route: 'reconciliations', request: body, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      await ctx.programs.get(programId);
+      const t = requireTemporal(ctx, 'the reconciliation');
+      try {
+        const report = await t.client.workflow.execute(reconcileProgramDay, {
+          workflowId: reconciliationWorkflowId(programId, date),
+          taskQueue: t.taskQueue,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          args: [{ programId, date }],
+          typedSearchAttributes: [
+            { key: SA.program, value: programId },
+            { key: SA.period, value: date },
+          ],
+          memo: { summary: `${date}: reconciliation run by ${principal.name}` },
+        });
+        return { status: 200, body: report };
+      } catch (e) {
+        throw new ApiError(503, 'loyalty_unavailable', 'the reconciliation did not finish', {
+          cause: (e as Error).message,
+        });
+      }
+    });
   });
 }

@@ -17,7 +17,8 @@ import { invoiceAdjustmentWorkflowId, redemptionWorkflowId } from '../../domain/
 import { invoiceAdjustment } from '../../workflows/invoice-adjustment';
 import { chargebackSignal, outcomeUpdate, redemptionSaga } from '../../workflows/redemption';
 import { requireTemporal, type ApiContext } from '../context';
-import { idempotencyKey, parse } from '../validate';
+import { idempotencyKey, idempotent, parse, requestHash } from '../validate';
+import { claimNaturalKey, takeNaturalKey } from '../../db/idempotency';
 
 export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const temporal = () => requireTemporal(ctx, 'a redemption');
@@ -29,63 +30,114 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     ctx.requireRole(principal, ['billing']);
     const { programId } = parse(programParams, req.params, 'path');
     const body = parse(redemptionSchema, req.body, 'redemption');
-    idempotencyKey(req); // required; one invoice has one redemption, whatever the key
-    const program = await ctx.programs.get(programId);
-    const lockedUntil = await programLockedUntil(ctx.pool, programId);
-    if (lockedUntil && new Date(body.occurredAt) < lockedUntil) {
-      throw new ApiError(409, 'period_locked', 'occurredAt falls in a closed (frozen or locked) period', {
-        occurredAt: body.occurredAt,
-        openFrom: lockedUntil.toISOString(),
-      });
-    }
-    const t = temporal();
-    const workflowId = redemptionWorkflowId(programId, body.invoiceId);
-    const rules = program.rules;
-    const start = new WithStartWorkflowOperation(redemptionSaga, {
-      workflowId,
-      taskQueue: t.taskQueue,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [
-        {
-          programId,
-          invoiceId: body.invoiceId,
-          redemptionId: randomUUID(),
-          memberId: body.memberId,
-          points: body.points,
-          invoiceTotalMinor: body.invoiceTotalMinor,
-          occurredAt: new Date(body.occurredAt).toISOString(),
-          jurisdiction: body.jurisdiction ?? null,
-          rules: {
-            pointValueMinor: rules.pointValueMinor,
-            minPoints: rules.redemption.minPoints,
-            maxInvoiceShareMillionths: rateToMillionths(rules.redemption.maxInvoiceShare).toString(),
-            cohortOrder: rules.redemption.cohortOrder,
-            chargebackWindow: rules.chargebackWindow,
+    const key = idempotencyKey(req);
+    const request = { scope: programId, principal: principal.name, route: 'redemptions', request: body, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      const program = await ctx.programs.get(programId);
+      const lockedUntil = await programLockedUntil(ctx.pool, programId);
+      if (lockedUntil && new Date(body.occurredAt) < lockedUntil) {
+        throw new ApiError(409, 'period_locked', 'occurredAt falls in a closed (frozen or locked) period', {
+          occurredAt: body.occurredAt,
+          openFrom: lockedUntil.toISOString(),
+        });
+      }
+      const t = temporal();
+      const workflowId = redemptionWorkflowId(programId, body.invoiceId);
+      await claimInvoice(t, programId, body, principal.name, workflowId);
+      const rules = program.rules;
+      const start = new WithStartWorkflowOperation(redemptionSaga, {
+        workflowId,
+        taskQueue: t.taskQueue,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        args: [
+          {
+            programId,
+            invoiceId: body.invoiceId,
+            redemptionId: randomUUID(),
+            memberId: body.memberId,
+            points: body.points,
+            invoiceTotalMinor: body.invoiceTotalMinor,
+            occurredAt: new Date(body.occurredAt).toISOString(),
+            jurisdiction: body.jurisdiction ?? null,
+            rules: {
+              pointValueMinor: rules.pointValueMinor,
+              minPoints: rules.redemption.minPoints,
+              maxInvoiceShareMillionths: rateToMillionths(rules.redemption.maxInvoiceShare).toString(),
+              cohortOrder: rules.redemption.cohortOrder,
+              chargebackWindow: rules.chargebackWindow,
+            },
           },
-        },
-      ],
-      memo: { summary: `redemption of ${body.points} pts on ${body.invoiceId} for ${body.memberId}` },
-      typedSearchAttributes: [
-        { key: keys.program, value: programId },
-        { key: keys.member, value: body.memberId },
-        { key: keys.invoice, value: body.invoiceId },
-      ],
+        ],
+        memo: { summary: `redemption of ${body.points} pts on ${body.invoiceId} for ${body.memberId}` },
+        typedSearchAttributes: [
+          { key: keys.program, value: programId },
+          { key: keys.member, value: body.memberId },
+          { key: keys.invoice, value: body.invoiceId },
+        ],
+      });
+      let outcome;
+      try {
+        outcome = await t.client.workflow.executeUpdateWithStart(outcomeUpdate, { startWorkflowOperation: start });
+      } catch (e) {
+        throw new ApiError(
+          503,
+          'loyalty_unavailable',
+          'the redemption could not be started; retry with the same invoice',
+          { cause: (e as Error).message },
+        );
+      }
+      ctx.metrics.redemptions.inc({ status: outcome.status });
+      if (outcome.status === 'applied') ctx.metrics.redeemedPoints.inc(outcome.pointsApplied ?? 0);
+      return { status: 201, body: { ...outcome, workflowId } };
     });
-    let outcome;
-    try {
-      outcome = await t.client.workflow.executeUpdateWithStart(outcomeUpdate, { startWorkflowOperation: start });
-    } catch (e) {
-      throw new ApiError(
-        503,
-        'loyalty_unavailable',
-        'the redemption could not be started; retry with the same invoice',
-        { cause: (e as Error).message },
-      );
-    }
-    ctx.metrics.redemptions.inc({ status: outcome.status });
-    if (outcome.status === 'applied') ctx.metrics.redeemedPoints.inc(outcome.pointsApplied ?? 0);
-    return reply.status(201).send({ ...outcome, workflowId });
   });
+
+  /**
+   * One invoice has one redemption, whatever the Idempotency-Key: the same request by the same
+   * principal under a new key answers the existing outcome (the saga's update, USE_EXISTING);
+   * another body, or another principal, is 409 redemption_exists, unless that redemption ended
+   * declined (nothing held, nothing written): then the invoice may be redeemed again.
+   */
+  async function claimInvoice(
+    t: ReturnType<typeof temporal>,
+    programId: string,
+    body: { invoiceId: string; memberId: string; points: number; invoiceTotalMinor: number },
+    principal: string,
+    workflowId: string,
+  ): Promise<void> {
+    // what makes the redemption: its member, points and invoice total (a retry may carry a new
+    // occurredAt; the saga of the first request is the one that runs)
+    const request = { memberId: body.memberId, points: body.points, invoiceTotalMinor: body.invoiceTotalMinor };
+    const natural = {
+      programId,
+      kind: 'redemption' as const,
+      naturalId: body.invoiceId,
+      requestHash: requestHash('redemptions', request),
+      principal,
+      request,
+    };
+    const claimed = await claimNaturalKey(ctx.pool, { ...natural, subject: null });
+    if (claimed !== 'other') return;
+    const status = await redemptionStatus(ctx.pool, programId, body.invoiceId);
+    let ended = status === 'declined';
+    if (status === null) {
+      // no row: declined before anything was held (its run closed), or its saga is still starting
+      const running = await t.client.workflow
+        .getHandle(workflowId)
+        .describe()
+        .then((d) => d.status.name === 'RUNNING')
+        .catch((e: unknown) => {
+          if (e instanceof WorkflowNotFoundError) return false;
+          throw e;
+        });
+      ended = !running;
+    }
+    if (!ended)
+      throw new ApiError(409, 'redemption_exists', 'this invoice has a redemption for another request', {
+        invoiceId: body.invoiceId,
+      });
+    await takeNaturalKey(ctx.pool, natural);
+  }
 
   app.get('/v1/programs/:programId/redemptions/:invoiceId', async (req) => {
     ctx.requireRole(await ctx.auth.principalOf(req), ['billing', 'support', 'finance', 'controller']);
@@ -100,84 +152,114 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     ctx.requireRole(principal, ['billing']);
     const { programId } = parse(programParams, req.params, 'path');
     const body = parse(chargebackSchema, req.body, 'chargeback');
-    idempotencyKey(req);
-    if ((await redemptionStatus(ctx.pool, programId, body.invoiceId)) === null)
-      throw notFound('redemption', { programId, invoiceId: body.invoiceId });
-    try {
-      await temporal()
-        .client.workflow.getHandle(redemptionWorkflowId(programId, body.invoiceId))
-        .signal(chargebackSignal, { chargebackId: body.chargebackId, status: body.status });
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError)
-        throw new ApiError(409, 'chargeback_window_closed', 'the redemption is past its chargeback window', {
-          invoiceId: body.invoiceId,
-        });
-      throw e;
-    }
-    return reply
-      .status(202)
-      .send({ accepted: true, invoiceId: body.invoiceId, chargebackId: body.chargebackId, status: body.status });
+    const key = idempotencyKey(req);
+    const request = { scope: programId, principal: principal.name, route: 'chargebacks', request: body, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      if ((await redemptionStatus(ctx.pool, programId, body.invoiceId)) === null)
+        throw notFound('redemption', { programId, invoiceId: body.invoiceId });
+      // a chargebackId belongs to one invoice: on another it is 409 chargeback_id_reused (its
+      // claw-back, refund `chargeback:<chargebackId>`, would otherwise find the first one's)
+      await claimNaturalKey(ctx.pool, {
+        programId,
+        kind: 'chargeback',
+        naturalId: body.chargebackId,
+        subject: body.invoiceId,
+        requestHash: null,
+        principal: principal.name,
+        request: null,
+      });
+      try {
+        await temporal()
+          .client.workflow.getHandle(redemptionWorkflowId(programId, body.invoiceId))
+          .signal(chargebackSignal, { chargebackId: body.chargebackId, status: body.status });
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError)
+          throw new ApiError(409, 'chargeback_window_closed', 'the redemption is past its chargeback window', {
+            invoiceId: body.invoiceId,
+          });
+        throw e;
+      }
+      return {
+        status: 202,
+        body: { accepted: true, invoiceId: body.invoiceId, chargebackId: body.chargebackId, status: body.status },
+      };
+    });
   });
 
   // Billing lowered an invoice that has a redemption: the points beyond what the new total allows go
   // back to the member (its own workflow; see workflows/invoice-adjustment.ts). Answers with the
   // result once done, or 202 with the workflow id if it takes longer than a few seconds.
   app.post('/v1/programs/:programId/redemptions/:invoiceId/adjustments', async (req, reply) => {
-    ctx.requireRole(await ctx.auth.principalOf(req), ['billing']);
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['billing']);
     const { programId, invoiceId } = parse(invoiceParams, req.params, 'path');
     const body = parse(invoiceAdjustmentSchema, req.body, 'invoice adjustment');
-    idempotencyKey(req); // required; the adjustmentId makes it act once
-    const program = await ctx.programs.get(programId);
-    const redemption = await findRedemptionForAdjustment(ctx.pool, programId, invoiceId, body.adjustmentId);
-    if (!redemption) throw notFound('redemption', { programId, invoiceId });
-    const recorded = redemption.recordedInvoiceTotalMinor;
-    if (recorded !== null && Number(recorded) !== body.invoiceTotalMinor) {
-      throw new ApiError(409, 'adjustment_exists', 'this adjustmentId was recorded with another invoice total', {
-        adjustmentId: body.adjustmentId,
-        invoiceTotalMinor: Number(recorded),
-      });
-    }
-    const workflowId = invoiceAdjustmentWorkflowId(programId, invoiceId, body.adjustmentId);
-    const t = temporal();
-    let handle;
-    try {
-      handle = await t.client.workflow.start(invoiceAdjustment, {
-        workflowId,
-        taskQueue: t.taskQueue,
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        args: [
-          {
-            programId,
-            invoiceId,
-            redemptionId: redemption.redemptionId,
-            adjustmentId: body.adjustmentId,
-            invoiceTotalMinor: body.invoiceTotalMinor,
-            maxInvoiceShareMillionths: rateToMillionths(program.rules.redemption.maxInvoiceShare).toString(),
-            occurredAt: new Date(body.occurredAt).toISOString(),
-          },
-        ],
-        memo: { summary: `invoice ${invoiceId} lowered to ${body.invoiceTotalMinor}` },
-        typedSearchAttributes: [
-          { key: keys.program, value: programId },
-          { key: keys.invoice, value: invoiceId },
-        ],
-      });
-    } catch (e) {
-      if ((e as Error).name !== 'WorkflowExecutionAlreadyStartedError') {
-        throw new ApiError(
-          503,
-          'loyalty_unavailable',
-          'the adjustment could not be started; retry with the same adjustmentId',
-          { cause: (e as Error).message },
-        );
+    const key = idempotencyKey(req); // the adjustmentId makes it act once
+    const request = {
+      scope: programId,
+      principal: principal.name,
+      route: 'redemptions.adjustments',
+      request: { invoiceId, ...body },
+      key,
+    };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      const program = await ctx.programs.get(programId);
+      const redemption = await findRedemptionForAdjustment(ctx.pool, programId, invoiceId, body.adjustmentId);
+      if (!redemption) throw notFound('redemption', { programId, invoiceId });
+      const recorded = redemption.recordedInvoiceTotalMinor;
+      if (recorded !== null && Number(recorded) !== body.invoiceTotalMinor) {
+        throw new ApiError(409, 'adjustment_exists', 'this adjustmentId was recorded with another invoice total', {
+          adjustmentId: body.adjustmentId,
+          invoiceTotalMinor: Number(recorded),
+        });
       }
-      handle = t.client.workflow.getHandle<typeof invoiceAdjustment>(workflowId); // done before: answer its result
-    }
-    const result = await resultWithin(handle.result(), ADJUSTMENT_WAIT_MS);
-    if (!result)
-      return reply.status(202).send({ status: 'in_progress', invoiceId, adjustmentId: body.adjustmentId, workflowId });
-    return reply.status(200).send({ status: 'done', ...result, workflowId });
+      const workflowId = invoiceAdjustmentWorkflowId(programId, invoiceId, body.adjustmentId);
+      const t = temporal();
+      let handle;
+      try {
+        handle = await t.client.workflow.start(invoiceAdjustment, {
+          workflowId,
+          taskQueue: t.taskQueue,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          args: [
+            {
+              programId,
+              invoiceId,
+              redemptionId: redemption.redemptionId,
+              adjustmentId: body.adjustmentId,
+              invoiceTotalMinor: body.invoiceTotalMinor,
+              maxInvoiceShareMillionths: rateToMillionths(program.rules.redemption.maxInvoiceShare).toString(),
+              occurredAt: new Date(body.occurredAt).toISOString(),
+            },
+          ],
+          memo: { summary: `invoice ${invoiceId} lowered to ${body.invoiceTotalMinor}` },
+          typedSearchAttributes: [
+            { key: keys.program, value: programId },
+            { key: keys.invoice, value: invoiceId },
+          ],
+        });
+      } catch (e) {
+        if ((e as Error).name !== 'WorkflowExecutionAlreadyStartedError') {
+          throw new ApiError(
+            503,
+            'loyalty_unavailable',
+            'the adjustment could not be started; retry with the same adjustmentId',
+            { cause: (e as Error).message },
+          );
+        }
+        handle = t.client.workflow.getHandle<typeof invoiceAdjustment>(workflowId); // done before: answer its result
+      }
+      const result = await resultWithin(handle.result(), ADJUSTMENT_WAIT_MS);
+      // an answer that the work is still running is not kept: sent again, the request answers what it is then
+      if (!result)
+        return {
+          status: 202,
+          body: { status: 'in_progress', invoiceId, adjustmentId: body.adjustmentId, workflowId },
+          keep: false,
+        };
+      return { status: 200, body: { status: 'done', ...result, workflowId } };
+    });
   });
 }
 

@@ -20,7 +20,7 @@ import { SA } from '../../domain/search-attributes';
 import { programParams, ruleChangeDecisionSchema, ruleChangeParams } from '../../domain/schemas';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery, withdrawSignal } from '../../workflows/rule-change';
 import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
-import { idempotencyKey, parse } from '../validate';
+import { idempotencyKey, idempotent, parse } from '../validate';
 
 export const ruleChangeWorkflowId = (programId: string, changeId: string) => `rule-change:${programId}:${changeId}`;
 
@@ -31,141 +31,154 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     ctx.requireRole(principal, ['program_owner']);
     const { programId } = parse(programParams, req.params, 'path');
     const body = parse(ruleChangeProposalSchema, req.body, 'rule change');
-    idempotencyKey(req);
-    const program = await ctx.programs.get(programId);
-    // A change is a difference from the version its proposer read: if that is no longer the one in
-    // force, the impact and the approvals would be about other rules than the ones it replaces.
-    if (body.baseVersion !== undefined && body.baseVersion !== program.activeVersion)
-      throw new ApiError(
-        409,
-        'rule_change_base_not_active',
-        `version ${body.baseVersion} is not the version in force (${program.activeVersion}): propose against it`,
-        { baseVersion: body.baseVersion, activeVersion: program.activeVersion },
-      );
-    // a change to (or on) the cost method needs the judgment that the points give no material
-    // right: the proposer's, now; a change staying on incremental_cost without one keeps the one in force
-    const proposed = withMaterialRightJudgment(
-      body.rules as ProgramRules,
-      principal.name,
-      new Date(),
-      program.rules as ProgramRules,
-    );
-    if (!proposed)
-      throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
-        field: 'rules.accounting.notMaterialRight',
-      });
-    const t = requireTemporal(ctx, 'a rule change');
-    const inserted = await insertRuleChange(ctx.pool, {
-      programId,
-      changeId: body.changeId,
-      proposedBy: principal.name,
-      baseVersion: program.activeVersion,
-      rules: proposed,
-      effectiveAt: body.effectiveAt,
-      comment: body.comment ?? null,
-    });
-    const workflowId = ruleChangeWorkflowId(programId, body.changeId);
-    if (!inserted) {
-      const stored = await compareRuleChange(ctx.pool, programId, body.changeId, proposed);
-      // A change that ended stays ended: proposing it again would start a second workflow under
-      // the same id (a rejected change approved the second time round). A new proposal needs a new id.
-      if (stored?.status === 'rejected')
-        throw new ApiError(409, 'rule_change_rejected', 'this change was rejected: propose it under a new changeId', {
-          changeId: body.changeId,
-        });
-      if (stored && FINAL_RULE_CHANGE_STATUSES.includes(stored.status))
+    const key = idempotencyKey(req);
+    const request = { scope: programId, principal: principal.name, route: 'rule-changes', request: body, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      const program = await ctx.programs.get(programId);
+      // A change is a difference from the version its proposer read: if that is no longer the one in
+      // force, the impact and the approvals would be about other rules than the ones it replaces.
+      if (body.baseVersion !== undefined && body.baseVersion !== program.activeVersion)
         throw new ApiError(
           409,
-          'rule_change_ended',
-          `this change is ${stored.status}: propose it under a new changeId`,
-          {
-            changeId: body.changeId,
-            status: stored.status,
-          },
+          'rule_change_base_not_active',
+          `version ${body.baseVersion} is not the version in force (${program.activeVersion}): propose against it`,
+          { baseVersion: body.baseVersion, activeVersion: program.activeVersion },
         );
-      if (
-        !stored ||
-        !stored.sameRules ||
-        stored.effectiveAt.getTime() !== Date.parse(body.effectiveAt) ||
-        (body.baseVersion !== undefined && body.baseVersion !== stored.baseVersion)
-      ) {
-        throw new ApiError(409, 'rule_change_exists', 'this changeId was proposed with other rules', {
-          changeId: body.changeId,
+      // a change to (or on) the cost method needs the judgment that the points give no material
+      // right: the proposer's, now; a change staying on incremental_cost without one keeps the one in force
+      const proposed = withMaterialRightJudgment(
+        body.rules as ProgramRules,
+        principal.name,
+        new Date(),
+        program.rules as ProgramRules,
+      );
+      if (!proposed)
+        throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
+          field: 'rules.accounting.notMaterialRight',
         });
-      }
-    }
-    const rules = program.rules as ProgramRules;
-    await t.client.workflow
-      .start(ruleChange, {
-        workflowId,
-        taskQueue: t.taskQueue,
-        // a retried proposal joins the running workflow; one whose workflow ended never starts another
-        // (the status check above, and this if the change ended in between)
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        args: [
-          {
-            programId,
-            changeId: body.changeId,
-            proposedBy: principal.name,
-            effectiveAt: new Date(body.effectiveAt).toISOString(),
-            requiredRoles: [...(rules.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
-            noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
-            decideWithin: RULE_CHANGE_DECISION_WINDOW,
-          },
-        ],
-        memo: { summary: `${body.changeId}: proposed by ${principal.name}` },
-        typedSearchAttributes: [
-          { key: SA.program, value: programId },
-          { key: SA.change, value: body.changeId },
-        ],
-      })
-      .catch((e: unknown) => {
-        if (e instanceof WorkflowExecutionAlreadyStartedError)
-          throw new ApiError(409, 'rule_change_ended', 'this change has ended: propose it under a new changeId', {
+      const t = requireTemporal(ctx, 'a rule change');
+      const inserted = await insertRuleChange(ctx.pool, {
+        programId,
+        changeId: body.changeId,
+        proposedBy: principal.name,
+        baseVersion: program.activeVersion,
+        rules: proposed,
+        effectiveAt: body.effectiveAt,
+        comment: body.comment ?? null,
+      });
+      const workflowId = ruleChangeWorkflowId(programId, body.changeId);
+      if (!inserted) {
+        const stored = await compareRuleChange(ctx.pool, programId, body.changeId, proposed);
+        // A change that ended stays ended: proposing it again would start a second workflow under
+        // the same id (a rejected change approved the second time round). A new proposal needs a new id.
+        if (stored?.status === 'rejected')
+          throw new ApiError(409, 'rule_change_rejected', 'this change was rejected: propose it under a new changeId', {
             changeId: body.changeId,
           });
-        throw e;
-      });
-    return reply.status(202).send({ programId, changeId: body.changeId, status: 'assessing', workflowId });
+        if (stored && FINAL_RULE_CHANGE_STATUSES.includes(stored.status))
+          throw new ApiError(
+            409,
+            'rule_change_ended',
+            `this change is ${stored.status}: propose it under a new changeId`,
+            {
+              changeId: body.changeId,
+              status: stored.status,
+            },
+          );
+        if (
+          !stored ||
+          !stored.sameRules ||
+          stored.effectiveAt.getTime() !== Date.parse(body.effectiveAt) ||
+          (body.baseVersion !== undefined && body.baseVersion !== stored.baseVersion)
+        ) {
+          throw new ApiError(409, 'rule_change_exists', 'this changeId was proposed with other rules', {
+            changeId: body.changeId,
+          });
+        }
+      }
+      const rules = program.rules as ProgramRules;
+      await t.client.workflow
+        .start(ruleChange, {
+          workflowId,
+          taskQueue: t.taskQueue,
+          // a retried proposal joins the running workflow; one whose workflow ended never starts another
+          // (the status check above, and this if the change ended in between)
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          args: [
+            {
+              programId,
+              changeId: body.changeId,
+              proposedBy: principal.name,
+              effectiveAt: new Date(body.effectiveAt).toISOString(),
+              requiredRoles: [...(rules.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
+              noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
+              decideWithin: RULE_CHANGE_DECISION_WINDOW,
+            },
+          ],
+          memo: { summary: `${body.changeId}: proposed by ${principal.name}` },
+          typedSearchAttributes: [
+            { key: SA.program, value: programId },
+            { key: SA.change, value: body.changeId },
+          ],
+        })
+        .catch((e: unknown) => {
+          if (e instanceof WorkflowExecutionAlreadyStartedError)
+            throw new ApiError(409, 'rule_change_ended', 'this change has ended: propose it under a new changeId', {
+              changeId: body.changeId,
+            });
+          throw e;
+        });
+      return { status: 202, body: { programId, changeId: body.changeId, status: 'assessing', workflowId } };
+    });
   });
 
-  app.post('/v1/programs/:programId/rule-changes/:changeId/approvals', async (req) => {
+  app.post('/v1/programs/:programId/rule-changes/:changeId/approvals', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
     ctx.requireRole(principal, ['finance', 'legal', 'controller', 'program_owner']);
     const { programId, changeId } = parse(ruleChangeParams, req.params, 'path');
     const body = parse(ruleChangeDecisionSchema, req.body, 'decision');
-    idempotencyKey(req);
-    const proposedBy = await ruleChangeProposer(ctx.pool, programId, changeId);
-    if (proposedBy === null) throw notFound('rule change', { programId, changeId });
-    if (proposedBy === principal.name)
-      throw new ApiError(403, 'segregation_of_duties', 'the proposer cannot approve their own change');
-    try {
-      return await requireTemporal(ctx, 'an approval')
-        .client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
-        .executeUpdate(decideRuleChangeUpdate, {
-          args: [
-            { by: principal.name, roles: principal.roles, decision: body.decision, comment: body.comment ?? null },
-          ],
-        });
-    } catch (e) {
-      rethrowUpdateRefusal(e, 'rule_change_not_awaiting_approval');
-    }
+    const key = idempotencyKey(req);
+    const route = 'rule-changes.approvals';
+    const request = { scope: programId, principal: principal.name, route, request: { changeId, ...body }, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      const proposedBy = await ruleChangeProposer(ctx.pool, programId, changeId);
+      if (proposedBy === null) throw notFound('rule change', { programId, changeId });
+      if (proposedBy === principal.name)
+        throw new ApiError(403, 'segregation_of_duties', 'the proposer cannot approve their own change');
+      try {
+        const decided = await requireTemporal(ctx, 'an approval')
+          .client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
+          .executeUpdate(decideRuleChangeUpdate, {
+            args: [
+              { by: principal.name, roles: principal.roles, decision: body.decision, comment: body.comment ?? null },
+            ],
+          });
+        return { status: 200, body: decided };
+      } catch (e) {
+        rethrowUpdateRefusal(e, 'rule_change_not_awaiting_approval');
+      }
+    });
   });
 
   app.post('/v1/programs/:programId/rule-changes/:changeId/withdraw', async (req, reply) => {
-    ctx.requireRole(await ctx.auth.principalOf(req), ['program_owner']);
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['program_owner']);
     const { programId, changeId } = parse(ruleChangeParams, req.params, 'path');
-    idempotencyKey(req);
-    const status = await ruleChangeStatus(ctx.pool, programId, changeId);
-    if (status === null) throw notFound('rule change', { programId, changeId });
-    if (!['assessing', 'awaiting_approvals', 'scheduled'].includes(status)) {
-      throw new ApiError(409, 'rule_change_not_withdrawable', `the change is ${status}`, { status });
-    }
-    await requireTemporal(ctx, 'a withdrawal')
-      .client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
-      .signal(withdrawSignal, { by: 'api' });
-    return reply.status(202).send({ programId, changeId, withdrawing: true });
+    const key = idempotencyKey(req);
+    const route = 'rule-changes.withdraw';
+    const request = { scope: programId, principal: principal.name, route, request: { changeId }, key };
+    return idempotent(ctx.pool, req, reply, request, async () => {
+      const status = await ruleChangeStatus(ctx.pool, programId, changeId);
+      if (status === null) throw notFound('rule change', { programId, changeId });
+      if (!['assessing', 'awaiting_approvals', 'scheduled'].includes(status)) {
+        throw new ApiError(409, 'rule_change_not_withdrawable', `the change is ${status}`, { status });
+      }
+      await requireTemporal(ctx, 'a withdrawal')
+        .client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
+        .signal(withdrawSignal, { by: 'api' });
+      return { status: 202, body: { programId, changeId, withdrawing: true } };
+    });
   });
 
   app.get('/v1/programs/:programId/rule-changes/:changeId', async (req) => {

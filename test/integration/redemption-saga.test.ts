@@ -128,13 +128,16 @@ describe('redemption saga', () => {
       JSON.stringify(answers.map((a) => a.body)),
     );
     assert.equal(new Set(answers.map((a) => a.body.redemptionId)).size, 1);
-    // after the first run has closed, a new request for the invoice reports what it decided
+    // after the first run has closed, the same request for the invoice (a new key) reports what it
+    // decided; one with other points is 409 redemption_exists, never the first outcome as its own
     await worker.client.workflow.getHandle(answers[0]!.body.workflowId).result();
-    const later = await redeem(programId, invoiceId, 3000);
+    const later = await redeem(programId, invoiceId, 1000);
     assert.deepEqual(
       [later.body.status, later.body.redemptionId, later.body.pointsApplied],
       ['applied', answers[0]!.body.redemptionId, 1000],
     );
+    const more = await redeem(programId, invoiceId, 3000);
+    assert.deepEqual([more.status, more.body.error?.code], [409, 'redemption_exists']);
     assert.equal((await member(programId)).balance, 4000);
     assert.equal((await billing.getInvoice(invoiceId)).credits.length, 1);
   });
