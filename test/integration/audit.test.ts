@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, test } from 'vitest';
 import { verifyInvariants } from '../../db/verify';
@@ -237,6 +238,57 @@ test("every change has its audit row: an adjustment's request and rejection are 
     await client.query('set session_replication_role = origin');
     client.release();
     await api.close();
+    await db.drop();
+  }
+});
+
+test('migration 010 gives adjustments made before their audit rows their request and decision rows, and the chain still verifies', async () => {
+  const db = await freshDatabase();
+  try {
+    const api = await startApi(db.pool);
+    const p = uniqueId('mg');
+    assert.equal((await httpClient(api)('POST', '/v1/programs', { body: programBody(p) })).status, 201);
+    await api.close();
+    // as before 010: no trigger on manual_adjustments
+    await db.pool.query('drop trigger manual_adjustments_audit on manual_adjustments');
+    const ids = [randomUUID(), randomUUID()];
+    for (const [i, id] of ids.entries())
+      await db.pool.query(
+        `insert into manual_adjustments select * from jsonb_populate_record(null::manual_adjustments, $1::jsonb)`,
+        [
+          JSON.stringify({
+            program_id: p,
+            adjustment_id: id,
+            member_id: `m-${i}`,
+            points: 5_000,
+            reason_code: 'goodwill',
+            requested_by: 'sup-1',
+            requested_at: new Date().toISOString(),
+            status: 'pending_approval',
+            idempotency_key: `adjust:${id}`,
+            kind: 'adjustment',
+            needs_approval: true,
+          }),
+        ],
+      );
+    await db.pool.query(`select ll_decide_adjustment($1, 'rejected', 'fin-1', null)`, [ids[0]]);
+    const missing = async () =>
+      (await verifyInvariants(db.pool)).violations.find((v) => v.check.startsWith('every ledger entry, key change'));
+    assert.equal((await missing())?.count, 3, 'two requests and a rejection without rows');
+    await db.pool.query(readFileSync(join(__dirname, '..', '..', 'db', 'migrations', '010_audit_anchors.sql'), 'utf8'));
+    assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
+    const { rows } = await db.pool.query(
+      `select action, actor, after->>'backfilled' as b from audit_log where subject like 'adjustment:%' order by action, actor`,
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.action, r.actor, r.b]),
+      [
+        ['adjustment_rejected', 'fin-1', 'true'],
+        ['adjustment_requested', 'sup-1', 'true'],
+        ['adjustment_requested', 'sup-1', 'true'],
+      ],
+    );
+  } finally {
     await db.drop();
   }
 });
