@@ -19,6 +19,7 @@ import {
   wasCreditRequested,
   type AdjustmentView,
   type HoldRequest,
+  type HoldRequestBase,
   type RedemptionView,
 } from '../db/redemptions';
 import type { BillingClient } from './services/billing';
@@ -178,8 +179,26 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
   }
 
   return {
-    async holdPoints(req: HoldRequest): Promise<RedemptionView> {
-      return ledger(() => holdRedemption(pool, req));
+    /**
+     * Holds the points on the terms of the program's rule version in force (the one the redemption
+     * records), never on terms in the request: runs started before patch `redemption-rules-from-ledger`
+     * still send the API's copy of them, and anyone who can reach Temporal can start a saga with any
+     * (issue 14, item 1). The answer carries the terms used (`rules`), the chargeback window with them.
+     */
+    async holdPoints(req: HoldRequestBase & Partial<HoldRequest>): Promise<RedemptionView> {
+      const { programId, invoiceId, redemptionId, memberId, points, invoiceTotalMinor, occurredAt } = req;
+      return ledger(() =>
+        holdRedemption(pool, {
+          programId,
+          invoiceId,
+          redemptionId,
+          memberId,
+          points,
+          invoiceTotalMinor,
+          occurredAt,
+          rulesFrom: 'ledger',
+        }),
+      );
     },
 
     async releaseHeldPoints(ref: SagaRef & { reason: string }): Promise<RedemptionView> {

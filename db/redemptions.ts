@@ -14,20 +14,41 @@ export interface RedemptionView {
   creditReversedMinor?: number;
   cohorts?: Record<string, number>;
   existing?: boolean;
+  /** a hold with `rulesFrom: 'ledger'`: the rule version's terms it was decided by */
+  rules?: RedemptionRules;
 }
 
-export interface HoldRequest {
+/** What a redemption is decided by, as the rule version holds it (db/functions/ll_redemption_rules.sql). */
+export interface RedemptionRules {
+  ruleVersion: number;
+  pointValueMinor: number;
+  minPoints: number;
+  maxInvoiceShareMillionths: string;
+  cohortOrder: 'oldest_first' | 'pro_rata';
+  chargebackWindow: string;
+}
+
+export interface HoldRequestBase {
   programId: string;
   invoiceId: string;
   redemptionId: string;
   memberId: string;
   points: number;
   invoiceTotalMinor: number;
+  occurredAt: string;
+}
+
+/** A hold on given terms (the ledger's tests and callers before issue 14). */
+export interface HoldRequest extends HoldRequestBase {
   pointValueMinor: number;
   minPoints: number;
   maxInvoiceShareMillionths: string;
   cohortOrder: 'oldest_first' | 'pro_rata';
-  occurredAt: string;
+}
+
+/** The saga's hold: on the terms of the rule version in force, whatever else the request carries. */
+export interface LedgerRulesHoldRequest extends HoldRequestBase {
+  rulesFrom: 'ledger';
 }
 
 async function call(pool: Pool, sql: string, args: unknown[]): Promise<RedemptionView> {
@@ -40,7 +61,7 @@ async function call(pool: Pool, sql: string, args: unknown[]): Promise<Redemptio
 }
 
 /** The ledger side of a redemption (db/functions/ll_hold_redemption.sql, ll_commit_redemption.sql, ll_release_redemption.sql, ll_reverse_redemption.sql). */
-export const holdRedemption = (pool: Pool, p: HoldRequest) =>
+export const holdRedemption = (pool: Pool, p: HoldRequest | LedgerRulesHoldRequest) =>
   call(pool, 'select ll_hold_redemption($1::jsonb) as r', [JSON.stringify(p)]);
 export const releaseRedemption = (pool: Pool, programId: string, invoiceId: string, reason: string) =>
   call(pool, 'select ll_release_redemption($1, $2, $3) as r', [programId, invoiceId, reason]);

@@ -20,7 +20,12 @@ export interface RedemptionInput extends SagaRef {
   invoiceTotalMinor: number;
   occurredAt: string;
   jurisdiction: string | null;
-  rules: {
+  /**
+   * Ignored since patch `redemption-rules-from-ledger`: the hold reads the terms from the program's
+   * rule version (anyone who can reach Temporal can start a saga with any input). Kept for the runs
+   * and histories from before, and so an older API's start still parses.
+   */
+  rules?: {
     pointValueMinor: number;
     minPoints: number;
     maxInvoiceShareMillionths: string;
@@ -205,17 +210,28 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
     return o;
   };
 
-  const hold = await steps.holdPoints({
-    ...ref,
-    memberId: input.memberId,
-    points: input.points,
-    invoiceTotalMinor: input.invoiceTotalMinor,
-    pointValueMinor: input.rules.pointValueMinor,
-    minPoints: input.rules.minPoints,
-    maxInvoiceShareMillionths: input.rules.maxInvoiceShareMillionths,
-    cohortOrder: input.rules.cohortOrder,
-    occurredAt: input.occurredAt,
-  });
+  // The terms come from the ledger (issue 14, item 1): the hold reads the rule version in force and
+  // answers with it. Runs from before took them, and the chargeback window, from the input.
+  const rulesFromLedger = patched('redemption-rules-from-ledger');
+  const hold = rulesFromLedger
+    ? await steps.holdPoints({
+        ...ref,
+        memberId: input.memberId,
+        points: input.points,
+        invoiceTotalMinor: input.invoiceTotalMinor,
+        occurredAt: input.occurredAt,
+      })
+    : await steps.holdPoints({
+        ...ref,
+        memberId: input.memberId,
+        points: input.points,
+        invoiceTotalMinor: input.invoiceTotalMinor,
+        pointValueMinor: input.rules!.pointValueMinor,
+        minPoints: input.rules!.minPoints,
+        maxInvoiceShareMillionths: input.rules!.maxInvoiceShareMillionths,
+        cohortOrder: input.rules!.cohortOrder,
+        occurredAt: input.occurredAt,
+      });
   const applied = {
     redemptionId: hold.redemptionId ?? input.redemptionId,
     invoiceId: input.invoiceId,
@@ -238,8 +254,11 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
   decide({ ...applied, status: 'applied', reason: null });
 
   // The chargeback window: opened freezes, won releases, lost reverses (once).
+  const chargebackWindow = rulesFromLedger ? hold.rules?.chargebackWindow : input.rules?.chargebackWindow;
+  // never so from the hold of this version; a plain Error fails the workflow task (retried), not the saga
+  if (!chargebackWindow) throw new Error('the hold named no chargeback window');
   const startedAtMs = workflowInfo().startTime.getTime();
-  const windowEndsAt = startedAtMs + waitMs(startedAtMs, input.rules.chargebackWindow);
+  const windowEndsAt = startedAtMs + waitMs(startedAtMs, chargebackWindow);
   for (;;) {
     const remaining = windowEndsAt - Date.now();
     if (!(await condition(() => pending.length > 0, frozen ? undefined : Math.max(remaining, 0))) && !frozen) break;
