@@ -14,6 +14,7 @@ import {
   setCloseStatus,
   type CloseStatus,
 } from '../db/close';
+import { verifyDecisionRequest } from '../db/approval-requests';
 import { buildCloseReport } from '../db/close-report';
 import { closeAnchorMemo } from '../db/audit-anchors';
 import { markUnpostedJournalsPosted, recordGlPosting, unpostedJournalLines } from '../db/gl-postings';
@@ -168,6 +169,28 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
         }
       }
       return { due, skipped };
+    },
+
+    /**
+     * An approval counts only once this passes (issue 14, item 1): the decision request the API
+     * recorded exists and is for this close, its key is active, its principal a controller (or
+     * admin) and not the close's starter as the database has it. Answers the approver; a refusal is
+     * final and changes nothing.
+     */
+    async verifyCloseApproval(q: CloseRef & { workflowId: string; requestId: string }): Promise<{ approver: string }> {
+      const close = await getClose(pool, q.programId, q.period);
+      if (!close) throw ApplicationFailure.nonRetryable(`no close of ${q.period}`, 'not_found');
+      const verdict = await verifyDecisionRequest(
+        pool,
+        q.requestId,
+        { kind: 'close_approval', programId: q.programId, subject: q.period, workflowId: q.workflowId },
+        ['controller'],
+        close.startedBy,
+      );
+      if (!verdict.ok) throw ApplicationFailure.nonRetryable(verdict.reason, verdict.code);
+      if (verdict.decision.decision !== 'approve')
+        throw ApplicationFailure.nonRetryable('the decision request is not an approval', 'decision_request_mismatch');
+      return { approver: verdict.decision.by };
     },
 
     async recordCloseStatus(q: CloseRef & { status: CloseStatus }): Promise<void> {

@@ -1,9 +1,12 @@
 import { heartbeat, log } from '@temporalio/activity';
 import type { Pool } from 'pg';
+import { ApplicationFailure } from '@temporalio/activity';
+import { verifyDecisionRequest, type VerifiedDecision } from '../db/approval-requests';
 import { rearmDeadlines } from '../db/rearm';
 import {
   activateRuleChange,
   earlierExpiryByMonth,
+  ruleChangeProposer,
   outstandingPoints,
   recordRuleChangeDecision,
   recordRuleChangeImpact,
@@ -84,6 +87,29 @@ export function createRuleChangeActivities(pool: Pool) {
       q: RuleChangeRef & { status: string; approvals: unknown[]; activatesAt: string | null },
     ): Promise<void> {
       await recordRuleChangeState(pool, q);
+    },
+
+    /**
+     * A decision counts only once this passes (issue 14, item 1): the decision request the API
+     * recorded exists and is for this change, its key is active, its principal holds one of the
+     * required roles (or admin) and is not the change's proposer as the database has it. Answers the
+     * decision as the request holds it (who, their roles now, approve or reject, the comment); the
+     * workflow then applies its own rules (an open role, one person one role). A refusal is final.
+     */
+    async verifyRuleChangeDecision(
+      q: RuleChangeRef & { workflowId: string; requestId: string; requiredRoles: string[] },
+    ): Promise<VerifiedDecision> {
+      const proposedBy = await ruleChangeProposer(pool, q.programId, q.changeId);
+      if (proposedBy === null) throw ApplicationFailure.nonRetryable(`no rule change ${q.changeId}`, 'not_found');
+      const verdict = await verifyDecisionRequest(
+        pool,
+        q.requestId,
+        { kind: 'rule_change_decision', programId: q.programId, subject: q.changeId, workflowId: q.workflowId },
+        q.requiredRoles,
+        proposedBy,
+      );
+      if (!verdict.ok) throw ApplicationFailure.nonRetryable(verdict.reason, verdict.code);
+      return verdict.decision;
     },
 
     /** One decision, into the change's approvals and the audit chain as it is taken (once per person). */

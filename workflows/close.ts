@@ -1,11 +1,14 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   condition,
   defineQuery,
   defineUpdate,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { CloseActivities, CloseProposal } from '../activities/close';
 import type { CloseReport } from '../domain/close-report';
@@ -40,8 +43,13 @@ export interface CloseResult {
   report: CloseReport | null;
 }
 
-/** A controller approves the proposal; answers once it is posted and locked. */
-export const approveUpdate = defineUpdate<CloseResult, [{ approver: string }]>('approve');
+/**
+ * A controller approves the proposal; answers once it is posted and locked. Since patch
+ * `close-approval-verified` only `requestId` counts: the decision request the API recorded
+ * (db/approval-requests.ts), verified against the database by an activity; `approver` is what
+ * runs from before read (the API still sends it, for them).
+ */
+export const approveUpdate = defineUpdate<CloseResult, [{ approver?: string; requestId?: string }]>('approve');
 export const progressQuery = defineQuery<CloseProgress>('progress');
 
 // Set-based SQL over the whole program, and one GL call: minutes at most, retried until done.
@@ -49,6 +57,13 @@ const act = proxyActivities<CloseActivities>({
   startToCloseTimeout: '30 minutes',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 20 },
 });
+
+/** The activity's refusal as the update's own failure (its code, not "activity failed"), for the API. */
+const refusedAs = (e: unknown): never => {
+  if (e instanceof ActivityFailure && e.cause instanceof ApplicationFailure)
+    throw ApplicationFailure.nonRetryable(e.cause.message, e.cause.type);
+  throw e;
+};
 
 /**
  * `close:<programId>:<period>`: freeze the quarter, re-estimate breakage from the redemption
@@ -64,15 +79,48 @@ export async function closeQuarter(input: CloseInput): Promise<CloseResult> {
     upsertMemo({ summary: `${input.period}: ${summary}` });
   };
   setHandler(progressQuery, () => progress);
+  // Anyone who can reach Temporal can send this update under any name (issue 14, item 1): an
+  // approval counts only once an activity has verified the API's decision request against the
+  // database. Runs from before took the approver's name as sent.
+  const approvalsVerified = patched('close-approval-verified');
+  const awaiting = () => progress.step === 'awaiting_approval' || progress.step === 'escalated';
   setHandler(
     approveUpdate,
-    async ({ approver }) => {
-      if (progress.approvedBy === null) progress.approvedBy = approver;
+    async ({ approver, requestId }) => {
+      if (approvalsVerified) {
+        const verified = await act
+          .verifyCloseApproval({
+            ...ref,
+            workflowId: workflowInfo().workflowId,
+            requestId: requestId!,
+          })
+          .catch(refusedAs);
+        // the state may have moved while the activity ran: a refusal then changes nothing
+        if (progress.approvedBy === null && !awaiting())
+          throw ApplicationFailure.nonRetryable(
+            `the close is ${progress.step}: nothing to approve`,
+            'close_not_awaiting_approval',
+          );
+        if (progress.approvedBy === null) progress.approvedBy = verified.approver;
+      } else if (progress.approvedBy === null) progress.approvedBy = approver!;
       await condition(() => result !== null);
       return result!;
     },
     {
-      validator: ({ approver }) => {
+      validator: ({ approver, requestId }) => {
+        if (approvalsVerified) {
+          if (typeof requestId !== 'string')
+            throw ApplicationFailure.nonRetryable(
+              'an approval goes through the API (POST .../closes/{period}/approve)',
+              'decision_request_required',
+            );
+          if (!awaiting() && progress.approvedBy === null)
+            throw ApplicationFailure.nonRetryable(
+              `the close is ${progress.step}: nothing to approve`,
+              'close_not_awaiting_approval',
+            );
+          return;
+        }
         if (approver === input.startedBy)
           throw ApplicationFailure.nonRetryable(
             'the person who started the close cannot approve it',

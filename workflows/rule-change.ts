@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   condition,
   defineQuery,
@@ -8,6 +9,7 @@ import {
   proxyActivities,
   setHandler,
   upsertMemo,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { RuleChangeActivities, RuleChangeImpact } from '../activities/rule-change';
 import { waitMs } from './durations';
@@ -41,9 +43,15 @@ export interface RuleChangeState {
   remindedAt: string | null;
 }
 
+/**
+ * A decision on the change. Since patch `rule-change-decision-verified` only `requestId` counts: the
+ * decision request the API recorded (db/approval-requests.ts), whose principal, roles, decision and
+ * comment an activity reads from the database; the other fields are what runs from before read (the
+ * API still sends them, for them).
+ */
 export const decideRuleChangeUpdate = defineUpdate<
   RuleChangeState,
-  [{ by: string; roles: string[]; decision: 'approve' | 'reject'; comment: string | null }]
+  [{ by?: string; roles?: string[]; decision?: 'approve' | 'reject'; comment?: string | null; requestId?: string }]
 >('decide');
 export const withdrawSignal = defineSignal<[{ by: string }]>('withdraw');
 export const ruleChangeStateQuery = defineQuery<RuleChangeState>('state');
@@ -53,6 +61,13 @@ const act = proxyActivities<RuleChangeActivities>({
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 20 },
 });
+
+/** The activity's refusal as the update's own failure (its code, not "activity failed"), for the API. */
+const refusedAs = (e: unknown): never => {
+  if (e instanceof ActivityFailure && e.cause instanceof ApplicationFailure)
+    throw ApplicationFailure.nonRetryable(e.cause.message, e.cause.type);
+  throw e;
+};
 
 /**
  * `rule-change:<programId>:<changeId>`: impact assessment, approvals by the required roles (the
@@ -89,49 +104,92 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
     if (state.status === 'assessing' || state.status === 'awaiting_approvals' || state.status === 'scheduled')
       withdrawn = true;
   });
+  // Anyone who can reach Temporal can send this update under any name and roles (issue 14, item 1):
+  // a decision counts only once an activity has verified the API's decision request against the
+  // database, and the rules below are applied to what the database says. Runs from before took the
+  // name and roles as sent.
+  const decisionsVerified = patched('rule-change-decision-verified');
+  /** Why decision `d` cannot be taken now (null: it can). */
+  const refusalOf = (d: { by: string; roles: string[] }): ApplicationFailure | null => {
+    if (d.by === input.proposedBy)
+      return ApplicationFailure.nonRetryable('the proposer cannot approve their own change', 'segregation_of_duties');
+    if (state.status !== 'awaiting_approvals')
+      return ApplicationFailure.nonRetryable(`the change is ${state.status}`, 'rule_change_not_awaiting_approval');
+    // a rejection ends it at once: nothing decided after it, even before the status moves
+    if (rejected())
+      return ApplicationFailure.nonRetryable('the change is rejected', 'rule_change_not_awaiting_approval');
+    if (state.approvals.some((a) => a.by === d.by))
+      return ApplicationFailure.nonRetryable('one person fills at most one required role', 'segregation_of_duties');
+    const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+    if (!open.some((r) => d.roles.includes(r) || d.roles.includes('admin'))) {
+      return ApplicationFailure.nonRetryable(
+        `no open approval for the roles ${d.roles.join(', ')} (open: ${open.join(', ') || 'none'})`,
+        'forbidden',
+      );
+    }
+    return null;
+  };
+  const take = async (d: { by: string; roles: string[]; decision: 'approve' | 'reject'; comment: string | null }) => {
+    const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+    const role =
+      d.decision === 'reject'
+        ? (input.requiredRoles.find((r) => d.roles.includes(r) || d.roles.includes('admin')) ?? 'unknown')
+        : open.find((r) => d.roles.includes(r) || d.roles.includes('admin'))!;
+    const decision = { role, by: d.by, decision: d.decision, comment: d.comment };
+    state.approvals.push(decision);
+    if (decisionsRecorded) {
+      recording += 1;
+      try {
+        await act.recordRuleChangeDecision({ ...ref, decision });
+      } finally {
+        recording -= 1;
+      }
+    }
+    // the decision that settles it answers with what follows (scheduled or rejected); the others at once
+    if (filled() || rejected()) await condition(() => state.status !== 'awaiting_approvals');
+    return state;
+  };
   setHandler(
     decideRuleChangeUpdate,
     async (d) => {
-      const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
-      const role =
-        d.decision === 'reject'
-          ? (input.requiredRoles.find((r) => d.roles.includes(r) || d.roles.includes('admin')) ?? 'unknown')
-          : open.find((r) => d.roles.includes(r) || d.roles.includes('admin'))!;
-      const decision = { role, by: d.by, decision: d.decision, comment: d.comment };
-      state.approvals.push(decision);
-      if (decisionsRecorded) {
-        recording += 1;
-        try {
-          await act.recordRuleChangeDecision({ ...ref, decision });
-        } finally {
-          recording -= 1;
-        }
+      if (!decisionsVerified)
+        return take({ by: d.by!, roles: d.roles!, decision: d.decision!, comment: d.comment ?? null });
+      // counted while it is verified: the change does not end on the decisions before it meanwhile
+      recording += 1;
+      let verified: Awaited<ReturnType<RuleChangeActivities['verifyRuleChangeDecision']>>;
+      try {
+        verified = await act
+          .verifyRuleChangeDecision({
+            ...ref,
+            workflowId: workflowInfo().workflowId,
+            requestId: d.requestId!,
+            requiredRoles: input.requiredRoles,
+          })
+          .catch(refusedAs);
+      } finally {
+        recording -= 1;
       }
-      // the decision that settles it answers with what follows (scheduled or rejected); the others at once
-      if (filled() || rejected()) await condition(() => state.status !== 'awaiting_approvals');
-      return state;
+      // the state may have moved while the activity ran: checked again, on the database's answer
+      const refused = refusalOf(verified);
+      if (refused) throw refused;
+      return take(verified);
     },
     {
       validator: (d) => {
-        if (d.by === input.proposedBy)
-          throw ApplicationFailure.nonRetryable(
-            'the proposer cannot approve their own change',
-            'segregation_of_duties',
-          );
-        if (state.status !== 'awaiting_approvals')
-          throw ApplicationFailure.nonRetryable(`the change is ${state.status}`, 'rule_change_not_awaiting_approval');
-        // a rejection ends it at once: nothing decided after it, even before the status moves
-        if (rejected())
-          throw ApplicationFailure.nonRetryable('the change is rejected', 'rule_change_not_awaiting_approval');
-        if (state.approvals.some((a) => a.by === d.by))
-          throw ApplicationFailure.nonRetryable('one person fills at most one required role', 'segregation_of_duties');
-        const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
-        if (!open.some((r) => d.roles.includes(r) || d.roles.includes('admin'))) {
-          throw ApplicationFailure.nonRetryable(
-            `no open approval for the roles ${d.roles.join(', ')} (open: ${open.join(', ') || 'none'})`,
-            'forbidden',
-          );
+        if (decisionsVerified) {
+          if (typeof d.requestId !== 'string')
+            throw ApplicationFailure.nonRetryable(
+              'a decision goes through the API (POST .../rule-changes/{changeId}/approvals)',
+              'decision_request_required',
+            );
+          if (state.status !== 'awaiting_approvals')
+            throw ApplicationFailure.nonRetryable(`the change is ${state.status}`, 'rule_change_not_awaiting_approval');
+          if (rejected())
+            throw ApplicationFailure.nonRetryable('the change is rejected', 'rule_change_not_awaiting_approval');
+          return;
         }
+        const refused = refusalOf({ by: d.by!, roles: d.roles! });
+        if (refused) throw refused;
       },
     },
   );

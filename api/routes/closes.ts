@@ -1,5 +1,6 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
+import { recordDecisionRequest } from '../../db/approval-requests';
 import { checkCanClose, getClose, refuseOverrideOutsideBounds } from '../../db/close';
 import { buildCloseReport } from '../../db/close-report';
 import { reportToCsv, reportToHtml } from '../../domain/close-report';
@@ -91,9 +92,19 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
         );
       }
       try {
-        const r = await temporal()
-          .client.workflow.getHandle(close.workflowId)
-          .executeUpdate(approveUpdate, { args: [{ approver: principal.name }] });
+        const t = temporal();
+        // the workflow takes only the request's id, and checks it against the database (issue 14, item 1)
+        const requestId = await recordDecisionRequest(ctx.pool, principal, {
+          kind: 'close_approval',
+          programId,
+          subject: period,
+          workflowId: close.workflowId,
+          decision: 'approve',
+          comment: null,
+        });
+        const r = await t.client.workflow
+          .getHandle(close.workflowId)
+          .executeUpdate(approveUpdate, { args: [{ approver: principal.name, requestId }] });
         return {
           status: 200,
           body: { programId, period, status: r.status, approvedBy: principal.name, glEntryId: r.glEntryId },

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { recordDecisionRequest } from '../../db/approval-requests';
 import {
   FINAL_RULE_CHANGE_STATUSES,
   compareRuleChange,
@@ -147,13 +148,28 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (proposedBy === principal.name)
         throw new ApiError(403, 'segregation_of_duties', 'the proposer cannot approve their own change');
       try {
-        const decided = await requireTemporal(ctx, 'an approval')
-          .client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
-          .executeUpdate(decideRuleChangeUpdate, {
-            args: [
-              { by: principal.name, roles: principal.roles, decision: body.decision, comment: body.comment ?? null },
-            ],
-          });
+        const t = requireTemporal(ctx, 'an approval');
+        const workflowId = ruleChangeWorkflowId(programId, changeId);
+        // the workflow takes only the request's id, and checks it against the database (issue 14, item 1)
+        const requestId = await recordDecisionRequest(ctx.pool, principal, {
+          kind: 'rule_change_decision',
+          programId,
+          subject: changeId,
+          workflowId,
+          decision: body.decision,
+          comment: body.comment ?? null,
+        });
+        const decided = await t.client.workflow.getHandle(workflowId).executeUpdate(decideRuleChangeUpdate, {
+          args: [
+            {
+              by: principal.name,
+              roles: principal.roles,
+              decision: body.decision,
+              comment: body.comment ?? null,
+              requestId,
+            },
+          ],
+        });
         return { status: 200, body: decided };
       } catch (e) {
         rethrowUpdateRefusal(e, 'rule_change_not_awaiting_approval');

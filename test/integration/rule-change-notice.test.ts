@@ -5,6 +5,8 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createRuleChangeActivities } from '../../activities/rule-change';
+import { recordDecisionRequest } from '../../db/approval-requests';
+import { putKey, type Role } from '../../db/keys';
 import { temporalTestServerPath } from '../../cli/stack/binaries';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery } from '../../workflows/rule-change';
 import { addDuration } from '../../domain/duration';
@@ -47,6 +49,32 @@ async function proposed(programId: string, changeId: string) {
   );
 }
 
+/**
+ * A decision as the API asks for it (issue 14, item 1): a decision request of `by`'s key, whose id is
+ * all the workflow takes.
+ */
+async function decision(programId: string, by: string, role: Role) {
+  await putKey(pool, {
+    keyId: `key-${programId}-${by}`,
+    secret: `secret-${programId}-${by}`,
+    principal: by,
+    roles: [role],
+  });
+  const requestId = await recordDecisionRequest(
+    pool,
+    { keyId: `key-${programId}-${by}`, name: by, roles: [role] },
+    {
+      kind: 'rule_change_decision',
+      programId,
+      subject: 'c',
+      workflowId: `rule-change:${programId}:c`,
+      decision: 'approve',
+      comment: null,
+    },
+  );
+  return { args: [{ requestId }] as [{ requestId: string }] };
+}
+
 const testWorker = (taskQueue: string) =>
   Worker.create({
     connection: env.nativeConnection,
@@ -77,9 +105,7 @@ async function financeApproved(programId: string, taskQueue: string, noticePerio
     'awaiting approvals',
     async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
   );
-  await handle.executeUpdate(decideRuleChangeUpdate, {
-    args: [{ by: 'fred', roles: ['finance'], decision: 'approve', comment: null }],
-  });
+  await handle.executeUpdate(decideRuleChangeUpdate, await decision(programId, 'fred', 'finance'));
   return { start, handle };
 }
 
@@ -125,9 +151,7 @@ test('an adverse change approved today takes effect after the 30-day notice, by 
   const worker = await testWorker(taskQueue);
   await worker.runUntil(async () => {
     const { start, handle } = await financeApproved(programId, taskQueue);
-    const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, {
-      args: [{ by: 'lena', roles: ['legal'], decision: 'approve', comment: null }],
-    });
+    const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, await decision(programId, 'lena', 'legal'));
     assert.equal(scheduled.status, 'scheduled');
     const activatesAt = Date.parse(scheduled.activatesAt!);
     assert.ok(activatesAt - start >= 30 * DAY, `not before the notice: ${scheduled.activatesAt}`);
@@ -156,9 +180,7 @@ test('a notice period in months is calendar months (P12M is a year after the app
   await worker.runUntil(async () => {
     const { handle } = await financeApproved(programId, taskQueue, 'P12M');
     const before = await env.currentTimeMs();
-    const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, {
-      args: [{ by: 'lena', roles: ['legal'], decision: 'approve', comment: null }],
-    });
+    const scheduled = await handle.executeUpdate(decideRuleChangeUpdate, await decision(programId, 'lena', 'legal'));
     const after = await env.currentTimeMs();
     const activatesAt = Date.parse(scheduled.activatesAt!);
     // approved between `before` and `after`: a year later by the calendar (365 or 366 days), where
