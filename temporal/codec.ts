@@ -33,9 +33,19 @@ export type CodecKeyFile = z.infer<typeof keyFileSchema>;
 export class AesGcmCodec implements PayloadCodec {
   private readonly keys: Map<string, Buffer>;
 
+  /**
+   * `acceptPlaintext`: decode passes a payload that is not encrypted through, as it did before
+   * issue 14 (item 1). Off by default: with encryption on, every payload our clients and workers
+   * write is encrypted, so a clear one was written by something without the key (the `temporal` CLI,
+   * the UI, a script on the frontend) and could carry any input, update or signal; the worker then
+   * fails the workflow task instead of running it. Temporal's own fields that are not ours to encrypt
+   * (search attributes, headers) never reach the codec. Only for a migration to encryption, while
+   * histories written in clear are still open (LOYALTY_CODEC_ACCEPT_PLAINTEXT=on, temporal/settings.ts).
+   */
   constructor(
     private readonly activeKeyId: string,
     keys: Record<string, Buffer>,
+    private readonly o: { acceptPlaintext?: boolean } = {},
   ) {
     this.keys = new Map(Object.entries(keys));
     for (const [id, key] of this.keys)
@@ -43,12 +53,22 @@ export class AesGcmCodec implements PayloadCodec {
     if (!this.keys.has(activeKeyId)) throw new Error(`the active codec key ${activeKeyId} is not loaded`);
   }
 
-  static fromFile(path: string): AesGcmCodec {
+  static fromFile(path: string, o: { acceptPlaintext?: boolean } = {}): AesGcmCodec {
     const f = keyFileSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
     return new AesGcmCodec(
       f.active,
       Object.fromEntries(Object.entries(f.keys).map(([id, k]) => [id, Buffer.from(k, 'base64')])),
+      o,
     );
+  }
+
+  /**
+   * The same codec, passing clear payloads through on decode: for showing a history (the codec
+   * server of the UI and CLI, api/routes/codec.ts), where a payload in clear is shown, not run, and
+   * the UI also asks for payloads the core SDK writes in clear (its markers' details).
+   */
+  forDisplay(): AesGcmCodec {
+    return new AesGcmCodec(this.activeKeyId, Object.fromEntries(this.keys), { acceptPlaintext: true });
   }
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
@@ -66,7 +86,10 @@ export class AesGcmCodec implements PayloadCodec {
 
   async decode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((p) => {
-      if (Buffer.from(p.metadata?.encoding ?? []).toString() !== ENCODING) return p;
+      if (Buffer.from(p.metadata?.encoding ?? []).toString() !== ENCODING) {
+        if (this.o.acceptPlaintext) return p;
+        throw new PlaintextPayloadError();
+      }
       const keyId = Buffer.from(p.metadata?.[KEY_ID_FIELD] ?? []).toString();
       const key = this.keys.get(keyId);
       if (!key) throw new Error(`no codec key ${JSON.stringify(keyId)} is loaded: cannot decrypt`);
@@ -80,6 +103,14 @@ export class AesGcmCodec implements PayloadCodec {
       ]);
       return temporal.api.common.v1.Payload.decode(plain);
     });
+  }
+}
+
+/** A payload in clear reached a codec that requires encryption. */
+export class PlaintextPayloadError extends Error {
+  constructor() {
+    super('payload is not encrypted: refused (encryption is on; see temporal/codec.ts)');
+    this.name = 'PlaintextPayloadError';
   }
 }
 

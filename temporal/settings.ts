@@ -24,7 +24,8 @@ export interface TemporalSettings {
 
 /**
  * TLS is on when TEMPORAL_TLS=on or any TEMPORAL_TLS_* file is given; mTLS when both the client
- * certificate and its key are. LOYALTY_CODEC_KEYS_FILE turns payload encryption on.
+ * certificate and its key are. LOYALTY_CODEC_KEYS_FILE turns payload encryption on, and with it the
+ * refusal of payloads in clear (LOYALTY_CODEC_ACCEPT_PLAINTEXT=on lifts it, for a migration only).
  */
 export function temporalSettings(
   target: { address: string; namespace: string },
@@ -47,7 +48,11 @@ export function temporalSettings(
           ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: env.TEMPORAL_TLS_SERVER_NAME } : {}),
         }
       : undefined,
-    codec: env.LOYALTY_CODEC_KEYS_FILE ? AesGcmCodec.fromFile(env.LOYALTY_CODEC_KEYS_FILE) : undefined,
+    codec: env.LOYALTY_CODEC_KEYS_FILE
+      ? AesGcmCodec.fromFile(env.LOYALTY_CODEC_KEYS_FILE, {
+          acceptPlaintext: env.LOYALTY_CODEC_ACCEPT_PLAINTEXT === 'on',
+        })
+      : undefined,
   };
 }
 

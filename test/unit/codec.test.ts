@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'vitest';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { AesGcmCodec, ENCODING, KEY_ID_FIELD, newKeyFile } from '../../temporal/codec';
+import { AesGcmCodec, ENCODING, KEY_ID_FIELD, newKeyFile, PlaintextPayloadError } from '../../temporal/codec';
 
 // The payload codec: AES-256-GCM per payload, the key id in clear metadata, rotation by adding keys.
 const payload = (v: unknown) => defaultPayloadConverter.toPayload(v) as Payload;
@@ -39,7 +39,7 @@ test('rotation: a new active key encrypts, the old one still opens old payloads;
   await assert.rejects(onlyK2.decode(old), /no codec key "k1"/);
 });
 
-test('a tampered payload, a wrong key or a short one is refused; clear payloads pass through', async () => {
+test('a tampered payload, a wrong key or a short one is refused; a clear payload too, unless plaintext is accepted', async () => {
   const codec = codecOf(newKeyFile('k1'));
   const [enc] = await codec.encode([payload({ a: 1 })]);
   const flipped = Buffer.from(enc!.data!);
@@ -48,8 +48,13 @@ test('a tampered payload, a wrong key or a short one is refused; clear payloads 
   const impostor = new AesGcmCodec('k1', { k1: randomBytes(32) });
   await assert.rejects(impostor.decode([enc!]));
   await assert.rejects(codec.decode([{ ...enc!, data: Buffer.alloc(8) }]), /too short/);
+  // with encryption on, a payload in clear was written by something without the key (issue 14, item 1)
   const clear = payload('plain');
-  assert.deepEqual(await codec.decode([clear]), [clear]);
+  await assert.rejects(codec.decode([clear]), PlaintextPayloadError);
+  await assert.rejects(codec.decode([enc!, clear]), /not encrypted/, 'one in clear refuses the batch');
+  assert.deepEqual(await codec.forDisplay().decode([clear]), [clear], 'shown, for the codec server');
+  const migrating = new AesGcmCodec('k1', { k1: randomBytes(32) }, { acceptPlaintext: true });
+  assert.deepEqual(await migrating.decode([clear]), [clear], 'LOYALTY_CODEC_ACCEPT_PLAINTEXT=on');
   assert.throws(() => new AesGcmCodec('k1', { k1: randomBytes(16) }), /16 bytes, not 32/);
   assert.throws(() => new AesGcmCodec('k9', { k1: randomBytes(32) }), /active codec key k9/);
 });
