@@ -1,0 +1,397 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, test } from 'vitest';
+import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { billingClient } from '../../activities/services/billing';
+import { recordDecisionRequest, type DecisionRequest } from '../../db/approval-requests';
+import { createKey, revokeKey, type Role } from '../../db/keys';
+import { startSimulators, type RunningSimulators } from '../../simulators';
+import { AesGcmCodec, newKeyFile } from '../../temporal/codec';
+import { approveUpdate } from '../../workflows/close';
+import { outcomeUpdate, redemptionSaga, type RedemptionInput } from '../../workflows/redemption';
+import { decideRuleChangeUpdate, ruleChangeStateQuery } from '../../workflows/rule-change';
+import {
+  eventually,
+  freshDatabase,
+  httpClient,
+  programBody,
+  recordHistory,
+  startApi,
+  startWorker,
+  uniqueId,
+  type TestApi,
+  type TestWorker,
+} from '../helpers/stack';
+
+// Temporal is not a side door (issue 14, item 1). Whoever reaches the Temporal frontend (the CLI,
+// the UI, a script) sends updates and starts workflows with this test's plain client, not through
+// the API: an approval naming a controller or a finance user is refused unless the API's decision
+// request, checked against the database, backs it; a redemption started with its own point value
+// credits what the program's rules say; with encryption on, a workflow started in clear never runs.
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let pool: Pool;
+let sims: RunningSimulators;
+let worker: TestWorker;
+let api: TestApi;
+let call: ReturnType<typeof httpClient>;
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  pool = db.pool;
+  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 14);
+  worker = await startWorker(pool, {
+    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+  });
+  api = await startApi(pool, async () => true, {
+    client: worker.client,
+    taskQueue: worker.taskQueue,
+    closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' },
+  });
+  call = httpClient(api);
+});
+afterAll(async () => {
+  await api?.close();
+  await worker?.stop();
+  await sims?.close();
+  await db?.drop();
+});
+
+async function program(overrides: Record<string, unknown> = {}) {
+  const programId = uniqueId('sd');
+  const res = await call('POST', '/v1/programs', { body: programBody(programId, overrides) });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return programId;
+}
+
+/** The update's refusal code (the ApplicationFailure's type), or null when it was accepted. */
+async function refusal(p: Promise<unknown>): Promise<string | null> {
+  try {
+    await p;
+    return null;
+  } catch (e) {
+    assert.ok(e instanceof WorkflowUpdateFailedError, `an update refusal, not ${String(e)}`);
+    return (e.cause as { type?: string } | undefined)?.type ?? 'unknown';
+  }
+}
+
+/** A key of its own for `principal`, and a decision request it "made" (as if through the API). */
+async function requestBy(principal: string, roles: Role[], r: DecisionRequest, o: { revoke?: boolean } = {}) {
+  const { key } = await createKey(pool, { principal, roles });
+  const requestId = await recordDecisionRequest(pool, { keyId: key.keyId, name: principal, roles }, r);
+  if (o.revoke) await revokeKey(pool, key.keyId);
+  return requestId;
+}
+
+describe('a redemption started straight on Temporal', () => {
+  test('with a point value of 1,000,000 in its input credits what the rule version says', async () => {
+    // the program: 1 minor unit per point, at most half an invoice, at least 100 points
+    const programId = await program({
+      redemption: { minPoints: 100, maxInvoiceShare: 0.5, cohortOrder: 'oldest_first' },
+    });
+    const earned = await call('POST', `/v1/programs/${programId}/accruals`, {
+      role: 'billing',
+      body: { memberId: 'm-1', invoiceId: 'earn-1', amountMinor: 1_000_000, occurredAt: new Date().toISOString() },
+    });
+    assert.equal(earned.status, 201, JSON.stringify(earned.body)); // 10,000 points
+    const invoiceId = uniqueId('inv');
+    await billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 }).createInvoice(
+      {
+        invoiceId,
+        customerId: 'c-1',
+        currency: 'USD',
+        lines: [{ description: 'Plan', amountMinor: 8000 }],
+      },
+      `inv-${invoiceId}`,
+    );
+    const input: RedemptionInput = {
+      programId,
+      invoiceId,
+      redemptionId: randomUUID(),
+      memberId: 'm-1',
+      points: 3000,
+      invoiceTotalMinor: 8000,
+      occurredAt: new Date().toISOString(),
+      jurisdiction: null,
+      // what an insider writes: each point worth 10,000.00, the whole invoice, no minimum, no window
+      rules: {
+        pointValueMinor: 1_000_000,
+        minPoints: 0,
+        maxInvoiceShareMillionths: '1000000',
+        cohortOrder: 'pro_rata',
+        chargebackWindow: 'PT0S',
+      },
+    };
+    const workflowId = `redemption:${programId}:${invoiceId}`;
+    const handle = await worker.client.workflow.start(redemptionSaga, {
+      workflowId,
+      taskQueue: worker.taskQueue,
+      args: [input],
+    });
+    const outcome = await handle.executeUpdate(outcomeUpdate);
+    // half of 8,000 at 1 per point: 4,000 points at most; 3,000 asked, 3,000 credited at 1 each
+    assert.deepEqual(
+      [outcome.status, outcome.pointsApplied, outcome.creditMinor],
+      ['applied', 3000, 3000],
+      JSON.stringify(outcome),
+    );
+    const {
+      rows: [r],
+    } = await pool.query(
+      'select points_applied::int as points, credit_minor::int as credit, rule_version from redemptions where program_id = $1 and invoice_id = $2',
+      [programId, invoiceId],
+    );
+    assert.deepEqual(r, { points: 3000, credit: 3000, rule_version: 1 });
+    // the saga waits out the program's chargeback window (P120D), not the input's PT0S
+    const timer = await eventually('the chargeback window', async () => {
+      const { events } = await handle.fetchHistory();
+      return events?.find((e) => e.timerStartedEventAttributes)?.timerStartedEventAttributes ?? null;
+    });
+    assert.ok(Number(timer.startToFireTimeout?.seconds ?? 0) > 100 * 86_400, JSON.stringify(timer));
+    await recordHistory(worker.client, workflowId, 'redemption-rules-from-ledger');
+    await handle.terminate('test over');
+
+    // the cap too: 5,000 points asked on the same terms are held to half the invoice (4,000)
+    const second = uniqueId('inv');
+    await billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 }).createInvoice(
+      { invoiceId: second, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] },
+      `inv-${second}`,
+    );
+    const capped = await worker.client.workflow.start(redemptionSaga, {
+      workflowId: `redemption:${programId}:${second}`,
+      taskQueue: worker.taskQueue,
+      args: [{ ...input, invoiceId: second, redemptionId: randomUUID(), points: 5000 }],
+    });
+    const cappedOutcome = await capped.executeUpdate(outcomeUpdate);
+    assert.deepEqual([cappedOutcome.pointsApplied, cappedOutcome.creditMinor], [4000, 4000], 'half the invoice');
+    await capped.terminate('test over');
+  });
+});
+
+describe('approvals sent straight to the workflow', () => {
+  test('a close: an approval naming a controller, a forged, revoked, wrong-role, wrong-close or self request is refused and changes nothing; the API approval counts', async () => {
+    const programId = await program({ expiry: { policy: 'rolling', window: 'P400D' } });
+    // activity in 2026-Q3, an ended quarter (the clock of these tests is past it)
+    const earned = await call('POST', `/v1/programs/${programId}/accruals`, {
+      role: 'billing',
+      body: { memberId: 'm-1', invoiceId: 'q3-a', amountMinor: 100_000, occurredAt: '2026-08-01T00:00:00Z' },
+    });
+    assert.equal(earned.status, 201, JSON.stringify(earned.body));
+    const period = '2026-Q3';
+    const started = await call('POST', `/v1/programs/${programId}/closes`, { role: 'finance', body: { period } });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const workflowId: string = started.body.workflowId;
+    await eventually('awaiting approval', async () => {
+      const s = (await call('GET', `/v1/programs/${programId}/closes/${period}`, { role: 'controller' })).body;
+      return s.step === 'awaiting_approval' ? s : null;
+    });
+    const handle = worker.client.workflow.getHandle(workflowId);
+    const approve = (arg: { approver?: string; requestId?: string }) =>
+      refusal(handle.executeUpdate(approveUpdate, { args: [arg] }));
+    const forClose: DecisionRequest = {
+      kind: 'close_approval',
+      programId,
+      subject: period,
+      workflowId,
+      decision: 'approve',
+      comment: null,
+    };
+
+    assert.equal(
+      await approve({ approver: 'test-controller' }),
+      'decision_request_required',
+      'a name counts for nothing',
+    );
+    assert.equal(await approve({ requestId: randomUUID() }), 'decision_request_unknown', 'an id the API never wrote');
+    assert.equal(await approve({ requestId: 'not-an-id' }), 'decision_request_unknown');
+    const revoked = await requestBy('carla', ['controller'], forClose, { revoke: true });
+    assert.equal(await approve({ requestId: revoked }), 'unauthorized', 'a revoked key');
+    const finance = await requestBy('fiona', ['finance'], forClose);
+    assert.equal(await approve({ requestId: finance }), 'forbidden', 'not a controller');
+    const starter = await requestBy('test-finance', ['controller'], forClose);
+    assert.equal(await approve({ requestId: starter }), 'segregation_of_duties', "the close's starter");
+    const otherClose = await requestBy('cody', ['controller'], { ...forClose, subject: '2026-Q2' });
+    assert.equal(await approve({ requestId: otherClose }), 'decision_request_mismatch', 'a request for another close');
+    const otherWorkflow = await requestBy('cora', ['controller'], { ...forClose, workflowId: `${workflowId}-x` });
+    assert.equal(await approve({ requestId: otherWorkflow }), 'decision_request_mismatch');
+
+    const close = (await call('GET', `/v1/programs/${programId}/closes/${period}`, { role: 'controller' })).body;
+    assert.deepEqual([close.step, close.approvedBy ?? null], ['awaiting_approval', null], 'nothing changed');
+    const {
+      rows: [row],
+    } = await pool.query('select status, approved_by from closes where program_id = $1 and period = $2', [
+      programId,
+      period,
+    ]);
+    assert.deepEqual(row, { status: 'proposed', approved_by: null });
+
+    const approved = await call('POST', `/v1/programs/${programId}/closes/${period}/approve`, { role: 'controller' });
+    assert.deepEqual([approved.status, approved.body.status], [200, 'locked'], JSON.stringify(approved.body));
+    const after = await pool.query('select approved_by from closes where program_id = $1 and period = $2', [
+      programId,
+      period,
+    ]);
+    assert.equal(after.rows[0].approved_by, 'test-controller');
+    await recordHistory(worker.client, workflowId, 'close-approval-verified');
+  });
+
+  test('a rule change: a decision naming a finance user, or a request by the proposer, is refused; the API decision counts under the name the keys table holds', async () => {
+    const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
+    const {
+      programId: _p,
+      name: _n,
+      currency: _c,
+      ...rules
+    } = programBody(programId, {
+      ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
+      earn: { points: 2, perAmountMinor: 100 },
+    });
+    const changeId = 'richer';
+    const proposed = await call('POST', `/v1/programs/${programId}/rule-changes`, {
+      role: 'program_owner',
+      body: { changeId, effectiveAt: new Date().toISOString(), rules },
+    });
+    assert.equal(proposed.status, 202, JSON.stringify(proposed.body));
+    const workflowId: string = proposed.body.workflowId;
+    const handle = worker.client.workflow.getHandle(workflowId);
+    await eventually(
+      'awaiting approvals',
+      async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
+    );
+    const decide = (arg: Record<string, unknown>) =>
+      refusal(handle.executeUpdate(decideRuleChangeUpdate, { args: [arg] }));
+    const forChange: DecisionRequest = {
+      kind: 'rule_change_decision',
+      programId,
+      subject: changeId,
+      workflowId,
+      decision: 'approve',
+      comment: null,
+    };
+
+    for (const by of ['test-finance', 'test-legal'])
+      assert.equal(
+        await decide({ by, roles: [by.slice(5)], decision: 'approve', comment: null }),
+        'decision_request_required',
+        `a decision naming ${by}`,
+      );
+    assert.equal(await decide({ requestId: randomUUID() }), 'decision_request_unknown');
+    // the proposer, even with a key that holds finance (and admin)
+    const self = await requestBy('test-program_owner', ['finance', 'admin'], forChange);
+    assert.equal(await decide({ requestId: self }), 'segregation_of_duties');
+    const support = await requestBy('sam', ['support'], forChange);
+    assert.equal(await decide({ requestId: support }), 'forbidden', 'a role the change does not need');
+    const revoked = await requestBy('fran', ['finance'], forChange, { revoke: true });
+    assert.equal(await decide({ requestId: revoked }), 'unauthorized');
+    const elsewhere = await requestBy('finn', ['finance'], { ...forChange, subject: 'other' });
+    assert.equal(await decide({ requestId: elsewhere }), 'decision_request_mismatch');
+    assert.deepEqual((await handle.query(ruleChangeStateQuery)).approvals, [], 'nothing decided');
+    const { rows } = await pool.query(`select approvals from rule_changes where program_id = $1 and change_id = $2`, [
+      programId,
+      changeId,
+    ]);
+    assert.deepEqual(rows[0].approvals ?? [], [], 'nothing recorded');
+
+    // through the API: the decision counts, under the principal of the key
+    const byApi = await call('POST', `/v1/programs/${programId}/rule-changes/${changeId}/approvals`, {
+      role: 'finance',
+      body: { decision: 'approve', comment: 'fine' },
+    });
+    assert.equal(byApi.status, 200, JSON.stringify(byApi.body));
+    assert.deepEqual(
+      byApi.body.approvals.map((a: { role: string; by: string; comment: string | null }) => [a.role, a.by, a.comment]),
+      [['finance', 'test-finance', 'fine']],
+    );
+    // the same person again, through a request of their own: one person, one role
+    const again = await requestBy('test-finance', ['legal'], forChange);
+    assert.equal(await decide({ requestId: again }), 'segregation_of_duties');
+    const legal = await call('POST', `/v1/programs/${programId}/rule-changes/${changeId}/approvals`, {
+      role: 'legal',
+      body: { decision: 'approve' },
+    });
+    assert.equal(legal.status, 200, JSON.stringify(legal.body));
+    assert.equal(legal.body.status, 'scheduled');
+    assert.equal((await handle.result()).status, 'active');
+    await recordHistory(worker.client, workflowId, 'rule-change-decision-verified');
+  });
+});
+
+describe('with encryption on', () => {
+  test('a workflow started in clear by a client without the codec fails its task and never runs', async () => {
+    const keys = newKeyFile('k-side');
+    const codec = new AesGcmCodec(keys.active, { 'k-side': Buffer.from(keys.keys['k-side']!, 'base64') });
+    const encrypted = await startWorker(pool, {
+      services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+      codec,
+    });
+    try {
+      const programId = await program();
+      const earned = await call('POST', `/v1/programs/${programId}/accruals`, {
+        role: 'billing',
+        body: { memberId: 'm-1', invoiceId: 'earn-1', amountMinor: 500_000, occurredAt: new Date().toISOString() },
+      });
+      assert.equal(earned.status, 201);
+      // the Temporal CLI's or UI's way: JSON in clear, no codec
+      const plain = new Client({ connection: encrypted.client.connection, namespace: 'default' });
+      const invoiceId = uniqueId('inv');
+      const workflowId = `redemption:${programId}:${invoiceId}`;
+      const handle = await plain.workflow.start(redemptionSaga, {
+        workflowId,
+        taskQueue: encrypted.taskQueue,
+        args: [
+          {
+            programId,
+            invoiceId,
+            redemptionId: randomUUID(),
+            memberId: 'm-1',
+            points: 1000,
+            invoiceTotalMinor: 8000,
+            occurredAt: new Date().toISOString(),
+            jurisdiction: null,
+          },
+        ],
+      });
+      const failed = await eventually('the workflow task failed', async () => {
+        const { events } = await handle.fetchHistory();
+        return events?.find((e) => e.workflowTaskFailedEventAttributes) ?? null;
+      });
+      // (its message is the worker's, encrypted: "not encrypted: refused" in the worker's log)
+      assert.ok(failed.workflowTaskFailedEventAttributes!.failure, 'the task failed with a failure');
+      const { events } = await handle.fetchHistory();
+      assert.equal(
+        events?.some((e) => e.markerRecordedEventAttributes || e.activityTaskScheduledEventAttributes),
+        false,
+        'no step ran',
+      );
+      assert.equal((await handle.describe()).status.name, 'RUNNING', 'stuck, not completed');
+      const held = await pool.query('select 1 from redemptions where program_id = $1', [programId]);
+      assert.equal(held.rowCount, 0, 'nothing held');
+      await handle.terminate('test over');
+
+      // the same start with the codec runs (the refusal is of the clear payload, not of the start)
+      const ok = await encrypted.client.workflow.start(redemptionSaga, {
+        workflowId: `redemption:${programId}:${invoiceId}-enc`,
+        taskQueue: encrypted.taskQueue,
+        args: [
+          {
+            programId,
+            invoiceId: `${invoiceId}-enc`,
+            redemptionId: randomUUID(),
+            memberId: 'm-1',
+            points: 1000,
+            invoiceTotalMinor: 8000,
+            occurredAt: new Date().toISOString(),
+            jurisdiction: null,
+          },
+        ],
+      });
+      const outcome = await ok.executeUpdate(outcomeUpdate);
+      // no invoice in billing: declined by billing, after the hold ran (the workflow ran)
+      assert.ok(outcome.status === 'declined' || outcome.status === 'applied', JSON.stringify(outcome));
+      assert.ok((await pool.query('select 1 from redemptions where program_id = $1', [programId])).rowCount! > 0);
+      await ok.terminate('test over').catch(() => undefined);
+    } finally {
+      await encrypted.stop();
+    }
+  });
+});
