@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,17 @@ import {
   readAnchorKey,
 } from '../../db/audit-anchors';
 import { verifyInvariants } from '../../db/verify';
-import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
+import { glClient } from '../../activities/services/gl';
+import {
+  eventually,
+  freshDatabase,
+  httpClient,
+  programBody,
+  startApi,
+  startCloseStack,
+  uniqueId,
+  type TestApi,
+} from '../helpers/stack';
 
 // Issue 14, item 2: someone holding the database's superuser rewrites a chain and recomputes every
 // hash after it and the head, cuts its tail, or deletes it; the chains still link, so the chain
@@ -207,6 +218,57 @@ describe('signed audit anchors', () => {
       assert.equal(cli('verify').status, 0);
     } finally {
       await teardown();
+    }
+  });
+
+  test("a real close anchors the chains and its GL entry's description carries chain 16's head and the anchor's digest", async () => {
+    const stack = await startCloseStack(7);
+    try {
+      const q = uniqueId('ac');
+      assert.equal((await stack.call('POST', '/v1/programs', { body: programBody(q) })).status, 201);
+      assert.equal(
+        (
+          await stack.call('POST', `/v1/programs/${q}/accruals`, {
+            role: 'billing',
+            body: { memberId: 'm-1', invoiceId: 'inv-1', amountMinor: 10_000, occurredAt: '2026-02-01T00:00:00Z' },
+          })
+        ).status,
+        201,
+      );
+      assert.equal(
+        (await stack.call('POST', `/v1/programs/${q}/closes`, { role: 'finance', body: { period: '2026-Q1' } })).status,
+        202,
+      );
+      await eventually(
+        'awaiting approval',
+        async () => {
+          const s = (await stack.call('GET', `/v1/programs/${q}/closes/2026-Q1`, { role: 'controller' })).body;
+          return s.step === 'awaiting_approval' ? s : null;
+        },
+        30_000,
+      );
+      const approved = await stack.call('POST', `/v1/programs/${q}/closes/2026-Q1/approve`, { role: 'controller' });
+      assert.equal(approved.status, 200, JSON.stringify(approved.body));
+      const entry = await glClient({ baseUrl: stack.sims.glUrl, timeoutMs: 1000 }).getEntry(
+        `loyalty:${q}:close:2026-Q1`,
+      );
+      const m = /^loyalty close 2026-Q1 audit 16:(\d+):([0-9a-f]{64}) anchor:([0-9a-f]{16})$/.exec(entry.description);
+      assert.ok(m, entry.description);
+      const database = (await stack.pool.query('select current_database() as d')).rows[0].d as string;
+      const lines = readFileSync(join(anchorConfigFrom().dir, `${database}.jsonl`), 'utf8')
+        .trim()
+        .split('\n');
+      const line = lines.find((l) => l.includes(`"close:${q}:2026-Q1"`))!;
+      assert.equal(createHash('sha256').update(line).digest('hex').slice(0, 16), m[3]);
+      const head = JSON.parse(line).checkpoint.chains.find((h: { chain: number }) => h.chain === 16);
+      assert.deepEqual([String(head.seq), head.hash], [m[1], m[2]]);
+      const found = await checkAuditAnchors(stack.pool, {
+        store: fileAnchorStore(anchorConfigFrom().dir),
+        key: readAnchorKey(anchorConfigFrom().keyFile),
+      });
+      assert.deepEqual([found.checkpoints, found.badSignatures, found.problems], [1, [], []]);
+    } finally {
+      await stack.stop();
     }
   });
 });
