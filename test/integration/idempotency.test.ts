@@ -29,8 +29,8 @@ let worker: TestWorker;
 let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 let billing: ReturnType<typeof billingClient>;
-/** a second principal with the billing role, and one with admin */
-const other: Record<'billing' | 'admin', string> = { billing: '', admin: '' };
+/** a second principal with the billing role, one with admin, one with support */
+const other: Record<'billing' | 'admin' | 'support', string> = { billing: '', admin: '', support: '' };
 
 beforeAll(async () => {
   db = await freshDatabase();
@@ -42,7 +42,7 @@ beforeAll(async () => {
   api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
   call = httpClient(api);
   billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
-  for (const role of ['billing', 'admin'] as const) {
+  for (const role of ['billing', 'admin', 'support'] as const) {
     const keyId = uniqueId(`other-${role}`);
     other[role] = newSecret(keyId);
     await putKey(pool, { keyId, secret: other[role], principal: `other-${role}`, roles: [role] });
@@ -425,5 +425,44 @@ describe('closes, rule changes, reconciliations', () => {
       idem: 'busy',
     });
     assert.deepEqual([replay.status, replayed(replay), replay.body.runId], [200, 'true', taken.body.runId]);
+  });
+});
+
+describe('manual adjustments', () => {
+  test("an adjustment and its approval replay under their keys; another principal's key is their own", async () => {
+    const programId = await program();
+    const earn = { memberId: 'm-1', invoiceId: 'inv-adj', amountMinor: 200_000, occurredAt: new Date().toISOString() };
+    assert.equal(
+      (await call('POST', `/v1/programs/${programId}/accruals`, { role: 'billing', body: earn })).status,
+      201,
+    );
+    const adjust = (body: Record<string, unknown>, idem: string, key?: string) =>
+      call('POST', `/v1/programs/${programId}/adjustments`, {
+        ...(key ? { key } : { role: 'support' as const }),
+        body: { memberId: 'm-1', reasonCode: 'goodwill', ...body },
+        idem,
+      });
+    const first = await adjust({ points: 10 }, 'ad-1');
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    const again = await adjust({ points: 10 }, 'ad-1');
+    assert.deepEqual([again.status, replayed(again), again.body.adjustmentId], [201, 'true', first.body.adjustmentId]);
+    const theirs = await adjust({ points: 10 }, 'ad-1', other.support);
+    assert.deepEqual([theirs.status, replayed(theirs)], [201, null]);
+    assert.notEqual(theirs.body.adjustmentId, first.body.adjustmentId);
+
+    const big = await adjust({ points: 5000, reasonCode: 'migration' }, 'ad-big');
+    assert.deepEqual([big.status, big.body.status], [202, 'pending_approval']);
+    const approve = (decision: string) =>
+      call('POST', `/v1/programs/${programId}/adjustments/${big.body.adjustmentId}/approvals`, {
+        role: 'finance',
+        body: { decision },
+        idem: 'ap-1',
+      });
+    const ok = await approve('approve');
+    assert.deepEqual([ok.status, ok.body.status], [200, 'applied'], JSON.stringify(ok.body));
+    const okAgain = await approve('approve');
+    assert.deepEqual([okAgain.status, replayed(okAgain), okAgain.body], [200, 'true', ok.body]);
+    const changed = await approve('reject');
+    assert.deepEqual([changed.status, changed.body.error.code], [409, 'idempotency_key_reused']);
   });
 });
