@@ -1,19 +1,22 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import { applyAdjustment, decideAdjustment, getAdjustment, type AdjustmentView } from '../db/adjustments';
+import { applyApproved, decideAdjustment, getAdjustment, type AdjustmentView } from '../db/adjustments';
 import { ApiError } from '../domain/errors';
 
 /** The manual-adjustment workflow's side effects, bound to the ledger database. */
 export function createAdjustmentActivities(pool: Pool) {
   return {
-    /** The `adjust` entry and its journal entry, approved by `approver`; a business refusal (the points are gone) is final. */
+    /**
+     * The `adjust` entry and its journal entry, approved by `approver`, or for a merge that waited
+     * the merge itself; a business refusal (the points are gone, a member merged away) is final.
+     */
     async applyApprovedAdjustment(q: {
       programId: string;
       adjustmentId: string;
       approver: string;
     }): Promise<AdjustmentView> {
       try {
-        await applyAdjustment(pool, q.adjustmentId, q.approver);
+        await applyApproved(pool, q.adjustmentId, q.approver);
       } catch (e) {
         if (e instanceof ApiError && e.statusCode < 500) {
           await decideAdjustment(pool, q.adjustmentId, 'rejected', q.approver, `could not apply: ${e.code}`);

@@ -1,11 +1,14 @@
 import type { Pool } from 'pg';
-import { ApiError } from '../domain/errors';
 import { rethrowAsApiError } from './errors';
 
 export interface AdjustmentView {
   adjustmentId: string;
   programId: string;
+  /** `merge`: a merge that waited for finance (or ran at once under the threshold), on the same approval path */
+  kind: 'adjustment' | 'merge';
   memberId: string;
+  /** a merge's survivor */
+  intoMemberId: string | null;
   points: number;
   reasonCode: string;
   comment: string | null;
@@ -15,13 +18,17 @@ export interface AdjustmentView {
   approvedBy: string | null;
   decidedAt: string | null;
   entryId: string | null;
+  /** decided when it was requested: whether it waited for finance (docs/adjustments.md, the window) */
+  needsApproval: boolean;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const toView = (r: Record<string, any>): AdjustmentView => ({
   adjustmentId: r.adjustment_id,
   programId: r.program_id,
+  kind: r.kind,
   memberId: r.member_id,
+  intoMemberId: r.into_member_id,
   points: Number(r.points),
   reasonCode: r.reason_code,
   comment: r.comment,
@@ -31,6 +38,7 @@ const toView = (r: Record<string, any>): AdjustmentView => ({
   approvedBy: r.approved_by,
   decidedAt: r.decided_at?.toISOString() ?? null,
   entryId: r.entry_id === null ? null : String(r.entry_id),
+  needsApproval: r.needs_approval,
 });
 
 export async function getAdjustment(
@@ -45,9 +53,21 @@ export async function getAdjustment(
   return rows[0] ? toView(rows[0]) : null;
 }
 
+/** What the approval gate decided for a request (db/functions/ll_approval_gate.sql); figures absent on a replay. */
+export interface ApprovalGate {
+  needsApproval: boolean;
+  approvalThresholdPoints?: number;
+  approvalWindow?: string;
+  memberPointsInWindow?: number;
+  requesterPointsInWindow?: number;
+}
+
 /**
- * Records a requested adjustment (pending approval); the same Idempotency-Key returns the first
- * one, with another body it is refused. The member must exist and, for a negative one, have the points.
+ * Records a requested adjustment (pending approval) and decides in the same transaction, under the
+ * approval lock, whether it waits for finance (db: ll_request_adjustment): the points moved without
+ * an approval in the window, per member and per requester, plus its own, against the threshold. The
+ * same Idempotency-Key returns the first one and its decision, with another body it is refused. The
+ * member must exist and, for a negative one, have the points.
  */
 export async function recordAdjustment(
   pool: Pool,
@@ -60,56 +80,36 @@ export async function recordAdjustment(
     comment: string | null;
     requestedBy: string;
     idempotencyKey: string;
+    /** the program's when its rules do not say (domain/program.ts) */
+    defaultThresholdPoints: number;
+    defaultWindow: string;
   },
-): Promise<{ adjustment: AdjustmentView; existing: boolean }> {
-  const { rows: found } = await pool.query(
-    'select * from manual_adjustments where program_id = $1 and idempotency_key = $2',
-    [a.programId, a.idempotencyKey],
-  );
-  if (found[0]) {
-    const v = toView(found[0]);
-    if (
-      v.memberId !== a.memberId ||
-      v.points !== a.points ||
-      v.reasonCode !== a.reasonCode ||
-      (v.comment ?? null) !== (a.comment ?? null)
-    ) {
-      throw new ApiError(409, 'idempotency_key_reused', 'this Idempotency-Key was used with a different request body', {
-        idempotencyKey: a.idempotencyKey,
-      });
-    }
-    return { adjustment: v, existing: true };
-  }
-  const { rows: m } = await pool.query(
-    `select balance - held as available, status from members where program_id = $1 and member_id = $2`,
-    [a.programId, a.memberId],
-  );
-  if (!m[0]) throw new ApiError(404, 'not_found', 'no such member', { memberId: a.memberId });
-  if (m[0].status !== 'active')
-    throw new ApiError(409, 'member_not_active', `member is ${m[0].status}`, { memberId: a.memberId });
-  if (a.points < 0 && Number(m[0].available) < -a.points) {
-    throw new ApiError(422, 'insufficient_points', 'the member has fewer points available than the adjustment takes', {
-      available: Number(m[0].available),
-      points: a.points,
-    });
-  }
+): Promise<{ adjustment: AdjustmentView; existing: boolean; gate: ApprovalGate }> {
+  let r: ApprovalGate & { adjustmentId: string; existing: boolean };
   try {
-    const { rows } = await pool.query(
-      `insert into manual_adjustments (program_id, adjustment_id, member_id, points, reason_code, comment, requested_by, status, idempotency_key)
-       values ($1, $2, $3, $4, $5, $6, $7, 'pending_approval', $8) on conflict (program_id, idempotency_key) do nothing returning *`,
-      [a.programId, a.adjustmentId, a.memberId, a.points, a.reasonCode, a.comment, a.requestedBy, a.idempotencyKey],
-    );
-    if (!rows[0]) return recordAdjustment(pool, a); // a concurrent duplicate won: answer as it did
-    return { adjustment: toView(rows[0]), existing: false };
+    r = (await pool.query('select ll_request_adjustment($1::jsonb) as r', [JSON.stringify(a)])).rows[0].r;
   } catch (e) {
     rethrowAsApiError(e);
   }
+  const { adjustmentId, existing, ...gate } = r;
+  return { adjustment: (await getAdjustment(pool, a.programId, adjustmentId))!, existing, gate };
 }
 
 /** Applies it (db: ll_apply_adjustment): the `adjust` entry and its journal entry; approver null below the threshold. */
 export async function applyAdjustment(pool: Pool, adjustmentId: string, approver: string | null): Promise<void> {
   try {
     await pool.query('select ll_apply_adjustment($1, $2)', [adjustmentId, approver]);
+  } catch (e) {
+    rethrowAsApiError(e);
+  }
+}
+
+/** Applies what finance approved: an adjustment (ll_apply_adjustment) or a merge that waited (ll_apply_merge_request). */
+export async function applyApproved(pool: Pool, adjustmentId: string, approver: string): Promise<void> {
+  const { rows } = await pool.query('select kind from manual_adjustments where adjustment_id = $1', [adjustmentId]);
+  if (rows[0]?.kind !== 'merge') return applyAdjustment(pool, adjustmentId, approver);
+  try {
+    await pool.query('select ll_apply_merge_request($1, $2)', [adjustmentId, approver]);
   } catch (e) {
     rethrowAsApiError(e);
   }

@@ -31,10 +31,12 @@ export interface ProgramRules {
   chargebackWindow: string;
   ruleChanges?: { requiredRoles?: Array<'finance' | 'legal' | 'controller' | 'program_owner'>; noticePeriod?: string };
   /**
-   * manual adjustments above this many points wait for a finance approval (DEFAULT_ADJUSTMENT_THRESHOLD_POINTS when
-   * absent); points added are booked by goodwillTreatment (DEFAULT_GOODWILL_TREATMENT when absent)
+   * a manual adjustment or a merge waits for a finance approval when it, plus the points moved without
+   * one in the rolling approvalWindow (per member and per requester), exceeds approvalThresholdPoints
+   * (DEFAULT_ADJUSTMENT_THRESHOLD_POINTS, DEFAULT_ADJUSTMENT_APPROVAL_WINDOW when absent); points added
+   * are booked by goodwillTreatment (DEFAULT_GOODWILL_TREATMENT when absent)
    */
-  adjustments?: { approvalThresholdPoints?: number; goodwillTreatment?: GoodwillTreatment };
+  adjustments?: { approvalThresholdPoints?: number; approvalWindow?: string; goodwillTreatment?: GoodwillTreatment };
   /** how the part of an invoice paid with points is taxed, per jurisdiction (domain/tax.ts; the law's when absent) */
   tax?: ProgramTaxRules;
 }
@@ -53,6 +55,11 @@ export const DEFAULT_GOODWILL_TREATMENT: GoodwillTreatment = 'revenue_reduction'
 
 /** The approval threshold of programs created without one (written out: no hidden default). */
 export const DEFAULT_ADJUSTMENT_THRESHOLD_POINTS = 1000;
+/**
+ * The rolling window over which the threshold applies cumulatively, for programs created without one:
+ * requests split to stay under the threshold add up (db/functions/ll_approval_gate.sql).
+ */
+export const DEFAULT_ADJUSTMENT_APPROVAL_WINDOW = 'P30D';
 /** How long an adjustment waits for a finance decision before it expires. */
 export const ADJUSTMENT_DECISION_WINDOW = 'P7D';
 

@@ -87,12 +87,15 @@ export const createProgramSchema = z
       .strict()
       .optional(),
     /**
-     * manual adjustments above this many points (either way) wait for a finance approval; points
-     * added are booked by goodwillTreatment (docs/adjustments.md; 'revenue_reduction' when absent)
+     * a manual adjustment or a merge waits for a finance approval when its points (either way) plus
+     * those moved without one within approvalWindow (rolling, per member and per requester) exceed
+     * approvalThresholdPoints; points added are booked by goodwillTreatment (docs/adjustments.md;
+     * 1000, P30D and 'revenue_reduction' when absent)
      */
     adjustments: z
       .object({
         approvalThresholdPoints: z.number().int().min(0).max(LIMITS.maxPointsPerAccrual).optional(),
+        approvalWindow: duration.optional(),
         goodwillTreatment: z.enum(GOODWILL_TREATMENTS).optional(),
       })
       .strict()

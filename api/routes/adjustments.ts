@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { applyAdjustment, getAdjustment, recordAdjustment } from '../../db/adjustments';
+import { applyAdjustment, getAdjustment, recordAdjustment, type AdjustmentView } from '../../db/adjustments';
 import { ApiError, notFound } from '../../domain/errors';
-import { ADJUSTMENT_DECISION_WINDOW, DEFAULT_ADJUSTMENT_THRESHOLD_POINTS } from '../../domain/program';
+import {
+  ADJUSTMENT_DECISION_WINDOW,
+  DEFAULT_ADJUSTMENT_APPROVAL_WINDOW,
+  DEFAULT_ADJUSTMENT_THRESHOLD_POINTS,
+} from '../../domain/program';
 import { SA } from '../../domain/search-attributes';
 import { adjustmentDecisionSchema, adjustmentParams, adjustmentSchema, programParams } from '../../domain/schemas';
 import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
@@ -11,6 +15,41 @@ import { idempotencyKey, idempotent, parse, scopedIdempotencyKey } from '../vali
 
 export const adjustmentWorkflowId = (programId: string, adjustmentId: string) =>
   `adjustment:${programId}:${adjustmentId}`;
+
+/**
+ * Starts (or finds) the approval workflow of a request that waits for finance: an adjustment or a
+ * merge (kind `merge`). Only while it is pending: a replay of a decided one starts no new run.
+ */
+export async function startAdjustmentApproval(ctx: ApiContext, a: AdjustmentView, what: string): Promise<string> {
+  const workflowId = adjustmentWorkflowId(a.programId, a.adjustmentId);
+  const t = requireTemporal(ctx, what);
+  if (a.status !== 'pending_approval') return workflowId;
+  const summary =
+    a.kind === 'merge'
+      ? `merge of ${a.memberId} (${a.points} pts) into ${a.intoMemberId} by ${a.requestedBy}: awaiting finance`
+      : `${a.points} pts for ${a.memberId} by ${a.requestedBy}: awaiting finance`;
+  await t.client.workflow.start(adjustmentApproval, {
+    workflowId,
+    taskQueue: t.taskQueue,
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    args: [
+      {
+        programId: a.programId,
+        adjustmentId: a.adjustmentId,
+        memberId: a.memberId,
+        points: a.points,
+        requestedBy: a.requestedBy,
+        decideWithin: ADJUSTMENT_DECISION_WINDOW,
+      },
+    ],
+    typedSearchAttributes: [
+      { key: SA.program, value: a.programId },
+      { key: SA.member, value: a.memberId },
+    ],
+    memo: { summary },
+  });
+  return workflowId;
+}
 
 /** Manual point adjustments (support), with a finance approval above the program's threshold. */
 export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -21,10 +60,14 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(adjustmentSchema, req.body, 'adjustment');
     const key = idempotencyKey(req);
     const program = await ctx.programs.get(programId);
-    const threshold = program.rules.adjustments?.approvalThresholdPoints ?? DEFAULT_ADJUSTMENT_THRESHOLD_POINTS;
-    const needsApproval = Math.abs(body.points) > threshold;
-    const t = needsApproval ? requireTemporal(ctx, 'an adjustment above the threshold') : null;
-    const { adjustment, existing } = await recordAdjustment(ctx.pool, {
+    // the threshold and window the program's rules write out, else the defaults; the database
+    // decides under its lock with the rules in force (ll_approval_gate), these are for a replay's answer
+    const rules = {
+      approvalThresholdPoints:
+        program.rules.adjustments?.approvalThresholdPoints ?? DEFAULT_ADJUSTMENT_THRESHOLD_POINTS,
+      approvalWindow: program.rules.adjustments?.approvalWindow ?? DEFAULT_ADJUSTMENT_APPROVAL_WINDOW,
+    };
+    const { adjustment, gate, existing } = await recordAdjustment(ctx.pool, {
       adjustmentId: randomUUID(),
       programId,
       memberId: body.memberId,
@@ -34,37 +77,19 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       requestedBy: principal.name,
       // scoped by principal and route (docs/access.md, "Idempotency"): the row's key is theirs alone
       idempotencyKey: scopedIdempotencyKey(principal.name, 'adjustments', key),
+      defaultThresholdPoints: DEFAULT_ADJUSTMENT_THRESHOLD_POINTS,
+      defaultWindow: DEFAULT_ADJUSTMENT_APPROVAL_WINDOW,
     });
+    const { needsApproval, ...figures } = { ...rules, ...gate };
     if (existing) reply.header('Idempotent-Replayed', 'true');
     if (!needsApproval) {
       await applyAdjustment(ctx.pool, adjustment.adjustmentId, null);
-      return reply.status(201).send({
-        ...(await getAdjustment(ctx.pool, programId, adjustment.adjustmentId)),
-        approvalThresholdPoints: threshold,
-      });
+      return reply
+        .status(201)
+        .send({ ...(await getAdjustment(ctx.pool, programId, adjustment.adjustmentId)), ...figures });
     }
-    const workflowId = adjustmentWorkflowId(programId, adjustment.adjustmentId);
-    await t!.client.workflow.start(adjustmentApproval, {
-      workflowId,
-      taskQueue: t!.taskQueue,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      args: [
-        {
-          programId,
-          adjustmentId: adjustment.adjustmentId,
-          memberId: body.memberId,
-          points: body.points,
-          requestedBy: principal.name,
-          decideWithin: ADJUSTMENT_DECISION_WINDOW,
-        },
-      ],
-      typedSearchAttributes: [
-        { key: SA.program, value: programId },
-        { key: SA.member, value: body.memberId },
-      ],
-      memo: { summary: `${body.points} pts for ${body.memberId} by ${principal.name}: awaiting finance` },
-    });
-    return reply.status(202).send({ ...adjustment, workflowId, approvalThresholdPoints: threshold });
+    const workflowId = await startAdjustmentApproval(ctx, adjustment, 'an adjustment above the threshold');
+    return reply.status(202).send({ ...adjustment, workflowId, ...figures });
   });
 
   app.post('/v1/programs/:programId/adjustments/:adjustmentId/approvals', async (req, reply) => {

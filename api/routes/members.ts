@@ -1,10 +1,13 @@
 import type { FastifyInstance } from 'fastify';
+import { getAdjustment } from '../../db/adjustments';
 import { callWriteFunction, getLedger, getMember } from '../../db/ledger';
+import { DEFAULT_ADJUSTMENT_APPROVAL_WINDOW, DEFAULT_ADJUSTMENT_THRESHOLD_POINTS } from '../../domain/program';
 import { notFound } from '../../domain/errors';
 import { ledgerQuery, memberParams, mergeSchema } from '../../domain/schemas';
 import type { ApiContext } from '../context';
 import { idempotencyKey, parse, requestHash, scopedIdempotencyKey } from '../validate';
 import { sendWriteResult } from './accruals';
+import { startAdjustmentApproval } from './adjustments';
 
 const READERS = ['billing', 'support', 'finance', 'controller'] as const;
 
@@ -44,7 +47,20 @@ export function memberRoutes(app: FastifyInstance, ctx: ApiContext): void {
       idemKey: scopedIdempotencyKey(principal.name, 'merge', key), // docs/access.md, "Idempotency"
       requestHash: requestHash(`merge:${memberId}`, body),
       actor: principal.name,
+      defaultThresholdPoints: DEFAULT_ADJUSTMENT_THRESHOLD_POINTS,
+      defaultWindow: DEFAULT_ADJUSTMENT_APPROVAL_WINDOW,
     });
+    // more points than the approval gate lets through: nothing moved, the merge waits for finance
+    // on the adjustment approval path (started again on a replay while it still waits)
+    if (result.status === 202) {
+      const id = (result.body as { adjustmentId: string }).adjustmentId;
+      const workflowId = await startAdjustmentApproval(
+        ctx,
+        (await getAdjustment(ctx.pool, programId, id))!,
+        'a merge above the threshold',
+      );
+      result.body = { ...(result.body as object), workflowId, poll: `/v1/programs/${programId}/adjustments/${id}` };
+    }
     return sendWriteResult(reply, result);
   });
 }

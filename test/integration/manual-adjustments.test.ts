@@ -107,8 +107,16 @@ test('up to the threshold: applied at once, with its journal entry; a take never
     JSON.stringify(taken),
   );
   assert.equal(await balance(p), 2300);
-  const tooMuch = await adjust(p, { points: -999, reasonCode: 'fraud' });
-  assert.equal(tooMuch.status, 201, 'still within the threshold and the available points');
+  // the threshold applies to the window's points moved without an approval, either way: 500 + 200
+  // so far, so 300 more reach it exactly, and one point past it waits (approval-splitting.test.ts)
+  const upTo = await adjust(p, { points: -300, reasonCode: 'fraud' });
+  assert.deepEqual(
+    [upTo.status, upTo.body.approvalThresholdPoints, upTo.body.approvalWindow, upTo.body.requesterPointsInWindow],
+    [201, 1000, 'P30D', 700],
+    'still within the threshold (cumulatively) and the available points',
+  );
+  const past = await adjust(p, { points: -1, reasonCode: 'fraud' });
+  assert.deepEqual([past.status, past.body.status, past.body.needsApproval], [202, 'pending_approval', true]);
   const beyond = await adjust(p, { points: -1200, reasonCode: 'fraud' });
   assert.equal(beyond.status, 202, 'above the threshold: it waits');
   const { rows } = await pool.query(
@@ -121,7 +129,7 @@ test('up to the threshold: applied at once, with its journal entry; a take never
       ['earn', 2000, 'test-billing'],
       ['adjust', 500, 'test-support'],
       ['adjust', -200, 'test-support'],
-      ['adjust', -999, 'test-support'],
+      ['adjust', -300, 'test-support'],
     ],
   );
 
