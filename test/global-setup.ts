@@ -62,6 +62,10 @@ export default async function setup(): Promise<() => Promise<void>> {
       LOYALTY_TEST_TEMPLATE_DB: template,
       LOYALTY_TEST_TEMPORAL_ADDRESS: temporal.address,
       LOYALTY_TEST_WORKFLOW_BUNDLE: bundlePath,
+      // closes anchor the audit chain (db/audit-anchors.ts): the throwaway databases' anchors and
+      // their signing key go to this run's work folder, never into the checkout's .data
+      LOYALTY_AUDIT_ANCHOR_DIR: join(work, 'audit-anchors'),
+      LOYALTY_AUDIT_ANCHOR_KEY_FILE: join(work, 'audit-anchor-key.pem'),
     });
     process.stdout.write(
       `# test stack up in ${Date.now() - t0} ms: PostgreSQL ${pg.embedded ? '(embedded)' : '(DATABASE_URL)'}, Temporal dev server ${temporal.address}\n`,
