@@ -6,6 +6,7 @@ import { rearmDeadlines } from '../db/rearm';
 import {
   activateRuleChange,
   earlierExpiryByMonth,
+  getRuleChange,
   ruleChangeProposer,
   outstandingPoints,
   recordRuleChangeDecision,
@@ -18,7 +19,13 @@ import {
 } from '../db/rule-changes';
 import { RATE_SCALE, rateToMillionths } from '../domain/money';
 import type { ProgramRules } from '../domain/program';
-import { adverseReasons, expiryChanged } from '../domain/rule-change';
+import {
+  adverseReasons,
+  DEFAULT_NOTICE_PERIOD,
+  DEFAULT_RULE_CHANGE_APPROVERS,
+  expiryChanged,
+  RULE_CHANGE_DECISION_WINDOW,
+} from '../domain/rule-change';
 
 export interface RuleChangeRef {
   programId: string;
@@ -87,6 +94,31 @@ export function createRuleChangeActivities(pool: Pool) {
       q: RuleChangeRef & { status: string; approvals: unknown[]; activatesAt: string | null },
     ): Promise<void> {
       await recordRuleChangeState(pool, q);
+    },
+
+    /**
+     * The change's terms as the database has them (issue 14, item 1), not as the workflow's input
+     * says: its proposer and effective instant as the API recorded the proposal, the required roles
+     * and the notice period of the rule version it was proposed against (the API's own reading when it
+     * started the workflow), and the decision window every change gets.
+     */
+    async ruleChangeTerms(ref: RuleChangeRef): Promise<{
+      proposedBy: string;
+      requiredRoles: string[];
+      noticePeriod: string;
+      effectiveAt: string;
+      decideWithin: string;
+    }> {
+      const change = await getRuleChange(pool, ref.programId, ref.changeId);
+      if (!change) throw ApplicationFailure.nonRetryable(`no rule change ${ref.changeId}`, 'not_found');
+      const { before } = await rulesOf(ref);
+      return {
+        proposedBy: change.proposedBy,
+        requiredRoles: [...(before.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
+        noticePeriod: before.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
+        effectiveAt: change.effectiveAt.toISOString(),
+        decideWithin: RULE_CHANGE_DECISION_WINDOW,
+      };
     },
 
     /**

@@ -85,13 +85,19 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
     remindedAt: null,
   };
   let withdrawn = false;
+  // Who proposed it, which roles must approve it, its notice, its effective instant and its decision
+  // window: since patch `rule-change-terms-from-ledger` read from the database before any decision
+  // can be taken (an activity, below), not from the input, which anyone who can reach Temporal can
+  // write (a change started with no required roles would activate unapproved; issue 14, item 1).
+  let terms: Pick<RuleChangeInput, 'proposedBy' | 'requiredRoles' | 'noticePeriod' | 'effectiveAt' | 'decideWithin'> =
+    input;
   // Each decision goes into the database and the audit chain as it is taken (issue 14, item 2), and
   // the change's end waits for those writes. Workflows started before only recorded the approvals
   // with the change's status.
   const decisionsRecorded = patched('rule-change-decision-audit');
   let recording = 0;
   const filled = () =>
-    input.requiredRoles.every((r) => state.approvals.some((a) => a.role === r && a.decision === 'approve'));
+    terms.requiredRoles.every((r) => state.approvals.some((a) => a.role === r && a.decision === 'approve'));
   const rejected = () => state.approvals.some((a) => a.decision === 'reject');
   const record = () =>
     act.recordRuleChange({ ...ref, status: state.status, approvals: state.approvals, activatesAt: state.activatesAt });
@@ -111,7 +117,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
   const decisionsVerified = patched('rule-change-decision-verified');
   /** Why decision `d` cannot be taken now (null: it can). */
   const refusalOf = (d: { by: string; roles: string[] }): ApplicationFailure | null => {
-    if (d.by === input.proposedBy)
+    if (d.by === terms.proposedBy)
       return ApplicationFailure.nonRetryable('the proposer cannot approve their own change', 'segregation_of_duties');
     if (state.status !== 'awaiting_approvals')
       return ApplicationFailure.nonRetryable(`the change is ${state.status}`, 'rule_change_not_awaiting_approval');
@@ -120,7 +126,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
       return ApplicationFailure.nonRetryable('the change is rejected', 'rule_change_not_awaiting_approval');
     if (state.approvals.some((a) => a.by === d.by))
       return ApplicationFailure.nonRetryable('one person fills at most one required role', 'segregation_of_duties');
-    const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+    const open = terms.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
     if (!open.some((r) => d.roles.includes(r) || d.roles.includes('admin'))) {
       return ApplicationFailure.nonRetryable(
         `no open approval for the roles ${d.roles.join(', ')} (open: ${open.join(', ') || 'none'})`,
@@ -130,10 +136,10 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
     return null;
   };
   const take = async (d: { by: string; roles: string[]; decision: 'approve' | 'reject'; comment: string | null }) => {
-    const open = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+    const open = terms.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
     const role =
       d.decision === 'reject'
-        ? (input.requiredRoles.find((r) => d.roles.includes(r) || d.roles.includes('admin')) ?? 'unknown')
+        ? (terms.requiredRoles.find((r) => d.roles.includes(r) || d.roles.includes('admin')) ?? 'unknown')
         : open.find((r) => d.roles.includes(r) || d.roles.includes('admin'))!;
     const decision = { role, by: d.by, decision: d.decision, comment: d.comment };
     state.approvals.push(decision);
@@ -163,7 +169,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
             ...ref,
             workflowId: workflowInfo().workflowId,
             requestId: d.requestId!,
-            requiredRoles: input.requiredRoles,
+            requiredRoles: terms.requiredRoles,
           })
           .catch(refusedAs);
       } finally {
@@ -194,18 +200,19 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
     },
   );
 
+  if (patched('rule-change-terms-from-ledger')) terms = await act.ruleChangeTerms(ref);
   state.impact = await act.assessRuleChangeImpact(ref);
   state.status = 'awaiting_approvals';
   memo(
-    `awaiting ${input.requiredRoles.join(' and ')}${state.impact.adverse.length ? `; adverse: ${state.impact.adverse.join(', ')}` : ''}`,
+    `awaiting ${terms.requiredRoles.join(' and ')}${state.impact.adverse.length ? `; adverse: ${state.impact.adverse.join(', ')}` : ''}`,
   );
 
-  const decideMs = waitMs(Date.now(), input.decideWithin);
+  const decideMs = waitMs(Date.now(), terms.decideWithin);
   const decideBy = new Date(Date.now() + decideMs).toISOString();
   const done = () => (filled() || rejected() || withdrawn) && recording === 0;
   if (!(await condition(done, decideMs / 2))) {
     state.remindedAt = new Date(Date.now()).toISOString();
-    const awaitingRoles = input.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
+    const awaitingRoles = terms.requiredRoles.filter((r) => !state.approvals.some((a) => a.role === r));
     memo(`reminder: still awaiting ${awaitingRoles.join(' and ')}`);
     // Workflows started before the reminder became a message only set the memo.
     if (patched('rule-change-reminder-notification'))
@@ -222,8 +229,8 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
 
   // Adverse to members: not before the notice period has passed since the approval.
   const approvedAtMs = Date.now();
-  const noticeMs = state.impact.adverse.length ? waitMs(approvedAtMs, input.noticePeriod) : 0;
-  const activatesAtMs = Math.max(Date.parse(input.effectiveAt), approvedAtMs + noticeMs);
+  const noticeMs = state.impact.adverse.length ? waitMs(approvedAtMs, terms.noticePeriod) : 0;
+  const activatesAtMs = Math.max(Date.parse(terms.effectiveAt), approvedAtMs + noticeMs);
   state.activatesAt = new Date(activatesAtMs).toISOString();
   state.status = 'scheduled';
   memo(`approved; takes effect ${state.activatesAt}`);
@@ -235,7 +242,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
     await record();
     return state;
   }
-  const activation = await act.activateRuleVersion({ ...ref, proposedBy: input.proposedBy });
+  const activation = await act.activateRuleVersion({ ...ref, proposedBy: terms.proposedBy });
   // Another version became active since the change's base: nothing was activated, the activity
   // ended the change `superseded` (older workflows never got that answer).
   if (patched('rule-change-base-check') && activation.version === null) {

@@ -32,8 +32,16 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-async function proposed(programId: string, changeId: string) {
-  const { programId: _p, name: _n, currency: _c, ...rules } = programBody(programId);
+// The notice period and the approvers are the base version's (the workflow reads them there).
+async function proposed(programId: string, changeId: string, noticePeriod = 'P30D') {
+  const {
+    programId: _p,
+    name: _n,
+    currency: _c,
+    ...rules
+  } = programBody(programId, {
+    ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod },
+  });
   await pool.query(
     `insert into programs (program_id, name, currency, currency_digits, created_by) values ($1, 'Notice', 'USD', 2, 'test')`,
     [programId],
@@ -174,7 +182,7 @@ test('an adverse change approved today takes effect after the 30-day notice, by 
 
 test('a notice period in months is calendar months (P12M is a year after the approval, not 360 days); its history replays', async () => {
   const programId = uniqueId('notice-months');
-  await proposed(programId, 'c');
+  await proposed(programId, 'c', 'P12M');
   const taskQueue = uniqueId('tq');
   const worker = await testWorker(taskQueue);
   await worker.runUntil(async () => {

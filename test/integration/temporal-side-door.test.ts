@@ -10,7 +10,7 @@ import { startSimulators, type RunningSimulators } from '../../simulators';
 import { AesGcmCodec, newKeyFile } from '../../temporal/codec';
 import { approveUpdate } from '../../workflows/close';
 import { outcomeUpdate, redemptionSaga, type RedemptionInput } from '../../workflows/redemption';
-import { decideRuleChangeUpdate, ruleChangeStateQuery } from '../../workflows/rule-change';
+import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery } from '../../workflows/rule-change';
 import {
   eventually,
   freshDatabase,
@@ -313,6 +313,73 @@ describe('approvals sent straight to the workflow', () => {
     assert.equal(legal.body.status, 'scheduled');
     assert.equal((await handle.result()).status, 'active');
     await recordHistory(worker.client, workflowId, 'rule-change-decision-verified');
+  });
+});
+
+describe('a workflow started straight on Temporal with its own terms', () => {
+  test("a rule change started with no required roles and another proposer waits for the base version's approvers", async () => {
+    const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
+    const {
+      programId: _p,
+      name: _n,
+      currency: _c,
+      ...rules
+    } = programBody(programId, {
+      ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
+      earn: { points: 3, perAmountMinor: 100 },
+    });
+    // the change as the API records a proposal (by test-program_owner, against version 1)
+    await pool.query(
+      `insert into rule_changes (program_id, change_id, proposed_by, base_version, rules, effective_at, status)
+       values ($1, 'quiet', 'test-program_owner', 1, $2, now(), 'assessing')`,
+      [programId, JSON.stringify(rules)],
+    );
+    const handle = await worker.client.workflow.start(ruleChange, {
+      workflowId: `rule-change:${programId}:quiet`,
+      taskQueue: worker.taskQueue,
+      args: [
+        {
+          programId,
+          changeId: 'quiet',
+          proposedBy: 'mallory',
+          effectiveAt: new Date().toISOString(),
+          requiredRoles: [], // what an insider writes: nobody needs to approve
+          noticePeriod: 'PT0S',
+          decideWithin: 'P14D',
+        },
+      ],
+    });
+    await eventually(
+      'awaiting approvals',
+      async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
+    );
+    const finance = await call('POST', `/v1/programs/${programId}/rule-changes/quiet/approvals`, {
+      role: 'finance',
+      body: { decision: 'approve' },
+    });
+    assert.deepEqual([finance.status, finance.body.status], [200, 'awaiting_approvals'], 'legal still awaited');
+    const versions = await pool.query('select version from program_rule_versions where program_id = $1', [programId]);
+    assert.equal(versions.rowCount, 1, 'nothing activated');
+    // the proposer is the database's, not the input's: test-program_owner, even holding legal, may not decide
+    const self = await requestBy('test-program_owner', ['legal'], {
+      kind: 'rule_change_decision',
+      programId,
+      subject: 'quiet',
+      workflowId: handle.workflowId,
+      decision: 'approve',
+      comment: null,
+    });
+    assert.equal(
+      await refusal(handle.executeUpdate(decideRuleChangeUpdate, { args: [{ requestId: self }] })),
+      'segregation_of_duties',
+    );
+    const legal = await call('POST', `/v1/programs/${programId}/rule-changes/quiet/approvals`, {
+      role: 'legal',
+      body: { decision: 'approve' },
+    });
+    assert.deepEqual([legal.status, legal.body.status], [200, 'scheduled'], JSON.stringify(legal.body));
+    assert.equal((await handle.result()).status, 'active');
+    await recordHistory(worker.client, handle.workflowId, 'rule-change-terms-from-ledger');
   });
 });
 
