@@ -11,7 +11,7 @@ import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
 import { connectClient } from '../temporal/connect';
 import { temporalSettings } from '../temporal/settings';
-import { ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
+import { ensureAuditAnchorSchedule, ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
 import type { StackConfig } from './config';
 
 /** Connections one API process opens: the accrual batcher's two lanes, the reads, key lookups, and room for bursts. */
@@ -114,6 +114,13 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
         daysAfterQuarterEnd: cfg.closeDaysAfterQuarterEnd,
       }).catch((e: Error) => log.error({ err: e }, 'could not create the quarterly close schedule'));
       if (r) log.info({ schedule: r }, 'quarterly close schedule');
+    }
+    if (cfg.auditAnchorEveryMinutes !== null) {
+      const r = await ensureAuditAnchorSchedule(client, {
+        taskQueue: cfg.taskQueue,
+        everyMinutes: cfg.auditAnchorEveryMinutes,
+      }).catch((e: Error) => log.error({ err: e }, 'could not create the audit anchor schedule'));
+      if (r) log.info({ schedule: r }, 'audit anchor schedule');
     }
 
     if (!settings.codec)

@@ -44,6 +44,9 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     /** days after quarter end when the schedule starts each program's close; `off` creates no schedule */
     closeDaysAfterQuarterEnd:
       env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER === 'off' ? null : Number(env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER ?? 5),
+    /** minutes between the audit anchor's scheduled checkpoints (docs/audit.md); `off` creates no schedule */
+    auditAnchorEveryMinutes:
+      env.LOYALTY_AUDIT_ANCHOR_EVERY_MINUTES === 'off' ? null : Number(env.LOYALTY_AUDIT_ANCHOR_EVERY_MINUTES ?? 60),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
 }

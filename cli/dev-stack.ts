@@ -10,7 +10,7 @@ import { connectClient, connectWorker } from '../temporal/connect';
 import { dataConverter, temporalSettings } from '../temporal/settings';
 import { startWorkerTelemetry, telemetrySettings } from '../workers/telemetry';
 import { createLoyaltyWorker } from '../workers/worker';
-import { ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
+import { ensureAuditAnchorSchedule, ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
 import { WakeupRelay } from '../workers/wakeup-relay';
 import { ensureLocalCodecKeys } from './codec-keys';
 import type { StackConfig } from './config';
@@ -192,6 +192,14 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       ? await ensureReconciliationSchedule(client, { taskQueue: cfg.taskQueue, ...cfg.reconciliationAt })
       : null;
     log.info({ schedule }, 'daily reconciliation schedule');
+    const anchorSchedule =
+      cfg.auditAnchorEveryMinutes === null
+        ? null
+        : await ensureAuditAnchorSchedule(client, {
+            taskQueue: cfg.taskQueue,
+            everyMinutes: cfg.auditAnchorEveryMinutes,
+          });
+    log.info({ schedule: anchorSchedule }, 'audit anchor schedule');
     const closeSchedule =
       cfg.closeDaysAfterQuarterEnd === null
         ? null

@@ -32,3 +32,4 @@ export const closeWorkflowId = (programId: string, period: string) => `close:${p
 /** How long a proposed close waits for a controller before it escalates, then cancels. */
 export const DEFAULT_CLOSE_APPROVAL = { escalateAfter: 'P3D', cancelAfter: 'P7D' };
 export const QUARTERLY_CLOSE_SCHEDULE_ID = 'loyalty-quarterly-close';
+export const AUDIT_ANCHOR_SCHEDULE_ID = 'loyalty-audit-anchor';

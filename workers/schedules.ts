@@ -1,5 +1,10 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import { DAILY_RECONCILIATION_SCHEDULE_ID, QUARTERLY_CLOSE_SCHEDULE_ID } from '../domain/workflow-ids';
+import {
+  AUDIT_ANCHOR_SCHEDULE_ID,
+  DAILY_RECONCILIATION_SCHEDULE_ID,
+  QUARTERLY_CLOSE_SCHEDULE_ID,
+} from '../domain/workflow-ids';
+import { auditAnchorCheckpoint } from '../workflows/audit-anchor';
 import { scheduledCloses } from '../workflows/close-schedule';
 import { dailyReconciliation } from '../workflows/reconciliation';
 
@@ -72,6 +77,39 @@ export async function ensureCloseSchedule(
       },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '7 days' },
       memo: { summary: `starts each program's close ${o.daysAfterQuarterEnd} day(s) after quarter end` },
+    });
+    return 'created';
+  } catch (e) {
+    if (e instanceof ScheduleAlreadyRunning) return 'exists';
+    throw e;
+  }
+}
+
+/**
+ * The audit anchor's Temporal Schedule: every `everyMinutes` minutes a signed checkpoint of every
+ * audit chain's head goes to the anchor store outside the database (besides the one each close
+ * takes). Created once, like the reconciliation's.
+ */
+export async function ensureAuditAnchorSchedule(
+  client: Client,
+  o: { taskQueue: string; everyMinutes: number },
+): Promise<'created' | 'exists'> {
+  if (!Number.isInteger(o.everyMinutes) || o.everyMinutes < 1 || o.everyMinutes > 10_080) {
+    throw new RangeError('everyMinutes must be a whole number of minutes from 1 to 10,080 (a week)');
+  }
+  try {
+    await client.schedule.create({
+      scheduleId: AUDIT_ANCHOR_SCHEDULE_ID,
+      spec: { intervals: [{ every: `${o.everyMinutes} minutes` }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: auditAnchorCheckpoint,
+        taskQueue: o.taskQueue,
+        args: [],
+        workflowId: 'audit-anchor:scheduled',
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+      memo: { summary: `anchors every audit chain's head outside the database every ${o.everyMinutes} minute(s)` },
     });
     return 'created';
   } catch (e) {

@@ -1,3 +1,4 @@
+import { createAuditAnchorActivities } from '../activities/audit-anchor';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Pool } from 'pg';
@@ -74,6 +75,7 @@ export async function createLoyaltyWorker(o: LoyaltyWorkerOptions): Promise<Work
       ...createMemberActivities(o.pool),
       ...createAdjustmentActivities(o.pool),
       ...createRuleChangeActivities(o.pool),
+      ...createAuditAnchorActivities(o.pool),
       ...(o.services ? serviceActivities(o.pool, o.services) : {}),
     },
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),

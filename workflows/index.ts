@@ -6,3 +6,4 @@ export { closeQuarter, approveUpdate, progressQuery } from './close';
 export { scheduledCloses } from './close-schedule';
 export { adjustmentApproval, decideUpdate } from './adjustment';
 export { ruleChange, decideRuleChangeUpdate, withdrawSignal, ruleChangeStateQuery } from './rule-change';
+export { auditAnchorCheckpoint } from './audit-anchor';
