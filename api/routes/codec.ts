@@ -54,6 +54,11 @@ const toJson = (p: Payload) => ({
  * payloads. Without a codec configured the routes answer 503 codec_not_configured.
  */
 export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServerOptions | undefined): void {
+  // The codec server shows what is there: a page of history may hold payloads written in clear
+  // (before encryption, or by a client without the codec), which the workers' codec refuses
+  // (temporal/codec.ts); shown as they are, they decode here instead of failing the whole page.
+  const withDisplay = o?.codec as (PayloadCodec & { forDisplay?: () => PayloadCodec }) | undefined;
+  const display = withDisplay?.forDisplay ? withDisplay.forDisplay() : withDisplay;
   const cors = (req: FastifyRequest, reply: FastifyReply) => {
     const origin = req.headers.origin;
     if (origin && o?.corsOrigins.includes(origin)) {
@@ -85,7 +90,7 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
       );
     const body = parse(bodySchema, req.body, 'payloads');
     try {
-      return { payloads: (await o.codec[op](body.payloads.map(toPayload))).map(toJson) };
+      return { payloads: (await display![op](body.payloads.map(toPayload))).map(toJson) };
     } catch (e) {
       throw new ApiError(422, 'codec_failed', `cannot ${op}: ${(e as Error).message}`);
     }

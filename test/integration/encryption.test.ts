@@ -200,6 +200,18 @@ test('raw histories hold no member id, invoice id or amount in clear; every payl
     Buffer.from(decoded.body.payloads[0].data, 'base64').toString().includes(memberId),
     'support sees the member id',
   );
+  // a page that also holds a payload written in clear (before encryption) still decodes: the codec
+  // server shows it as it is, though the workers' codec refuses it
+  const clear = {
+    metadata: { encoding: Buffer.from('json/plain').toString('base64') },
+    data: Buffer.from('"written in clear"').toString('base64'),
+  };
+  const mixed = await call('POST', '/codec/decode', {
+    role: 'support',
+    body: { payloads: [body.payloads[0], clear] },
+  });
+  assert.equal(mixed.status, 200, JSON.stringify(mixed.body));
+  assert.equal(Buffer.from(mixed.body.payloads[1].data, 'base64').toString(), '"written in clear"');
   assert.equal((await call('POST', '/codec/decode', { role: 'billing', body })).status, 403);
   assert.equal((await call('POST', '/codec/decode', { key: null, body })).status, 401);
   // A key is never taken from a URL (paths end up in access logs, proxies' logs, browser history).
