@@ -17,7 +17,7 @@ export interface ProgramTerms {
   pointValueMinor: bigint;
   earnPoints: bigint;
   earnPerAmountMinor: bigint;
-  /** the rule's expectedRedemptionRate, exactly (prices accruals until a close sets an estimate; always goodwill) */
+  /** the rule's expectedRedemptionRate, exactly (prices accruals and goodwill until a close sets an estimate) */
   rate: Fraction;
 }
 
@@ -114,7 +114,7 @@ export class ReferenceModel {
   readonly accruals = new Map<string, Accrual>();
   readonly redemptions = new Map<string, Redemption>();
   readonly holds = new Map<string, Hold>();
-  /** the estimate new points are priced at: the rule's until a close sets one */
+  /** the estimate new points (purchased and goodwill) are priced at: the rule's until a close sets one */
   newPointsRate: Fraction;
 
   constructor(readonly terms: ProgramTerms) {
@@ -388,15 +388,15 @@ export class ReferenceModel {
 
   /**
    * A manual adjustment. Added points are goodwill: the quarter's goodwill cohort, valued at
-   * points × v × the rule's u. Taken points come out of the oldest cohorts and reverse their share of
+   * points × v × the estimate pricing new points (the rule's before the first close). Taken points come out of the oldest cohorts and reverse their share of
    * the cohort's allocation (A·k/N exact; of the posted allocation P, P − round(P·(N − k)/N)).
    */
   adjust(memberId: string, points: bigint, now: Date) {
     const m = this.current(memberId);
     if (points > 0n) {
       const name = `${quarter(now)}-goodwill`;
-      const c = this.cohort(name, this.terms.rate);
-      const value = this.terms.rate.mul(points * this.terms.pointValueMinor);
+      const c = this.cohort(name, this.newPointsRate);
+      const value = this.newPointsRate.mul(points * this.terms.pointValueMinor);
       move(c, now, { dN: points });
       c.A = c.A.add(value);
       c.posted += value.round();
