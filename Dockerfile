@@ -36,6 +36,10 @@ RUN node --import tsx -e " \
     " && test -s /app/workflow-bundle.js
 ENV LOYALTY_WORKFLOW_BUNDLE=/app/workflow-bundle.js
 
+# Where the audit anchors go (LOYALTY_AUDIT_ANCHOR_DIR in docker-compose.yml): a volume mounted here
+# starts with this folder's owner, so user node may write it.
+RUN mkdir -p /var/lib/loyalty/audit-anchors && chown node:node /var/lib/loyalty/audit-anchors
+
 # tsx compiles each file on first import and caches the result under /tmp, which user node may write.
 USER node
 

@@ -262,6 +262,7 @@ const readers: Record<string, { files: string[]; extra?: string; unused: string[
       'LOYALTY_CODEC_CORS_ORIGINS',
       'LOYALTY_RECONCILIATION_AT',
       'LOYALTY_CLOSE_DAYS_AFTER_QUARTER',
+      'LOYALTY_AUDIT_ANCHOR_EVERY_MINUTES',
       ...SIMULATOR_PORTS,
     ],
   },
@@ -281,6 +282,7 @@ const readers: Record<string, { files: string[]; extra?: string; unused: string[
       'LOYALTY_CODEC_CORS_ORIGINS',
       'LOYALTY_RECONCILIATION_AT',
       'LOYALTY_CLOSE_DAYS_AFTER_QUARTER',
+      'LOYALTY_AUDIT_ANCHOR_EVERY_MINUTES',
     ],
   },
 };
@@ -507,6 +509,24 @@ test('the TLS override: mTLS to Temporal and verified TLS with a client certific
   const withTls = tls.services.postgres?.command as string[];
   for (const setting of base) assert.ok(withTls.includes(setting), `the TLS postgres command keeps ${setting}`);
   assert.ok(withTls.includes('ssl=on'));
+});
+
+test("the Temporal UI is read-only, on loopback, and never holds the ledger processes' client certificate", () => {
+  const ui = svc('temporal-ui');
+  assert.equal(ui.environment?.TEMPORAL_DISABLE_WRITE_ACTIONS, 'true', 'no signal, update or start from the UI');
+  assert.ok(
+    (ui.ports ?? []).every((p) => p.startsWith('127.0.0.1:')),
+    JSON.stringify(ui.ports),
+  );
+  const names = (tls.services['temporal-ui']?.secrets ?? []).map((x) => (typeof x === 'string' ? x : x.source));
+  assert.ok(!names.includes('temporal_client_cert') && !names.includes('temporal_client_key'), names.join(', '));
+  const uiCert = tls.services['temporal-ui']?.environment?.TEMPORAL_TLS_CERT;
+  for (const name of ['api', 'worker'])
+    assert.notEqual(
+      tls.services[name]?.environment?.TEMPORAL_TLS_CERT,
+      uiCert,
+      `${name} and the UI share a certificate`,
+    );
 });
 
 test('no default an insider could guess: the database passwords are required, never defaulted', () => {
