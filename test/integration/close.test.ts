@@ -356,6 +356,8 @@ describe('quarterly close', () => {
     const p = await program({
       expiry: { policy: 'rolling', window: 'P400D', jurisdictions: { DE: { policy: 'rolling', window: 'P30D' } } },
       chargebackWindow: 'P120D',
+      // the merge below moves d's 5,000 points at once (under the threshold: no finance approval to wait for)
+      adjustments: { approvalThresholdPoints: 100_000 },
     });
     await accrue(p, 'a', 'q4-a', 300_000, '2025-10-05T00:00:00Z', 'DE');
     await accrue(p, 'b', 'q4-b', 200_000, '2025-12-15T00:00:00Z', 'DE');
