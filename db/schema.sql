@@ -143,6 +143,30 @@ create table cohorts (
 );
 CREATE TRIGGER cohorts_cost BEFORE INSERT ON public.cohorts FOR EACH ROW EXECUTE FUNCTION ll_cohort_cost();
 
+create table decision_requests (
+  request_id uuid not null,
+  kind text not null,
+  program_id text not null,
+  subject text not null,
+  workflow_id text not null,
+  key_id text not null,
+  principal text not null,
+  decision text not null,
+  comment text,
+  created_at timestamp with time zone not null default now(),
+  constraint decision_requests_pkey PRIMARY KEY (request_id),
+  constraint decision_requests_key_id_fkey FOREIGN KEY (key_id) REFERENCES api_keys(key_id),
+  constraint decision_requests_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
+  constraint decision_requests_comment_check CHECK ((length(comment) <= 2000)),
+  constraint decision_requests_decision_check CHECK ((decision = ANY (ARRAY['approve'::text, 'reject'::text]))),
+  constraint decision_requests_kind_check CHECK ((kind = ANY (ARRAY['close_approval'::text, 'rule_change_decision'::text, 'adjustment_approval'::text]))),
+  constraint decision_requests_subject_check CHECK (((length(subject) >= 1) AND (length(subject) <= 200))),
+  constraint decision_requests_workflow_id_check CHECK (((length(workflow_id) >= 1) AND (length(workflow_id) <= 400)))
+);
+CREATE INDEX decision_requests_subject ON public.decision_requests USING btree (program_id, kind, subject);
+CREATE TRIGGER decision_requests_append_only BEFORE DELETE OR UPDATE ON public.decision_requests FOR EACH ROW EXECUTE FUNCTION ll_decision_request_final();
+CREATE TRIGGER decision_requests_no_truncate BEFORE TRUNCATE ON public.decision_requests FOR EACH STATEMENT EXECUTE FUNCTION ll_decision_request_final();
+
 create table gl_posted_journals (
   journal_entry_id bigint not null,
   gl_entry_id text not null,
@@ -173,8 +197,10 @@ create table idempotency_keys (
   status_code integer not null,
   response jsonb not null,
   created_at timestamp with time zone not null default now(),
+  claimed_at timestamp with time zone not null default now(),
+  claim_id uuid,
   constraint idempotency_keys_pkey PRIMARY KEY (scope, idem_key),
-  constraint idempotency_keys_idem_key_check CHECK (((length(idem_key) >= 1) AND (length(idem_key) <= 255)))
+  constraint idempotency_keys_idem_key_check CHECK (((length(idem_key) >= 1) AND (length(idem_key) <= 1200)))
 );
 
 create table journal_entries (
@@ -207,7 +233,7 @@ create table journal_lines (
   cohort text,
   constraint journal_lines_pkey PRIMARY KEY (journal_entry_id, line_no),
   constraint journal_lines_journal_entry_id_fkey FOREIGN KEY (journal_entry_id) REFERENCES journal_entries(journal_entry_id),
-  constraint journal_lines_account_check CHECK ((account = ANY (ARRAY['revenue'::text, 'loyalty_contract_liability'::text, 'loyalty_revenue'::text, 'breakage_revenue'::text, 'loyalty_expense'::text, 'loyalty_provision'::text]))),
+  constraint journal_lines_account_check CHECK ((account = ANY (ARRAY['revenue'::text, 'loyalty_contract_liability'::text, 'loyalty_revenue'::text, 'breakage_revenue'::text, 'loyalty_expense'::text, 'loyalty_provision'::text, 'output_tax_payable'::text]))),
   constraint journal_lines_check CHECK (((debit_minor = 0) <> (credit_minor = 0))),
   constraint journal_lines_credit_minor_check CHECK ((credit_minor >= 0)),
   constraint journal_lines_debit_minor_check CHECK ((debit_minor >= 0))
@@ -267,17 +293,27 @@ create table manual_adjustments (
   decision_comment text,
   entry_id bigint,
   idempotency_key text not null,
+  kind text not null default 'adjustment'::text,
+  into_member_id text,
+  needs_approval boolean not null,
   constraint manual_adjustments_pkey PRIMARY KEY (adjustment_id),
   constraint manual_adjustments_program_id_idempotency_key_key UNIQUE (program_id, idempotency_key),
   constraint manual_adjustments_entry_id_fkey FOREIGN KEY (entry_id) REFERENCES ledger_entries(entry_id),
   constraint manual_adjustments_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
+  constraint manual_adjustments_approved_check CHECK ((NOT (needs_approval AND (status = 'applied'::text) AND (approved_by IS NULL)))),
   constraint manual_adjustments_check CHECK (((approved_by IS NULL) OR (approved_by <> requested_by))),
   constraint manual_adjustments_comment_check CHECK ((length(comment) <= 2000)),
   constraint manual_adjustments_decision_comment_check CHECK ((length(decision_comment) <= 2000)),
+  constraint manual_adjustments_kind_check CHECK ((kind = ANY (ARRAY['adjustment'::text, 'merge'::text]))),
+  constraint manual_adjustments_merge_check CHECK ((((kind = 'merge'::text) = (into_member_id IS NOT NULL)) AND ((kind = 'merge'::text) = (reason_code = 'merge'::text)))),
   constraint manual_adjustments_points_check CHECK ((points <> 0)),
-  constraint manual_adjustments_reason_code_check CHECK ((reason_code = ANY (ARRAY['goodwill'::text, 'service_recovery'::text, 'correction'::text, 'migration'::text, 'fraud'::text]))),
+  constraint manual_adjustments_reason_code_check CHECK ((reason_code = ANY (ARRAY['goodwill'::text, 'service_recovery'::text, 'correction'::text, 'migration'::text, 'fraud'::text, 'merge'::text]))),
   constraint manual_adjustments_status_check CHECK ((status = ANY (ARRAY['pending_approval'::text, 'applied'::text, 'rejected'::text, 'expired'::text])))
 );
+CREATE INDEX manual_adjustments_into_window ON public.manual_adjustments USING btree (program_id, into_member_id, requested_at) WHERE ((NOT needs_approval) AND (into_member_id IS NOT NULL));
+CREATE INDEX manual_adjustments_member_window ON public.manual_adjustments USING btree (program_id, member_id, requested_at) WHERE (NOT needs_approval);
+CREATE INDEX manual_adjustments_requester_window ON public.manual_adjustments USING btree (program_id, requested_by, requested_at) WHERE (NOT needs_approval);
+CREATE TRIGGER manual_adjustments_audit AFTER INSERT OR UPDATE ON public.manual_adjustments FOR EACH ROW EXECUTE FUNCTION ll_audit_adjustment();
 CREATE TRIGGER manual_adjustments_no_delete BEFORE DELETE OR TRUNCATE ON public.manual_adjustments FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
 
 create table member_cohorts (
@@ -428,6 +464,35 @@ create table redemption_cohorts (
   constraint redemption_cohorts_points_reversed_check CHECK ((points_reversed >= 0))
 );
 
+create table redemption_taxes (
+  program_id text not null,
+  invoice_id text not null,
+  jurisdiction text not null,
+  currency character(3) not null,
+  treatment text not null,
+  basis text not null,
+  scheme text not null,
+  rate_millionths bigint not null,
+  taxable_base_minor bigint not null,
+  total_tax_minor bigint not null,
+  tax_on_credit_minor bigint not null,
+  tax_lines jsonb not null,
+  recorded_at timestamp with time zone not null default now(),
+  constraint redemption_taxes_pkey PRIMARY KEY (program_id, invoice_id),
+  constraint redemption_taxes_program_id_invoice_id_fkey FOREIGN KEY (program_id, invoice_id) REFERENCES redemptions(program_id, invoice_id),
+  constraint redemption_taxes_basis_check CHECK ((basis = ANY (ARRAY['law'::text, 'program'::text]))),
+  constraint redemption_taxes_check CHECK (((treatment = 'consideration'::text) OR (tax_on_credit_minor = 0))),
+  constraint redemption_taxes_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
+  constraint redemption_taxes_jurisdiction_check CHECK ((jurisdiction ~ '^[A-Z]{2}(-[A-Z0-9]{1,3})?$'::text)),
+  constraint redemption_taxes_rate_millionths_check CHECK (((rate_millionths >= 0) AND (rate_millionths <= 1000000))),
+  constraint redemption_taxes_scheme_check CHECK ((scheme = ANY (ARRAY['own_store'::text, 'third_party'::text]))),
+  constraint redemption_taxes_tax_lines_check CHECK ((jsonb_typeof(tax_lines) = 'array'::text)),
+  constraint redemption_taxes_tax_on_credit_minor_check CHECK ((tax_on_credit_minor >= 0)),
+  constraint redemption_taxes_taxable_base_minor_check CHECK ((taxable_base_minor >= 0)),
+  constraint redemption_taxes_total_tax_minor_check CHECK ((total_tax_minor >= 0)),
+  constraint redemption_taxes_treatment_check CHECK ((treatment = ANY (ARRAY['discount'::text, 'consideration'::text])))
+);
+
 create table redemptions (
   program_id text not null,
   invoice_id text not null,
@@ -487,6 +552,23 @@ create table refunds (
   constraint refunds_shortfall_points_check CHECK ((shortfall_points >= 0))
 );
 
+create table request_natural_keys (
+  program_id text not null,
+  kind text not null,
+  natural_id text not null,
+  subject text,
+  request_hash text,
+  principal text,
+  request jsonb,
+  created_at timestamp with time zone not null default now(),
+  updated_at timestamp with time zone not null default now(),
+  constraint request_natural_keys_pkey PRIMARY KEY (program_id, kind, natural_id),
+  constraint request_natural_keys_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
+  constraint request_natural_keys_check CHECK (((kind <> 'chargeback'::text) OR (subject IS NOT NULL))),
+  constraint request_natural_keys_kind_check CHECK ((kind = ANY (ARRAY['redemption'::text, 'chargeback'::text]))),
+  constraint request_natural_keys_natural_id_check CHECK (((length(natural_id) >= 1) AND (length(natural_id) <= 128)))
+);
+
 create table rule_changes (
   program_id text not null,
   change_id text not null,
@@ -508,8 +590,10 @@ create table rule_changes (
   constraint rule_changes_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
   constraint rule_changes_change_id_check CHECK ((change_id ~ '^[\x21-\x7e]{1,128}$'::text)),
   constraint rule_changes_comment_check CHECK ((length(comment) <= 2000)),
-  constraint rule_changes_status_check CHECK ((status = ANY (ARRAY['assessing'::text, 'awaiting_approvals'::text, 'scheduled'::text, 'active'::text, 'rejected'::text, 'expired'::text, 'withdrawn'::text])))
+  constraint rule_changes_status_check CHECK ((status = ANY (ARRAY['assessing'::text, 'awaiting_approvals'::text, 'scheduled'::text, 'active'::text, 'rejected'::text, 'expired'::text, 'withdrawn'::text, 'superseded'::text])))
 );
+CREATE TRIGGER rule_changes_audit AFTER INSERT OR UPDATE ON public.rule_changes FOR EACH ROW EXECUTE FUNCTION ll_audit_rule_change();
+CREATE TRIGGER rule_changes_final BEFORE DELETE OR UPDATE ON public.rule_changes FOR EACH ROW EXECUTE FUNCTION ll_rule_change_final();
 
 create table schema_functions (
   name text not null,
@@ -535,25 +619,33 @@ create function ll_accrue_batch(p_items jsonb) returns jsonb language plpgsql;
 create function ll_accrue_batch_fast(p_items jsonb) returns jsonb language plpgsql;
 create function ll_add_duration(p_from timestamp with time zone, p_duration interval) returns timestamp with time zone language sql immutable strict;
 create function ll_adjust_redemption(p jsonb) returns jsonb language plpgsql;
+create function ll_adjustment_key(p_invoice text, p_adjustment text) returns text language sql immutable;
 create function ll_apply_adjustment(p_adjustment uuid, p_approver text) returns jsonb language plpgsql;
+create function ll_apply_merge_request(p_adjustment uuid, p_approver text) returns jsonb language plpgsql;
+create function ll_approval_gate(p_program text, p_members text[], p_requester text, p_points bigint, p_default_threshold bigint, p_default_window text) returns jsonb language plpgsql;
 create function ll_arm_member(p_program text, p_member text) returns jsonb language plpgsql;
 create function ll_audit(p_chain smallint, p_actor text, p_action text, p_program text, p_member text, p_subject text, p_before jsonb, p_after jsonb, p_idem text) returns void language plpgsql;
+create function ll_audit_adjustment() returns trigger language plpgsql;
 create function ll_audit_close() returns trigger language plpgsql;
 create function ll_audit_hash(chain smallint, seq bigint, at timestamp with time zone, actor text, action text, program_id text, member_id text, subject text, before jsonb, after jsonb, idempotency_key text, prev_hash text) returns text language sql immutable;
 create function ll_audit_key() returns trigger language plpgsql;
 create function ll_audit_ledger_entry() returns trigger language plpgsql;
+create function ll_audit_rule_change() returns trigger language plpgsql;
 create function ll_audit_rules() returns trigger language plpgsql;
 create function ll_close_book(p_program text, p_period text, p_period_end timestamp with time zone, p_rows jsonb, p_actor text) returns jsonb language plpgsql;
 create function ll_cohort_cost() returns trigger language plpgsql;
 create function ll_commit_redemption(p_program text, p_invoice text, p_actor text) returns jsonb language plpgsql;
 create function ll_current_actor() returns text language sql stable;
 create function ll_decide_adjustment(p_adjustment uuid, p_status text, p_by text, p_comment text) returns jsonb language plpgsql;
+create function ll_decision_request_final() returns trigger language plpgsql;
 create function ll_expire_member(p_program text, p_member text, p_as_of timestamp with time zone, p_actor text) returns jsonb language plpgsql;
 create function ll_expiry_window(p_expiry jsonb, p_jurisdiction text) returns interval language sql immutable;
 create function ll_forbid_change() returns trigger language plpgsql;
 create function ll_give_back_redemption(r redemptions, p_points bigint, p_occurred timestamp with time zone, p_actor text, p_key text, p_reference text) returns bigint language plpgsql;
 create function ll_hold_redemption(p jsonb) returns jsonb language plpgsql;
+create function ll_idem_begin(p_scope text, p_key text, p_hash text, p_lease_seconds integer) returns jsonb language plpgsql;
 create function ll_idem_claim(p_scope text, p_key text, p_hash text) returns jsonb language plpgsql;
+create function ll_idem_release(p_scope text, p_key text, p_claim uuid) returns void language sql;
 create function ll_idem_store(p_scope text, p_key text, p_status integer, p_body jsonb) returns jsonb language plpgsql;
 create function ll_invoice_share_cap(p_total_minor bigint, p_share_millionths bigint, p_value_minor bigint) returns bigint language sql immutable strict;
 create function ll_lock_batch_members(p_items jsonb) returns text[] language plpgsql;
@@ -562,24 +654,31 @@ create function ll_locked_until(p_program text) returns timestamp with time zone
 create function ll_mark_gl_posted(p_program text, p_journal_key text, p_gl_entry text) returns void language sql;
 create function ll_member_cohorts_available(p_program text, p_member text) returns TABLE(cohort text, available bigint) language sql stable;
 create function ll_merge(p jsonb) returns jsonb language plpgsql;
+create function ll_natural_claim(p_program text, p_kind text, p_id text, p_subject text, p_hash text, p_principal text, p_request jsonb) returns text language plpgsql;
+create function ll_natural_take(p_program text, p_kind text, p_id text, p_hash text, p_principal text, p_request jsonb) returns void language sql;
 create function ll_points_estimate(p_program text) returns TABLE(rate numeric, period text) language sql stable;
 create function ll_post_journal(p_program text, p_kind text, p_occurred timestamp with time zone, p_reference text, p_actor text, p_key text, p_lines jsonb) returns bigint language plpgsql;
+create function ll_post_redemption_tax(p_program text, p_invoice text, p_points_before bigint, p_points bigint, p_occurred timestamp with time zone, p_actor text, p_key text, p_reversal boolean) returns bigint language plpgsql;
 create function ll_prorate(p_n numeric, p_before numeric, p_part numeric, p_total numeric) returns numeric language plpgsql immutable;
 create function ll_quarter_of(p_at timestamp with time zone) returns text language sql immutable strict;
 create function ll_raise(p_code text, p_status integer, p_message text, p_details jsonb DEFAULT '{}'::jsonb) returns void language plpgsql;
 create function ll_rearm_deadlines(p_program text, p_limit integer) returns integer language plpgsql;
 create function ll_rearm_returned_points(p_program text, p_member text, p_at timestamp with time zone) returns void language plpgsql;
 create function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamp with time zone, p_actor text, p_key text, p_revenue_account text) returns bigint language plpgsql;
+create function ll_record_redemption_tax(p jsonb) returns jsonb language plpgsql;
+create function ll_redemption_rules(p_program text, p_version integer) returns jsonb language sql stable;
 create function ll_redemption_view(r redemptions) returns jsonb language sql stable;
 create function ll_refund(p jsonb) returns jsonb language plpgsql;
 create function ll_refuse_locked_close_change() returns trigger language plpgsql;
 create function ll_refuse_locked_period() returns trigger language plpgsql;
 create function ll_release_account(p_liability text, p_default text, p_cohort text DEFAULT NULL::text) returns text language sql immutable;
 create function ll_release_redemption(p_program text, p_invoice text, p_reason text) returns jsonb language plpgsql;
+create function ll_request_adjustment(p jsonb) returns jsonb language plpgsql;
 create function ll_request_wake(p_program text, p_member text) returns void language sql;
 create function ll_resolve_member(p_program text, p_member text) returns text language plpgsql;
 create function ll_reverse_redemption(p_program text, p_invoice text, p_occurred timestamp with time zone, p_actor text, p_reason text) returns jsonb language plpgsql;
 create function ll_revocable(p_to_revoke bigint, p_available bigint) returns bigint language sql immutable;
+create function ll_rule_change_final() returns trigger language plpgsql;
 create function ll_rule_version_at(p_program text, p_at timestamp with time zone) returns integer language sql stable;
 create function ll_set_rule_version() returns trigger language plpgsql;
 create function ll_stripe(p_member text) returns smallint language sql immutable;
