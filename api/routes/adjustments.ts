@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { recordDecisionRequest } from '../../db/approval-requests';
 import { applyAdjustment, getAdjustment, recordAdjustment, type AdjustmentView } from '../../db/adjustments';
 import { ApiError, notFound } from '../../domain/errors';
 import {
@@ -110,11 +111,22 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (a.status !== 'pending_approval')
         throw new ApiError(409, 'adjustment_decided', `the adjustment is ${a.status}`, { status: a.status });
       try {
-        const decided = await requireTemporal(ctx, 'an approval')
-          .client.workflow.getHandle(adjustmentWorkflowId(programId, adjustmentId))
-          .executeUpdate(decideUpdate, {
-            args: [{ decision: body.decision, by: principal.name, comment: body.comment ?? null }],
-          });
+        const t = requireTemporal(ctx, 'an approval');
+        const workflowId = adjustmentWorkflowId(programId, adjustmentId);
+        const comment = body.comment ?? null;
+        // the workflow takes only the request's id, and checks it against the database (issue 14,
+        // item 1); the name is for runs from before the patch adjustment-approval-verified
+        const requestId = await recordDecisionRequest(ctx.pool, principal, {
+          kind: 'adjustment_approval',
+          programId,
+          subject: adjustmentId,
+          workflowId,
+          decision: body.decision,
+          comment,
+        });
+        const decided = await t.client.workflow.getHandle(workflowId).executeUpdate(decideUpdate, {
+          args: [{ decision: body.decision, by: principal.name, comment, requestId }],
+        });
         return { status: 200, body: decided };
       } catch (e) {
         rethrowUpdateRefusal(e, 'adjustment_decided');

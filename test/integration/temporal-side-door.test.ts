@@ -8,6 +8,7 @@ import { recordDecisionRequest, type DecisionRequest } from '../../db/approval-r
 import { createKey, revokeKey, type Role } from '../../db/keys';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import { AesGcmCodec, newKeyFile } from '../../temporal/codec';
+import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
 import { approveUpdate } from '../../workflows/close';
 import { outcomeUpdate, redemptionSaga, type RedemptionInput } from '../../workflows/redemption';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery } from '../../workflows/rule-change';
@@ -313,6 +314,213 @@ describe('approvals sent straight to the workflow', () => {
     assert.equal(legal.body.status, 'scheduled');
     assert.equal((await handle.result()).status, 'active');
     await recordHistory(worker.client, workflowId, 'rule-change-decision-verified');
+  });
+});
+
+describe('adjustment approvals sent straight to the workflow', () => {
+  /** A program with a threshold of 1,000 points, m-1 and m-2 holding 2,000 each. */
+  async function adjustmentProgram() {
+    const programId = await program({ adjustments: { approvalThresholdPoints: 1000 } });
+    for (const m of ['m-1', 'm-2']) {
+      const earned = await call('POST', `/v1/programs/${programId}/accruals`, {
+        role: 'billing',
+        body: { memberId: m, invoiceId: `earn-${m}`, amountMinor: 200_000, occurredAt: new Date().toISOString() },
+      });
+      assert.equal(earned.status, 201, JSON.stringify(earned.body));
+    }
+    return programId;
+  }
+  const ledgerOf = async (programId: string) =>
+    (
+      await pool.query(`select member_id, balance::int from members where program_id = $1 order by member_id`, [
+        programId,
+      ])
+    ).rows.map((r) => [r.member_id, r.balance]);
+  const rowOf = async (programId: string, adjustmentId: string) =>
+    (
+      await pool.query(
+        'select status, approved_by, entry_id from manual_adjustments where program_id = $1 and adjustment_id = $2',
+        [programId, adjustmentId],
+      )
+    ).rows[0];
+
+  test('an approval naming a finance user, a forged, revoked, wrong-role, wrong-adjustment or self request is refused and applies nothing; the API approval counts', async () => {
+    const programId = await adjustmentProgram();
+    const big = await call('POST', `/v1/programs/${programId}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm-1', points: 5000, reasonCode: 'migration' },
+    });
+    assert.equal(big.status, 202, JSON.stringify(big.body));
+    const { adjustmentId, workflowId } = big.body as { adjustmentId: string; workflowId: string };
+    const handle = worker.client.workflow.getHandle(workflowId);
+    const decide = (arg: Record<string, unknown>) => refusal(handle.executeUpdate(decideUpdate, { args: [arg] }));
+    const forAdjustment: DecisionRequest = {
+      kind: 'adjustment_approval',
+      programId,
+      subject: adjustmentId,
+      workflowId,
+      decision: 'approve',
+      comment: null,
+    };
+
+    assert.equal(
+      await decide({ decision: 'approve', by: 'test-finance', comment: null }),
+      'decision_request_required',
+      'a name counts for nothing',
+    );
+    assert.equal(await decide({ requestId: randomUUID() }), 'decision_request_unknown', 'an id the API never wrote');
+    assert.equal(await decide({ requestId: 'not-an-id' }), 'decision_request_unknown');
+    const revoked = await requestBy('frida', ['finance'], forAdjustment, { revoke: true });
+    assert.equal(await decide({ requestId: revoked }), 'unauthorized', 'a revoked key');
+    const support = await requestBy('sven', ['support'], forAdjustment);
+    assert.equal(await decide({ requestId: support }), 'forbidden', 'not finance');
+    // the requester, even with a key that holds finance (and admin)
+    const self = await requestBy('test-support', ['finance', 'admin'], forAdjustment);
+    assert.equal(await decide({ requestId: self }), 'segregation_of_duties', 'the requester');
+    const other = await requestBy('felix', ['finance'], { ...forAdjustment, subject: randomUUID() });
+    assert.equal(await decide({ requestId: other }), 'decision_request_mismatch', 'a request for another adjustment');
+    const closeKind = await requestBy('fay', ['finance'], { ...forAdjustment, kind: 'close_approval' });
+    assert.equal(await decide({ requestId: closeKind }), 'decision_request_mismatch', 'a request of another kind');
+    const rejecter = await requestBy('fern', ['finance'], { ...forAdjustment, decision: 'reject' }, { revoke: true });
+    assert.equal(await decide({ requestId: rejecter }), 'unauthorized', 'a rejection by a revoked key');
+
+    assert.deepEqual(
+      await ledgerOf(programId),
+      [
+        ['m-1', 2000],
+        ['m-2', 2000],
+      ],
+      'nothing applied',
+    );
+    assert.deepEqual(await rowOf(programId, adjustmentId), {
+      status: 'pending_approval',
+      approved_by: null,
+      entry_id: null,
+    });
+    assert.equal((await handle.describe()).status.name, 'RUNNING', 'still waiting for finance');
+
+    const approved = await call('POST', `/v1/programs/${programId}/adjustments/${adjustmentId}/approvals`, {
+      role: 'finance',
+      body: { decision: 'approve', comment: 'checked' },
+    });
+    assert.deepEqual(
+      [approved.status, approved.body.status, approved.body.approvedBy],
+      [200, 'applied', 'test-finance'],
+      JSON.stringify(approved.body),
+    );
+    assert.deepEqual(await ledgerOf(programId), [
+      ['m-1', 7000],
+      ['m-2', 2000],
+    ]);
+    // decided (and ended): another finance user's request, even a valid one, counts for nothing
+    await eventually('workflow done', async () => (await handle.describe()).status.name === 'COMPLETED');
+    const late = await requestBy('fabian', ['finance'], { ...forAdjustment, decision: 'reject' });
+    await assert.rejects(handle.executeUpdate(decideUpdate, { args: [{ requestId: late }] }));
+    assert.deepEqual(await rowOf(programId, adjustmentId), {
+      status: 'applied',
+      approved_by: 'test-finance',
+      entry_id: approved.body.entryId,
+    });
+    await recordHistory(worker.client, workflowId, 'adjustment-approval-verified');
+  });
+
+  test('a merge past the threshold: an approval naming a finance user or by its requester is refused and merges nothing; the API approval merges', async () => {
+    const programId = await adjustmentProgram();
+    const merge = await call('POST', `/v1/programs/${programId}/members/m-2/merge`, {
+      role: 'support',
+      body: { intoMemberId: 'm-1' },
+    });
+    assert.equal(merge.status, 202, JSON.stringify(merge.body));
+    const { adjustmentId, workflowId } = merge.body as { adjustmentId: string; workflowId: string };
+    const handle = worker.client.workflow.getHandle(workflowId);
+    const decide = (arg: Record<string, unknown>) => refusal(handle.executeUpdate(decideUpdate, { args: [arg] }));
+    assert.equal(await decide({ decision: 'approve', by: 'test-finance', comment: null }), 'decision_request_required');
+    const self = await requestBy('test-support', ['finance'], {
+      kind: 'adjustment_approval',
+      programId,
+      subject: adjustmentId,
+      workflowId,
+      decision: 'approve',
+      comment: null,
+    });
+    assert.equal(await decide({ requestId: self }), 'segregation_of_duties');
+    assert.deepEqual(
+      await ledgerOf(programId),
+      [
+        ['m-1', 2000],
+        ['m-2', 2000],
+      ],
+      'nothing merged',
+    );
+    assert.equal((await rowOf(programId, adjustmentId)).status, 'pending_approval');
+    const approved = await call('POST', `/v1/programs/${programId}/adjustments/${adjustmentId}/approvals`, {
+      role: 'finance',
+      body: { decision: 'approve' },
+    });
+    assert.deepEqual([approved.status, approved.body.status], [200, 'applied'], JSON.stringify(approved.body));
+    assert.deepEqual(
+      await ledgerOf(programId),
+      [
+        ['m-1', 4000],
+        ['m-2', 0],
+      ],
+      'merged',
+    );
+  });
+
+  test("a run started straight on Temporal with another requester, member and points applies the row's, and refuses its real requester", async () => {
+    const programId = await adjustmentProgram();
+    const big = await call('POST', `/v1/programs/${programId}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm-1', points: 1500, reasonCode: 'migration' },
+    });
+    assert.equal(big.status, 202, JSON.stringify(big.body));
+    const { adjustmentId, workflowId } = big.body as { adjustmentId: string; workflowId: string };
+    await worker.client.workflow.getHandle(workflowId).terminate('replaced by an insider');
+    // what an insider writes: somebody else asked, a million points for m-2
+    const handle = await worker.client.workflow.start(adjustmentApproval, {
+      workflowId,
+      taskQueue: worker.taskQueue,
+      args: [
+        { programId, adjustmentId, memberId: 'm-2', points: 1_000_000, requestedBy: 'mallory', decideWithin: 'P7D' },
+      ],
+    });
+    const self = await requestBy('test-support', ['finance'], {
+      kind: 'adjustment_approval',
+      programId,
+      subject: adjustmentId,
+      workflowId,
+      decision: 'approve',
+      comment: null,
+    });
+    assert.equal(
+      await refusal(handle.executeUpdate(decideUpdate, { args: [{ requestId: self }] })),
+      'segregation_of_duties',
+      "the row's requester, not the input's",
+    );
+    assert.deepEqual(
+      await ledgerOf(programId),
+      [
+        ['m-1', 2000],
+        ['m-2', 2000],
+      ],
+      'nothing applied',
+    );
+    const approved = await call('POST', `/v1/programs/${programId}/adjustments/${adjustmentId}/approvals`, {
+      role: 'finance',
+      body: { decision: 'approve' },
+    });
+    assert.deepEqual([approved.status, approved.body.status], [200, 'applied'], JSON.stringify(approved.body));
+    assert.deepEqual(
+      await ledgerOf(programId),
+      [
+        ['m-1', 3500],
+        ['m-2', 2000],
+      ],
+      "the row's 1,500 points to m-1",
+    );
+    const memo = (await handle.describe()).memo as { summary?: string } | undefined;
+    assert.match(String(memo?.summary), /^1500 pts for m-1: applied by test-finance$/);
   });
 });
 
