@@ -357,6 +357,7 @@ create table members (
   constraint members_member_id_check CHECK (((length(member_id) >= 1) AND (length(member_id) <= 128))),
   constraint members_status_check CHECK ((status = ANY (ARRAY['active'::text, 'merged'::text, 'archived'::text])))
 );
+CREATE INDEX members_merged_into ON public.members USING btree (program_id, merged_into) WHERE (merged_into IS NOT NULL);
 
 create table notifications (
   notification_id bigint not null default nextval('notifications_notification_id_seq'::regclass),

@@ -39,6 +39,8 @@ export interface ProgramRules {
   adjustments?: { approvalThresholdPoints?: number; approvalWindow?: string; goodwillTreatment?: GoodwillTreatment };
   /** how the part of an invoice paid with points is taxed, per jurisdiction (domain/tax.ts; the law's when absent) */
   tax?: ProgramTaxRules;
+  /** RFC 3339: no accrual is dated before it (accrual_before_go_live); absent, no bound */
+  goLiveAt?: string;
 }
 
 /**

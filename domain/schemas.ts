@@ -19,6 +19,8 @@ export const LIMITS = {
   maxPointsPerAccrual: 1_000_000_000_000,
   /** business times before this are a typo, not history */
   earliestYear: 1970,
+  /** a period's (calendar quarter's) year: four digits in this range (closes, reports) */
+  periodYears: { min: 2000, max: 2999 },
 } as const;
 
 const id = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, 1 to 128 characters');
@@ -147,6 +149,12 @@ export const createProgramSchema = z
       })
       .strict(),
     chargebackWindow: duration,
+    /**
+     * the program's go-live (RFC 3339, optional; absent: no bound): an accrual dated before it is
+     * refused (422 accrual_before_go_live); a migration loading history sets it to the first sale's
+     * time. A rule like the others: a rule change moves it.
+     */
+    goLiveAt: instant.optional(),
   })
   .strict();
 export type CreateProgram = z.infer<typeof createProgramSchema>;
@@ -241,7 +249,13 @@ const calendarDate = z
     'a real calendar date',
   )
   .refine((d) => Number(d.slice(0, 4)) >= LIMITS.earliestYear, `a date in ${LIMITS.earliestYear} or later`);
-const period = z.string().regex(/^\d{4}-Q[1-4]$/, 'a calendar quarter, e.g. 2026-Q3');
+const period = z
+  .string()
+  .regex(/^\d{4}-Q[1-4]$/, 'a calendar quarter, e.g. 2026-Q3')
+  .refine((p) => {
+    const year = Number(p.slice(0, 4));
+    return year >= LIMITS.periodYears.min && year <= LIMITS.periodYears.max;
+  }, `a quarter of a year from ${LIMITS.periodYears.min} to ${LIMITS.periodYears.max}`);
 export const startCloseSchema = z
   .object({
     period,

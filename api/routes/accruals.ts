@@ -22,9 +22,22 @@ export function sendWriteResult(reply: import('fastify').FastifyReply, r: WriteR
   return reply.status(r.status).send(r.body);
 }
 
-function notInFuture(occurredAt: string): void {
+/** Accruals, refunds and redemptions may not claim to happen beyond the clock skew (400 validation_failed). */
+export function notInFuture(occurredAt: string): void {
   if (Date.parse(occurredAt) > Date.now() + LIMITS.maxClockSkewMs) {
     throw validationFailed('occurredAt is in the future', { occurredAt });
+  }
+}
+
+/** An accrual is never dated before the program's go-live (rules.goLiveAt; absent, no bound). */
+export function notBeforeGoLive(program: ProgramRow, occurredAt: string): void {
+  const goLiveAt = program.rules.goLiveAt;
+  if (goLiveAt !== undefined && Date.parse(occurredAt) < Date.parse(goLiveAt)) {
+    throw new ApiError(422, 'accrual_before_go_live', "occurredAt is before the program's go-live", {
+      occurredAt,
+      goLiveAt,
+      ruleVersion: program.activeVersion,
+    });
   }
 }
 
@@ -102,7 +115,9 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
     let result: WriteResult | undefined;
     let points = 0n;
     for (let attempt = 1; result === undefined; attempt++) {
-      const priced = priceAccrual(await ctx.programs.get(programId), BigInt(body.amountMinor));
+      const program = await ctx.programs.get(programId);
+      notBeforeGoLive(program, body.occurredAt);
+      const priced = priceAccrual(program, BigInt(body.amountMinor));
       points = priced.points;
       try {
         result = await withClientKey(key, () =>

@@ -19,6 +19,7 @@ import { chargebackSignal, outcomeUpdate, redemptionSaga } from '../../workflows
 import { requireTemporal, type ApiContext } from '../context';
 import { idempotencyKey, idempotent, parse, requestHash } from '../validate';
 import { claimNaturalKey, takeNaturalKey } from '../../db/idempotency';
+import { notInFuture } from './accruals';
 
 export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const temporal = () => requireTemporal(ctx, 'a redemption');
@@ -31,6 +32,8 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const { programId } = parse(programParams, req.params, 'path');
     const body = parse(redemptionSchema, req.body, 'redemption');
     const key = idempotencyKey(req);
+    // the same clock-skew bound as an accrual's (400 validation_failed)
+    notInFuture(body.occurredAt);
     const request = { scope: programId, principal: principal.name, route: 'redemptions', request: body, key };
     return idempotent(ctx.pool, req, reply, request, async () => {
       const program = await ctx.programs.get(programId);
@@ -87,6 +90,14 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         );
       }
       ctx.metrics.redemptions.inc({ status: outcome.status });
+      // dated before the member's first earn: the hold (the database) refused it, nothing held or
+      // written; bad input, answered 422 (not stored: the invoice may be redeemed again)
+      if (outcome.status === 'declined' && outcome.reason === 'redemption_before_first_earn')
+        throw new ApiError(422, 'redemption_before_first_earn', "occurredAt is before the member's first earn", {
+          occurredAt: body.occurredAt,
+          memberId: body.memberId,
+          workflowId,
+        });
       if (outcome.status === 'applied') ctx.metrics.redeemedPoints.inc(outcome.pointsApplied ?? 0);
       return { status: 201, body: { ...outcome, workflowId } };
     });

@@ -19,6 +19,7 @@ declare
   v_cum bigint := 0; c record;
   v_ledger boolean := coalesce(p->>'rulesFrom' = 'ledger', false); v_version int; v_rules jsonb;
   v_share bigint := (p->>'maxInvoiceShareMillionths')::bigint; v_order text := p->>'cohortOrder';
+  v_occurred timestamptz := (p->>'occurredAt')::timestamptz; v_first timestamptz;
 begin
   select * into r from redemptions where program_id = v_program and invoice_id = v_invoice;
   if found then
@@ -36,9 +37,26 @@ begin
     v_share := (v_rules->>'maxInvoiceShareMillionths')::bigint; v_order := v_rules->>'cohortOrder';
   end if;
 
+  -- the same clock-skew bound as accruals (LIMITS.maxClockSkewMs): the API refuses it first, this
+  -- guards a saga started straight on Temporal
+  if v_occurred > now() + interval '5 minutes' then
+    return jsonb_build_object('status', 'declined', 'reason', 'occurred_at_in_future', 'occurredAt', ll_ts(v_occurred));
+  end if;
   select * into m from members where program_id = v_program and member_id = p->>'memberId' for update;
   if not found then return jsonb_build_object('status', 'declined', 'reason', 'unknown_member'); end if;
   if m.status <> 'active' then return jsonb_build_object('status', 'declined', 'reason', 'member_not_active', 'mergedInto', m.merged_into); end if;
+  -- never before the member's first earn (issue 14, item 7): the earliest accrual's entry of the
+  -- member or of a member merged into it (one hop: ll_merge keeps chains compressed). Goodwill and
+  -- merges are dated when recorded, not when the points were bought: they set no bound, and a member
+  -- holding goodwill only has none.
+  select min(e.occurred_at) into v_first from ledger_entries e
+   where e.program_id = v_program and e.type = 'earn'
+     and (e.member_id = m.member_id
+          or e.member_id in (select x.member_id from members x where x.program_id = v_program and x.merged_into = m.member_id));
+  if v_first is not null and v_occurred < v_first then
+    return jsonb_build_object('status', 'declined', 'reason', 'redemption_before_first_earn',
+      'occurredAt', ll_ts(v_occurred), 'firstEarnAt', ll_ts(v_first));
+  end if;
   -- a redemption after the deadline finds the points already expired
   if m.expires_at is not null and (p->>'occurredAt')::timestamptz > m.expires_at then
     return jsonb_build_object('status', 'declined', 'reason', 'points_expired');

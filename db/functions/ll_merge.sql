@@ -1,5 +1,6 @@
 -- Merge a duplicate member into a survivor: points, cohorts and purchase dates move; the
--- survivor's deadline becomes the later of the two. Both rows are locked in key order.
+-- survivor's deadline becomes the later of the two. Both rows are locked in key order. Members
+-- merged into the merged member before are pointed at the survivor (chains compressed).
 -- A merge moves points as an adjustment does, so it passes the same approval gate (ll_approval_gate:
 -- the points moved without a finance approval in the window, for both members and the requester,
 -- plus the member's balance): past the threshold nothing moves, a pending `merge` row of
@@ -87,6 +88,10 @@ begin
    where program_id = v_program and member_id = v_into;
   update members set balance = 0, expires_at = null, status = 'merged', merged_into = v_into
    where program_id = v_program and member_id = v_from;
+  -- Chains stay one hop long (issue 14, item 7): the members merged into v_from before now point at
+  -- the survivor, in this transaction, so a → b → c → … resolves in one step however long it grew.
+  update members set merged_into = v_into
+   where program_id = v_program and merged_into = v_from and status = 'merged';
   perform ll_request_wake(v_program, v_from);
   if v_exp is not null and (s.armed_deadline is null or v_exp < s.armed_deadline) then
     perform ll_request_wake(v_program, v_into);

@@ -38,6 +38,11 @@ begin
   if a.member_id <> p->>'memberId' then
     perform ll_raise('validation_failed', 400, 'memberId is not the member the invoice earned points for', jsonb_build_object('invoiceId', v_invoice, 'memberId', p->>'memberId'));
   end if;
+  -- A refund is never dated before its sale (issue 14, item 7): its points and allocation would
+  -- leave the books before they entered them.
+  if v_occurred < a.occurred_at then
+    perform ll_raise('refund_before_sale', 422, 'occurredAt is before the sale it refunds', jsonb_build_object('invoiceId', v_invoice, 'occurredAt', ll_ts(v_occurred), 'saleOccurredAt', ll_ts(a.occurred_at)));
+  end if;
   select coalesce(sum(amount_minor), 0) into v_before from refunds where program_id = v_program and invoice_id = v_invoice;
   if v_before + v_amount > a.amount_minor then
     perform ll_raise('refund_exceeds_invoice', 422, 'refunds would exceed the invoice amount', jsonb_build_object('invoiceId', v_invoice, 'invoiceAmountMinor', a.amount_minor, 'alreadyRefundedMinor', v_before));
