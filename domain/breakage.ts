@@ -174,6 +174,25 @@ export function estimateBounds(pointsIssued: bigint, redeemed: bigint, expired: 
 const redeemedOf = (r: CohortDevelopment) =>
   r.cumulativeRedeemed.length > 0 ? r.cumulativeRedeemed[r.cumulativeRedeemed.length - 1]! : 0n;
 
+/** Every point of the cohort redeemed, expired or revoked: it can redeem no more. */
+export const isCompleteCohort = (r: CohortDevelopment) =>
+  r.pointsIssued > 0n && redeemedOf(r) + r.pointsExpired >= r.pointsIssued;
+
+/**
+ * Whether development is observed to its end: the cohorts observed at the oldest age (at least
+ * `minCohortsPerFactor` of them) are all complete, so cohorts of that age have redeemed all they
+ * ever will, and a younger cohort carried there by the factors is at its ultimate (no tail factor
+ * needed). Returns that age, or null. An open cohort at the oldest age is not: its development
+ * beyond is not observed.
+ */
+export function developmentEndAge(rows: CohortDevelopment[], limits: EstimationLimits): number | null {
+  const purchased = rows.filter((r) => !isGoodwillCohort(r.cohort) && r.cumulativeRedeemed.length > 0);
+  if (purchased.length === 0) return null;
+  const maxAge = Math.max(...purchased.map((r) => r.cumulativeRedeemed.length - 1));
+  const oldest = purchased.filter((r) => r.cumulativeRedeemed.length - 1 === maxAge);
+  return oldest.length >= limits.minCohortsPerFactor && oldest.every(isCompleteCohort) ? maxAge : null;
+}
+
 /** A cohort's points as of the period's end: what its bounds are made of. */
 export interface CohortPoints {
   cohort: string;
@@ -269,6 +288,7 @@ export function projectUltimateRates(
     limits,
   );
   const horizon = developmentHorizon(factors);
+  const endAge = developmentEndAge(rows, limits);
   const estimates = rows.map((r): UltimateEstimate => {
     const latestAge = r.cumulativeRedeemed.length - 1;
     const redeemedToDate = redeemedOf(r);
@@ -293,6 +313,19 @@ export function projectUltimateRates(
     for (; age < factors.length && factors[age]!.sufficient; age++) {
       num *= factors[age]!.numerator;
       den *= factors[age]!.denominator;
+    }
+    // development observed to its end: the factors carried the cohort to the oldest age, where
+    // every cohort observed is complete, so that is its ultimate (no tail factor is needed)
+    if (endAge !== null && age === endAge && latestAge < endAge) {
+      const scaledNum = num * RATE_SCALE;
+      const scaledDen = den * r.pointsIssued;
+      const rate = (2n * scaledNum + scaledDen) / (2n * scaledDen);
+      return make(
+        'chain_ladder',
+        clampRate(rate, limits.minRate),
+        `projected from age ${latestAge} to ${endAge} with the factors; every cohort observed at age ${endAge} is complete (every point redeemed, expired or revoked): development ends there`,
+        num / den,
+      );
     }
     const f = factors[age];
     const unobserved = f

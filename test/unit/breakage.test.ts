@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   chainLadderFactors,
   DEFAULT_ESTIMATION_LIMITS,
+  developmentEndAge,
   estimateBounds,
   estimationLimitsFrom,
   overrideOutsideBounds,
@@ -26,6 +27,39 @@ const triangle = [
   row('2026-Q2', 1000n, [200n, 500n]),
   row('2026-Q3', 2000n, [300n]),
 ];
+
+describe('chain ladder: development observed to its end (default policy, no tail factor)', () => {
+  // two cohorts observed at the oldest age, age 2, are complete: each redeemed 400 of 1,000 and the
+  // other 600 expired; the young cohort redeemed 100 of 1,000 at age 0
+  const done = (c: string) => row(c, 1000n, [200n, 350n, 400n], 750_000n, 600n);
+  const young = row('2026-Q3', 1000n, [100n], 750_000n);
+
+  test('a young cohort is carried by the factors to the age where every cohort observed is complete: its ultimate', () => {
+    const rows = [done('2026-Q1'), { ...done('2026-Q2'), cohort: '2026-Q2' }, young];
+    assert.equal(developmentEndAge(rows, DEFAULT_ESTIMATION_LIMITS), 2);
+    const e = projectUltimateRates(rows, null).estimates.find((x) => x.cohort === '2026-Q3')!;
+    // 100 x (700 / 400) x (800 / 700) = 200 of 1,000
+    assert.deepEqual([e.method, e.rate, e.projectedRedeemed], ['chain_ladder', 200_000n, 200n]);
+    assert.match(e.reason!, /every cohort observed at age 2 is complete/);
+  });
+
+  test('an open cohort at the oldest age, or too few complete ones: development beyond is not observed, the prior stays', () => {
+    const open = row('2026-Q2', 1000n, [200n, 350n, 400n], 750_000n, 500n); // 100 points still outstanding
+    const withOpen = [done('2026-Q1'), open, young];
+    assert.equal(developmentEndAge(withOpen, DEFAULT_ESTIMATION_LIMITS), null);
+    const e = projectUltimateRates(withOpen, null).estimates.find((x) => x.cohort === '2026-Q3')!;
+    assert.deepEqual([e.method, e.rate], ['prior', 750_000n]);
+    // the open oldest cohort itself is never taken as fully developed
+    const o = projectUltimateRates(withOpen, null).estimates.find((x) => x.cohort === '2026-Q2')!;
+    assert.equal(o.method, 'prior');
+    const lone = [done('2026-Q1'), young];
+    assert.equal(
+      developmentEndAge(lone, DEFAULT_ESTIMATION_LIMITS),
+      null,
+      'one complete cohort is fewer than the minimum',
+    );
+  });
+});
 
 describe('chain ladder: examples', () => {
   test('volume-weighted factors, and which are backed by enough cohorts', () => {
@@ -252,7 +286,9 @@ describe('chain ladder: properties', () => {
             );
             // u <= (R + outstanding)/N, to the millionth (the database keeps rates of 6 places)
             assert.ok(e.rate <= (e.upperBound! > e.lowerBound! ? e.upperBound! : e.lowerBound!) || e.rate === 1n);
-            if (tail === null && override === null) assert.notEqual(e.method, 'chain_ladder');
+            // without a tail factor the chain ladder applies only where development is observed to end
+            if (tail === null && override === null && e.method === 'chain_ladder')
+              assert.notEqual(developmentEndAge(rows, limits), null);
             if (e.method === 'prior' && e.bounded === null) assert.equal(e.rate, r.priorRate);
             if (override !== null) assert.equal(e.method, 'override');
             if (e.method === 'override' && e.bounded === null)
