@@ -51,9 +51,10 @@ export async function recordedTaxTreatment(
 
 /**
  * The tax effect of redemptions in a period by jurisdiction and treatment, for the close report:
- * the redemptions dated in it and their credits, and the output tax booked in it out of the
- * released liability (journals of kind redemption_tax, net of what give-backs reversed, whenever
- * the redemption was made).
+ * the redemptions dated in it and their credits still applied (less what chargebacks and lowered
+ * invoices took back), and the output tax booked in it out of the released liability (journals of
+ * kind redemption_tax, net of what give-backs reversed, whenever the redemption was made), so that
+ * credit x rate and the tax agree for the period's own redemptions.
  */
 export async function redemptionTaxEffect(
   pool: Pool,
@@ -71,7 +72,8 @@ export async function redemptionTaxEffect(
 > {
   const { rows } = await pool.query(
     `with moves as (
-       select t.jurisdiction, t.treatment, 1 as redemptions, r.credit_minor as credit, 0::bigint as output_tax
+       select t.jurisdiction, t.treatment, 1 as redemptions, r.credit_minor - r.credit_reversed_minor as credit,
+              0::bigint as output_tax
          from redemption_taxes t join redemptions r using (program_id, invoice_id)
         where t.program_id = $1 and r.status in ('applied', 'reversed') and r.occurred_at >= $2 and r.occurred_at < $3
        union all

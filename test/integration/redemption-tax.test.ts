@@ -163,6 +163,9 @@ describe('tax on redemptions', () => {
       loyalty_revenue: -1846,
       output_tax_payable: -138,
     });
+    // the redemption says what of its tax is still due: none
+    const after = (await readRedemption(programId, invoiceId)).tax;
+    assert.deepEqual([after.taxOnCreditMinor, after.taxReversedMinor, after.taxOnCreditOutMinor], [138, 138, 0]);
   });
 
   test('California (Regulation 1671.1): store points are a discount, no output tax on them; billing is told so', async () => {
@@ -256,6 +259,26 @@ describe('tax on redemptions', () => {
     });
   });
 
+  test('points redeemed after their cohort recognised all it carries: their output tax is a cost, never negative revenue', async () => {
+    const { programId, invoiceId } = await setup('US-MN');
+    await redeem(programId, invoiceId);
+    // the first 2,000 points reached N x u (2,500 x 0.8): the cohort recognised all 19.84 it carries
+    const second = uniqueId('inv');
+    await billing.createInvoice(
+      { invoiceId: second, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 20_000 }] },
+      `inv-${second}`,
+    );
+    await redeem(programId, second, 500);
+    // 500 x 6.875% = 34.375 -> 34, and the release of these 500 points is 0: all of it a cost
+    assert.deepEqual(await netByAccount(programId, `redeem:${second}:tax`), {
+      loyalty_expense: -34,
+      output_tax_payable: 34,
+    });
+    assert.equal((await netByAccount(programId, `redeem:${second}:`)).loyalty_revenue ?? 0, 0);
+    const read = (await readRedemption(programId, second)).tax;
+    assert.deepEqual([read.taxOnCreditMinor, read.taxOnCreditOutMinor], [34, 34]);
+  });
+
   test('a bad tax setting is refused with a clear 400 and writes nothing', async () => {
     const programId = uniqueId('tax-bad');
     for (const tax of [
@@ -283,13 +306,16 @@ describe('tax on redemptions', () => {
     assert.equal(adj.body.pointsReversed, 1400, JSON.stringify(adj.body));
     // 138 x 1,400 / 2,000 = 96.6 -> 97 back; 41 stays with the 600 points still spent
     assert.equal((await netByAccount(programId, `redeem-adjust:${invoiceId}:a-1:`)).output_tax_payable, -97);
+    const left = (await readRedemption(programId, invoiceId)).tax;
+    assert.deepEqual([left.taxReversedMinor, left.taxOnCreditOutMinor], [97, 41]);
     assert.ok(r.redemptionId);
 
-    // the close report's tax effect for the quarter: one redemption of 20.00, 1.38 - 0.97 of output tax
+    // the close report's tax effect for the quarter: one redemption whose credit is now 6.00, and
+    // 1.38 - 0.97 = 0.41 of output tax, 6.875% of it
     const period = quarterOf(new Date());
     const figures = periodFigures(programId, period, await readPeriodBooks(pool, programId, period));
     assert.deepEqual(figures.taxEffect, [
-      { jurisdiction: 'US-MN', treatment: 'consideration', redemptions: 1, creditMinor: 2000, outputTaxMinor: 41 },
+      { jurisdiction: 'US-MN', treatment: 'consideration', redemptions: 1, creditMinor: 600, outputTaxMinor: 41 },
     ]);
   });
 
