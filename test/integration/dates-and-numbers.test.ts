@@ -347,8 +347,20 @@ describe('merge chains', () => {
     });
     assert.equal(refund.status, 201, JSON.stringify(refund.body));
     assert.deepEqual([refund.body.memberId, refund.body.balance], [id(N), (N + 1) * 10]);
+    // adjustment: on a merged member's id it is refused as after one merge (409 member_not_active,
+    // ll_request_adjustment), never a 500 however long the chain; on the live member it applies
+    const onMerged = await call('POST', `/v1/programs/${programId}/adjustments`, {
+      role: 'support',
+      body: { memberId: id(0), points: 5, reasonCode: 'goodwill' },
+    });
+    assert.deepEqual([onMerged.status, onMerged.body.error?.code], [409, 'member_not_active']);
+    const adjusted = await call('POST', `/v1/programs/${programId}/adjustments`, {
+      role: 'support',
+      body: { memberId: id(N), points: 5, reasonCode: 'goodwill' },
+    });
+    assert.deepEqual([adjusted.status, adjusted.body.status], [201, 'applied'], JSON.stringify(adjusted.body));
     const live = await call('GET', `/v1/programs/${programId}/members/${id(N)}`, { role: 'support' });
-    assert.equal(live.body.balance, (N + 1) * 10);
+    assert.equal(live.body.balance, (N + 1) * 10 + 5);
   });
 
   test('a chain made before compression (any length) is followed and compressed by the next write', async () => {
