@@ -9,6 +9,10 @@ import type { ProgramCache } from './program-cache';
 /** What route handlers may use: the database, the program cache, auth, the accrual batcher. */
 export interface ApiContext {
   pool: Pool;
+  /** where the report and liability reads run (their own few connections and statement timeout; else `pool`) */
+  reportPool: Pool;
+  /** how long a request waits on a workflow's answer before answering 202 with where to poll */
+  workflowWaitMs: number;
   programs: ProgramCache;
   auth: Authenticator;
   requireRole: typeof requireRole;
@@ -47,4 +51,33 @@ export function rethrowUpdateRefusal(e: unknown, fallbackCode: string): never {
     throw new ApiError(code === 'segregation_of_duties' ? 403 : 409, code, cause?.message ?? e.message);
   }
   throw e;
+}
+
+/**
+ * A workflow's answer if it comes within `ms`, else null (the request then answers 202 with where
+ * to poll). The answer arriving later, or failing, is dropped: the workflow's own record is what
+ * the poll reads.
+ */
+export async function answerWithin<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => {
+          late = true;
+          resolve(null);
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (late) p.catch(() => undefined);
+  }
+}
+
+/** The 202 of a request whose workflow did not answer in time: not stored, so the same request sent again answers what it is then. */
+export function stillRunning(workflowId: string, poll: string, extra: Record<string, unknown> = {}) {
+  return { status: 202, body: { status: 'in_progress', ...extra, workflowId, poll }, keep: false };
 }

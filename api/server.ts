@@ -8,7 +8,7 @@ import { CORRELATION_HTTP_HEADER } from '../domain/correlation';
 import { ApiError } from '../domain/errors';
 import { correlation, correlationIdFrom } from '../temporal/correlation';
 import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
-import { Authenticator, LOG_REDACT, requireRole } from './auth';
+import { Authenticator, FailedAuthThrottle, LOG_REDACT, requireRole, type AuthThrottleOptions } from './auth';
 import type { ApiContext } from './context';
 import { docsPage, openApiDocument } from './openapi';
 import { apiMetrics } from './metrics';
@@ -42,7 +42,42 @@ export interface ApiOptions {
    * (`npm start`, a Prometheus on the same host) and 401 to anyone else.
    */
   metricsToken?: string;
+  /**
+   * The pool the report and liability reads run on (a few connections, a statement timeout of its
+   * own: cli/api-server.ts), so that slow reports never take the connections writes need. Without
+   * one they share `pool`.
+   */
+  reportPool?: Pool;
+  /** Failed authentication throttled per address and key prefix (api/auth.ts); without it, not counted. */
+  authThrottle?: AuthThrottleOptions;
+  /** Fastify's socket and request timeouts (DEFAULT_HTTP_TIMEOUTS when absent). */
+  httpTimeouts?: HttpTimeouts;
+  /** How long a request waits on a workflow's answer before it answers 202 with where to poll (DEFAULT_WORKFLOW_WAIT_MS). */
+  workflowWaitMs?: number;
 }
+
+export interface HttpTimeouts {
+  /** a socket that sends nothing for this long is closed (Fastify's connectionTimeout) */
+  connectionTimeoutMs: number;
+  /** the whole request, headers and body, must arrive within this (Node's requestTimeout: 408) */
+  requestTimeoutMs: number;
+  /** an idle keep-alive socket is closed after this */
+  keepAliveTimeoutMs: number;
+}
+
+/**
+ * A whole request within 30 s (slow senders, slowloris: 408); a socket idle for 2 minutes is closed;
+ * an idle keep-alive socket after 72 s, longer than a load balancer's usual 60 s idle timeout (a
+ * shorter one makes it reuse sockets the API has just closed: 502s, ECONNRESET).
+ */
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = {
+  connectionTimeoutMs: 120_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 72_000,
+};
+
+/** A request that waits on a workflow (a redemption's outcome, an approval) answers 202 after this. */
+export const DEFAULT_WORKFLOW_WAIT_MS = 5_000;
 
 export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 200, maxInFlight: 2, maxQueued: 20_000, maxAttempts: 5 };
 
@@ -81,6 +116,9 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
       { level: o.logger.levelVal > 40 ? o.logger.level : 'warn', redact: LOG_REDACT },
     ) as FastifyBaseLogger,
     bodyLimit: o.bodyLimitBytes,
+    connectionTimeout: (o.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS).connectionTimeoutMs,
+    requestTimeout: (o.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS).requestTimeoutMs,
+    keepAliveTimeout: (o.httpTimeouts ?? DEFAULT_HTTP_TIMEOUTS).keepAliveTimeoutMs,
     return503OnClosing: true,
     // A path param may be a 128-character id, percent-encoded to 3 bytes a character: it must reach
     // the schema, not Fastify's 100-character router limit. A malformed URL (bad percent-encoding, a
@@ -119,8 +157,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
 
   const ctx: ApiContext = {
     pool: o.pool,
+    reportPool: o.reportPool ?? o.pool,
+    workflowWaitMs: o.workflowWaitMs ?? DEFAULT_WORKFLOW_WAIT_MS,
     programs: new ProgramCache(o.pool),
-    auth: new Authenticator(o.pool),
+    auth: new Authenticator(o.pool, o.authThrottle ? new FailedAuthThrottle(o.authThrottle) : undefined),
     requireRole,
     accruals: new AccrualBatcher(o.pool, o.batcher),
     log: o.logger,
@@ -143,6 +183,8 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
         if (err.details && Object.keys(err.details).length) req.log.warn({ err }, `${err.code}: ${err.message}`);
         return reply.status(err.statusCode).send(errorBody(err.code, err.message, detailsFor5xx(err.details ?? {})));
       }
+      if (err.statusCode === 429 && typeof err.details?.retryAfterSeconds === 'number')
+        reply.header('retry-after', String(err.details.retryAfterSeconds));
       return reply.status(err.statusCode).send(errorBody(err.code, err.message, err.details));
     }
     const e = err as { statusCode?: number; code?: string; message: string };

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { LOG_REDACT } from '../api/auth';
-import { buildApi, DEFAULT_BATCHER } from '../api/server';
+import { DEFAULT_AUTH_THROTTLE } from '../api/auth';
+import { buildApi, DEFAULT_BATCHER, DEFAULT_HTTP_TIMEOUTS, DEFAULT_WORKFLOW_WAIT_MS } from '../api/server';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
 import { connectClient } from '../temporal/connect';
@@ -20,6 +21,8 @@ export const API_POOL_MAX_CONNECTIONS = 20;
 export const API_SHUTDOWN_LIMIT_MS = 25_000;
 /** /readyz asks Temporal with this deadline, so that a hung frontend makes the API unready rather than /readyz hang. */
 export const READINESS_DEADLINE_MS = 2_000;
+/** The report and liability reads' own pool (api/server.ts reportPool): a few connections, each statement at most 30 s. */
+export const API_REPORT_POOL = { maxConnections: 4, statementTimeoutMs: 30_000 };
 /** Request bodies larger than this are refused with 413 (as npm start). */
 const BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -97,6 +100,15 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
       env,
     });
     stops.push(['pool', () => pool.end()]);
+    const reportPool = createPool({
+      connectionString: databaseUrl,
+      maxConnections: API_REPORT_POOL.maxConnections,
+      statementTimeoutMs: API_REPORT_POOL.statementTimeoutMs,
+      capLongQueries: true,
+      applicationName: 'loyalty-api-reports',
+      env,
+    });
+    stops.push(['report pool', () => reportPool.end()]);
     if (own.migrate) log.info({ applied: await migrate(pool) }, 'migrations applied (LOYALTY_MIGRATE=on)');
 
     const { client, connection } = await connectClient(settings);
@@ -127,9 +139,13 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
       log.warn('LOYALTY_CODEC_KEYS_FILE is not set: payloads go to Temporal in clear and /codec answers 503');
     const api = await buildApi({
       pool,
+      reportPool,
       logger: log,
       batcher: DEFAULT_BATCHER,
       bodyLimitBytes: BODY_LIMIT_BYTES,
+      authThrottle: DEFAULT_AUTH_THROTTLE,
+      httpTimeouts: DEFAULT_HTTP_TIMEOUTS,
+      workflowWaitMs: DEFAULT_WORKFLOW_WAIT_MS,
       // Through the client's own connection, so that readiness checks Temporal with the same TLS and mTLS as the calls.
       temporalReachable: () =>
         connection

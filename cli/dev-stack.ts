@@ -1,8 +1,9 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
-import { LOG_REDACT } from '../api/auth';
-import { buildApi, DEFAULT_BATCHER } from '../api/server';
+import { DEFAULT_AUTH_THROTTLE, LOG_REDACT } from '../api/auth';
+import { buildApi, DEFAULT_BATCHER, DEFAULT_HTTP_TIMEOUTS, DEFAULT_WORKFLOW_WAIT_MS } from '../api/server';
+import { API_REPORT_POOL } from './api-server';
 import { migrate } from '../db/migrate';
 import { startSimulators } from '../simulators';
 import { createPool } from '../db/pool';
@@ -208,11 +209,23 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
             daysAfterQuarterEnd: cfg.closeDaysAfterQuarterEnd,
           });
 
+    const reportPool = createPool({
+      connectionString: dbUrl,
+      maxConnections: API_REPORT_POOL.maxConnections,
+      statementTimeoutMs: API_REPORT_POOL.statementTimeoutMs,
+      capLongQueries: true,
+      applicationName: 'loyalty-dev-reports',
+    });
+    stops.push(['report pool', () => reportPool.end()]);
     const api = await buildApi({
       pool,
+      reportPool,
       logger: log,
       batcher: DEFAULT_BATCHER,
       bodyLimitBytes: 64 * 1024,
+      authThrottle: DEFAULT_AUTH_THROTTLE,
+      httpTimeouts: DEFAULT_HTTP_TIMEOUTS,
+      workflowWaitMs: DEFAULT_WORKFLOW_WAIT_MS,
       temporalReachable: () => temporalAnswers(temporalAddress!),
       temporal: { client, taskQueue: cfg.taskQueue },
       codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins } : undefined,

@@ -15,7 +15,19 @@ export interface PoolOptions {
   actor?: string;
   /** where DATABASE_CA_FILE / DATABASE_CERT_FILE / DATABASE_KEY_FILE are read from (pgTls) */
   env?: NodeJS.ProcessEnv;
+  /** every statement's timeout on this pool (default 30 s, STATEMENT_TIMEOUT_MS) */
+  statementTimeoutMs?: number;
+  /**
+   * true: longQuery on this pool keeps the pool's statement timeout instead of the close's 15
+   * minutes (the API's report pool: a report asked over HTTP never runs for longer than that)
+   */
+  capLongQueries?: boolean;
 }
+
+/** The statement timeout of every pool unless it says otherwise. */
+export const STATEMENT_TIMEOUT_MS = 30_000;
+/** Pools whose longQuery keeps their own statement timeout (capLongQueries). */
+const cappedPools = new WeakMap<Pool, number>();
 
 export function createPool(o: PoolOptions): Pool {
   const tls = pgTls(o.connectionString, o.env ?? process.env);
@@ -23,11 +35,12 @@ export function createPool(o: PoolOptions): Pool {
     ...tls,
     max: o.maxConnections,
     application_name: o.applicationName,
-    options: `-c timezone=UTC -c statement_timeout=30000 -c lock_timeout=10000${o.actor ? ` -c ll.actor=${o.actor.replace(/[^\w:.@-]/g, '_')}` : ''}`,
+    options: `-c timezone=UTC -c statement_timeout=${Math.trunc(o.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS)} -c lock_timeout=10000${o.actor ? ` -c ll.actor=${o.actor.replace(/[^\w:.@-]/g, '_')}` : ''}`,
     connectionTimeoutMillis: 10_000,
   });
   // An idle client's error (e.g. PostgreSQL restarted) must not crash the process; the pool drops it.
   pool.on('error', () => undefined);
+  if (o.capLongQueries) cappedPools.set(pool, Math.trunc(o.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS));
   return pool;
 }
 
@@ -100,14 +113,14 @@ export function pgTls(connectionString: string, env: NodeJS.ProcessEnv): Pick<Po
 /** The statement timeout of the close's set-based queries over a whole program (the pool's default is 30 s). */
 export const LONG_STATEMENT_TIMEOUT_MS = 15 * 60_000;
 
-/** One query with a longer statement timeout (for set-based work over a whole program, e.g. the close). */
+/** One query with a longer statement timeout (for set-based work over a whole program, e.g. the close); on a capLongQueries pool, the pool's own. */
 export async function longQuery<R extends Record<string, unknown> = Record<string, any>>( // eslint-disable-line @typescript-eslint/no-explicit-any
   pool: Pool,
   sql: string,
   params: unknown[],
 ): Promise<{ rows: R[] }> {
   return inTransaction(pool, async (client) => ({ rows: (await client.query<R>(sql, params)).rows }), {
-    statementTimeoutMs: LONG_STATEMENT_TIMEOUT_MS,
+    statementTimeoutMs: cappedPools.get(pool) ?? LONG_STATEMENT_TIMEOUT_MS,
   });
 }
 

@@ -9,7 +9,7 @@ import { SA } from '../../domain/search-attributes';
 import { closeParams, programParams, reportQuery, startCloseSchema } from '../../domain/schemas';
 import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../../domain/workflow-ids';
 import { approveUpdate, closeQuarter, progressQuery } from '../../workflows/close';
-import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
+import { answerWithin, requireTemporal, rethrowUpdateRefusal, stillRunning, type ApiContext } from '../context';
 import { idempotencyKey, idempotent, parse } from '../validate';
 
 /** The quarterly close (finance starts, a controller approves) and its disclosure report. */
@@ -102,9 +102,18 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
           decision: 'approve',
           comment: null,
         });
-        const r = await t.client.workflow
-          .getHandle(close.workflowId)
-          .executeUpdate(approveUpdate, { args: [{ approver: principal.name, requestId }] });
+        const r = await answerWithin(
+          t.client.workflow
+            .getHandle(close.workflowId)
+            .executeUpdate(approveUpdate, { args: [{ approver: principal.name, requestId }] }),
+          ctx.workflowWaitMs,
+        );
+        // no answer in time: the decision request is recorded; the close's GET shows when it counted
+        if (!r)
+          return stillRunning(close.workflowId, `/v1/programs/${encodeURIComponent(programId)}/closes/${period}`, {
+            programId,
+            period,
+          });
         return {
           status: 200,
           body: { programId, period, status: r.status, approvedBy: principal.name, glEntryId: r.glEntryId },
@@ -141,7 +150,8 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const program = await ctx.programs.get(programId);
     const close = await getClose(ctx.pool, programId, period);
     if (!close) throw notFound('close', { programId, period });
-    const report = await buildCloseReport(ctx.pool, close);
+    // a locked close's stored report touches no journal; the books before that run on the report pool
+    const report = await buildCloseReport(ctx.reportPool, close);
     if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(reportToCsv(report));
     if (format === 'html')
       return reply.type('text/html; charset=utf-8').send(reportToHtml(report, program.currencyDigits));

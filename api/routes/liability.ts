@@ -11,7 +11,8 @@ export function liabilityRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const { asOf } = parse(liabilityQuery, req.query, 'query');
     const program = await ctx.programs.get(programId);
     const at = asOf ? new Date(asOf) : new Date();
-    const cohorts = await liabilityAsOf(ctx.pool, programId, at.toISOString());
+    // on the report pool (its own connections and statement timeout): a slow one never holds up writes
+    const cohorts = await liabilityAsOf(ctx.reportPool, programId, at.toISOString());
     const sum = (f: (c: (typeof cohorts)[number]) => number) => cohorts.reduce((s, c) => s + f(c), 0);
     return {
       programId,

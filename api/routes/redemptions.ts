@@ -16,7 +16,7 @@ import { SA as keys } from '../../domain/search-attributes';
 import { invoiceAdjustmentWorkflowId, redemptionWorkflowId } from '../../domain/workflow-ids';
 import { invoiceAdjustment } from '../../workflows/invoice-adjustment';
 import { chargebackSignal, outcomeUpdate, redemptionSaga } from '../../workflows/redemption';
-import { requireTemporal, type ApiContext } from '../context';
+import { answerWithin, requireTemporal, stillRunning, type ApiContext } from '../context';
 import { idempotencyKey, idempotent, parse, requestHash } from '../validate';
 import { claimNaturalKey, takeNaturalKey } from '../../db/idempotency';
 import { notInFuture } from './accruals';
@@ -78,16 +78,33 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
           { key: keys.invoice, value: body.invoiceId },
         ],
       });
+      const unavailable = (e?: unknown) =>
+        new ApiError(503, 'loyalty_unavailable', 'the redemption could not be started; retry with the same invoice', {
+          ...(e ? { cause: (e as Error).message } : {}),
+        });
       let outcome;
       try {
-        outcome = await t.client.workflow.executeUpdateWithStart(outcomeUpdate, { startWorkflowOperation: start });
-      } catch (e) {
-        throw new ApiError(
-          503,
-          'loyalty_unavailable',
-          'the redemption could not be started; retry with the same invoice',
-          { cause: (e as Error).message },
+        outcome = await answerWithin(
+          t.client.workflow.executeUpdateWithStart(outcomeUpdate, { startWorkflowOperation: start }),
+          ctx.workflowWaitMs,
         );
+      } catch (e) {
+        throw unavailable(e);
+      }
+      if (!outcome) {
+        // no answer in time (no worker, a slow billing): if the saga has started, where to poll;
+        // if not even that, nothing was started and the request may be sent again
+        // (the start's own handle resolves only with the update's answer: ask Temporal for the run)
+        const started = await answerWithin(
+          t.client.workflow
+            .getHandle(workflowId)
+            .describe()
+            .then(() => true),
+          ctx.workflowWaitMs,
+        ).catch(() => null);
+        if (!started) throw unavailable();
+        const poll = `/v1/programs/${encodeURIComponent(programId)}/redemptions/${encodeURIComponent(body.invoiceId)}`;
+        return stillRunning(workflowId, poll, { invoiceId: body.invoiceId });
       }
       ctx.metrics.redemptions.inc({ status: outcome.status });
       // dated before the member's first earn: the hold (the database) refused it, nothing held or

@@ -20,7 +20,7 @@ import {
 import { SA } from '../../domain/search-attributes';
 import { programParams, ruleChangeDecisionSchema, ruleChangeParams } from '../../domain/schemas';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery, withdrawSignal } from '../../workflows/rule-change';
-import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
+import { answerWithin, requireTemporal, rethrowUpdateRefusal, stillRunning, type ApiContext } from '../context';
 import { idempotencyKey, idempotent, parse } from '../validate';
 
 export const ruleChangeWorkflowId = (programId: string, changeId: string) => `rule-change:${programId}:${changeId}`;
@@ -159,17 +159,27 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
           decision: body.decision,
           comment: body.comment ?? null,
         });
-        const decided = await t.client.workflow.getHandle(workflowId).executeUpdate(decideRuleChangeUpdate, {
-          args: [
-            {
-              by: principal.name,
-              roles: principal.roles,
-              decision: body.decision,
-              comment: body.comment ?? null,
-              requestId,
-            },
-          ],
-        });
+        const decided = await answerWithin(
+          t.client.workflow.getHandle(workflowId).executeUpdate(decideRuleChangeUpdate, {
+            args: [
+              {
+                by: principal.name,
+                roles: principal.roles,
+                decision: body.decision,
+                comment: body.comment ?? null,
+                requestId,
+              },
+            ],
+          }),
+          ctx.workflowWaitMs,
+        );
+        // no answer in time: the decision request is recorded; the change's GET shows when it counted
+        if (!decided)
+          return stillRunning(
+            workflowId,
+            `/v1/programs/${encodeURIComponent(programId)}/rule-changes/${encodeURIComponent(changeId)}`,
+            { programId, changeId },
+          );
         return { status: 200, body: decided };
       } catch (e) {
         rethrowUpdateRefusal(e, 'rule_change_not_awaiting_approval');
