@@ -10,7 +10,7 @@ import {
 } from '../domain/close-report';
 import { cohortsAsOf, type CloseRow } from './close';
 import { longQuery } from './pool';
-import { redemptionTaxEffect } from './redemption-tax';
+import { outputTaxOnOpeningCohorts, redemptionTaxEffect } from './redemption-tax';
 import { programCurrency } from './programs';
 
 const LIABILITY_ACCOUNTS = `('loyalty_contract_liability', 'loyalty_provision')`;
@@ -143,6 +143,7 @@ export async function readPeriodBooks(pool: Pool, programId: string, period: str
     outstandingByJurisdiction: outstanding.rows,
     allocatedByStore: allocations.rows,
     taxEffect: await redemptionTaxEffect(pool, programId, start, end),
+    taxFromOpening: await outputTaxOnOpeningCohorts(pool, programId, start, end, period),
   };
 }
 

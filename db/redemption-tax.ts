@@ -95,3 +95,25 @@ export async function redemptionTaxEffect(
     outputTaxMinor: Number(r.output_tax),
   }));
 }
+
+/**
+ * The output tax booked in the period out of the revenue of cohorts older than the period (their
+ * liability was in the opening balance), net of give-backs: revenue from the opening contract
+ * liability (ASC 606-10-50-8(b)) is net of it. The cost part (loyalty_expense) was never revenue.
+ */
+export async function outputTaxOnOpeningCohorts(
+  pool: Pool,
+  programId: string,
+  start: Date,
+  end: Date,
+  period: string,
+): Promise<string> {
+  const { rows } = await pool.query<{ tax: string }>(
+    `select coalesce(sum(l.debit_minor - l.credit_minor), 0)::text as tax
+       from journal_lines l join journal_entries j using (journal_entry_id)
+      where l.account in ('loyalty_revenue', 'revenue') and l.cohort is not null and l.cohort < $4
+        and j.program_id = $1 and j.kind = 'redemption_tax' and j.occurred_at >= $2 and j.occurred_at < $3`,
+    [programId, start, end, period],
+  );
+  return rows[0]!.tax;
+}

@@ -251,7 +251,8 @@ const CHECKS: Array<{ name: string; sql: string }> = [
            where e.type in ('earn', 'earn_reversal') and c.cohort like '%-goodwill'
           union all
           select j.program_id, l.cohort, j.kind, j.reference from journal_entries j join journal_lines l on l.journal_entry_id = j.journal_entry_id
-           where l.cohort like '%-goodwill' and (j.reference like 'invoice:%' or j.reference like 'refund:%')`,
+           where l.cohort like '%-goodwill' and (j.reference like 'invoice:%' or j.reference like 'refund:%')
+             and j.kind <> 'redemption_tax'`,
   },
   {
     // The per-point allocation A/N of a purchased cohort is its purchases' alone: what it issued and

@@ -165,6 +165,8 @@ export interface PeriodBooks {
   allocatedByStore: DeferredWeight[];
   /** the tax effect of the period's redemptions (absent: not read) */
   taxEffect?: TaxEffectRow[];
+  /** output tax booked in the period out of the opening cohorts' revenue (absent: none read) */
+  taxFromOpening?: SqlSum;
 }
 
 export interface DeferredWeight {
@@ -254,7 +256,8 @@ export function periodFigures(programId: string, period: string, books: PeriodBo
     liability,
     provision,
     points: pts,
-    revenueFromOpeningBalanceMinor: n(money.fromOpening),
+    // revenue, so net of the output tax booked out of what the opening cohorts released (ASC 606-10-32-2A)
+    revenueFromOpeningBalanceMinor: n(money.fromOpening) - n(books.taxFromOpening ?? null),
     cohorts,
     liabilityByStore: byStore.map(([storeId, deferredMinor]) => ({ storeId, deferredMinor })),
     liabilityByJurisdiction: byJurisdiction.map(([jurisdiction, deferredMinor]) => ({ jurisdiction, deferredMinor })),
@@ -522,7 +525,10 @@ export function reportToHtml(r: CloseReport, digits: number): string {
   const rf = [
     ['Opening balance', l.openingMinor],
     ['Issued (allocated to points)', l.issuedMinor],
-    ['Recognised on redemption', neg(l.recognized.redemptionsMinor)],
+    [
+      'Released on redemption (revenue before any output tax: see the tax effect below)',
+      neg(l.recognized.redemptionsMinor),
+    ],
     ['Breakage recognised', neg(l.recognized.breakageMinor)],
     ['Change of estimate (cumulative catch-up)', neg(l.recognized.estimateChangeMinor)],
     ['Adjustments (refunds)', l.adjustedMinor],

@@ -48,9 +48,10 @@ begin
       end if;
     end if;
     continue when v_part = 0;
-    -- no cohort on the line: the tax is no cohort figure (a cohort's lines are its liability's movements)
+    -- the cohort on the revenue line: the close report's revenue from the opening liability is net
+    -- of the tax on the opening cohorts' redemptions (db/close-report.ts)
     v_lines := v_lines || jsonb_build_array(jsonb_build_object('account', ll_release_account(c.liability_account, 'loyalty_revenue', c.cohort),
-                 case when p_reversal then 'creditMinor' else 'debitMinor' end, v_part));
+                 'cohort', c.cohort, case when p_reversal then 'creditMinor' else 'debitMinor' end, v_part));
   end loop;
   if v_cost > 0 then
     v_lines := v_lines || jsonb_build_array(jsonb_build_object('account', 'loyalty_expense',

@@ -62,7 +62,7 @@ const today = () => new Date().toISOString().slice(0, 10);
  * 2,500.00 x 20.00 / 2,520.00 = 19.841269..., posted 19.84), and an invoice of 200.00 (120.00 and
  * 80.00) for them to pay 20.00 of with 2,000 points.
  */
-async function setup(jurisdiction: string, rules: Record<string, unknown> = {}) {
+async function setup(jurisdiction: string, rules: Record<string, unknown> = {}, earnedAt = new Date().toISOString()) {
   const programId = uniqueId('tax');
   const created = await call('POST', '/v1/programs', {
     body: programBody(programId, {
@@ -79,7 +79,7 @@ async function setup(jurisdiction: string, rules: Record<string, unknown> = {}) 
       memberId: 'm-1',
       invoiceId: `${invoiceId}-earn`,
       amountMinor: 250_000,
-      occurredAt: new Date().toISOString(),
+      occurredAt: earnedAt,
       jurisdiction,
     },
   });
@@ -277,6 +277,19 @@ describe('tax on redemptions', () => {
     assert.equal((await netByAccount(programId, `redeem:${second}:`)).loyalty_revenue ?? 0, 0);
     const read = (await readRedemption(programId, second)).tax;
     assert.deepEqual([read.taxOnCreditMinor, read.taxOnCreditOutMinor], [34, 34]);
+  });
+
+  test("revenue from the opening liability is net of the output tax on the opening cohorts' redemptions", async () => {
+    // earned in the quarter before this one: the cohort's liability is in this quarter's opening balance
+    const now = new Date();
+    const lastQuarter = new Date(Date.UTC(now.getUTCFullYear(), Math.floor(now.getUTCMonth() / 3) * 3 - 1, 15));
+    const { programId, invoiceId } = await setup('US-MN', {}, lastQuarter.toISOString());
+    await redeem(programId, invoiceId);
+    const period = quarterOf(now);
+    const figures = periodFigures(programId, period, await readPeriodBooks(pool, programId, period));
+    // 19.84 released from the opening liability, 1.38 of it output tax: 18.46 of revenue
+    assert.equal(figures.liability.recognized.redemptionsMinor, 1984);
+    assert.equal(figures.revenueFromOpeningBalanceMinor, 1846);
   });
 
   test('a bad tax setting is refused with a clear 400 and writes nothing', async () => {
