@@ -200,6 +200,55 @@ describe('a request that waits on a workflow has a deadline', () => {
     assert.equal(again.body.status, 'applied');
   });
 
+  test("a close's approval with its worker stopped: 202 with workflowId and poll; locked once a worker runs", async () => {
+    const programId = await program();
+    const accrual = await call('POST', `/v1/programs/${programId}/accruals`, {
+      role: 'billing',
+      body: { memberId: 'm-1', invoiceId: uniqueId('q1'), amountMinor: 50_000, occurredAt: '2026-02-10T00:00:00Z' },
+    });
+    assert.equal(accrual.status, 201, JSON.stringify(accrual.body));
+    const path = `/v1/programs/${programId}/closes/2026-Q1`;
+    const started = await call('POST', `/v1/programs/${programId}/closes`, {
+      role: 'finance',
+      body: { period: '2026-Q1' },
+    });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    await eventually(
+      'the close awaiting approval',
+      async () => {
+        const r = await call('GET', path, { role: 'controller' });
+        return r.body.step === 'awaiting_approval' ? r : null;
+      },
+      30_000,
+    );
+    await worker!.stop();
+    worker = undefined;
+    const idem = uniqueId('idem');
+    const approve = () => call('POST', `${path}/approve`, { role: 'controller', idem });
+    const res = await approve();
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.deepEqual(
+      [res.body.status, res.body.workflowId, res.body.poll],
+      ['in_progress', `close:${programId}:2026-Q1`, path],
+    );
+    worker = await startWorker(pool, {
+      taskQueue,
+      services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+    });
+    const locked = await eventually(
+      'the close locked',
+      async () => {
+        const r = await call('GET', path, { role: 'controller' });
+        return r.body.status === 'locked' ? r : null;
+      },
+      30_000,
+    );
+    assert.equal(locked.body.approvedBy, 'test-controller');
+    // the 202 was not stored: sent again under its key, the approval answers what it is now
+    const again = await approve();
+    assert.deepEqual([again.status, again.body.status], [200, 'locked'], JSON.stringify(again.body));
+  });
+
   test('the decision, sent again under its key once a worker runs, counts; the poll shows it', async () => {
     const path = `/v1/programs/${changeProgram}/rule-changes/c-1`;
     await eventually('the change awaiting approvals', async () => {
