@@ -244,6 +244,14 @@ describe('a request that waits on a workflow has a deadline', () => {
       30_000,
     );
     assert.equal(locked.body.approvedBy, 'test-controller');
+    // a locked close's report is the stored one: it answers with every report connection held
+    const held = await reportPool.connect();
+    try {
+      const r = await call('GET', `${path}/report`, { role: 'finance' });
+      assert.deepEqual([r.status, r.body.status], [200, 'locked'], JSON.stringify(r.body).slice(0, 300));
+    } finally {
+      held.release();
+    }
     // the 202 was not stored: sent again under its key, the approval answers what it is now
     const again = await approve();
     assert.deepEqual([again.status, again.body.status], [200, 'locked'], JSON.stringify(again.body));
