@@ -5,8 +5,10 @@
 -- progress) is recorded as a shortfall; goodwill points are never revoked by a refund.
 -- The allocation moves only with the points revoked: the refund's share of the invoice's allocation
 -- (in proportion to the points it should revoke of the invoice's, cumulatively) is split over those
--- points (ll_prorate, the shortfall the last part), and each cohort a point is
--- revoked from gives up that point's part (never more than the cohort still carries). The shortfall's
+-- points (ll_prorate, the shortfall the last part), and the invoice's own cohort gives up its
+-- revoked points' part (never more than it still carries); another cohort gives up exactly the
+-- share of what it carries that the points taken from it hold, so no other member's deferred
+-- revenue there moves. The shortfall's
 -- part stays where it is: those points were spent (redeemed or expired) from their cohorts, whose
 -- revenue was recognised for them (docs/accounting.md, "Refunds after the points were spent"). Each
 -- cohort touched is re-measured (ll_recognize_cohort) in the same transaction.
@@ -79,7 +81,9 @@ begin
                   (select coalesce(sum(cs.allocated_minor - cs.allocated_reversed_minor), 0) from cohort_stripes cs
                     where cs.program_id = v_program and cs.cohort = mc.cohort) as carried,
                   (select coalesce(sum(cs.allocated_micro - cs.allocated_reversed_micro), 0) from cohort_stripes cs
-                    where cs.program_id = v_program and cs.cohort = mc.cohort) as carried_micro
+                    where cs.program_id = v_program and cs.cohort = mc.cohort) as carried_micro,
+                  (select coalesce(sum(cs.points_issued - cs.points_revoked), 0) from cohort_stripes cs
+                    where cs.program_id = v_program and cs.cohort = mc.cohort) as n_net
              from ll_member_cohorts_available(v_program, v_member) mc
              join cohorts co on co.program_id = v_program and co.cohort = mc.cohort
            where mc.available > 0 and mc.cohort not like '%-goodwill'
@@ -88,6 +92,15 @@ begin
     v_take := least(v_left, c.points);
     v_part := least(ll_prorate(v_alloc_rev, v_cum, v_take, v_to_revoke), greatest(c.carried, 0));
     v_part_micro := least(ll_prorate(v_alloc_rev_micro, v_cum, v_take, v_to_revoke), greatest(c.carried_micro, 0));
+    -- From another cohort (the invoice's own points were spent, so the member's points there are
+    -- revoked instead), exactly what those points carry in it: their share of what the cohort
+    -- holds, P - round(P (N - k) / N), as a negative adjustment takes it. The invoice's own share
+    -- differs when its points were priced otherwise (another estimate, another rule version);
+    -- taking it would move the deferred revenue of the other members' points there, up or down.
+    if c.cohort <> a.cohort and c.n_net > 0 then
+      v_part := greatest(c.carried, 0) - round(greatest(c.carried, 0) * (c.n_net - v_take)::numeric / c.n_net)::bigint;
+      v_part_micro := round(greatest(c.carried_micro, 0) * v_take / c.n_net);
+    end if;
     v_cum := v_cum + v_take;
     v_cohorts := v_cohorts || jsonb_build_object('cohort', c.cohort, 'points', v_take);
     update member_cohorts set points = points - v_take where program_id = v_program and member_id = v_member and cohort = c.cohort;

@@ -362,6 +362,71 @@ describe('ll_refund: the allocation follows the points', () => {
   });
 });
 
+describe('ll_refund: points revoked from another cohort', () => {
+  test("take exactly their share of that cohort: the other members' deferred revenue there does not move", async () => {
+    const p = uniqueId('rfx');
+    const body = programBody(p, { redemption: { minPoints: 1, maxInvoiceShare: 1, cohortOrder: 'oldest_first' } });
+    assert.equal((await call('POST', '/v1/programs', { body })).status, 201);
+    const accrue = async (memberId: string, invoiceId: string, occurredAt: string) => {
+      const r = await call('POST', `/v1/programs/${p}/accruals`, {
+        role: 'billing',
+        body: { memberId, invoiceId, amountMinor: 100_000, occurredAt },
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return r.body.allocatedMinor as number;
+    };
+    // A's sale in 2026-Q3 at a point value of 0.01: 1,000 points, 793.65 allocated
+    assert.equal(await accrue('a', 'a-q3', '2026-08-01T00:00:00Z'), 794);
+    // the points are worth 0.02 from now on (a rule version; the test writes it as a rule change would)
+    const { rows: v } = await db.pool.query('select rules from program_rule_versions where program_id = $1', [p]);
+    await db.pool.query(
+      `insert into program_rule_versions (program_id, version, effective_at, rules, created_by) values ($1, 2, now(), $2, 'test')`,
+      [p, JSON.stringify({ ...v[0].rules, pointValueMinor: 2 })],
+    );
+    await new Promise((r) => setTimeout(r, 1_100)); // the API's program cache holds a program for a second
+    // A and B each buy in 2026-Q4 at 0.02: 1,000 points each, 1,574.80 allocated each
+    const q4a = await accrue('a', 'a-q4', '2026-10-05T00:00:00Z');
+    const q4b = await accrue('b', 'b-q4', '2026-10-05T00:00:00Z');
+    assert.deepEqual([q4a, q4b], [1575, 1575]);
+    // A spends the 2026-Q3 points, then the 2026-Q3 sale is refunded in full: A's 2026-Q4 points are revoked
+    const h = await holdRedemption(db.pool, {
+      programId: p,
+      redemptionId: randomUUID(),
+      invoiceId: 'a-spend',
+      memberId: 'a',
+      points: 1000,
+      invoiceTotalMinor: 1_000_000,
+      pointValueMinor: 1,
+      minPoints: 1,
+      maxInvoiceShareMillionths: '1000000',
+      cohortOrder: 'oldest_first',
+      occurredAt: '2026-11-01T00:00:00Z',
+    });
+    assert.equal(h.status, 'held');
+    await commitRedemption(db.pool, p, 'a-spend', 'test');
+    const r = await call('POST', `/v1/programs/${p}/refunds`, {
+      role: 'billing',
+      body: {
+        memberId: 'a',
+        invoiceId: 'a-q3',
+        refundId: 'r-1',
+        amountMinor: 100_000,
+        occurredAt: '2026-11-15T00:00:00Z',
+      },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.deepEqual([r.body.pointsRevoked, r.body.shortfallPoints], [1000, 0]);
+    // 2026-Q4 keeps exactly B's allocation (the invoice's own 7.94 would have left B's points 15.75 + 7.81)
+    const { rows } = await db.pool.query(
+      `select sum(points_issued - points_revoked)::int as n, sum(allocated_minor - allocated_reversed_minor)::int as carried
+         from cohort_stripes where program_id = $1 and cohort = '2026-Q4'`,
+      [p],
+    );
+    assert.deepEqual(rows[0], { n: 1000, carried: 1575 });
+    assert.equal(r.body.allocatedReversedMinor, 1575, "what A's revoked points carried there");
+  });
+});
+
 // ll_apply_adjustment: points taken by hand reverse their share of what the cohort's liability carries.
 describe('ll_apply_adjustment: points taken back', () => {
   test('taking every point of a cohort reverses what it carries, never more: the liability ends at 0, not -1', async () => {

@@ -371,8 +371,15 @@ export class ReferenceModel {
       if (left === 0n) break;
       const take = bmin(left, pts);
       const c = this.cohorts.get(name)!;
-      const part = bmin(prorate(postedShare, cum, take, toRevoke), bmax(c.posted, 0n));
-      const partExact = exactShare.mul(take).div(toRevoke).min(c.A.max(ZERO));
+      let part = bmin(prorate(postedShare, cum, take, toRevoke), bmax(c.posted, 0n));
+      let partExact = exactShare.mul(take).div(toRevoke).min(c.A.max(ZERO));
+      // from another cohort: exactly what the points taken carry there (their share of the
+      // cohort), so the other members' deferred revenue there does not move
+      if (name !== acc.cohort && c.N > 0n) {
+        const carried = bmax(c.posted, 0n);
+        part = carried - new Fraction(carried * (c.N - take), c.N).round();
+        partExact = c.A.max(ZERO).mul(take).div(c.N);
+      }
       cum += take;
       this.add(m, name, -take);
       move(c, at, { dN: -take });
