@@ -61,6 +61,11 @@ async function program(overrides: Record<string, unknown> = {}) {
   return programId;
 }
 
+// One business time for every redemption of a run (the same body each time it is sent), after the
+// points it spends were earned (a redemption is never dated before the member's first earn)
+const REDEEMED_AT = new Date(Date.now() - 60_000).toISOString();
+const EARNED_AT = new Date(Date.now() - 86_400_000).toISOString();
+
 /** A program whose member m-1 earned points on an invoice, and an invoice in billing to redeem on. */
 async function redeemable(o: { chargebackWindow?: string } = {}) {
   const programId = await program({ chargebackWindow: o.chargebackWindow ?? 'PT60S' });
@@ -71,7 +76,7 @@ async function redeemable(o: { chargebackWindow?: string } = {}) {
       memberId: 'm-1',
       invoiceId: `${invoiceId}-earn`,
       amountMinor: 500_000,
-      occurredAt: new Date().toISOString(),
+      occurredAt: EARNED_AT,
       jurisdiction: 'US-CA',
     },
   });
@@ -100,7 +105,7 @@ const redemptionBody = (invoiceId: string, points: number, memberId = 'm-1') => 
   memberId,
   points,
   invoiceTotalMinor: 8000,
-  occurredAt: '2026-12-01T10:00:00Z',
+  occurredAt: REDEEMED_AT,
 });
 const balance = async (programId: string) =>
   (await call('GET', `/v1/programs/${programId}/members/m-1`, { role: 'billing' })).body.balance as number;
