@@ -11,7 +11,7 @@ import {
 import { SA } from '../../domain/search-attributes';
 import { adjustmentDecisionSchema, adjustmentParams, adjustmentSchema, programParams } from '../../domain/schemas';
 import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
-import { requireTemporal, rethrowUpdateRefusal, type ApiContext } from '../context';
+import { answerWithin, requireTemporal, rethrowUpdateRefusal, stillRunning, type ApiContext } from '../context';
 import { idempotencyKey, idempotent, parse, scopedIdempotencyKey } from '../validate';
 
 export const adjustmentWorkflowId = (programId: string, adjustmentId: string) =>
@@ -124,9 +124,19 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
           decision: body.decision,
           comment,
         });
-        const decided = await t.client.workflow.getHandle(workflowId).executeUpdate(decideUpdate, {
-          args: [{ decision: body.decision, by: principal.name, comment, requestId }],
-        });
+        const decided = await answerWithin(
+          t.client.workflow.getHandle(workflowId).executeUpdate(decideUpdate, {
+            args: [{ decision: body.decision, by: principal.name, comment, requestId }],
+          }),
+          ctx.workflowWaitMs,
+        );
+        // no answer in time: the decision request is recorded; the adjustment's GET shows when it counted
+        if (!decided)
+          return stillRunning(
+            workflowId,
+            `/v1/programs/${encodeURIComponent(programId)}/adjustments/${encodeURIComponent(adjustmentId)}`,
+            { programId, adjustmentId },
+          );
         return { status: 200, body: decided };
       } catch (e) {
         rethrowUpdateRefusal(e, 'adjustment_decided');

@@ -160,6 +160,30 @@ describe('a request that waits on a workflow has a deadline', () => {
     );
   });
 
+  test("an adjustment's approval with no worker: 202 with workflowId and poll", async () => {
+    const programId = await program();
+    assert.equal((await accrue(programId, uniqueId('earn'))).status, 201);
+    const requested = await call('POST', `/v1/programs/${programId}/adjustments`, {
+      role: 'support',
+      body: { memberId: 'm-1', points: 5000, reasonCode: 'goodwill' },
+    });
+    assert.equal(requested.status, 202, JSON.stringify(requested.body)); // above the threshold: finance decides
+    const adjustmentId = requested.body.adjustmentId as string;
+    const res = await call('POST', `/v1/programs/${programId}/adjustments/${adjustmentId}/approvals`, {
+      role: 'finance',
+      body: { decision: 'approve' },
+    });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.deepEqual(
+      [res.body.status, res.body.workflowId, res.body.poll],
+      [
+        'in_progress',
+        `adjustment:${programId}:${adjustmentId}`,
+        `/v1/programs/${programId}/adjustments/${adjustmentId}`,
+      ],
+    );
+  });
+
   test('a redemption with no worker: 202 with workflowId and poll; the outcome shows there once a worker runs', async () => {
     const programId = await program();
     assert.equal((await accrue(programId, uniqueId('earn'))).status, 201);
