@@ -76,8 +76,13 @@ export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = {
   keepAliveTimeoutMs: 72_000,
 };
 
-/** A request that waits on a workflow (a redemption's outcome, an approval) answers 202 after this. */
-export const DEFAULT_WORKFLOW_WAIT_MS = 5_000;
+/**
+ * A request that waits on a workflow (a redemption's outcome, an approval) answers 202 after this:
+ * longer than the saga's own budget to billing's answer (each service gets 5 attempts of up to 2 s
+ * with backoff, then the saga compensates), so a saga that is working answers 201 as the base
+ * contract says, and only one that is stuck (no worker, Temporal unreachable) answers 202.
+ */
+export const DEFAULT_WORKFLOW_WAIT_MS = 30_000;
 
 export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 200, maxInFlight: 2, maxQueued: 20_000, maxAttempts: 5 };
 
