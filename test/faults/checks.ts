@@ -377,9 +377,17 @@ async function mergeProblems(c: CheckContext, p: ProgramSpec): Promise<string[]>
     [p.id],
   );
   const ledger = new Set(rows.map((r) => `${r.member_id}->${r.merged_into}`));
-  const accepted = new Set(
-    c.model.merges.filter((m) => m.p === p && m.answer?.verdict === 'accepted').map((m) => `${m.from}->${m.into}`),
+  // a merge repoints the members merged into the merged one at its survivor (chains stay one hop,
+  // ll_merge): each accepted merge points at where its target's chain ends
+  const into = new Map(
+    c.model.merges.filter((m) => m.p === p && m.answer?.verdict === 'accepted').map((m) => [m.from, m.into]),
   );
+  const survivor = (id: string) => {
+    let at = id;
+    for (let hops = 0; into.has(at) && hops <= into.size; hops++) at = into.get(at)!;
+    return at;
+  };
+  const accepted = new Set([...into].map(([from, to]) => `${from}->${survivor(to)}`));
   const problems: string[] = [];
   for (const m of accepted) if (!ledger.has(m)) problems.push(`merge ${m} accepted, not in the ledger`);
   for (const m of ledger) if (!accepted.has(m)) problems.push(`merge ${m} in the ledger, not accepted`);
@@ -403,7 +411,18 @@ async function idempotencyProblems(c: CheckContext, p: ProgramSpec): Promise<str
     'select idem_key, status_code, response from idempotency_keys where scope = $1',
     [p.id],
   );
-  const stored = new Map(rows.map((r) => [r.idem_key, r]));
+  // keys are stored scoped by principal and route, `[principal, route, key]` (api/validate.ts
+  // scopedIdempotencyKey): the workload's principals each use their own keys, so the key alone names it
+  const clientKey = (k: string) => {
+    if (!k.startsWith('[')) return k;
+    try {
+      const parts = JSON.parse(k) as unknown[];
+      return typeof parts[2] === 'string' ? parts[2] : k;
+    } catch {
+      return k;
+    }
+  };
+  const stored = new Map(rows.map((r) => [clientKey(r.idem_key), r]));
   const used: Array<[string, { verdict: string; status: number; body: unknown } | null]> = [
     ...c.model.accruals
       .filter((a) => a.p === p)

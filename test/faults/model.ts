@@ -62,6 +62,8 @@ export function programs(): ProgramSpec[] {
         accounting: { method: 'relative_ssp' },
         redemption: { minPoints: 50, maxInvoiceShare: 0.5, cohortOrder: 'pro_rata' },
         chargebackWindow: 'PT8S',
+        // merges and adjustments run at once: approvals are tested elsewhere (approval-splitting)
+        adjustments: { approvalThresholdPoints: 1_000_000_000_000 },
       },
     },
     {
@@ -88,6 +90,7 @@ export function programs(): ProgramSpec[] {
         accounting: { method: 'relative_ssp' },
         redemption: { minPoints: 100, maxInvoiceShare: 1, cohortOrder: 'oldest_first' },
         chargebackWindow: 'PT8S',
+        adjustments: { approvalThresholdPoints: 1_000_000_000_000 },
       },
     },
   ];

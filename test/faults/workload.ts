@@ -378,15 +378,27 @@ export class Workload {
         invoiceTotalMinor: total,
         occurredAt: new Date().toISOString(),
       };
-      const a = await this.post(
-        'redemption',
-        `/v1/programs/${p.id}/redemptions`,
-        'billing',
-        `redeem:${invoiceId}`,
-        body,
-        rng,
-        REDEMPTION_BUDGET,
-      );
+      const send = () =>
+        this.post(
+          'redemption',
+          `/v1/programs/${p.id}/redemptions`,
+          'billing',
+          `redeem:${invoiceId}`,
+          body,
+          rng,
+          REDEMPTION_BUDGET,
+        );
+      let a = await send();
+      // a saga still at work past the API's deadline answers 202 with where to poll, not stored
+      // under the key: the same request under its key answers the outcome once there is one
+      for (let i = 0; i < 30 && a.status === 202 && a.body?.status === 'in_progress'; i++) {
+        await sleep(1_000);
+        a = await send();
+      }
+      // asked again after its saga ended, the redemption answers as the ledger keeps it: one the saga
+      // compensated (it declined after spending the points) is `reversed`, reason `compensated`
+      if (a.status === 201 && a.body?.status === 'reversed' && a.body?.reason === 'compensated')
+        a = { ...a, body: { ...a.body, status: 'declined' } };
       rec.answer = a;
       this.checkRedemptionAnswer(rec, a);
       return true;
@@ -402,6 +414,20 @@ export class Workload {
       `redemption ${p.id}/${rec.invoiceId} of ${rec.requested} pts for ${rec.memberId} (invoice ${rec.total}; model: ${JSON.stringify(rec.predicted)}): ${a.status} ${JSON.stringify(a.body)}`;
     if (a.verdict === 'unresolved') {
       if (p.kind === 'keep') book.taint(rec.memberId);
+      return;
+    }
+    // a redemption dated before the member's first earn is refused, nothing held (issue 14, item 7):
+    // in keep, whose members' accruals and redemptions are serialised, only for a member with none
+    if (a.status === 422 && a.body?.error?.code === 'redemption_before_first_earn') {
+      this.m.declineReasons.set(
+        `${p.id}:before_first_earn`,
+        (this.m.declineReasons.get(`${p.id}:before_first_earn`) ?? 0) + 1,
+      );
+      if (p.kind === 'keep')
+        this.m.expect(
+          !this.m.accruals.some((x) => x.p === p && x.memberId === rec.memberId && x.answer?.verdict === 'accepted'),
+          () => `refused as before the first earn though the member earned: ${what()}`,
+        );
       return;
     }
     this.m.expect(
