@@ -33,6 +33,8 @@ export class FaultInjector {
   private rules = new Map<string, FaultRule>();
   private state: number;
   injected = 0;
+  /** calls slowed by a latency rule */
+  delayed = 0;
 
   constructor(seed = 1) {
     this.state = seed >>> 0 || 1;
@@ -75,7 +77,12 @@ export class FaultInjector {
   async apply(operation: string, reply: FastifyReply): Promise<boolean> {
     const r = this.rules.get(operation);
     if (!r) return false;
-    if (r.latencyMs > 0) await sleep(r.latencyMs);
+    if (r.latencyMs > 0) {
+      // counted when the latency is taken, not when the request arrived: a test that clears the
+      // faults once N calls were slowed knows the Nth really was
+      this.delayed++;
+      await sleep(r.latencyMs);
+    }
     if (r.timeoutNext > 0) {
       r.timeoutNext--;
       this.injected++;
@@ -111,7 +118,7 @@ export class FaultInjector {
       const { operation, seed, ...rule } = parsed.data;
       return { operation, rule: this.set(operation, rule, seed) };
     });
-    app.get('/admin/faults', async () => ({ rules: this.list(), injected: this.injected }));
+    app.get('/admin/faults', async () => ({ rules: this.list(), injected: this.injected, delayed: this.delayed }));
     app.delete('/admin/faults', async () => {
       this.clear();
       return { rules: {} };

@@ -83,7 +83,9 @@ test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once a
 
   const first = await startWorker();
   // As billing does: a 503 (the API gave up waiting while no worker ran) is retried with the same
-  // invoice, and finds the saga that is already under way.
+  // invoice, and finds the saga that is already under way; a 202 (the saga is still at work past the
+  // API's deadline, with 200 of them behind a restarting worker) is asked again under its key and
+  // body, which answers the outcome once there is one.
   const redeem = async (inv: { invoiceId: string; memberId: string }) => {
     const body = {
       invoiceId: inv.invoiceId,
@@ -92,9 +94,15 @@ test('SIGKILL in the middle of 200 concurrent sagas: all complete exactly once a
       invoiceTotalMinor: 8000,
       occurredAt: new Date().toISOString(),
     };
+    const idempotencyKey = `redeem-${inv.invoiceId}`;
     for (let attempt = 1; ; attempt++) {
-      const res = await call('POST', `/v1/programs/${programId}/redemptions`, { role: 'billing', body });
-      if (res.status !== 503 || attempt === 5) return res;
+      const res = await call('POST', `/v1/programs/${programId}/redemptions`, {
+        role: 'billing',
+        body,
+        idem: idempotencyKey,
+      });
+      if (res.status === 202 && attempt < 20) continue;
+      if (res.status !== 503 || attempt === 20) return res;
       console.log(`${inv.invoiceId}: 503 ${res.body.error?.details?.cause ?? ''}, retried`);
     }
   };
