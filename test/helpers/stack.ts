@@ -324,6 +324,46 @@ export function startWorkerProcess(o: {
   });
 }
 
+/** What a redemption test file runs on: the saga's whole stack (startSagaStack). */
+export interface SagaStack {
+  db: Awaited<ReturnType<typeof freshDatabase>>;
+  pool: Pool;
+  sims: RunningSimulators;
+  worker: TestWorker;
+  api: TestApi;
+  call: ReturnType<typeof httpClient>;
+  /** the ledger, billing and the GL reconciled (but for `exceptPrograms`, tampered on purpose) and verified, then everything stopped */
+  stop: (exceptPrograms?: string[]) => Promise<void>;
+}
+
+/**
+ * Its own database, the simulators (no faults, the given seed), a real worker with the billing, GL
+ * and tax services, and the API starting workflows on the worker's task queue.
+ */
+export async function startSagaStack(seed: number): Promise<SagaStack> {
+  const db = await freshDatabase();
+  const sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, seed);
+  const worker = await startWorker(db.pool, {
+    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
+  });
+  const api = await startApi(db.pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
+  return {
+    db,
+    pool: db.pool,
+    sims,
+    worker,
+    api,
+    call: httpClient(api),
+    stop: (exceptPrograms = []) =>
+      checkAgreementThenStop(
+        db.pool,
+        worker,
+        [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()],
+        exceptPrograms,
+      ),
+  };
+}
+
 export interface CloseStack {
   db: Awaited<ReturnType<typeof freshDatabase>>;
   pool: Pool;

@@ -4,43 +4,33 @@ import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { newSecret, putKey } from '../../db/keys';
 import { requestHash, scopedIdempotencyKey } from '../../api/validate';
-import { startSimulators, type RunningSimulators } from '../../simulators';
+import type { RunningSimulators } from '../../simulators';
 import {
-  checkAgreementThenStop,
   eventually,
-  freshDatabase,
   httpClient,
   programBody,
-  startApi,
-  startWorker,
   uniqueId,
-  type TestApi,
   type TestWorker,
+  startSagaStack,
+  type SagaStack,
 } from '../helpers/stack';
 
 // Exact idempotency on every state-changing request (issue 14, item 6; docs/access.md
 // "Idempotency"): a replay answers the first response with Idempotent-Replayed: true, another body
 // under the key is 409 idempotency_key_reused and does nothing, keys are scoped per principal, and
 // the natural keys (an invoice's redemption, a chargebackId) hold whatever the key.
-let db: Awaited<ReturnType<typeof freshDatabase>>;
+let stack: SagaStack;
 let pool: Pool;
 let sims: RunningSimulators;
 let worker: TestWorker;
-let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 let billing: ReturnType<typeof billingClient>;
 /** a second principal with the billing role, one with admin, one with support */
 const other: Record<'billing' | 'admin' | 'support', string> = { billing: '', admin: '', support: '' };
 
 beforeAll(async () => {
-  db = await freshDatabase();
-  pool = db.pool;
-  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 11);
-  worker = await startWorker(pool, {
-    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
-  });
-  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
-  call = httpClient(api);
+  stack = await startSagaStack(11);
+  ({ pool, sims, worker, call } = stack);
   billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
   for (const role of ['billing', 'admin', 'support'] as const) {
     const keyId = uniqueId(`other-${role}`);
@@ -48,9 +38,7 @@ beforeAll(async () => {
     await putKey(pool, { keyId, secret: other[role], principal: `other-${role}`, roles: [role] });
   }
 });
-afterAll(() =>
-  checkAgreementThenStop(pool, worker, [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()]),
-);
+afterAll(() => stack.stop());
 
 const replayed = (res: { headers: Headers }) => res.headers.get('idempotent-replayed');
 

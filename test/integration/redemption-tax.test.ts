@@ -6,54 +6,28 @@ import { glClient } from '../../activities/services/gl';
 import { readPeriodBooks } from '../../db/close-report';
 import { periodFigures } from '../../domain/close-report';
 import { quarterOf } from '../../domain/period';
-import { startSimulators, type RunningSimulators } from '../../simulators';
-import {
-  checkAgreementThenStop,
-  freshDatabase,
-  httpClient,
-  programBody,
-  startApi,
-  startWorker,
-  uniqueId,
-  type TestApi,
-  type TestWorker,
-} from '../helpers/stack';
+import { httpClient, programBody, uniqueId, type TestWorker, startSagaStack, type SagaStack } from '../helpers/stack';
 
 // Tax on redemptions end to end (issue 13, defect 9): the saga asks the tax service, stores the
 // treatment on the redemption, sends it to billing with the credit, and books the output tax due on
 // the part paid with points out of the released liability; give-backs take their share back; the
 // reconciliation checks billing's credit carries the treatment. Real API, worker, database and
 // simulators. The figures are docs/accounting.md's worked example.
-let db: Awaited<ReturnType<typeof freshDatabase>>;
+let stack: SagaStack;
 let pool: Pool;
-let sims: RunningSimulators;
 let worker: TestWorker;
-let api: TestApi;
 let call: ReturnType<typeof httpClient>;
 let billing: ReturnType<typeof billingClient>;
 let gl: ReturnType<typeof glClient>;
 const tampered: string[] = [];
 
 beforeAll(async () => {
-  db = await freshDatabase();
-  pool = db.pool;
-  sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, 17);
-  worker = await startWorker(pool, {
-    services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
-  });
-  api = await startApi(pool, async () => true, { client: worker.client, taskQueue: worker.taskQueue });
-  call = httpClient(api);
-  billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
-  gl = glClient({ baseUrl: sims.glUrl, timeoutMs: 1000 });
+  stack = await startSagaStack(17);
+  ({ pool, worker, call } = stack);
+  billing = billingClient({ baseUrl: stack.sims.billingUrl, timeoutMs: 1000 });
+  gl = glClient({ baseUrl: stack.sims.glUrl, timeoutMs: 1000 });
 });
-afterAll(() =>
-  checkAgreementThenStop(
-    pool,
-    worker,
-    [() => api.close(), () => worker.stop(), () => sims.close(), () => db.drop()],
-    tampered,
-  ),
-);
+afterAll(() => stack.stop(tampered));
 
 const today = () => new Date().toISOString().slice(0, 10);
 
