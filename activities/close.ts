@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import {
@@ -26,6 +27,8 @@ import { ApiError } from '../domain/errors';
 import { newPointsEstimate, type NewPointsEstimate } from '../domain/new-points-estimate';
 import { decimalToMillionths, millionthsToDecimal, rateToMillionths } from '../domain/money';
 import { quarterBounds } from '../domain/period';
+import { startCloseSchema } from '../domain/schemas';
+import { SCHEDULE_CLOSE_STARTER } from '../domain/workflow-ids';
 import { recognizedToDate } from '../domain/recognition';
 import type { GlClient } from './services/gl';
 import { ServiceError } from './services/http';
@@ -57,25 +60,66 @@ async function final<T>(fn: () => Promise<T>): Promise<T> {
  * docs/close.md (minimum cohorts backing a factor, an approved tail factor), DEFAULT_ESTIMATION_LIMITS
  * when not given.
  */
+/** The terms a close's start request carries (api/routes/closes.ts): the override, or none. */
+const startOverride = z.object({ override: startCloseSchema.shape.redemptionRateOverride.unwrap().nullable() });
+
 export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimation?: EstimationLimits }) {
   const { pool, gl } = deps;
   const limits = deps.estimation ?? DEFAULT_ESTIMATION_LIMITS;
   return {
+    /**
+     * Freezes the quarter. With `startRequestId` (runs since `close-start-verified`), who started
+     * the close and its override are the API's start request's, verified against the database (a
+     * key of a finance principal, active, for this program: db/approval-requests.ts), never the
+     * workflow's input: the starter is the one person who cannot approve, so a close started on
+     * Temporal under a made-up name would let its real starter approve it. Without a valid request
+     * nothing is frozen. Returns who started it.
+     */
     async freezeQuarter(
-      q: CloseRef & { startedBy: string; workflowId: string; override: { rate: number; justification: string } | null },
+      q: CloseRef & {
+        startedBy: string;
+        workflowId: string;
+        override: { rate: number; justification: string } | null;
+        startRequestId?: string | null;
+        verifyStart?: boolean;
+        bySchedule?: boolean;
+      },
     ) {
+      let startedBy = q.startedBy;
+      let override = q.override;
+      if (q.verifyStart && q.bySchedule && !q.startRequestId) {
+        startedBy = SCHEDULE_CLOSE_STARTER;
+        override = null; // the Schedule never overrides the estimate
+      } else if (q.verifyStart) {
+        const verdict = await verifyDecisionRequest(
+          pool,
+          q.startRequestId,
+          { kind: 'close_start', programId: q.programId, subject: q.period, workflowId: q.workflowId },
+          ['finance'],
+          null,
+        );
+        if (!verdict.ok) throw ApplicationFailure.nonRetryable(`the close's start: ${verdict.reason}`, verdict.code);
+        startedBy = verdict.decision.by;
+        const parsed = startOverride.safeParse(verdict.decision.detail);
+        if (!parsed.success)
+          throw ApplicationFailure.nonRetryable(
+            "the close's start request carries no terms",
+            'decision_request_mismatch',
+          );
+        override = parsed.data.override;
+      }
       return final(async () => {
         const c = await freezePeriod(pool, {
           programId: q.programId,
           period: q.period,
-          actor: q.startedBy,
+          actor: startedBy,
           workflowId: q.workflowId,
           now: new Date(),
-          override: q.override
-            ? { rate: millionthsToDecimal(rateToMillionths(q.override.rate)), justification: q.override.justification }
+          override: override
+            ? { rate: millionthsToDecimal(rateToMillionths(override.rate)), justification: override.justification }
             : null,
         });
-        return { status: c.status, workflowId: c.workflowId };
+        return { status: c.status, workflowId: c.workflowId, startedBy: c.startedBy };
       });
     },
 

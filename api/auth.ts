@@ -80,9 +80,17 @@ export class Authenticator {
     private readonly throttle?: FailedAuthThrottle,
   ) {}
 
+  /**
+   * The principal of the request's key; refused (403 program_not_allowed) when the route names a
+   * program (its `:programId`) that the key is not for. Every program route authenticates here, so
+   * this one check scopes every one of them.
+   */
   async principalOf(req: FastifyRequest): Promise<Principal> {
     const header = req.headers.authorization;
-    return this.principalOfSecret(header?.startsWith('Bearer ') ? header.slice(7).trim() : '', req.ip);
+    const principal = await this.principalOfSecret(header?.startsWith('Bearer ') ? header.slice(7).trim() : '', req.ip);
+    const programId = (req.params as { programId?: unknown } | undefined)?.programId;
+    if (typeof programId === 'string') requireProgram(principal, programId);
+    return principal;
   }
 
   /** The principal of a key given some other way than the header (the codec cookie, api/routes/codec.ts). */
@@ -116,7 +124,37 @@ export class Authenticator {
   }
 }
 
-export function requireRole(principal: Principal, allowed: readonly Role[]): void {
+/** Refuses a key limited to other programs (403 program_not_allowed). */
+export function requireProgram(principal: Principal, programId: string): void {
+  if (principal.programs === null || principal.programs.includes(programId)) return;
+  throw new ApiError(403, 'program_not_allowed', `this key is not for program ${programId}`, {
+    principal: principal.name,
+    programId,
+  });
+}
+
+/**
+ * Refuses a principal holding none of `allowed` (403 forbidden). `admin` runs the system and so
+ * passes every operational check, but not a decision (`o.decision`: approving or rejecting a close,
+ * an adjustment, a merge, a rule change): that needs a person who holds the role itself, so that
+ * segregation of duties is between two people each in their own role (issue 14, item 5).
+ */
+export function requireRole(principal: Principal, allowed: readonly Role[], o: { decision?: boolean } = {}): void {
+  if (o.decision) {
+    if (!principal.roles.some((r) => allowed.includes(r)))
+      throw new ApiError(
+        403,
+        'forbidden',
+        `this decision needs one of the roles: ${allowed.join(', ')} (admin does not stand in for them)`,
+        { principal: principal.name, allowed },
+      );
+    if (principal.kind !== 'person')
+      throw new ApiError(403, 'decision_needs_person', 'a decision is made by a person, not a service key', {
+        principal: principal.name,
+        allowed,
+      });
+    return;
+  }
   if (principal.roles.includes('admin') || principal.roles.some((r) => allowed.includes(r))) return;
   throw new ApiError(403, 'forbidden', `this needs one of the roles: ${allowed.join(', ')}`, {
     principal: principal.name,

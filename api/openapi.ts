@@ -20,8 +20,10 @@ export interface RouteDoc {
   method: 'get' | 'post';
   path: string;
   summary: string;
-  /** who may call it (admin may call everything): the endpoint x role table of docs/access.md */
+  /** who may call it (admin may call everything but decisions): the endpoint x role table of docs/access.md */
   roles: readonly Role[] | 'any' | 'none';
+  /** a decision on someone else's request: a person holding one of `roles` themselves; admin does not count (api/auth.ts requireRole) */
+  decision?: true;
   body?: z.ZodType;
   idempotent?: boolean;
 }
@@ -35,6 +37,12 @@ export const ROUTE_DOCS: RouteDoc[] = [
     roles: ['admin'],
     body: createProgramSchema,
     idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/whoami',
+    summary: "The caller's key: its principal (person or service), roles and programs",
+    roles: 'any',
   },
   { method: 'get', path: '/v1/programs/{programId}', summary: 'A program with its active rule version', roles: 'any' },
   {
@@ -136,6 +144,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     path: '/v1/programs/{programId}/closes/{period}/approve',
     summary: 'Approve the proposed close (not its starter): book, post to the GL, lock',
     roles: ['controller'],
+    decision: true,
     idempotent: true,
   },
   {
@@ -169,6 +178,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     path: '/v1/programs/{programId}/adjustments/{adjustmentId}/approvals',
     summary: 'Approve or reject an adjustment (not its requester)',
     roles: ['finance'],
+    decision: true,
     body: adjustmentDecisionSchema,
     idempotent: true,
   },
@@ -191,6 +201,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     path: '/v1/programs/{programId}/rule-changes/{changeId}/approvals',
     summary: 'Approve or reject a rule change for one required role (never the proposer, one role per person)',
     roles: ['finance', 'legal', 'controller', 'program_owner'],
+    decision: true,
     body: ruleChangeDecisionSchema,
     idempotent: true,
   },
@@ -224,8 +235,14 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },
 ];
 
-export const rolesText = (roles: RouteDoc['roles']) =>
-  roles === 'any' ? 'any key' : roles === 'none' ? 'no key needed' : [...new Set([...roles, 'admin'])].join(', ');
+export const rolesText = (roles: RouteDoc['roles'], decision = false) =>
+  roles === 'any'
+    ? 'any key'
+    : roles === 'none'
+      ? 'no key needed'
+      : decision
+        ? `${roles.join(', ')}: a person holding the role (not admin, not a service)`
+        : [...new Set([...roles, 'admin'])].join(', ');
 
 /** docs/access.md's table: every endpoint against every role (a test keeps the file and the code in step). */
 export function accessTable(): string {
@@ -235,7 +252,7 @@ export function accessTable(): string {
     ROUTE_DOCS.filter((r) => r.roles !== 'none')
       .map((r) => {
         const cells = ROLES.map((role) =>
-          r.roles === 'any' || role === 'admin' || r.roles.includes(role) ? 'yes' : '',
+          r.roles === 'any' || (role === 'admin' && !r.decision) || r.roles.includes(role) ? 'yes' : '',
         );
         return `| \`${r.method.toUpperCase()} ${r.path}\` | ${cells.join(' | ')} |`;
       })
@@ -268,7 +285,7 @@ export function openApiDocument(): Record<string, unknown> {
       params.push({ name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string' } });
     (paths[r.path] ??= {})[r.method] = {
       summary: r.summary,
-      description: `Roles: ${rolesText(r.roles)}.`,
+      description: `Roles: ${rolesText(r.roles, r.decision)}.`,
       parameters: params,
       ...(r.body
         ? {
@@ -300,7 +317,7 @@ export function openApiDocument(): Record<string, unknown> {
 export function docsPage(): string {
   const rows = ROUTE_DOCS.map(
     (r) =>
-      `<tr><td><code>${r.method.toUpperCase()}</code></td><td><code>${r.path}</code></td><td>${r.summary}</td><td>${rolesText(r.roles)}</td></tr>`,
+      `<tr><td><code>${r.method.toUpperCase()}</code></td><td><code>${r.path}</code></td><td>${r.summary}</td><td>${rolesText(r.roles, r.decision)}</td></tr>`,
   ).join('\n');
   return `<!doctype html><html><head><meta charset="utf-8"><title>Loyalty Ledger API</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}td{padding:.3rem .8rem;border-bottom:1px solid #ddd}</style></head>

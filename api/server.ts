@@ -21,6 +21,7 @@ import { adjustmentRoutes } from './routes/adjustments';
 import { auditRoutes } from './routes/audit';
 import { ruleChangeRoutes } from './routes/rule-changes';
 import { closeRoutes } from './routes/closes';
+import { whoamiRoutes } from './routes/whoami';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
@@ -222,6 +223,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     reply.status(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)),
   );
 
+  whoamiRoutes(app, ctx);
   programRoutes(app, ctx);
   accrualRoutes(app, ctx);
   memberRoutes(app, ctx);

@@ -8,6 +8,9 @@
  *
  *   npm run bench:close -- [--members 1000000] [--entries 10000000] [--rounds 3]
  */
+import { recordDecisionRequest } from '../db/approval-requests';
+import { newSecret, putKey, type Principal } from '../db/keys';
+import { closeWorkflowId } from '../domain/workflow-ids';
 import pino from 'pino';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,6 +45,14 @@ const ROUNDS = intFlag('rounds', flags.rounds ?? '3');
 const PROGRAM = 'bench';
 const QUARTERS = ['2024-Q3', '2024-Q4', '2025-Q1', '2025-Q2', '2025-Q3', '2025-Q4', '2026-Q1', '2026-Q2'];
 const PERIOD = '2026-Q2';
+/** who starts the close: a finance key of its own, as the API would have authenticated it */
+const BENCH_FINANCE: Principal = {
+  keyId: 'bench-finance',
+  name: 'bench-finance',
+  kind: 'person',
+  roles: ['finance'],
+  programs: null,
+};
 
 // Each member's entries cycle through ten kinds: six earns (one per quarter Q0..Q5, 100 points of
 // that quarter's cohort), three redemptions of 50 (in Q6, Q7, Q7, from cohorts Q0, Q1, Q2) and an
@@ -197,6 +208,12 @@ runMain(async () => {
   onCleanup('client', () => connection.close());
   const temporalClient = new Client({ connection, namespace: 'default' });
 
+  await putKey(pool, {
+    keyId: BENCH_FINANCE.keyId,
+    secret: newSecret(BENCH_FINANCE.keyId),
+    principal: BENCH_FINANCE.name,
+    roles: ['finance'],
+  });
   const baselineSql = `select c.cohort, to_char(e.occurred_at at time zone 'UTC', 'YYYY-"Q"Q') as quarter, e.type, sum(c.points), count(*)
                          from ledger_entries e join ledger_entry_cohorts c using (entry_id) where e.program_id = $1 group by 1, 2, 3`;
   const baseline: number[] = [];
@@ -210,6 +227,16 @@ runMain(async () => {
 
     const workflowId = `close:${PROGRAM}:${PERIOD}:r${r}`;
     s = performance.now();
+    // as the API does: a start request of a finance key, which the workflow verifies (workflows/close.ts)
+    const startRequestId = await recordDecisionRequest(pool, BENCH_FINANCE, {
+      kind: 'close_start',
+      programId: PROGRAM,
+      subject: PERIOD,
+      workflowId: closeWorkflowId(PROGRAM, PERIOD),
+      decision: 'request',
+      comment: null,
+      detail: { override: null },
+    });
     const handle = await temporalClient.workflow.start(closeQuarter, {
       workflowId,
       taskQueue: 'bench-close',
@@ -218,6 +245,7 @@ runMain(async () => {
           programId: PROGRAM,
           period: PERIOD,
           startedBy: 'bench-finance',
+          startRequestId,
           override: null,
           escalateAfter: 'P3D',
           cancelAfter: 'P7D',

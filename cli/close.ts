@@ -1,20 +1,11 @@
-import { connectClient } from '../temporal/connect';
-import { temporalSettings } from '../temporal/settings';
-import { checkCanClose, getClose, refuseOverrideOutsideBounds } from '../db/close';
+import { randomUUID } from 'node:crypto';
+import { getClose } from '../db/close';
 import { buildCloseReport } from '../db/close-report';
 import { createPool } from '../db/pool';
 import { programCurrency } from '../db/programs';
 import { reportToCsv, reportToHtml } from '../domain/close-report';
-import { SA } from '../domain/search-attributes';
 import { closeParams, startCloseSchema } from '../domain/schemas';
-import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../domain/workflow-ids';
-import { closeQuarter, progressQuery, type CloseStep } from '../workflows/close';
-
-interface TemporalTarget {
-  address: string;
-  namespace: string;
-  taskQueue: string;
-}
+import type { CloseStep } from '../workflows/close';
 
 function checkArgs(programId: string, period: string): void {
   const parsed = closeParams.safeParse({ programId, period });
@@ -33,88 +24,103 @@ const STEP_TEXT: Record<CloseStep, string> = {
 };
 
 /**
- * `loyalty close <programId> <period>`: starts the close (or finds it) and shows its steps until it
- * waits for approval or ends. Exit 0 when it reached either, 1 on a refusal (out of order, not ended).
+ * `loyalty close <programId> <period>`: starts the close through the API (or finds it) with a
+ * finance principal's key, and shows its steps until it waits for approval or ends. The key comes
+ * from LOYALTY_API_KEY or `--key-file`, never the command line (argv is visible to every user);
+ * `--as`, when given, must be the key's principal: the starter is recorded from the key, and the
+ * starter is the one person who cannot approve. Exit 0 when it reached either, 1 on a refusal.
  */
-export async function runClose(
-  o: TemporalTarget & {
-    programId: string;
-    period: string;
-    databaseUrl: string;
-    startedBy: string;
-    override: { rate: number; justification: string } | null;
-    waitMs: number;
-  },
-): Promise<number> {
+export async function runClose(o: {
+  programId: string;
+  period: string;
+  apiUrl: string;
+  apiKey: string;
+  as?: string;
+  override: { rate: number; justification: string } | null;
+  waitMs: number;
+}): Promise<number> {
   checkArgs(o.programId, o.period);
   if (o.override) startCloseSchema.parse({ period: o.period, redemptionRateOverride: o.override });
-  const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 2, applicationName: 'loyalty-close' });
-  const { client, connection } = await connectClient(temporalSettings(o));
-  try {
-    const existing = await checkCanClose(pool, o.programId, o.period, new Date());
-    const workflowId = existing?.workflowId ?? closeWorkflowId(o.programId, o.period);
-    if (!existing) {
-      if (o.override) await refuseOverrideOutsideBounds(pool, o.programId, o.period, o.override.rate);
-      await client.workflow.start(closeQuarter, {
-        workflowId,
-        taskQueue: o.taskQueue,
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        args: [
-          {
-            programId: o.programId,
-            period: o.period,
-            startedBy: o.startedBy,
-            override: o.override,
-            ...DEFAULT_CLOSE_APPROVAL,
-          },
-        ],
-        memo: { summary: `${o.period}: started by ${o.startedBy}` },
-        typedSearchAttributes: [
-          { key: SA.program, value: o.programId },
-          { key: SA.period, value: o.period },
-        ],
-      });
-      process.stdout.write(`close ${o.programId} ${o.period}: started as ${o.startedBy} (workflow ${workflowId})\n`);
-    } else {
+  const base = o.apiUrl.replace(/\/+$/, '');
+  const call = async (method: 'GET' | 'POST', path: string, body?: unknown, idem?: string) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${o.apiKey}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(idem ? { 'idempotency-key': idem } : {}),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await res.text();
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = { error: { code: 'not_json', message: text.slice(0, 200) } };
+    }
+    return { status: res.status, body: json };
+  };
+  const refused = (what: string, r: { status: number; body: { error?: { code?: string; message?: string } } }) => {
+    process.stderr.write(
+      `close ${o.programId} ${o.period}: ${what} refused (${r.status} ${r.body?.error?.code ?? ''}: ${r.body?.error?.message ?? ''})\n`,
+    );
+    return 1;
+  };
+  const me = await call('GET', '/v1/whoami');
+  if (me.status !== 200) return refused('the key was', me);
+  if (o.as !== undefined && o.as !== me.body.principal) {
+    process.stderr.write(
+      `close ${o.programId} ${o.period}: --as ${o.as}, but the key is ${me.body.principal}'s: a close is started as the key's principal (use ${o.as}'s own key)\n`,
+    );
+    return 1;
+  }
+  const started = await call(
+    'POST',
+    `/v1/programs/${o.programId}/closes`,
+    { period: o.period, ...(o.override ? { redemptionRateOverride: o.override } : {}) },
+    // one key per invocation: running the command again asks again (and finds the close started)
+    `cli-close:${randomUUID()}`,
+  );
+  if (started.status !== 200 && started.status !== 202) return refused('the start was', started);
+  const workflowId = started.body.workflowId as string;
+  if (started.body.status === 'started')
+    process.stdout.write(
+      `close ${o.programId} ${o.period}: started as ${started.body.startedBy} (workflow ${workflowId})\n`,
+    );
+  else
+    process.stdout.write(
+      `close ${o.programId} ${o.period}: already ${started.body.status}, started by ${started.body.startedBy} (workflow ${workflowId})\n`,
+    );
+  let last: CloseStep | null = null;
+  const deadline = Date.now() + o.waitMs;
+  for (;;) {
+    const got = await call('GET', `/v1/programs/${o.programId}/closes/${o.period}`);
+    // the close's row is written by its first step: until then, 404 means "freezing"
+    if (got.status !== 200 && got.status !== 404) return refused('reading the close was', got);
+    const step: CloseStep = got.status === 404 ? 'freezing' : (got.body.step as CloseStep);
+    if (step !== last) process.stdout.write(`  ${new Date().toISOString().slice(11, 19)} ${STEP_TEXT[step] ?? step}\n`);
+    last = step;
+    if (step === 'awaiting_approval' || step === 'escalated') {
+      const p = got.body.proposal as { totalCatchUpMinor?: number | string; cohorts?: unknown[] } | null;
       process.stdout.write(
-        `close ${o.programId} ${o.period}: already ${existing.status}, started by ${existing.startedBy} (workflow ${workflowId})\n`,
+        `  catch-up proposed: ${p?.totalCatchUpMinor ?? 0} (minor units) over ${p?.cohorts?.length ?? 0} cohort(s)\n`,
       );
+      process.stdout.write(
+        `  approve: POST /v1/programs/${o.programId}/closes/${o.period}/approve as a controller other than ${got.body.startedBy}\n`,
+      );
+      return 0;
     }
-    const handle = client.workflow.getHandle(workflowId);
-    let last: CloseStep | null = null;
-    const deadline = Date.now() + o.waitMs;
-    for (;;) {
-      const closed = await getClose(pool, o.programId, o.period);
-      const step: CloseStep =
-        closed?.status === 'locked'
-          ? 'locked'
-          : closed?.status === 'cancelled'
-            ? 'cancelled'
-            : ((await handle.query(progressQuery).catch(() => null))?.step ?? 'freezing');
-      if (step !== last) process.stdout.write(`  ${new Date().toISOString().slice(11, 19)} ${STEP_TEXT[step]}\n`);
-      last = step;
-      if (step === 'awaiting_approval' || step === 'escalated') {
-        const p = (await handle.query(progressQuery)).proposal;
-        process.stdout.write(
-          `  catch-up proposed: ${p?.totalCatchUpMinor ?? 0} (minor units) over ${p?.cohorts.length ?? 0} cohort(s)\n`,
-        );
-        process.stdout.write(
-          `  approve: POST /v1/programs/${o.programId}/closes/${o.period}/approve as a controller other than ${closed?.startedBy ?? o.startedBy}\n`,
-        );
-        return 0;
-      }
-      if (step === 'locked' || step === 'cancelled') return 0;
-      if (Date.now() > deadline) {
-        process.stdout.write(
-          `  still ${STEP_TEXT[step]} after ${o.waitMs / 1000} s; it goes on in Temporal (workflow ${workflowId})\n`,
-        );
-        return 0;
-      }
-      await new Promise((r) => setTimeout(r, 500));
+    if (step === 'locked' || step === 'cancelled') return 0;
+    if (Date.now() > deadline) {
+      process.stdout.write(
+        `  still ${STEP_TEXT[step] ?? step} after ${o.waitMs / 1000} s; it goes on in Temporal (workflow ${workflowId})\n`,
+      );
+      return 0;
     }
-  } finally {
-    await connection.close();
-    await pool.end();
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { runWorkerProcess } from '../workers/main';
@@ -9,7 +10,7 @@ import { runClose, runReport } from './close';
 import { runAudit, runAuditAnchor } from './audit';
 import { rotateCodecKey } from './codec-keys';
 import { runDevStack } from './dev-stack';
-import { runAccessReview, runKeys } from './keys';
+import { runAccessReview, runKeys, runPrincipals } from './keys';
 import { runReconcile, runReconciliationReport } from './reconcile';
 import { runSimulatorsProcess } from './simulators';
 import { runVerify } from './verify';
@@ -128,11 +129,16 @@ program
 program
   .command('close')
   .description(
-    "start (or find) the close of a quarter and show its steps until it awaits a controller's approval or ends",
+    "start (or find) the close of a quarter through the API and show its steps until it awaits a controller's approval or ends",
   )
   .argument('<programId>')
   .argument('<period>', 'a calendar quarter, e.g. 2026-Q3')
-  .option('--as <name>', 'who starts it (recorded; that person cannot approve it)', process.env.USER ?? 'finance-cli')
+  .option(
+    '--key-file <file>',
+    "a file holding a finance principal's API key (default: LOYALTY_API_KEY); the close is started as that principal",
+  )
+  .option('--as <principal>', "refuse unless the key is this principal's (a check, not a way to act as someone)")
+  .option('--api-url <url>', 'the API (default: LOYALTY_API_URL, else the one npm start runs)')
   .option(
     '--override-rate <rate>',
     "finance's ultimate redemption rate for every open cohort, instead of the triangle's (needs --justification)",
@@ -143,22 +149,30 @@ program
     async (
       programId: string,
       period: string,
-      opts: { as: string; overrideRate?: string; justification?: string; wait: string },
+      opts: {
+        keyFile?: string;
+        as?: string;
+        apiUrl?: string;
+        overrideRate?: string;
+        justification?: string;
+        wait: string;
+      },
     ) => {
       const cfg = stackConfig();
       if ((opts.overrideRate === undefined) !== (opts.justification === undefined))
         throw new Error('--override-rate and --justification go together');
+      const apiKey = opts.keyFile ? readFileSync(opts.keyFile, 'utf8').trim() : (process.env.LOYALTY_API_KEY ?? '');
+      if (!apiKey)
+        throw new Error("loyalty close needs a finance principal's API key: LOYALTY_API_KEY or --key-file <file>");
       process.exit(
         await runClose({
           programId,
           period,
-          startedBy: opts.as,
+          apiKey,
+          as: opts.as,
+          apiUrl: opts.apiUrl ?? process.env.LOYALTY_API_URL ?? `http://127.0.0.1:${cfg.apiPort}`,
           waitMs: Number(opts.wait) * 1000,
           override: opts.overrideRate ? { rate: Number(opts.overrideRate), justification: opts.justification! } : null,
-          databaseUrl: process.env.DATABASE_URL ?? cfg.embeddedDatabaseUrl,
-          address: cfg.temporalAddress ?? `127.0.0.1:${cfg.temporalPort}`,
-          namespace: cfg.namespace,
-          taskQueue: cfg.taskQueue,
         }),
       );
     },
@@ -192,21 +206,53 @@ program
   )
   .argument('<action>', 'create, list, rotate or revoke')
   .argument('[keyId]', 'for rotate and revoke')
-  .option('--principal <name>', 'create: who the key acts as')
+  .option('--principal <id>', 'create: the principal the key belongs to (loyalty principals add)')
   .option(
     '--roles <list>',
-    'create: comma-separated roles (billing, finance, controller, legal, program_owner, support, admin)',
+    "create: comma-separated roles, some of the principal's (billing, finance, controller, legal, program_owner, support, admin)",
   )
+  .option('--programs <list>', 'create: the programs the key may touch, comma-separated (default: all)')
   .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
   .option('--json', 'print JSON')
   .action(
     async (
       action: string,
       keyId: string | undefined,
-      opts: { principal?: string; roles?: string; databaseUrl?: string; json?: boolean },
+      opts: { principal?: string; roles?: string; programs?: string; databaseUrl?: string; json?: boolean },
     ) => {
       process.exit(
         await runKeys(action, { ...opts, keyId, databaseUrl: dbUrl(opts.databaseUrl), json: Boolean(opts.json) }),
+      );
+    },
+  );
+
+program
+  .command('principals')
+  .description(
+    'the people and services API keys belong to: add, list, roles (set what one may hold), disable, enable (never deleted)',
+  )
+  .argument('<action>', 'add, list, roles, disable or enable')
+  .argument('[principalId]', 'for add, roles, disable and enable')
+  .option('--kind <kind>', 'add: person or service (only a person can approve)')
+  .option('--roles <list>', 'add, roles: comma-separated roles the principal may hold')
+  .option('--name <displayName>', 'add: a display name')
+  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL, else the embedded one of npm start)')
+  .option('--json', 'print JSON')
+  .action(
+    async (
+      action: string,
+      principalId: string | undefined,
+      opts: { kind?: string; roles?: string; name?: string; databaseUrl?: string; json?: boolean },
+    ) => {
+      process.exit(
+        await runPrincipals(action, {
+          principalId,
+          kind: opts.kind,
+          roles: opts.roles,
+          displayName: opts.name,
+          databaseUrl: dbUrl(opts.databaseUrl),
+          json: Boolean(opts.json),
+        }),
       );
     },
   );

@@ -43,12 +43,16 @@ create table api_keys (
   created_at timestamp with time zone not null default now(),
   revoked_at timestamp with time zone,
   last_used_at timestamp with time zone,
+  programs text[],
   constraint api_keys_pkey PRIMARY KEY (key_id),
   constraint api_keys_key_hash_key UNIQUE (key_hash),
+  constraint api_keys_principal_fk FOREIGN KEY (principal) REFERENCES principals(principal_id),
   constraint api_keys_key_hash_check CHECK ((key_hash ~ '^[0-9a-f]{64}$'::text)),
   constraint api_keys_principal_check CHECK (((length(principal) >= 1) AND (length(principal) <= 128))),
+  constraint api_keys_programs_check CHECK (((programs IS NULL) OR ((cardinality(programs) >= 1) AND (cardinality(programs) <= 1000)))),
   constraint api_keys_roles_check CHECK ((roles <@ ARRAY['billing'::text, 'finance'::text, 'controller'::text, 'legal'::text, 'program_owner'::text, 'support'::text, 'admin'::text]))
 );
+CREATE INDEX api_keys_principal ON public.api_keys USING btree (principal);
 CREATE TRIGGER api_keys_audit AFTER INSERT OR UPDATE ON public.api_keys FOR EACH ROW EXECUTE FUNCTION ll_audit_key();
 
 create table audit_chain_heads (
@@ -154,12 +158,14 @@ create table decision_requests (
   decision text not null,
   comment text,
   created_at timestamp with time zone not null default now(),
+  detail jsonb,
   constraint decision_requests_pkey PRIMARY KEY (request_id),
   constraint decision_requests_key_id_fkey FOREIGN KEY (key_id) REFERENCES api_keys(key_id),
   constraint decision_requests_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
   constraint decision_requests_comment_check CHECK ((length(comment) <= 2000)),
-  constraint decision_requests_decision_check CHECK ((decision = ANY (ARRAY['approve'::text, 'reject'::text]))),
-  constraint decision_requests_kind_check CHECK ((kind = ANY (ARRAY['close_approval'::text, 'rule_change_decision'::text, 'adjustment_approval'::text]))),
+  constraint decision_requests_decision_check CHECK ((decision = ANY (ARRAY['approve'::text, 'reject'::text, 'request'::text]))),
+  constraint decision_requests_detail_check CHECK (((detail IS NULL) OR (length((detail)::text) <= 4000))),
+  constraint decision_requests_kind_check CHECK ((kind = ANY (ARRAY['close_approval'::text, 'rule_change_decision'::text, 'adjustment_approval'::text, 'close_start'::text]))),
   constraint decision_requests_subject_check CHECK (((length(subject) >= 1) AND (length(subject) <= 200))),
   constraint decision_requests_workflow_id_check CHECK (((length(workflow_id) >= 1) AND (length(workflow_id) <= 400)))
 );
@@ -379,6 +385,22 @@ create table notifications (
 );
 CREATE INDEX notifications_by_program ON public.notifications USING btree (program_id, created_at);
 CREATE TRIGGER notifications_append_only BEFORE DELETE OR UPDATE ON public.notifications FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
+
+create table principals (
+  principal_id text not null,
+  kind text not null,
+  display_name text,
+  roles text[] not null,
+  disabled_at timestamp with time zone,
+  created_at timestamp with time zone not null default now(),
+  constraint principals_pkey PRIMARY KEY (principal_id),
+  constraint principals_display_name_check CHECK (((length(display_name) >= 1) AND (length(display_name) <= 200))),
+  constraint principals_kind_check CHECK ((kind = ANY (ARRAY['person'::text, 'service'::text]))),
+  constraint principals_principal_id_check CHECK ((principal_id ~ '^[\x21-\x7e]{1,128}$'::text)),
+  constraint principals_roles_check CHECK ((roles <@ ARRAY['billing'::text, 'finance'::text, 'controller'::text, 'legal'::text, 'program_owner'::text, 'support'::text, 'admin'::text]))
+);
+CREATE TRIGGER principals_audit AFTER INSERT OR UPDATE ON public.principals FOR EACH ROW EXECUTE FUNCTION ll_audit_principal();
+CREATE TRIGGER principals_no_delete BEFORE DELETE OR TRUNCATE ON public.principals FOR EACH STATEMENT EXECUTE FUNCTION ll_principal_kept();
 
 create table program_rule_versions (
   program_id text not null,
@@ -635,6 +657,7 @@ create function ll_audit_close() returns trigger language plpgsql;
 create function ll_audit_hash(chain smallint, seq bigint, at timestamp with time zone, actor text, action text, program_id text, member_id text, subject text, before jsonb, after jsonb, idempotency_key text, prev_hash text) returns text language sql immutable;
 create function ll_audit_key() returns trigger language plpgsql;
 create function ll_audit_ledger_entry() returns trigger language plpgsql;
+create function ll_audit_principal() returns trigger language plpgsql;
 create function ll_audit_rule_change() returns trigger language plpgsql;
 create function ll_audit_rules() returns trigger language plpgsql;
 create function ll_close_book(p_program text, p_period text, p_period_end timestamp with time zone, p_rows jsonb, p_actor text) returns jsonb language plpgsql;
@@ -664,6 +687,7 @@ create function ll_natural_take(p_program text, p_kind text, p_id text, p_hash t
 create function ll_points_estimate(p_program text) returns TABLE(rate numeric, period text) language sql stable;
 create function ll_post_journal(p_program text, p_kind text, p_occurred timestamp with time zone, p_reference text, p_actor text, p_key text, p_lines jsonb) returns bigint language plpgsql;
 create function ll_post_redemption_tax(p_program text, p_invoice text, p_points_before bigint, p_points bigint, p_occurred timestamp with time zone, p_actor text, p_key text, p_reversal boolean) returns bigint language plpgsql;
+create function ll_principal_kept() returns trigger language plpgsql;
 create function ll_prorate(p_n numeric, p_before numeric, p_part numeric, p_total numeric) returns numeric language plpgsql immutable;
 create function ll_quarter_of(p_at timestamp with time zone) returns text language sql immutable strict;
 create function ll_raise(p_code text, p_status integer, p_message text, p_details jsonb DEFAULT '{}'::jsonb) returns void language plpgsql;

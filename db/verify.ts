@@ -157,7 +157,7 @@ const CHECKS: Array<{ name: string; sql: string }> = [
     // its row (written with the triggers off). Each ledger entry, key change, close step, rule
     // version and manual adjustment's request and decision has its row; rule changes are checked
     // below. Journal entries have no row of their own (docs/audit.md says why).
-    name: 'every ledger entry, key change, close step, rule version and adjustment request and decision has its audit row',
+    name: 'every ledger entry, key change, principal, close step, rule version and adjustment request and decision has its audit row',
     sql: `with aud as (select subject, action from audit_log)
           select 'ledger_entry' as kind, e.program_id, e.entry_id::text as id, e.type as action from ledger_entries e
            where not exists (select 1 from aud a where a.subject = 'ledger_entry:' || e.entry_id and a.action = e.type)
@@ -165,6 +165,10 @@ const CHECKS: Array<{ name: string; sql: string }> = [
           select 'key', null, k.key_id, v.action from api_keys k
             cross join lateral (values ('key_created'), (case when k.revoked_at is not null then 'key_revoked' end)) v(action)
            where v.action is not null and not exists (select 1 from aud a where a.subject = 'key:' || k.key_id and a.action = v.action)
+          union all
+          select 'principal', null, p.principal_id, v.action from principals p
+            cross join lateral (values ('principal_created'), (case when p.disabled_at is not null then 'principal_disabled' end)) v(action)
+           where v.action is not null and not exists (select 1 from aud a where a.subject = 'principal:' || p.principal_id and a.action = v.action)
           union all
           select 'close', c.program_id, c.period, 'close_' || c.status from closes c
            where not exists (select 1 from aud a where a.subject = 'period:' || c.program_id || ':' || c.period and a.action = 'close_' || c.status)

@@ -24,7 +24,9 @@ export const LIMITS = {
 } as const;
 
 const id = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, 1 to 128 characters');
-const programId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _, at most 63');
+/** A program's id (also what an API key's program list holds: db/keys.ts). */
+export const PROGRAM_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const programId = z.string().regex(PROGRAM_ID_PATTERN, 'lower-case letters, digits, - and _, at most 63');
 const duration = z
   .string()
   .max(40)

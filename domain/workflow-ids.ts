@@ -30,6 +30,12 @@ export const reconciliationWorkflowId = (programId: string, date: string) => `re
 export const DAILY_RECONCILIATION_SCHEDULE_ID = 'loyalty-daily-reconciliation';
 export const closeWorkflowId = (programId: string, period: string) => `close:${programId}:${period}`;
 /** How long a proposed close waits for a controller before it escalates, then cancels. */
+/**
+ * Who a close started by the quarterly Schedule was started by: no person, so no controller is
+ * barred from approving it (workflows/close-schedule.ts; docs/access.md).
+ */
+export const SCHEDULE_CLOSE_STARTER = 'system:close-schedule';
+
 export const DEFAULT_CLOSE_APPROVAL = { escalateAfter: 'P3D', cancelAfter: 'P7D' };
 export const QUARTERLY_CLOSE_SCHEDULE_ID = 'loyalty-quarterly-close';
 export const AUDIT_ANCHOR_SCHEDULE_ID = 'loyalty-audit-anchor';

@@ -3,7 +3,7 @@ import { ParentClosePolicy, proxyActivities, startChild, upsertMemo } from '@tem
 import type { CloseActivities } from '../activities/close';
 import { previousPeriod, quarterOf } from '../domain/period';
 import { SA } from '../domain/search-attributes';
-import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../domain/workflow-ids';
+import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL, SCHEDULE_CLOSE_STARTER } from '../domain/workflow-ids';
 import { closeQuarter } from './close';
 
 const act = proxyActivities<CloseActivities>({
@@ -29,7 +29,7 @@ export async function scheduledCloses(
       await startChild(closeQuarter, {
         workflowId: closeWorkflowId(programId, period),
         parentClosePolicy: ParentClosePolicy.ABANDON,
-        args: [{ programId, period, startedBy: 'system:close-schedule', override: null, ...DEFAULT_CLOSE_APPROVAL }],
+        args: [{ programId, period, startedBy: SCHEDULE_CLOSE_STARTER, override: null, ...DEFAULT_CLOSE_APPROVAL }],
         typedSearchAttributes: [
           { key: SA.program, value: programId },
           { key: SA.period, value: period },

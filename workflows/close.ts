@@ -13,13 +13,17 @@ import {
 import type { CloseActivities, CloseProposal } from '../activities/close';
 import type { CloseReport } from '../domain/close-report';
 import { waitMs } from './durations';
-import { closeWorkflowId } from '../domain/workflow-ids';
+import { closeWorkflowId, SCHEDULE_CLOSE_STARTER } from '../domain/workflow-ids';
 
 export interface CloseInput {
   programId: string;
   period: string;
+  /** before `close-start-verified`: who started it, as the starter said */
   startedBy: string;
+  /** before `close-start-verified`: the override; since, the start request's (activities/close.ts freezeQuarter) */
   override: { rate: number; justification: string } | null;
+  /** the API's start request (db/approval-requests.ts, kind close_start): who started the close and its terms */
+  startRequestId?: string;
   /** no approval by then: escalate (status `escalated`) ... */
   escalateAfter: string;
   /** ... and by then: cancel; the period stays frozen but not locked */
@@ -140,11 +144,23 @@ export async function closeQuarter(input: CloseInput): Promise<CloseResult> {
     },
   );
 
+  // Who started the close is the one person who cannot approve it: since this patch it is the API's
+  // start request, verified, and not the input's name (anyone who can reach Temporal can start one).
+  const startVerified = patched('close-start-verified');
   await act.freezeQuarter({
     ...ref,
     startedBy: input.startedBy,
     workflowId: closeWorkflowId(input.programId, input.period),
     override: input.override,
+    ...(startVerified
+      ? {
+          startRequestId: input.startRequestId ?? null,
+          verifyStart: true,
+          // the quarterly Schedule's closes (a child of scheduledCloses) have no start request: no
+          // person started them, so they bar no one from approving
+          bySchedule: workflowInfo().parent !== undefined && input.startedBy === SCHEDULE_CLOSE_STARTER,
+        }
+      : {}),
   });
   step('estimating', 'frozen; re-estimating breakage');
   progress.proposal = await act.estimateBreakageAndPropose(ref);

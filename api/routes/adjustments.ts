@@ -95,7 +95,7 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/programs/:programId/adjustments/:adjustmentId/approvals', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
-    ctx.requireRole(principal, ['finance']);
+    ctx.requireRole(principal, ['finance'], { decision: true });
     const { programId, adjustmentId } = parse(adjustmentParams, req.params, 'path');
     const body = parse(adjustmentDecisionSchema, req.body, 'decision');
     const key = idempotencyKey(req);

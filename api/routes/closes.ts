@@ -39,6 +39,17 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       // between would join that run (USE_EXISTING) and end with it. Let the old run finish first.
       if ((await getClose(ctx.pool, programId, body.period))?.status === 'cancelled')
         await endOfCancelledRun(t.client.workflow.getHandle(workflowId));
+      // the workflow takes who started it and the override from this row, verified (workflows/close.ts)
+      const override = body.redemptionRateOverride ?? null;
+      const startRequestId = await recordDecisionRequest(ctx.pool, principal, {
+        kind: 'close_start',
+        programId,
+        subject: body.period,
+        workflowId,
+        decision: 'request',
+        comment: null,
+        detail: { override },
+      });
       await t.client.workflow.start(closeQuarter, {
         workflowId,
         taskQueue: t.taskQueue,
@@ -48,7 +59,8 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
             programId,
             period: body.period,
             startedBy: principal.name,
-            override: body.redemptionRateOverride ?? null,
+            override,
+            startRequestId,
             ...(t.closeApproval ?? DEFAULT_CLOSE_APPROVAL),
           },
         ],
@@ -67,7 +79,7 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/programs/:programId/closes/:period/approve', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
-    ctx.requireRole(principal, ['controller']);
+    ctx.requireRole(principal, ['controller'], { decision: true });
     const { programId, period } = parse(closeParams, req.params, 'path');
     const key = idempotencyKey(req);
     const request = { scope: programId, principal: principal.name, route: 'closes.approve', request: { period }, key };

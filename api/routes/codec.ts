@@ -1,3 +1,4 @@
+import type { Principal } from '../../db/keys';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Payload, PayloadCodec } from '@temporalio/common';
@@ -82,6 +83,7 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
     cors(req, reply);
     const principal = await ctx.auth.principalOfSecret(keyOf(req));
     ctx.requireRole(principal, ['support']);
+    requireEveryProgram(principal);
     if (!o)
       throw new ApiError(
         503,
@@ -126,6 +128,7 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
     const header = req.headers.authorization;
     const principal = await ctx.auth.principalOfSecret(header?.startsWith('Bearer ') ? header.slice(7).trim() : '');
     ctx.requireRole(principal, ['support']);
+    requireEveryProgram(principal);
     // Secure over https, also behind a TLS proxy (X-Forwarded-Proto): trusting the header can only
     // make the cookie stricter
     const secure = req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
@@ -179,3 +182,19 @@ document.getElementById('f').onsubmit = async (e) => {
 };
 </script>
 `;
+
+/**
+ * Payloads are not marked with their program, so a key limited to some programs could read every
+ * program's through the codec: only a key for every program may use it.
+ */
+function requireEveryProgram(principal: Principal): void {
+  if (principal.programs !== null)
+    throw new ApiError(
+      403,
+      'program_not_allowed',
+      'the codec needs a key for every program (payloads are not per program)',
+      {
+        principal: principal.name,
+      },
+    );
+}

@@ -7,6 +7,7 @@ import { currencyDigits } from '../../domain/currency';
 import { ApiError } from '../../domain/errors';
 import { MATERIAL_RIGHT_JUDGMENT_MESSAGE, withMaterialRightJudgment, type ProgramRules } from '../../domain/program';
 import { createProgramSchema, programParams } from '../../domain/schemas';
+import { requireProgram } from '../auth';
 import type { ApiContext } from '../context';
 import { idempotencyKey, parse, requestHash, scopedIdempotencyKey, withClientKey } from '../validate';
 
@@ -32,6 +33,7 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
     // scoped by principal and route (docs/access.md, "Idempotency")
     const stored = scopedIdempotencyKey(principal.name, 'programs', key);
     const { programId, name, currency, ...given } = body;
+    requireProgram(principal, programId);
     // the cost method only with the recorded judgment that the points give no material right
     const rules = withMaterialRightJudgment(given as ProgramRules, principal.name, new Date());
     if (!rules)

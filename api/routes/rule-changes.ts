@@ -136,7 +136,7 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/programs/:programId/rule-changes/:changeId/approvals', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
-    ctx.requireRole(principal, ['finance', 'legal', 'controller', 'program_owner']);
+    ctx.requireRole(principal, ['finance', 'legal', 'controller', 'program_owner'], { decision: true });
     const { programId, changeId } = parse(ruleChangeParams, req.params, 'path');
     const body = parse(ruleChangeDecisionSchema, req.body, 'decision');
     const key = idempotencyKey(req);

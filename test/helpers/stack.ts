@@ -78,6 +78,22 @@ export async function roleKeys(pool: Pool): Promise<Keys> {
   return keys;
 }
 
+/**
+ * A key of its own for one principal (made if missing) holding `roles`: e.g. one person with two
+ * roles, to show that segregation of duties compares principals whatever the roles.
+ */
+export async function principalKey(
+  pool: Pool,
+  roles: Role[],
+  o: { principal?: string; kind?: 'person' | 'service'; programs?: string[] } = {},
+): Promise<{ principal: string; key: string }> {
+  const principal = o.principal ?? uniqueId('person');
+  const keyId = uniqueId('key');
+  const key = newSecret(keyId);
+  await putKey(pool, { keyId, secret: key, principal, roles, kind: o.kind, programs: o.programs ?? null });
+  return { principal, key };
+}
+
 export interface TestApi {
   app: FastifyInstance;
   baseUrl: string;

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, test } from 'vitest';
 import { newSecret, putKey } from '../../db/keys';
 import { verifyInvariants } from '../../db/verify';
 import {
+  principalKey,
   eventually,
   freshDatabase,
   httpClient,
@@ -69,9 +70,15 @@ const adjust = (p: string, memberId: string, points: number, o: { key?: string; 
     idem: o.idem,
     body: { memberId, points, reasonCode: points > 0 ? 'goodwill' : 'correction' },
   });
-const merge = (p: string, from: string, into: string, o: { role?: 'support' | 'admin'; idem?: string } = {}) =>
+const merge = (
+  p: string,
+  from: string,
+  into: string,
+  o: { role?: 'support' | 'admin'; idem?: string; key?: string } = {},
+) =>
   call('POST', `/v1/programs/${p}/members/${from}/merge`, {
     role: o.role ?? 'support',
+    key: o.key,
     idem: o.idem,
     body: { intoMemberId: into },
   });
@@ -198,7 +205,9 @@ test('concurrent requests cannot both slip under: the sum is taken under a lock'
 test('a merge moving more than the threshold waits for finance on the adjustment path; the requester cannot approve it', async () => {
   const p = await program({ 'm-1': 2000, 'm-2': 100, 'm-3': 1500, 'm-4': 100 });
   const idem = uniqueId('merge');
-  const waiting = await merge(p, 'm-1', 'm-2', { role: 'admin', idem });
+  // one person who holds both support and finance
+  const dual = await principalKey(pool, ['support', 'finance']);
+  const waiting = await merge(p, 'm-1', 'm-2', { key: dual.key, idem });
   assert.equal(waiting.status, 202, JSON.stringify(waiting.body));
   const id = waiting.body.adjustmentId as string;
   assert.deepEqual(
@@ -206,7 +215,7 @@ test('a merge moving more than the threshold waits for finance on the adjustment
     ['pending_approval', 2000, `adjustment:${p}:${id}`, `/v1/programs/${p}/adjustments/${id}`],
   );
   assert.deepEqual([(await member(p, 'm-1')).status, (await member(p, 'm-2')).balance], ['active', 100]);
-  const replay = await merge(p, 'm-1', 'm-2', { role: 'admin', idem });
+  const replay = await merge(p, 'm-1', 'm-2', { key: dual.key, idem });
   assert.deepEqual(
     [replay.status, replay.body.adjustmentId, replay.headers.get('idempotent-replayed')],
     [202, id, 'true'],
@@ -217,9 +226,14 @@ test('a merge moving more than the threshold waits for finance on the adjustment
     ['merge', 'm-1', 'm-2', 2000, 'pending_approval'],
   );
 
-  // segregation of duties: the requester (admin holds finance) cannot decide it
-  const self = await decide(p, id, 'admin', 'approve');
+  // segregation of duties: the requester (who holds finance too) cannot decide it; admin is no approver
+  const self = await call('POST', `/v1/programs/${p}/adjustments/${id}/approvals`, {
+    key: dual.key,
+    body: { decision: 'approve' },
+  });
   assert.deepEqual([self.status, self.body.error?.code], [403, 'segregation_of_duties']);
+  const byAdmin = await decide(p, id, 'admin', 'approve');
+  assert.deepEqual([byAdmin.status, byAdmin.body.error?.code], [403, 'forbidden']);
   const ok = await decide(p, id, 'finance', 'approve');
   assert.deepEqual([ok.status, ok.body.status, ok.body.approvedBy], [200, 'applied', 'test-finance']);
   const from = await member(p, 'm-1');
@@ -232,8 +246,8 @@ test('a merge moving more than the threshold waits for finance on the adjustment
   assert.deepEqual(
     ledger.rows.map((r) => [r.member_id, r.type, r.points, r.reference, r.actor]),
     [
-      ['m-1', 'merge_out', -2000, 'merge:into:m-2:approved-by:test-finance', 'test-admin'],
-      ['m-2', 'merge_in', 2000, 'merge:from:m-1:approved-by:test-finance', 'test-admin'],
+      ['m-1', 'merge_out', -2000, 'merge:into:m-2:approved-by:test-finance', dual.principal],
+      ['m-2', 'merge_in', 2000, 'merge:from:m-1:approved-by:test-finance', dual.principal],
     ],
   );
 

@@ -56,6 +56,7 @@ test('every change is in the trail with actor and key; the CLI and the API read 
     ).status,
     201,
   );
+  assert.equal(cli('principals', 'add', 'carol', '--kind', 'person', '--roles', 'support').status, 0);
   assert.equal(cli('keys', 'create', '--principal', 'carol', '--roles', 'support').status, 0);
 
   const trail = cli('audit', '--program', p, '--json');
@@ -85,6 +86,10 @@ test('every change is in the trail with actor and key; the CLI and the API read 
   }>;
   const created = keys.find((r) => r.action === 'key_created' && r.after.principal === 'carol')!;
   assert.match(created.actor, /^cli:/);
+  const person = (keys as Array<{ action: string; actor: string; subject?: string }>).find(
+    (r) => r.action === 'principal_created' && r.subject === 'principal:carol',
+  );
+  assert.match(person?.actor ?? '', /^cli:/, 'the principal is in the trail too');
 
   const viaApi = await call('GET', `/v1/programs/${p}/audit?memberId=m-1`, { role: 'finance' });
   assert.deepEqual(

@@ -9,6 +9,7 @@ import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
 import { readPeriodBooks } from '../../db/close-report';
+import { newSecret, putKey } from '../../db/keys';
 import { expireMember } from '../../db/ledger';
 import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { chromiumPath } from '../../cli/stack/binaries';
@@ -19,6 +20,7 @@ import type { RunningSimulators } from '../../simulators';
 import { ensureCloseSchedule } from '../../workers/schedules';
 import { scheduledCloses } from '../../workflows/close-schedule';
 import {
+  principalKey,
   eventually,
   httpClient,
   programBody,
@@ -235,12 +237,16 @@ describe('quarterly close', () => {
     const notEnded = await start(p, '2026-Q4');
     assert.deepEqual([notEnded.status, notEnded.body.error.code], [409, 'period_not_ended']);
 
-    // Q1: started by someone who also holds the controller role (admin): they cannot approve it
-    assert.equal((await start(p, '2026-Q1', 'admin')).status, 202);
+    // Q1: started by someone who also holds the controller role: they cannot approve it
+    const dual = await principalKey(pool, ['finance', 'controller']);
+    const byDual = await call('POST', `/v1/programs/${p}/closes`, { key: dual.key, body: { period: '2026-Q1' } });
+    assert.equal(byDual.status, 202, JSON.stringify(byDual.body));
     const proposed = await awaitingApproval(p, '2026-Q1');
     assert.equal(proposed.status, 'proposed');
-    const self = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'admin' });
+    const self = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { key: dual.key });
     assert.deepEqual([self.status, self.body.error.code], [403, 'segregation_of_duties']);
+    const byAdmin = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'admin' });
+    assert.deepEqual([byAdmin.status, byAdmin.body.error.code], [403, 'forbidden'], 'admin is not a controller');
     const again = await start(p, '2026-Q1');
     assert.deepEqual([again.status, again.body.status], [200, 'proposed'], 'starting again returns the existing close');
     const approved = await call('POST', `/v1/programs/${p}/closes/2026-Q1/approve`, { role: 'controller' });
@@ -671,13 +677,11 @@ describe('quarterly close', () => {
   test('loyalty close shows the steps until the close awaits approval; starting it again finds it', async () => {
     const p = await program();
     await accrue(p, 'm', 'a', 100_000, '2026-01-10T00:00:00Z');
-    const env = {
-      ...process.env,
-      TEMPORAL_ADDRESS: process.env.LOYALTY_TEST_TEMPORAL_ADDRESS!,
-      LOYALTY_TASK_QUEUE: worker.taskQueue,
-      DATABASE_URL: stack.db.url,
-    };
-    const run = () =>
+    // fiona's own finance key: the close is started as the key's principal, through the API
+    const fionaKey = newSecret('fiona-key');
+    await putKey(pool, { keyId: 'fiona-key', secret: fionaKey, principal: 'fiona', roles: ['finance'] });
+    const env = { ...process.env, LOYALTY_API_URL: stack.api.baseUrl, LOYALTY_API_KEY: fionaKey };
+    const run = (as = 'fiona') =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = spawn(
           process.execPath,
@@ -689,7 +693,7 @@ describe('quarterly close', () => {
             p,
             '2026-Q1',
             '--as',
-            'fiona',
+            as,
             '--wait',
             '60',
           ],
@@ -709,6 +713,11 @@ describe('quarterly close', () => {
     );
     const second = await run();
     assert.match(second.out, /already proposed, started by fiona/);
+    assert.equal((await status(p, '2026-Q1')).startedBy, 'fiona');
+    // --as is a check against the key, never a way to be recorded as someone else
+    const posing = await run('gabriel');
+    assert.equal(posing.code, 1, posing.out);
+    assert.doesNotMatch(posing.out, /started as/);
     assert.equal((await status(p, '2026-Q1')).startedBy, 'fiona');
   });
 

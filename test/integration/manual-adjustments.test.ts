@@ -7,6 +7,7 @@ import { commitRedemption, holdRedemption } from '../../db/redemptions';
 import { quarterOf } from '../../domain/period';
 import { verifyInvariants } from '../../db/verify';
 import {
+  principalKey,
   eventually,
   freshDatabase,
   httpClient,
@@ -63,10 +64,11 @@ async function program() {
 const adjust = (
   p: string,
   body: Record<string, unknown>,
-  o: { role?: 'support' | 'admin' | 'billing'; idem?: string } = {},
+  o: { role?: 'support' | 'admin' | 'billing'; idem?: string; key?: string } = {},
 ) =>
   call('POST', `/v1/programs/${p}/adjustments`, {
     role: o.role ?? 'support',
+    key: o.key,
     idem: o.idem,
     body: { memberId: 'm-1', reasonCode: 'goodwill', ...body },
   });
@@ -165,15 +167,21 @@ test('above the threshold: waits for finance; the requester cannot decide; appro
   );
   await recordHistory(worker.client, big.body.workflowId, 'adjustment-approved');
 
-  // one person holding both roles (admin) cannot approve their own request
-  const own = await adjust(p, { points: 3000 }, { role: 'admin' });
-  const self = await approve('admin', own.body.adjustmentId);
+  // one person holding both roles cannot approve their own request; admin does not stand in for finance
+  const dual = await principalKey(pool, ['support', 'finance']);
+  const own = await adjust(p, { points: 3000 }, { key: dual.key });
+  const self = await call('POST', `/v1/programs/${p}/adjustments/${own.body.adjustmentId}/approvals`, {
+    key: dual.key,
+    body: { decision: 'approve', comment: 'my own' },
+  });
   assert.deepEqual([self.status, self.body.error.code], [403, 'segregation_of_duties']);
+  const byAdmin = await approve('admin', own.body.adjustmentId);
+  assert.deepEqual([byAdmin.status, byAdmin.body.error.code], [403, 'forbidden']);
   const rejected = await approve('finance', own.body.adjustmentId, 'reject');
   assert.deepEqual([rejected.body.status, rejected.body.approvedBy], ['rejected', 'test-finance']);
   assert.equal(await balance(p), 7000);
   const read = await call('GET', `/v1/programs/${p}/adjustments/${own.body.adjustmentId}`, { role: 'finance' });
-  assert.deepEqual([read.body.status, read.body.requestedBy], ['rejected', 'test-admin']);
+  assert.deepEqual([read.body.status, read.body.requestedBy], ['rejected', dual.principal]);
 });
 
 test('points added to a member whose deadline had passed and been expired get a deadline again', async () => {

@@ -70,7 +70,7 @@ async function decision(programId: string, by: string, role: Role) {
   });
   const requestId = await recordDecisionRequest(
     pool,
-    { keyId: `key-${programId}-${by}`, name: by, roles: [role] },
+    { keyId: `key-${programId}-${by}`, name: by, kind: 'person', roles: [role], programs: null },
     {
       kind: 'rule_change_decision',
       programId,

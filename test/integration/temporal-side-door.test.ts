@@ -5,7 +5,7 @@ import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { recordDecisionRequest, type DecisionRequest } from '../../db/approval-requests';
-import { createKey, revokeKey, type Role } from '../../db/keys';
+import { createKey, ensurePrincipal, revokeKey, type Role } from '../../db/keys';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import { AesGcmCodec, newKeyFile } from '../../temporal/codec';
 import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
@@ -78,8 +78,13 @@ async function refusal(p: Promise<unknown>): Promise<string | null> {
 
 /** A key of its own for `principal`, and a decision request it "made" (as if through the API). */
 async function requestBy(principal: string, roles: Role[], r: DecisionRequest, o: { revoke?: boolean } = {}) {
+  await ensurePrincipal(pool, { principalId: principal, roles, kind: 'person' });
   const { key } = await createKey(pool, { principal, roles });
-  const requestId = await recordDecisionRequest(pool, { keyId: key.keyId, name: principal, roles }, r);
+  const requestId = await recordDecisionRequest(
+    pool,
+    { keyId: key.keyId, name: principal, kind: 'person', roles, programs: null },
+    r,
+  );
   if (o.revoke) await revokeKey(pool, key.keyId);
   return requestId;
 }

@@ -1,0 +1,58 @@
+-- Principals as entities (issue 14, item 5: keys scoped to programs; SoD between people).
+--
+-- Until now a key carried a free-text `principal` label: whoever could make a key could make one
+-- in anyone's name, and segregation of duties compared labels. Now a principal is a row: a person
+-- or a service, with the roles it may hold and whether it is active. Every key belongs to one
+-- principal (a foreign key), holds a subset of the principal's roles (what it may use is the
+-- intersection, read at authentication, so removing a role from a person or disabling them takes
+-- effect on every key at once), and may be limited to a list of programs (null: every program).
+-- Segregation of duties compares principal ids; an approval needs a person, never a service.
+create table principals (
+  principal_id text primary key check (principal_id ~ '^[\x21-\x7e]{1,128}$'),
+  kind         text not null check (kind in ('person', 'service')),
+  display_name text check (length(display_name) between 1 and 200),
+  roles        text[] not null check (roles <@ array['billing', 'finance', 'controller', 'legal', 'program_owner', 'support', 'admin']),
+  disabled_at  timestamptz,
+  created_at   timestamptz not null default now()
+);
+
+-- The labels keys carried become principals: one with only the billing role is the billing
+-- system (a service); anything else a person. Their roles: every role any of their keys held.
+insert into principals (principal_id, kind, roles)
+select k.principal,
+       case when array_agg(distinct r) <@ array['billing'] then 'service' else 'person' end,
+       array_agg(distinct r order by r)
+  from api_keys k cross join lateral unnest(k.roles) r
+ group by k.principal
+on conflict do nothing;
+insert into principals (principal_id, kind, roles)
+select distinct principal, 'person', '{}'::text[] from api_keys where principal not in (select principal_id from principals)
+on conflict do nothing;
+
+-- The principals made here have their audit rows like any other (db/verify.ts checks): only a
+-- database that had keys has any, and it has ll_audit from its earlier migrations' functions.
+do $$
+declare p record;
+begin
+  for p in select * from principals order by principal_id loop
+    perform ll_audit(16::smallint, 'migration:014_principals', 'principal_created', null, null, 'principal:' || p.principal_id,
+      null, jsonb_build_object('kind', p.kind, 'roles', p.roles, 'displayName', null, 'disabledAt', null), null);
+  end loop;
+end $$;
+
+alter table api_keys add constraint api_keys_principal_fk foreign key (principal) references principals (principal_id);
+-- null: every program; else the programs this key may touch
+alter table api_keys add column programs text[] check (programs is null or cardinality(programs) between 1 and 1000);
+create index api_keys_principal on api_keys (principal);
+
+-- A close's start is asked for through the API like a decision (the starter cannot approve it, so
+-- who started it must be as certain as who approves): kind close_start, decision 'request', and
+-- the request's own terms (the override) in `detail`, which the workflow takes from here, not from
+-- its input.
+alter table decision_requests drop constraint decision_requests_kind_check;
+alter table decision_requests add constraint decision_requests_kind_check
+  check (kind in ('close_approval', 'rule_change_decision', 'adjustment_approval', 'close_start'));
+alter table decision_requests drop constraint decision_requests_decision_check;
+alter table decision_requests add constraint decision_requests_decision_check
+  check (decision in ('approve', 'reject', 'request'));
+alter table decision_requests add column detail jsonb check (detail is null or length(detail::text) <= 4000);
