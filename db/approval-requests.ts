@@ -7,7 +7,7 @@ import type { Principal } from './keys';
 // verifies it here before the decision counts. A name in an update or a signal counts for nothing:
 // anyone who can reach Temporal can write one.
 
-export type DecisionKind = 'close_approval' | 'rule_change_decision' | 'adjustment_approval';
+export type DecisionKind = 'close_approval' | 'rule_change_decision' | 'adjustment_approval' | 'rule_change_withdrawal';
 
 export interface DecisionRequest {
   kind: DecisionKind;
@@ -15,7 +15,8 @@ export interface DecisionRequest {
   /** the close's period, the rule change's id, the adjustment's id */
   subject: string;
   workflowId: string;
-  decision: 'approve' | 'reject';
+  /** `withdraw` for (and only for) a rule_change_withdrawal (migration 016) */
+  decision: 'approve' | 'reject' | 'withdraw';
   comment: string | null;
 }
 
