@@ -85,6 +85,32 @@ async function requestBy(principal: string, roles: Role[], r: DecisionRequest, o
   return requestId;
 }
 
+/** A program needing finance and legal, and a change `changeId` proposed through the API, awaiting approvals. */
+async function proposedChange(changeId: string) {
+  const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
+  const {
+    programId: _p,
+    name: _n,
+    currency: _c,
+    ...rules
+  } = programBody(programId, {
+    ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
+    earn: { points: 2, perAmountMinor: 100 },
+  });
+  const proposed = await call('POST', `/v1/programs/${programId}/rule-changes`, {
+    role: 'program_owner',
+    body: { changeId, effectiveAt: new Date().toISOString(), rules },
+  });
+  assert.equal(proposed.status, 202, JSON.stringify(proposed.body));
+  const workflowId: string = proposed.body.workflowId;
+  const handle = worker.client.workflow.getHandle(workflowId);
+  await eventually(
+    'awaiting approvals',
+    async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
+  );
+  return { programId, changeId, workflowId, handle };
+}
+
 describe('a redemption started straight on Temporal', () => {
   test('with a point value of 1,000,000 in its input credits what the rule version says', async () => {
     // the program: 1 minor unit per point, at most half an invoice, at least 100 points
@@ -238,28 +264,7 @@ describe('approvals sent straight to the workflow', () => {
   });
 
   test('a rule change: a decision naming a finance user, or a request by the proposer, is refused; the API decision counts under the name the keys table holds', async () => {
-    const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
-    const {
-      programId: _p,
-      name: _n,
-      currency: _c,
-      ...rules
-    } = programBody(programId, {
-      ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
-      earn: { points: 2, perAmountMinor: 100 },
-    });
-    const changeId = 'richer';
-    const proposed = await call('POST', `/v1/programs/${programId}/rule-changes`, {
-      role: 'program_owner',
-      body: { changeId, effectiveAt: new Date().toISOString(), rules },
-    });
-    assert.equal(proposed.status, 202, JSON.stringify(proposed.body));
-    const workflowId: string = proposed.body.workflowId;
-    const handle = worker.client.workflow.getHandle(workflowId);
-    await eventually(
-      'awaiting approvals',
-      async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
-    );
+    const { programId, changeId, workflowId, handle } = await proposedChange('richer');
     const decide = (arg: Record<string, unknown>) =>
       refusal(handle.executeUpdate(decideRuleChangeUpdate, { args: [arg] }));
     const forChange: DecisionRequest = {
@@ -320,28 +325,7 @@ describe('approvals sent straight to the workflow', () => {
 
 describe('a rule change withdrawn straight on Temporal', () => {
   test('a withdrawal naming the program owner, or backed by a forged, revoked or wrong-role request, changes nothing; the API withdrawal counts', async () => {
-    const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
-    const {
-      programId: _p,
-      name: _n,
-      currency: _c,
-      ...rules
-    } = programBody(programId, {
-      ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
-      earn: { points: 2, perAmountMinor: 100 },
-    });
-    const changeId = 'keep';
-    const proposed = await call('POST', `/v1/programs/${programId}/rule-changes`, {
-      role: 'program_owner',
-      body: { changeId, effectiveAt: new Date().toISOString(), rules },
-    });
-    assert.equal(proposed.status, 202, JSON.stringify(proposed.body));
-    const workflowId: string = proposed.body.workflowId;
-    const handle = worker.client.workflow.getHandle(workflowId);
-    await eventually(
-      'awaiting approvals',
-      async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
-    );
+    const { programId, changeId, workflowId, handle } = await proposedChange('keep');
     const forChange: DecisionRequest = {
       kind: 'rule_change_withdrawal',
       programId,
