@@ -144,6 +144,25 @@ export function createRuleChangeActivities(pool: Pool) {
       return verdict.decision;
     },
 
+    /**
+     * A withdrawal counts only once this passes (issue 14): the withdrawal request the API recorded
+     * exists and is for this change, its key is active and of the same principal, and that principal
+     * holds program_owner (or admin), the API's own rule for who may withdraw. Answers who withdrew.
+     */
+    async verifyRuleChangeWithdrawal(
+      q: RuleChangeRef & { workflowId: string; requestId: string },
+    ): Promise<{ requestId: string; by: string }> {
+      const verdict = await verifyDecisionRequest(
+        pool,
+        q.requestId,
+        { kind: 'rule_change_withdrawal', programId: q.programId, subject: q.changeId, workflowId: q.workflowId },
+        ['program_owner'],
+        null,
+      );
+      if (!verdict.ok) throw ApplicationFailure.nonRetryable(verdict.reason, verdict.code);
+      return { requestId: verdict.decision.requestId, by: verdict.decision.by };
+    },
+
     /** One decision, into the change's approvals and the audit chain as it is taken (once per person). */
     async recordRuleChangeDecision(
       q: RuleChangeRef & {

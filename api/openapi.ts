@@ -26,6 +26,11 @@ export interface RouteDoc {
   decision?: true;
   body?: z.ZodType;
   idempotent?: boolean;
+  /**
+   * waits on a workflow's answer and, past the API's wait (DEFAULT_WORKFLOW_WAIT_MS, api/server.ts),
+   * answers 202 `{status: 'in_progress', workflowId, poll}` instead (api/context.ts stillRunning)
+   */
+  mayAnswerInProgress?: boolean;
 }
 
 /** The routes and the zod schemas that validate them: the same schemas are the docs. */
@@ -94,6 +99,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     roles: ['billing'],
     body: redemptionSchema,
     idempotent: true,
+    mayAnswerInProgress: true,
   },
   {
     method: 'get',
@@ -146,6 +152,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     roles: ['controller'],
     decision: true,
     idempotent: true,
+    mayAnswerInProgress: true,
   },
   {
     method: 'get',
@@ -181,6 +188,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     decision: true,
     body: adjustmentDecisionSchema,
     idempotent: true,
+    mayAnswerInProgress: true,
   },
   {
     method: 'get',
@@ -204,6 +212,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
     decision: true,
     body: ruleChangeDecisionSchema,
     idempotent: true,
+    mayAnswerInProgress: true,
   },
   {
     method: 'post',
@@ -272,6 +281,33 @@ const errorSchema = {
   },
 };
 
+/** A workflow that has not answered within the API's wait: where to poll for its outcome (not stored under the key). */
+const inProgressResponse = {
+  description:
+    'The workflow has not answered within the API wait (30 s by default): the request was taken and is not stored under its Idempotency-Key; GET `poll` shows the outcome',
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        properties: {
+          status: { const: 'in_progress' },
+          workflowId: { type: 'string' },
+          poll: { type: 'string', description: 'the GET path that shows the outcome' },
+        },
+        required: ['status', 'workflowId', 'poll'],
+      },
+    },
+  },
+};
+
+/** Too many failed authentications from the address or on the key prefix (api/auth.ts): refused before any lookup. */
+const throttledResponse = {
+  description:
+    'too_many_failed_attempts: too many failed authentications from this address or on this key; wait Retry-After seconds',
+  headers: { 'Retry-After': { description: 'seconds until the counting window ends', schema: { type: 'integer' } } },
+  content: { 'application/json': { schema: errorSchema } },
+};
+
 export function openApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTE_DOCS) {
@@ -298,6 +334,8 @@ export function openApiDocument(): Record<string, unknown> {
           }
         : {}),
       responses: {
+        ...(r.mayAnswerInProgress ? { '202': inProgressResponse } : {}),
+        ...(r.roles !== 'none' ? { '429': throttledResponse } : {}),
         default: {
           description: 'JSON; errors as {error: {code, message, details}}',
           content: { 'application/json': { schema: errorSchema } },

@@ -7,7 +7,8 @@ import type { Principal } from './keys';
 // verifies it here before the decision counts. A name in an update or a signal counts for nothing:
 // anyone who can reach Temporal can write one.
 
-export type DecisionKind = 'close_approval' | 'rule_change_decision' | 'adjustment_approval' | 'close_start';
+export type DecisionKind =
+  'close_approval' | 'rule_change_decision' | 'adjustment_approval' | 'close_start' | 'rule_change_withdrawal';
 
 export interface DecisionRequest {
   kind: DecisionKind;
@@ -15,8 +16,11 @@ export interface DecisionRequest {
   /** the close's period, the rule change's id, the adjustment's id */
   subject: string;
   workflowId: string;
-  /** 'request': asking for the thing itself (a close's start), not deciding on someone else's */
-  decision: 'approve' | 'reject' | 'request';
+  /**
+   * 'request': asking for the thing itself (a close's start), `withdraw`: withdrawing one's own
+   * rule change (each for, and only for, its kind: migration 016); else a decision on someone else's
+   */
+  decision: 'approve' | 'reject' | 'request' | 'withdraw';
   comment: string | null;
   /** the request's own terms, which the workflow takes from here (a close's override) */
   detail?: unknown;
@@ -50,7 +54,7 @@ export interface VerifiedDecision {
   by: string;
   /** the roles the key and its principal both hold now */
   roles: string[];
-  /** a start request (close_start) verifies as 'approve' */
+  /** a start (close_start) or a withdrawal (rule_change_withdrawal) of one's own verifies as 'approve' */
   decision: 'approve' | 'reject';
   comment: string | null;
   detail: unknown;
@@ -84,7 +88,7 @@ export async function verifyDecisionRequest(
     subject: string;
     workflow_id: string;
     principal: string;
-    decision: 'approve' | 'reject' | 'request';
+    decision: 'approve' | 'reject' | 'request' | 'withdraw';
     comment: string | null;
     detail: unknown;
     key_principal: string | null;
@@ -120,8 +124,12 @@ export async function verifyDecisionRequest(
     return { ok: false, code: 'unauthorized', reason: `principal ${d.principal} is unknown or disabled` };
   if (d.key_programs !== null && !d.key_programs.includes(d.program_id))
     return { ok: false, code: 'program_not_allowed', reason: `the key is not for program ${d.program_id}` };
-  const deciding = expect.kind !== 'close_start';
-  if (deciding === (d.decision === 'request'))
+  // a start or a withdrawal is the principal's own act (admin may, as the API lets it); an approval
+  // or rejection decides someone else's request: a person in the role (the database pairs each
+  // kind with its decisions, migration 016)
+  const own = expect.kind === 'close_start' || expect.kind === 'rule_change_withdrawal';
+  const deciding = !own;
+  if (deciding !== (d.decision === 'approve' || d.decision === 'reject'))
     return { ok: false, code: 'decision_request_mismatch', reason: 'the decision request is for another object' };
   const held = (d.key_roles ?? []).filter((r) => (d.principal_roles ?? []).includes(r));
   if (deciding && d.principal_kind !== 'person')

@@ -163,14 +163,15 @@ create table decision_requests (
   constraint decision_requests_key_id_fkey FOREIGN KEY (key_id) REFERENCES api_keys(key_id),
   constraint decision_requests_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
   constraint decision_requests_comment_check CHECK ((length(comment) <= 2000)),
-  constraint decision_requests_decision_check CHECK ((decision = ANY (ARRAY['approve'::text, 'reject'::text, 'request'::text]))),
+  constraint decision_requests_decision_check CHECK (((decision = ANY (ARRAY['approve'::text, 'reject'::text, 'request'::text, 'withdraw'::text])) AND ((decision = 'withdraw'::text) = (kind = 'rule_change_withdrawal'::text)) AND ((decision = 'request'::text) = (kind = 'close_start'::text)))),
   constraint decision_requests_detail_check CHECK (((detail IS NULL) OR (length((detail)::text) <= 4000))),
-  constraint decision_requests_kind_check CHECK ((kind = ANY (ARRAY['close_approval'::text, 'rule_change_decision'::text, 'adjustment_approval'::text, 'close_start'::text]))),
+  constraint decision_requests_kind_check CHECK ((kind = ANY (ARRAY['close_approval'::text, 'rule_change_decision'::text, 'adjustment_approval'::text, 'close_start'::text, 'rule_change_withdrawal'::text]))),
   constraint decision_requests_subject_check CHECK (((length(subject) >= 1) AND (length(subject) <= 200))),
   constraint decision_requests_workflow_id_check CHECK (((length(workflow_id) >= 1) AND (length(workflow_id) <= 400)))
 );
 CREATE INDEX decision_requests_subject ON public.decision_requests USING btree (program_id, kind, subject);
 CREATE TRIGGER decision_requests_append_only BEFORE DELETE OR UPDATE ON public.decision_requests FOR EACH ROW EXECUTE FUNCTION ll_decision_request_final();
+CREATE TRIGGER decision_requests_audit AFTER INSERT ON public.decision_requests FOR EACH ROW EXECUTE FUNCTION ll_audit_decision_request();
 CREATE TRIGGER decision_requests_no_truncate BEFORE TRUNCATE ON public.decision_requests FOR EACH STATEMENT EXECUTE FUNCTION ll_decision_request_final();
 
 create table gl_posted_journals (
@@ -654,6 +655,7 @@ create function ll_arm_member(p_program text, p_member text) returns jsonb langu
 create function ll_audit(p_chain smallint, p_actor text, p_action text, p_program text, p_member text, p_subject text, p_before jsonb, p_after jsonb, p_idem text) returns void language plpgsql;
 create function ll_audit_adjustment() returns trigger language plpgsql;
 create function ll_audit_close() returns trigger language plpgsql;
+create function ll_audit_decision_request() returns trigger language plpgsql;
 create function ll_audit_hash(chain smallint, seq bigint, at timestamp with time zone, actor text, action text, program_id text, member_id text, subject text, before jsonb, after jsonb, idempotency_key text, prev_hash text) returns text language sql immutable;
 create function ll_audit_key() returns trigger language plpgsql;
 create function ll_audit_ledger_entry() returns trigger language plpgsql;

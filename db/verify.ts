@@ -155,9 +155,10 @@ const CHECKS: Array<{ name: string; sql: string }> = [
   {
     // Issue 14, item 2 (docs/audit.md): an intact chain proves nothing of a change that never got
     // its row (written with the triggers off). Each ledger entry, key change, close step, rule
-    // version and manual adjustment's request and decision has its row; rule changes are checked
-    // below. Journal entries have no row of their own (docs/audit.md says why).
-    name: 'every ledger entry, key change, principal, close step, rule version and adjustment request and decision has its audit row',
+    // version, manual adjustment's request and decision, principal, and decision request (an
+    // approval, rejection, start or withdrawal asked for through the API, migrations 014 and 016) has
+    // its row; rule changes are checked below. Journal entries have no row of their own (docs/audit.md says why).
+    name: 'every ledger entry, key change, principal, close step, rule version, adjustment request and decision, and decision request has its audit row',
     sql: `with aud as (select subject, action from audit_log)
           select 'ledger_entry' as kind, e.program_id, e.entry_id::text as id, e.type as action from ledger_entries e
            where not exists (select 1 from aud a where a.subject = 'ledger_entry:' || e.entry_id and a.action = e.type)
@@ -179,7 +180,10 @@ const CHECKS: Array<{ name: string; sql: string }> = [
           select 'adjustment', m.program_id, m.adjustment_id::text, s.action from manual_adjustments m
             cross join lateral (values ('adjustment_requested'), (case when m.status <> 'pending_approval' then 'adjustment_' || m.status end)) s(action)
            where s.action is not null
-             and not exists (select 1 from aud a where a.subject = 'adjustment:' || m.program_id || ':' || m.adjustment_id and a.action = s.action)`,
+             and not exists (select 1 from aud a where a.subject = 'adjustment:' || m.program_id || ':' || m.adjustment_id and a.action = s.action)
+          union all
+          select 'decision_request', d.program_id, d.request_id::text, d.kind from decision_requests d
+           where not exists (select 1 from aud a where a.subject = 'decision_request:' || d.request_id and a.action = 'decision_requested')`,
   },
   {
     // Every locked close's stored report foots: opening + issued - recognised + adjusted = closing,

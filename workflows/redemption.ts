@@ -37,6 +37,11 @@ export interface RedemptionInput extends SagaRef {
 export interface RedemptionOutcome {
   redemptionId: string;
   invoiceId: string;
+  /**
+   * the member whose points it holds or took, a merged member's survivor (since patch
+   * `redemption-member-resolved`; absent when the hold declined before finding one)
+   */
+  memberId?: string;
   status: 'applied' | 'declined' | 'reversed';
   reason: string | null;
   pointsApplied: number;
@@ -232,9 +237,15 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
         cohortOrder: input.rules!.cohortOrder,
         occurredAt: input.occurredAt,
       });
+  // A merged member's id redeems the survivor's points (the hold follows the merge chain, as an
+  // accrual does): the outcome names the member it acted on, and the tax treatment is that member's.
+  // Runs from before neither named it nor asked for the survivor's jurisdiction.
+  const memberResolved = patched('redemption-member-resolved');
+  const member = memberResolved ? (hold.memberId ?? input.memberId) : input.memberId;
   const applied = {
     redemptionId: hold.redemptionId ?? input.redemptionId,
     invoiceId: input.invoiceId,
+    ...(memberResolved && hold.memberId ? { memberId: hold.memberId } : {}),
     pointsApplied: hold.pointsApplied ?? 0,
     creditMinor: hold.creditMinor ?? 0,
   };
@@ -248,7 +259,12 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
   }
 
   const declined = patched('saga-settles-calls-in-doubt')
-    ? await runStepsSettlingCallsInDoubt(input, ref, applied, hold.existing === true && hold.status === 'applied')
+    ? await runStepsSettlingCallsInDoubt(
+        { ...input, memberId: member },
+        ref,
+        applied,
+        hold.existing === true && hold.status === 'applied',
+      )
     : await runStepsBeforeSettling(input, ref, applied);
   if (declined) return decide({ ...applied, status: 'declined', reason: declined });
   decide({ ...applied, status: 'applied', reason: null });

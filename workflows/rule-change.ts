@@ -53,7 +53,12 @@ export const decideRuleChangeUpdate = defineUpdate<
   RuleChangeState,
   [{ by?: string; roles?: string[]; decision?: 'approve' | 'reject'; comment?: string | null; requestId?: string }]
 >('decide');
-export const withdrawSignal = defineSignal<[{ by: string }]>('withdraw');
+/**
+ * A withdrawal. Since patch `rule-change-withdrawal-verified` only `requestId` counts: the withdrawal
+ * request the API recorded, verified by an activity against the database; `by` is what runs from
+ * before read (the API still sends it, for them).
+ */
+export const withdrawSignal = defineSignal<[{ by?: string; requestId?: string }]>('withdraw');
 export const ruleChangeStateQuery = defineQuery<RuleChangeState>('state');
 
 const act = proxyActivities<RuleChangeActivities>({
@@ -104,11 +109,36 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
   const memo = (summary: string) => upsertMemo({ summary: `${input.changeId}: ${summary}` });
 
   setHandler(ruleChangeStateQuery, () => state);
-  setHandler(withdrawSignal, () => {
+  const withdraw = () => {
     // a rejected change stays rejected: a withdrawal arriving before its status moved changes nothing
     if (decisionsRecorded && rejected()) return;
     if (state.status === 'assessing' || state.status === 'awaiting_approvals' || state.status === 'scheduled')
       withdrawn = true;
+  };
+  // Anyone who can reach Temporal can send this signal under any name: a withdrawal counts only once
+  // an activity has verified the API's withdrawal request against the database. Runs from before
+  // took the signal as sent.
+  const withdrawalsVerified = patched('rule-change-withdrawal-verified');
+  let withdrawnBy: string | null = null;
+  setHandler(withdrawSignal, async (w) => {
+    if (!withdrawalsVerified) return withdraw();
+    if (typeof w?.requestId !== 'string') return; // a name alone changes nothing
+    // counted while it is verified: the change does not end (expired, say) before the withdrawal counts
+    recording += 1;
+    try {
+      const verified = await act.verifyRuleChangeWithdrawal({
+        ...ref,
+        workflowId: workflowInfo().workflowId,
+        requestId: w.requestId,
+      });
+      withdraw();
+      if (withdrawn) withdrawnBy ??= verified.by;
+    } catch (e) {
+      // refused (an unknown, forged or revoked request, a key without program_owner): changes nothing
+      if (!(e instanceof ActivityFailure)) throw e;
+    } finally {
+      recording -= 1;
+    }
   });
   // Anyone who can reach Temporal can send this update under any name and roles (issue 14, item 1):
   // a decision counts only once an activity has verified the API's decision request against the
@@ -222,7 +252,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
   }
   if (withdrawn || rejected() || !filled()) {
     state.status = withdrawn ? 'withdrawn' : rejected() ? 'rejected' : 'expired';
-    memo(state.status);
+    memo(withdrawnBy && withdrawn ? `withdrawn by ${withdrawnBy}` : state.status);
     await record();
     return state;
   }
@@ -238,7 +268,7 @@ export async function ruleChange(input: RuleChangeInput): Promise<RuleChangeStat
 
   if (await condition(() => withdrawn, Math.max(activatesAtMs - Date.now(), 0))) {
     state.status = 'withdrawn';
-    memo('withdrawn before it took effect');
+    memo(withdrawnBy ? `withdrawn by ${withdrawnBy} before it took effect` : 'withdrawn before it took effect');
     await record();
     return state;
   }

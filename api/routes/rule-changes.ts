@@ -200,9 +200,18 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!['assessing', 'awaiting_approvals', 'scheduled'].includes(status)) {
         throw new ApiError(409, 'rule_change_not_withdrawable', `the change is ${status}`, { status });
       }
-      await requireTemporal(ctx, 'a withdrawal')
-        .client.workflow.getHandle(ruleChangeWorkflowId(programId, changeId))
-        .signal(withdrawSignal, { by: 'api' });
+      const t = requireTemporal(ctx, 'a withdrawal');
+      const workflowId = ruleChangeWorkflowId(programId, changeId);
+      // the workflow counts the withdrawal once an activity has checked this request (issue 14)
+      const requestId = await recordDecisionRequest(ctx.pool, principal, {
+        kind: 'rule_change_withdrawal',
+        programId,
+        subject: changeId,
+        workflowId,
+        decision: 'withdraw',
+        comment: null,
+      });
+      await t.client.workflow.getHandle(workflowId).signal(withdrawSignal, { by: principal.name, requestId });
       return { status: 202, body: { programId, changeId, withdrawing: true } };
     });
   });

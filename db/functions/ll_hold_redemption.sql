@@ -1,6 +1,7 @@
 -- Hold points for an invoice. p: {programId, invoiceId, redemptionId, memberId, points, invoiceTotalMinor,
 -- pointValueMinor, minPoints, maxInvoiceShareMillionths, cohortOrder, occurredAt}.
--- A request that cannot be held answers {status: 'declined', reason} and writes nothing.
+-- A request that cannot be held answers {status: 'declined', reason} and writes nothing. A merged
+-- member's id holds the points of the member it was merged into (through any chain of merges).
 -- The program's maximum share of an invoice, in whole points, rounds down. A numeric cast to bigint
 -- rounds half away from zero, so `(total * share / value)::bigint` let a redemption go up to one
 -- point past the share: 5,610 at 50% and 2 per point allowed 1,403 points, a 2,806 credit on an
@@ -42,8 +43,11 @@ begin
   if v_occurred > now() + interval '5 minutes' then
     return jsonb_build_object('status', 'declined', 'reason', 'occurred_at_in_future', 'occurredAt', ll_ts(v_occurred));
   end if;
-  select * into m from members where program_id = v_program and member_id = p->>'memberId' for update;
-  if not found then return jsonb_build_object('status', 'declined', 'reason', 'unknown_member'); end if;
+  -- a merged member's id redeems the survivor's points, as an accrual earns them (issue 14, item 7):
+  -- the chain followed whatever its length (and compressed), the member holding the points locked;
+  -- the redemption row, and so its view, names that member
+  m := ll_lock_current_member(v_program, p->>'memberId');
+  if m.member_id is null then return jsonb_build_object('status', 'declined', 'reason', 'unknown_member'); end if;
   if m.status <> 'active' then return jsonb_build_object('status', 'declined', 'reason', 'member_not_active', 'mergedInto', m.merged_into); end if;
   -- never before the member's first earn (issue 14, item 7): the earliest accrual's entry of the
   -- member or of a member merged into it (one hop: ll_merge keeps chains compressed). Goodwill and

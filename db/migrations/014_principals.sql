@@ -29,14 +29,23 @@ insert into principals (principal_id, kind, roles)
 select distinct principal, 'person', '{}'::text[] from api_keys where principal not in (select principal_id from principals)
 on conflict do nothing;
 
--- The principals made here have their audit rows like any other (db/verify.ts checks): only a
--- database that had keys has any, and it has ll_audit from its earlier migrations' functions.
+-- The principals made here have their audit rows like any other (db/verify.ts checks), as the
+-- principals' audit trigger writes them (chain 16, action principal_created). A migration runs
+-- before db/functions on a new database and calls none of them: the hash is computed here as the
+-- audit chain's hash function does (verify recomputes it, so a difference would show). Only a
+-- database that had keys has any principal here.
 do $$
-declare p record;
+declare p record; v_seq bigint; v_prev text; v_hash text; v_at timestamptz := now(); v_after jsonb; v_subject text;
 begin
   for p in select * from principals order by principal_id loop
-    perform ll_audit(16::smallint, 'migration:014_principals', 'principal_created', null, null, 'principal:' || p.principal_id,
-      null, jsonb_build_object('kind', p.kind, 'roles', p.roles, 'displayName', null, 'disabledAt', null), null);
+    v_subject := 'principal:' || p.principal_id;
+    v_after := jsonb_build_object('kind', p.kind, 'roles', p.roles, 'displayName', null, 'disabledAt', null);
+    select h.seq + 1, h.hash into v_seq, v_prev from audit_chain_heads h where h.chain = 16 for update;
+    v_hash := encode(sha256(convert_to(jsonb_build_array(16, v_seq, to_char(v_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+      'migration:014_principals', 'principal_created', null::text, null::text, v_subject, null::jsonb, v_after, null::text, v_prev)::text, 'UTF8')), 'hex');
+    insert into audit_log (chain, seq, at, actor, action, program_id, member_id, subject, before, after, idempotency_key, hash)
+    values (16, v_seq, v_at, 'migration:014_principals', 'principal_created', null, null, v_subject, null, v_after, null, v_hash);
+    update audit_chain_heads set seq = v_seq, hash = v_hash where chain = 16;
   end loop;
 end $$;
 

@@ -303,7 +303,7 @@ export class Workload {
   private predictKeep(p: ProgramSpec, memberId: string, requested: number, total: number): RedemptionRec['predicted'] {
     const book = this.m.keep;
     if (!book.exact(memberId)) return null;
-    if (book.mergedInto.has(memberId)) return { status: 'declined', reason: 'member_not_active' };
+    // a merged member's id redeems its survivor's points (the book's balance is the root's)
     if (!book.exists.has(memberId)) return { status: 'declined', reason: 'unknown_member' };
     const available = book.bal(memberId);
     // "at most the program's share of the invoice, in whole points" (docs/redemption-saga.md)

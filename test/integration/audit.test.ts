@@ -3,7 +3,10 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PoolClient } from 'pg';
 import { afterAll, beforeAll, test } from 'vitest';
+import { recordDecisionRequest, type DecisionRequest } from '../../db/approval-requests';
+import { createKey, ensurePrincipal, type Principal } from '../../db/keys';
 import { verifyInvariants } from '../../db/verify';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
 
@@ -27,6 +30,38 @@ const cli = (...args: string[]) =>
     ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), ...args, '--database-url', db.url],
     { encoding: 'utf8' },
   );
+
+/**
+ * As a superuser with the triggers off (`client` in replica mode): deletes the audit rows `del`
+ * returns (chain, seq) and renumbers and rehashes each chain it touched, so the chain links again
+ * and only the completeness check can tell. Returns how many rows went.
+ */
+async function removeAndRelink(client: PoolClient, del: string, params: unknown[]): Promise<number> {
+  const { rows: gone } = await client.query<{ chain: number; seq: string }>(del, params);
+  for (const chain of new Set(gone.map((g) => g.chain))) {
+    const { rows: left } = await client.query<{ seq: string }>(
+      `select seq from audit_log where chain = $1 order by seq`,
+      [chain],
+    );
+    let n = 0;
+    for (const r of left) {
+      n += 1;
+      await client.query(
+        `update audit_log a set seq = $3::bigint, hash = ll_audit_hash(a.chain, $3::bigint, a.at, a.actor, a.action, a.program_id, a.member_id,
+                a.subject, a.before, a.after, a.idempotency_key,
+                coalesce((select b.hash from audit_log b where b.chain = a.chain and b.seq = $3::bigint - 1), ''))
+          where a.chain = $1 and a.seq = $2`,
+        [chain, r.seq, n],
+      );
+    }
+    await client.query(
+      `update audit_chain_heads h set seq = $2, hash = coalesce((select hash from audit_log where chain = $1 and seq = $2), '')
+        where chain = $1`,
+      [chain, n],
+    );
+  }
+  return gone.length;
+}
 
 test('every change is in the trail with actor and key; the CLI and the API read it; verify catches an edited or deleted row', async () => {
   const call = httpClient(api);
@@ -198,33 +233,12 @@ test("every change has its audit row: an adjustment's request and rejection are 
   const client = await db.pool.connect();
   try {
     await client.query('set session_replication_role = replica');
-    const { rows: gone } = await client.query<{ chain: number; seq: string }>(
+    const gone = await removeAndRelink(
+      client,
       `delete from audit_log where program_id = $1 and action in ('adjustment_rejected', 'earn') returning chain, seq`,
       [p],
     );
-    assert.equal(gone.length, 2);
-    for (const chain of new Set(gone.map((g) => g.chain))) {
-      const { rows: left } = await client.query<{ seq: string }>(
-        `select seq from audit_log where chain = $1 order by seq`,
-        [chain],
-      );
-      let n = 0;
-      for (const r of left) {
-        n += 1;
-        await client.query(
-          `update audit_log a set seq = $3::bigint, hash = ll_audit_hash(a.chain, $3::bigint, a.at, a.actor, a.action, a.program_id, a.member_id,
-                  a.subject, a.before, a.after, a.idempotency_key,
-                  coalesce((select b.hash from audit_log b where b.chain = a.chain and b.seq = $3::bigint - 1), ''))
-            where a.chain = $1 and a.seq = $2`,
-          [chain, r.seq, n],
-        );
-      }
-      await client.query(
-        `update audit_chain_heads h set seq = $2, hash = coalesce((select hash from audit_log where chain = $1 and seq = $2), '')
-          where chain = $1`,
-        [chain, n],
-      );
-    }
+    assert.equal(gone, 2);
     const violations = (await verifyInvariants(db.pool)).violations;
     assert.equal(
       violations.find((v) => v.check.startsWith('the audit log is intact')),
@@ -294,6 +308,99 @@ test('migration 010 gives adjustments made before their audit rows their request
       ],
     );
   } finally {
+    await db.drop();
+  }
+});
+
+test('every decision request is in the chain when written; one whose row was removed is caught; migration 016 gives those made before theirs', async () => {
+  const db = await freshDatabase();
+  const client = await db.pool.connect();
+  try {
+    const api = await startApi(db.pool);
+    const p = uniqueId('dr');
+    assert.equal((await httpClient(api)('POST', '/v1/programs', { body: programBody(p) })).status, 201);
+    await api.close();
+    await ensurePrincipal(db.pool, { principalId: 'fay', roles: ['finance', 'program_owner'], kind: 'person' });
+    const { key } = await createKey(db.pool, { principal: 'fay', roles: ['finance', 'program_owner'] });
+    const fay: Principal = {
+      keyId: key.keyId,
+      name: 'fay',
+      kind: 'person',
+      roles: ['finance', 'program_owner'],
+      programs: null,
+    };
+    const ask = (r: Partial<DecisionRequest>) =>
+      recordDecisionRequest(db.pool, fay, {
+        kind: 'adjustment_approval',
+        programId: p,
+        subject: randomUUID(),
+        workflowId: 'adjustment:x',
+        decision: 'approve',
+        comment: null,
+        ...r,
+      });
+    const approval = await ask({ comment: 'ok' });
+    const withdrawal = await ask({ kind: 'rule_change_withdrawal', subject: 'c-1', decision: 'withdraw' });
+    // a withdrawal is never an approval, nor an approval a withdrawal
+    await assert.rejects(ask({ kind: 'rule_change_withdrawal', decision: 'approve' }), /decision_check/);
+    await assert.rejects(ask({ decision: 'withdraw' }), /decision_check/);
+    const { rows } = await db.pool.query(
+      `select subject, actor, after->>'kind' as kind, after->>'decision' as decision, after->>'keyId' as key
+         from audit_log where action = 'decision_requested' order by seq`,
+    );
+    assert.deepEqual(rows, [
+      {
+        subject: `decision_request:${approval}`,
+        actor: 'fay',
+        kind: 'adjustment_approval',
+        decision: 'approve',
+        key: key.keyId,
+      },
+      {
+        subject: `decision_request:${withdrawal}`,
+        actor: 'fay',
+        kind: 'rule_change_withdrawal',
+        decision: 'withdraw',
+        key: key.keyId,
+      },
+    ]);
+    assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
+
+    // a superuser removes the withdrawal's row and relinks the chain: verify names the request
+    await client.query('set session_replication_role = replica');
+    const gone = await removeAndRelink(client, `delete from audit_log where subject = $1 returning chain, seq`, [
+      `decision_request:${withdrawal}`,
+    ]);
+    await client.query('set session_replication_role = origin');
+    assert.equal(gone, 1);
+    const violations = (await verifyInvariants(db.pool)).violations;
+    assert.equal(
+      violations.find((v) => v.check.startsWith('the audit log is intact')),
+      undefined,
+      'linked again',
+    );
+    const missing = violations.find((v) => v.check.startsWith('every ledger entry, key change'));
+    assert.deepEqual(missing?.sample, [
+      { kind: 'decision_request', program_id: p, id: withdrawal, action: 'rule_change_withdrawal' },
+    ]);
+
+    // migration 016 on a database whose requests predate it: each without a row gets one, once
+    await db.pool.query(
+      readFileSync(join(__dirname, '..', '..', 'db', 'migrations', '016_decision_request_audit.sql'), 'utf8'),
+    );
+    assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
+    const after = await db.pool.query(
+      `select subject, after->>'backfilled' as b from audit_log where action = 'decision_requested' order by seq`,
+    );
+    assert.deepEqual(
+      after.rows.map((r) => [r.subject, r.b]),
+      [
+        [`decision_request:${approval}`, null],
+        [`decision_request:${withdrawal}`, 'true'],
+      ],
+    );
+  } finally {
+    client.release();
     await db.drop();
   }
 });

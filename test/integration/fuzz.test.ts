@@ -17,7 +17,11 @@ const CONCURRENCY = 16;
 const BODY_LIMIT = 64 * 1024;
 const BODY_LIMITS: Record<string, number> = { '/codec/decode': 4 * 1024 * 1024, '/codec/encode': 4 * 1024 * 1024 };
 
-/** API.md's stable codes, the ones README adds, and those the adjustment, rule-change and codec routes raise. */
+/**
+ * API.md's stable codes, the ones README adds, those the adjustment, rule-change and codec routes
+ * raise, and every other 4xx code the API (api/, db/functions' ll_raise, the workflows' refusals
+ * the API passes on) answers.
+ */
 const KNOWN_CODES = new Set([
   'validation_failed',
   'unauthorized',
@@ -49,6 +53,23 @@ const KNOWN_CODES = new Set([
   'rule_change_not_awaiting_approval',
   'codec_failed',
   'codec_not_configured',
+  'accrual_before_go_live',
+  'chargeback_id_reused',
+  'estimate_changed',
+  'idempotency_request_in_progress',
+  'material_right_judgment_required',
+  'redemption_before_first_earn',
+  'redemption_exists',
+  'redemption_in_progress',
+  'redemption_not_applied',
+  'redemption_not_held',
+  'refund_before_sale',
+  'rule_change_base_not_active',
+  'rule_change_ended',
+  'rule_change_final',
+  'rule_change_rejected',
+  'tax_exceeds_credit',
+  'too_many_failed_attempts',
 ]);
 
 /** What was broken, and the answers that breakage alone allows (several breaks: any of theirs). */

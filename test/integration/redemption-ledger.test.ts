@@ -153,7 +153,7 @@ test('pro rata takes from every open cohort; expiry leaves held points alone', a
   assert.equal((await getMember(pool, p, 'm'))!.balance, 0);
 });
 
-test('a merged member cannot redeem; a reversal after a merge returns the points to the survivor', async () => {
+test("a merged member's id redeems the survivor's points; a reversal after a merge returns the points to the survivor", async () => {
   const p = await program();
   await accrue(p, 'a', 'ia', 50_000, '2026-10-01T00:00:00Z');
   await accrue(p, 'b', 'ib', 10_000, '2026-10-01T00:00:00Z');
@@ -163,8 +163,11 @@ test('a merged member cannot redeem; a reversal after a merge returns the points
     (await call('POST', `/v1/programs/${p}/members/b/merge`, { role: 'support', body: { intoMemberId: 'a' } })).status,
     201,
   );
-  const declined = await hold(p, { invoiceId: 'rb2', memberId: 'b', points: 100 });
-  assert.deepEqual([declined.status, declined.reason], ['declined', 'member_not_active']);
+  // as an accrual for b earns on a (issue 14, item 7: merges resolve)
+  const onSurvivor = await hold(p, { invoiceId: 'rb2', memberId: 'b', points: 100 });
+  assert.deepEqual([onSurvivor.status, onSurvivor.memberId], ['held', 'a']);
+  assert.deepEqual([(await getMember(pool, p, 'a'))!.held, (await getMember(pool, p, 'b'))!.held], [100, 0]);
+  await releaseRedemption(pool, p, 'rb2', 'compensated');
   await reverseRedemption(pool, p, 'rb', new Date().toISOString(), 'test', 'chargeback_lost');
   assert.equal((await getMember(pool, p, 'a'))!.balance, 600);
 });

@@ -11,7 +11,7 @@ import { AesGcmCodec, newKeyFile } from '../../temporal/codec';
 import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
 import { approveUpdate } from '../../workflows/close';
 import { outcomeUpdate, redemptionSaga, type RedemptionInput } from '../../workflows/redemption';
-import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery } from '../../workflows/rule-change';
+import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery, withdrawSignal } from '../../workflows/rule-change';
 import {
   eventually,
   freshDatabase,
@@ -29,7 +29,8 @@ import {
 // the UI, a script) sends updates and starts workflows with this test's plain client, not through
 // the API: an approval naming a controller or a finance user is refused unless the API's decision
 // request, checked against the database, backs it; a redemption started with its own point value
-// credits what the program's rules say; with encryption on, a workflow started in clear never runs.
+// credits what the program's rules say; a withdrawal of a rule change likewise needs the API's
+// request; with encryption on, a workflow started in clear never runs.
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let pool: Pool;
 let sims: RunningSimulators;
@@ -87,6 +88,32 @@ async function requestBy(principal: string, roles: Role[], r: DecisionRequest, o
   );
   if (o.revoke) await revokeKey(pool, key.keyId);
   return requestId;
+}
+
+/** A program needing finance and legal, and a change `changeId` proposed through the API, awaiting approvals. */
+async function proposedChange(changeId: string) {
+  const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
+  const {
+    programId: _p,
+    name: _n,
+    currency: _c,
+    ...rules
+  } = programBody(programId, {
+    ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
+    earn: { points: 2, perAmountMinor: 100 },
+  });
+  const proposed = await call('POST', `/v1/programs/${programId}/rule-changes`, {
+    role: 'program_owner',
+    body: { changeId, effectiveAt: new Date().toISOString(), rules },
+  });
+  assert.equal(proposed.status, 202, JSON.stringify(proposed.body));
+  const workflowId: string = proposed.body.workflowId;
+  const handle = worker.client.workflow.getHandle(workflowId);
+  await eventually(
+    'awaiting approvals',
+    async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
+  );
+  return { programId, changeId, workflowId, handle };
 }
 
 describe('a redemption started straight on Temporal', () => {
@@ -242,28 +269,7 @@ describe('approvals sent straight to the workflow', () => {
   });
 
   test('a rule change: a decision naming a finance user, or a request by the proposer, is refused; the API decision counts under the name the keys table holds', async () => {
-    const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
-    const {
-      programId: _p,
-      name: _n,
-      currency: _c,
-      ...rules
-    } = programBody(programId, {
-      ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
-      earn: { points: 2, perAmountMinor: 100 },
-    });
-    const changeId = 'richer';
-    const proposed = await call('POST', `/v1/programs/${programId}/rule-changes`, {
-      role: 'program_owner',
-      body: { changeId, effectiveAt: new Date().toISOString(), rules },
-    });
-    assert.equal(proposed.status, 202, JSON.stringify(proposed.body));
-    const workflowId: string = proposed.body.workflowId;
-    const handle = worker.client.workflow.getHandle(workflowId);
-    await eventually(
-      'awaiting approvals',
-      async () => (await handle.query(ruleChangeStateQuery)).status === 'awaiting_approvals',
-    );
+    const { programId, changeId, workflowId, handle } = await proposedChange('richer');
     const decide = (arg: Record<string, unknown>) =>
       refusal(handle.executeUpdate(decideRuleChangeUpdate, { args: [arg] }));
     const forChange: DecisionRequest = {
@@ -319,6 +325,51 @@ describe('approvals sent straight to the workflow', () => {
     assert.equal(legal.body.status, 'scheduled');
     assert.equal((await handle.result()).status, 'active');
     await recordHistory(worker.client, workflowId, 'rule-change-decision-verified');
+  });
+});
+
+describe('a rule change withdrawn straight on Temporal', () => {
+  test('a withdrawal naming the program owner, or backed by a forged, revoked or wrong-role request, changes nothing; the API withdrawal counts', async () => {
+    const { programId, changeId, workflowId, handle } = await proposedChange('keep');
+    const forChange: DecisionRequest = {
+      kind: 'rule_change_withdrawal',
+      programId,
+      subject: changeId,
+      workflowId,
+      decision: 'withdraw',
+      comment: null,
+    };
+    // in order: a name alone, an id the API never wrote, a support key's, a revoked owner key's, and
+    // an owner's request for another change
+    await handle.signal(withdrawSignal, { by: 'test-program_owner' });
+    await handle.signal(withdrawSignal, { by: 'mallory', requestId: randomUUID() });
+    await handle.signal(withdrawSignal, { requestId: await requestBy('sam', ['support'], forChange) });
+    const revoked = await requestBy('olga', ['program_owner'], forChange, { revoke: true });
+    await handle.signal(withdrawSignal, { requestId: revoked });
+    const other = await requestBy('otto', ['program_owner'], { ...forChange, subject: 'other' });
+    await handle.signal(withdrawSignal, { requestId: other });
+    const refused = await eventually('the four requests refused', async () => {
+      const { events } = await handle.fetchHistory();
+      const failed = (events ?? []).filter((e) => e.activityTaskFailedEventAttributes);
+      return failed.length === 4 ? failed : null;
+    });
+    assert.equal(refused.length, 4);
+    assert.equal((await handle.query(ruleChangeStateQuery)).status, 'awaiting_approvals', 'not withdrawn');
+    const { rows } = await pool.query(`select status from rule_changes where program_id = $1 and change_id = $2`, [
+      programId,
+      changeId,
+    ]);
+    assert.equal(rows[0].status, 'awaiting_approvals');
+
+    // through the API: withdrawn, and the memo names the principal of the key
+    const withdrawn = await call('POST', `/v1/programs/${programId}/rule-changes/${changeId}/withdraw`, {
+      role: 'program_owner',
+    });
+    assert.equal(withdrawn.status, 202, JSON.stringify(withdrawn.body));
+    assert.equal((await handle.result()).status, 'withdrawn');
+    const memo = (await handle.describe()).memo as { summary?: string } | undefined;
+    assert.equal(memo?.summary, `${changeId}: withdrawn by test-program_owner`);
+    await recordHistory(worker.client, workflowId, 'rule-change-withdrawal-verified');
   });
 });
 
