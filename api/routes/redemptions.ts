@@ -83,13 +83,16 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
           ...(e ? { cause: (e as Error).message } : {}),
         });
       let outcome;
+      let failed: unknown = null;
       try {
         outcome = await answerWithin(
           t.client.workflow.executeUpdateWithStart(outcomeUpdate, { startWorkflowOperation: start }),
           ctx.workflowWaitMs,
         );
       } catch (e) {
-        throw unavailable(e);
+        // the update's call failed (Temporal busy, its RPC deadline): if the saga runs all the same,
+        // it is in progress like an answer that came too late; if not, nothing started (503)
+        failed = e;
       }
       if (!outcome) {
         // no answer in time (no worker, a slow billing): if the saga has started, where to poll;
@@ -102,7 +105,7 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
             .then(() => true),
           ctx.workflowWaitMs,
         ).catch(() => null);
-        if (!started) throw unavailable();
+        if (!started) throw unavailable(failed ?? undefined);
         const poll = `/v1/programs/${encodeURIComponent(programId)}/redemptions/${encodeURIComponent(body.invoiceId)}`;
         return stillRunning(workflowId, poll, { invoiceId: body.invoiceId });
       }
