@@ -95,12 +95,16 @@ export async function adoptDatabase(c: ClientBase, owner: string): Promise<void>
   await c.query(ADOPT);
 }
 
+/** Whether role `name` exists on the server. */
+export async function roleExists(db: Pick<Pool, 'query'>, name: string): Promise<boolean> {
+  return (await db.query('select 1 from pg_roles where rolname = $1', [roleName(name)])).rowCount! > 0;
+}
+
 const GRANTS = readFileSync(join(__dirname, 'grants.sql'), 'utf8');
 
 /** db/grants.sql for `app`, as the owner of the schema (migrate() calls it last). */
 export async function grantApp(c: ClientBase, app: string): Promise<void> {
-  const exists = (await c.query('select 1 from pg_roles where rolname = $1', [roleName(app)])).rowCount! > 0;
-  if (!exists)
+  if (!(await roleExists(c, app)))
     throw new Error(
       `the app role ${app} does not exist: create it first (docs/deploy.md, "Database roles and grants"), or name another with LOYALTY_DB_APP_ROLE`,
     );
