@@ -8,7 +8,6 @@ import { createPool } from '../db/pool';
 import { provisionDatabase } from '../db/provision';
 import { checkAppConnection, ledgerRoles, roleExists } from '../db/roles';
 import type { StackConfig } from './config';
-import type { PostgresHandle } from './stack/postgres';
 import { appPassword } from './stack/postgres-password';
 
 /**
@@ -44,7 +43,7 @@ export const migrationUrl = (databaseUrl: string, env: NodeJS.ProcessEnv = proce
  *   otherwise, unless LOYALTY_DB_PRIVILEGED=allow, which is a warning).
  */
 export async function prepareLedgerDatabase(
-  pg: PostgresHandle,
+  pg: { embedded: boolean; serverUrl: string }, // stack/postgres.ts's handle (not imported: the API's files stay clear of the local stack)
   cfg: StackConfig,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ url: string; applied: string[]; warning: string | null }> {
