@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, test } from 'vitest';
+import { dropDatabase, ensureDatabase } from '../../db/databases';
+import { migrate } from '../../db/migrate';
+import { createPool } from '../../db/pool';
+import { provisionDatabase } from '../../db/provision';
 import { privilegeProblems } from '../../db/roles';
 import { verifyInvariants } from '../../db/verify';
 import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
@@ -113,4 +118,40 @@ test('while the normal write path works as the app role: a program, an accrual, 
   );
   assert.deepEqual(rows, [{ entries: 1, audited: 1 }]);
   assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
+});
+
+test("a database made before the roles (npm start's .data from an older checkout) is adopted: the owner's, served as the app role", async () => {
+  const server = process.env.LOYALTY_TEST_PG_SERVER_URL!;
+  const name = `loyalty_old_${randomBytes(6).toString('hex')}`;
+  const roles = { owner: process.env.LOYALTY_TEST_OWNER_ROLE!, app: process.env.LOYALTY_TEST_APP_ROLE! };
+  // as before this change: made and migrated by the superuser, which owns everything in it
+  const oldUrl = await ensureDatabase(server, name);
+  const old = createPool({ connectionString: oldUrl, maxConnections: 1, applicationName: 'test-old' });
+  try {
+    await migrate(old);
+    const made = await provisionDatabase({
+      serverUrl: server,
+      name,
+      roles,
+      appPassword: process.env.LOYALTY_TEST_APP_PASSWORD!,
+    });
+    const notOwners = await old.query(
+      `select relname from pg_class where relnamespace = 'public'::regnamespace and relowner <> $1::regrole
+       union all select proname from pg_proc where pronamespace = 'public'::regnamespace and proowner <> $1::regrole
+       union all select datname from pg_database where datname = current_database() and datdba <> $1::regrole`,
+      [roles.owner],
+    );
+    assert.deepEqual(notOwners.rows, []);
+    const app = createPool({ connectionString: made.appUrl, maxConnections: 1, applicationName: 'test-old-app' });
+    try {
+      assert.deepEqual(await privilegeProblems(app), []);
+      await assert.rejects(app.query('delete from audit_log where false'), /permission denied/);
+      assert.equal((await app.query('select count(*)::int as n from programs')).rows[0].n, 0);
+    } finally {
+      await app.end();
+    }
+  } finally {
+    await old.end();
+    await dropDatabase(server, name);
+  }
 });
