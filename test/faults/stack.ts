@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
-import type { Pool } from 'pg';
+import { Client, type Pool } from 'pg';
 import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../../api/server';
 import { startPostgres, type PostgresHandle } from '../../cli/stack/postgres';
@@ -227,7 +227,17 @@ export class FaultStack {
     const name = this.pg.embedded ? 'loyalty' : `loyalty_faults_${process.pid}`;
     if (!this.pg.embedded) {
       await dropDatabase(server.toString(), name);
-      this.dropDatabase = () => dropDatabase(server.toString(), name);
+      // on DATABASE_URL's server the run's roles go with its database (roles are the server's)
+      this.dropDatabase = async () => {
+        await dropDatabase(server.toString(), name);
+        const c = new Client({ connectionString: server.toString() });
+        await c.connect();
+        try {
+          for (const r of [roles.app, roles.owner]) await c.query(`drop role if exists ${r}`);
+        } finally {
+          await c.end();
+        }
+      };
     }
     const made = await provisionDatabase({
       serverUrl: server.toString(),
