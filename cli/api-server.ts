@@ -8,7 +8,8 @@ import pino from 'pino';
 import { LOG_REDACT } from '../api/auth';
 import { DEFAULT_AUTH_THROTTLE } from '../api/auth';
 import { buildApi, DEFAULT_BATCHER, DEFAULT_HTTP_TIMEOUTS, DEFAULT_WORKFLOW_WAIT_MS } from '../api/server';
-import { migrate } from '../db/migrate';
+import { checkAppConnection } from '../db/roles';
+import { migrateLedger, migrationUrl } from './ledger-database';
 import { createPool } from '../db/pool';
 import { connectClient } from '../temporal/connect';
 import { temporalSettings } from '../temporal/settings';
@@ -109,7 +110,14 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
       env,
     });
     stops.push(['report pool', () => reportPool.end()]);
-    if (own.migrate) log.info({ applied: await migrate(pool) }, 'migrations applied (LOYALTY_MIGRATE=on)');
+    if (own.migrate)
+      log.info(
+        { applied: (await migrateLedger(migrationUrl(databaseUrl, env), env)).applied },
+        'migrations applied (LOYALTY_MIGRATE=on)',
+      );
+    // the app role's connection, never the owner's or a superuser's (docs/deploy.md)
+    const privileged = await checkAppConnection(pool, env);
+    if (privileged) log.warn(privileged);
 
     const { client, connection } = await connectClient(settings);
     stops.push(['temporal connection', () => connection.close()]);
@@ -182,24 +190,22 @@ export async function runMigrate(
   databaseUrl: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const pool = createPool({
-    connectionString: required('DATABASE_URL', databaseUrl, 'migrate'),
-    maxConnections: 2,
-    applicationName: 'loyalty-migrate',
-    env,
-  });
   try {
-    const applied = await migrate(pool);
+    // as the owner (cli/index.ts: --database-url, else MIGRATION_DATABASE_URL, else DATABASE_URL)
+    const { applied, appRole } = await migrateLedger(required('DATABASE_URL', databaseUrl, 'migrate'), env);
     process.stdout.write(
       applied.length
         ? `applied ${applied.length} migration(s): ${applied.join(', ')}\n`
         : 'the schema is current; nothing to apply\n',
     );
+    process.stdout.write(
+      appRole
+        ? `granted the app role ${appRole} its privileges (db/grants.sql)\n`
+        : 'no app role (loyalty_app, or LOYALTY_DB_APP_ROLE) on this server: no grants given (docs/deploy.md, "Database roles and grants")\n',
+    );
     return 0;
   } catch (e) {
     process.stderr.write(`loyalty migrate: ${(e as Error).message}\n`);
     return 1;
-  } finally {
-    await pool.end();
   }
 }

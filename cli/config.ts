@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
-import { embeddedPassword } from './stack/postgres-password';
+import { ledgerRoles } from '../db/roles';
+import { appPassword } from './stack/postgres-password';
 
 /** Every setting of the local stack, from the environment, with the defaults written out here. */
 export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
@@ -13,8 +14,8 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     databaseName: env.LOYALTY_DB_NAME ?? 'loyalty',
     pgPort,
     pgDataDir: join(dataDir, 'postgres'),
-    /** where the embedded server's ledger database is, for commands run beside `npm start` */
-    embeddedDatabaseUrl: `postgres://loyalty:${embeddedPassword(join(dataDir, 'postgres')).password}@127.0.0.1:${pgPort}/${env.LOYALTY_DB_NAME ?? 'loyalty'}`,
+    /** the embedded server's ledger database as the app role (db/roles.ts), for commands run beside `npm start` */
+    embeddedDatabaseUrl: `postgres://${ledgerRoles(env).app}:${appPassword(join(dataDir, 'postgres'), false) ?? 'not-started-yet'}@127.0.0.1:${pgPort}/${env.LOYALTY_DB_NAME ?? 'loyalty'}`,
     temporalAddress: env.TEMPORAL_ADDRESS, // set: use that server instead of starting the dev server
     temporalPort: Number(env.LOYALTY_TEMPORAL_PORT ?? 7233),
     temporalUiPort: Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233),

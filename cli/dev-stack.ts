@@ -4,7 +4,6 @@ import pino from 'pino';
 import { DEFAULT_AUTH_THROTTLE, LOG_REDACT } from '../api/auth';
 import { buildApi, DEFAULT_BATCHER, DEFAULT_HTTP_TIMEOUTS, DEFAULT_WORKFLOW_WAIT_MS } from '../api/server';
 import { API_REPORT_POOL } from './api-server';
-import { migrate } from '../db/migrate';
 import { startSimulators } from '../simulators';
 import { createPool } from '../db/pool';
 import { connectClient, connectWorker } from '../temporal/connect';
@@ -19,7 +18,7 @@ import { ensureDevKeys } from './dev-keys';
 import { oneLine, StackError } from './stack/errors';
 import { watchLaunchers } from './stack/launcher';
 import { startPostgres } from './stack/postgres';
-import { ensureDatabase } from '../db/databases';
+import { prepareLedgerDatabase } from './ledger-database';
 import { killTrackedChildren } from './stack/process';
 import { startTemporalDevServer, temporalAnswers } from './stack/temporal-dev-server';
 
@@ -96,10 +95,11 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       logFile: join(cfg.dataDir, 'logs', 'postgres.log'),
     });
     stops.push(['postgres', pg.stop]);
-    const dbUrl = cfg.databaseUrl ?? (await ensureDatabase(pg.serverUrl, cfg.databaseName));
+    // migrated as the owner; everything below connects as the app role (cli/ledger-database.ts)
+    const { url: dbUrl, applied, warning } = await prepareLedgerDatabase(pg, cfg);
+    if (warning) log.warn(warning);
     const pool = createPool({ connectionString: dbUrl, maxConnections: 20, applicationName: 'loyalty-dev' });
     stops.push(['pool', () => pool.end()]);
-    const applied = await migrate(pool);
     log.info({ applied }, 'database ready');
 
     const keys = await ensureDevKeys(pool, join(cfg.dataDir, 'dev-keys.json'));
@@ -241,7 +241,8 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       `  Temporal UI    ${uiUrl ?? '(external server)'}`,
       `  Payloads       ${codecKeysFile ? `encrypted (AES-256-GCM, keys ${codecKeysFile}); for the UI to decode them, give this browser a support key at http://localhost:${cfg.apiPort}/codec/session and turn on "Include cross-origin credentials" in the UI's codec settings` : 'in clear (LOYALTY_CODEC=off)'}`,
       `  Temporal       ${temporalAddress}  namespace ${cfg.namespace}, task queue ${cfg.taskQueue}`,
-      `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded)'}`,
+      `  PostgreSQL     ${dbUrl.replace(/:[^:@/]+@/, ':***@')}${cfg.databaseUrl ? '' : ' (embedded; migrated as the owner role, served as the app role)'}`,
+      ...(warning ? [`                 WARNING: ${warning}`] : []),
       ...(pg.notes ?? []).map((n) => `                 ${n}`),
       `  Simulators     billing ${sims.billingUrl}, GL ${sims.glUrl}, tax ${sims.taxUrl} (faults: POST /admin/faults)`,
       `  Reconciliation ${cfg.reconciliationAt ? `daily at ${process.env.LOYALTY_RECONCILIATION_AT ?? '00:30'} UTC (schedule ${schedule})` : 'no schedule (LOYALTY_RECONCILIATION_AT=off)'}`,

@@ -57,9 +57,14 @@ program
 program
   .command('migrate')
   .description("apply the database migrations and exit (a deployment's one-shot job); exits 1 if one fails")
-  .option('--database-url <url>', 'the ledger database (default: DATABASE_URL)')
+  .option(
+    '--database-url <url>',
+    'the ledger database as its owner (default: MIGRATION_DATABASE_URL, else DATABASE_URL)',
+  )
   .action(async (opts: { databaseUrl?: string }) => {
-    process.exit(await runMigrate(opts.databaseUrl ?? process.env.DATABASE_URL));
+    process.exit(
+      await runMigrate(opts.databaseUrl ?? (process.env.MIGRATION_DATABASE_URL || process.env.DATABASE_URL)),
+    );
   });
 
 program

@@ -16,15 +16,23 @@ export async function dropDatabase(serverUrl: string, name: string): Promise<voi
   }
 }
 
-/** The URL of database `name` on the same server, creating it (optionally from a template) if missing. */
-export async function ensureDatabase(serverUrl: string, name: string, template?: string): Promise<string> {
+/** The URL of database `name` on the same server, creating it (optionally from a template, owned by `owner`) if missing. */
+export async function ensureDatabase(
+  serverUrl: string,
+  name: string,
+  template?: string,
+  owner?: string,
+): Promise<string> {
+  if (owner !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(owner)) throw new Error(`bad role name ${owner}`);
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`bad database name ${name}`);
   const c = new Client({ connectionString: serverUrl });
   await c.connect();
   try {
     const exists = await c.query('select 1 from pg_database where datname = $1', [name]);
     if (exists.rowCount === 0) {
-      await c.query(`create database ${name}${template ? ` template ${template}` : ''}`);
+      await c.query(
+        `create database ${name}${owner ? ` owner ${owner}` : ''}${template ? ` template ${template}` : ''}`,
+      );
     }
   } finally {
     await c.end();

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { applyFunctions, SCHEMA_FUNCTIONS } from './migrate-functions';
+import { grantApp, roleName } from './roles';
 import { inTransactionOn } from './tx';
 
 const MIGRATIONS_DIR = join(__dirname, 'migrations');
@@ -13,13 +14,21 @@ export interface MigrateOptions {
   migrationsDir?: string;
   /** one function a file (default db/functions) */
   functionsDir?: string;
+  /**
+   * the role to migrate as, from a superuser's session (`set role`): every object made is its
+   * (db/roles.ts, the owner). Unset: the connection's own role, which then must be the owner.
+   */
+  asRole?: string;
+  /** the app role, given its privileges after the migrations (db/grants.sql); unset: none given */
+  appRole?: string;
 }
 
 /**
  * Brings a database to the schema of this checkout, under an advisory lock so that migrators started
  * together run one after the other (the later ones find nothing to do): the SQL files of
  * db/migrations in name order, each once, each in its own transaction (tables, constraints, indexes,
- * data); then the functions of db/functions, each whose text changed (db/migrate-functions.ts).
+ * data); then the functions of db/functions, each whose text changed (db/migrate-functions.ts);
+ * then, with `appRole`, the app role's privileges (db/grants.sql: every run, so a new table has them).
  * Returns what it applied.
  */
 export async function migrate(pool: Pool, o: MigrateOptions = {}): Promise<string[]> {
@@ -31,6 +40,7 @@ export async function migrate(pool: Pool, o: MigrateOptions = {}): Promise<strin
     // another one as long as that one takes, and a migration or data move runs to its end.
     await client.query(`set statement_timeout = 0`);
     await client.query(`set lock_timeout = 0`);
+    if (o.asRole) await client.query(`set role ${roleName(o.asRole)}`);
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await client.query(
       'create table if not exists schema_migrations (version text primary key, applied_at timestamptz not null default now())',
@@ -54,10 +64,11 @@ export async function migrate(pool: Pool, o: MigrateOptions = {}): Promise<strin
       applied.push(file);
     }
     applied.push(...(await applyFunctions(client, o.functionsDir ?? FUNCTIONS_DIR)));
+    if (o.appRole) await grantApp(client, o.appRole);
   } finally {
     await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
     // back to the pool with its request limits (RESET returns to the connection's own settings)
-    const reset = await client.query('reset statement_timeout; reset lock_timeout').then(
+    const reset = await client.query('reset statement_timeout; reset lock_timeout; reset role').then(
       () => true,
       () => false,
     );

@@ -1,20 +1,23 @@
 /**
  * vitest's globalSetup for the integration project: brings up the real components once per run,
  * in the main process, before any test file starts. PostgreSQL (embedded, or the server of
- * DATABASE_URL) with a template database the migrations were applied to, a Temporal dev server
+ * DATABASE_URL) with this run's owner and app roles (db/roles.ts; names and the app's password
+ * this run's own, so that runs sharing a server do not meet) and a template database owned by the
+ * owner and migrated as it, a Temporal dev server
  * (in memory, headless) and the workflow bundle. Test files reach them through the LOYALTY_TEST_*
  * variables (forks inherit this process's environment); each file makes its own database from the
  * template (test/helpers/stack.ts freshDatabase) and its own task queue.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { migrate } from '../db/migrate';
-import { createPool } from '../db/pool';
+import { Client } from 'pg';
+import { provisionDatabase } from '../db/provision';
 import { BUNDLE_OPTIONS } from '../workers/worker';
 import { startPostgres } from '../cli/stack/postgres';
-import { dropDatabase, ensureDatabase } from '../db/databases';
+import { dropDatabase } from '../db/databases';
 import { startTemporalDevServer } from '../cli/stack/temporal-dev-server';
 import { freePort } from '../cli/stack/process';
 import { StackError } from '../cli/stack/errors';
@@ -36,11 +39,12 @@ export default async function setup(): Promise<() => Promise<void>> {
     stops.push(pg.stop);
     const serverUrl = pg.embedded ? pg.serverUrl : maintenanceUrl(pg.serverUrl);
     const template = `loyalty_tpl_${process.pid}`;
+    const roles = { owner: `loyalty_owner_t${process.pid}`, app: `loyalty_app_t${process.pid}` };
+    const appPassword = randomBytes(18).toString('hex');
     await dropDatabase(serverUrl, template);
-    const templateUrl = await ensureDatabase(serverUrl, template);
-    const pool = createPool({ connectionString: templateUrl, maxConnections: 1, applicationName: 'test-template' });
-    await migrate(pool);
-    await pool.end();
+    // on a server of its own the roles go with it; on DATABASE_URL's they are dropped after the template
+    if (!pg.embedded) stops.push(() => dropRoles(serverUrl, [roles.app, roles.owner]));
+    await provisionDatabase({ serverUrl, name: template, roles, appPassword });
     stops.push(() => dropDatabase(serverUrl, template));
 
     const temporal = await startTemporalDevServer({
@@ -60,6 +64,9 @@ export default async function setup(): Promise<() => Promise<void>> {
       LOYALTY_TEST_WORK_DIR: work,
       LOYALTY_TEST_PG_SERVER_URL: serverUrl,
       LOYALTY_TEST_TEMPLATE_DB: template,
+      LOYALTY_TEST_OWNER_ROLE: roles.owner,
+      LOYALTY_TEST_APP_ROLE: roles.app,
+      LOYALTY_TEST_APP_PASSWORD: appPassword,
       LOYALTY_TEST_TEMPORAL_ADDRESS: temporal.address,
       LOYALTY_TEST_WORKFLOW_BUNDLE: bundlePath,
       // closes anchor the audit chain (db/audit-anchors.ts): the throwaway databases' anchors and
@@ -81,6 +88,21 @@ export default async function setup(): Promise<() => Promise<void>> {
     throw e;
   }
   return teardown;
+}
+
+/** This run's roles, once nothing of theirs is left (a test database left over keeps them: reported, not fatal). */
+async function dropRoles(serverUrl: string, names: string[]): Promise<void> {
+  const c = new Client({ connectionString: serverUrl });
+  await c.connect();
+  try {
+    for (const n of names) {
+      await c.query(`drop role if exists ${n}`).catch((e: Error) => {
+        process.stderr.write(`# could not drop the test role ${n}: ${e.message}\n`);
+      });
+    }
+  } finally {
+    await c.end();
+  }
 }
 
 /** DATABASE_URL names one database; test databases are made beside it on the same server. */

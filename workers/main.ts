@@ -4,6 +4,7 @@
  */
 import pino from 'pino';
 import { createPool } from '../db/pool';
+import { checkAppConnection } from '../db/roles';
 import { LOG_REDACT } from '../domain/log-redaction';
 import { connectClient, connectWorker } from '../temporal/connect';
 import { dataConverter, temporalSettings } from '../temporal/settings';
@@ -26,6 +27,9 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
   // the same redaction as the API's: an activity's error can carry a header or a secret field
   const log = pino({ level: process.env.LOG_LEVEL ?? 'info', redact: LOG_REDACT });
   const pool = createPool({ connectionString: o.databaseUrl, maxConnections: 30, applicationName: 'loyalty-worker' });
+  // the app role's connection, never the owner's or a superuser's (docs/deploy.md)
+  const privileged = await checkAppConnection(pool);
+  if (privileged) log.warn(privileged);
   // TLS and payload encryption from the environment (temporal/settings.ts)
   const settings = temporalSettings({ address: o.temporalAddress, namespace: o.namespace });
   const telemetry = await startWorkerTelemetry(telemetrySettings(), log);

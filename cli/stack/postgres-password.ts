@@ -29,3 +29,21 @@ export function newEmbeddedPassword(pgDataDir: string): string {
   writeFileSync(file, `${password}\n`, { mode: 0o600 });
   return password;
 }
+
+/**
+ * The app role's password (db/roles.ts: what the API, workers and `loyalty` commands connect as),
+ * `<data dir>/postgres-app-password`, mode 0600: generated on the first start that needs it, then
+ * kept; npm start sets the role's password to it on every start.
+ */
+export const appPasswordFile = (pgDataDir: string) => join(dirname(resolve(pgDataDir)), 'postgres-app-password');
+
+/** The app role's password: its file, made first when missing (`create`), else null. */
+export function appPassword(pgDataDir: string, create: boolean): string | null {
+  const file = appPasswordFile(pgDataDir);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  if (!create) return null;
+  const password = randomBytes(24).toString('hex');
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+  return password;
+}

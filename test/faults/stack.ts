@@ -6,21 +6,22 @@
  * as a child process under a small supervisor.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
-import type { Pool } from 'pg';
+import { Client, type Pool } from 'pg';
 import pino from 'pino';
 import { buildApi, DEFAULT_BATCHER } from '../../api/server';
 import { startPostgres, type PostgresHandle } from '../../cli/stack/postgres';
-import { dropDatabase, ensureDatabase } from '../../db/databases';
+import { dropDatabase } from '../../db/databases';
 import { freePort, stopChild } from '../../cli/stack/process';
 import { startTemporalDevServer, temporalAnswers, type DevServer } from '../../cli/stack/temporal-dev-server';
 import { newSecret, putKey, type Role } from '../../db/keys';
-import { migrate } from '../../db/migrate';
 import { createPool } from '../../db/pool';
+import { provisionDatabase } from '../../db/provision';
 import { billingSimulator } from '../../simulators/billing';
 import { glSimulator } from '../../simulators/gl';
 import { WORKFLOWS_PATH } from '../../workers/worker';
@@ -218,18 +219,34 @@ export class FaultStack {
     this.pgPort = await freePort();
     this.pg = await startPostgres({ dataDir: this.pgDataDir, port: this.pgPort, databaseUrl: this.o.databaseUrl });
     this.pgRestartable = this.pg.embedded;
-    if (this.pg.embedded) {
-      this.dbUrl = await ensureDatabase(this.pg.serverUrl, 'loyalty');
-    } else {
-      const server = new URL(this.pg.serverUrl);
-      server.pathname = '/postgres';
-      const name = `loyalty_faults_${process.pid}`;
+    // the API and the worker connect as the app role, as in production (db/roles.ts); the suite's
+    // own checks as the server's superuser
+    const roles = { owner: `loyalty_owner_f${process.pid}`, app: `loyalty_app_f${process.pid}` };
+    const server = new URL(this.pg.serverUrl);
+    server.pathname = '/postgres';
+    const name = this.pg.embedded ? 'loyalty' : `loyalty_faults_${process.pid}`;
+    if (!this.pg.embedded) {
       await dropDatabase(server.toString(), name);
-      this.dbUrl = await ensureDatabase(server.toString(), name);
-      this.dropDatabase = () => dropDatabase(server.toString(), name);
+      // on DATABASE_URL's server the run's roles go with its database (roles are the server's)
+      this.dropDatabase = async () => {
+        await dropDatabase(server.toString(), name);
+        const c = new Client({ connectionString: server.toString() });
+        await c.connect();
+        try {
+          for (const r of [roles.app, roles.owner]) await c.query(`drop role if exists ${r}`);
+        } finally {
+          await c.end();
+        }
+      };
     }
-    this.pool = createPool({ connectionString: this.dbUrl, maxConnections: 5, applicationName: 'faults-suite' });
-    await migrate(this.pool);
+    const made = await provisionDatabase({
+      serverUrl: server.toString(),
+      name,
+      roles,
+      appPassword: randomBytes(18).toString('hex'),
+    });
+    this.dbUrl = made.appUrl;
+    this.pool = createPool({ connectionString: made.adminUrl, maxConnections: 5, applicationName: 'faults-suite' });
     for (const role of ['billing', 'support', 'admin'] as const) {
       const keyId = `faults-${role}`;
       this.keys[role] = newSecret(keyId);

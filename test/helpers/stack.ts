@@ -19,6 +19,7 @@ import pino, { type Logger } from 'pino';
 import { buildApi, DEFAULT_BATCHER, type ApiOptions } from '../../api/server';
 import { newSecret, putKey, ROLES, type Role } from '../../db/keys';
 import { createPool } from '../../db/pool';
+import { withDatabase } from '../../db/provision';
 import { createLoyaltyWorker, type ServiceUrls } from '../../workers/worker';
 import { WakeupRelay } from '../../workers/wakeup-relay';
 import type { ReconciliationReport } from '../../domain/reconciliation';
@@ -41,23 +42,46 @@ function need(name: string): string {
 
 export const uniqueId = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
 
-/** A database of this test's own, cloned from the migrated template. */
-export async function freshDatabase(): Promise<{ pool: Pool; url: string; drop: () => Promise<void> }> {
+/** What freshDatabase gives a test file. */
+export interface TestDatabase {
+  /** connections as the app role (db/roles.ts): what the API, workers and commands run as */
+  pool: Pool;
+  url: string;
+  /** connections as the server's superuser, for the tests that tamper with the database on purpose */
+  adminPool: Pool;
+  adminUrl: string;
+  drop: () => Promise<void>;
+}
+
+/**
+ * A database of this test's own, cloned from the migrated template and owned by the run's owner
+ * role; `pool` and `url` connect as the run's app role, so every integration test runs with the
+ * least privilege production has (docs/deploy.md, "Database roles and grants").
+ */
+export async function freshDatabase(): Promise<TestDatabase> {
   const server = need('LOYALTY_TEST_PG_SERVER_URL');
   const name = `loyalty_t_${randomBytes(6).toString('hex')}`;
   const admin = new Client({ connectionString: server });
   await admin.connect();
-  await admin.query(`create database ${name} template ${need('LOYALTY_TEST_TEMPLATE_DB')}`);
+  await admin.query(
+    `create database ${name} owner ${need('LOYALTY_TEST_OWNER_ROLE')} template ${need('LOYALTY_TEST_TEMPLATE_DB')}`,
+  );
   await admin.end();
-  const u = new URL(server);
-  u.pathname = `/${name}`;
-  const url = u.toString();
+  const adminUrl = withDatabase(server, name);
+  const url = withDatabase(server, name, {
+    user: need('LOYALTY_TEST_APP_ROLE'),
+    password: need('LOYALTY_TEST_APP_PASSWORD'),
+  });
   const pool = createPool({ connectionString: url, maxConnections: 20, applicationName: 'test' });
+  const adminPool = createPool({ connectionString: adminUrl, maxConnections: 4, applicationName: 'test-admin' });
   return {
     pool,
     url,
+    adminPool,
+    adminUrl,
     drop: async () => {
       await pool.end();
+      await adminPool.end();
       const c = new Client({ connectionString: server });
       await c.connect();
       await c.query(`drop database if exists ${name} with (force)`);

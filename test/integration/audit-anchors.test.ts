@@ -45,7 +45,7 @@ const cli = (...args: string[]) =>
   );
 
 async function asSuperuser<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  const c = await db.pool.connect();
+  const c = await db.adminPool.connect();
   try {
     await c.query('set session_replication_role = replica');
     return await fn(c);

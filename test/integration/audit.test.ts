@@ -135,10 +135,12 @@ test('every change is in the trail with actor and key; the CLI and the API read 
   assert.equal((await call('GET', `/v1/programs/${p}/audit?since=yesterday`, { role: 'finance' })).status, 400);
 
   assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
-  await assert.rejects(db.pool.query('update audit_log set actor = $1', ['mallory']), /append_only/);
+  // the app's role may not update it at all; the owner, or a superuser, is stopped by its trigger
+  await assert.rejects(db.pool.query('update audit_log set actor = $1', ['mallory']), /permission denied/);
+  await assert.rejects(db.adminPool.query('update audit_log set actor = $1', ['mallory']), /append_only/);
 
   // someone with the database's superuser bypasses the triggers and edits a row: verify names it
-  const client = await db.pool.connect();
+  const client = await db.adminPool.connect();
   try {
     await client.query('set session_replication_role = replica');
     await client.query(
@@ -230,7 +232,7 @@ test("every change has its audit row: an adjustment's request and rejection are 
   assert.equal(await completeness(), undefined);
 
   // a superuser removes the rejection's row and the accrual's, and rehashes the chain so it links again
-  const client = await db.pool.connect();
+  const client = await db.adminPool.connect();
   try {
     await client.query('set session_replication_role = replica');
     const gone = await removeAndRelink(
@@ -269,7 +271,7 @@ test('migration 010 gives adjustments made before their audit rows their request
     assert.equal((await httpClient(api)('POST', '/v1/programs', { body: programBody(p) })).status, 201);
     await api.close();
     // as before 010: no trigger on manual_adjustments
-    await db.pool.query('drop trigger manual_adjustments_audit on manual_adjustments');
+    await db.adminPool.query('drop trigger manual_adjustments_audit on manual_adjustments');
     const ids = [randomUUID(), randomUUID()];
     for (const [i, id] of ids.entries())
       await db.pool.query(
@@ -294,7 +296,9 @@ test('migration 010 gives adjustments made before their audit rows their request
     const missing = async () =>
       (await verifyInvariants(db.pool)).violations.find((v) => v.check.startsWith('every ledger entry, key change'));
     assert.equal((await missing())?.count, 3, 'two requests and a rejection without rows');
-    await db.pool.query(readFileSync(join(__dirname, '..', '..', 'db', 'migrations', '010_audit_anchors.sql'), 'utf8'));
+    await db.adminPool.query(
+      readFileSync(join(__dirname, '..', '..', 'db', 'migrations', '010_audit_anchors.sql'), 'utf8'),
+    );
     assert.deepEqual((await verifyInvariants(db.pool)).violations, []);
     const { rows } = await db.pool.query(
       `select action, actor, after->>'backfilled' as b from audit_log where subject like 'adjustment:%' order by action, actor`,

@@ -6,7 +6,8 @@ import { afterAll, test } from 'vitest';
 import { Client } from 'pg';
 import { stackConfig } from '../../cli/config';
 import { startPostgres, type PostgresHandle } from '../../cli/stack/postgres';
-import { embeddedPasswordFile, LEGACY_EMBEDDED_PASSWORD } from '../../cli/stack/postgres-password';
+import { appPasswordFile, embeddedPasswordFile, LEGACY_EMBEDDED_PASSWORD } from '../../cli/stack/postgres-password';
+import { prepareLedgerDatabase } from '../../cli/ledger-database';
 import { freePort } from '../../cli/stack/process';
 
 // `npm start`'s embedded PostgreSQL listens on 127.0.0.1 with a superuser: with a password fixed in
@@ -51,9 +52,19 @@ test('the embedded server gets a generated password on first start, kept for the
   fixed.password = LEGACY_EMBEDDED_PASSWORD;
   assert.equal(await answers(fixed.toString()), false, 'the old fixed password does not get in');
 
-  // what `loyalty keys`, `loyalty verify` and the others use beside the stack
-  const cli = stackConfig({ LOYALTY_DATA_DIR: join(work, '.data'), LOYALTY_PG_PORT: String(port) });
-  assert.equal(new URL(cli.embeddedDatabaseUrl).password, password);
+  // what npm start serves from, and `loyalty keys`, `loyalty verify` and the others use beside the
+  // stack: the app role (db/roles.ts), with a generated password of its own, kept beside the other
+  const env = { LOYALTY_DATA_DIR: join(work, '.data'), LOYALTY_PG_PORT: String(port) };
+  const ledger = await prepareLedgerDatabase(pg, stackConfig(env), env);
+  const cli = stackConfig(env);
+  assert.equal(cli.embeddedDatabaseUrl, ledger.url);
+  const app = new URL(cli.embeddedDatabaseUrl);
+  assert.equal(app.username, 'loyalty_app');
+  assert.match(app.password, /^[0-9a-f]{48}$/);
+  assert.notEqual(app.password, password);
+  assert.equal(readFileSync(appPasswordFile(dataDir), 'utf8').trim(), app.password);
+  assert.equal(statSync(appPasswordFile(dataDir)).mode & 0o077, 0, 'readable by its owner only');
+  assert.ok(await answers(cli.embeddedDatabaseUrl));
 
   await pg.stop();
   handles.pop();
@@ -61,4 +72,7 @@ test('the embedded server gets a generated password on first start, kept for the
   handles.push(again);
   assert.equal(new URL(again.serverUrl).password, password, 'the same password after a restart');
   assert.ok(await answers(again.serverUrl));
+  // the next start finds the roles and the database, and keeps the app's password
+  assert.equal((await prepareLedgerDatabase(again, stackConfig(env), env)).url, ledger.url);
+  assert.ok(await answers(ledger.url));
 });

@@ -277,15 +277,17 @@ test('a database migrated before 001-016 were squashed is recorded as the baseli
   const db = await freshDatabase();
   try {
     // the migrations after the baseline stay recorded: such a database had them applied after it
-    await db.pool.query(`delete from schema_migrations where version = '001_baseline.sql'`);
-    await db.pool.query('drop table schema_functions');
-    await db.pool.query(`insert into schema_migrations (version) select unnest($1::text[])`, [SQUASHED.slice(0, 15)]);
-    await assert.rejects(migrate(db.pool), /migrated by an older checkout, up to 015_wakeup_leases\.sql/);
-    await db.pool.query(`insert into schema_migrations (version) values ($1)`, [SQUASHED[15]]);
-    await db.pool.query(
+    await db.adminPool.query(`delete from schema_migrations where version = '001_baseline.sql'`);
+    await db.adminPool.query('drop table schema_functions');
+    await db.adminPool.query(`insert into schema_migrations (version) select unnest($1::text[])`, [
+      SQUASHED.slice(0, 15),
+    ]);
+    await assert.rejects(migrate(db.adminPool), /migrated by an older checkout, up to 015_wakeup_leases\.sql/);
+    await db.adminPool.query(`insert into schema_migrations (version) values ($1)`, [SQUASHED[15]]);
+    await db.adminPool.query(
       `create function ll_quarter(p timestamptz) returns text language sql immutable as $$ select to_char(p, 'YYYY') $$`,
     );
-    const applied = await migrate(db.pool);
+    const applied = await migrate(db.adminPool);
     assert.equal(
       applied.filter((x) => x.startsWith('db/functions/')).length,
       readdirSync(join(DB_DIR, 'functions')).length,
@@ -295,12 +297,12 @@ test('a database migrated before 001-016 were squashed is recorded as the baseli
       ['dropped ll_quarter'],
     );
     assert.deepEqual(
-      (await db.pool.query('select version from schema_migrations order by version')).rows.map((r) => r.version),
+      (await db.adminPool.query('select version from schema_migrations order by version')).rows.map((r) => r.version),
       readdirSync(join(DB_DIR, 'migrations'))
         .filter((f) => f.endsWith('.sql'))
         .sort(),
     );
-    assert.equal(await schemaText(db.pool), readFileSync(SCHEMA_FILE, 'utf8'));
+    assert.equal(await schemaText(db.adminPool), readFileSync(SCHEMA_FILE, 'utf8'));
   } finally {
     await db.drop();
   }

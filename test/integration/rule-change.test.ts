@@ -388,7 +388,7 @@ test('a rejected change stays rejected: not proposed again under its id, not re-
   // someone bypassing the triggers turns the rejection into an approval and schedules it: verify names it
   const check = (v: { check: string }) => v.check.startsWith("every rule change's proposal, decisions and status");
   assert.equal((await verifyInvariants(pool)).violations.filter(check).length, 0);
-  const client = await pool.connect();
+  const client = await db.adminPool.connect();
   try {
     await client.query('set session_replication_role = replica');
     const {

@@ -8,7 +8,9 @@ let db: Awaited<ReturnType<typeof freshDatabase>>;
 
 beforeAll(async () => {
   db = await freshDatabase();
-  await db.pool.query('create table tx_probe (id int primary key)');
+  // the app role makes no tables (docs/deploy.md): the probe is the superuser's, written by the app
+  await db.adminPool.query('create table tx_probe (id int primary key)');
+  await db.adminPool.query(`grant select, insert on tx_probe to ${process.env.LOYALTY_TEST_APP_ROLE}`);
 });
 afterAll(async () => {
   await db.drop();

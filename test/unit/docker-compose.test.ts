@@ -240,6 +240,18 @@ const TEMPORAL_TLS_VARS = [
 ];
 const DATABASE_TLS_VARS = ['DATABASE_CA_FILE', 'DATABASE_CERT_FILE', 'DATABASE_KEY_FILE'];
 const SIMULATOR_PORTS = ['LOYALTY_BILLING_PORT', 'LOYALTY_GL_PORT', 'LOYALTY_TAX_PORT'];
+/**
+ * Left unset on purpose (cli/ledger-database.ts, db/roles.ts): the roles keep their names
+ * (loyalty_owner, loyalty_app, as the postgres init script makes them), migrations run in the
+ * migrate job on its own DATABASE_URL (LOYALTY_MIGRATE=off elsewhere), and a privileged
+ * connection is never allowed here.
+ */
+const DATABASE_ROLE_VARS = [
+  'LOYALTY_DB_OWNER_ROLE',
+  'LOYALTY_DB_APP_ROLE',
+  'MIGRATION_DATABASE_URL',
+  'LOYALTY_DB_PRIVILEGED',
+];
 
 /**
  * What each loyalty service's command reads: its block in cli/index.ts and every project file its
@@ -250,7 +262,7 @@ const readers: Record<string, { files: string[]; extra?: string; unused: string[
   api: {
     files: reachable(['cli/api-server.ts', 'cli/config.ts']),
     extra: commandBlock('api'),
-    unused: [...SIMULATOR_PORTS],
+    unused: [...SIMULATOR_PORTS, ...DATABASE_ROLE_VARS],
   },
   worker: {
     files: reachable(['workers/main.ts', 'cli/config.ts']),
@@ -264,10 +276,15 @@ const readers: Record<string, { files: string[]; extra?: string; unused: string[
       'LOYALTY_CLOSE_DAYS_AFTER_QUARTER',
       'LOYALTY_AUDIT_ANCHOR_EVERY_MINUTES',
       ...SIMULATOR_PORTS,
+      ...DATABASE_ROLE_VARS,
     ],
   },
-  // runMigrate shares cli/api-server.ts with the API, so its files are named: the pool and the migrator
-  migrate: { files: ['db/pool.ts', 'db/migrate.ts'], extra: commandBlock('migrate'), unused: [] },
+  // runMigrate shares cli/api-server.ts with the API, so its files are named: the pool, the migrator and the roles
+  migrate: {
+    files: ['db/pool.ts', 'db/migrate.ts', 'db/roles.ts', 'cli/ledger-database.ts'],
+    extra: commandBlock('migrate'),
+    unused: DATABASE_ROLE_VARS,
+  },
   simulators: {
     files: reachable(['cli/simulators.ts', 'cli/config.ts']),
     extra: commandBlock('simulators'),
@@ -275,6 +292,7 @@ const readers: Record<string, { files: string[]; extra?: string; unused: string[
       'PORT',
       'HOST',
       'DATABASE_URL',
+      ...DATABASE_ROLE_VARS,
       'TEMPORAL_ADDRESS',
       'TEMPORAL_NAMESPACE',
       'LOYALTY_TASK_QUEUE',
@@ -336,11 +354,15 @@ test('every setting the API, the worker, the migration and the simulators read i
   assert.equal(envOf('api').LOYALTY_MIGRATE, 'off', 'the migrate job migrates, once');
   for (const name of ['api', 'worker']) {
     assert.equal(envOf(name).TEMPORAL_ADDRESS, 'temporal:7233');
+    const app = new URL(envOf(name).DATABASE_URL!);
+    const owner = new URL(envOf('migrate').DATABASE_URL!);
     assert.equal(
-      envOf(name).DATABASE_URL,
-      envOf('migrate').DATABASE_URL,
+      `${app.host}${app.pathname}`,
+      `${owner.host}${owner.pathname}`,
       `${name} uses the database the migrate job migrates`,
     );
+    // least privilege (docs/deploy.md, "Database roles and grants"): migrations as the owner, serving as the app role
+    assert.deepEqual([app.username, owner.username], ['loyalty_app', 'loyalty_owner'], name);
     assert.equal(
       envOf(name).TEMPORAL_NAMESPACE,
       envOf('temporal-setup').NAMESPACE,
@@ -533,18 +555,27 @@ test('no default an insider could guess: the database passwords are required, ne
   const raw = read('docker-compose.yml') + read('docker-compose.tls.yml');
   assert.doesNotMatch(raw, /PASSWORD:-|loyalty-local|temporal-local/, 'no default password');
   assert.deepEqual([...(required.get('docker-compose.yml') ?? [])].sort(), [
+    'LOYALTY_DB_APP_PASSWORD',
+    'LOYALTY_DB_OWNER_PASSWORD',
     'LOYALTY_DB_PASSWORD',
     'TEMPORAL_DB_PASSWORD',
   ]);
   assert.equal(svc('postgres').environment!.POSTGRES_PASSWORD, '<LOYALTY_DB_PASSWORD>');
+  // the roles' passwords reach the image's init script, which makes the roles with them
+  assert.equal(svc('postgres').environment!.LOYALTY_DB_OWNER_PASSWORD, '<LOYALTY_DB_OWNER_PASSWORD>');
+  assert.equal(svc('postgres').environment!.LOYALTY_DB_APP_PASSWORD, '<LOYALTY_DB_APP_PASSWORD>');
   for (const [name, k] of [
     ['temporal-postgres', 'POSTGRES_PASSWORD'],
     ['temporal-schema', 'SQL_PASSWORD'],
     ['temporal', 'POSTGRES_PWD'],
   ] as const)
     assert.equal(envOf(name)[k], '<TEMPORAL_DB_PASSWORD>', `${name} ${k}`);
-  for (const name of ['api', 'worker', 'migrate'])
-    assert.equal(new URL(envOf(name).DATABASE_URL!).password, encodeURIComponent('<LOYALTY_DB_PASSWORD>'), name);
+  for (const [name, password] of [
+    ['api', 'LOYALTY_DB_APP_PASSWORD'],
+    ['worker', 'LOYALTY_DB_APP_PASSWORD'],
+    ['migrate', 'LOYALTY_DB_OWNER_PASSWORD'],
+  ])
+    assert.equal(new URL(envOf(name!).DATABASE_URL!).password, encodeURIComponent(`<${password}>`), name);
   // where docs/deploy.md has them written (.env) and the other secrets: never in the image, never committed
   const lines = (f: string) =>
     read(f)
@@ -609,7 +640,12 @@ test('docker compose config accepts both files', (ctx) => {
       writeFileSync(join(dir, s.file), 'placeholder\n');
     }
     // the passwords are required: set here as an operator's .env would; without them compose refuses
-    const passwords = { LOYALTY_DB_PASSWORD: 'p1', TEMPORAL_DB_PASSWORD: 'p2' };
+    const passwords = {
+      LOYALTY_DB_PASSWORD: 'p1',
+      TEMPORAL_DB_PASSWORD: 'p2',
+      LOYALTY_DB_OWNER_PASSWORD: 'p3',
+      LOYALTY_DB_APP_PASSWORD: 'p4',
+    };
     const envWithout = Object.fromEntries(
       Object.entries(process.env).filter(([k]) => !(k in passwords)),
     ) as NodeJS.ProcessEnv;
