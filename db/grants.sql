@@ -5,8 +5,9 @@
 --
 -- Derived from the catalog, not from a list that could forget a table:
 --   * every table and view: SELECT; every table: INSERT;
---   * UPDATE only where no ll_forbid_change trigger refuses updates, DELETE only where none refuses
---     deletes (the append-only tables of db/functions/ll_forbid_change.sql): the trigger binds
+--   * UPDATE only where no refusing trigger (ll_forbid_change, ll_decision_request_final,
+--     ll_principal_kept) refuses updates, DELETE only where none refuses deletes (the append-only
+--     tables, decision requests, principals): the trigger binds
 --     everyone, but whoever owns the table can disable or drop it; the app owns nothing, and
 --     lacks the privilege besides;
 --   * never TRUNCATE, REFERENCES or TRIGGER; the migrator's own tables read-only;
@@ -15,6 +16,9 @@
 do $grants$
 declare
   app name := current_setting('ll.app_role');
+  -- the trigger functions that refuse every update or delete they fire on: the ledger's append-only
+  -- tables, decision requests (never changed), principals (never deleted)
+  refusing regproc[] := array['ll_forbid_change', 'll_decision_request_final', 'll_principal_kept']::regproc[];
   t record;
 begin
   execute format('revoke all on all tables in schema public from %I', app);
@@ -26,9 +30,9 @@ begin
   execute format('grant usage on schema public to %I', app);
   for t in
     select c.oid, c.relname, c.relkind,
-           exists (select 1 from pg_trigger g where g.tgrelid = c.oid and g.tgfoid = 'll_forbid_change'::regproc
+           exists (select 1 from pg_trigger g where g.tgrelid = c.oid and g.tgfoid = any (refusing)
                     and g.tgtype & 16 <> 0) as no_update,  -- TRIGGER_TYPE_UPDATE
-           exists (select 1 from pg_trigger g where g.tgrelid = c.oid and g.tgfoid = 'll_forbid_change'::regproc
+           exists (select 1 from pg_trigger g where g.tgrelid = c.oid and g.tgfoid = any (refusing)
                     and g.tgtype & 8 <> 0) as no_delete    -- TRIGGER_TYPE_DELETE
       from pg_class c
      where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')

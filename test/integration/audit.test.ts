@@ -318,7 +318,7 @@ test('migration 010 gives adjustments made before their audit rows their request
 
 test('every decision request is in the chain when written; one whose row was removed is caught; migration 016 gives those made before theirs', async () => {
   const db = await freshDatabase();
-  const client = await db.pool.connect();
+  const client = await db.adminPool.connect();
   try {
     const api = await startApi(db.pool);
     const p = uniqueId('dr');
@@ -389,7 +389,7 @@ test('every decision request is in the chain when written; one whose row was rem
     ]);
 
     // migration 016 on a database whose requests predate it: each without a row gets one, once
-    await db.pool.query(
+    await db.adminPool.query(
       readFileSync(join(__dirname, '..', '..', 'db', 'migrations', '016_decision_request_audit.sql'), 'utf8'),
     );
     assert.deepEqual((await verifyInvariants(db.pool)).violations, []);

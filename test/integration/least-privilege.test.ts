@@ -75,15 +75,23 @@ test('the app role cannot turn the append-only triggers off', async () => {
   await refused('set session_replication_role = replica');
 });
 
-test('every append-only table (found by its ll_forbid_change triggers) refuses the app role the changes its triggers forbid, and TRUNCATE', async () => {
+test('every append-only table (found by its refusing triggers: ll_forbid_change, ll_decision_request_final, ll_principal_kept) refuses the app role the changes its triggers forbid, and TRUNCATE', async () => {
   const { rows } = await db.pool.query<{ table: string; update: boolean; delete: boolean }>(
     `select c.relname as table, bool_or(g.tgtype & 16 <> 0) as update, bool_or(g.tgtype & 8 <> 0) as delete
        from pg_trigger g join pg_class c on c.oid = g.tgrelid
-      where g.tgfoid = 'll_forbid_change'::regproc
+      where g.tgfoid = any (array['ll_forbid_change', 'll_decision_request_final', 'll_principal_kept']::regproc[])
       group by c.relname order by c.relname`,
   );
   const tables = rows.map((r) => r.table);
-  for (const t of ['ledger_entries', 'journal_entries', 'journal_lines', 'audit_log', 'manual_adjustments'])
+  for (const t of [
+    'ledger_entries',
+    'journal_entries',
+    'journal_lines',
+    'audit_log',
+    'manual_adjustments',
+    'decision_requests',
+    'principals',
+  ])
     assert.ok(tables.includes(t), `${t} among ${tables.join(', ')}`);
   for (const r of rows) {
     // `where false`: privileges are checked before a row is looked at, so nothing needs to exist

@@ -131,7 +131,12 @@ describe('principals are people or services, and keys belong to them', () => {
       createKey(pool, { principal: alice, roles: ['finance'] }),
       (e: unknown) => e instanceof AccessChangeError && e.code === 'principal_disabled',
     );
-    await assert.rejects(pool.query('delete from principals where principal_id = $1', [alice]), /append_only/);
+    // never deleted: the app role may not, and the table's trigger refuses even its owner
+    await assert.rejects(pool.query('delete from principals where principal_id = $1', [alice]), /permission denied/);
+    await assert.rejects(
+      stack.db.adminPool.query('delete from principals where principal_id = $1', [alice]),
+      /append_only/,
+    );
   });
 
   test('a key uses only the roles its principal still holds', async () => {
