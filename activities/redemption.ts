@@ -5,7 +5,9 @@ import { markJournalPostedToGl, recordGlPosting } from '../db/gl-postings';
 import { journalLines } from '../db/journal';
 import { recordedTaxTreatment, recordRedemptionTax, redemptionTaxRules } from '../db/redemption-tax';
 import { taxQuestion } from '../domain/tax';
-import { invoiceAdjustmentKey } from '../domain/ledger-keys';
+import { chargebackClawbackKey, invoiceAdjustmentKey } from '../domain/ledger-keys';
+import { redemptionRequestOnRecord } from '../db/idempotency';
+import { verifyDecisionRequest } from '../db/approval-requests';
 import { ApiError } from '../domain/errors';
 import { RESERVED_REFUND_ID_PREFIX } from '../domain/schemas';
 import { accrualLeftToRefund, callWriteFunction, getMember } from '../db/ledger';
@@ -185,8 +187,24 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
      * still send the API's copy of them, and anyone who can reach Temporal can start a saga with any
      * (issue 14, item 1). The answer carries the terms used (`rules`), the chargeback window with them.
      */
-    async holdPoints(req: HoldRequestBase & Partial<HoldRequest>): Promise<RedemptionView> {
+    /**
+     * Holds the points. With `verifyRequest` (runs since `redemption-request-verified`), only the
+     * terms the API recorded for this invoice (its natural key: member, points, invoice total, by a
+     * principal who may redeem) are held; anything else refuses (redemption_request_unverified),
+     * nothing held.
+     */
+    async holdPoints(
+      req: HoldRequestBase & Partial<HoldRequest> & { verifyRequest?: boolean },
+    ): Promise<RedemptionView> {
       const { programId, invoiceId, redemptionId, memberId, points, invoiceTotalMinor, occurredAt } = req;
+      if (
+        req.verifyRequest &&
+        !(await redemptionRequestOnRecord(pool, { programId, invoiceId, memberId, points, invoiceTotalMinor }))
+      )
+        throw ApplicationFailure.nonRetryable(
+          `no redemption of ${points} pts for ${memberId} on ${invoiceId} was asked for through the API`,
+          'redemption_request_unverified',
+        );
       return ledger(() =>
         holdRedemption(pool, {
           programId,
@@ -199,6 +217,28 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
           rulesFrom: 'ledger',
         }),
       );
+    },
+
+    /**
+     * Whether the chargeback signal `chargeback` is one billing reported through the API: its
+     * request (kind chargeback) exists for this program, invoice and workflow, of an active key and
+     * principal holding billing (or admin), and carries this chargeback's id and status. Refused
+     * otherwise (non-retryable): the saga then ignores the signal.
+     */
+    async verifyChargeback(
+      q: SagaRef & { workflowId: string; chargeback: { chargebackId: string; status: string; requestId?: string } },
+    ): Promise<void> {
+      const verdict = await verifyDecisionRequest(
+        pool,
+        q.chargeback.requestId,
+        { kind: 'chargeback', programId: q.programId, subject: q.invoiceId, workflowId: q.workflowId },
+        ['billing'],
+        null,
+      );
+      if (!verdict.ok) throw ApplicationFailure.nonRetryable(verdict.reason, verdict.code);
+      const d = verdict.decision.detail as { chargebackId?: unknown; status?: unknown } | null;
+      if (d?.chargebackId !== q.chargeback.chargebackId || d?.status !== q.chargeback.status)
+        throw ApplicationFailure.nonRetryable('the request is for another chargeback', 'decision_request_mismatch');
     },
 
     async releaseHeldPoints(ref: SagaRef & { reason: string }): Promise<RedemptionView> {
@@ -364,8 +404,8 @@ export function createRedemptionActivities(deps: { pool: Pool; billing: BillingC
       const r = await callWriteFunction(pool, 'll_refund', {
         ...body,
         programId: q.programId,
-        idemKey: `chargeback:${q.invoiceId}:${q.chargebackId}`,
-        requestHash: `chargeback:${q.invoiceId}:${q.chargebackId}`,
+        idemKey: chargebackClawbackKey(q.invoiceId, q.chargebackId),
+        requestHash: chargebackClawbackKey(q.invoiceId, q.chargebackId),
         actor: 'system:redemption-saga',
       });
       return { pointsRevoked: Number(r.body.pointsRevoked), shortfallPoints: Number(r.body.shortfallPoints) };

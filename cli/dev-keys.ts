@@ -27,7 +27,8 @@ export async function ensureDevKeys(pool: Pool, storeFile: string): Promise<Reco
   for (const [principal, roles] of Object.entries(DEV_PRINCIPALS)) {
     if (revoked.has(principal)) continue;
     keys[principal] = stored[principal] ?? newSecret(principal);
-    await putKey(pool, { keyId: principal, secret: keys[principal], principal, roles });
+    // a dev principal an operator changed (`loyalty principals roles|disable`) stays as they left it
+    await putKey(pool, { keyId: principal, secret: keys[principal], principal, roles, widenPrincipal: false });
   }
   mkdirSync(dirname(storeFile), { recursive: true });
   writeFileSync(storeFile, JSON.stringify(keys, null, 2), { mode: 0o600 });

@@ -8,12 +8,17 @@ import type { Principal } from './keys';
 // anyone who can reach Temporal can write one.
 
 export type DecisionKind =
-  'close_approval' | 'rule_change_decision' | 'adjustment_approval' | 'close_start' | 'rule_change_withdrawal';
+  | 'close_approval'
+  | 'rule_change_decision'
+  | 'adjustment_approval'
+  | 'close_start'
+  | 'rule_change_withdrawal'
+  | 'chargeback';
 
 export interface DecisionRequest {
   kind: DecisionKind;
   programId: string;
-  /** the close's period, the rule change's id, the adjustment's id */
+  /** the close's period, the rule change's id, the adjustment's id, the chargeback's invoice */
   subject: string;
   workflowId: string;
   /**
@@ -127,7 +132,7 @@ export async function verifyDecisionRequest(
   // a start or a withdrawal is the principal's own act (admin may, as the API lets it); an approval
   // or rejection decides someone else's request: a person in the role (the database pairs each
   // kind with its decisions, migration 016)
-  const own = expect.kind === 'close_start' || expect.kind === 'rule_change_withdrawal';
+  const own = expect.kind === 'close_start' || expect.kind === 'rule_change_withdrawal' || expect.kind === 'chargeback';
   const deciding = !own;
   if (deciding !== (d.decision === 'approve' || d.decision === 'reject'))
     return { ok: false, code: 'decision_request_mismatch', reason: 'the decision request is for another object' };
@@ -144,7 +149,8 @@ export async function verifyDecisionRequest(
     decision: {
       requestId,
       by: d.principal,
-      roles: held,
+      // deciding, admin stands in for no role: a workflow matching roles to open slots never sees it
+      roles: deciding ? held.filter((r) => r !== 'admin') : held,
       decision: d.decision === 'reject' ? 'reject' : 'approve',
       comment: d.comment,
       detail: d.detail,

@@ -150,3 +150,23 @@ export async function recordedBy(
   );
   return rows[0]?.actor ?? null;
 }
+
+/**
+ * Whether the API recorded this redemption's request (issue 14, item 1): the invoice's natural key
+ * (claimNaturalKey, kind redemption) holds exactly this member, points and invoice total, claimed by
+ * an active principal that may redeem (billing, or admin). A saga started straight on Temporal with
+ * terms of its own finds no such row and holds nothing.
+ */
+export async function redemptionRequestOnRecord(
+  pool: Pool,
+  r: { programId: string; invoiceId: string; memberId: string; points: number; invoiceTotalMinor: number },
+): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `select 1 from request_natural_keys n join principals p on p.principal_id = n.principal
+      where n.program_id = $1 and n.kind = 'redemption' and n.natural_id = $2
+        and n.request = jsonb_build_object('memberId', $3::text, 'points', $4::bigint, 'invoiceTotalMinor', $5::bigint)
+        and p.disabled_at is null and p.roles && array['billing', 'admin']`,
+    [r.programId, r.invoiceId, r.memberId, r.points, r.invoiceTotalMinor],
+  );
+  return rowCount !== 0;
+}

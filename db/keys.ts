@@ -52,13 +52,17 @@ export const defaultKind = (roles: readonly Role[]): PrincipalKind =>
  */
 export async function ensurePrincipal(
   db: Pick<Pool, 'query'>,
-  p: { principalId: string; roles: Role[]; kind?: PrincipalKind },
+  p: { principalId: string; roles: Role[]; kind?: PrincipalKind; widen?: boolean },
 ): Promise<void> {
+  // widen false (npm start's dev principals): an existing principal is left as an operator set it,
+  // so a role taken from it stays taken across restarts
   await db.query(
-    `insert into principals (principal_id, kind, roles) values ($1, $2, $3)
+    p.widen === false
+      ? `insert into principals (principal_id, kind, roles) values ($1, $2, $3) on conflict (principal_id) do nothing`
+      : `insert into principals (principal_id, kind, roles) values ($1, $2, $3)
      on conflict (principal_id) do update set roles = array(select distinct r from unnest(principals.roles || excluded.roles) r order by r)
       where not (principals.roles @> excluded.roles)`,
-    [p.principalId, p.kind ?? defaultKind(p.roles), p.roles],
+    [p.principalId, p.kind ?? defaultKind(p.roles), [...p.roles].sort()],
   );
 }
 
@@ -76,10 +80,12 @@ export async function putKey(
     roles: Role[];
     kind?: PrincipalKind;
     programs?: string[] | null;
+    /** false: an existing principal keeps the roles it has (ensurePrincipal) */
+    widenPrincipal?: boolean;
   },
 ): Promise<void> {
   await inTransaction(pool, async (client) => {
-    await ensurePrincipal(client, { principalId: k.principal, roles: k.roles, kind: k.kind });
+    await ensurePrincipal(client, { principalId: k.principal, roles: k.roles, kind: k.kind, widen: k.widenPrincipal });
     await client.query(
       `insert into api_keys (key_id, key_hash, principal, roles, programs) values ($1, $2, $3, $4, $5)
        on conflict (key_id) do update set key_hash = excluded.key_hash, principal = excluded.principal,

@@ -163,9 +163,9 @@ create table decision_requests (
   constraint decision_requests_key_id_fkey FOREIGN KEY (key_id) REFERENCES api_keys(key_id),
   constraint decision_requests_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
   constraint decision_requests_comment_check CHECK ((length(comment) <= 2000)),
-  constraint decision_requests_decision_check CHECK (((decision = ANY (ARRAY['approve'::text, 'reject'::text, 'request'::text, 'withdraw'::text])) AND ((decision = 'withdraw'::text) = (kind = 'rule_change_withdrawal'::text)) AND ((decision = 'request'::text) = (kind = 'close_start'::text)))),
+  constraint decision_requests_decision_check CHECK (((decision = ANY (ARRAY['approve'::text, 'reject'::text, 'request'::text, 'withdraw'::text])) AND ((decision = 'withdraw'::text) = (kind = 'rule_change_withdrawal'::text)) AND ((decision = 'request'::text) = (kind = ANY (ARRAY['close_start'::text, 'chargeback'::text]))))),
   constraint decision_requests_detail_check CHECK (((detail IS NULL) OR (length((detail)::text) <= 4000))),
-  constraint decision_requests_kind_check CHECK ((kind = ANY (ARRAY['close_approval'::text, 'rule_change_decision'::text, 'adjustment_approval'::text, 'close_start'::text, 'rule_change_withdrawal'::text]))),
+  constraint decision_requests_kind_check CHECK ((kind = ANY (ARRAY['close_approval'::text, 'rule_change_decision'::text, 'adjustment_approval'::text, 'close_start'::text, 'rule_change_withdrawal'::text, 'chargeback'::text]))),
   constraint decision_requests_subject_check CHECK (((length(subject) >= 1) AND (length(subject) <= 200))),
   constraint decision_requests_workflow_id_check CHECK (((length(workflow_id) >= 1) AND (length(workflow_id) <= 400)))
 );
@@ -414,7 +414,9 @@ create table program_rule_versions (
   constraint program_rule_versions_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
   constraint program_rule_versions_version_check CHECK ((version >= 1))
 );
+CREATE TRIGGER program_rule_versions_append_only BEFORE DELETE OR UPDATE ON public.program_rule_versions FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
 CREATE TRIGGER program_rule_versions_audit AFTER INSERT ON public.program_rule_versions FOR EACH ROW EXECUTE FUNCTION ll_audit_rules();
+CREATE TRIGGER program_rule_versions_no_truncate BEFORE TRUNCATE ON public.program_rule_versions FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
 
 create table programs (
   program_id text not null,

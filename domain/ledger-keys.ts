@@ -13,3 +13,11 @@ export const invoiceAdjustmentKey = (invoiceId: string, adjustmentId: string): s
   invoiceId.includes(':') || adjustmentId.includes(':')
     ? `${invoiceId.length}:${invoiceId}:${adjustmentId}`
     : `${invoiceId}:${adjustmentId}`;
+
+/**
+ * The idempotency key of a lost chargeback's claw-back (the refund `chargeback:<chargebackId>` of
+ * the invoice's accrual): the same pair encoding, so (invoice `a:b`, chargeback `c`) and (`a`,
+ * `b:c`) are two claw-backs, not one replayed; colon-free ids keep the key they always had.
+ */
+export const chargebackClawbackKey = (invoiceId: string, chargebackId: string): string =>
+  `chargeback:${invoiceAdjustmentKey(invoiceId, chargebackId)}`;

@@ -51,6 +51,8 @@ export interface RedemptionOutcome {
 export interface Chargeback {
   chargebackId: string;
   status: 'opened' | 'won' | 'lost';
+  /** the API's record of billing reporting it (db/approval-requests.ts, kind chargeback): since `chargeback-verified`, the only thing that makes a signal count */
+  requestId?: string;
 }
 
 /** Answers once the credit is applied in billing or the redemption is declined (the API waits on it). */
@@ -218,6 +220,9 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
   // The terms come from the ledger (issue 14, item 1): the hold reads the rule version in force and
   // answers with it. Runs from before took them, and the chargeback window, from the input.
   const rulesFromLedger = patched('redemption-rules-from-ledger');
+  // Nor its member, points and invoice total: since this patch the hold acts only on what the API
+  // recorded for the invoice (activities/redemption.ts holdPoints).
+  const requestVerified = rulesFromLedger && patched('redemption-request-verified');
   const hold = rulesFromLedger
     ? await steps.holdPoints({
         ...ref,
@@ -225,6 +230,7 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
         points: input.points,
         invoiceTotalMinor: input.invoiceTotalMinor,
         occurredAt: input.occurredAt,
+        ...(requestVerified ? { verifyRequest: true } : {}),
       })
     : await steps.holdPoints({
         ...ref,
@@ -275,11 +281,24 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
   if (!chargebackWindow) throw new Error('the hold named no chargeback window');
   const startedAtMs = workflowInfo().startTime.getTime();
   const windowEndsAt = startedAtMs + waitMs(startedAtMs, chargebackWindow);
+  // Anyone who reaches Temporal can send this signal (issue 14, item 1): since this patch a
+  // chargeback counts only once an activity verified the API's record of billing reporting it (its
+  // id and status, for this invoice); a signal without one, or with another's, changes nothing.
+  const chargebacksVerified = patched('chargeback-verified');
   for (;;) {
     const remaining = windowEndsAt - Date.now();
     if (!(await condition(() => pending.length > 0, frozen ? undefined : Math.max(remaining, 0))) && !frozen) break;
     const cb = pending.shift();
     if (!cb) continue;
+    if (chargebacksVerified) {
+      const verified = await undo
+        .verifyChargeback({ ...ref, workflowId: workflowInfo().workflowId, chargeback: cb })
+        .then(
+          () => true,
+          () => false,
+        );
+      if (!verified) continue;
+    }
     chargebacks.push(cb);
     if (cb.status === 'opened') frozen = true;
     else if (cb.status === 'won') frozen = false;

@@ -1,3 +1,4 @@
+import { recordDecisionRequest } from '../../db/approval-requests';
 import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
@@ -199,10 +200,21 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
         principal: principal.name,
         request: null,
       });
+      const workflowId = redemptionWorkflowId(programId, body.invoiceId);
+      // the saga acts on the signal only once it verified this row (workflows/redemption.ts)
+      const requestId = await recordDecisionRequest(ctx.pool, principal, {
+        kind: 'chargeback',
+        programId,
+        subject: body.invoiceId,
+        workflowId,
+        decision: 'request',
+        comment: null,
+        detail: { chargebackId: body.chargebackId, status: body.status },
+      });
       try {
         await temporal()
-          .client.workflow.getHandle(redemptionWorkflowId(programId, body.invoiceId))
-          .signal(chargebackSignal, { chargebackId: body.chargebackId, status: body.status });
+          .client.workflow.getHandle(workflowId)
+          .signal(chargebackSignal, { chargebackId: body.chargebackId, status: body.status, requestId });
       } catch (e) {
         if (e instanceof WorkflowNotFoundError)
           throw new ApiError(409, 'chargeback_window_closed', 'the redemption is past its chargeback window', {

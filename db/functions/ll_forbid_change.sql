@@ -25,3 +25,7 @@ create or replace trigger audit_log_no_truncate before truncate on audit_log for
 create or replace trigger gl_posted_journals_append_only before update or delete on gl_posted_journals for each row execute function ll_forbid_change();
 create or replace trigger notifications_append_only before update or delete on notifications for each row execute function ll_forbid_change();
 create or replace trigger manual_adjustments_no_delete before delete or truncate on manual_adjustments for each statement execute function ll_forbid_change();
+-- a rule version is what every accrual and redemption under it was priced by: never changed (a new
+-- version is a rule change: docs/rule-changes.md)
+create or replace trigger program_rule_versions_append_only before update or delete on program_rule_versions for each row execute function ll_forbid_change();
+create or replace trigger program_rule_versions_no_truncate before truncate on program_rule_versions for each statement execute function ll_forbid_change();

@@ -2,16 +2,18 @@
 -- `rule_change_withdrawal`, decision `withdraw`): the API records who asked, the workflow counts the
 -- withdrawal only after an activity verified the row (workflows/rule-change.ts, patch
 -- `rule-change-withdrawal-verified`). A withdrawal row is never an approval and an approval row
--- never a withdrawal. (2) Every decision request gets its row in the audit chain when written
+-- never a withdrawal. A chargeback billing reports (kind `chargeback`, decision `request`, its id and
+-- status in `detail`) is one too: the saga acts on a chargeback signal only once it verified the
+-- row (workflows/redemption.ts, patch `chargeback-verified`). (2) Every decision request gets its row in the audit chain when written
 -- (db/functions/ll_audit_decision_request.sql), and `loyalty verify` requires one for each.
 alter table decision_requests drop constraint decision_requests_kind_check;
 alter table decision_requests add constraint decision_requests_kind_check
-  check (kind in ('close_approval', 'rule_change_decision', 'adjustment_approval', 'close_start', 'rule_change_withdrawal'));
+  check (kind in ('close_approval', 'rule_change_decision', 'adjustment_approval', 'close_start', 'rule_change_withdrawal', 'chargeback'));
 alter table decision_requests drop constraint decision_requests_decision_check;
 alter table decision_requests add constraint decision_requests_decision_check
   check (decision in ('approve', 'reject', 'request', 'withdraw')
          and (decision = 'withdraw') = (kind = 'rule_change_withdrawal')
-         and (decision = 'request') = (kind = 'close_start'));
+         and (decision = 'request') = (kind in ('close_start', 'chargeback')));
 
 -- Requests written before have no audit row: they get one now on chain 16, as
 -- ll_audit_decision_request writes it, marked `backfilled` (the time is the migration's, the actor the

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, test } from 'vitest';
 import type { Pool } from 'pg';
 import { ensureDevKeys, DEV_PRINCIPALS } from '../../cli/dev-keys';
-import { findPrincipal, revokeKey, rotateKey } from '../../db/keys';
+import { findPrincipal, revokeKey, rotateKey, updatePrincipal } from '../../db/keys';
 import { freshDatabase } from '../helpers/stack';
 
 // `npm start` makes one key per role and keeps them across restarts (cli/dev-keys.ts). A dev key
@@ -45,4 +45,14 @@ test('a revoked or rotated dev key stays revoked across restarts; the others kee
   assert.equal(third['dev-admin'], undefined);
   assert.equal(JSON.parse(readFileSync(file, 'utf8'))['dev-admin'], undefined);
   assert.equal(await findPrincipal(db.pool, first['dev-admin']!), null);
+});
+
+test('a role taken from a dev principal, or the principal disabled, stays so across restarts', async () => {
+  const file = join(dir, 'dev-keys-roles.json');
+  const first = await ensureDevKeys(db.pool, file);
+  await updatePrincipal(db.pool, 'dev-finance', { roles: ['support'] });
+  await updatePrincipal(db.pool, 'dev-legal', { disabled: true });
+  await ensureDevKeys(db.pool, file); // the next `npm start`
+  assert.deepEqual((await findPrincipal(db.pool, first['dev-finance']!))?.roles, [], 'finance not given back');
+  assert.equal(await findPrincipal(db.pool, first['dev-legal']!), null, 'still disabled');
 });

@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
 import { verifyInvariants } from '../../db/verify';
-import { eventually, freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
+import {
+  eventually,
+  freshDatabase,
+  rewriteAsLegacy,
+  httpClient,
+  programBody,
+  startApi,
+  uniqueId,
+  type TestApi,
+} from '../helpers/stack';
 
 // Review finding (issue 13, defect 4): a program put on incremental_cost before the judgment that its
 // points are no material right was required has none on record, and kept accruing provisions. Its
@@ -36,8 +45,9 @@ test('a cost-method program without the recorded judgment accrues nothing until 
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   // what a program created before the requirement holds: the cost method, no judgment (the table
-  // refuses no update of rules; the audit trail's copy is not what the API prices with)
-  await db.pool.query(
+  // refuses any change to a rule version now: written as an older release left it, triggers off)
+  await rewriteAsLegacy(
+    db.adminPool,
     `update program_rule_versions set rules = rules #- '{accounting,notMaterialRight}' where program_id = $1`,
     [p],
   );

@@ -14,7 +14,7 @@ import {
 } from '../../db/keys';
 import { closeQuarter } from '../../workflows/close';
 import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../../domain/workflow-ids';
-import { eventually, programBody, startCloseStack, uniqueId, type CloseStack } from '../helpers/stack';
+import { eventually, programBody, recordHistory, startCloseStack, uniqueId, type CloseStack } from '../helpers/stack';
 
 // Keys scoped to programs; segregation of duties between people (issue 14, item 5). Principals are
 // rows (people or services); a key belongs to one and uses only the roles both hold; SoD compares
@@ -173,6 +173,7 @@ describe('segregation of duties between principals', () => {
 
     const ok = await approve(await keyOf(uniqueId('erin'), ['controller']));
     assert.deepEqual([ok.status, ok.body.status], [200, 'locked'], JSON.stringify(ok.body));
+    await recordHistory(stack.worker.client, closeWorkflowId(p, '2026-Q1'), 'close-start-verified');
     assert.equal(ok.body.approvedBy !== dana, true);
   });
 

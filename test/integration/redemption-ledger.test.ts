@@ -12,7 +12,15 @@ import {
   type HoldRequest,
 } from '../../db/redemptions';
 import { verifyInvariants } from '../../db/verify';
-import { freshDatabase, httpClient, programBody, startApi, uniqueId, type TestApi } from '../helpers/stack';
+import {
+  freshDatabase,
+  rewriteAsLegacy,
+  httpClient,
+  programBody,
+  startApi,
+  uniqueId,
+  type TestApi,
+} from '../helpers/stack';
 
 // The ledger side of redemptions (issue 3's saga drives it): hold, release, commit, reverse.
 let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -323,7 +331,8 @@ test('points given back after the deadline passed get a deadline again and expir
   await spendAll('d', 'inv-d');
   await commitRedemption(pool, p, 'inv-d', 'test');
   await pastDeadline('d');
-  await pool.query(
+  await rewriteAsLegacy(
+    db.adminPool,
     `update program_rule_versions set rules = jsonb_set(rules, '{expiry,window}', '"P90D"') where program_id = $1`,
     [p],
   );

@@ -11,6 +11,7 @@ import {
   recordRuleChangeState,
 } from '../../db/rule-changes';
 import {
+  principalKey,
   eventually,
   freshDatabase,
   httpClient,
@@ -190,6 +191,26 @@ test('a shorter window: impact, approvals with segregation of duties, notice, ac
   await eventually('rolled back', async () => (await read(p, 'rollback')).status === 'active', 20_000);
   const back = (await call('GET', `/v1/programs/${p}`, { role: 'finance' })).body;
   assert.deepEqual([back.activeRuleVersion.version, back.expiry.window], [3, 'P365D']);
+});
+
+test('one person holding admin and legal fills legal only: admin stands in for no open role', async () => {
+  const p = await program();
+  await propose(p, 'pat', { ...baseRules(p), earn: { points: 2, perAmountMinor: 100 } });
+  await awaiting(p, 'pat');
+  const pat = await principalKey(pool, ['admin', 'legal']);
+  const first = await call('POST', `/v1/programs/${p}/rule-changes/pat/approvals`, {
+    key: pat.key,
+    body: { decision: 'approve' },
+  });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  assert.deepEqual(
+    [first.body.status, first.body.approvals.map((a: { role: string; by: string }) => `${a.role}:${a.by}`)],
+    ['awaiting_approvals', [`legal:${pat.principal}`]],
+    'not finance: pat holds no finance role',
+  );
+  const legal = await decide(p, 'pat', 'legal');
+  assert.deepEqual([legal.status, legal.body.error?.code], [409, 'forbidden'], 'legal is taken; finance is open');
+  assert.equal((await decide(p, 'pat', 'finance')).body.status, 'scheduled');
 });
 
 test('a rejection ends it; an approved change that has not taken effect can be withdrawn; bad proposals', async () => {

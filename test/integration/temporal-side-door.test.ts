@@ -5,12 +5,19 @@ import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { billingClient } from '../../activities/services/billing';
 import { recordDecisionRequest, type DecisionRequest } from '../../db/approval-requests';
+import { claimNaturalKey } from '../../db/idempotency';
 import { createKey, ensurePrincipal, revokeKey, type Role } from '../../db/keys';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import { AesGcmCodec, newKeyFile } from '../../temporal/codec';
 import { adjustmentApproval, decideUpdate } from '../../workflows/adjustment';
 import { approveUpdate } from '../../workflows/close';
-import { outcomeUpdate, redemptionSaga, type RedemptionInput } from '../../workflows/redemption';
+import {
+  chargebackSignal,
+  outcomeUpdate,
+  redemptionSaga,
+  stateQuery,
+  type RedemptionInput,
+} from '../../workflows/redemption';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery, withdrawSignal } from '../../workflows/rule-change';
 import {
   eventually,
@@ -116,6 +123,29 @@ async function proposedChange(changeId: string) {
   return { programId, changeId, workflowId, handle };
 }
 
+/** What the API records before it starts a redemption (the invoice's natural key), as billing. */
+const recordedAsTheApiWould = (
+  programId: string,
+  r: { invoiceId: string; memberId: string; points: number; invoiceTotalMinor: number },
+) =>
+  claimNaturalKey(pool, {
+    programId,
+    kind: 'redemption',
+    naturalId: r.invoiceId,
+    subject: null,
+    requestHash: null,
+    principal: 'test-billing',
+    request: { memberId: r.memberId, points: r.points, invoiceTotalMinor: r.invoiceTotalMinor },
+  });
+
+/** Every message down an error's cause chain (a workflow's failure wraps its activity's). */
+function causes(e: unknown): string {
+  const out: string[] = [];
+  for (let c = e as { message?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c)
+    out.push(String(c.message));
+  return out.join(' / ');
+}
+
 describe('a redemption started straight on Temporal', () => {
   test('with a point value of 1,000,000 in its input credits what the rule version says', async () => {
     // the program: 1 minor unit per point, at most half an invoice, at least 100 points
@@ -156,10 +186,41 @@ describe('a redemption started straight on Temporal', () => {
       },
     };
     const workflowId = `redemption:${programId}:${invoiceId}`;
+    // with no request of the API's behind it, nothing is held at all
+    const unasked = await worker.client.workflow.start(redemptionSaga, {
+      workflowId,
+      taskQueue: worker.taskQueue,
+      args: [input],
+    });
+    await assert.rejects(unasked.result(), (e: unknown) =>
+      /redemption_request_unverified|asked for through the API/.test(causes(e)),
+    );
+    assert.equal(
+      (await pool.query('select 1 from redemptions where program_id = $1', [programId])).rowCount,
+      0,
+      'nothing held for a saga nobody asked for',
+    );
+    // other terms than the API recorded: refused the same way
+    await recordedAsTheApiWould(programId, { ...input, points: 100 });
+    const otherTerms = await worker.client.workflow.start(redemptionSaga, {
+      workflowId: `${workflowId}-other`,
+      taskQueue: worker.taskQueue,
+      args: [input],
+    });
+    await assert.rejects(otherTerms.result(), (e: unknown) =>
+      /redemption_request_unverified|asked for through the API/.test(causes(e)),
+    );
+    // the terms billing asked for through the API: held, on the rule version's terms, not the input's
+    await pool.query(`delete from request_natural_keys where program_id = $1 and natural_id = $2`, [
+      programId,
+      invoiceId,
+    ]);
+    await recordedAsTheApiWould(programId, input);
     const handle = await worker.client.workflow.start(redemptionSaga, {
       workflowId,
       taskQueue: worker.taskQueue,
       args: [input],
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     });
     const outcome = await handle.executeUpdate(outcomeUpdate);
     // half of 8,000 at 1 per point: 4,000 points at most; 3,000 asked, 3,000 credited at 1 each
@@ -182,6 +243,7 @@ describe('a redemption started straight on Temporal', () => {
     });
     assert.ok(Number(timer.startToFireTimeout?.seconds ?? 0) > 100 * 86_400, JSON.stringify(timer));
     await recordHistory(worker.client, workflowId, 'redemption-rules-from-ledger');
+    await recordHistory(worker.client, workflowId, 'redemption-request-verified');
     await handle.terminate('test over');
 
     // the cap too: 5,000 points asked on the same terms are held to half the invoice (4,000)
@@ -190,6 +252,7 @@ describe('a redemption started straight on Temporal', () => {
       { invoiceId: second, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] },
       `inv-${second}`,
     );
+    await recordedAsTheApiWould(programId, { ...input, invoiceId: second, points: 5000 });
     const capped = await worker.client.workflow.start(redemptionSaga, {
       workflowId: `redemption:${programId}:${second}`,
       taskQueue: worker.taskQueue,
@@ -198,6 +261,55 @@ describe('a redemption started straight on Temporal', () => {
     const cappedOutcome = await capped.executeUpdate(outcomeUpdate);
     assert.deepEqual([cappedOutcome.pointsApplied, cappedOutcome.creditMinor], [4000, 4000], 'half the invoice');
     await capped.terminate('test over');
+  });
+});
+
+describe('a chargeback signalled straight to the saga', () => {
+  test('a forged lost chargeback reverses nothing; the one billing reports through the API counts', async () => {
+    const programId = await program();
+    const earned = await call('POST', `/v1/programs/${programId}/accruals`, {
+      role: 'billing',
+      body: { memberId: 'm-1', invoiceId: 'earn-1', amountMinor: 500_000, occurredAt: new Date().toISOString() },
+    });
+    assert.equal(earned.status, 201, JSON.stringify(earned.body));
+    const invoiceId = uniqueId('inv');
+    await billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 }).createInvoice(
+      { invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] },
+      `inv-${invoiceId}`,
+    );
+    const redeemed = await call('POST', `/v1/programs/${programId}/redemptions`, {
+      role: 'billing',
+      body: { invoiceId, memberId: 'm-1', points: 1000, invoiceTotalMinor: 8000, occurredAt: new Date().toISOString() },
+    });
+    assert.deepEqual([redeemed.status, redeemed.body.status], [201, 'applied'], JSON.stringify(redeemed.body));
+    const handle = worker.client.workflow.getHandle(`redemption:${programId}:${invoiceId}`);
+    // what an insider sends from the Temporal CLI: a lost chargeback, then one with a made-up request id
+    await handle.signal(chargebackSignal, { chargebackId: 'x1', status: 'lost' });
+    await handle.signal(chargebackSignal, { chargebackId: 'x2', status: 'lost', requestId: randomUUID() });
+    // billing's own, through the API: opened (freezes the window)
+    const opened = await call('POST', `/v1/programs/${programId}/chargebacks`, {
+      role: 'billing',
+      body: { invoiceId, chargebackId: 'cb-1', status: 'opened' },
+    });
+    assert.equal(opened.status, 202, JSON.stringify(opened.body));
+    const state = await eventually('the verified chargeback counted', async () => {
+      const q = await handle.query(stateQuery);
+      return q.chargebacks.length > 0 ? q : null;
+    });
+    assert.deepEqual(
+      state.chargebacks.map((c) => `${c.chargebackId}:${c.status}`),
+      ['cb-1:opened'],
+      'the forged ones were dropped',
+    );
+    assert.deepEqual([state.outcome?.status, state.frozen], ['applied', true]);
+    const view = await call('GET', `/v1/programs/${programId}/redemptions/${invoiceId}`, { role: 'billing' });
+    assert.equal(view.body.status, 'applied', 'not reversed');
+    const refunds = await pool.query(`select 1 from ledger_entries where program_id = $1 and type = 'earn_reversal'`, [
+      programId,
+    ]);
+    assert.equal(refunds.rowCount, 0, 'nothing clawed back');
+    await recordHistory(worker.client, handle.workflowId, 'chargeback-verified');
+    await handle.terminate('test over');
   });
 });
 
@@ -700,6 +812,12 @@ describe('with encryption on', () => {
       await handle.terminate('test over');
 
       // the same start with the codec runs (the refusal is of the clear payload, not of the start)
+      await recordedAsTheApiWould(programId, {
+        invoiceId: `${invoiceId}-enc`,
+        memberId: 'm-1',
+        points: 1000,
+        invoiceTotalMinor: 8000,
+      });
       const ok = await encrypted.client.workflow.start(redemptionSaga, {
         workflowId: `redemption:${programId}:${invoiceId}-enc`,
         taskQueue: encrypted.taskQueue,
