@@ -70,6 +70,7 @@ const KNOWN_CODES = new Set([
   'rule_change_rejected',
   'tax_exceeds_credit',
   'too_many_failed_attempts',
+  'method_not_allowed',
 ]);
 
 /** What was broken, and the answers that breakage alone allows (several breaks: any of theirs). */
@@ -78,7 +79,8 @@ const EXPECT: Record<Kind, string[]> = {
   media: ['415 unsupported_media_type'],
   size: ['413 payload_too_large'],
   json: ['400 validation_failed'],
-  method: ['404 not_found'],
+  // a known path with another method (api/methods.ts)
+  method: ['405 method_not_allowed'],
   auth: ['401 unauthorized'],
   role: ['403 forbidden'],
   // a hostile param may still be well-formed ('../x' is a printable id): then nothing is found
