@@ -25,6 +25,7 @@ import { closeRoutes } from './routes/closes';
 import { whoamiRoutes } from './routes/whoami';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
+import { quoteRoutes } from './routes/quotes';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
 import { isUnavailable } from './unavailable';
 
@@ -241,6 +242,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   memberRoutes(app, ctx);
   liabilityRoutes(app, ctx);
   redemptionRoutes(app, ctx);
+  quoteRoutes(app, ctx);
   reconciliationRoutes(app, ctx);
   closeRoutes(app, ctx);
   auditRoutes(app, ctx);

@@ -71,6 +71,8 @@ const KNOWN_CODES = new Set([
   'tax_exceeds_credit',
   'too_many_failed_attempts',
   'method_not_allowed',
+  'below_minimum',
+  'points_expired',
 ]);
 
 /** What was broken, and the answers that breakage alone allows (several breaks: any of theirs). */
@@ -147,6 +149,20 @@ const BODIES: Record<string, Json> = {
     invoiceTotalMinor: 8000,
     occurredAt: '2026-10-03T10:00:00Z',
     jurisdiction: 'US-CA',
+  },
+  '/v1/programs/{programId}/quotes/accrual': {
+    memberId: 'm-1',
+    invoiceId: 'inv-quote',
+    amountMinor: 4999,
+    occurredAt: '2026-10-01T10:00:00Z',
+    storeId: 's-1',
+    jurisdiction: 'US-CA',
+  },
+  '/v1/programs/{programId}/quotes/redemption': {
+    memberId: 'm-1',
+    points: 100,
+    invoiceTotalMinor: 8000,
+    occurredAt: '2026-10-03T10:00:00Z',
   },
   '/v1/programs/{programId}/chargebacks': { invoiceId: 'inv-9', chargebackId: 'cb-1', status: 'lost' },
   '/v1/programs/{programId}/redemptions/{invoiceId}/adjustments': {
