@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { AccrualItem, WriteResult } from './ledger';
 import { rethrowAsApiError } from './errors';
-import type { RedemptionRules, RedemptionView } from './redemptions';
+import type { HoldRequestBase, RedemptionRules, RedemptionView } from './redemptions';
 import { inTransaction } from './tx';
 
 /**
@@ -44,18 +44,7 @@ export interface RedemptionDryRun {
  * what it is decided by read in the same transaction before it: the member's available points, the
  * rules and the invoice's cap. `p.invoiceId` must be one no redemption has (the caller's own).
  */
-export const dryRunRedemptionHold = (
-  pool: Pool,
-  p: {
-    programId: string;
-    invoiceId: string;
-    redemptionId: string;
-    memberId: string;
-    points: number;
-    invoiceTotalMinor: number;
-    occurredAt: string;
-  },
-) =>
+export const dryRunRedemptionHold = (pool: Pool, p: HoldRequestBase) =>
   dryRun(pool, async (c): Promise<RedemptionDryRun> => {
     // what the hold is decided by, read first (the hold changes the available points)
     const facts = await one<Omit<RedemptionDryRun, 'hold'>>(
@@ -72,16 +61,7 @@ export const dryRunRedemptionHold = (
       [p.programId, p.memberId, p.invoiceTotalMinor],
     );
     const hold = await one<RedemptionDryRun['hold']>(c, 'select ll_hold_redemption($1::jsonb) as r', [
-      JSON.stringify({
-        programId: p.programId,
-        invoiceId: p.invoiceId,
-        redemptionId: p.redemptionId,
-        memberId: p.memberId,
-        points: p.points,
-        invoiceTotalMinor: p.invoiceTotalMinor,
-        occurredAt: p.occurredAt,
-        rulesFrom: 'ledger',
-      }),
+      JSON.stringify({ ...p, rulesFrom: 'ledger' }),
     ]);
     return { ...facts, hold };
   });
