@@ -82,8 +82,10 @@ test('an accrual quote gives the points, allocation, balance and deadline the ac
     assert.deepEqual(await counts(), before, 'a quote writes nothing');
     const real = await accrue(programId, body);
     assert.equal(real.status, 201, JSON.stringify(real.body));
-    for (const field of ['memberId', 'points', 'allocatedMinor', 'balance', 'expiresAt', 'cohort'])
+    for (const field of ['memberId', 'points', 'allocatedMinor', 'balance', 'expiresAt', 'cohort']) {
+      assert.notEqual(real.body[field], undefined, field);
       assert.deepEqual(quote.body[field], real.body[field], `${field}: ${JSON.stringify([quote.body, real.body])}`);
+    }
   }
   assert.ok(Number((await quoteAccrual(programId, { ...cases[0], invoiceId: 'i-9' })).body.allocatedMinor) > 0);
   // an invoice that already earned: the accrual would be refused, and so is its quote
