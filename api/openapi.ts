@@ -6,6 +6,7 @@ import {
   createProgramSchema,
   invoiceAdjustmentSchema,
   mergeSchema,
+  redemptionQuoteSchema,
   redemptionSchema,
   refundSchema,
   runReconciliationSchema,
@@ -100,6 +101,22 @@ export const ROUTE_DOCS: RouteDoc[] = [
     body: redemptionSchema,
     idempotent: true,
     mayAnswerInProgress: true,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/quotes/accrual',
+    summary:
+      "Quote an accrual, writing nothing: the points, the allocation and the member's deadline the accrual would set",
+    roles: ['billing'],
+    body: accrualSchema,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/quotes/redemption',
+    summary:
+      'Quote a redemption, writing nothing: the points and credit the invoice could take now, and what limits them',
+    roles: ['billing'],
+    body: redemptionQuoteSchema,
   },
   {
     method: 'get',

@@ -12,6 +12,7 @@ import { Authenticator, FailedAuthThrottle, LOG_REDACT, requireRole, type AuthTh
 import type { ApiContext } from './context';
 import { docsPage, openApiDocument } from './openapi';
 import { apiMetrics } from './metrics';
+import { RouteMethods } from './methods';
 import { ProgramCache } from './program-cache';
 import { accrualRoutes } from './routes/accruals';
 import { liabilityRoutes } from './routes/liability';
@@ -24,6 +25,7 @@ import { closeRoutes } from './routes/closes';
 import { whoamiRoutes } from './routes/whoami';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
+import { quoteRoutes } from './routes/quotes';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
 import { isUnavailable } from './unavailable';
 
@@ -136,6 +138,8 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     // x-correlation-id when well formed, else a fresh one.
     genReqId: (req) => correlationIdFrom(req.headers[CORRELATION_HTTP_HEADER]),
   });
+  // before any route: the not-found handler's 405 knows every route's methods
+  const routeMethods = new RouteMethods(app);
   // Everything the request does (workflows it starts, their activities, the services they call)
   // runs under its correlation id; the answer carries it back.
   // (preHandler, not onRequest: reading the body would leave the async context behind).
@@ -219,9 +223,18 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     errors.inc({ code: 'internal_error' });
     return reply.status(500).send(errorBody('internal_error', 'internal error; it has been logged'));
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)),
-  );
+  // A known path asked with a method it lacks: 405 with the methods it has (`Allow`); OPTIONS on it
+  // answers 204 with the same `Allow`. An unknown path: 404. One place for every route (docs/api.md).
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
+    const allow = routeMethods.allowed(path);
+    if (allow.length === 0) return reply.status(404).send(errorBody('not_found', `no route ${req.method} ${path}`));
+    reply.header('allow', allow.join(', '));
+    if (req.method === 'OPTIONS') return reply.status(204).send();
+    return reply
+      .status(405)
+      .send(errorBody('method_not_allowed', `${req.method} is not allowed on ${path}`, { allow }));
+  });
 
   whoamiRoutes(app, ctx);
   programRoutes(app, ctx);
@@ -229,6 +242,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   memberRoutes(app, ctx);
   liabilityRoutes(app, ctx);
   redemptionRoutes(app, ctx);
+  quoteRoutes(app, ctx);
   reconciliationRoutes(app, ctx);
   closeRoutes(app, ctx);
   auditRoutes(app, ctx);

@@ -3,6 +3,11 @@ import type { Pool, PoolClient } from 'pg';
 export interface TransactionOptions {
   /** `set local statement_timeout` for this transaction only (the pool's default is 30 s) */
   statementTimeoutMs?: number;
+  /**
+   * A dry run: everything `fn` did is rolled back, and its result returned all the same (the quotes,
+   * db/quotes.ts, run the real write functions this way so that they write nothing).
+   */
+  rollBack?: boolean;
 }
 
 /**
@@ -69,7 +74,7 @@ async function onClient<T>(
     await client.query('begin');
     if (o.statementTimeoutMs !== undefined) await client.query(`set local statement_timeout = ${o.statementTimeoutMs}`);
     const result = await fn(client);
-    await client.query('commit');
+    await client.query(o.rollBack ? 'rollback' : 'commit');
     return result;
   } catch (e) {
     await client.query('rollback').catch(rollbackFailed);

@@ -228,6 +228,15 @@ export const redemptionSchema = z
   })
   .strict();
 
+/**
+ * A redemption quote (POST .../quotes/redemption): what the invoice could take now. No invoiceId (it
+ * holds nothing); no points: as many as the rules allow; no occurredAt: now.
+ */
+export const redemptionQuoteSchema = redemptionSchema
+  .pick({ memberId: true, invoiceTotalMinor: true })
+  .extend({ points: redemptionSchema.shape.points.optional(), occurredAt: instant.optional() })
+  .strict();
+
 export const chargebackSchema = z
   .object({ invoiceId: id, chargebackId: id, status: z.enum(['opened', 'won', 'lost']) })
   .strict();

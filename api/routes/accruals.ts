@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { callWriteFunction, type WriteResult } from '../../db/ledger';
+import { callWriteFunction, type AccrualItem, type WriteResult } from '../../db/ledger';
 import {
   allocateRelativeSsp,
   allocateRelativeSspMicro,
@@ -12,7 +12,7 @@ import type { ProgramRow } from '../../db/programs';
 import { MATERIAL_RIGHT_JUDGMENT_MESSAGE } from '../../domain/program';
 import { decimalToMillionths, MICRO_PER_MINOR, millionthsToDecimal, rateToMillionths } from '../../domain/money';
 import { quarterOf } from '../../domain/period';
-import { accrualSchema, LIMITS, programParams, refundSchema } from '../../domain/schemas';
+import { accrualSchema, LIMITS, programParams, refundSchema, type AccrualRequest } from '../../domain/schemas';
 import type { ApiContext } from '../context';
 import { recordedBy } from '../../db/idempotency';
 import { idempotencyKey, parse, requestHash, scopedIdempotencyKey, withClientKey } from '../validate';
@@ -102,6 +102,53 @@ export function priceAccrual(program: ProgramRow, amountMinor: bigint) {
   };
 }
 
+/**
+ * Prices the accrual with the estimate in force and runs `run` with it; if a close's approval was
+ * booked since the cached read, the database refuses the item (estimate_changed, nothing written)
+ * and it is priced again. The accrual and its quote (api/routes/quotes.ts) both run through here.
+ */
+export async function pricedAccrual<T>(
+  ctx: ApiContext,
+  programId: string,
+  body: AccrualRequest,
+  run: (priced: ReturnType<typeof priceAccrual>) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const program = await ctx.programs.get(programId);
+    notBeforeGoLive(program, body.occurredAt);
+    try {
+      return await run(priceAccrual(program, BigInt(body.amountMinor)));
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'estimate_changed') || attempt >= 3) throw e;
+      ctx.programs.forget(programId);
+    }
+  }
+}
+
+/** The item ll_accrue takes (db/functions/ll_accrue.sql) for this request, priced. */
+export function accrualItem(
+  programId: string,
+  body: AccrualRequest,
+  priced: ReturnType<typeof priceAccrual>,
+  o: { idemKey: string; requestHash: string; actor: string },
+): AccrualItem {
+  return {
+    programId,
+    idemKey: o.idemKey,
+    requestHash: o.requestHash,
+    accrualId: randomUUID(),
+    memberId: body.memberId,
+    invoiceId: body.invoiceId,
+    amountMinor: BigInt(body.amountMinor).toString(),
+    occurredAt: new Date(body.occurredAt).toISOString(),
+    cohort: quarterOf(new Date(body.occurredAt)),
+    storeId: body.storeId,
+    jurisdiction: body.jurisdiction,
+    ...priced.item,
+    actor: o.actor,
+  };
+}
+
 export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/programs/:programId/accruals', async (req, reply) => {
     const principal = await ctx.auth.principalOf(req);
@@ -110,39 +157,20 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(accrualSchema, req.body, 'accrual');
     const key = idempotencyKey(req);
     notInFuture(body.occurredAt);
-    // Priced with the estimate in force; if a close's approval was booked since the cached read, the
-    // database refuses the item (estimate_changed, nothing written) and it is priced again.
-    let result: WriteResult | undefined;
     let points = 0n;
-    for (let attempt = 1; result === undefined; attempt++) {
-      const program = await ctx.programs.get(programId);
-      notBeforeGoLive(program, body.occurredAt);
-      const priced = priceAccrual(program, BigInt(body.amountMinor));
+    const result = await pricedAccrual(ctx, programId, body, (priced) => {
       points = priced.points;
-      try {
-        result = await withClientKey(key, () =>
-          ctx.accruals.submit({
-            programId,
+      return withClientKey(key, () =>
+        ctx.accruals.submit(
+          accrualItem(programId, body, priced, {
             // scoped by principal and route (docs/access.md, "Idempotency")
             idemKey: scopedIdempotencyKey(principal.name, 'accruals', key),
             requestHash: requestHash('accruals', body),
-            accrualId: randomUUID(),
-            memberId: body.memberId,
-            invoiceId: body.invoiceId,
-            amountMinor: BigInt(body.amountMinor).toString(),
-            occurredAt: new Date(body.occurredAt).toISOString(),
-            cohort: quarterOf(new Date(body.occurredAt)),
-            storeId: body.storeId,
-            jurisdiction: body.jurisdiction,
-            ...priced.item,
             actor: principal.name,
           }),
-        );
-      } catch (e) {
-        if (!(e instanceof ApiError && e.code === 'estimate_changed') || attempt >= 3) throw e;
-        ctx.programs.forget(programId);
-      }
-    }
+        ),
+      );
+    });
     // The invoice's natural key answered (200, another Idempotency-Key): the first answer is replayed
     // to the principal that sent it only; to another it is a business duplicate.
     if (

@@ -22,6 +22,17 @@ import { idempotencyKey, idempotent, parse, requestHash } from '../validate';
 import { claimNaturalKey, takeNaturalKey } from '../../db/idempotency';
 import { notInFuture } from './accruals';
 
+/** A redemption (and its quote) dated in a closed (frozen or locked) period: 409 period_locked. */
+export async function notInClosedPeriod(ctx: ApiContext, programId: string, occurredAt: string): Promise<void> {
+  const lockedUntil = await programLockedUntil(ctx.pool, programId);
+  if (lockedUntil && new Date(occurredAt) < lockedUntil) {
+    throw new ApiError(409, 'period_locked', 'occurredAt falls in a closed (frozen or locked) period', {
+      occurredAt,
+      openFrom: lockedUntil.toISOString(),
+    });
+  }
+}
+
 export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const temporal = () => requireTemporal(ctx, 'a redemption');
 
@@ -38,13 +49,7 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const request = { scope: programId, principal: principal.name, route: 'redemptions', request: body, key };
     return idempotent(ctx.pool, req, reply, request, async () => {
       const program = await ctx.programs.get(programId);
-      const lockedUntil = await programLockedUntil(ctx.pool, programId);
-      if (lockedUntil && new Date(body.occurredAt) < lockedUntil) {
-        throw new ApiError(409, 'period_locked', 'occurredAt falls in a closed (frozen or locked) period', {
-          occurredAt: body.occurredAt,
-          openFrom: lockedUntil.toISOString(),
-        });
-      }
+      await notInClosedPeriod(ctx, programId, body.occurredAt);
       const t = temporal();
       const workflowId = redemptionWorkflowId(programId, body.invoiceId);
       await claimInvoice(t, programId, body, principal.name, workflowId);

@@ -70,6 +70,9 @@ const KNOWN_CODES = new Set([
   'rule_change_rejected',
   'tax_exceeds_credit',
   'too_many_failed_attempts',
+  'method_not_allowed',
+  'below_minimum',
+  'points_expired',
 ]);
 
 /** What was broken, and the answers that breakage alone allows (several breaks: any of theirs). */
@@ -78,11 +81,13 @@ const EXPECT: Record<Kind, string[]> = {
   media: ['415 unsupported_media_type'],
   size: ['413 payload_too_large'],
   json: ['400 validation_failed'],
-  method: ['404 not_found'],
+  // a known path with another method (api/methods.ts)
+  method: ['405 method_not_allowed'],
   auth: ['401 unauthorized'],
   role: ['403 forbidden'],
-  // a hostile param may still be well-formed ('../x' is a printable id): then nothing is found
-  path: ['400 validation_failed', '404 not_found'],
+  // a hostile param may still be well-formed ('../x' is a printable id): then nothing is found; a
+  // segment more may make another route's path (POST /v1/programs/%00 is GET /v1/programs/{programId}'s)
+  path: ['400 validation_failed', '404 not_found', '405 method_not_allowed'],
   unknown: ['404 not_found'],
   input: ['400 validation_failed'],
 };
@@ -145,6 +150,20 @@ const BODIES: Record<string, Json> = {
     invoiceTotalMinor: 8000,
     occurredAt: '2026-10-03T10:00:00Z',
     jurisdiction: 'US-CA',
+  },
+  '/v1/programs/{programId}/quotes/accrual': {
+    memberId: 'm-1',
+    invoiceId: 'inv-quote',
+    amountMinor: 4999,
+    occurredAt: '2026-10-01T10:00:00Z',
+    storeId: 's-1',
+    jurisdiction: 'US-CA',
+  },
+  '/v1/programs/{programId}/quotes/redemption': {
+    memberId: 'm-1',
+    points: 100,
+    invoiceTotalMinor: 8000,
+    occurredAt: '2026-10-03T10:00:00Z',
   },
   '/v1/programs/{programId}/chargebacks': { invoiceId: 'inv-9', chargebackId: 'cb-1', status: 'lost' },
   '/v1/programs/{programId}/redemptions/{invoiceId}/adjustments': {

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { dryRunAccrual, dryRunRedemptionHold } from '../../db/quotes';
+import { ApiError, notFound, validationFailed } from '../../domain/errors';
+import { millionthsToDecimal } from '../../domain/money';
+import { redemptionLimitedBy } from '../../domain/redemption-quote';
+import { accrualSchema, LIMITS, programParams, redemptionQuoteSchema } from '../../domain/schemas';
+import type { ApiContext } from '../context';
+import { parse } from '../validate';
+import { accrualItem, notInFuture, pricedAccrual } from './accruals';
+import { notInClosedPeriod } from './redemptions';
+
+/**
+ * Quotes for billing (docs/api.md, "Quotes"): what an accrual or a redemption would do, answered by
+ * the real computation run in a transaction that is rolled back (db/quotes.ts). They write nothing,
+ * so they take no Idempotency-Key.
+ */
+export function quoteRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.post('/v1/programs/:programId/quotes/accrual', async (req) => {
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['billing']);
+    const { programId } = parse(programParams, req.params, 'path');
+    const body = parse(accrualSchema, req.body, 'accrual quote');
+    notInFuture(body.occurredAt);
+    const result = await pricedAccrual(ctx, programId, body, (priced) => {
+      const key = `quote:${randomUUID()}`; // no stored key answers it: the accrual itself runs
+      return dryRunAccrual(
+        ctx.pool,
+        accrualItem(programId, body, priced, { idemKey: key, requestHash: key, actor: principal.name }),
+      );
+    });
+    const { accrualId: _unused, ...answer } = result.body;
+    return { quote: 'accrual', invoiceId: body.invoiceId, ...answer };
+  });
+
+  app.post('/v1/programs/:programId/quotes/redemption', async (req) => {
+    const principal = await ctx.auth.principalOf(req);
+    ctx.requireRole(principal, ['billing']);
+    const { programId } = parse(programParams, req.params, 'path');
+    const body = parse(redemptionQuoteSchema, req.body, 'redemption quote');
+    const occurredAt = new Date(body.occurredAt ?? Date.now()).toISOString();
+    notInFuture(occurredAt);
+    await ctx.programs.get(programId); // 404 for an unknown program
+    await notInClosedPeriod(ctx, programId, occurredAt);
+    const run = await dryRunRedemptionHold(ctx.pool, {
+      programId,
+      invoiceId: `quote:${randomUUID()}`, // an invoice no redemption has: the hold runs
+      redemptionId: randomUUID(),
+      memberId: body.memberId,
+      // no points asked for: as many as one redemption may ask for (the hold then caps them)
+      points: body.points ?? LIMITS.maxPointsPerAccrual,
+      invoiceTotalMinor: body.invoiceTotalMinor,
+      occurredAt,
+    });
+    const { hold, rules } = run;
+    if (!rules || run.invoiceShareCap === null) throw notFound('program', { programId });
+    const requested = body.points ?? null;
+    const terms = {
+      memberId: run.memberId ?? body.memberId,
+      ...(run.memberId !== null && run.memberId !== body.memberId ? { requestedMemberId: body.memberId } : {}),
+      requestedPoints: requested,
+      available: Number(run.available),
+      pointValueMinor: Number(rules.pointValueMinor),
+      minPoints: Number(rules.minPoints),
+      maxInvoiceShare: Number(millionthsToDecimal(BigInt(rules.maxInvoiceShareMillionths))),
+      maxPointsForInvoice: Number(run.invoiceShareCap),
+      ruleVersion: rules.ruleVersion,
+      occurredAt,
+    };
+    const limitedBy = redemptionLimitedBy({
+      requested,
+      available: terms.available,
+      invoiceShareCap: terms.maxPointsForInvoice,
+      maxPerRedemption: LIMITS.maxPointsPerAccrual,
+    });
+    if (hold.status === 'held')
+      return {
+        quote: 'redemption',
+        invoiceTotalMinor: body.invoiceTotalMinor,
+        points: hold.pointsApplied,
+        creditMinor: hold.creditMinor,
+        limitedBy,
+        ...terms,
+      };
+    throw refusal(hold.reason ?? 'declined', { ...terms, limitedBy });
+  });
+}
+
+/** Where the real redemption would be declined: the same reason, as a 4xx (nothing is held). */
+function refusal(reason: string, details: Record<string, unknown>): ApiError {
+  switch (reason) {
+    case 'unknown_member':
+      return notFound('member', { memberId: details.memberId });
+    case 'unknown_program':
+      return notFound('program', {});
+    case 'member_not_active':
+      return new ApiError(409, 'member_not_active', 'the member is not active', details);
+    case 'occurred_at_in_future':
+      return validationFailed('occurredAt is in the future', details);
+    case 'insufficient_points':
+      return new ApiError(422, 'insufficient_points', 'the member has too few points for a redemption', details);
+    case 'below_minimum':
+      return new ApiError(
+        422,
+        'below_minimum',
+        "the points this invoice could take are below the program's minimum redemption",
+        details,
+      );
+    case 'points_expired':
+      return new ApiError(
+        422,
+        'points_expired',
+        "occurredAt is past the member's deadline: the points expired",
+        details,
+      );
+    case 'redemption_before_first_earn':
+      return new ApiError(422, 'redemption_before_first_earn', "occurredAt is before the member's first earn", details);
+    default:
+      return new ApiError(422, reason, `a redemption would be declined: ${reason}`, details);
+  }
+}
