@@ -25,6 +25,7 @@ import { whoamiRoutes } from './routes/whoami';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
+import { listRoutes } from './routes/lists';
 import { isUnavailable } from './unavailable';
 
 export interface ApiOptions {
@@ -234,6 +235,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   auditRoutes(app, ctx);
   adjustmentRoutes(app, ctx);
   ruleChangeRoutes(app, ctx);
+  listRoutes(app, ctx);
   codecRoutes(app, ctx, o.codec);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
