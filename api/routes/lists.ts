@@ -10,7 +10,7 @@ import {
 } from '../../db/lists';
 import { toMemberView } from '../../db/ledger';
 import type { Role } from '../../db/keys';
-import { decodeCursor, DEFAULT_PAGE, pageOf, type CursorPart } from '../../domain/cursor';
+import { decodeCursor, DEFAULT_PAGE, pageOf, type CursorKey, type CursorPart, type Page } from '../../domain/cursor';
 import { ApiError } from '../../domain/errors';
 import { DEFAULT_RULE_CHANGE_APPROVERS } from '../../domain/rule-change';
 import {
@@ -38,8 +38,21 @@ const KEYS = {
 } satisfies Record<string, CursorPart[]>;
 type List = keyof typeof KEYS;
 
-const after = (list: List, cursor: string | undefined) =>
-  cursor === undefined ? undefined : decodeCursor(list, cursor, KEYS[list]);
+/**
+ * One page of `list`: the rows `fetch` reads after the query's cursor (decoded first: a bad one is
+ * 400 before any query), limit + 1 of them, as items and the next cursor.
+ */
+async function page<R, T>(
+  list: List,
+  q: { limit?: number; cursor?: string },
+  fetch: (p: { after: CursorKey | undefined; limit: number }) => Promise<R[]>,
+  keyOf: (row: R) => CursorKey,
+  view: (row: R) => T,
+): Promise<Page<T>> {
+  const limit = q.limit ?? DEFAULT_PAGE;
+  const after = q.cursor === undefined ? undefined : decodeCursor(list, q.cursor, KEYS[list]);
+  return pageOf(list, await fetch({ after, limit }), limit, keyOf, view);
+}
 
 const enc = encodeURIComponent;
 
@@ -60,7 +73,6 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get('/v1/programs/:programId/members', async (req) => {
     const { programId, q } = await programList(req, ['support', 'finance', 'controller'], membersListQuery);
-    const limit = q.limit ?? DEFAULT_PAGE;
     const window =
       q.expiringWithin !== undefined
         ? { within: q.expiringWithin }
@@ -68,13 +80,13 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
           ? { before: q.expiresBefore }
           : undefined;
     const list: List = window ? 'membersByDeadline' : 'members';
-    const rows = await listMembers(ctx.reportPool, programId, {
-      status: q.status,
-      window,
-      after: after(list, q.cursor),
-      limit,
-    });
-    return pageOf(list, rows, limit, (r) => (window ? [r.key_at, r.member_id] : [r.member_id]), toMemberView);
+    return page(
+      list,
+      q,
+      (p) => listMembers(ctx.reportPool, programId, { status: q.status, window, ...p }),
+      (r) => (window ? [r.key_at, r.member_id] : [r.member_id]),
+      toMemberView,
+    );
   });
 
   app.get('/v1/programs/:programId/redemptions', async (req) => {
@@ -83,18 +95,10 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
       ['billing', 'support', 'finance', 'controller'],
       redemptionsListQuery,
     );
-    const limit = q.limit ?? DEFAULT_PAGE;
-    const rows = await listRedemptions(ctx.reportPool, programId, {
-      from: q.from,
-      to: q.to,
-      status: q.status,
-      after: after('redemptions', q.cursor),
-      limit,
-    });
-    return pageOf(
+    return page(
       'redemptions',
-      rows,
-      limit,
+      q,
+      (p) => listRedemptions(ctx.reportPool, programId, { from: q.from, to: q.to, status: q.status, ...p }),
       (r) => [r.key_at, r.invoice_id],
       (r) => r.v,
     );
@@ -102,17 +106,10 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get('/v1/programs/:programId/adjustments', async (req) => {
     const { programId, q } = await programList(req, ['support', 'finance'], adjustmentsListQuery);
-    const limit = q.limit ?? DEFAULT_PAGE;
-    const rows = await listAdjustments(ctx.reportPool, programId, {
-      status: q.status,
-      kind: q.kind,
-      after: after('adjustments', q.cursor),
-      limit,
-    });
-    return pageOf(
+    return page(
       'adjustments',
-      rows,
-      limit,
+      q,
+      (p) => listAdjustments(ctx.reportPool, programId, { status: q.status, kind: q.kind, ...p }),
       (r) => [r.keyAt, r.adjustmentId],
       ({ keyAt: _k, ...a }) => a,
     );
@@ -124,16 +121,10 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
       ['program_owner', 'finance', 'legal', 'controller'],
       ruleChangesListQuery,
     );
-    const limit = q.limit ?? DEFAULT_PAGE;
-    const rows = await listRuleChanges(ctx.reportPool, programId, {
-      status: q.status,
-      after: after('ruleChanges', q.cursor),
-      limit,
-    });
-    return pageOf(
+    return page(
       'ruleChanges',
-      rows,
-      limit,
+      q,
+      (p) => listRuleChanges(ctx.reportPool, programId, { status: q.status, ...p }),
       (r) => [r.key_at, r.change_id],
       (r) => ({
         programId,
@@ -154,16 +145,10 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get('/v1/programs/:programId/closes', async (req) => {
     const { programId, q } = await programList(req, ['finance', 'controller'], closesListQuery);
-    const limit = q.limit ?? DEFAULT_PAGE;
-    const rows = await listCloses(ctx.reportPool, programId, {
-      status: q.status,
-      after: after('closes', q.cursor),
-      limit,
-    });
-    return pageOf(
+    return page(
       'closes',
-      rows,
-      limit,
+      q,
+      (p) => listCloses(ctx.reportPool, programId, { status: q.status, ...p }),
       (r) => [r.period],
       (r) => ({
         programId,
@@ -193,23 +178,23 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
       requireProgram(principal, q.programId);
       await ctx.programs.get(q.programId);
     }
-    const limit = q.limit ?? DEFAULT_PAGE;
-    const cursor = after('approvals', q.cursor);
-    // a decision is a person's, in a role they hold themselves: admin stands in for none (api/auth.ts requireRole)
+    // a decision is a person's, in a role they hold themselves: admin stands in for none (api/auth.ts
+    // requireRole); a service key, or one deciding nothing, gets an empty list (its cursor checked all the same)
     const roles = (q.role !== undefined ? [q.role] : principal.roles).filter((r) => r !== 'admin');
-    if (principal.kind !== 'person' || roles.length === 0) return { items: [], nextCursor: null };
-    const rows = await approvalInbox(ctx.reportPool, {
-      by: principal.name,
-      roles,
-      programs: q.programId !== undefined ? [q.programId] : principal.programs,
-      defaultRuleChangeRoles: DEFAULT_RULE_CHANGE_APPROVERS,
-      after: cursor,
-      limit,
-    });
-    return pageOf(
+    const decides = principal.kind === 'person' && roles.length > 0;
+    return page(
       'approvals',
-      rows,
-      limit,
+      q,
+      async (p) =>
+        decides
+          ? approvalInbox(ctx.reportPool, {
+              by: principal.name,
+              roles,
+              programs: q.programId !== undefined ? [q.programId] : principal.programs,
+              defaultRuleChangeRoles: DEFAULT_RULE_CHANGE_APPROVERS,
+              ...p,
+            })
+          : [],
       (r) => [r.key_at, r.kind, r.program_id, r.id],
       (r) => ({
         kind: r.kind,
