@@ -62,9 +62,10 @@ export async function listMembers(pool: Pool, programId: string, f: MembersFilte
     );
     if (f.after) w.and(`(expires_at, member_id) > (${w.p(f.after[0])}::timestamptz, ${w.p(f.after[1])})`);
   } else if (f.after) w.and(`member_id > ${w.p(f.after[0])}`);
-  const order = f.window ? 'expires_at, member_id' : 'member_id';
+  // qualified: the select list's expires_at is its text (ll_ts), which an unqualified order by would sort
+  const order = f.window ? 'm.expires_at, m.member_id' : 'm.member_id';
   const { rows } = await pool.query(
-    `select ${MEMBER_COLUMNS}, ${keyAt('expires_at')} as key_at from members ${w.sql} order by ${order} limit ${w.p(f.limit + 1)}`,
+    `select ${MEMBER_COLUMNS}, ${keyAt('m.expires_at')} as key_at from members m ${w.sql} order by ${order} limit ${w.p(f.limit + 1)}`,
     w.params,
   );
   return rows;
@@ -131,8 +132,8 @@ export async function listRuleChanges(pool: Pool, programId: string, f: StatusFi
     .and(!!f.after && `(proposed_at, change_id) > (${w.p(f.after?.[0])}::timestamptz, ${w.p(f.after?.[1])})`);
   const { rows } = await pool.query(
     `select change_id, proposed_by, ll_ts(proposed_at) as proposed_at, base_version, ll_ts(effective_at) as effective_at,
-            comment, status, adverse, approvals, ll_ts(activates_at) as activates_at, version, ${keyAt('proposed_at')} as key_at
-       from rule_changes ${w.sql} order by proposed_at, change_id limit ${w.p(f.limit + 1)}`,
+            comment, status, adverse, approvals, ll_ts(activates_at) as activates_at, version, ${keyAt('c.proposed_at')} as key_at
+       from rule_changes c ${w.sql} order by c.proposed_at, c.change_id limit ${w.p(f.limit + 1)}`,
     w.params,
   );
   return rows;
@@ -148,7 +149,7 @@ export async function listCloses(pool: Pool, programId: string, f: StatusFilter)
     `select period, status, started_by, ll_ts(started_at) as started_at, override_rate, override_justification,
             (proposal->>'totalCatchUpMinor')::bigint as total_catch_up_minor, approved_by, ll_ts(approved_at) as approved_at,
             ll_ts(booked_at) as booked_at, gl_entry_id
-       from closes ${w.sql} order by period limit ${w.p(f.limit + 1)}`,
+       from closes c ${w.sql} order by c.period limit ${w.p(f.limit + 1)}`,
     w.params,
   );
   return rows;
