@@ -14,6 +14,12 @@ import {
   adjustmentSchema,
   adjustmentDecisionSchema,
   ruleChangeDecisionSchema,
+  adjustmentsListQuery,
+  approvalsQuery,
+  closesListQuery,
+  membersListQuery,
+  redemptionsListQuery,
+  ruleChangesListQuery,
 } from '../domain/schemas';
 import { ruleChangeProposalSchema } from '../domain/rule-change';
 
@@ -26,6 +32,8 @@ export interface RouteDoc {
   /** a decision on someone else's request: a person holding one of `roles` themselves; admin does not count (api/auth.ts requireRole) */
   decision?: true;
   body?: z.ZodType;
+  /** the query string's schema (the lists): documented as query parameters */
+  query?: z.ZodType;
   idempotent?: boolean;
   /**
    * waits on a workflow's answer and, past the API's wait (DEFAULT_WORKFLOW_WAIT_MS, api/server.ts),
@@ -259,6 +267,50 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'get', path: '/healthz', summary: 'The process is up', roles: 'none' },
   { method: 'get', path: '/readyz', summary: 'PostgreSQL and Temporal answer', roles: 'none' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', roles: 'none' },
+  // the lists and the approval inbox (docs/api.md), last: the fuzz test's seeds of the routes before stay as they were
+  {
+    method: 'get',
+    path: '/v1/approvals',
+    summary:
+      "The approval inbox: closes, adjustments, merges and rule changes awaiting a role the caller holds (?role=&programId=&limit=&cursor=), across the key's programs, the caller's own requests excluded",
+    roles: 'any',
+    query: approvalsQuery,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/members',
+    summary: 'Members by id, or with points by deadline (?status=&expiringWithin=P30D|expiresBefore=&limit=&cursor=)',
+    roles: ['support', 'finance', 'controller'],
+    query: membersListQuery,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/redemptions',
+    summary: 'Redemptions by business time (?from=&to= UTC dates, &status=&limit=&cursor=)',
+    roles: ['billing', 'support', 'finance', 'controller'],
+    query: redemptionsListQuery,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/closes',
+    summary: 'Closes by period (?status=&limit=&cursor=)',
+    roles: ['finance', 'controller'],
+    query: closesListQuery,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/adjustments',
+    summary: 'Manual adjustments and merges by request time (?status=&kind=&limit=&cursor=)',
+    roles: ['support', 'finance'],
+    query: adjustmentsListQuery,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/rule-changes',
+    summary: 'Rule changes by proposal time (?status=&limit=&cursor=)',
+    roles: ['program_owner', 'finance', 'legal', 'controller'],
+    query: ruleChangesListQuery,
+  },
 ];
 
 export const rolesText = (roles: RouteDoc['roles'], decision = false) =>
@@ -336,6 +388,13 @@ export function openApiDocument(): Record<string, unknown> {
     }));
     if (r.idempotent)
       params.push({ name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string' } });
+    if (r.query) {
+      const q = z.toJSONSchema(r.query, { io: 'input', unrepresentable: 'any' }) as {
+        properties?: Record<string, { type: string }>;
+      };
+      for (const [name, schema] of Object.entries(q.properties ?? {}))
+        params.push({ name, in: 'query', required: false, schema } as (typeof params)[number]);
+    }
     (paths[r.path] ??= {})[r.method] = {
       summary: r.summary,
       description: `Roles: ${rolesText(r.roles, r.decision)}.`,

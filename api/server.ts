@@ -27,6 +27,7 @@ import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
 import { quoteRoutes } from './routes/quotes';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
+import { listRoutes } from './routes/lists';
 import { isUnavailable } from './unavailable';
 
 export interface ApiOptions {
@@ -248,6 +249,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   auditRoutes(app, ctx);
   adjustmentRoutes(app, ctx);
   ruleChangeRoutes(app, ctx);
+  listRoutes(app, ctx);
   codecRoutes(app, ctx, o.codec);
 
   app.get('/healthz', async () => ({ status: 'ok' }));

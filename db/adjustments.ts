@@ -23,7 +23,7 @@ export interface AdjustmentView {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const toView = (r: Record<string, any>): AdjustmentView => ({
+export const toAdjustmentView = (r: Record<string, any>): AdjustmentView => ({
   adjustmentId: r.adjustment_id,
   programId: r.program_id,
   kind: r.kind,
@@ -50,7 +50,7 @@ export async function getAdjustment(
     programId,
     adjustmentId,
   ]);
-  return rows[0] ? toView(rows[0]) : null;
+  return rows[0] ? toAdjustmentView(rows[0]) : null;
 }
 
 /** What the approval gate decided for a request (db/functions/ll_approval_gate.sql); figures absent on a replay. */

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
-import { PROGRAM_ID_PATTERN } from '../domain/schemas';
+import { PROGRAM_ID_PATTERN, ROLE_NAMES } from '../domain/schemas';
 import { inTransaction } from './tx';
 
-export const ROLES = ['billing', 'finance', 'controller', 'legal', 'program_owner', 'support', 'admin'] as const;
+export const ROLES = ROLE_NAMES;
 export type Role = (typeof ROLES)[number];
 
 export const PRINCIPAL_KINDS = ['person', 'service'] as const;

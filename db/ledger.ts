@@ -108,15 +108,12 @@ export interface MemberView {
   jurisdiction: string | null;
 }
 
-export async function getMember(pool: Pool, programId: string, memberId: string): Promise<MemberView | null> {
-  const { rows } = await pool.query(
-    `select member_id, balance, held, ll_ts(last_purchase_at) as last_purchase_at, ll_ts(expires_at) as expires_at,
-            status, merged_into, jurisdiction
-       from members where program_id = $1 and member_id = $2`,
-    [programId, memberId],
-  );
-  const r = rows[0];
-  if (!r) return null;
+/** A member's columns as the API shows them (getMember, db/lists.ts listMembers), for toMemberView. */
+export const MEMBER_COLUMNS = `member_id, balance, held, ll_ts(last_purchase_at) as last_purchase_at, ll_ts(expires_at) as expires_at,
+            status, merged_into, jurisdiction`;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function toMemberView(r: Record<string, any>): MemberView {
   const balance = Number(r.balance);
   const held = Number(r.held);
   return {
@@ -130,6 +127,14 @@ export async function getMember(pool: Pool, programId: string, memberId: string)
     mergedInto: r.merged_into,
     jurisdiction: r.jurisdiction,
   };
+}
+
+export async function getMember(pool: Pool, programId: string, memberId: string): Promise<MemberView | null> {
+  const { rows } = await pool.query(`select ${MEMBER_COLUMNS} from members where program_id = $1 and member_id = $2`, [
+    programId,
+    memberId,
+  ]);
+  return rows[0] ? toMemberView(rows[0]) : null;
 }
 
 export interface LedgerEntryView {

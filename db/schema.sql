@@ -317,8 +317,11 @@ create table manual_adjustments (
   constraint manual_adjustments_reason_code_check CHECK ((reason_code = ANY (ARRAY['goodwill'::text, 'service_recovery'::text, 'correction'::text, 'migration'::text, 'fraud'::text, 'merge'::text]))),
   constraint manual_adjustments_status_check CHECK ((status = ANY (ARRAY['pending_approval'::text, 'applied'::text, 'rejected'::text, 'expired'::text])))
 );
+CREATE INDEX manual_adjustments_by_status_time ON public.manual_adjustments USING btree (program_id, status, requested_at, adjustment_id);
+CREATE INDEX manual_adjustments_by_time ON public.manual_adjustments USING btree (program_id, requested_at, adjustment_id);
 CREATE INDEX manual_adjustments_into_window ON public.manual_adjustments USING btree (program_id, into_member_id, requested_at) WHERE ((NOT needs_approval) AND (into_member_id IS NOT NULL));
 CREATE INDEX manual_adjustments_member_window ON public.manual_adjustments USING btree (program_id, member_id, requested_at) WHERE (NOT needs_approval);
+CREATE INDEX manual_adjustments_pending ON public.manual_adjustments USING btree (requested_at, adjustment_id) WHERE (status = 'pending_approval'::text);
 CREATE INDEX manual_adjustments_requester_window ON public.manual_adjustments USING btree (program_id, requested_by, requested_at) WHERE (NOT needs_approval);
 CREATE TRIGGER manual_adjustments_audit AFTER INSERT OR UPDATE ON public.manual_adjustments FOR EACH ROW EXECUTE FUNCTION ll_audit_adjustment();
 CREATE TRIGGER manual_adjustments_no_delete BEFORE DELETE OR TRUNCATE ON public.manual_adjustments FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
@@ -364,6 +367,8 @@ create table members (
   constraint members_member_id_check CHECK (((length(member_id) >= 1) AND (length(member_id) <= 128))),
   constraint members_status_check CHECK ((status = ANY (ARRAY['active'::text, 'merged'::text, 'archived'::text])))
 );
+CREATE INDEX members_by_deadline ON public.members USING btree (program_id, expires_at, member_id) WHERE (expires_at IS NOT NULL);
+CREATE INDEX members_by_status ON public.members USING btree (program_id, status, member_id);
 CREATE INDEX members_merged_into ON public.members USING btree (program_id, merged_into) WHERE (merged_into IS NOT NULL);
 
 create table notifications (
@@ -557,6 +562,8 @@ create table redemptions (
   constraint redemptions_points_reversed_check CHECK ((points_reversed >= 0)),
   constraint redemptions_status_check CHECK ((status = ANY (ARRAY['held'::text, 'applied'::text, 'declined'::text, 'reversed'::text])))
 );
+CREATE INDEX redemptions_by_status_time ON public.redemptions USING btree (program_id, status, occurred_at, invoice_id);
+CREATE INDEX redemptions_by_time ON public.redemptions USING btree (program_id, occurred_at, invoice_id);
 CREATE TRIGGER redemptions_rule_version BEFORE INSERT ON public.redemptions FOR EACH ROW EXECUTE FUNCTION ll_set_rule_version();
 
 create table refunds (
@@ -622,6 +629,8 @@ create table rule_changes (
   constraint rule_changes_comment_check CHECK ((length(comment) <= 2000)),
   constraint rule_changes_status_check CHECK ((status = ANY (ARRAY['assessing'::text, 'awaiting_approvals'::text, 'scheduled'::text, 'active'::text, 'rejected'::text, 'expired'::text, 'withdrawn'::text, 'superseded'::text])))
 );
+CREATE INDEX rule_changes_by_status_time ON public.rule_changes USING btree (program_id, status, proposed_at, change_id);
+CREATE INDEX rule_changes_by_time ON public.rule_changes USING btree (program_id, proposed_at, change_id);
 CREATE TRIGGER rule_changes_audit AFTER INSERT OR UPDATE ON public.rule_changes FOR EACH ROW EXECUTE FUNCTION ll_audit_rule_change();
 CREATE TRIGGER rule_changes_final BEFORE DELETE OR UPDATE ON public.rule_changes FOR EACH ROW EXECUTE FUNCTION ll_rule_change_final();
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isKnownCurrency } from './currency';
+import { MAX_CURSOR_LENGTH, MAX_PAGE } from './cursor';
 import { isValidWindow } from './duration';
 import { isExactRate } from './money';
 import { GOODWILL_TREATMENTS } from './program';
@@ -303,6 +304,74 @@ export const auditQuery = z
     since: instant.optional(),
     limit: z.coerce.number().int().min(1).max(LIMITS.maxLedgerPage).optional(),
   })
+  .strict();
+
+/** Every role a key may hold (db/keys.ts ROLES: the same list). */
+export const ROLE_NAMES = ['billing', 'finance', 'controller', 'legal', 'program_owner', 'support', 'admin'] as const;
+
+// ---- lists (docs/api.md, "Lists and pagination"): filters, a page's size and its cursor ----------
+const pageQuery = {
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
+  /** a list's nextCursor as given (domain/cursor.ts decodes it) */
+  cursor: z.string().min(1).max(MAX_CURSOR_LENGTH).optional(),
+};
+export const membersListQuery = z
+  .object({
+    status: z.enum(['active', 'merged', 'archived']).optional(),
+    /** a deadline from now to now + this duration (e.g. P30D: expiring in the next 30 days) */
+    expiringWithin: duration.optional(),
+    /** a deadline from now to this instant */
+    expiresBefore: instant.optional(),
+    ...pageQuery,
+  })
+  .strict()
+  .refine((q) => q.expiringWithin === undefined || q.expiresBefore === undefined, {
+    message: 'one deadline window: expiringWithin or expiresBefore',
+    path: ['expiresBefore'],
+  });
+export const redemptionsListQuery = z
+  .object({
+    /** business dates (the redemption's occurredAt, UTC), both inclusive */
+    from: calendarDate.optional(),
+    to: calendarDate.optional(),
+    status: z.enum(['held', 'applied', 'declined', 'reversed']).optional(),
+    ...pageQuery,
+  })
+  .strict()
+  .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, {
+    message: 'from is after to',
+    path: ['to'],
+  });
+export const adjustmentsListQuery = z
+  .object({
+    status: z.enum(['pending_approval', 'applied', 'rejected', 'expired']).optional(),
+    kind: z.enum(['adjustment', 'merge']).optional(),
+    ...pageQuery,
+  })
+  .strict();
+export const ruleChangesListQuery = z
+  .object({
+    status: z
+      .enum([
+        'assessing',
+        'awaiting_approvals',
+        'scheduled',
+        'active',
+        'rejected',
+        'expired',
+        'withdrawn',
+        'superseded',
+      ])
+      .optional(),
+    ...pageQuery,
+  })
+  .strict();
+export const closesListQuery = z
+  .object({ status: z.enum(['frozen', 'proposed', 'escalated', 'cancelled', 'locked']).optional(), ...pageQuery })
+  .strict();
+/** The approval inbox: awaiting one role the caller holds (else every one they hold), in one program (else every one the key reaches). */
+export const approvalsQuery = z
+  .object({ role: z.enum(ROLE_NAMES).optional(), programId: programId.optional(), ...pageQuery })
   .strict();
 
 export const idempotencyKeyHeader = z

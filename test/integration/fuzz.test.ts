@@ -4,7 +4,20 @@ import fc from 'fast-check';
 import { z } from 'zod';
 import { ROUTE_DOCS, type RouteDoc } from '../../api/openapi';
 import { newSecret, putKey, revokeKey, ROLES } from '../../db/keys';
-import { auditQuery, ledgerQuery, liabilityQuery, reportQuery } from '../../domain/schemas';
+import { encodeCursor } from '../../domain/cursor';
+import {
+  adjustmentsListQuery,
+  approvalsQuery,
+  auditQuery,
+  closesListQuery,
+  ledgerQuery,
+  liabilityQuery,
+  membersListQuery,
+  PROGRAM_ID_PATTERN,
+  redemptionsListQuery,
+  reportQuery,
+  ruleChangesListQuery,
+} from '../../domain/schemas';
 import { freshDatabase, httpClient, programBody, startApi, type TestApi } from '../helpers/stack';
 
 // Hostile and malformed requests against every endpoint: each one a valid request with one or more
@@ -206,7 +219,63 @@ const QUERIES: Record<string, { base: Array<[string, string]>; schema: z.ZodObje
     ],
     schema: auditQuery,
   },
+  // the lists (GET; the POSTs of the same paths take no query): each with a valid cursor of its own
+  '/v1/programs/{programId}/members': {
+    base: [
+      ['status', 'active'],
+      ['expiringWithin', 'P30D'],
+      ['limit', '10'],
+      ['cursor', encodeCursor('membersByDeadline', ['2026-01-01T00:00:00.000000Z', 'm-0'])],
+    ],
+    schema: membersListQuery,
+  },
+  '/v1/programs/{programId}/redemptions': {
+    base: [
+      ['from', '2026-10-01'],
+      ['to', '2026-10-31'],
+      ['status', 'applied'],
+      ['limit', '10'],
+      ['cursor', encodeCursor('redemptions', ['2026-10-01T00:00:00.000000Z', 'inv-0'])],
+    ],
+    schema: redemptionsListQuery,
+  },
+  '/v1/programs/{programId}/adjustments': {
+    base: [
+      ['status', 'pending_approval'],
+      ['kind', 'merge'],
+      ['limit', '10'],
+      ['cursor', encodeCursor('adjustments', ['2026-01-01T00:00:00.000000Z', '00000000-0000-4000-8000-000000000000'])],
+    ],
+    schema: adjustmentsListQuery,
+  },
+  '/v1/programs/{programId}/rule-changes': {
+    base: [
+      ['status', 'awaiting_approvals'],
+      ['limit', '10'],
+      ['cursor', encodeCursor('ruleChanges', ['2026-01-01T00:00:00.000000Z', 'c-0'])],
+    ],
+    schema: ruleChangesListQuery,
+  },
+  '/v1/programs/{programId}/closes': {
+    base: [
+      ['status', 'proposed'],
+      ['limit', '10'],
+      ['cursor', encodeCursor('closes', ['2026-Q1'])],
+    ],
+    schema: closesListQuery,
+  },
+  '/v1/approvals': {
+    base: [
+      ['role', 'billing'],
+      ['programId', PROGRAM],
+      ['limit', '10'],
+      ['cursor', encodeCursor('approvals', ['2026-01-01T00:00:00.000000Z', 'close', PROGRAM, '2026-Q1'])],
+    ],
+    schema: approvalsQuery,
+  },
 };
+/** The query a route reads: only a GET reads one (the lists share their paths with POSTs). */
+const queryOf = (route: RouteDoc) => (route.method === 'get' ? QUERIES[route.path] : undefined);
 
 // ---- hostile values --------------------------------------------------------------------------------
 
@@ -635,11 +704,11 @@ interface Fixtures {
 
 function baseRequest(route: RouteDoc, f: Fixtures): Req {
   const role = route.roles === 'none' ? null : route.roles === 'any' ? 'billing' : route.roles[0]!;
-  const body = BODIES[route.path];
+  const body = route.method === 'post' ? BODIES[route.path] : undefined;
   return {
     method: route.method.toUpperCase(),
     path: route.path,
-    query: [...(QUERIES[route.path]?.base ?? [])],
+    query: [...(queryOf(route)?.base ?? [])],
     auth: role ? `Bearer ${f.keys[role]}` : null,
     idem: route.idempotent ? `fuzz-${route.path.length}` : null,
     contentType: body === undefined ? null : 'application/json',
@@ -790,7 +859,7 @@ function breaksOf(route: RouteDoc, f: Fixtures): Array<{ arbitrary: fc.Arbitrary
         ),
     );
   }
-  const q = QUERIES[route.path];
+  const q = queryOf(route);
   if (q) add(3, queryBreaks(q.base, q.schema));
   if (route.body) add(6, bodyBreaks(route, BODIES[route.path]!));
   if (route.method === 'post') add(2, rawBreaks(BODY_LIMITS[route.path] ?? BODY_LIMIT));
@@ -808,6 +877,27 @@ function queryBreaks(base: Array<[string, string]>, schema: z.ZodObject): fc.Arb
     since: fc.constantFrom(...BAD_INSTANTS),
     format: fc.constantFrom('xml', 'JSON', '', 'csv ', 'pdf', 'json\u0000'),
     memberId: hostile(2000).filter((v) => !id.test(v)),
+    status: fc.constantFrom('', 'ACTIVE', 'unknown', 'active,merged', 'active\u0000', ' proposed', 'pending'),
+    kind: fc.constantFrom('', 'MERGE', 'adjust', 'merge ', 'rule_change'),
+    expiringWithin: fc.constantFrom(...BAD_DURATIONS),
+    from: fc.constantFrom(...BAD_DATES),
+    // the base's from is 2026-10-01: an earlier to is refused too
+    to: fc.constantFrom(...BAD_DATES, '2026-09-30'),
+    role: fc.constantFrom('', 'root', 'ADMIN', 'finance ', 'finance,legal', 'admin\u0000'),
+    programId: hostile(2000).filter((v) => !PROGRAM_ID_PATTERN.test(v)),
+    cursor: fc.constantFrom(
+      '',
+      ' ',
+      'a',
+      '!!',
+      '%zz',
+      'x'.repeat(3000),
+      Buffer.from('[').toString('base64url'),
+      Buffer.from('{}').toString('base64url'),
+      encodeCursor('nope', ['x']),
+      encodeCursor('approvals', ['2026-02-30T00:00:00.000000Z', 'close', PROGRAM, '2026-Q1']),
+      encodeCursor('adjustments', ['2026-01-01T00:00:00.000000Z', 'not-a-uuid']),
+    ),
   };
   const keys = base.map(([k]) => k);
   return fc.oneof(
@@ -1059,6 +1149,11 @@ test(`fuzz: at least ${RUNS} malformed or hostile requests over every endpoint; 
     ['liability?asOf=2026-10-15T00:00:00Z', 'finance'],
     ['audit?memberId=m-1&since=2026-01-01T00:00:00Z&limit=10', 'finance'],
     [`adjustments/${f.params.adjustmentId}`, 'support'],
+    ['members?status=active&limit=1', 'support'],
+    ['redemptions?from=2026-10-01&to=2026-10-31', 'billing'],
+    ['adjustments?kind=adjustment', 'finance'],
+    ['rule-changes?status=awaiting_approvals', 'legal'],
+    ['closes?status=proposed', 'controller'],
   ] as const) {
     const res = await call('GET', `/v1/programs/${PROGRAM}/${path}`, { role });
     assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.body)}`);
