@@ -14,3 +14,9 @@ export function programBody(programId: string, overrides: Record<string, unknown
     ...overrides,
   };
 }
+
+/** A program's rules as a rule change proposes them: programBody without its id, name and currency. */
+export function ruleChangeRules(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const { programId: _p, name: _n, currency: _c, ...rules } = programBody('-', overrides);
+  return rules;
+}

@@ -350,7 +350,15 @@ export async function eventually<T>(
   }
 }
 
-export { programBody } from './fixtures';
+export { programBody, ruleChangeRules } from './fixtures';
+
+/** Every message down an error's cause chain (a workflow's failure wraps its activity's). */
+export function causeMessages(e: unknown): string {
+  const out: string[] = [];
+  for (let c = e as { message?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c)
+    out.push(String(c.message));
+  return out.join(' / ');
+}
 
 /**
  * `loyalty worker` as a child process (so a test can SIGKILL it) against the runner's Temporal

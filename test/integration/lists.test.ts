@@ -8,6 +8,7 @@ import {
   httpClient,
   principalKey,
   programBody,
+  ruleChangeRules,
   startCloseStack,
   uniqueId,
   type CloseStack,
@@ -307,12 +308,7 @@ test('the inbox: a controller sees the close another person proposed, never thei
 test('the inbox for rule changes: legal sees a change awaiting legal; finance does not once finance approved; nor does a person who approved under another role', async () => {
   const p = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
   await accrue(p, 'rc-1', 10_000, daysFromNow(-10));
-  const {
-    programId: _p,
-    name: _n,
-    currency: _c,
-    ...rules
-  } = programBody(p, {
+  const rules = ruleChangeRules({
     ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
     expectedRedemptionRate: 0.75,
   });

@@ -14,7 +14,15 @@ import {
 } from '../../db/keys';
 import { closeQuarter } from '../../workflows/close';
 import { closeWorkflowId, DEFAULT_CLOSE_APPROVAL } from '../../domain/workflow-ids';
-import { eventually, programBody, recordHistory, startCloseStack, uniqueId, type CloseStack } from '../helpers/stack';
+import {
+  causeMessages,
+  eventually,
+  programBody,
+  recordHistory,
+  startCloseStack,
+  uniqueId,
+  type CloseStack,
+} from '../helpers/stack';
 
 // Keys scoped to programs; segregation of duties between people (issue 14, item 5). Principals are
 // rows (people or services); a key belongs to one and uses only the roles both hold; SoD compares
@@ -45,14 +53,6 @@ async function keyOf(principal: string, roles: Role[], o: { kind?: 'person' | 's
   const secret = newSecret(keyId);
   await putKey(pool, { keyId, secret, principal, roles, kind: o.kind, programs: o.programs ?? null });
   return secret;
-}
-
-/** Every message down an error's cause chain (a workflow's failure wraps its activity's). */
-function messages(e: unknown): string {
-  const out: string[] = [];
-  for (let c = e as { message?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c)
-    out.push(String(c.message));
-  return out.join(' / ');
 }
 
 const code = (r: { body: unknown }) => (r.body as { error?: { code?: string } }).error?.code;
@@ -220,7 +220,7 @@ describe('segregation of duties between principals', () => {
       taskQueue: stack.worker.taskQueue,
       args: [{ programId: p, period: '2026-Q1', startedBy: 'nobody', override: null, ...DEFAULT_CLOSE_APPROVAL }],
     });
-    await assert.rejects(handle.result(), (e: unknown) => /decision request/.test(messages(e)));
+    await assert.rejects(handle.result(), (e: unknown) => /decision request/.test(causeMessages(e)));
     const close = await call('GET', `/v1/programs/${p}/closes/2026-Q1`, { role: 'finance' });
     assert.equal(close.status, 404, 'no close row: nothing frozen');
     const { rows } = await pool.query('select locked_until from programs where program_id = $1', [p]);

@@ -13,6 +13,7 @@ import {
   freshDatabase,
   httpClient,
   programBody,
+  ruleChangeRules,
   roleKeys,
   silentLog,
   startWorker,
@@ -138,12 +139,7 @@ describe('a request that waits on a workflow has a deadline', () => {
 
   test('a rule-change decision with no worker: 202 with workflowId and poll', async () => {
     changeProgram = await program();
-    const {
-      programId: _p,
-      name: _n,
-      currency: _c,
-      ...rules
-    } = programBody(changeProgram, {
+    const rules = ruleChangeRules({
       ruleChanges: { requiredRoles: ['finance'], noticePeriod: 'PT1S' },
       expiry: { policy: 'rolling', window: 'P400D' },
     });

@@ -23,7 +23,9 @@ import {
   eventually,
   freshDatabase,
   httpClient,
+  causeMessages,
   programBody,
+  ruleChangeRules,
   recordHistory,
   startApi,
   startWorker,
@@ -100,12 +102,7 @@ async function requestBy(principal: string, roles: Role[], r: DecisionRequest, o
 /** A program needing finance and legal, and a change `changeId` proposed through the API, awaiting approvals. */
 async function proposedChange(changeId: string) {
   const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
-  const {
-    programId: _p,
-    name: _n,
-    currency: _c,
-    ...rules
-  } = programBody(programId, {
+  const rules = ruleChangeRules({
     ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
     earn: { points: 2, perAmountMinor: 100 },
   });
@@ -137,14 +134,6 @@ const recordedAsTheApiWould = (
     principal: 'test-billing',
     request: { memberId: r.memberId, points: r.points, invoiceTotalMinor: r.invoiceTotalMinor },
   });
-
-/** Every message down an error's cause chain (a workflow's failure wraps its activity's). */
-function causes(e: unknown): string {
-  const out: string[] = [];
-  for (let c = e as { message?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c)
-    out.push(String(c.message));
-  return out.join(' / ');
-}
 
 describe('a redemption started straight on Temporal', () => {
   test('with a point value of 1,000,000 in its input credits what the rule version says', async () => {
@@ -193,7 +182,7 @@ describe('a redemption started straight on Temporal', () => {
       args: [input],
     });
     await assert.rejects(unasked.result(), (e: unknown) =>
-      /redemption_request_unverified|asked for through the API/.test(causes(e)),
+      /redemption_request_unverified|asked for through the API/.test(causeMessages(e)),
     );
     assert.equal(
       (await pool.query('select 1 from redemptions where program_id = $1', [programId])).rowCount,
@@ -208,7 +197,7 @@ describe('a redemption started straight on Temporal', () => {
       args: [input],
     });
     await assert.rejects(otherTerms.result(), (e: unknown) =>
-      /redemption_request_unverified|asked for through the API/.test(causes(e)),
+      /redemption_request_unverified|asked for through the API/.test(causeMessages(e)),
     );
     // the terms billing asked for through the API: held, on the rule version's terms, not the input's
     await pool.query(`delete from request_natural_keys where program_id = $1 and natural_id = $2`, [
@@ -695,12 +684,7 @@ describe('adjustment approvals sent straight to the workflow', () => {
 describe('a workflow started straight on Temporal with its own terms', () => {
   test("a rule change started with no required roles and another proposer waits for the base version's approvers", async () => {
     const programId = await program({ ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' } });
-    const {
-      programId: _p,
-      name: _n,
-      currency: _c,
-      ...rules
-    } = programBody(programId, {
+    const rules = ruleChangeRules({
       ruleChanges: { requiredRoles: ['finance', 'legal'], noticePeriod: 'PT1S' },
       earn: { points: 3, perAmountMinor: 100 },
     });
