@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
-import { PROGRAM_ID_PATTERN, ROLE_NAMES } from '../domain/schemas';
+import { ID_PATTERN, PROGRAM_ID_PATTERN, ROLE_NAMES } from '../domain/schemas';
 import { inTransaction } from './tx';
 
 export const ROLES = ROLE_NAMES;
@@ -31,7 +31,8 @@ export class AccessChangeError extends Error {
   }
 }
 
-export const PRINCIPAL_ID = /^[\x21-\x7e]{1,128}$/;
+/** A principal's id is an id like any other of the API's. */
+export const PRINCIPAL_ID = ID_PATTERN;
 
 export function hashKey(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');

@@ -24,7 +24,9 @@ export const LIMITS = {
   periodYears: { min: 2000, max: 2999 },
 } as const;
 
-const id = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces, 1 to 128 characters');
+/** An id of the API's (member, invoice, principal, ...): printable ASCII without spaces, 1 to 128 characters. */
+export const ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+const id = z.string().regex(ID_PATTERN, 'printable ASCII without spaces, 1 to 128 characters');
 /** A program's id (also what an API key's program list holds: db/keys.ts). */
 export const PROGRAM_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const programId = z.string().regex(PROGRAM_ID_PATTERN, 'lower-case letters, digits, - and _, at most 63');

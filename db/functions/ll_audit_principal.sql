@@ -2,6 +2,10 @@
 -- disabled, enabled again. Who may act is as much an access change as a key.
 create or replace function ll_audit_principal() returns trigger language plpgsql as $$
 begin
+  if tg_op = 'UPDATE' and old.kind = new.kind and old.roles = new.roles and old.display_name is not distinct from new.display_name
+     and old.disabled_at is not distinct from new.disabled_at then
+    return null; -- nothing about access moved (a second disable, the same roles again)
+  end if;
   perform ll_audit(16::smallint, ll_current_actor(),
     case when tg_op = 'INSERT' then 'principal_created'
          when new.disabled_at is not null and old.disabled_at is null then 'principal_disabled'
