@@ -6,8 +6,8 @@
 -- Derived from the catalog, not from a list that could forget a table:
 --   * every table and view: SELECT; every table: INSERT;
 --   * UPDATE only where no refusing trigger (ll_forbid_change, ll_decision_request_final,
---     ll_principal_kept) refuses updates, DELETE only where none refuses deletes (the append-only
---     tables, decision requests, principals): the trigger binds
+--     ll_principal_kept) refuses updates; DELETE only on the tables the app deletes from (`deletable`
+--     below, none of them append-only): the trigger binds
 --     everyone, but whoever owns the table can disable or drop it; the app owns nothing, and
 --     lacks the privilege besides;
 --   * never TRUNCATE, REFERENCES or TRIGGER; the migrator's own tables read-only;
@@ -19,6 +19,10 @@ declare
   -- the trigger functions that refuse every update or delete they fire on: the ledger's append-only
   -- tables, decision requests (never changed), principals (never deleted)
   refusing regproc[] := array['ll_forbid_change', 'll_decision_request_final', 'll_principal_kept']::regproc[];
+  -- the only tables the app deletes from (idempotency keys released, wake-ups taken, a batch's
+  -- placeholder members): every other row, once written, is removed by no code of the app's, so
+  -- it may not (an accrual's row deleted would let its invoice accrue again)
+  deletable name[] := array['idempotency_keys', 'member_wakeups', 'members'];
   t record;
 begin
   execute format('revoke all on all tables in schema public from %I', app);
@@ -41,7 +45,7 @@ begin
     continue when t.relkind not in ('r', 'p') or t.relname in ('schema_migrations', 'schema_functions');
     execute format('grant insert on %I to %I', t.relname, app);
     if not t.no_update then execute format('grant update on %I to %I', t.relname, app); end if;
-    if not t.no_delete then execute format('grant delete on %I to %I', t.relname, app); end if;
+    if not t.no_delete and t.relname = any (deletable) then execute format('grant delete on %I to %I', t.relname, app); end if;
   end loop;
   execute format('grant usage, select on all sequences in schema public to %I', app);
   execute format('grant execute on all routines in schema public to %I', app);

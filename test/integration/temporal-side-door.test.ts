@@ -200,7 +200,7 @@ describe('a redemption started straight on Temporal', () => {
       /redemption_request_unverified|asked for through the API/.test(causeMessages(e)),
     );
     // the terms billing asked for through the API: held, on the rule version's terms, not the input's
-    await pool.query(`delete from request_natural_keys where program_id = $1 and natural_id = $2`, [
+    await db.adminPool.query(`delete from request_natural_keys where program_id = $1 and natural_id = $2`, [
       programId,
       invoiceId,
     ]);
