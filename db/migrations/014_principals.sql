@@ -16,13 +16,26 @@ create table principals (
   created_at   timestamptz not null default now()
 );
 
+-- A label the old check let through (it checked only the length) cannot be a principal id: say which,
+-- rather than fail on the constraint below.
+do $$
+declare bad text;
+begin
+  select string_agg(distinct principal, ', ') into bad from api_keys where principal !~ '^[\x21-\x7e]{1,128}$';
+  if bad is not null then
+    raise exception 'api_keys name principals that are not ids (printable ASCII, no spaces): %; rename them (update api_keys set principal = ...) and migrate again', bad;
+  end if;
+end $$;
+
 -- The labels keys carried become principals: one with only the billing role is the billing
--- system (a service); anything else a person. Their roles: every role any of their keys held.
+-- system (a service); anything else a person. Their roles: every role their active keys hold (a
+-- revoked key's roles are not given back); one whose keys are all revoked holds none.
 insert into principals (principal_id, kind, roles)
 select k.principal,
        case when array_agg(distinct r) <@ array['billing'] then 'service' else 'person' end,
        array_agg(distinct r order by r)
   from api_keys k cross join lateral unnest(k.roles) r
+ where k.revoked_at is null
  group by k.principal
 on conflict do nothing;
 insert into principals (principal_id, kind, roles)

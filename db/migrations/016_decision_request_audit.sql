@@ -24,7 +24,10 @@ do $$
 declare r record; v_seq bigint; v_prev text; v_hash text; v_at timestamptz := now(); v_after jsonb; v_subject text;
 begin
   for r in select * from decision_requests d
-            where not exists (select 1 from audit_log a where a.subject = 'decision_request:' || d.request_id)
+            -- one anti-join over chain 16's decision_requested rows (none exist before this migration;
+            -- the test runs it twice)
+            where not exists (select 1 from audit_log a where a.chain = 16 and a.action = 'decision_requested'
+                                and a.subject = 'decision_request:' || d.request_id)
             order by created_at, request_id loop
     v_subject := 'decision_request:' || r.request_id;
     v_after := jsonb_build_object('kind', r.kind, 'subject', r.subject, 'workflowId', r.workflow_id, 'keyId', r.key_id,
