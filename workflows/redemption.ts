@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   condition,
   defineQuery,
@@ -291,11 +292,15 @@ export async function redemptionSaga(input: RedemptionInput): Promise<Redemption
     const cb = pending.shift();
     if (!cb) continue;
     if (chargebacksVerified) {
+      // a refusal drops the signal; anything else (the workflow cancelled) is not a refusal
       const verified = await undo
         .verifyChargeback({ ...ref, workflowId: workflowInfo().workflowId, chargeback: cb })
         .then(
           () => true,
-          () => false,
+          (e: unknown) => {
+            if (e instanceof ActivityFailure) return false;
+            throw e;
+          },
         );
       if (!verified) continue;
     }

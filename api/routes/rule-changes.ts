@@ -1,3 +1,4 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { recordDecisionRequest } from '../../db/approval-requests';
@@ -211,7 +212,14 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
         decision: 'withdraw',
         comment: null,
       });
-      await t.client.workflow.getHandle(workflowId).signal(withdrawSignal, { by: principal.name, requestId });
+      try {
+        await t.client.workflow.getHandle(workflowId).signal(withdrawSignal, { by: principal.name, requestId });
+      } catch (e) {
+        // it ended between the status read and the signal: nothing left to withdraw
+        if (e instanceof WorkflowNotFoundError)
+          throw new ApiError(409, 'rule_change_not_withdrawable', 'the change has ended', { changeId });
+        throw e;
+      }
       return { status: 202, body: { programId, changeId, withdrawing: true } };
     });
   });
