@@ -11,6 +11,7 @@ import {
 import { fromDbError } from '../db/errors';
 import { ApiError } from '../domain/errors';
 import { idempotencyKeyHeader } from '../domain/schemas';
+import { isUnavailable } from './unavailable';
 
 /** Parses with a zod schema; failures become 400 validation_failed listing every problem. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
@@ -64,6 +65,27 @@ export const IDEMPOTENCY_LEASE_SECONDS = 60;
 /** How long a duplicate waits for the request in progress with its key before answering 409. */
 const IN_PROGRESS_WAIT_MS = 3_000;
 const IN_PROGRESS_POLL_MS = 100;
+/**
+ * How long storing an answer, or releasing a claim, is retried while PostgreSQL does not answer (a
+ * restart of a few seconds). Given up sooner, the claim stays in progress for its whole lease: the
+ * work is done (a redemption applied) but every retry of the key answers 409 in progress until the
+ * lease ends (found by test/faults).
+ */
+const SETTLE_CLAIM_MS = 10_000;
+const SETTLE_CLAIM_MAX_DELAY_MS = 1_000;
+
+/** Runs a claim's last write again while the database does not answer, for at most SETTLE_CLAIM_MS. */
+export async function settleClaim(write: () => Promise<void>): Promise<void> {
+  const giveUpAt = Date.now() + SETTLE_CLAIM_MS;
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, SETTLE_CLAIM_MAX_DELAY_MS)) {
+    try {
+      return await write();
+    } catch (e) {
+      if (!isUnavailable(e) || Date.now() + delayMs > giveUpAt) throw e;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
 
 export interface IdempotentAnswer {
   status: number;
@@ -122,11 +144,11 @@ export async function idempotent(
   try {
     answer = await work();
   } catch (e) {
-    await releaseIdempotentRequest(pool, o.scope, stored, begun.claimId).catch(() => undefined);
+    await settleClaim(() => releaseIdempotentRequest(pool, o.scope, stored, begun.claimId)).catch(() => undefined);
     throw e;
   }
-  if (answer.keep === false) await releaseIdempotentRequest(pool, o.scope, stored, begun.claimId);
-  else await finishIdempotentRequest(pool, o.scope, stored, answer.status, answer.body);
+  if (answer.keep === false) await settleClaim(() => releaseIdempotentRequest(pool, o.scope, stored, begun.claimId));
+  else await settleClaim(() => finishIdempotentRequest(pool, o.scope, stored, answer.status, answer.body));
   return reply.status(answer.status).send(answer.body);
 }
 

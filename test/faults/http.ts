@@ -1,7 +1,8 @@
 /**
  * How billing calls the ledger: every request is sent again with the same Idempotency-Key and the
- * same body after a connection error, a timeout or a 5xx/429, until the ledger accepts it (2xx) or
- * refuses it for good (4xx), within a bounded number of attempts and a bounded time.
+ * same body after a connection error, a timeout or a 5xx/429 (and after Retry-After on a 409
+ * idempotency_request_in_progress), until the ledger accepts it (2xx) or refuses it for good (4xx),
+ * within a bounded number of attempts and a bounded time.
  */
 import { sleep, type Rng } from './rng';
 
@@ -31,6 +32,17 @@ export const DEFAULT_BUDGET: Budget = { attemptTimeoutMs: 20_000, maxAttempts: 8
 export const REDEMPTION_BUDGET: Budget = { attemptTimeoutMs: 60_000, maxAttempts: 80, totalMs: 170_000 };
 
 const retryableStatus = (s: number) => s >= 500 || s === 429 || s === 408;
+
+/** How long to wait before sending again a request the ledger answered "in progress", else null. */
+function inProgressRetryAfterMs(status: number, body: unknown, retryAfter: string | null): number | null {
+  if (
+    status !== 409 ||
+    (body as { error?: { code?: string } } | null)?.error?.code !== 'idempotency_request_in_progress'
+  )
+    return null;
+  const seconds = Number(retryAfter);
+  return (Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 60) : 1) * 1000;
+}
 
 export class LedgerClient {
   constructor(
@@ -88,6 +100,17 @@ export class LedgerClient {
           body = JSON.parse(text);
         } catch {
           body = text;
+        }
+        // the ledger's "a request with this key is in progress" (its answer lost, or still at work):
+        // billing sends it again after Retry-After, as docs/api.md asks, within the same budget
+        const retryAfterMs = inProgressRetryAfterMs(status, body, res.headers.get('retry-after'));
+        if (retryAfterMs !== null) {
+          lastError = `${status} idempotency_request_in_progress`;
+          ambiguous = true;
+          if (Date.now() + retryAfterMs - started > budget.totalMs) break;
+          o.onRetry?.();
+          await sleep(retryAfterMs);
+          continue;
         }
         if (!retryableStatus(status)) {
           return {
