@@ -41,7 +41,7 @@ type Row = Record<string, any>;
 export interface MembersFilter {
   status?: string;
   /** a deadline from now to now + this duration, or to this instant: ordered by deadline, then id */
-  window?: { within: string } | { before: string };
+  window?: { within?: string; before?: string };
   after?: CursorKey;
   limit: number;
 }
@@ -55,13 +55,11 @@ export async function listMembers(pool: Pool, programId: string, f: MembersFilte
   w.and(`program_id = ${w.p(programId)}`).and(f.status !== undefined && `status = ${w.p(f.status)}`);
   if (f.window) {
     w.and('balance > 0 and expires_at >= now()');
-    w.and(
-      'within' in f.window
-        ? `expires_at < ll_add_duration(now(), ${w.p(f.window.within)}::interval)`
-        : `expires_at < ${w.p(f.window.before)}::timestamptz`,
-    );
+    // both bounds given: the earlier one
+    w.and(f.window.within !== undefined && `expires_at < ll_add_duration(now(), ${w.p(f.window.within)}::interval)`);
+    w.and(f.window.before !== undefined && `expires_at < ${w.p(f.window.before)}::timestamptz`);
     if (f.after) w.and(`(expires_at, member_id) > (${w.p(f.after[0])}::timestamptz, ${w.p(f.after[1])})`);
-  } else if (f.after) w.and(`member_id > ${w.p(f.after[0])}`);
+  } else if (f.after) w.and(`member_id > ${w.p(f.after[1])}`); // its time is not read (domain/cursor.ts LIST_KEYS)
   // qualified: the select list's expires_at is its text (ll_ts), which an unqualified order by would sort
   const order = f.window ? 'm.expires_at, m.member_id' : 'm.member_id';
   const { rows } = await pool.query(

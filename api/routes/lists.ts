@@ -10,7 +10,15 @@ import {
 } from '../../db/lists';
 import { toMemberView } from '../../db/ledger';
 import type { Role } from '../../db/keys';
-import { decodeCursor, DEFAULT_PAGE, pageOf, type CursorKey, type CursorPart, type Page } from '../../domain/cursor';
+import {
+  decodeCursor,
+  DEFAULT_PAGE,
+  NO_TIME,
+  pageOf,
+  type CursorKey,
+  type ListName,
+  type Page,
+} from '../../domain/cursor';
 import { ApiError } from '../../domain/errors';
 import { DEFAULT_RULE_CHANGE_APPROVERS } from '../../domain/rule-change';
 import {
@@ -26,31 +34,19 @@ import type { ApiContext } from '../context';
 import { requireProgram } from '../auth';
 import { parse } from '../validate';
 
-/** Each list's cursor name and sort key (domain/cursor.ts): a cursor of one list is refused by another. */
-const KEYS = {
-  members: ['text'],
-  membersByDeadline: ['instant', 'text'],
-  redemptions: ['instant', 'text'],
-  adjustments: ['instant', 'uuid'],
-  ruleChanges: ['instant', 'text'],
-  closes: ['text'],
-  approvals: ['instant', 'text', 'text', 'text'],
-} satisfies Record<string, CursorPart[]>;
-type List = keyof typeof KEYS;
-
 /**
  * One page of `list`: the rows `fetch` reads after the query's cursor (decoded first: a bad one is
  * 400 before any query), limit + 1 of them, as items and the next cursor.
  */
 async function page<R, T>(
-  list: List,
+  list: ListName,
   q: { limit?: number; cursor?: string },
   fetch: (p: { after: CursorKey | undefined; limit: number }) => Promise<R[]>,
   keyOf: (row: R) => CursorKey,
   view: (row: R) => T,
 ): Promise<Page<T>> {
   const limit = q.limit ?? DEFAULT_PAGE;
-  const after = q.cursor === undefined ? undefined : decodeCursor(list, q.cursor, KEYS[list]);
+  const after = q.cursor === undefined ? undefined : decodeCursor(list, q.cursor);
   return pageOf(list, await fetch({ after, limit }), limit, keyOf, view);
 }
 
@@ -74,17 +70,14 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/programs/:programId/members', async (req) => {
     const { programId, q } = await programList(req, ['support', 'finance', 'controller'], membersListQuery);
     const window =
-      q.expiringWithin !== undefined
-        ? { within: q.expiringWithin }
-        : q.expiresBefore !== undefined
-          ? { before: q.expiresBefore }
-          : undefined;
-    const list: List = window ? 'membersByDeadline' : 'members';
+      q.expiringWithin !== undefined || q.expiresBefore !== undefined
+        ? { within: q.expiringWithin, before: q.expiresBefore }
+        : undefined;
     return page(
-      list,
+      'members',
       q,
       (p) => listMembers(ctx.reportPool, programId, { status: q.status, window, ...p }),
-      (r) => (window ? [r.key_at, r.member_id] : [r.member_id]),
+      (r) => [window ? r.key_at : NO_TIME, r.member_id],
       toMemberView,
     );
   });

@@ -225,7 +225,7 @@ const QUERIES: Record<string, { base: Array<[string, string]>; schema: z.ZodObje
       ['status', 'active'],
       ['expiringWithin', 'P30D'],
       ['limit', '10'],
-      ['cursor', encodeCursor('membersByDeadline', ['2026-01-01T00:00:00.000000Z', 'm-0'])],
+      ['cursor', encodeCursor('members', ['2026-01-01T00:00:00.000000Z', 'm-0'])],
     ],
     schema: membersListQuery,
   },
@@ -894,9 +894,11 @@ function queryBreaks(base: Array<[string, string]>, schema: z.ZodObject): fc.Arb
       'x'.repeat(3000),
       Buffer.from('[').toString('base64url'),
       Buffer.from('{}').toString('base64url'),
-      encodeCursor('nope', ['x']),
-      encodeCursor('approvals', ['2026-02-30T00:00:00.000000Z', 'close', PROGRAM, '2026-Q1']),
-      encodeCursor('adjustments', ['2026-01-01T00:00:00.000000Z', 'not-a-uuid']),
+      'nope.x',
+      encodeCursor('closes', ['2026-Q1']),
+      'approvals.99999999999999999.close.p.2026-Q1',
+      'adjustments.1767225600000000.not-a-uuid',
+      'members.1767225600000000.m~20x',
     ),
   };
   const keys = base.map(([k]) => k);
