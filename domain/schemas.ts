@@ -1,8 +1,16 @@
 import { z } from 'zod';
-import { isKnownCurrency } from './currency';
+import { isKnownCurrency, KNOWN_CURRENCIES } from './currency';
 import { cursorPattern, MAX_PAGE, type ListName } from './cursor';
 import { isValidWindow } from './duration';
 import { isExactRate } from './money';
+import {
+  CALENDAR_DATE_PATTERN,
+  DURATION_PATTERN,
+  INSTANT_PATTERN,
+  NO_NUL_PATTERN,
+  NOT_BLANK_PATTERN,
+  PERIOD_PATTERN,
+} from './patterns';
 import { GOODWILL_TREATMENTS } from './program';
 import { TAX_SCHEMES, TAX_TREATMENTS } from './tax';
 
@@ -11,7 +19,8 @@ export const LIMITS = {
   idLength: 128,
   nameLength: 200,
   maxAmountMinor: 1_000_000_000_000_000, // 10^15 minor units
-  maxEarnPoints: 1_000_000,
+  /** points per `perAmountMinor` of spend: with perAmountMinor >= 1, at most 1,000 points per minor unit */
+  maxEarnPoints: 1_000,
   maxPointValueMinor: 1_000_000_000,
   /** accruals may not claim to happen in the future beyond clock skew */
   maxClockSkewMs: 5 * 60_000,
@@ -30,20 +39,37 @@ const id = z.string().regex(ID_PATTERN, 'printable ASCII without spaces, 1 to 12
 /** A program's id (also what an API key's program list holds: db/keys.ts). */
 export const PROGRAM_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const programId = z.string().regex(PROGRAM_ID_PATTERN, 'lower-case letters, digits, - and _, at most 63');
+// Each rule a schema can state is in the JSON Schema too (/openapi.json): a pattern (domain/patterns.ts)
+// or, for what zod checks in code, the same rule in `.meta()`; so the spec refuses what the server does.
+const DURATION_MESSAGE = 'an ISO 8601 duration between 1 second and 100 years, e.g. P365D or PT10S';
 const duration = z
   .string()
   .max(40)
-  .refine(isValidWindow, 'an ISO 8601 duration between 1 second and 100 years, e.g. P365D or PT10S');
-const rate = z.number().min(0).max(1).refine(isExactRate, 'a decimal in [0, 1] with at most 6 decimal places');
-const positiveRate = rate.refine((r) => r > 0, 'must be greater than 0');
+  .regex(DURATION_PATTERN, DURATION_MESSAGE)
+  .refine(isValidWindow, DURATION_MESSAGE)
+  .meta({ format: 'duration' });
+const rate = z
+  .number()
+  .min(0)
+  .max(1)
+  .refine(isExactRate, 'a decimal in [0, 1] with at most 6 decimal places')
+  .meta({ multipleOf: 0.000001 });
+const positiveRate = rate
+  .refine((r) => r > 0, 'must be greater than 0')
+  .meta({ multipleOf: 0.000001, exclusiveMinimum: 0 });
 const jurisdiction = z.string().regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/, 'ISO 3166 code, e.g. US-CA or DE');
-const instant = z.iso
-  .datetime({ offset: true })
-  .refine((s) => new Date(s).getUTCFullYear() >= LIMITS.earliestYear, `a time in ${LIMITS.earliestYear} or later`);
+const instant = z
+  .string()
+  .regex(INSTANT_PATTERN, `an RFC 3339 time with an offset (Z or ±hh:mm), in ${LIMITS.earliestYear} or later`)
+  .meta({ format: 'date-time' });
 const amountMinor = z.number().int().positive().max(LIMITS.maxAmountMinor);
 /** Free text: PostgreSQL's text cannot hold a NUL, so refuse it here rather than answer 500 from the insert. */
-const noNul = (s: string) => !s.includes('\u0000');
-const freeText = (max: number) => z.string().max(max).refine(noNul, 'no NUL characters');
+const freeText = (max: number) => z.string().max(max).regex(NO_NUL_PATTERN, 'no NUL characters');
+/** A justification: something besides whitespace (kept trimmed), no NUL. */
+const justification = z.string().max(2000).regex(NOT_BLANK_PATTERN, 'not blank, no NUL characters').trim();
+
+/** The JSON Schema of the rule "a rolling policy needs a window" (the refinements below). */
+const ROLLING_NEEDS_WINDOW = { if: { properties: { policy: { const: 'rolling' } } }, then: { required: ['window'] } };
 
 const expiryRule = z
   .object({ policy: z.enum(['rolling', 'none']), window: duration.optional() })
@@ -51,24 +77,27 @@ const expiryRule = z
   .refine((e) => e.policy === 'none' || e.window !== undefined, {
     message: 'a rolling policy needs a window',
     path: ['window'],
-  });
+  })
+  .meta(ROLLING_NEEDS_WINDOW);
 
 export const createProgramSchema = z
   .object({
     programId,
-    name: z.string().min(1).max(LIMITS.nameLength).refine(noNul, 'no NUL characters'),
+    name: z.string().min(1).max(LIMITS.nameLength).regex(NO_NUL_PATTERN, 'no NUL characters'),
     currency: z
       .string()
       .regex(/^[A-Z]{3}$/)
-      .refine(isKnownCurrency, 'an ISO 4217 currency code'),
+      .refine(isKnownCurrency, 'an ISO 4217 currency code')
+      .meta({ enum: KNOWN_CURRENCIES }),
     pointValueMinor: z.number().int().positive().max(LIMITS.maxPointValueMinor),
     earn: z
       .object({
         points: z.number().int().positive().max(LIMITS.maxEarnPoints),
         perAmountMinor: z.number().int().positive().max(LIMITS.maxAmountMinor),
       })
-      .strict()
-      .refine((e) => e.points <= e.perAmountMinor * 1000, 'at most 1,000 points per minor unit of spend'),
+      // at most 1,000 points per minor unit of spend: bounded by `points` alone (perAmountMinor is at
+      // least 1), not a rule between the two fields (one the spec could not state)
+      .strict(),
     expectedRedemptionRate: positiveRate,
     expiry: z
       .object({
@@ -80,7 +109,8 @@ export const createProgramSchema = z
       .refine((e) => e.policy === 'none' || e.window !== undefined, {
         message: 'a rolling policy needs a window',
         path: ['window'],
-      }),
+      })
+      .meta(ROLLING_NEEDS_WINDOW),
     /** who approves a rule change, and how long an adverse one waits after approval */
     ruleChanges: z
       .object({
@@ -118,6 +148,7 @@ export const createProgramSchema = z
         treatments: z
           .record(jurisdiction, z.enum(TAX_TREATMENTS))
           .refine((t) => Object.keys(t).length <= 100, 'at most 100 jurisdictions')
+          .meta({ maxProperties: 100 })
           .optional(),
       })
       .strict()
@@ -132,10 +163,7 @@ export const createProgramSchema = z
          * time, recorded by the API (a program or rule change on incremental_cost without it: 422
          * material_right_judgment_required).
          */
-        notMaterialRight: z
-          .object({ justification: z.string().trim().min(1).max(2000).refine(noNul, 'no NUL characters') })
-          .strict()
-          .optional(),
+        notMaterialRight: z.object({ justification }).strict().optional(),
       })
       .strict()
       .refine((a) => a.method === 'relative_ssp' || a.costPerPointMinor !== undefined, {
@@ -145,6 +173,15 @@ export const createProgramSchema = z
       .refine((a) => a.method === 'incremental_cost' || a.notMaterialRight === undefined, {
         message: 'notMaterialRight is the judgment of the incremental_cost method only',
         path: ['notMaterialRight'],
+      })
+      .meta({
+        allOf: [
+          { if: { properties: { method: { const: 'incremental_cost' } } }, then: { required: ['costPerPointMinor'] } },
+          {
+            if: { properties: { method: { const: 'relative_ssp' } } },
+            then: { not: { required: ['notMaterialRight'] } },
+          },
+        ],
       }),
     redemption: z
       .object({
@@ -185,9 +222,11 @@ export const refundSchema = z
     memberId: id,
     invoiceId: id,
     // a client's refund must never take (or be taken for) a claw-back's row
-    refundId: id.refine((v) => !v.startsWith(RESERVED_REFUND_ID_PREFIX), {
-      message: `refundId may not start with "${RESERVED_REFUND_ID_PREFIX}" (reserved for chargeback claw-backs)`,
-    }),
+    refundId: id
+      .refine((v) => !v.startsWith(RESERVED_REFUND_ID_PREFIX), {
+        message: `refundId may not start with "${RESERVED_REFUND_ID_PREFIX}" (reserved for chargeback claw-backs)`,
+      })
+      .meta({ not: { pattern: `^${RESERVED_REFUND_ID_PREFIX}` } }),
     amountMinor,
     occurredAt: instant,
   })
@@ -205,7 +244,8 @@ export const adjustmentSchema = z
       .int()
       .min(-LIMITS.maxPointsPerAccrual)
       .max(LIMITS.maxPointsPerAccrual)
-      .refine((p) => p !== 0, 'an adjustment adds or takes points'),
+      .refine((p) => p !== 0, 'an adjustment adds or takes points')
+      .meta({ not: { const: 0 } }),
     reasonCode: z.enum(ADJUSTMENT_REASONS),
     comment: freeText(2000).optional(),
   })
@@ -257,26 +297,21 @@ export const invoiceAdjustmentSchema = z
 
 const calendarDate = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD')
-  .refine(
-    (d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d),
-    'a real calendar date',
-  )
-  .refine((d) => Number(d.slice(0, 4)) >= LIMITS.earliestYear, `a date in ${LIMITS.earliestYear} or later`);
+  .regex(CALENDAR_DATE_PATTERN, `a real calendar date, YYYY-MM-DD, in ${LIMITS.earliestYear} or later`)
+  .meta({ format: 'date' });
 const period = z
   .string()
-  .regex(/^\d{4}-Q[1-4]$/, 'a calendar quarter, e.g. 2026-Q3')
-  .refine((p) => {
-    const year = Number(p.slice(0, 4));
-    return year >= LIMITS.periodYears.min && year <= LIMITS.periodYears.max;
-  }, `a quarter of a year from ${LIMITS.periodYears.min} to ${LIMITS.periodYears.max}`);
+  .regex(
+    PERIOD_PATTERN,
+    `a calendar quarter of a year from ${LIMITS.periodYears.min} to ${LIMITS.periodYears.max}, e.g. 2026-Q3`,
+  );
 export const startCloseSchema = z
   .object({
     period,
     redemptionRateOverride: z
       .object({
         rate: positiveRate,
-        justification: z.string().trim().min(1).max(2000).refine(noNul, 'no NUL characters'),
+        justification,
       })
       .strict()
       .optional(),
