@@ -3,7 +3,12 @@ import type { z } from 'zod';
 import { ApiError } from '../domain/errors';
 
 /** What a failure says the part was, as parse() said before (api/validate.ts). */
-const WHERE: Record<string, string> = { params: 'path', querystring: 'query', body: 'body', headers: 'headers' };
+const WHERE: Record<string, string> = {
+  params: 'path',
+  querystring: 'query',
+  body: 'body',
+  headers: 'Idempotency-Key header',
+};
 
 /**
  * Validates a request's part with the route's zod schema (api/route.ts): the parsed value replaces
@@ -16,6 +21,11 @@ export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> =
   (data: unknown) => {
     const r = schema.safeParse(httpPart === 'body' ? (data ?? {}) : data);
     if (r.success) return { value: r.data };
+    // the one header a route validates: as api/validate.ts idempotencyKey() said it
+    if (httpPart === 'headers' && (data as Record<string, unknown> | null)?.['idempotency-key'] === undefined)
+      return {
+        error: new ApiError(400, 'validation_failed', 'the Idempotency-Key header is required on this request'),
+      };
     const where = WHERE[httpPart ?? ''] ?? httpPart ?? 'request';
     return {
       error: new ApiError(400, 'validation_failed', `invalid ${where}`, {

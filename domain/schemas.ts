@@ -37,13 +37,21 @@ const duration = z
 const rate = z.number().min(0).max(1).refine(isExactRate, 'a decimal in [0, 1] with at most 6 decimal places');
 const positiveRate = rate.refine((r) => r > 0, 'must be greater than 0');
 const jurisdiction = z.string().regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/, 'ISO 3166 code, e.g. US-CA or DE');
+/** a year from 1970 on, as a pattern (so that the spec says it; the refinements below decide in UTC) */
+const FROM_1970 = /^(19[7-9]\d|[2-9]\d{3})-/;
 const instant = z.iso
   .datetime({ offset: true })
+  .regex(FROM_1970, `a time in ${LIMITS.earliestYear} or later`)
   .refine((s) => new Date(s).getUTCFullYear() >= LIMITS.earliestYear, `a time in ${LIMITS.earliestYear} or later`);
 const amountMinor = z.number().int().positive().max(LIMITS.maxAmountMinor);
 /** Free text: PostgreSQL's text cannot hold a NUL, so refuse it here rather than answer 500 from the insert. */
-const noNul = (s: string) => !s.includes('\u0000');
-const freeText = (max: number) => z.string().max(max).refine(noNul, 'no NUL characters');
+// As patterns, not refinements, so that /openapi.json says them too (a refinement is invisible to it).
+// eslint-disable-next-line no-control-regex -- the NUL is the point: PostgreSQL's text cannot hold it
+const NO_NUL = /^[^\u0000]*$/;
+/** no NUL, and something other than spaces (checked after trim(): the same as min(1) then) */
+// eslint-disable-next-line no-control-regex -- as NO_NUL
+const NOT_BLANK = /^[^\u0000]*[^\s\u0000][^\u0000]*$/;
+const freeText = (max: number) => z.string().max(max).regex(NO_NUL, 'no NUL characters');
 
 const expiryRule = z
   .object({ policy: z.enum(['rolling', 'none']), window: duration.optional() })
@@ -56,7 +64,7 @@ const expiryRule = z
 export const createProgramSchema = z
   .object({
     programId,
-    name: z.string().min(1).max(LIMITS.nameLength).refine(noNul, 'no NUL characters'),
+    name: z.string().min(1).max(LIMITS.nameLength).regex(NO_NUL, 'no NUL characters'),
     currency: z
       .string()
       .regex(/^[A-Z]{3}$/)
@@ -133,7 +141,9 @@ export const createProgramSchema = z
          * material_right_judgment_required).
          */
         notMaterialRight: z
-          .object({ justification: z.string().trim().min(1).max(2000).refine(noNul, 'no NUL characters') })
+          .object({
+            justification: z.string().trim().min(1).max(2000).regex(NOT_BLANK, 'not blank, no NUL characters'),
+          })
           .strict()
           .optional(),
       })
@@ -255,9 +265,10 @@ export const invoiceAdjustmentSchema = z
   })
   .strict();
 
-const calendarDate = z
-  .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD')
+const calendarDate = z.iso
+  // zod's date pattern knows the months' lengths and leap years: the spec says it too
+  .date({ message: 'a date, YYYY-MM-DD' })
+  .regex(FROM_1970, `a date in ${LIMITS.earliestYear} or later`)
   .refine(
     (d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d),
     'a real calendar date',
@@ -265,7 +276,8 @@ const calendarDate = z
   .refine((d) => Number(d.slice(0, 4)) >= LIMITS.earliestYear, `a date in ${LIMITS.earliestYear} or later`);
 const period = z
   .string()
-  .regex(/^\d{4}-Q[1-4]$/, 'a calendar quarter, e.g. 2026-Q3')
+  // the years' range as a pattern too (2000-2999), so that the spec says it
+  .regex(/^2\d{3}-Q[1-4]$/, 'a calendar quarter of a year from 2000 to 2999, e.g. 2026-Q3')
   .refine((p) => {
     const year = Number(p.slice(0, 4));
     return year >= LIMITS.periodYears.min && year <= LIMITS.periodYears.max;
@@ -276,7 +288,7 @@ export const startCloseSchema = z
     redemptionRateOverride: z
       .object({
         rate: positiveRate,
-        justification: z.string().trim().min(1).max(2000).refine(noNul, 'no NUL characters'),
+        justification: z.string().trim().min(1).max(2000).regex(NOT_BLANK, 'not blank, no NUL characters'),
       })
       .strict()
       .optional(),

@@ -947,8 +947,7 @@ export interface operations {
                         cohortOrder: "oldest_first" | "pro_rata";
                     };
                     chargebackWindow: string;
-                    /** Format: date-time */
-                    goLiveAt?: string;
+                    goLiveAt?: string & (unknown & unknown);
                 };
             };
         };
@@ -1175,8 +1174,7 @@ export interface operations {
                     invoiceId: string;
                     /** @description the purchase's price in minor units, excluding sales tax or VAT */
                     amountMinor: number;
-                    /** Format: date-time */
-                    occurredAt: string;
+                    occurredAt: string & (unknown & unknown);
                     storeId?: string;
                     jurisdiction?: string;
                 };
@@ -1328,8 +1326,7 @@ export interface operations {
                     invoiceId: string;
                     refundId: string;
                     amountMinor: number;
-                    /** Format: date-time */
-                    occurredAt: string;
+                    occurredAt: string & (unknown & unknown);
                 };
             };
         };
@@ -1774,7 +1771,7 @@ export interface operations {
     getProgramsByProgramIdLiability: {
         parameters: {
             query?: {
-                asOf?: string;
+                asOf?: string & (unknown & unknown);
             };
             header?: never;
             path: {
@@ -1867,8 +1864,8 @@ export interface operations {
     getProgramsByProgramIdRedemptions: {
         parameters: {
             query?: {
-                from?: string;
-                to?: string;
+                from?: string & (unknown & unknown);
+                to?: string & (unknown & unknown);
                 status?: "held" | "applied" | "declined" | "reversed";
                 limit?: number;
                 cursor?: string;
@@ -1974,8 +1971,7 @@ export interface operations {
                     memberId: string;
                     points: number;
                     invoiceTotalMinor: number;
-                    /** Format: date-time */
-                    occurredAt: string;
+                    occurredAt: string & (unknown & unknown);
                     jurisdiction?: string;
                 };
             };
@@ -2335,8 +2331,7 @@ export interface operations {
                 "application/json": {
                     adjustmentId: string;
                     invoiceTotalMinor: number;
-                    /** Format: date-time */
-                    occurredAt: string;
+                    occurredAt: string & (unknown & unknown);
                 };
             };
         };
@@ -2474,8 +2469,7 @@ export interface operations {
                     invoiceId: string;
                     /** @description the purchase's price in minor units, excluding sales tax or VAT */
                     amountMinor: number;
-                    /** Format: date-time */
-                    occurredAt: string;
+                    occurredAt: string & (unknown & unknown);
                     storeId?: string;
                     jurisdiction?: string;
                 };
@@ -2610,8 +2604,7 @@ export interface operations {
                     memberId: string;
                     invoiceTotalMinor: number;
                     points?: number;
-                    /** Format: date-time */
-                    occurredAt?: string;
+                    occurredAt?: string & (unknown & unknown);
                 };
             };
         };
@@ -2738,7 +2731,7 @@ export interface operations {
             header?: never;
             path: {
                 programId: string;
-                date: string;
+                date: string & (unknown & unknown);
             };
             cookie?: never;
         };
@@ -2828,7 +2821,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    date: string;
+                    date: string & (unknown & unknown);
                 };
             };
         };
@@ -3484,7 +3477,7 @@ export interface operations {
         parameters: {
             query?: {
                 memberId?: string;
-                since?: string;
+                since?: string & (unknown & unknown);
                 limit?: number;
             };
             header?: never;
@@ -4139,8 +4132,7 @@ export interface operations {
             content: {
                 "application/json": {
                     changeId: string;
-                    /** Format: date-time */
-                    effectiveAt: string;
+                    effectiveAt: string & (unknown & unknown);
                     comment?: string;
                     rules: {
                         pointValueMinor: number;
@@ -4193,8 +4185,7 @@ export interface operations {
                             cohortOrder: "oldest_first" | "pro_rata";
                         };
                         chargebackWindow: string;
-                        /** Format: date-time */
-                        goLiveAt?: string;
+                        goLiveAt?: string & (unknown & unknown);
                     };
                     baseVersion?: number;
                 };
@@ -4657,7 +4648,7 @@ export interface operations {
             query?: {
                 status?: "active" | "merged" | "archived";
                 expiringWithin?: string;
-                expiresBefore?: string;
+                expiresBefore?: string & (unknown & unknown);
                 limit?: number;
                 cursor?: string;
             };

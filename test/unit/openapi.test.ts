@@ -132,8 +132,9 @@ test('path parameters carry their patterns; bodies refuse unknown fields as the 
     for (const name of [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!)) {
       const p = o.parameters?.find((x) => x.in === 'path' && x.name === name);
       assert.ok(p?.required, `${where} ${name}`);
-      // a uuid's format, or a pattern: never a bare string
-      assert.ok(p.schema.pattern || (p.schema as { format?: string }).format, `${where} ${name}`);
+      // a pattern (or several), or a uuid's format: never a bare string
+      const schema = p.schema as { pattern?: string; format?: string; allOf?: Array<{ pattern?: string }> };
+      assert.ok(schema.pattern || schema.format || schema.allOf?.every((x) => x.pattern), `${where} ${name}`);
     }
     if (r.body) {
       const schema = o.requestBody!.content['application/json']!.schema as { additionalProperties?: unknown };
