@@ -1028,7 +1028,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `material_right_judgment_required`: refused by the rules */
+            /** @description `material_right_judgment_required`, `amount_out_of_range`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1416,7 +1416,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `refund_exceeds_invoice`, `refund_before_sale`: refused by the rules */
+            /** @description `refund_exceeds_invoice`, `refund_before_sale`, `amount_out_of_range`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2071,7 +2071,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `redemption_before_first_earn`: refused by the rules */
+            /** @description `redemption_before_first_earn`, `amount_out_of_range`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2429,6 +2429,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `amount_out_of_range`: refused by the rules */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
             429: {
                 headers: {
@@ -2692,7 +2701,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `insufficient_points`, `below_minimum`, `points_expired`, `redemption_before_first_earn`: refused by the rules */
+            /** @description `insufficient_points`, `below_minimum`, `points_expired`, `redemption_before_first_earn`, `amount_out_of_range`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3134,7 +3143,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `override_out_of_bounds`: refused by the rules */
+            /** @description `override_out_of_bounds`, `amount_out_of_range`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3770,7 +3779,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `insufficient_points`: refused by the rules */
+            /** @description `insufficient_points`, `amount_out_of_range`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -226,7 +226,7 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
       responses: { 201: refundAnswer, 200: refundAnswer },
       errors: {
         409: [...WRITE_CONFLICTS, 'refund_already_recorded', 'period_locked'],
-        422: ['refund_exceeds_invoice', 'refund_before_sale'],
+        422: ['refund_exceeds_invoice', 'refund_before_sale', 'amount_out_of_range'],
       },
     },
     async (req, reply, principal) => {

@@ -76,7 +76,7 @@ export function adjustmentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       responses: { 201: adjustmentAnswer, 202: adjustmentAnswer },
       errors: {
         409: ['idempotency_key_reused', 'adjustment_exists', 'member_not_active', 'member_has_holds'],
-        422: ['insufficient_points'],
+        422: ['insufficient_points', 'amount_out_of_range'],
       },
     },
     async (req, reply, principal) => {

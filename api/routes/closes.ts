@@ -50,7 +50,7 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
       errors: {
         409: ['idempotency_key_reused', 'idempotency_request_in_progress', 'period_not_ended', 'period_out_of_order'],
-        422: ['override_out_of_bounds'],
+        422: ['override_out_of_bounds', 'amount_out_of_range'],
       },
     },
     async (req, reply, principal) => {

@@ -50,7 +50,10 @@ export function programRoutes(app: FastifyInstance, ctx: ApiContext): void {
       body: createProgramSchema,
       idempotency: 'required',
       responses: { 201: programAnswer },
-      errors: { 409: ['idempotency_key_reused', 'program_exists'], 422: ['material_right_judgment_required'] },
+      errors: {
+        409: ['idempotency_key_reused', 'program_exists'],
+        422: ['material_right_judgment_required', 'amount_out_of_range'],
+      },
     },
     async (req, reply, principal) => {
       const body = req.body;

@@ -77,7 +77,13 @@ export function quoteRoutes(app: FastifyInstance, ctx: ApiContext): void {
       responses: { 200: redemptionQuote },
       errors: {
         409: ['member_not_active', 'period_locked'],
-        422: ['insufficient_points', 'below_minimum', 'points_expired', 'redemption_before_first_earn'],
+        422: [
+          'insufficient_points',
+          'below_minimum',
+          'points_expired',
+          'redemption_before_first_earn',
+          'amount_out_of_range',
+        ],
       },
     },
     async (req) => {

@@ -69,7 +69,7 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       responses: { 201: outcomeAnswer, 202: inProgressAnswer },
       errors: {
         409: ['idempotency_key_reused', 'idempotency_request_in_progress', 'redemption_exists', 'period_locked'],
-        422: ['redemption_before_first_earn'],
+        422: ['redemption_before_first_earn', 'amount_out_of_range'],
       },
     },
     async (req, reply, principal) => {
@@ -317,6 +317,7 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
           'adjustment_exists',
           'redemption_not_applied',
         ],
+        422: ['amount_out_of_range'],
       },
     },
     async (req, reply, principal) => {
