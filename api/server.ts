@@ -10,7 +10,10 @@ import { correlation, correlationIdFrom } from '../temporal/correlation';
 import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
 import { Authenticator, FailedAuthThrottle, LOG_REDACT, requireRole, type AuthThrottleOptions } from './auth';
 import type { ApiContext } from './context';
-import { docsPage, openApiDocument } from './openapi';
+import { registerOpenApi, RouteCatalog } from './openapi';
+import { route } from './route';
+import { zodSerializerCompiler, zodValidatorCompiler } from './schema-compilers';
+import { z } from 'zod';
 import { apiMetrics } from './metrics';
 import { RouteMethods } from './methods';
 import { ProgramCache } from './program-cache';
@@ -58,6 +61,11 @@ export interface ApiOptions {
   httpTimeouts?: HttpTimeouts;
   /** How long a request waits on a workflow's answer before it answers 202 with where to poll (DEFAULT_WORKFLOW_WAIT_MS). */
   workflowWaitMs?: number;
+  /**
+   * Check every JSON answer against its route's documented schema (api/schema-compilers.ts): the
+   * tests' APIs do, so that /openapi.json cannot drift from what the server answers.
+   */
+  checkResponses?: boolean;
 }
 
 export interface HttpTimeouts {
@@ -141,6 +149,12 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
   // before any route: the not-found handler's 405 knows every route's methods
   const routeMethods = new RouteMethods(app);
+  // the routes' declarations (api/route.ts), for the access table and the tests
+  app.decorate('routeCatalog', new RouteCatalog(app));
+  // one schema per part of a request: it validates (400 validation_failed) and documents (/openapi.json)
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(zodSerializerCompiler(o.checkResponses ?? false));
+  await registerOpenApi(app);
   // Everything the request does (workflows it starts, their activities, the services they call)
   // runs under its correlation id; the answer carries it back.
   // (preHandler, not onRequest: reading the body would leave the async context behind).
@@ -179,6 +193,33 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     temporalReachable: o.temporalReachable,
     temporal: o.temporal,
   };
+
+  // The key and the roles a route declares (api/route.ts), checked in this one hook before its input
+  // is validated (401 and 403 first, as when each handler checked them); the handler gets the principal.
+  app.addHook('preValidation', async (req) => {
+    const access = req.routeOptions.config.access;
+    if (!access || access.roles === 'none') return;
+    const principal = access.credentials
+      ? await ctx.auth.principalOfSecret(access.credentials(req))
+      : await ctx.auth.principalOf(req);
+    if (access.roles !== 'any') requireRole(principal, access.roles, { decision: access.decision });
+    req.principal = principal;
+  });
+
+  // The tests' APIs: a status a route answers but does not document is an error too (500
+  // response_not_documented), as is a JSON body unlike its status's schema (api/schema-compilers.ts).
+  if (o.checkResponses)
+    app.addHook('onSend', async (req, reply, payload) => {
+      const documented = (req.routeOptions.schema as { response?: Record<string, unknown> } | undefined)?.response;
+      const status = reply.statusCode;
+      if (documented && status !== 500 && !(String(status) in documented))
+        throw new ApiError(
+          500,
+          'response_not_documented',
+          `${req.method} ${req.routeOptions.url} answered ${status}, which it does not document`,
+        );
+      return payload;
+    });
 
   app.addHook('onResponse', async (req, reply) => {
     requests.observe(
@@ -252,31 +293,78 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   listRoutes(app, ctx);
   codecRoutes(app, ctx, o.codec);
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    const postgres = await databaseAnswers(o.pool);
-    const temporal = await o.temporalReachable().catch(() => false);
-    return reply
-      .status(postgres && temporal ? 200 : 503)
-      .send({ postgres, temporal, accrualsQueued: ctx.accruals.queued });
-  });
-  app.get('/metrics', async (req, reply) => {
-    if (!metricsAllowed(req, o.metricsToken))
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/healthz',
+      summary: 'The process is up',
+      roles: 'none',
+      responses: { 200: z.object({ status: z.literal('ok') }) },
+    },
+    async () => ({ status: 'ok' }),
+  );
+  const readiness = z.object({ postgres: z.boolean(), temporal: z.boolean(), accrualsQueued: z.number() });
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/readyz',
+      summary: 'PostgreSQL and Temporal answer',
+      roles: 'none',
+      responses: {
+        200: readiness.describe('both answer'),
+        503: readiness.describe('one of them does not'),
+      },
+    },
+    async (_req, reply) => {
+      const postgres = await databaseAnswers(o.pool);
+      const temporal = await o.temporalReachable().catch(() => false);
       return reply
-        .status(401)
-        .header('www-authenticate', 'Bearer realm="metrics"')
-        .send(
-          errorBody(
-            'unauthorized',
-            o.metricsToken === undefined
-              ? 'this API serves /metrics to loopback only; give it LOYALTY_METRICS_TOKEN_FILE to serve it elsewhere'
-              : 'send Authorization: Bearer <metrics token>',
-          ),
-        );
-    return reply.type(registry.contentType).send(await registry.metrics());
-  });
-  const openapi = openApiDocument();
-  app.get('/openapi.json', async () => openapi);
-  app.get('/docs', async (_req, reply) => reply.type('text/html').send(docsPage()));
+        .status(postgres && temporal ? 200 : 503)
+        .send({ postgres, temporal, accrualsQueued: ctx.accruals.queued });
+    },
+  );
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/metrics',
+      summary: 'Prometheus metrics',
+      description:
+        'Not an API key: the metrics token (LOYALTY_METRICS_TOKEN_FILE) when one is configured, else none from loopback peers (401 from anywhere else).',
+      roles: 'none',
+      // no key from loopback without a token, else the metrics token
+      security: [{}, { metricsToken: [] }],
+      errors: { 401: ['unauthorized'] },
+      responses: { 200: { content: { 'text/plain': z.string() }, description: 'Prometheus text format' } },
+    },
+    async (req, reply) => {
+      if (!metricsAllowed(req, o.metricsToken))
+        return reply
+          .status(401)
+          .header('www-authenticate', 'Bearer realm="metrics"')
+          .send(
+            errorBody(
+              'unauthorized',
+              o.metricsToken === undefined
+                ? 'this API serves /metrics to loopback only; give it LOYALTY_METRICS_TOKEN_FILE to serve it elsewhere'
+                : 'send Authorization: Bearer <metrics token>',
+            ),
+          );
+      return reply.type(registry.contentType).send(await registry.metrics());
+    },
+  );
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/openapi.json',
+      summary: 'This document: the OpenAPI 3.1 description of every route, generated from their declarations',
+      roles: 'none',
+      responses: { 200: z.object({ openapi: z.string(), paths: z.record(z.string(), z.unknown()) }).loose() },
+    },
+    async () => app.swagger(),
+  );
   return app;
 }

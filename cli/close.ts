@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import createClient from 'openapi-fetch';
+import type { paths } from '../api/client/openapi';
 import { getClose } from '../db/close';
 import { buildCloseReport } from '../db/close-report';
 import { createPool } from '../db/pool';
@@ -41,75 +43,66 @@ export async function runClose(o: {
 }): Promise<number> {
   checkArgs(o.programId, o.period);
   if (o.override) startCloseSchema.parse({ period: o.period, redemptionRateOverride: o.override });
-  const base = o.apiUrl.replace(/\/+$/, '');
-  const call = async (method: 'GET' | 'POST', path: string, body?: unknown, idem?: string) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${o.apiKey}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(idem ? { 'idempotency-key': idem } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(60_000),
-    });
-    const text = await res.text();
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    let json: any;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      json = { error: { code: 'not_json', message: text.slice(0, 200) } };
-    }
-    return { status: res.status, body: json };
-  };
-  const refused = (what: string, r: { status: number; body: { error?: { code?: string; message?: string } } }) => {
+  // the API's typed client (api/client/openapi.d.ts, generated from the routes): a path, parameter
+  // or answer field that changes under this command fails `npm run typecheck`
+  const api = createClient<paths>({
+    baseUrl: o.apiUrl.replace(/\/+$/, ''),
+    headers: { authorization: `Bearer ${o.apiKey}` },
+  });
+  const timeout = () => AbortSignal.timeout(60_000);
+  const refused = (what: string, r: { response: Response; error?: unknown }) => {
+    const e = (r.error as { error?: { code?: string; message?: string } } | undefined)?.error;
     process.stderr.write(
-      `close ${o.programId} ${o.period}: ${what} refused (${r.status} ${r.body?.error?.code ?? ''}: ${r.body?.error?.message ?? ''})\n`,
+      `close ${o.programId} ${o.period}: ${what} refused (${r.response.status} ${e?.code ?? ''}: ${e?.message ?? ''})\n`,
     );
     return 1;
   };
-  const me = await call('GET', '/v1/whoami');
-  if (me.status !== 200) return refused('the key was', me);
-  if (o.as !== undefined && o.as !== me.body.principal) {
+  const me = await api.GET('/v1/whoami', { signal: timeout() });
+  if (!me.data) return refused('the key was', me);
+  if (o.as !== undefined && o.as !== me.data.principal) {
     process.stderr.write(
-      `close ${o.programId} ${o.period}: --as ${o.as}, but the key is ${me.body.principal}'s: a close is started as the key's principal (use ${o.as}'s own key)\n`,
+      `close ${o.programId} ${o.period}: --as ${o.as}, but the key is ${me.data.principal}'s: a close is started as the key's principal (use ${o.as}'s own key)\n`,
     );
     return 1;
   }
-  const started = await call(
-    'POST',
-    `/v1/programs/${o.programId}/closes`,
-    { period: o.period, ...(o.override ? { redemptionRateOverride: o.override } : {}) },
-    // one key per invocation: running the command again asks again (and finds the close started)
-    `cli-close:${randomUUID()}`,
-  );
-  if (started.status !== 200 && started.status !== 202) return refused('the start was', started);
-  const workflowId = started.body.workflowId as string;
-  if (started.body.status === 'started')
+  const started = await api.POST('/v1/programs/{programId}/closes', {
+    params: {
+      path: { programId: o.programId },
+      // one key per invocation: running the command again asks again (and finds the close started)
+      header: { 'idempotency-key': `cli-close:${randomUUID()}` },
+    },
+    body: { period: o.period, ...(o.override ? { redemptionRateOverride: o.override } : {}) },
+    signal: timeout(),
+  });
+  if (!started.data) return refused('the start was', started);
+  const workflowId = started.data.workflowId;
+  if (started.data.status === 'started')
     process.stdout.write(
-      `close ${o.programId} ${o.period}: started as ${started.body.startedBy} (workflow ${workflowId})\n`,
+      `close ${o.programId} ${o.period}: started as ${started.data.startedBy} (workflow ${workflowId})\n`,
     );
   else
     process.stdout.write(
-      `close ${o.programId} ${o.period}: already ${started.body.status}, started by ${started.body.startedBy} (workflow ${workflowId})\n`,
+      `close ${o.programId} ${o.period}: already ${started.data.status}, started by ${started.data.startedBy} (workflow ${workflowId})\n`,
     );
   let last: CloseStep | null = null;
   const deadline = Date.now() + o.waitMs;
   for (;;) {
-    const got = await call('GET', `/v1/programs/${o.programId}/closes/${o.period}`);
+    const got = await api.GET('/v1/programs/{programId}/closes/{period}', {
+      params: { path: { programId: o.programId, period: o.period } },
+      signal: timeout(),
+    });
     // the close's row is written by its first step: until then, 404 means "freezing"
-    if (got.status !== 200 && got.status !== 404) return refused('reading the close was', got);
-    const step: CloseStep = got.status === 404 ? 'freezing' : (got.body.step as CloseStep);
+    if (!got.data && got.response.status !== 404) return refused('reading the close was', got);
+    const step: CloseStep = got.data ? (got.data.step as CloseStep) : 'freezing';
     if (step !== last) process.stdout.write(`  ${new Date().toISOString().slice(11, 19)} ${STEP_TEXT[step] ?? step}\n`);
     last = step;
     if (step === 'awaiting_approval' || step === 'escalated') {
-      const p = got.body.proposal as { totalCatchUpMinor?: number | string; cohorts?: unknown[] } | null;
+      const p = got.data?.proposal as { totalCatchUpMinor?: number | string; cohorts?: unknown[] } | null;
       process.stdout.write(
         `  catch-up proposed: ${p?.totalCatchUpMinor ?? 0} (minor units) over ${p?.cohorts?.length ?? 0} cohort(s)\n`,
       );
       process.stdout.write(
-        `  approve: POST /v1/programs/${o.programId}/closes/${o.period}/approve as a controller other than ${got.body.startedBy}\n`,
+        `  approve: POST /v1/programs/${o.programId}/closes/${o.period}/approve as a controller other than ${got.data?.startedBy}\n`,
       );
       return 0;
     }

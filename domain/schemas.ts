@@ -48,15 +48,12 @@ const duration = z
   .regex(DURATION_PATTERN, DURATION_MESSAGE)
   .refine(isValidWindow, DURATION_MESSAGE)
   .meta({ format: 'duration' });
-const rate = z
+const positiveRate = z
   .number()
-  .min(0)
+  .gt(0)
   .max(1)
-  .refine(isExactRate, 'a decimal in [0, 1] with at most 6 decimal places')
+  .refine(isExactRate, 'a decimal in (0, 1] with at most 6 decimal places')
   .meta({ multipleOf: 0.000001 });
-const positiveRate = rate
-  .refine((r) => r > 0, 'must be greater than 0')
-  .meta({ multipleOf: 0.000001, exclusiveMinimum: 0 });
 const jurisdiction = z.string().regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/, 'ISO 3166 code, e.g. US-CA or DE');
 const instant = z
   .string()
@@ -69,7 +66,10 @@ const freeText = (max: number) => z.string().max(max).regex(NO_NUL_PATTERN, 'no 
 const justification = z.string().max(2000).regex(NOT_BLANK_PATTERN, 'not blank, no NUL characters').trim();
 
 /** The JSON Schema of the rule "a rolling policy needs a window" (the refinements below). */
-const ROLLING_NEEDS_WINDOW = { if: { properties: { policy: { const: 'rolling' } } }, then: { required: ['window'] } };
+const ROLLING_NEEDS_WINDOW = {
+  if: { properties: { policy: { const: 'rolling' } } },
+  then: { properties: { window: {} }, required: ['window'] },
+};
 
 const expiryRule = z
   .object({ policy: z.enum(['rolling', 'none']), window: duration.optional() })
@@ -176,10 +176,13 @@ export const createProgramSchema = z
       })
       .meta({
         allOf: [
-          { if: { properties: { method: { const: 'incremental_cost' } } }, then: { required: ['costPerPointMinor'] } },
+          {
+            if: { properties: { method: { const: 'incremental_cost' } } },
+            then: { properties: { costPerPointMinor: {} }, required: ['costPerPointMinor'] },
+          },
           {
             if: { properties: { method: { const: 'relative_ssp' } } },
-            then: { not: { required: ['notMaterialRight'] } },
+            then: { properties: { notMaterialRight: false } },
           },
         ],
       }),

@@ -1,4 +1,5 @@
-// Prints the endpoint x role table of docs/access.md from the API's route list (api/openapi.ts).
+// Prints the endpoint x role table of docs/access.md from the routes' own declarations (api/route.ts).
+import { apiDescription } from '../api/description';
 import { accessTable } from '../api/openapi';
 
-process.stdout.write(accessTable());
+void apiDescription().then(({ routes }) => process.stdout.write(accessTable(routes)));

@@ -12,10 +12,20 @@ import type { ProgramRow } from '../../db/programs';
 import { MATERIAL_RIGHT_JUDGMENT_MESSAGE } from '../../domain/program';
 import { decimalToMillionths, MICRO_PER_MINOR, millionthsToDecimal, rateToMillionths } from '../../domain/money';
 import { quarterOf } from '../../domain/period';
+import { z } from 'zod';
 import { accrualSchema, LIMITS, programParams, refundSchema, type AccrualRequest } from '../../domain/schemas';
 import type { ApiContext } from '../context';
 import { recordedBy } from '../../db/idempotency';
-import { idempotencyKey, parse, requestHash, scopedIdempotencyKey, withClientKey } from '../validate';
+import { route } from '../route';
+import { idempotencyKey, requestHash, scopedIdempotencyKey, withClientKey } from '../validate';
+
+/** An accrual's answer (db/functions/ll_accrue.sql): the points earned and the member after them. */
+export const accrualAnswer = z
+  .object({ accrualId: z.string(), memberId: z.string(), points: z.number() })
+  .loose()
+  .describe('the accrual: points earned, allocation, the member after it');
+const refundAnswer = z.object({}).loose().describe('the refund: points revoked and the member after it');
+const WRITE_CONFLICTS = ['idempotency_key_reused', 'idempotency_request_in_progress', 'member_not_active'] as const;
 
 export function sendWriteResult(reply: import('fastify').FastifyReply, r: WriteResult) {
   if (r.replayed) reply.header('Idempotent-Replayed', 'true');
@@ -150,69 +160,101 @@ export function accrualItem(
 }
 
 export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.post('/v1/programs/:programId/accruals', async (req, reply) => {
-    const principal = await ctx.auth.principalOf(req);
-    ctx.requireRole(principal, ['billing']);
-    const { programId } = parse(programParams, req.params, 'path');
-    const body = parse(accrualSchema, req.body, 'accrual');
-    const key = idempotencyKey(req);
-    notInFuture(body.occurredAt);
-    let points = 0n;
-    const result = await pricedAccrual(ctx, programId, body, (priced) => {
-      points = priced.points;
-      return withClientKey(key, () =>
-        ctx.accruals.submit(
-          accrualItem(programId, body, priced, {
-            // scoped by principal and route (docs/access.md, "Idempotency")
-            idemKey: scopedIdempotencyKey(principal.name, 'accruals', key),
-            requestHash: requestHash('accruals', body),
-            actor: principal.name,
-          }),
-        ),
-      );
-    });
-    // The invoice's natural key answered (200, another Idempotency-Key): the first answer is replayed
-    // to the principal that sent it only; to another it is a business duplicate.
-    if (
-      result.replayed &&
-      result.status === 200 &&
-      (await recordedBy(ctx.pool, programId, { accrualOf: body.invoiceId })) !== principal.name
-    )
-      throw new ApiError(409, 'invoice_already_accrued', 'this invoice already earned points', {
-        invoiceId: body.invoiceId,
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/v1/programs/:programId/accruals',
+      summary: 'Report a purchase: earn points, allocate, move the expiry deadline',
+      roles: ['billing'],
+      params: programParams,
+      body: accrualSchema,
+      idempotency: 'required',
+      responses: { 201: accrualAnswer, 200: accrualAnswer },
+      errors: {
+        409: [...WRITE_CONFLICTS, 'invoice_already_accrued', 'period_locked', 'estimate_changed'],
+        422: ['accrual_before_go_live', 'amount_out_of_range', 'material_right_judgment_required'],
+      },
+    },
+    async (req, reply, principal) => {
+      const { programId } = req.params;
+      const body = req.body;
+      const key = idempotencyKey(req);
+      notInFuture(body.occurredAt);
+      let points = 0n;
+      const result = await pricedAccrual(ctx, programId, body, (priced) => {
+        points = priced.points;
+        return withClientKey(key, () =>
+          ctx.accruals.submit(
+            accrualItem(programId, body, priced, {
+              // scoped by principal and route (docs/access.md, "Idempotency")
+              idemKey: scopedIdempotencyKey(principal.name, 'accruals', key),
+              requestHash: requestHash('accruals', body),
+              actor: principal.name,
+            }),
+          ),
+        );
       });
-    ctx.metrics.accruals.inc({ outcome: result.status >= 400 ? 'refused' : result.replayed ? 'replayed' : 'accepted' });
-    if (result.status < 400 && !result.replayed) ctx.metrics.accruedPoints.inc(Number(points));
-    return sendWriteResult(reply, result);
-  });
+      // The invoice's natural key answered (200, another Idempotency-Key): the first answer is replayed
+      // to the principal that sent it only; to another it is a business duplicate.
+      if (
+        result.replayed &&
+        result.status === 200 &&
+        (await recordedBy(ctx.pool, programId, { accrualOf: body.invoiceId })) !== principal.name
+      )
+        throw new ApiError(409, 'invoice_already_accrued', 'this invoice already earned points', {
+          invoiceId: body.invoiceId,
+        });
+      ctx.metrics.accruals.inc({
+        outcome: result.status >= 400 ? 'refused' : result.replayed ? 'replayed' : 'accepted',
+      });
+      if (result.status < 400 && !result.replayed) ctx.metrics.accruedPoints.inc(Number(points));
+      return sendWriteResult(reply, result);
+    },
+  );
 
-  app.post('/v1/programs/:programId/refunds', async (req, reply) => {
-    const principal = await ctx.auth.principalOf(req);
-    ctx.requireRole(principal, ['billing']);
-    const { programId } = parse(programParams, req.params, 'path');
-    const body = parse(refundSchema, req.body, 'refund');
-    const key = idempotencyKey(req);
-    notInFuture(body.occurredAt);
-    await ctx.programs.get(programId);
-    const result = await withClientKey(key, () =>
-      callWriteFunction(ctx.pool, 'll_refund', {
-        ...body,
-        occurredAt: new Date(body.occurredAt).toISOString(),
-        programId,
-        idemKey: scopedIdempotencyKey(principal.name, 'refunds', key),
-        requestHash: requestHash('refunds', body),
-        actor: principal.name,
-      }),
-    );
-    // The refundId's natural key answered (200): replayed to the principal that recorded it only.
-    if (
-      result.replayed &&
-      result.status === 200 &&
-      (await recordedBy(ctx.pool, programId, { refund: body.refundId })) !== principal.name
-    )
-      throw new ApiError(409, 'refund_already_recorded', 'this refundId was already recorded', {
-        refundId: body.refundId,
-      });
-    return sendWriteResult(reply, result);
-  });
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/v1/programs/:programId/refunds',
+      summary: 'Report a refund: revoke earned points pro rata, never below zero',
+      roles: ['billing'],
+      params: programParams,
+      body: refundSchema,
+      idempotency: 'required',
+      responses: { 201: refundAnswer, 200: refundAnswer },
+      errors: {
+        409: [...WRITE_CONFLICTS, 'refund_already_recorded', 'period_locked'],
+        422: ['refund_exceeds_invoice', 'refund_before_sale', 'amount_out_of_range'],
+      },
+    },
+    async (req, reply, principal) => {
+      const { programId } = req.params;
+      const body = req.body;
+      const key = idempotencyKey(req);
+      notInFuture(body.occurredAt);
+      await ctx.programs.get(programId);
+      const result = await withClientKey(key, () =>
+        callWriteFunction(ctx.pool, 'll_refund', {
+          ...body,
+          occurredAt: new Date(body.occurredAt).toISOString(),
+          programId,
+          idemKey: scopedIdempotencyKey(principal.name, 'refunds', key),
+          requestHash: requestHash('refunds', body),
+          actor: principal.name,
+        }),
+      );
+      // The refundId's natural key answered (200): replayed to the principal that recorded it only.
+      if (
+        result.replayed &&
+        result.status === 200 &&
+        (await recordedBy(ctx.pool, programId, { refund: body.refundId })) !== principal.name
+      )
+        throw new ApiError(409, 'refund_already_recorded', 'this refundId was already recorded', {
+          refundId: body.refundId,
+        });
+      return sendWriteResult(reply, result);
+    },
+  );
 }

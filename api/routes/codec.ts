@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { ApiError } from '../../domain/errors';
 import type { ApiContext } from '../context';
-import { parse } from '../validate';
+import { route } from '../route';
 
 export interface CodecServerOptions {
   codec: PayloadCodec;
@@ -38,6 +38,12 @@ const bodySchema = z.object({
     .default([]),
 });
 
+const payloadsAnswer = z.object({
+  payloads: z.array(z.object({ metadata: z.record(z.string(), z.string()), data: z.string() })),
+});
+/** The codec routes take the key from the header or the UI's cookie. */
+const CODEC_SECURITY: Array<Record<string, string[]>> = [{ bearer: [] }, { codecCookie: [] }];
+
 const toPayload = (p: z.infer<typeof bodySchema>['payloads'][number]): Payload => ({
   metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
   data: Buffer.from(p.data ?? '', 'base64'),
@@ -54,7 +60,7 @@ const toJson = (p: Payload) => ({
  * /encode with `{payloads}`), behind the API's keys: only `support` (and `admin`) see decoded
  * payloads. Without a codec configured the routes answer 503 codec_not_configured.
  */
-export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServerOptions | undefined): void {
+export function codecRoutes(app: FastifyInstance, _ctx: ApiContext, o: CodecServerOptions | undefined): void {
   // The codec server shows what is there: a page of history may hold payloads written in clear
   // (before encryption, or by a client without the codec), which the workers' codec refuses
   // (temporal/codec.ts); shown as they are, they decode here instead of failing the whole page.
@@ -79,23 +85,22 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
     if (header) return header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     return cookie(req.headers.cookie, CODEC_COOKIE) ?? '';
   };
-  const run = (op: 'encode' | 'decode') => async (req: FastifyRequest, reply: FastifyReply) => {
-    cors(req, reply);
-    const principal = await ctx.auth.principalOfSecret(keyOf(req));
-    ctx.requireRole(principal, ['support']);
-    requireEveryProgram(principal);
+  const run = (op: 'encode' | 'decode') => async (req: FastifyRequest<{ Body: z.infer<typeof bodySchema> }>) => {
+    try {
+      return { payloads: (await display![op](req.body.payloads.map(toPayload))).map(toJson) };
+    } catch (e) {
+      throw new ApiError(422, 'codec_failed', `cannot ${op}: ${(e as Error).message}`);
+    }
+  };
+  // after the key and role (the auth hook), before the body is validated: as before the routes were declared
+  const everyProgramAndCodec = async (req: FastifyRequest) => {
+    requireEveryProgram(req.principal!);
     if (!o)
       throw new ApiError(
         503,
         'codec_not_configured',
         'this API runs without a payload codec (LOYALTY_CODEC_KEYS_FILE)',
       );
-    const body = parse(bodySchema, req.body, 'payloads');
-    try {
-      return { payloads: (await display![op](body.payloads.map(toPayload))).map(toJson) };
-    } catch (e) {
-      throw new ApiError(422, 'codec_failed', `cannot ${op}: ${(e as Error).message}`);
-    }
   };
   const preflight = async (req: FastifyRequest, reply: FastifyReply) => {
     cors(req, reply);
@@ -107,47 +112,112 @@ export function codecRoutes(app: FastifyInstance, ctx: ApiContext, o: CodecServe
       .send();
   };
   for (const op of ['encode', 'decode'] as const) {
-    app.post(`/codec/${op}`, { bodyLimit: MAX_BODY_BYTES }, run(op));
-    app.options(`/codec/${op}`, preflight);
+    route(
+      app,
+      {
+        method: 'POST',
+        url: `/codec/${op}`,
+        summary:
+          op === 'decode'
+            ? "The Temporal UI's codec server: decrypt payloads (Temporal's codec protocol, {payloads})"
+            : "The Temporal UI's codec server: encrypt payloads",
+        roles: ['support'],
+        credentials: keyOf,
+        security: CODEC_SECURITY,
+        body: bodySchema,
+        bodyLimit: MAX_BODY_BYTES,
+        // CORS headers on every answer, refusals included (the UI's browser reads them)
+        onRequest: async (req, reply) => cors(req, reply),
+        preValidation: everyProgramAndCodec,
+        responses: { 200: payloadsAnswer },
+        errors: { 403: ['program_not_allowed'], 422: ['codec_failed'], 503: ['codec_not_configured'] },
+      },
+      run(op),
+    );
+    route(
+      app,
+      {
+        method: 'OPTIONS',
+        url: `/codec/${op}`,
+        summary: 'CORS preflight',
+        roles: 'none',
+        hide: true,
+        responses: { 204: z.undefined() },
+      },
+      preflight,
+    );
   }
 
   // The browser's way to hold a support key for the UI: this page takes the key in a form (never in
   // the URL) and POSTs it in the Authorization header; the answer sets the cookie. The same origin
   // as /codec, so no CORS is involved, and a page elsewhere cannot set the header.
-  app.get('/codec/session', async (_req, reply) =>
-    reply
-      .type('text/html; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .header(
-        'content-security-policy',
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-      )
-      .send(SESSION_PAGE),
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/codec/session',
+      summary: 'The page that gives this browser a support key for the Temporal UI (a form; the key never in the URL)',
+      roles: 'none',
+      responses: { 200: { content: { 'text/html': z.string() }, description: 'the page' } },
+    },
+    async (_req, reply) =>
+      reply
+        .type('text/html; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .header(
+          'content-security-policy',
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+        )
+        .send(SESSION_PAGE),
   );
-  app.post('/codec/session', async (req, reply) => {
-    const header = req.headers.authorization;
-    const principal = await ctx.auth.principalOfSecret(header?.startsWith('Bearer ') ? header.slice(7).trim() : '');
-    ctx.requireRole(principal, ['support']);
-    requireEveryProgram(principal);
-    // Secure over https, also behind a TLS proxy (X-Forwarded-Proto): trusting the header can only
-    // make the cookie stricter
-    const secure = req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
-    const key = header!.slice(7).trim();
-    return reply
-      .status(204)
-      .header('cache-control', 'no-store')
-      .header(
-        'set-cookie',
-        `${CODEC_COOKIE}=${encodeURIComponent(key)}; Path=/codec; HttpOnly; SameSite=Strict; Max-Age=${CODEC_COOKIE_MAX_AGE_S}${secure}`,
-      )
-      .send();
-  });
-  app.delete('/codec/session', async (_req, reply) =>
-    reply
-      .status(204)
-      .header('set-cookie', `${CODEC_COOKIE}=; Path=/codec; HttpOnly; SameSite=Strict; Max-Age=0`)
-      .send(),
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/codec/session',
+      summary: "Hold the request's support key in an HttpOnly cookie for /codec (the Temporal UI's browser)",
+      roles: ['support'],
+      credentials: bearerOnly,
+      preValidation: async (req) => requireEveryProgram(req.principal!),
+      responses: { 204: z.undefined() },
+      errors: { 403: ['program_not_allowed'] },
+    },
+    async (req, reply) => {
+      // Secure over https, also behind a TLS proxy (X-Forwarded-Proto): trusting the header can only
+      // make the cookie stricter
+      const secure = req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
+      const key = bearerOnly(req);
+      return reply
+        .status(204)
+        .header('cache-control', 'no-store')
+        .header(
+          'set-cookie',
+          `${CODEC_COOKIE}=${encodeURIComponent(key)}; Path=/codec; HttpOnly; SameSite=Strict; Max-Age=${CODEC_COOKIE_MAX_AGE_S}${secure}`,
+        )
+        .send();
+    },
   );
+  route(
+    app,
+    {
+      method: 'DELETE',
+      url: '/codec/session',
+      summary: "Forget this browser's codec cookie",
+      roles: 'none',
+      responses: { 204: z.undefined() },
+    },
+    async (_req, reply) =>
+      reply
+        .status(204)
+        .header('set-cookie', `${CODEC_COOKIE}=; Path=/codec; HttpOnly; SameSite=Strict; Max-Age=0`)
+        .send(),
+  );
+}
+
+/** The key of the Authorization header alone (POST /codec/session). */
+function bearerOnly(req: FastifyRequest): string {
+  const header = req.headers.authorization;
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
 }
 
 /** One cookie's value from a Cookie header, or undefined. */

@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { z } from 'zod';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import {
   listAdjustments,
   listCloses,
@@ -9,7 +9,6 @@ import {
   approvalInbox,
 } from '../../db/lists';
 import { toMemberView } from '../../db/ledger';
-import type { Role } from '../../db/keys';
 import {
   decodeCursor,
   DEFAULT_PAGE,
@@ -32,7 +31,12 @@ import {
 } from '../../domain/schemas';
 import type { ApiContext } from '../context';
 import { requireProgram } from '../auth';
-import { parse } from '../validate';
+import { route, type Access } from '../route';
+import { memberView } from './members';
+
+/** A page of a list (domain/cursor.ts Page): its items and the cursor of the next page (null: the last). */
+const pageOf_ = (item: z.ZodType) => z.object({ items: z.array(item), nextCursor: z.string().nullable() }).loose();
+const anyItem = z.object({}).loose();
 
 /**
  * One page of `list`: the rows `fetch` reads after the query's cursor (decoded first: a bad one is
@@ -58,149 +62,195 @@ const enc = encodeURIComponent;
  * approval inbox"). Reads only: they run on the report pool.
  */
 export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  /** The caller, holding one of `roles`, on a program that exists; its query parsed. */
-  const programList = async <S extends z.ZodType>(req: FastifyRequest, roles: readonly Role[], schema: S) => {
-    ctx.requireRole(await ctx.auth.principalOf(req), roles);
-    const { programId } = parse(programParams, req.params, 'path');
-    const q = parse(schema, req.query, 'query');
-    await ctx.programs.get(programId);
-    return { programId, q };
-  };
+  /** A program's list: the roles and the query schema declared, the program found (404 else) before the page. */
+  const programList = <Q extends z.ZodType>(
+    url: string,
+    summary: string,
+    roles: Access,
+    query: Q,
+    item: z.ZodType,
+    list: (programId: string, q: z.output<Q>) => Promise<unknown>,
+  ) =>
+    route(
+      app,
+      { method: 'GET', url, summary, roles, params: programParams, query, responses: { 200: pageOf_(item) } },
+      async (req) => {
+        const { programId } = req.params;
+        await ctx.programs.get(programId);
+        return list(programId, req.query as z.output<Q>);
+      },
+    );
 
-  app.get('/v1/programs/:programId/members', async (req) => {
-    const { programId, q } = await programList(req, ['support', 'finance', 'controller'], membersListQuery);
-    const window =
-      q.expiringWithin !== undefined || q.expiresBefore !== undefined
-        ? { within: q.expiringWithin, before: q.expiresBefore }
-        : undefined;
-    return page(
-      'members',
-      q,
-      (p) => listMembers(ctx.reportPool, programId, { status: q.status, window, ...p }),
-      (r) => [window ? r.key_at : NO_TIME, r.member_id],
-      toMemberView,
-    );
-  });
+  programList(
+    '/v1/programs/:programId/members',
+    'Members by id, or with points by deadline (?status=&expiringWithin=P30D&expiresBefore=&limit=&cursor=)',
+    ['support', 'finance', 'controller'],
+    membersListQuery,
+    memberView,
+    (programId, q) => {
+      // both bounds: the earlier one (db/lists.ts)
+      const window =
+        q.expiringWithin !== undefined || q.expiresBefore !== undefined
+          ? { within: q.expiringWithin, before: q.expiresBefore }
+          : undefined;
+      return page(
+        'members',
+        q,
+        (p) => listMembers(ctx.reportPool, programId, { status: q.status, window, ...p }),
+        (r) => [window ? r.key_at : NO_TIME, r.member_id],
+        toMemberView,
+      );
+    },
+  );
 
-  app.get('/v1/programs/:programId/redemptions', async (req) => {
-    const { programId, q } = await programList(
-      req,
-      ['billing', 'support', 'finance', 'controller'],
-      redemptionsListQuery,
-    );
-    return page(
-      'redemptions',
-      q,
-      (p) => listRedemptions(ctx.reportPool, programId, { from: q.from, to: q.to, status: q.status, ...p }),
-      (r) => [r.key_at, r.invoice_id],
-      (r) => r.v,
-    );
-  });
+  programList(
+    '/v1/programs/:programId/redemptions',
+    'Redemptions by business time (?from=&to= UTC dates, &status=&limit=&cursor=)',
+    ['billing', 'support', 'finance', 'controller'],
+    redemptionsListQuery,
+    anyItem,
+    (programId, q) => {
+      return page(
+        'redemptions',
+        q,
+        (p) => listRedemptions(ctx.reportPool, programId, { from: q.from, to: q.to, status: q.status, ...p }),
+        (r) => [r.key_at, r.invoice_id],
+        (r) => r.v,
+      );
+    },
+  );
 
-  app.get('/v1/programs/:programId/adjustments', async (req) => {
-    const { programId, q } = await programList(req, ['support', 'finance'], adjustmentsListQuery);
-    return page(
-      'adjustments',
-      q,
-      (p) => listAdjustments(ctx.reportPool, programId, { status: q.status, kind: q.kind, ...p }),
-      (r) => [r.keyAt, r.adjustmentId],
-      ({ keyAt: _k, ...a }) => a,
-    );
-  });
+  programList(
+    '/v1/programs/:programId/adjustments',
+    'Manual adjustments and merges by request time (?status=&kind=&limit=&cursor=)',
+    ['support', 'finance'],
+    adjustmentsListQuery,
+    anyItem,
+    (programId, q) => {
+      return page(
+        'adjustments',
+        q,
+        (p) => listAdjustments(ctx.reportPool, programId, { status: q.status, kind: q.kind, ...p }),
+        (r) => [r.keyAt, r.adjustmentId],
+        ({ keyAt: _k, ...a }) => a,
+      );
+    },
+  );
 
-  app.get('/v1/programs/:programId/rule-changes', async (req) => {
-    const { programId, q } = await programList(
-      req,
-      ['program_owner', 'finance', 'legal', 'controller'],
-      ruleChangesListQuery,
-    );
-    return page(
-      'ruleChanges',
-      q,
-      (p) => listRuleChanges(ctx.reportPool, programId, { status: q.status, ...p }),
-      (r) => [r.key_at, r.change_id],
-      (r) => ({
-        programId,
-        changeId: r.change_id,
-        proposedBy: r.proposed_by,
-        proposedAt: r.proposed_at,
-        baseVersion: r.base_version,
-        effectiveAt: r.effective_at,
-        comment: r.comment,
-        status: r.status,
-        adverse: r.adverse,
-        approvals: r.approvals,
-        activatesAt: r.activates_at,
-        version: r.version,
-      }),
-    );
-  });
+  programList(
+    '/v1/programs/:programId/rule-changes',
+    'Rule changes by proposal time (?status=&limit=&cursor=)',
+    ['program_owner', 'finance', 'legal', 'controller'],
+    ruleChangesListQuery,
+    anyItem,
+    (programId, q) => {
+      return page(
+        'ruleChanges',
+        q,
+        (p) => listRuleChanges(ctx.reportPool, programId, { status: q.status, ...p }),
+        (r) => [r.key_at, r.change_id],
+        (r) => ({
+          programId,
+          changeId: r.change_id,
+          proposedBy: r.proposed_by,
+          proposedAt: r.proposed_at,
+          baseVersion: r.base_version,
+          effectiveAt: r.effective_at,
+          comment: r.comment,
+          status: r.status,
+          adverse: r.adverse,
+          approvals: r.approvals,
+          activatesAt: r.activates_at,
+          version: r.version,
+        }),
+      );
+    },
+  );
 
-  app.get('/v1/programs/:programId/closes', async (req) => {
-    const { programId, q } = await programList(req, ['finance', 'controller'], closesListQuery);
-    return page(
-      'closes',
-      q,
-      (p) => listCloses(ctx.reportPool, programId, { status: q.status, ...p }),
-      (r) => [r.period],
-      (r) => ({
-        programId,
-        period: r.period,
-        status: r.status,
-        startedBy: r.started_by,
-        startedAt: r.started_at,
-        override: r.override_rate === null ? null : { rate: r.override_rate, justification: r.override_justification },
-        totalCatchUpMinor: r.total_catch_up_minor === null ? null : Number(r.total_catch_up_minor),
-        approvedBy: r.approved_by,
-        approvedAt: r.approved_at,
-        bookedAt: r.booked_at,
-        glEntryId: r.gl_entry_id,
-      }),
-    );
-  });
+  programList(
+    '/v1/programs/:programId/closes',
+    'Closes by period (?status=&limit=&cursor=)',
+    ['finance', 'controller'],
+    closesListQuery,
+    anyItem,
+    (programId, q) => {
+      return page(
+        'closes',
+        q,
+        (p) => listCloses(ctx.reportPool, programId, { status: q.status, ...p }),
+        (r) => [r.period],
+        (r) => ({
+          programId,
+          period: r.period,
+          status: r.status,
+          startedBy: r.started_by,
+          startedAt: r.started_at,
+          override:
+            r.override_rate === null ? null : { rate: r.override_rate, justification: r.override_justification },
+          totalCatchUpMinor: r.total_catch_up_minor === null ? null : Number(r.total_catch_up_minor),
+          approvedBy: r.approved_by,
+          approvedAt: r.approved_at,
+          bookedAt: r.booked_at,
+          glEntryId: r.gl_entry_id,
+        }),
+      );
+    },
+  );
 
-  app.get('/v1/approvals', async (req) => {
-    const principal = await ctx.auth.principalOf(req);
-    const q = parse(approvalsQuery, req.query, 'query');
-    if (q.role !== undefined && !principal.roles.includes(q.role))
-      throw new ApiError(403, 'forbidden', `this key does not hold the role ${q.role}`, {
-        principal: principal.name,
-        role: q.role,
-      });
-    if (q.programId !== undefined) {
-      requireProgram(principal, q.programId);
-      await ctx.programs.get(q.programId);
-    }
-    // a decision is a person's, in a role they hold themselves: admin stands in for none (api/auth.ts
-    // requireRole); a service key, or one deciding nothing, gets an empty list (its cursor checked all the same)
-    const roles = (q.role !== undefined ? [q.role] : principal.roles).filter((r) => r !== 'admin');
-    const decides = principal.kind === 'person' && roles.length > 0;
-    return page(
-      'approvals',
-      q,
-      async (p) =>
-        decides
-          ? approvalInbox(ctx.reportPool, {
-              by: principal.name,
-              roles,
-              programs: q.programId !== undefined ? [q.programId] : principal.programs,
-              defaultRuleChangeRoles: DEFAULT_RULE_CHANGE_APPROVERS,
-              ...p,
-            })
-          : [],
-      (r) => [r.key_at, r.kind, r.program_id, r.id],
-      (r) => ({
-        kind: r.kind,
-        programId: r.program_id,
-        id: r.id,
-        awaitingRole: r.awaiting_role,
-        requestedBy: r.requested_by,
-        requestedAt: r.requested_at,
-        ...r.summary,
-        links: inboxLinks(r.kind, r.program_id, r.id),
-      }),
-    );
-  });
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/v1/approvals',
+      summary:
+        "The approval inbox: closes, adjustments, merges and rule changes awaiting a role the caller holds (?role=&programId=&limit=&cursor=), across the key's programs, the caller's own requests excluded",
+      roles: 'any',
+      query: approvalsQuery,
+      responses: { 200: pageOf_(anyItem) },
+      errors: { 404: ['not_found'] },
+    },
+    async (req, _reply, principal) => {
+      const q = req.query;
+      if (q.role !== undefined && !principal.roles.includes(q.role))
+        throw new ApiError(403, 'forbidden', `this key does not hold the role ${q.role}`, {
+          principal: principal.name,
+          role: q.role,
+        });
+      if (q.programId !== undefined) {
+        requireProgram(principal, q.programId);
+        await ctx.programs.get(q.programId);
+      }
+      // a decision is a person's, in a role they hold themselves: admin stands in for none (api/auth.ts
+      // requireRole); a service key, or one deciding nothing, gets an empty list (its cursor checked all the same)
+      const roles = (q.role !== undefined ? [q.role] : principal.roles).filter((r) => r !== 'admin');
+      const decides = principal.kind === 'person' && roles.length > 0;
+      return page(
+        'approvals',
+        q,
+        async (p) =>
+          decides
+            ? approvalInbox(ctx.reportPool, {
+                by: principal.name,
+                roles,
+                programs: q.programId !== undefined ? [q.programId] : principal.programs,
+                defaultRuleChangeRoles: DEFAULT_RULE_CHANGE_APPROVERS,
+                ...p,
+              })
+            : [],
+        (r) => [r.key_at, r.kind, r.program_id, r.id],
+        (r) => ({
+          kind: r.kind,
+          programId: r.program_id,
+          id: r.id,
+          awaitingRole: r.awaiting_role,
+          requestedBy: r.requested_by,
+          requestedAt: r.requested_at,
+          ...r.summary,
+          links: inboxLinks(r.kind, r.program_id, r.id),
+        }),
+      );
+    },
+  );
 }
 
 /** Where an inbox item is read, and where its decision is sent. */

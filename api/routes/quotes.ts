@@ -5,10 +5,26 @@ import { ApiError, notFound, validationFailed } from '../../domain/errors';
 import { millionthsToDecimal } from '../../domain/money';
 import { redemptionLimitedBy } from '../../domain/redemption-quote';
 import { accrualSchema, LIMITS, programParams, redemptionQuoteSchema } from '../../domain/schemas';
+import { z } from 'zod';
 import type { ApiContext } from '../context';
-import { parse } from '../validate';
+import { route } from '../route';
 import { accrualItem, notInFuture, pricedAccrual } from './accruals';
 import { notInClosedPeriod } from './redemptions';
+
+const accrualQuote = z
+  .object({ quote: z.literal('accrual'), invoiceId: z.string(), memberId: z.string(), points: z.number() })
+  .loose();
+const redemptionQuote = z
+  .object({
+    quote: z.literal('redemption'),
+    invoiceTotalMinor: z.number(),
+    points: z.number(),
+    creditMinor: z.number(),
+    limitedBy: z.string(),
+    memberId: z.string(),
+    available: z.number(),
+  })
+  .loose();
 
 /**
  * Quotes for billing (docs/api.md, "Quotes"): what an accrual or a redemption would do, answered by
@@ -16,74 +32,110 @@ import { notInClosedPeriod } from './redemptions';
  * so they take no Idempotency-Key.
  */
 export function quoteRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.post('/v1/programs/:programId/quotes/accrual', async (req) => {
-    const principal = await ctx.auth.principalOf(req);
-    ctx.requireRole(principal, ['billing']);
-    const { programId } = parse(programParams, req.params, 'path');
-    const body = parse(accrualSchema, req.body, 'accrual quote');
-    notInFuture(body.occurredAt);
-    const result = await pricedAccrual(ctx, programId, body, (priced) => {
-      const key = `quote:${randomUUID()}`; // no stored key answers it: the accrual itself runs
-      return dryRunAccrual(
-        ctx.pool,
-        accrualItem(programId, body, priced, { idemKey: key, requestHash: key, actor: principal.name }),
-      );
-    });
-    const { accrualId: _unused, ...answer } = result.body;
-    return { quote: 'accrual', invoiceId: body.invoiceId, ...answer };
-  });
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/v1/programs/:programId/quotes/accrual',
+      summary:
+        "Quote an accrual, writing nothing: the points, the allocation and the member's deadline the accrual would set",
+      roles: ['billing'],
+      params: programParams,
+      body: accrualSchema,
+      responses: { 200: accrualQuote },
+      errors: {
+        409: ['invoice_already_accrued', 'period_locked', 'member_not_active', 'estimate_changed'],
+        422: ['accrual_before_go_live', 'amount_out_of_range', 'material_right_judgment_required'],
+      },
+    },
+    async (req, _reply, principal) => {
+      const { programId } = req.params;
+      const body = req.body;
+      notInFuture(body.occurredAt);
+      const result = await pricedAccrual(ctx, programId, body, (priced) => {
+        const key = `quote:${randomUUID()}`; // no stored key answers it: the accrual itself runs
+        return dryRunAccrual(
+          ctx.pool,
+          accrualItem(programId, body, priced, { idemKey: key, requestHash: key, actor: principal.name }),
+        );
+      });
+      const { accrualId: _unused, ...answer } = result.body;
+      return { quote: 'accrual', invoiceId: body.invoiceId, ...answer };
+    },
+  );
 
-  app.post('/v1/programs/:programId/quotes/redemption', async (req) => {
-    const principal = await ctx.auth.principalOf(req);
-    ctx.requireRole(principal, ['billing']);
-    const { programId } = parse(programParams, req.params, 'path');
-    const body = parse(redemptionQuoteSchema, req.body, 'redemption quote');
-    const occurredAt = new Date(body.occurredAt ?? Date.now()).toISOString();
-    notInFuture(occurredAt);
-    await ctx.programs.get(programId); // 404 for an unknown program
-    await notInClosedPeriod(ctx, programId, occurredAt);
-    const run = await dryRunRedemptionHold(ctx.pool, {
-      programId,
-      invoiceId: `quote:${randomUUID()}`, // an invoice no redemption has: the hold runs
-      redemptionId: randomUUID(),
-      memberId: body.memberId,
-      // no points asked for: as many as one redemption may ask for (the hold then caps them)
-      points: body.points ?? LIMITS.maxPointsPerAccrual,
-      invoiceTotalMinor: body.invoiceTotalMinor,
-      occurredAt,
-    });
-    const { hold, rules } = run;
-    if (!rules || run.invoiceShareCap === null) throw notFound('program', { programId });
-    const requested = body.points ?? null;
-    const terms = {
-      memberId: run.memberId ?? body.memberId,
-      ...(run.memberId !== null && run.memberId !== body.memberId ? { requestedMemberId: body.memberId } : {}),
-      requestedPoints: requested,
-      available: Number(run.available),
-      pointValueMinor: Number(rules.pointValueMinor),
-      minPoints: Number(rules.minPoints),
-      maxInvoiceShare: Number(millionthsToDecimal(BigInt(rules.maxInvoiceShareMillionths))),
-      maxPointsForInvoice: Number(run.invoiceShareCap),
-      ruleVersion: rules.ruleVersion,
-      occurredAt,
-    };
-    const limitedBy = redemptionLimitedBy({
-      requested,
-      available: terms.available,
-      invoiceShareCap: terms.maxPointsForInvoice,
-      maxPerRedemption: LIMITS.maxPointsPerAccrual,
-    });
-    if (hold.status === 'held')
-      return {
-        quote: 'redemption',
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/v1/programs/:programId/quotes/redemption',
+      summary:
+        'Quote a redemption, writing nothing: the points and credit the invoice could take now, and what limits them',
+      roles: ['billing'],
+      params: programParams,
+      body: redemptionQuoteSchema,
+      responses: { 200: redemptionQuote },
+      errors: {
+        409: ['member_not_active', 'period_locked'],
+        422: [
+          'insufficient_points',
+          'below_minimum',
+          'points_expired',
+          'redemption_before_first_earn',
+          'amount_out_of_range',
+        ],
+      },
+    },
+    async (req) => {
+      const { programId } = req.params;
+      const body = req.body;
+      const occurredAt = new Date(body.occurredAt ?? Date.now()).toISOString();
+      notInFuture(occurredAt);
+      await ctx.programs.get(programId); // 404 for an unknown program
+      await notInClosedPeriod(ctx, programId, occurredAt);
+      const run = await dryRunRedemptionHold(ctx.pool, {
+        programId,
+        invoiceId: `quote:${randomUUID()}`, // an invoice no redemption has: the hold runs
+        redemptionId: randomUUID(),
+        memberId: body.memberId,
+        // no points asked for: as many as one redemption may ask for (the hold then caps them)
+        points: body.points ?? LIMITS.maxPointsPerAccrual,
         invoiceTotalMinor: body.invoiceTotalMinor,
-        points: hold.pointsApplied,
-        creditMinor: hold.creditMinor,
-        limitedBy,
-        ...terms,
+        occurredAt,
+      });
+      const { hold, rules } = run;
+      if (!rules || run.invoiceShareCap === null) throw notFound('program', { programId });
+      const requested = body.points ?? null;
+      const terms = {
+        memberId: run.memberId ?? body.memberId,
+        ...(run.memberId !== null && run.memberId !== body.memberId ? { requestedMemberId: body.memberId } : {}),
+        requestedPoints: requested,
+        available: Number(run.available),
+        pointValueMinor: Number(rules.pointValueMinor),
+        minPoints: Number(rules.minPoints),
+        maxInvoiceShare: Number(millionthsToDecimal(BigInt(rules.maxInvoiceShareMillionths))),
+        maxPointsForInvoice: Number(run.invoiceShareCap),
+        ruleVersion: rules.ruleVersion,
+        occurredAt,
       };
-    throw refusal(hold.reason ?? 'declined', { ...terms, limitedBy });
-  });
+      const limitedBy = redemptionLimitedBy({
+        requested,
+        available: terms.available,
+        invoiceShareCap: terms.maxPointsForInvoice,
+        maxPerRedemption: LIMITS.maxPointsPerAccrual,
+      });
+      if (hold.status === 'held')
+        return {
+          quote: 'redemption',
+          invoiceTotalMinor: body.invoiceTotalMinor,
+          points: hold.pointsApplied,
+          creditMinor: hold.creditMinor,
+          limitedBy,
+          ...terms,
+        };
+      throw refusal(hold.reason ?? 'declined', { ...terms, limitedBy });
+    },
+  );
 }
 
 /** Where the real redemption would be declined: the same reason, as a 4xx (nothing is held). */

@@ -157,6 +157,8 @@ export async function startApi(
     bodyLimitBytes: 64 * 1024,
     temporalReachable,
     temporal,
+    // every answer checked against the route's documented statuses and schemas (api/server.ts)
+    checkResponses: true,
     ...extra,
   });
   await app.listen({ port: 0, host: '127.0.0.1' });

@@ -40,11 +40,13 @@ afterAll(async () => {
 });
 
 /** Runs `st run` and resolves with its exit code and output. */
-function schemathesis(args: string[]): Promise<{ code: number | null; output: string }> {
+function schemathesis(args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(ST, args, {
       env: { ...process.env, PYTHONPATH: TOOLS, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // its cache (.schemathesis/) goes to the run's own folder, not the checkout
+      cwd,
     });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -63,26 +65,29 @@ test.skipIf(!installed)(
   async () => {
     const reports = mkdtempSync(join(tmpdir(), 'loyalty-schemathesis-'));
     try {
-      const { code, output } = await schemathesis([
-        'run',
-        `${stack.api.baseUrl}/openapi.json`,
-        '--checks',
-        'all',
-        '--max-examples',
-        String(MAX_EXAMPLES),
-        '--seed',
-        String(SEED),
-        '--workers',
-        '2',
-        '--request-timeout',
-        '30',
-        '--header',
-        `Authorization: Bearer ${stack.api.keys.admin}`,
-        '--report',
-        'junit',
-        '--report-dir',
+      const { code, output } = await schemathesis(
+        [
+          'run',
+          `${stack.api.baseUrl}/openapi.json`,
+          '--checks',
+          'all',
+          '--max-examples',
+          String(MAX_EXAMPLES),
+          '--seed',
+          String(SEED),
+          '--workers',
+          '2',
+          '--request-timeout',
+          '30',
+          '--header',
+          `Authorization: Bearer ${stack.api.keys.admin}`,
+          '--report',
+          'junit',
+          '--report-junit-path',
+          join(reports, 'junit.xml'),
+        ],
         reports,
-      ]);
+      );
       const summary = output.split('\n').slice(-60).join('\n');
       assert.equal(
         code,

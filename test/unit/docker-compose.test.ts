@@ -438,7 +438,7 @@ test("the UI decodes payloads through the API's /codec, at the address the brows
   assert.equal(ui.TEMPORAL_CODEC_INCLUDE_CREDENTIALS, 'true');
   assert.match(
     read('api/routes/codec.ts'),
-    /app\.post\('\/codec\/session'/,
+    /method: 'POST',\s+url: '\/codec\/session'/,
     'the API sets the cookie at /codec/session',
   );
   assert.doesNotMatch(read('api/routes/codec.ts'), /\/codec\/k\/|:key/, 'no route takes a key in its path');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { ROUTE_DOCS } from '../../api/openapi';
+import type { RouteDeclaration } from '../../api/route';
 import { patternOf } from '../../api/methods';
 import { buildApi, DEFAULT_BATCHER } from '../../api/server';
 import { createPool } from '../../db/pool';
@@ -11,6 +11,7 @@ import { createPool } from '../../db/pool';
 // route, from the one not-found handler (api/methods.ts); an unknown path stays 404. The real API
 // on a pool whose database is not there: routing needs none, and nothing may reach it.
 let app: FastifyInstance;
+let ROUTE_DOCS: RouteDeclaration[];
 beforeAll(async () => {
   const pool = createPool({
     connectionString: 'postgres://u:p@127.0.0.1:1/none',
@@ -26,6 +27,8 @@ beforeAll(async () => {
   });
   app.addHook('onClose', () => pool.end());
   await app.ready();
+  // the routes as declared (api/route.ts), collected as they were registered
+  ROUTE_DOCS = app.routeCatalog.routes;
 });
 afterAll(async () => {
   await app?.close();
