@@ -28,6 +28,26 @@ export function formatReport(r: ReconciliationReport): string {
     lines.push(
       `    ... ${r.differenceCount - r.differences.length} more (the first ${r.differences.length} are stored)`,
     );
+  if (r.balanceCheck) {
+    lines.push(
+      `  balances at the end of ${r.balanceCheck.asOf} (debits less credits; subledger, GL, not yet in the GL):`,
+    );
+    for (const a of r.balanceCheck.accounts)
+      lines.push(`    ${a.account.padEnd(28)} ${a.subledgerMinor} ${a.glMinor} ${a.notYetInGlMinor}`);
+    lines.push(`  balance differences: ${r.balanceCheck.differenceCount}`);
+    for (const d of r.balanceCheck.differences)
+      lines.push(
+        `    ${d.account.padEnd(28)} subledger ${d.subledgerMinor}, GL ${d.glMinor}, difference ${d.differenceMinor}`,
+      );
+  }
+  for (const m of r.monthly ?? [])
+    lines.push(
+      `  ${m.month} (to ${m.through}): ${m.differenceCount} account(s) differ` +
+        m.accounts
+          .filter((a) => a.differenceMinor !== 0)
+          .map((a) => `; ${a.account} subledger ${a.subledgerMovementMinor}, GL ${a.glMovementMinor}`)
+          .join(''),
+    );
   return lines.join('\n') + '\n';
 }
 
