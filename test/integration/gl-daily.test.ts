@@ -109,6 +109,22 @@ async function subledgerNet(p: string, to: string, from = '2000-01-01'): Promise
   return net(rows.map((r) => ({ account: r.account, debitMinor: Number(r.d), creditMinor: Number(r.c) })));
 }
 
+/** A redemption through the API and the saga (billing's invoice first); answers the invoice id. */
+async function sagaRedeem(p: string, memberId: string, points: number, occurredAt: string): Promise<string> {
+  const billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
+  const invoiceId = uniqueId('inv');
+  await billing.createInvoice(
+    { invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] },
+    `inv-${invoiceId}`,
+  );
+  const res = await call('POST', `/v1/programs/${p}/redemptions`, {
+    role: 'billing',
+    body: { invoiceId, memberId, points, invoiceTotalMinor: 8000, occurredAt },
+  });
+  assert.deepEqual([res.status, res.body.status], [201, 'applied'], JSON.stringify(res.body));
+  return invoiceId;
+}
+
 async function fault(rule: Record<string, unknown>) {
   const res = await fetch(`${sims.glUrl}/admin/faults`, {
     method: 'POST',
@@ -144,17 +160,7 @@ describe('the subledger in the GL every day', () => {
       30_000,
     );
     // a redemption through the saga, dated D: its GL entry is its own, the daily entry leaves it out
-    const billing = billingClient({ baseUrl: sims.billingUrl, timeoutMs: 1000 });
-    const invoiceId = uniqueId('inv');
-    await billing.createInvoice(
-      { invoiceId, customerId: 'c-1', currency: 'USD', lines: [{ description: 'Plan', amountMinor: 8000 }] },
-      `inv-${invoiceId}`,
-    );
-    const redeemed = await call('POST', `/v1/programs/${p}/redemptions`, {
-      role: 'billing',
-      body: { invoiceId, memberId: 'm-1', points: 1000, invoiceTotalMinor: 8000, occurredAt: at(14) },
-    });
-    assert.deepEqual([redeemed.status, redeemed.body.status], [201, 'applied'], JSON.stringify(redeemed.body));
+    const invoiceId = await sagaRedeem(p, 'm-1', 1000, at(14));
 
     // the journal of the day has every kind: accruals, a refund, expiry and redemption recognition
     const kinds = (
@@ -336,11 +342,13 @@ describe('the close posts only what it books itself', () => {
     await accrue(p, 'm-1', 'inv-jan', 300_000, '2026-01-10T10:00:00Z');
     await accrue(p, 'm-2', 'inv-feb', 200_000, '2026-02-14T10:00:00Z');
     await accrue(p, 'm-1', 'inv-mar', 100_000, '2026-03-31T22:00:00Z');
+    // a redemption (its saga posts its own entry): recognised at the old estimate, caught up at the new
+    return sagaRedeem(p, 'm-1', 2000, '2026-02-20T10:00:00Z');
   };
 
   test('every day posted first: the close posts exactly its catch-up, nothing else, and the GL equals the subledger at the quarter end', async () => {
-    const p = await program({ expiry: { policy: 'rolling', window: 'P400D' } });
-    await book(p);
+    const p = await program({ expiry: { policy: 'rolling', window: 'P400D' }, chargebackWindow: 'PT1S' });
+    const invoiceId = await book(p);
     for (const d of ['2026-01-10', '2026-02-14', '2026-03-31']) assert.ok((await runDay(p, d)).postedEntryId);
     await closeQuarter(p, '2026-Q1');
     const quarter = await glEntries(p, '2026-01-01', '2026-03-31');
@@ -349,6 +357,7 @@ describe('the close posts only what it books itself', () => {
       `loyalty:${p}:daily:2026-01-10`,
       `loyalty:${p}:daily:2026-02-14`,
       `loyalty:${p}:daily:2026-03-31`,
+      `loyalty:${p}:redeem:${invoiceId}`,
     ]);
     const own = quarter.find((e) => e.entryId === `loyalty:${p}:close:2026-Q1`)!;
     const expected = await catchUps(p, '2026-Q1');
@@ -369,8 +378,8 @@ describe('the close posts only what it books itself', () => {
   });
 
   test('a day the daily posting has not run: the close carries it in an entry of its own, then its catch-up; nothing lost, nothing twice', async () => {
-    const p = await program({ expiry: { policy: 'rolling', window: 'P400D' } });
-    await book(p);
+    const p = await program({ expiry: { policy: 'rolling', window: 'P400D' }, chargebackWindow: 'PT1S' });
+    const invoiceId = await book(p);
     await runDay(p, '2026-01-10'); // February and March never ran
     await closeQuarter(p, '2026-Q1');
     const quarter = await glEntries(p, '2026-01-01', '2026-03-31');
@@ -378,15 +387,24 @@ describe('the close posts only what it books itself', () => {
       `loyalty:${p}:close-rest:2026-Q1`,
       `loyalty:${p}:close:2026-Q1`,
       `loyalty:${p}:daily:2026-01-10`,
+      `loyalty:${p}:redeem:${invoiceId}`,
     ]);
     assert.deepEqual(
       net(quarter.find((e) => e.entryId === `loyalty:${p}:close:2026-Q1`)!.lines),
       await catchUps(p, '2026-Q1'),
     );
+    // the rest, the close's own and the saga's entry are February and March, to the minor unit
     assert.deepEqual(
-      net(quarter.find((e) => e.entryId === `loyalty:${p}:close-rest:2026-Q1`)!.lines),
+      net(
+        quarter
+          .filter((e) =>
+            ['close-rest:2026-Q1', 'close:2026-Q1', `redeem:${invoiceId}`].includes(
+              e.entryId.split(`loyalty:${p}:`)[1]!,
+            ),
+          )
+          .flatMap((e) => e.lines),
+      ),
       await subledgerNet(p, '2026-03-31', '2026-02-01'),
-      'the rest is February and March',
     );
     assert.deepEqual(await glNet(p, '2026-01-01', '2026-03-31'), await subledgerNet(p, '2026-03-31'));
     // the days' runs afterwards find nothing of the quarter left
