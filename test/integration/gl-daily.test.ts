@@ -14,6 +14,7 @@ import {
   eventually,
   httpClient,
   programBody,
+  recordHistory,
   startCloseStack,
   uniqueId,
   type CloseStack,
@@ -59,13 +60,17 @@ async function accrue(p: string, memberId: string, invoiceId: string, amountMino
   assert.equal(res.status, 201, JSON.stringify(res.body));
 }
 
-/** Runs one program's day (a fresh run id each time: the workflow id may have run before). */
-const runDay = (programId: string, date: string) =>
-  worker.client.workflow.execute(postProgramDayToGl, {
-    workflowId: `gl-daily:${programId}:${date}:${uniqueId('t')}`,
+/** Runs one program's day (a fresh run id each time: the workflow id may have run before); `history`: record it for the replay test. */
+async function runDay(programId: string, date: string, history?: string): Promise<GlDayResult> {
+  const workflowId = `gl-daily:${programId}:${date}:${uniqueId('t')}`;
+  const r = await worker.client.workflow.execute(postProgramDayToGl, {
+    workflowId,
     taskQueue: worker.taskQueue,
     args: [{ programId, date }],
-  }) as Promise<GlDayResult>;
+  });
+  if (history) await recordHistory(worker.client, workflowId, history);
+  return r;
+}
 
 const reconcile = (programId: string, date: string) =>
   worker.client.workflow.execute(reconcileProgramDay, {
@@ -193,11 +198,13 @@ describe('the subledger in the GL every day', () => {
     // the run twice, and the daily Schedule's workflow (yesterday, every program): nothing new
     const again = await runDay(p, D);
     assert.deepEqual([again.created, again.journalCount, again.lines], [false, first.journalCount, first.lines]);
+    const scheduledId = `gl-daily:scheduled:${uniqueId('t')}`;
     const all = await worker.client.workflow.execute(dailyGlPosting, {
-      workflowId: `gl-daily:scheduled:${uniqueId('t')}`,
+      workflowId: scheduledId,
       taskQueue: worker.taskQueue,
       args: [{}],
     });
+    await recordHistory(worker.client, scheduledId, 'gl-daily-all-programs');
     assert.deepEqual(
       all.find((s) => s.programId === p),
       { programId: p, date: D, postedEntryId: `loyalty:${p}:daily:${D}`, journalCount: first.journalCount },
@@ -232,7 +239,7 @@ describe('the subledger in the GL every day', () => {
 
     await fault({ operation: 'post_entry', failNext: 2 });
     const injected = await faultsInjected();
-    const next = await runDay(p, today);
+    const next = await runDay(p, today, 'gl-daily-program-day');
     assert.equal((await faultsInjected()) - injected, 2, 'the GL refused twice, the activity retried');
     assert.equal(next.postedEntryId, `loyalty:${p}:daily:${today}`);
     const carried = await pool.query(
@@ -309,6 +316,28 @@ describe('the subledger in the GL every day', () => {
     const stored = await call('GET', `/v1/programs/${p}/reconciliations/${today}`, { role: 'finance' });
     assert.deepEqual(stored.body.balanceCheck, tampered.balanceCheck);
     assert.deepEqual(stored.body.monthly, tampered.monthly);
+  });
+});
+
+describe('a call in doubt', () => {
+  test('the GL takes the day after the worker gave up on the call: the retry sends the same entry, posted once', async () => {
+    const p = await program();
+    await accrue(p, 'm-1', 'inv-may', 90_000, '2026-05-05T10:00:00Z');
+    const slowed = async () =>
+      ((await (await fetch(`${sims.glUrl}/admin/faults`)).json()) as { delayed: number }).delayed;
+    const before = await slowed();
+    await fault({ operation: 'post_entry', latencyMs: 2500 }); // the worker's GL client gives up after 1 s
+    const run = runDay(p, '2026-05-05');
+    await eventually('the first attempt slowed', async () => (await slowed()) > before, 30_000);
+    await fetch(`${sims.glUrl}/admin/faults`, { method: 'DELETE' });
+    const r = await run;
+    assert.equal(r.postedEntryId, `loyalty:${p}:daily:2026-05-05`);
+    const entries = await glEntries(p, '2026-05-05', '2026-05-05');
+    assert.deepEqual(
+      entries.map((e) => e.entryId),
+      [`loyalty:${p}:daily:2026-05-05`],
+    );
+    assert.deepEqual(await glNet(p, '2026-05-05', '2026-05-05'), await subledgerNet(p, '2026-05-05'));
   });
 });
 
