@@ -51,10 +51,13 @@ export function formatReport(r: ReconciliationReport): string {
   return lines.join('\n') + '\n';
 }
 
+/** No difference in the redemptions and postings, and none in the balances per account (issue 15, item 5). */
+const clean = (r: ReconciliationReport) => r.differenceCount === 0 && (r.balanceCheck?.differenceCount ?? 0) === 0;
+
 const print = (r: ReconciliationReport, json: boolean) =>
   process.stdout.write(json ? JSON.stringify(r, null, 2) + '\n' : formatReport(r));
 
-/** `loyalty reconcile`: runs the day's reconciliation on Temporal now; exit 0 no differences, 1 differences. */
+/** `loyalty reconcile`: runs the day's reconciliation on Temporal now; exit 0 no differences (nor in the balances), 1 differences. */
 export async function runReconcile(o: {
   programId: string;
   date: string;
@@ -78,13 +81,13 @@ export async function runReconcile(o: {
       memo: { summary: `${o.date}: reconciliation run from the CLI` },
     });
     print(report, o.json);
-    return report.differenceCount === 0 ? 0 : 1;
+    return clean(report) ? 0 : 1;
   } finally {
     await connection.close();
   }
 }
 
-/** `loyalty reconciliation`: prints the day's stored report; exit 0 no differences, 1 differences, 3 no report. */
+/** `loyalty reconciliation`: prints the day's stored report; exit 0 no differences (nor in the balances), 1 differences, 3 no report. */
 export async function runReconciliationReport(o: {
   programId: string;
   date: string;
@@ -106,7 +109,7 @@ export async function runReconciliationReport(o: {
       return 3;
     }
     print(report, o.json);
-    return report.differenceCount === 0 ? 0 : 1;
+    return clean(report) ? 0 : 1;
   } finally {
     await pool.end();
   }

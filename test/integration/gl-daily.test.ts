@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import type { Pool } from 'pg';
 import type { GlDayResult } from '../../activities/gl-daily';
@@ -312,6 +314,27 @@ describe('the subledger in the GL every day', () => {
     assert.ok(
       tampered.differences.some((d) => d.reason === 'unknown_in_subledger' && d.entryId === `loyalty:${p}:stray`),
     );
+    // the CLI prints the balances and the differences with both figures, and exits 1
+    const printed = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(__dirname, '..', '..', 'cli', 'index.ts'),
+        'reconciliation',
+        p,
+        today,
+        '--database-url',
+        stack.db.url,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(printed.status, 1, printed.stdout + printed.stderr);
+    assert.match(printed.stdout, /balance differences: 2/);
+    assert.match(
+      printed.stdout,
+      new RegExp(`revenue\\s+subledger ${sub.revenue}, GL ${sub.revenue! - 7}, difference 7`),
+    );
     // the stored report and the API say the same
     const stored = await call('GET', `/v1/programs/${p}/reconciliations/${today}`, { role: 'finance' });
     assert.deepEqual(stored.body.balanceCheck, tampered.balanceCheck);
@@ -459,6 +482,19 @@ describe('the close posts only what it books itself', () => {
       assert.equal(d.policies.catchupWindow, 7 * DAY_MS);
       assert.equal(d.action.type, 'startWorkflow');
       assert.match(String(d.memo?.summary), /daily at 00:10 UTC/);
+      // a run the Schedule starts posts the day before the time it was due
+      const p = await program();
+      await accrue(p, 'm-1', 'inv-y', 50_000, `${yesterday}T12:00:00Z`);
+      await handle.trigger();
+      const started = await eventually(
+        'the triggered run',
+        async () => (await handle.describe()).info.recentActions[0]?.action.workflow.workflowId,
+        30_000,
+      );
+      const run = await worker.client.workflow.getHandle<typeof dailyGlPosting>(started).result();
+      assert.ok(run.length > 0 && run.every((r) => r.date === yesterday), JSON.stringify(run));
+      assert.equal(run.find((r) => r.programId === p)?.postedEntryId, `loyalty:${p}:daily:${yesterday}`);
+      assert.deepEqual(await glNet(p, yesterday, yesterday), await subledgerNet(p, yesterday));
     } finally {
       await handle.delete();
     }
