@@ -6,6 +6,7 @@ import type { Pool } from 'pg';
 import type { GlDayResult } from '../../activities/gl-daily';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
+import { verifyInvariants } from '../../db/verify';
 import type { ReconciliationReport } from '../../domain/reconciliation';
 import { DAILY_GL_POSTING_SCHEDULE_ID } from '../../domain/workflow-ids';
 import type { RunningSimulators } from '../../simulators';
@@ -459,6 +460,27 @@ describe('the close posts only what it books itself', () => {
       await subledgerNet(p, '2026-03-31', '2026-02-01'),
     );
     assert.deepEqual(await glNet(p, '2026-01-01', '2026-03-31'), await subledgerNet(p, '2026-03-31'));
+    // `loyalty verify` catches a batch whose lines are not its journal entries' (the trigger bypassed)
+    const tamper = async (sql: string) => {
+      await stack.db.adminPool.query('alter table gl_batches disable trigger gl_batches_append_only');
+      try {
+        await stack.db.adminPool.query(sql, [`loyalty:${p}:close-rest:2026-Q1`]);
+      } finally {
+        await stack.db.adminPool.query('alter table gl_batches enable trigger gl_batches_append_only');
+      }
+    };
+    await tamper(
+      `update gl_batches set lines = lines || '[{"account":"revenue","debitMinor":1,"creditMinor":0}]'::jsonb where entry_id = $1`,
+    );
+    const broken = await verifyInvariants(pool);
+    assert.ok(
+      broken.violations.some(
+        (v) => v.check === "every GL batch's lines are its journal entries' lines net per account",
+      ),
+      JSON.stringify(broken.violations),
+    );
+    await tamper(`update gl_batches set lines = lines - (jsonb_array_length(lines) - 1) where entry_id = $1`);
+    assert.deepEqual((await verifyInvariants(pool)).violations, []);
     // the days' runs afterwards find nothing of the quarter left
     assert.equal((await runDay(p, '2026-03-31')).journalCount, 0);
     assert.deepEqual(await glNet(p, '2026-01-01', '2026-03-31'), await subledgerNet(p, '2026-03-31'));
