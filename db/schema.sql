@@ -201,7 +201,7 @@ create table gl_batches (
   constraint gl_batches_journal_count_check CHECK ((journal_count >= 0)),
   constraint gl_batches_kind_check CHECK ((kind = ANY (ARRAY['daily'::text, 'close_rest'::text])))
 );
-CREATE INDEX gl_batches_by_day ON public.gl_batches USING btree (program_id, business_date);
+CREATE INDEX gl_batches_latest ON public.gl_batches USING btree (program_id, kind, created_at);
 CREATE TRIGGER gl_batches_append_only BEFORE DELETE OR UPDATE ON public.gl_batches FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
 CREATE TRIGGER gl_batches_no_truncate BEFORE TRUNCATE ON public.gl_batches FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
 
@@ -259,6 +259,7 @@ create table journal_entries (
   constraint journal_entries_credit_minor_check CHECK ((credit_minor >= 0)),
   constraint journal_entries_debit_minor_check CHECK ((debit_minor >= 0))
 );
+CREATE INDEX journal_entries_by_recorded ON public.journal_entries USING btree (program_id, recorded_at);
 CREATE INDEX journal_entries_by_time ON public.journal_entries USING btree (program_id, occurred_at);
 CREATE TRIGGER journal_entries_append_only BEFORE DELETE OR UPDATE ON public.journal_entries FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
 CREATE TRIGGER journal_entries_no_truncate BEFORE TRUNCATE ON public.journal_entries FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();

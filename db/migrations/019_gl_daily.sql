@@ -16,7 +16,8 @@ create table gl_batches (
   created_at    timestamptz not null default now(),
   actor         text not null
 );
-create index gl_batches_by_day on gl_batches (program_id, business_date);
+-- the program's last daily batch (the next one looks only at what was recorded or dated after it)
+create index gl_batches_latest on gl_batches (program_id, kind, created_at);
 
 create table gl_batch_journals (
   journal_entry_id bigint primary key references journal_entries,
@@ -27,5 +28,7 @@ create index gl_batch_journals_by_entry on gl_batch_journals (entry_id);
 -- The daily balance check and monthly view of a reconciliation run (null on runs made before them).
 alter table reconciliation_runs add column balance_check jsonb, add column monthly jsonb;
 
--- The balance check reads a program's journal by date.
+-- The balance check reads a program's journal by date; the daily batch reads what was recorded
+-- since the last one, or dated after it.
 create index journal_entries_by_time on journal_entries (program_id, occurred_at);
+create index journal_entries_by_recorded on journal_entries (program_id, recorded_at);

@@ -365,6 +365,30 @@ describe('a call in doubt', () => {
   });
 });
 
+describe('what a daily batch reads', () => {
+  test('a run after days without one still finds what was recorded before the last run but dated after it', async () => {
+    const p = await program();
+    await accrue(p, 'm-1', 'inv-jun1', 60_000, '2026-06-01T10:00:00Z');
+    await accrue(p, 'm-1', 'inv-jun3', 30_000, '2026-06-03T10:00:00Z');
+    assert.equal((await runDay(p, '2026-06-01')).journalCount, 1);
+    // the June 3 accrual was recorded days before the last batch was planned (a catch-up after an
+    // outage): set its record time back, the append-only trigger bypassed as the owner
+    await stack.db.adminPool.query('alter table journal_entries disable trigger journal_entries_append_only');
+    try {
+      await stack.db.adminPool.query(
+        `update journal_entries set recorded_at = now() - interval '3 days' where program_id = $1 and idempotency_key = 'accrual:inv-jun3'`,
+        [p],
+      );
+    } finally {
+      await stack.db.adminPool.query('alter table journal_entries enable trigger journal_entries_append_only');
+    }
+    await accrue(p, 'm-1', 'inv-jun1-late', 10_000, '2026-06-01T20:00:00Z'); // back-dated, recorded now
+    const r = await runDay(p, '2026-06-03');
+    assert.equal(r.journalCount, 2, 'the June 3 accrual and the late one');
+    assert.deepEqual(await glNet(p, '2026-06-01', '2026-06-03'), await subledgerNet(p, '2026-06-03'));
+  });
+});
+
 describe('the close posts only what it books itself', () => {
   const closeQuarter = async (p: string, period: string) => {
     const started = await call('POST', `/v1/programs/${p}/closes`, {
