@@ -56,7 +56,7 @@ export async function postBatch(
   return batch.lines.length > 0 ? batch.entryId : null;
 }
 
-/** The daily posting of the subledger to the GL (docs/accounting.md, "The GL every day"). */
+/** The daily posting of the subledger to the GL (docs/accounting.md, section 14a). */
 export function createGlDailyActivities(deps: { pool: Pool; gl: GlClient }) {
   const { pool, gl } = deps;
   return {
