@@ -18,7 +18,7 @@ import {
 import { verifyDecisionRequest } from '../db/approval-requests';
 import { buildCloseReport } from '../db/close-report';
 import { closeAnchorMemo } from '../db/audit-anchors';
-import { markUnpostedJournalsPosted, recordGlPosting, unpostedJournalLines } from '../db/gl-postings';
+import { closeOwnUnpostedLines, planGlBatch, recordCloseOwnPosting } from '../db/gl-daily';
 import { programIds } from '../db/programs';
 import { postedEntryIds } from '../db/reconciliation';
 import { DEFAULT_ESTIMATION_LIMITS, projectUltimateRates, type EstimationLimits } from '../domain/breakage';
@@ -30,6 +30,8 @@ import { quarterBounds } from '../domain/period';
 import { startCloseSchema } from '../domain/schemas';
 import { SCHEDULE_CLOSE_STARTER } from '../domain/workflow-ids';
 import { recognizedToDate } from '../domain/recognition';
+import { postBatch } from './gl-daily';
+import { glEntryId as glEntryIdOf } from './redemption';
 import type { GlClient } from './services/gl';
 import { ServiceError } from './services/http';
 
@@ -242,9 +244,9 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
     },
 
     /**
-     * Books the approved proposal in the subledger, then posts to the GL, in one entry for the
-     * period, every journal entry dated in or before it that has not reached the GL yet
-     * (idempotent per period: `loyalty:<p>:close:<period>`).
+     * Books the approved proposal in the subledger, then posts to the GL what no daily posting has
+     * carried of the period (`loyalty:<p>:close-rest:<period>`, none once every day was posted) and,
+     * in an entry of its own, exactly the catch-ups it booked (`loyalty:<p>:close:<period>`).
      */
     async bookCatchUpAndPostToGl(q: CloseRef & { approvedBy: string }): Promise<{ glEntryId: string | null }> {
       const { end } = quarterBounds(q.period);
@@ -266,29 +268,53 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
         pricing ? pricing.rate : null,
       );
 
-      const lines = await unpostedJournalLines(pool, q.programId, end);
-      const glEntryId = `loyalty:${q.programId}:close:${q.period}`;
       const date = new Date(end.getTime() - 1).toISOString().slice(0, 10);
-      // every close anchors the audit chains (signed, outside the database); its GL memo carries the anchor (db/audit-anchors.ts)
+      // every close anchors the audit chains (signed, outside the database); the memo of each GL entry it posts carries the anchor (db/audit-anchors.ts)
       const memo = await closeAnchorMemo(pool, q.programId, q.period);
+      // First what no daily run has carried yet (a day of the quarter not yet posted, an entry
+      // back-dated after its day's run), in an entry of its own, so that nothing of the quarter is
+      // left out whichever of the close and the daily posting runs first (docs/accounting.md).
+      const rest = await planGlBatch(pool, {
+        entryId: glEntryIdOf(q.programId, `close-rest:${q.period}`),
+        programId: q.programId,
+        kind: 'close_rest',
+        businessDate: date,
+        through: end,
+        withSagaJournals: true, // a saga's journal its saga never posted (refused, compensated)
+        actor: `close:${q.approvedBy}`,
+      });
+      const restPosted = await postBatch(pool, gl, rest, {
+        date,
+        description: `loyalty close ${q.period} not posted daily (${rest.journalCount})${memo ? ` ${memo}` : ''}`,
+      });
+
+      // Then the close's own entry: exactly the catch-ups it booked (idempotent per period:
+      // `loyalty:<p>:close:<period>`); their true-up after the period is dated now and goes with that day.
+      const lines = await closeOwnUnpostedLines(pool, q.programId, q.period);
+      const glEntryId = `loyalty:${q.programId}:close:${q.period}`;
       if (lines.length > 0) {
         await final(() =>
-          gl.postEntry(
-            { entryId: glEntryId, date, description: `loyalty close ${q.period}${memo ? ` ${memo}` : ''}`, lines },
-            `gl:${glEntryId}`,
-          ),
+          gl
+            .postEntry(
+              { entryId: glEntryId, date, description: `loyalty close ${q.period}${memo ? ` ${memo}` : ''}`, lines },
+              `gl:${glEntryId}`,
+            )
+            .catch((e) => {
+              if (!(e instanceof ServiceError && e.code === 'entry_exists')) throw e; // ours, taken by an earlier attempt
+            }),
         );
-        await recordGlPosting(pool, {
-          entryId: glEntryId,
-          programId: q.programId,
-          journalKey: `close:${q.period}`,
-          businessDate: date,
-          lines,
-        });
       }
-      await markUnpostedJournalsPosted(pool, q.programId, end, glEntryId);
+      await recordCloseOwnPosting(pool, {
+        entryId: glEntryId,
+        programId: q.programId,
+        period: q.period,
+        businessDate: date,
+        lines,
+      });
       // a retry after the posting finds nothing left to post: the entry an earlier attempt posted stays the close's
-      const posted = lines.length > 0 || (await postedEntryIds(pool, [glEntryId])).has(glEntryId) ? glEntryId : null;
+      // (the close's entry is its own; with nothing of its own to post, the one it posted for the days not posted daily)
+      const own = lines.length > 0 || (await postedEntryIds(pool, [glEntryId])).has(glEntryId);
+      const posted = own ? glEntryId : restPosted;
       await setCloseGlEntry(pool, q.programId, q.period, posted);
       return { glEntryId: posted };
     },

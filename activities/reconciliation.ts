@@ -1,5 +1,7 @@
 import { heartbeat } from '@temporalio/activity';
 import type { Pool } from 'pg';
+import { batchJournalLines } from '../db/gl-daily';
+import { notYetInGlByAccount, subledgerNetByAccount } from '../db/gl-balances';
 import { journalLines } from '../db/journal';
 import {
   MAX_REDEMPTIONS_PER_RUN,
@@ -18,6 +20,15 @@ import {
   type Difference,
   type ReconciliationReport,
 } from '../domain/reconciliation';
+import {
+  balanceCheck,
+  endOfDay,
+  monthsToDate,
+  monthView,
+  type AccountSums,
+  type BalanceCheck,
+  type MonthView,
+} from '../domain/gl-balance';
 import { billingSource, glEntryId, glJournalKey } from './redemption';
 import type { BillingClient, BillingCredit } from './services/billing';
 import type { GlClient, GlEntry } from './services/gl';
@@ -116,7 +127,8 @@ export function createReconciliationActivities(deps: { pool: Pool; billing: Bill
       return matchPosting(
         { entryId: p.entryId, invoiceId, lines: p.lines },
         entry?.lines ?? null,
-        await journalLines(pool, programId, p.journalKey),
+        // a day's or a close's batch: the journal entries it claimed; a redemption's: its journal
+        (await batchJournalLines(pool, p.entryId)) ?? (await journalLines(pool, programId, p.journalKey)),
       );
     });
     for (const d of checks) if (d) differences.push(d);
@@ -171,12 +183,42 @@ export function createReconciliationActivities(deps: { pool: Pool; billing: Bill
     return { differences, checked: postings.length + glEntries.length };
   }
 
+  const glSums = (r: { balances: Array<{ account: string; balanceMinor: number }> }): AccountSums[] =>
+    r.balances.map((b) => ({ account: b.account, netMinor: BigInt(b.balanceMinor) }));
+
+  /** The subledger's balance per account at the end of `date` against the GL's entries of the program dated up to it. */
+  async function checkBalances(programId: string, date: string): Promise<BalanceCheck> {
+    const through = endOfDay(date);
+    const entryPrefix = glEntryId(programId, '');
+    const [subledger, notYet, glBalances] = await Promise.all([
+      subledgerNetByAccount(pool, programId, through),
+      notYetInGlByAccount(pool, programId, through, date),
+      gl.balances({ to: date, entryPrefix }),
+    ]);
+    return balanceCheck(date, subledger, glSums(glBalances), notYet);
+  }
+
+  /** Each month of the day's year up to the day: movement per account, subledger against GL. */
+  async function monthly(programId: string, date: string): Promise<MonthView[]> {
+    const entryPrefix = glEntryId(programId, '');
+    return mapLimit(monthsToDate(date), LOOKUP_CONCURRENCY, async (m) => {
+      const [subledger, glBalances] = await Promise.all([
+        subledgerNetByAccount(pool, programId, endOfDay(m.to), new Date(`${m.from}T00:00:00Z`)),
+        gl.balances({ from: m.from, to: m.to, entryPrefix }),
+      ]);
+      return monthView(m.month, m.to, subledger, glSums(glBalances));
+    });
+  }
+
   return {
     async listProgramsToReconcile(): Promise<string[]> {
       return programIds(pool, MAX_PROGRAMS_PER_RUN);
     },
 
-    /** Matches one program's day (UTC) and records the report; a later run of the same day supersedes it. */
+    /**
+     * Matches one program's day (UTC) and records the report; a later run of the same day supersedes
+     * it. With it, the balance check at the day's end and the year's monthly view against the GL.
+     */
     async reconcileRedemptionsOfDay(q: {
       programId: string;
       date: string;
@@ -191,6 +233,8 @@ export function createReconciliationActivities(deps: { pool: Pool; billing: Bill
       const b = await billingDifferences(q.programId, q.date, ledger);
       const g = await glDifferences(q.programId, q.date, b.ledger);
       const differences = [...b.differences, ...g.differences];
+      const balances = await checkBalances(q.programId, q.date);
+      const months = await monthly(q.programId, q.date);
       return recordRun(pool, {
         programId: q.programId,
         date: q.date,
@@ -201,6 +245,8 @@ export function createReconciliationActivities(deps: { pool: Pool; billing: Bill
         inProgress: b.inProgress.sort(),
         differenceCount: differences.length,
         differences,
+        balanceCheck: balances,
+        monthly: months,
       });
     },
   };

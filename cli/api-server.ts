@@ -13,7 +13,12 @@ import { migrateLedger, migrationUrl } from './ledger-database';
 import { createPool } from '../db/pool';
 import { connectClient } from '../temporal/connect';
 import { temporalSettings } from '../temporal/settings';
-import { ensureAuditAnchorSchedule, ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
+import {
+  ensureAuditAnchorSchedule,
+  ensureCloseSchedule,
+  ensureGlDailySchedule,
+  ensureReconciliationSchedule,
+} from '../workers/schedules';
 import type { StackConfig } from './config';
 
 /** Connections one API process opens: the accrual batcher's two lanes, the reads, key lookups, and room for bursts. */
@@ -127,6 +132,12 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
         (e: Error) => log.error({ err: e }, 'could not create the daily reconciliation schedule'),
       );
       if (r) log.info({ schedule: r }, 'daily reconciliation schedule');
+    }
+    if (cfg.glDailyAt) {
+      const r = await ensureGlDailySchedule(client, { taskQueue: cfg.taskQueue, ...cfg.glDailyAt }).catch((e: Error) =>
+        log.error({ err: e }, 'could not create the daily GL posting schedule'),
+      );
+      if (r) log.info({ schedule: r }, 'daily GL posting schedule');
     }
     if (cfg.closeDaysAfterQuarterEnd !== null) {
       const r = await ensureCloseSchedule(client, {

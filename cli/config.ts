@@ -41,7 +41,9 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
       tax: Number(env.LOYALTY_TAX_PORT ?? 4003),
     },
     /** when the daily reconciliation runs, HH:MM UTC; `off` creates no schedule */
-    reconciliationAt: parseTimeOfDay(env.LOYALTY_RECONCILIATION_AT ?? '00:30'),
+    reconciliationAt: parseTimeOfDay(env.LOYALTY_RECONCILIATION_AT ?? '00:30', 'LOYALTY_RECONCILIATION_AT'),
+    /** when the daily GL posting runs, HH:MM UTC (before the reconciliation, which checks its balances); `off` creates no schedule */
+    glDailyAt: parseTimeOfDay(env.LOYALTY_GL_DAILY_AT ?? '00:10', 'LOYALTY_GL_DAILY_AT'),
     /** days after quarter end when the schedule starts each program's close; `off` creates no schedule */
     closeDaysAfterQuarterEnd:
       env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER === 'off' ? null : Number(env.LOYALTY_CLOSE_DAYS_AFTER_QUARTER ?? 5),
@@ -53,9 +55,9 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
 }
 export type StackConfig = ReturnType<typeof stackConfig>;
 
-function parseTimeOfDay(s: string): { hourUtc: number; minuteUtc: number } | null {
+function parseTimeOfDay(s: string, name: string): { hourUtc: number; minuteUtc: number } | null {
   if (s === 'off') return null;
   const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(s);
-  if (!m) throw new Error(`LOYALTY_RECONCILIATION_AT must be HH:MM (UTC) or off, not ${s}`);
+  if (!m) throw new Error(`${name} must be HH:MM (UTC) or off, not ${s}`);
   return { hourUtc: Number(m[1]), minuteUtc: Number(m[2]) };
 }

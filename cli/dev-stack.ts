@@ -10,7 +10,12 @@ import { connectClient, connectWorker } from '../temporal/connect';
 import { dataConverter, temporalSettings } from '../temporal/settings';
 import { startWorkerTelemetry, telemetrySettings } from '../workers/telemetry';
 import { createLoyaltyWorker } from '../workers/worker';
-import { ensureAuditAnchorSchedule, ensureCloseSchedule, ensureReconciliationSchedule } from '../workers/schedules';
+import {
+  ensureAuditAnchorSchedule,
+  ensureCloseSchedule,
+  ensureGlDailySchedule,
+  ensureReconciliationSchedule,
+} from '../workers/schedules';
 import { WakeupRelay } from '../workers/wakeup-relay';
 import { ensureLocalCodecKeys } from './codec-keys';
 import type { StackConfig } from './config';
@@ -193,6 +198,10 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       ? await ensureReconciliationSchedule(client, { taskQueue: cfg.taskQueue, ...cfg.reconciliationAt })
       : null;
     log.info({ schedule }, 'daily reconciliation schedule');
+    const glSchedule = cfg.glDailyAt
+      ? await ensureGlDailySchedule(client, { taskQueue: cfg.taskQueue, ...cfg.glDailyAt })
+      : null;
+    log.info({ schedule: glSchedule }, 'daily GL posting schedule');
     const anchorSchedule =
       cfg.auditAnchorEveryMinutes === null
         ? null
@@ -246,6 +255,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       ...(pg.notes ?? []).map((n) => `                 ${n}`),
       `  Simulators     billing ${sims.billingUrl}, GL ${sims.glUrl}, tax ${sims.taxUrl} (faults: POST /admin/faults)`,
       `  Reconciliation ${cfg.reconciliationAt ? `daily at ${process.env.LOYALTY_RECONCILIATION_AT ?? '00:30'} UTC (schedule ${schedule})` : 'no schedule (LOYALTY_RECONCILIATION_AT=off)'}`,
+      `  GL posting     ${cfg.glDailyAt ? `daily at ${process.env.LOYALTY_GL_DAILY_AT ?? '00:10'} UTC, the day before (schedule ${glSchedule})` : 'no schedule (LOYALTY_GL_DAILY_AT=off)'}`,
       `  Closes         ${closeSchedule ? `started ${cfg.closeDaysAfterQuarterEnd} day(s) after each quarter ends (schedule ${closeSchedule})` : 'no schedule (LOYALTY_CLOSE_DAYS_AFTER_QUARTER=off)'}`,
       `  Data           ${cfg.dataDir}`,
       '  API keys (Authorization: Bearer <key>):',

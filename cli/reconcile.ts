@@ -28,13 +28,36 @@ export function formatReport(r: ReconciliationReport): string {
     lines.push(
       `    ... ${r.differenceCount - r.differences.length} more (the first ${r.differences.length} are stored)`,
     );
+  if (r.balanceCheck) {
+    lines.push(
+      `  balances at the end of ${r.balanceCheck.asOf} (debits less credits; subledger, GL, not yet in the GL):`,
+    );
+    for (const a of r.balanceCheck.accounts)
+      lines.push(`    ${a.account.padEnd(28)} ${a.subledgerMinor} ${a.glMinor} ${a.notYetInGlMinor}`);
+    lines.push(`  balance differences: ${r.balanceCheck.differenceCount}`);
+    for (const d of r.balanceCheck.differences)
+      lines.push(
+        `    ${d.account.padEnd(28)} subledger ${d.subledgerMinor}, GL ${d.glMinor}, difference ${d.differenceMinor}`,
+      );
+  }
+  for (const m of r.monthly ?? [])
+    lines.push(
+      `  ${m.month} (to ${m.through}): ${m.differenceCount} account(s) differ` +
+        m.accounts
+          .filter((a) => a.differenceMinor !== 0)
+          .map((a) => `; ${a.account} subledger ${a.subledgerMovementMinor}, GL ${a.glMovementMinor}`)
+          .join(''),
+    );
   return lines.join('\n') + '\n';
 }
+
+/** No difference in the redemptions and postings, and none in the balances per account (issue 15, item 5). */
+const clean = (r: ReconciliationReport) => r.differenceCount === 0 && (r.balanceCheck?.differenceCount ?? 0) === 0;
 
 const print = (r: ReconciliationReport, json: boolean) =>
   process.stdout.write(json ? JSON.stringify(r, null, 2) + '\n' : formatReport(r));
 
-/** `loyalty reconcile`: runs the day's reconciliation on Temporal now; exit 0 no differences, 1 differences. */
+/** `loyalty reconcile`: runs the day's reconciliation on Temporal now; exit 0 no differences (nor in the balances), 1 differences. */
 export async function runReconcile(o: {
   programId: string;
   date: string;
@@ -58,13 +81,13 @@ export async function runReconcile(o: {
       memo: { summary: `${o.date}: reconciliation run from the CLI` },
     });
     print(report, o.json);
-    return report.differenceCount === 0 ? 0 : 1;
+    return clean(report) ? 0 : 1;
   } finally {
     await connection.close();
   }
 }
 
-/** `loyalty reconciliation`: prints the day's stored report; exit 0 no differences, 1 differences, 3 no report. */
+/** `loyalty reconciliation`: prints the day's stored report; exit 0 no differences (nor in the balances), 1 differences, 3 no report. */
 export async function runReconciliationReport(o: {
   programId: string;
   date: string;
@@ -86,7 +109,7 @@ export async function runReconciliationReport(o: {
       return 3;
     }
     print(report, o.json);
-    return report.differenceCount === 0 ? 0 : 1;
+    return clean(report) ? 0 : 1;
   } finally {
     await pool.end();
   }

@@ -90,8 +90,8 @@ export async function recordRun(
 ): Promise<ReconciliationReport> {
   const { rows } = await pool.query(
     `insert into reconciliation_runs (program_id, business_date, workflow_id, redemptions_checked, credits_checked, gl_entries_checked,
-                                      in_progress, differences, difference_count)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning run_id, recorded_at`,
+                                      in_progress, differences, difference_count, balance_check, monthly)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning run_id, recorded_at`,
     [
       r.programId,
       r.date,
@@ -102,6 +102,8 @@ export async function recordRun(
       JSON.stringify(r.inProgress),
       JSON.stringify(r.differences.slice(0, MAX_DIFFERENCES_SHOWN)),
       r.differenceCount,
+      r.balanceCheck === null ? null : JSON.stringify(r.balanceCheck),
+      r.monthly === null ? null : JSON.stringify(r.monthly),
     ],
   );
   return {
@@ -116,7 +118,7 @@ export async function recordRun(
 export async function latestRun(pool: Pool, programId: string, date: string): Promise<ReconciliationReport | null> {
   const { rows } = await pool.query(
     `select run_id, program_id, business_date::text as date, workflow_id, redemptions_checked, credits_checked, gl_entries_checked,
-            in_progress, differences, difference_count, recorded_at
+            in_progress, differences, difference_count, balance_check, monthly, recorded_at
        from reconciliation_runs where program_id = $1 and business_date = $2 order by run_id desc limit 1`,
     [programId, date],
   );
@@ -133,6 +135,8 @@ export async function latestRun(pool: Pool, programId: string, date: string): Pr
     inProgress: r.in_progress,
     differenceCount: r.difference_count,
     differences: r.differences,
+    balanceCheck: r.balance_check ?? null,
+    monthly: r.monthly ?? null,
     recordedAt: r.recorded_at.toISOString(),
   };
 }

@@ -174,6 +174,37 @@ CREATE TRIGGER decision_requests_append_only BEFORE DELETE OR UPDATE ON public.d
 CREATE TRIGGER decision_requests_audit AFTER INSERT ON public.decision_requests FOR EACH ROW EXECUTE FUNCTION ll_audit_decision_request();
 CREATE TRIGGER decision_requests_no_truncate BEFORE TRUNCATE ON public.decision_requests FOR EACH STATEMENT EXECUTE FUNCTION ll_decision_request_final();
 
+create table gl_batch_journals (
+  journal_entry_id bigint not null,
+  entry_id text not null,
+  constraint gl_batch_journals_pkey PRIMARY KEY (journal_entry_id),
+  constraint gl_batch_journals_entry_id_fkey FOREIGN KEY (entry_id) REFERENCES gl_batches(entry_id) DEFERRABLE INITIALLY DEFERRED,
+  constraint gl_batch_journals_journal_entry_id_fkey FOREIGN KEY (journal_entry_id) REFERENCES journal_entries(journal_entry_id)
+);
+CREATE INDEX gl_batch_journals_by_entry ON public.gl_batch_journals USING btree (entry_id);
+CREATE TRIGGER gl_batch_journals_append_only BEFORE DELETE OR UPDATE ON public.gl_batch_journals FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
+CREATE TRIGGER gl_batch_journals_no_truncate BEFORE TRUNCATE ON public.gl_batch_journals FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
+
+create table gl_batches (
+  entry_id text not null,
+  program_id text not null,
+  kind text not null,
+  business_date date not null,
+  through timestamp with time zone not null,
+  lines jsonb not null,
+  journal_count integer not null,
+  created_at timestamp with time zone not null default now(),
+  actor text not null,
+  constraint gl_batches_pkey PRIMARY KEY (entry_id),
+  constraint gl_batches_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
+  constraint gl_batches_entry_id_check CHECK (((length(entry_id) >= 1) AND (length(entry_id) <= 128))),
+  constraint gl_batches_journal_count_check CHECK ((journal_count >= 0)),
+  constraint gl_batches_kind_check CHECK ((kind = ANY (ARRAY['daily'::text, 'close_rest'::text])))
+);
+CREATE INDEX gl_batches_latest ON public.gl_batches USING btree (program_id, kind, created_at);
+CREATE TRIGGER gl_batches_append_only BEFORE DELETE OR UPDATE ON public.gl_batches FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
+CREATE TRIGGER gl_batches_no_truncate BEFORE TRUNCATE ON public.gl_batches FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
+
 create table gl_posted_journals (
   journal_entry_id bigint not null,
   gl_entry_id text not null,
@@ -228,6 +259,8 @@ create table journal_entries (
   constraint journal_entries_credit_minor_check CHECK ((credit_minor >= 0)),
   constraint journal_entries_debit_minor_check CHECK ((debit_minor >= 0))
 );
+CREATE INDEX journal_entries_by_recorded ON public.journal_entries USING btree (program_id, recorded_at);
+CREATE INDEX journal_entries_by_time ON public.journal_entries USING btree (program_id, occurred_at);
 CREATE TRIGGER journal_entries_append_only BEFORE DELETE OR UPDATE ON public.journal_entries FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
 CREATE TRIGGER journal_entries_no_truncate BEFORE TRUNCATE ON public.journal_entries FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
 
@@ -451,6 +484,8 @@ create table reconciliation_runs (
   differences jsonb not null default '[]'::jsonb,
   difference_count integer not null,
   recorded_at timestamp with time zone not null default now(),
+  balance_check jsonb,
+  monthly jsonb,
   constraint reconciliation_runs_pkey PRIMARY KEY (run_id),
   constraint reconciliation_runs_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
   constraint reconciliation_runs_credits_checked_check CHECK ((credits_checked >= 0)),
@@ -697,6 +732,7 @@ create function ll_member_cohorts_available(p_program text, p_member text) retur
 create function ll_merge(p jsonb) returns jsonb language plpgsql;
 create function ll_natural_claim(p_program text, p_kind text, p_id text, p_subject text, p_hash text, p_principal text, p_request jsonb) returns text language plpgsql;
 create function ll_natural_take(p_program text, p_kind text, p_id text, p_hash text, p_principal text, p_request jsonb) returns void language sql;
+create function ll_plan_gl_batch(p_entry text, p_program text, p_kind text, p_date date, p_through timestamp with time zone, p_with_saga boolean, p_actor text) returns jsonb language plpgsql;
 create function ll_points_estimate(p_program text) returns TABLE(rate numeric, period text) language sql stable;
 create function ll_post_journal(p_program text, p_kind text, p_occurred timestamp with time zone, p_reference text, p_actor text, p_key text, p_lines jsonb) returns bigint language plpgsql;
 create function ll_post_redemption_tax(p_program text, p_invoice text, p_points_before bigint, p_points bigint, p_occurred timestamp with time zone, p_actor text, p_key text, p_reversal boolean) returns bigint language plpgsql;
@@ -707,6 +743,7 @@ create function ll_raise(p_code text, p_status integer, p_message text, p_detail
 create function ll_rearm_deadlines(p_program text, p_limit integer) returns integer language plpgsql;
 create function ll_rearm_returned_points(p_program text, p_member text, p_at timestamp with time zone) returns void language plpgsql;
 create function ll_recognize_cohort(p_program text, p_cohort text, p_occurred timestamp with time zone, p_actor text, p_key text, p_revenue_account text) returns bigint language plpgsql;
+create function ll_record_gl_batch(p_entry text) returns void language plpgsql;
 create function ll_record_redemption_tax(p jsonb) returns jsonb language plpgsql;
 create function ll_redemption_rules(p_program text, p_version integer) returns jsonb language sql stable;
 create function ll_redemption_view(r redemptions) returns jsonb language sql stable;

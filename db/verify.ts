@@ -331,6 +331,27 @@ const CHECKS: Array<{ name: string; sql: string }> = [
           select null, s.subject, 'the chain names a rule change that does not exist'
             from (select distinct subject from aud) s where not exists (select 1 from rc where rc.subject = s.subject)`,
   },
+  {
+    // Issue 15, item 5 (db/functions/ll_plan_gl_batch.sql): a daily or close batch sends the GL the
+    // lines it stored when it claimed its journal entries; those must be the claimed entries' lines
+    // net per account, or the GL got something the subledger does not hold.
+    name: "every GL batch's lines are its journal entries' lines net per account",
+    sql: `with claimed as (select c.entry_id, l.account, sum(l.debit_minor) - sum(l.credit_minor) as net
+                             from gl_batch_journals c join journal_lines l on l.journal_entry_id = c.journal_entry_id group by 1, 2),
+               stored as (select b.entry_id, x->>'account' as account, (x->>'debitMinor')::bigint - (x->>'creditMinor')::bigint as net
+                            from gl_batches b cross join lateral jsonb_array_elements(b.lines) x)
+          select coalesce(c.entry_id, s.entry_id) as entry_id, coalesce(c.account, s.account) as account,
+                 c.net as journal_net, s.net as batch_net
+            from (select * from claimed where net <> 0) c full join stored s on s.entry_id = c.entry_id and s.account = c.account
+           where c.net is distinct from s.net`,
+  },
+  {
+    // a batch is posted within minutes of being planned (its workflow retries); one a day old is a run that gave up
+    name: 'no GL batch planned more than a day ago is left unposted',
+    sql: `select b.entry_id, b.program_id, b.created_at from gl_batches b
+           where b.created_at < now() - interval '1 day' and b.journal_count > 0
+             and not exists (select 1 from gl_posted_journals g where g.gl_entry_id = b.entry_id)`,
+  },
 ];
 
 /**

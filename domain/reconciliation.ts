@@ -3,6 +3,8 @@
  * the credits billing applied, and what the ledger posted to the GL against what the GL holds.
  */
 
+import type { BalanceCheck, MonthView } from './gl-balance';
+
 export type LedgerRedemptionStatus = 'held' | 'applied' | 'declined' | 'reversed';
 
 export interface LedgerRedemption {
@@ -145,5 +147,12 @@ export interface ReconciliationReport {
   inProgress: string[];
   differenceCount: number;
   differences: Difference[];
+  /**
+   * The subledger's balance per loyalty account at the day's end against the GL's (null on runs
+   * made before it existed); its differences are counted there, not in `differenceCount`.
+   */
+  balanceCheck: BalanceCheck | null;
+  /** Per month of the day's year up to the day: per account, the subledger's movement against the GL's. */
+  monthly: MonthView[] | null;
   recordedAt: string;
 }

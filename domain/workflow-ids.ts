@@ -28,6 +28,9 @@ export const invoiceAdjustmentWorkflowId = (programId: string, invoiceId: string
     : `invoice-adjustment:${programId}:${invoiceId}:${adjustmentId}`;
 export const reconciliationWorkflowId = (programId: string, date: string) => `reconciliation:${programId}:${date}`;
 export const DAILY_RECONCILIATION_SCHEDULE_ID = 'loyalty-daily-reconciliation';
+/** A program's day posted to the GL (workflows/gl-daily.ts), and the Schedule that posts every day. */
+export const glDailyWorkflowId = (programId: string, date: string) => `gl-daily:${programId}:${date}`;
+export const DAILY_GL_POSTING_SCHEDULE_ID = 'loyalty-daily-gl-posting';
 export const closeWorkflowId = (programId: string, period: string) => `close:${programId}:${period}`;
 /** How long a proposed close waits for a controller before it escalates, then cancels. */
 /**

@@ -96,5 +96,46 @@ export function glSimulator(seed = 2) {
     }),
   );
 
+  // Balances per account over the entries dated from..to (inclusive; no `from`: from the first),
+  // optionally only those whose id starts with `entryPrefix` (a source's entries, e.g. one
+  // program's `loyalty:<programId>:`), reversals included: what a trial balance of the GL shows.
+  const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
+  svc.route(
+    'GET',
+    '/balances',
+    'get_balances',
+    z
+      .object({
+        to: day,
+        from: day.optional(),
+        entryPrefix: z
+          .string()
+          .regex(/^[\x21-\x7e]{1,128}$/)
+          .optional(),
+      })
+      .strict(),
+    (q) => {
+      const sums = new Map<string, { debitMinor: number; creditMinor: number }>();
+      for (const e of entries.values()) {
+        if (e.date > q.to || (q.from && e.date < q.from)) continue;
+        if (q.entryPrefix && !e.entryId.startsWith(q.entryPrefix)) continue;
+        for (const l of e.lines) {
+          const s = sums.get(l.account) ?? { debitMinor: 0, creditMinor: 0 };
+          s.debitMinor += l.debitMinor;
+          s.creditMinor += l.creditMinor;
+          sums.set(l.account, s);
+        }
+      }
+      return {
+        from: q.from ?? null,
+        to: q.to,
+        entryPrefix: q.entryPrefix ?? null,
+        balances: [...sums.entries()]
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+          .map(([account, s]) => ({ account, ...s, balanceMinor: s.debitMinor - s.creditMinor })),
+      };
+    },
+  );
+
   return svc;
 }

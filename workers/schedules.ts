@@ -1,11 +1,13 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import {
   AUDIT_ANCHOR_SCHEDULE_ID,
+  DAILY_GL_POSTING_SCHEDULE_ID,
   DAILY_RECONCILIATION_SCHEDULE_ID,
   QUARTERLY_CLOSE_SCHEDULE_ID,
 } from '../domain/workflow-ids';
 import { auditAnchorCheckpoint } from '../workflows/audit-anchor';
 import { scheduledCloses } from '../workflows/close-schedule';
+import { dailyGlPosting } from '../workflows/gl-daily';
 import { dailyReconciliation } from '../workflows/reconciliation';
 
 /**
@@ -34,6 +36,45 @@ export async function ensureReconciliationSchedule(
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
       memo: {
         summary: `reconciles every program's redemptions against billing and the GL, daily at ${String(o.hourUtc).padStart(2, '0')}:${String(o.minuteUtc).padStart(2, '0')} UTC`,
+      },
+    });
+    return 'created';
+  } catch (e) {
+    if (e instanceof ScheduleAlreadyRunning) return 'exists';
+    throw e;
+  }
+}
+
+/**
+ * The daily GL posting's Temporal Schedule: every day at `hourUtc:minuteUtc` (shortly after
+ * midnight, before the reconciliation that checks the balances) it posts the day before of every
+ * program to the GL, one summary entry each (workflows/gl-daily.ts). Overlap BUFFER_ALL: a run still
+ * going when the next is due is followed by it, never skipped, so every day gets its own entry;
+ * catch-up over 7 days: runs missed while Temporal or the workers were down are started when they
+ * are back, each for the day it was due (and a day missed beyond that is carried by the next run,
+ * which posts everything dated on or before its day). Created once, like the reconciliation's.
+ */
+export async function ensureGlDailySchedule(
+  client: Client,
+  o: { taskQueue: string; hourUtc: number; minuteUtc: number },
+): Promise<'created' | 'exists'> {
+  const at = `${String(o.hourUtc).padStart(2, '0')}:${String(o.minuteUtc).padStart(2, '0')}`;
+  try {
+    await client.schedule.create({
+      scheduleId: DAILY_GL_POSTING_SCHEDULE_ID,
+      spec: {
+        calendars: [{ hour: o.hourUtc, minute: o.minuteUtc, comment: 'daily GL posting of the day before (UTC)' }],
+      },
+      action: {
+        type: 'startWorkflow',
+        workflowType: dailyGlPosting,
+        taskQueue: o.taskQueue,
+        args: [{}],
+        workflowId: 'gl-daily:scheduled',
+      },
+      policies: { overlap: ScheduleOverlapPolicy.BUFFER_ALL, catchupWindow: '7 days' },
+      memo: {
+        summary: `posts every program's journal of the day before to the GL, one summary entry each, daily at ${at} UTC`,
       },
     });
     return 'created';

@@ -5,6 +5,7 @@ import type { Pool } from 'pg';
 import { createMemberActivities } from '../activities/member';
 import { createAdjustmentActivities } from '../activities/adjustments';
 import { createCloseActivities } from '../activities/close';
+import { createGlDailyActivities } from '../activities/gl-daily';
 import { estimationLimitsFrom } from '../domain/breakage';
 import { createRuleChangeActivities } from '../activities/rule-change';
 import { createReconciliationActivities } from '../activities/reconciliation';
@@ -54,7 +55,7 @@ export const BUNDLE_OPTIONS = {
   workflowInterceptorModules: WORKFLOW_INTERCEPTORS,
 };
 
-/** The activities that talk to billing, the GL and tax: the redemption saga's, the reconciliation's and the close's. */
+/** The activities that talk to billing, the GL and tax: the redemption saga's, the reconciliation's, the close's and the daily GL posting's. */
 function serviceActivities(pool: Pool, s: ServiceUrls) {
   const billing = billingClient({ baseUrl: s.billingUrl, timeoutMs: s.timeoutMs });
   const gl = glClient({ baseUrl: s.glUrl, timeoutMs: s.timeoutMs });
@@ -63,6 +64,7 @@ function serviceActivities(pool: Pool, s: ServiceUrls) {
     ...createRedemptionActivities({ pool, billing, gl, tax }),
     ...createReconciliationActivities({ pool, billing, gl }),
     ...createCloseActivities({ pool, gl, estimation: estimationLimitsFrom(process.env) }),
+    ...createGlDailyActivities({ pool, gl }),
   };
 }
 

@@ -7,3 +7,4 @@ export { scheduledCloses } from './close-schedule';
 export { adjustmentApproval, decideUpdate } from './adjustment';
 export { ruleChange, decideRuleChangeUpdate, withdrawSignal, ruleChangeStateQuery } from './rule-change';
 export { auditAnchorCheckpoint } from './audit-anchor';
+export { postProgramDayToGl, dailyGlPosting } from './gl-daily';

@@ -50,6 +50,23 @@ export function glClient(o: Omit<ServiceClientOptions, 'service'>) {
         undefined,
         null,
       ),
+    /** Per account, the entries dated `from`..`to` (inclusive; no `from`: all up to `to`) whose id starts with `entryPrefix`. */
+    balances: (q: { to: string; from?: string; entryPrefix: string }) =>
+      callService<{ from: string | null; to: string; entryPrefix: string | null; balances: GlBalance[] }>(
+        opts,
+        'get_balances',
+        'GET',
+        `/balances?to=${q.to}${q.from ? `&from=${q.from}` : ''}&entryPrefix=${encodeURIComponent(q.entryPrefix)}`,
+        undefined,
+        null,
+      ),
   };
+}
+export interface GlBalance {
+  account: string;
+  debitMinor: number;
+  creditMinor: number;
+  /** debits less credits */
+  balanceMinor: number;
 }
 export type GlClient = ReturnType<typeof glClient>;

@@ -29,3 +29,8 @@ create or replace trigger manual_adjustments_no_delete before delete or truncate
 -- version is a rule change: docs/rule-changes.md)
 create or replace trigger program_rule_versions_append_only before update or delete on program_rule_versions for each row execute function ll_forbid_change();
 create or replace trigger program_rule_versions_no_truncate before truncate on program_rule_versions for each statement execute function ll_forbid_change();
+-- a GL batch's lines and the journal entries it claimed are what the GL was sent under its id (db/gl-daily.ts)
+create or replace trigger gl_batches_append_only before update or delete on gl_batches for each row execute function ll_forbid_change();
+create or replace trigger gl_batches_no_truncate before truncate on gl_batches for each statement execute function ll_forbid_change();
+create or replace trigger gl_batch_journals_append_only before update or delete on gl_batch_journals for each row execute function ll_forbid_change();
+create or replace trigger gl_batch_journals_no_truncate before truncate on gl_batch_journals for each statement execute function ll_forbid_change();

@@ -249,10 +249,13 @@ describe('signed audit anchors', () => {
       );
       const approved = await stack.call('POST', `/v1/programs/${q}/closes/2026-Q1/approve`, { role: 'controller' });
       assert.equal(approved.status, 200, JSON.stringify(approved.body));
-      const entry = await glClient({ baseUrl: stack.sims.glUrl, timeoutMs: 1000 }).getEntry(
-        `loyalty:${q}:close:2026-Q1`,
-      );
-      const m = /^loyalty close 2026-Q1 audit 16:(\d+):([0-9a-f]{64}) anchor:([0-9a-f]{16})$/.exec(entry.description);
+      // nothing redeemed, no catch-up: the close's entry is the one for the days no daily posting carried
+      assert.equal(approved.body.glEntryId, `loyalty:${q}:close-rest:2026-Q1`);
+      const entry = await glClient({ baseUrl: stack.sims.glUrl, timeoutMs: 1000 }).getEntry(approved.body.glEntryId);
+      const m =
+        /^loyalty close 2026-Q1 not posted daily \(1\) audit 16:(\d+):([0-9a-f]{64}) anchor:([0-9a-f]{16})$/.exec(
+          entry.description,
+        );
       assert.ok(m, entry.description);
       const database = (await stack.pool.query('select current_database() as d')).rows[0].d as string;
       const lines = readFileSync(join(anchorConfigFrom().dir, `${database}.jsonl`), 'utf8')

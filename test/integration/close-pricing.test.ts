@@ -255,7 +255,12 @@ describe('the approved estimate lands with the booking', () => {
     await setRate('0.900000');
     await book();
     const once = await booked();
-    assert.deepEqual([once.booked, once.rate, once.gl_entry_id], [true, '0.900000', `loyalty:${p}:close:2026-Q1`]);
+    // no catch-up of its own (nothing redeemed yet): the close's GL entry is the one that carried
+    // the quarter's days no daily posting had (none ran here)
+    assert.deepEqual(
+      [once.booked, once.rate, once.entries, once.gl_entry_id],
+      [true, '0.900000', 0, `loyalty:${p}:close-rest:2026-Q1`],
+    );
     // the same again (an activity retried): nothing more, and the close keeps the GL entry it posted
     await book();
     assert.deepEqual(await booked(), once);

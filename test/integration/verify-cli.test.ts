@@ -240,7 +240,8 @@ describe('loyalty verify', () => {
 
   test('a GL posting whose recorded lines differ from the journals it carries, or that was never recorded, is caught', async () => {
     const { rows } = await stack.pool.query(
-      `select entry_id, lines from gl_postings where program_id = $1 and journal_key = 'close:2026-Q1'`,
+      `select entry_id, lines from gl_postings
+        where entry_id = (select gl_entry_id from closes where program_id = $1 and period = '2026-Q1')`,
       [p],
     );
     assert.equal(rows.length, 1, 'the close of 2026-Q1 posted to the GL');
