@@ -20,6 +20,7 @@ import {
   membersListQuery,
   redemptionsListQuery,
   ruleChangesListQuery,
+  exportQuery,
 } from '../domain/schemas';
 import { ruleChangeProposalSchema } from '../domain/rule-change';
 
@@ -310,6 +311,23 @@ export const ROUTE_DOCS: RouteDoc[] = [
     summary: 'Rule changes by proposal time (?status=&limit=&cursor=)',
     roles: ['program_owner', 'finance', 'legal', 'controller'],
     query: ruleChangesListQuery,
+  },
+  // the exports (docs/api.md, "Export"): streamed, NDJSON or CSV by the Accept header
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/exports/ledger-entries',
+    summary:
+      'Export the ledger entries of a range of business dates (?from=&to= UTC dates, both inclusive, at most 366 days), by occurredAt then entryId, streamed as NDJSON (Accept: application/x-ndjson, the default) or CSV (text/csv)',
+    roles: ['finance', 'controller'],
+    query: exportQuery,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/exports/journal-lines',
+    summary:
+      "Export the journal lines of the journal entries of a range of business dates (?from=&to= as above), by the entry's occurredAt, journalEntryId, lineNo, streamed as NDJSON or CSV",
+    roles: ['finance', 'controller'],
+    query: exportQuery,
   },
 ];
 

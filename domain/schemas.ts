@@ -376,6 +376,21 @@ export const approvalsQuery = z
   .object({ role: z.enum(ROLE_NAMES).optional(), programId: programId.optional(), ...pageQuery })
   .strict();
 
+// ---- exports (docs/api.md, "Export"): a program's ledger entries or journal lines of a date range ----
+/** The longest range one export covers, in days (both ends counted): a year, leap day included. */
+export const MAX_EXPORT_DAYS = 366;
+const daysBetween = (from: string, to: string) =>
+  (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000;
+/** business dates (occurredAt, UTC days), both inclusive, as the redemptions list reads them; both required */
+export const exportQuery = z
+  .object({ from: calendarDate, to: calendarDate })
+  .strict()
+  .refine((q) => q.from <= q.to, { message: 'from is after to', path: ['to'] })
+  .refine((q) => q.from > q.to || daysBetween(q.from, q.to) < MAX_EXPORT_DAYS, {
+    message: `a range of at most ${MAX_EXPORT_DAYS} days (from and to both included); export a longer one in parts`,
+    path: ['to'],
+  });
+
 export const idempotencyKeyHeader = z
   .string()
   .regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');

@@ -1,0 +1,111 @@
+import { pipeline, Transform } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Role } from '../../db/keys';
+import { openExport, type ExportKind } from '../../db/exports';
+import { ApiError } from '../../domain/errors';
+import {
+  EXPORT_FORMATS,
+  JOURNAL_LINE_COLUMNS,
+  LEDGER_ENTRY_COLUMNS,
+  formatter,
+  type Cells,
+  type Column,
+} from '../../domain/export-format';
+import { negotiate } from '../../domain/media-type';
+import { exportQuery, programParams } from '../../domain/schemas';
+import type { ApiContext } from '../context';
+import { parse } from '../validate';
+
+/** Who may export a program's books: finance and the controller (and admin), as for the liability and the closes. */
+export const EXPORT_ROLES: readonly Role[] = ['finance', 'controller'];
+
+/**
+ * Exports at a time in one API process: each holds a report-pool connection for as long as it
+ * streams (the pool has 4: cli/api-server.ts API_REPORT_POOL), so two always leave the reports some.
+ */
+export const MAX_CONCURRENT_EXPORTS = 2;
+/** One export's time in the database, first row to last (a statement timeout of its own transaction). */
+export const EXPORT_TIMEOUT_MS = 15 * 60_000;
+/** Rows fetched from the server-side portal at a time. */
+export const EXPORT_BATCH_ROWS = 1000;
+/** Lines are sent in chunks of about this many characters (one write per row would be a million syscalls). */
+const CHUNK_CHARS = 64 * 1024;
+
+const COLUMNS: Record<ExportKind, readonly Column[]> = {
+  'ledger-entries': LEDGER_ENTRY_COLUMNS,
+  'journal-lines': JOURNAL_LINE_COLUMNS,
+};
+
+/** Rows (arrays of text cells) to the body's text, in chunks; its backpressure is the reply's. */
+function lines(head: string, line: (c: Cells) => string): Transform {
+  let buf = head;
+  return new Transform({
+    writableObjectMode: true,
+    writableHighWaterMark: EXPORT_BATCH_ROWS,
+    transform(row: Cells, _enc, done) {
+      buf += line(row);
+      if (buf.length < CHUNK_CHARS) return done();
+      const out = buf;
+      buf = '';
+      done(null, out);
+    },
+    flush(done) {
+      done(null, buf);
+    },
+  });
+}
+
+/**
+ * Streaming exports of a program's ledger entries and journal lines by business date, as NDJSON or
+ * CSV by the Accept header (docs/api.md, "Export"). Read on the report pool, one connection an
+ * export, in constant memory: the database sends a batch only when the client has taken the last.
+ * A failure after the first byte aborts the connection (no clean end of the chunked body), so a
+ * truncated export is never mistaken for a whole one.
+ */
+export function exportRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  let running = 0;
+  for (const kind of ['ledger-entries', 'journal-lines'] as const) {
+    app.get(`/v1/programs/:programId/exports/${kind}`, async (req, reply) => {
+      ctx.requireRole(await ctx.auth.principalOf(req), EXPORT_ROLES);
+      const { programId } = parse(programParams, req.params, 'path');
+      const q = parse(exportQuery, req.query, 'query');
+      const format = negotiate(req.headers.accept, EXPORT_FORMATS);
+      if (format === null)
+        throw new ApiError(406, 'not_acceptable', `send Accept: ${EXPORT_FORMATS.join(' or ')}`, {
+          offered: EXPORT_FORMATS,
+        });
+      await ctx.programs.get(programId);
+      if (running >= MAX_CONCURRENT_EXPORTS)
+        throw new ApiError(429, 'too_many_exports', `at most ${MAX_CONCURRENT_EXPORTS} exports run at a time; retry`, {
+          retryAfterSeconds: 5,
+        });
+      running++;
+      let rows;
+      try {
+        rows = await openExport(
+          ctx.reportPool,
+          kind,
+          { programId, from: q.from, to: q.to },
+          { timeoutMs: EXPORT_TIMEOUT_MS, batchRows: EXPORT_BATCH_ROWS },
+        );
+      } catch (e) {
+        running--;
+        throw e;
+      }
+      const { head, line } = formatter(format, COLUMNS[kind]);
+      // pipeline: the reply closing early (the client went away) or an error destroys both, and the
+      // database's stream closes its portal and gives the connection back (db/exports.ts)
+      const body = pipeline(rows, lines(head, line), (err) => {
+        running--;
+        if (err && err.code !== 'ERR_STREAM_PREMATURE_CLOSE') req.log.warn({ err }, `export ${kind} failed`);
+      });
+      const ext = format === 'text/csv' ? 'csv' : 'ndjson';
+      return reply
+        .type(format === 'text/csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .header('vary', 'accept')
+        .header('content-disposition', `attachment; filename="${programId}-${kind}-${q.from}-${q.to}.${ext}"`)
+        .send(body);
+    });
+  }
+}
