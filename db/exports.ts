@@ -13,15 +13,35 @@ import type { Readable } from 'node:stream';
 
 export type ExportKind = 'ledger-entries' | 'journal-lines';
 
+/** How long a reader's early close waits for the server to confirm the portal's close before the connection is discarded instead. */
+const PORTAL_CLOSE_WAIT_MS = 5_000;
+
+/** A reader that went away: pipeline's error for a stream closed before its end. */
+const isEarlyClose = (err: Error | null) =>
+  (err as NodeJS.ErrnoException | null)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+
 /**
  * pg-query-stream's stream, ending at once on an error: its own destroy waits for the server to
  * confirm the portal's close, which a connection that died never sends, and the reply would then
- * hang open. After an error the connection is discarded anyway (openExport's release).
+ * hang open (after an error the connection is discarded anyway: openExport). A reader that went
+ * away closes the portal (the connection then goes back to the pool), waiting at most
+ * PORTAL_CLOSE_WAIT_MS (`stuck`: discarded instead).
  */
 class ExportStream extends QueryStream {
+  stuck = false;
+
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    if (err) cb(err);
-    else super._destroy(err as unknown as Error, cb);
+    if (err && !isEarlyClose(err)) return cb(err);
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      this.stuck = true;
+      cb(err);
+    }, PORTAL_CLOSE_WAIT_MS);
+    super._destroy(err as Error, (e?: Error | null) => {
+      clearTimeout(timer);
+      if (!settled) cb(e ?? err);
+    });
   }
 }
 
@@ -78,16 +98,25 @@ export async function openExport(pool: Pool, kind: ExportKind, r: ExportRange, o
   try {
     await client.query('begin read only');
     await client.query(`set local statement_timeout = ${Math.trunc(o.timeoutMs)}`);
+    // rows in the index's order from the first one (migration 020), never a sort of the whole range
+    // first: the planner costs a portal as if every row were wanted at once, and would read a
+    // program's whole year and sort it before sending a byte
+    await client.query('set local enable_sort = off');
   } catch (e) {
     release(e as Error);
     throw e;
   }
-  const stream: Readable = client.query(
+  const stream = client.query(
     new ExportStream(SQL[kind], [r.programId, r.from, r.to], { rowMode: 'array', batchSize: o.batchRows }),
   );
   let failed: Error | undefined;
-  stream.once('error', (e: Error) => (failed = e));
-  stream.once('close', () => void finish(client, stream.readableEnded && !failed, failed, release));
+  stream.once('error', (e: Error) => {
+    if (!isEarlyClose(e)) failed = e;
+  });
+  stream.once('close', () => {
+    if (stream.stuck) failed ??= new Error('the portal did not close');
+    void finish(client, stream.readableEnded && !failed, failed, release);
+  });
   return stream;
 }
 

@@ -1,3 +1,5 @@
+import { csvCell } from './close-report';
+
 /**
  * The exports' rows as NDJSON or CSV lines (docs/api.md, "Export"). A row arrives as text cells
  * (db/exports.ts casts every column to text), so that amounts stay the exact digits PostgreSQL
@@ -47,14 +49,13 @@ export const JOURNAL_LINE_COLUMNS: readonly Column[] = [
 /** A row's cells, in its columns' order: text, or null. */
 export type Cells = ReadonlyArray<string | null>;
 
-/** One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, its quotes doubled; null is empty. */
-export function csvField(v: string | null): string {
-  if (v === null) return '';
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
-/** A CSV record, CRLF-terminated as RFC 4180 says. */
-export const csvLine = (cells: Cells): string => cells.map(csvField).join(',') + '\r\n';
+/**
+ * A CSV record, CRLF-terminated as RFC 4180 says. Its fields are the close report's cells
+ * (domain/close-report.ts csvCell, the one home of the rule): quoted when they hold a comma, a
+ * quote or a line break, quotes doubled, null empty, and text a spreadsheet would run as a formula
+ * (`=`, `+`, `-`, `@` first, a signed number aside) with a leading `'`.
+ */
+export const csvLine = (cells: Cells): string => cells.map(csvCell).join(',') + '\r\n';
 
 /** The header record: the columns' names, the same as the NDJSON keys. */
 export const csvHeader = (columns: readonly Column[]): string => csvLine(columns.map((c) => c.name));
