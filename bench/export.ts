@@ -41,6 +41,8 @@ const TO = '2026-03-31';
 /** The program and its entries, spread over March 2026, as the owner with the per-row triggers off (history, as bench/close.ts loads it). */
 const LOAD = [
   `insert into programs (program_id, name, currency, currency_digits, created_by) values ('${PROGRAM}', 'Bench', 'USD', 2, 'bench')`,
+  `insert into program_rule_versions (program_id, version, effective_at, rules, created_by)
+   values ('${PROGRAM}', 1, '2024-01-01', '{"pointValueMinor":1,"earn":{"points":1,"perAmountMinor":100},"expectedRedemptionRate":0.8,"expiry":{"policy":"none"},"accounting":{"method":"relative_ssp"},"redemption":{"minPoints":1,"maxInvoiceShare":1,"cohortOrder":"oldest_first"},"chargebackWindow":"P120D"}', 'bench')`,
   `insert into ledger_entries (program_id, member_id, type, points, occurred_at, reference, actor, idempotency_key, rule_version)
    select '${PROGRAM}', 'm-' || (i % 100000), case when i % 10 = 0 then 'redeem' else 'earn' end,
           case when i % 10 = 0 then -(i % 500 + 1) else i % 1000 + 1 end,
@@ -84,7 +86,8 @@ runMain(async () => {
     await client.query('set session_replication_role = replica');
     await client.query('set statement_timeout = 0');
     await client.query(LOAD[0]!);
-    await client.query(LOAD[1]!, [ROWS]);
+    await client.query(LOAD[1]!);
+    await client.query(LOAD[2]!, [ROWS]);
     await client.query('set session_replication_role = origin');
     await client.query('analyze ledger_entries');
   } finally {
@@ -154,6 +157,24 @@ runMain(async () => {
         ],
       ) +
       `\nThe API process's RSS was ${mib(rssIdle)} MiB before the first export; the peak is the highest /proc reading (every 50 ms) while an export streamed.\n`,
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'export',
+      rows: ROWS,
+      rounds: ROUNDS,
+      baselineRowsPerSecond: results.baseline.map(Math.round),
+      ndjsonRowsPerSecond: results.ndjson.map(Math.round),
+      csvRowsPerSecond: results.csv.map(Math.round),
+      medians: {
+        baseline: Math.round(base),
+        ndjson: Math.round(median(results.ndjson)),
+        csv: Math.round(median(results.csv)),
+      },
+      apiRssBytes: { idle: rssIdle, ndjsonPeak: Math.max(...peaks.ndjson), csvPeak: Math.max(...peaks.csv) },
+      bytesPerRow: { ndjson: sizes.ndjson / ROWS, csv: sizes.csv / ROWS },
+      machine: m,
+    }),
   );
   return 0;
 });

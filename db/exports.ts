@@ -110,7 +110,7 @@ export async function openExport(pool: Pool, kind: ExportKind, r: ExportRange, o
     new ExportStream(SQL[kind], [r.programId, r.from, r.to], { rowMode: 'array', batchSize: o.batchRows }),
   );
   let failed: Error | undefined;
-  stream.once('error', (e: Error) => {
+  stream.on('error', (e: Error) => {
     if (!isEarlyClose(e)) failed = e;
   });
   stream.once('close', () => {

@@ -75,6 +75,20 @@ export function exportRoutes(app: FastifyInstance, ctx: ApiContext): void {
           offered: EXPORT_FORMATS,
         });
       await ctx.programs.get(programId);
+      // set only once the answer is the export: an error's JSON must not carry them
+      const exportHeaders = () =>
+        reply
+          .type(
+            format === 'text/csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson; charset=utf-8',
+          )
+          .header('cache-control', 'no-store')
+          .header('vary', 'accept')
+          .header(
+            'content-disposition',
+            `attachment; filename="${programId}-${kind}-${q.from}-${q.to}.${format === 'text/csv' ? 'csv' : 'ndjson'}"`,
+          );
+      // HEAD (Fastify answers it for every GET): the headers only, no read (Fastify would drain a whole export)
+      if (req.method === 'HEAD') return exportHeaders().send();
       if (running >= MAX_CONCURRENT_EXPORTS)
         throw new ApiError(429, 'too_many_exports', `at most ${MAX_CONCURRENT_EXPORTS} exports run at a time; retry`, {
           retryAfterSeconds: 5,
@@ -99,13 +113,7 @@ export function exportRoutes(app: FastifyInstance, ctx: ApiContext): void {
         running--;
         if (err && err.code !== 'ERR_STREAM_PREMATURE_CLOSE') req.log.warn({ err }, `export ${kind} failed`);
       });
-      const ext = format === 'text/csv' ? 'csv' : 'ndjson';
-      return reply
-        .type(format === 'text/csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson; charset=utf-8')
-        .header('cache-control', 'no-store')
-        .header('vary', 'accept')
-        .header('content-disposition', `attachment; filename="${programId}-${kind}-${q.from}-${q.to}.${ext}"`)
-        .send(body);
+      return exportHeaders().send(body);
     });
   }
 }

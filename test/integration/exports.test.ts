@@ -565,6 +565,13 @@ test('a client that goes away mid-stream gives the connection back; at most two 
   });
   assert.deepEqual([third.status, third.body.error?.code], [429, 'too_many_exports']);
   assert.equal(third.headers.get('retry-after'), '5');
+  // HEAD answers the headers and opens no export: not refused while two run
+  const head = await fetch(url, {
+    method: 'HEAD',
+    headers: { authorization: `Bearer ${api.keys.finance}`, accept: CSV },
+  });
+  assert.deepEqual([head.status, head.headers.get('content-type')], [200, 'text/csv; charset=utf-8; header=present']);
+  assert.equal(checkedOut(), 2, 'the two held exports only');
   for (const ac of held) ac.abort();
   await eventually('both back', async () => checkedOut() === 0 && (await exportBackends()) === 0);
   // and the count came down: exports run again
