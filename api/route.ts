@@ -99,7 +99,7 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   /** every success status it answers, with its body (a zod schema: JSON; other media types as Content) */
   responses: Partial<Record<Status, z.ZodType | Content>>;
   /** the route's own error codes by status (the common ones are added: see the top of this file) */
-  errors?: Partial<Record<400 | 401 | 403 | 404 | 409 | 422 | 503, readonly string[]>>;
+  errors?: Partial<Record<400 | 401 | 403 | 404 | 406 | 409 | 422 | 429 | 503, readonly string[]>>;
   bodyLimit?: number;
   onRequest?: RouteShorthandOptions['onRequest'];
   preValidation?: RouteShorthandOptions['preValidation'];
@@ -241,11 +241,13 @@ function responses<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType
     ]);
     out['403'] = error(`${listed(forbidden)}: the key may not do this`);
     out['429'] = error(
-      '`too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds',
+      `${listed(codes(429, ['too_many_failed_attempts']))}: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds`,
     );
   }
   const notFound = spec.errors?.[404] ?? (spec.url.includes(':programId') ? ['not_found'] : []);
   if (notFound.length) out['404'] = error(`${listed([...notFound])}: no such program or resource`);
+  if (spec.errors?.[406]?.length)
+    out['406'] = error(`${listed([...spec.errors[406]])}: none of the media types offered is acceptable`);
   if (spec.errors?.[409]?.length)
     out['409'] = error(`${listed([...spec.errors[409]])}: conflicts with what is recorded`);
   if (spec.method === 'POST') {

@@ -31,6 +31,7 @@ import { redemptionRoutes } from './routes/redemptions';
 import { quoteRoutes } from './routes/quotes';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
 import { listRoutes } from './routes/lists';
+import { exportRoutes } from './routes/exports';
 import { isUnavailable } from './unavailable';
 
 export interface ApiOptions {
@@ -291,6 +292,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   adjustmentRoutes(app, ctx);
   ruleChangeRoutes(app, ctx);
   listRoutes(app, ctx);
+  exportRoutes(app, ctx);
   codecRoutes(app, ctx, o.codec);
 
   route(

@@ -260,7 +260,7 @@ create table journal_entries (
   constraint journal_entries_debit_minor_check CHECK ((debit_minor >= 0))
 );
 CREATE INDEX journal_entries_by_recorded ON public.journal_entries USING btree (program_id, recorded_at);
-CREATE INDEX journal_entries_by_time ON public.journal_entries USING btree (program_id, occurred_at);
+CREATE INDEX journal_entries_by_time ON public.journal_entries USING btree (program_id, occurred_at, journal_entry_id);
 CREATE TRIGGER journal_entries_append_only BEFORE DELETE OR UPDATE ON public.journal_entries FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
 CREATE TRIGGER journal_entries_no_truncate BEFORE TRUNCATE ON public.journal_entries FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
 
@@ -301,6 +301,7 @@ create table ledger_entries (
   constraint ledger_entries_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
   constraint ledger_entries_type_check CHECK ((type = ANY (ARRAY['earn'::text, 'earn_reversal'::text, 'redeem'::text, 'redeem_reversal'::text, 'expire'::text, 'adjust'::text, 'merge_in'::text, 'merge_out'::text])))
 );
+CREATE INDEX ledger_entries_by_time ON public.ledger_entries USING btree (program_id, occurred_at, entry_id);
 CREATE INDEX ledger_entries_member ON public.ledger_entries USING btree (program_id, member_id, entry_id);
 CREATE TRIGGER ledger_entries_append_only BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
 CREATE TRIGGER ledger_entries_audit AFTER INSERT ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ll_audit_ledger_entry();

@@ -412,6 +412,19 @@ export const approvalsQuery = z
   .object({ role: z.enum(ROLE_NAMES).optional(), programId: programId.optional(), ...pageQuery('approvals') })
   .strict();
 
+// ---- exports (docs/api.md, "Export"): a program's ledger entries or journal lines of a date range ----
+/** The longest range one export covers, in days (both ends counted): a year, leap day included. */
+export const MAX_EXPORT_DAYS = 366;
+/** Days from `from` to `to`, both counted (0 or less: from is after to). */
+export const daysInRange = (from: string, to: string) =>
+  (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
+/**
+ * business dates (occurredAt, UTC days), both inclusive, as the redemptions list reads them; both
+ * required. A rule between the two (at most MAX_EXPORT_DAYS) is the route's, 422
+ * export_range_too_long: a query's schema in /openapi.json cannot state it.
+ */
+export const exportQuery = z.object({ from: calendarDate, to: calendarDate }).strict();
+
 export const idempotencyKeyHeader = z
   .string()
   .regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');

@@ -641,6 +641,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/programs/{programId}/exports/ledger-entries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the ledger entries of a range of business dates (?from=&to= UTC dates, both inclusive, at most 366 days), by occurredAt then entryId, streamed as NDJSON (Accept: application/x-ndjson, the default) or CSV (text/csv)
+         * @description Roles: finance, controller, admin.
+         */
+        get: operations["getProgramsByProgramIdExportsLedgerEntries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{programId}/exports/journal-lines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the journal lines of the journal entries of a range of business dates (?from=&to= as above), by the entry's occurredAt, journalEntryId, lineNo, streamed as NDJSON or CSV
+         * @description Roles: finance, controller, admin.
+         */
+        get: operations["getProgramsByProgramIdExportsJournalLines"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/codec/encode": {
         parameters: {
             query?: never;
@@ -859,7 +899,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1044,7 +1084,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1140,7 +1180,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1291,7 +1331,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1434,7 +1474,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1527,7 +1567,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1617,7 +1657,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1753,7 +1793,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1848,7 +1888,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -1939,7 +1979,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -2090,7 +2130,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -2175,7 +2215,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -2299,7 +2339,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -2449,7 +2489,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -2586,7 +2626,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -2723,7 +2763,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -2806,7 +2846,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -2923,7 +2963,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3014,7 +3054,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3166,7 +3206,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3301,7 +3341,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3389,7 +3429,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3474,7 +3514,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3562,7 +3602,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3652,7 +3692,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3802,7 +3842,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -3940,7 +3980,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4028,7 +4068,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4117,7 +4157,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4309,7 +4349,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4447,7 +4487,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4563,7 +4603,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4651,7 +4691,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4751,7 +4791,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4839,7 +4879,207 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getProgramsByProgramIdExportsLedgerEntries: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+            };
+            header?: never;
+            path: {
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the rows, streamed: NDJSON (the default) or CSV by the Accept header */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_acceptable`: none of the media types offered is acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `export_range_too_long`: refused by the rules */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`, `too_many_exports`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getProgramsByProgramIdExportsJournalLines: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+            };
+            header?: never;
+            path: {
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the rows, streamed: NDJSON (the default) or CSV by the Accept header */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_acceptable`: none of the media types offered is acceptable */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `export_range_too_long`: refused by the rules */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`, `too_many_exports`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -4952,7 +5192,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -5067,7 +5307,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */
@@ -5172,7 +5412,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key; wait Retry-After seconds */
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
             429: {
                 headers: {
                     /** @description seconds until the counting window ends */

@@ -8,6 +8,7 @@ import { encodeCursor } from '../../domain/cursor';
 import {
   adjustmentsListQuery,
   approvalsQuery,
+  exportQuery,
   auditQuery,
   closesListQuery,
   ledgerQuery,
@@ -272,6 +273,21 @@ const QUERIES: Record<string, { base: Array<[string, string]>; schema: z.ZodObje
       ['cursor', encodeCursor('approvals', ['2026-01-01T00:00:00.000000Z', 'close', PROGRAM, '2026-Q1'])],
     ],
     schema: approvalsQuery,
+  },
+  // the exports: a valid range (the fuzz never sends Accept, so each valid case would stream NDJSON)
+  '/v1/programs/{programId}/exports/ledger-entries': {
+    base: [
+      ['from', '2026-10-01'],
+      ['to', '2026-10-31'],
+    ],
+    schema: exportQuery,
+  },
+  '/v1/programs/{programId}/exports/journal-lines': {
+    base: [
+      ['from', '2026-10-01'],
+      ['to', '2026-10-31'],
+    ],
+    schema: exportQuery,
   },
 };
 /** The query a route reads: only a GET reads one (the lists share their paths with POSTs). */
