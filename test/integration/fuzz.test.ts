@@ -897,8 +897,8 @@ function queryBreaks(base: Array<[string, string]>, schema: z.ZodObject): fc.Arb
     kind: fc.constantFrom('', 'MERGE', 'adjust', 'merge ', 'rule_change'),
     expiringWithin: fc.constantFrom(...BAD_DURATIONS),
     from: fc.constantFrom(...BAD_DATES),
-    // the base's from is 2026-10-01: an earlier to is refused too
-    to: fc.constantFrom(...BAD_DATES, '2026-09-30'),
+    // (an earlier to than the base's from is an empty range, not a refusal: docs/api.md)
+    to: fc.constantFrom(...BAD_DATES),
     role: fc.constantFrom('', 'root', 'ADMIN', 'finance ', 'finance,legal', 'admin\u0000'),
     programId: hostile(2000).filter((v) => !PROGRAM_ID_PATTERN.test(v)),
     cursor: fc.constantFrom(
@@ -911,7 +911,6 @@ function queryBreaks(base: Array<[string, string]>, schema: z.ZodObject): fc.Arb
       Buffer.from('[').toString('base64url'),
       Buffer.from('{}').toString('base64url'),
       'nope.x',
-      encodeCursor('closes', ['2026-Q1']),
       'approvals.99999999999999999.close.p.2026-Q1',
       'adjustments.1767225600000000.not-a-uuid',
       'members.1767225600000000.m~20x',
