@@ -68,6 +68,12 @@ function finish(doc: OpenApiDocument): OpenApiDocument {
       const r = op.responses ?? {};
       if (r['429']) r['429'].headers = retryAfter('seconds until the counting window ends');
       if (r['503'] && method !== 'get') r['503'].headers = retryAfter('seconds to wait before sending it again');
+      // the server takes an absent body as `{}` (api/schema-compilers.ts): where `{}` is a valid body
+      // (no property required), the body is optional
+      const body = (op as { requestBody?: { required?: boolean; content?: Record<string, { schema?: unknown }> } })
+        .requestBody;
+      const bodySchema = body?.content?.['application/json']?.schema as { required?: string[] } | undefined;
+      if (body && bodySchema && !bodySchema.required?.length) body.required = false;
       for (const p of op.parameters ?? [])
         if (p.in === 'header' && p.name === 'idempotency-key')
           p.description ??=

@@ -229,7 +229,7 @@ function responses<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType
   const listed = (list: string[]) => list.map((c) => `\`${c}\``).join(', ');
   const hasInput = spec.params || spec.query || spec.body || spec.idempotency;
   const bad = codes(400, hasInput ? ['validation_failed'] : []);
-  if (bad.length || spec.method === 'POST')
+  if (bad.length || spec.method !== 'GET')
     out['400'] = error(`${listed(['validation_failed'])}: the request is malformed`);
   if (spec.errors?.[401]?.length) out['401'] = error(`${listed([...spec.errors[401]])}: no key, or not the right one`);
   if (spec.roles !== 'none') {
@@ -250,7 +250,8 @@ function responses<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType
     out['406'] = error(`${listed([...spec.errors[406]])}: none of the media types offered is acceptable`);
   if (spec.errors?.[409]?.length)
     out['409'] = error(`${listed([...spec.errors[409]])}: conflicts with what is recorded`);
-  if (spec.method === 'POST') {
+  // any method but GET may carry a body (DELETE, OPTIONS too): its size and type are refused alike
+  if (spec.method !== 'GET') {
     out['413'] = error('`payload_too_large`: the body is over the limit');
     out['415'] = error('`unsupported_media_type`: send Content-Type: application/json');
   }

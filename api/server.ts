@@ -268,7 +268,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
   // A known path asked with a method it lacks: 405 with the methods it has (`Allow`); OPTIONS on it
   // answers 204 with the same `Allow`. An unknown path: 404. One place for every route (docs/api.md).
-  app.setNotFoundHandler((req, reply) => {
+  const noRoute = (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
     const path = req.url.split('?')[0]!;
     const allow = routeMethods.allowed(path);
     if (allow.length === 0) return reply.status(404).send(errorBody('not_found', `no route ${req.method} ${path}`));
@@ -277,6 +277,12 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply
       .status(405)
       .send(errorBody('method_not_allowed', `${req.method} is not allowed on ${path}`, { allow }));
+  };
+  app.setNotFoundHandler(noRoute);
+  // a request no route takes is answered before its body is read: a method with a body (QUERY)
+  // would otherwise be refused for its Content-Type (400) before the not-found handler says 405
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.url === undefined) return noRoute(req, reply);
   });
 
   whoamiRoutes(app, ctx);

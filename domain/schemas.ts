@@ -46,8 +46,8 @@ const duration = z
   .string()
   .max(40)
   .regex(DURATION_PATTERN, DURATION_MESSAGE)
-  .refine(isValidWindow, DURATION_MESSAGE)
-  .meta({ format: 'duration' });
+  // (no `format: duration`: RFC 3339's grammar of durations forbids weeks beside other units, ours does not)
+  .refine(isValidWindow, DURATION_MESSAGE);
 const positiveRate = z
   .number()
   .gt(0)

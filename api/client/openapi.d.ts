@@ -947,25 +947,21 @@ export interface operations {
                     expiry: {
                         /** @enum {string} */
                         policy: "rolling" | "none";
-                        /** Format: duration */
                         window?: string;
                         jurisdictions?: {
                             [key: string]: {
                                 /** @enum {string} */
                                 policy: "rolling" | "none";
-                                /** Format: duration */
                                 window?: string;
                             };
                         };
                     };
                     ruleChanges?: {
                         requiredRoles?: ("finance" | "legal" | "controller" | "program_owner")[];
-                        /** Format: duration */
                         noticePeriod?: string;
                     };
                     adjustments?: {
                         approvalThresholdPoints?: number;
-                        /** Format: duration */
                         approvalWindow?: string;
                         /** @enum {string} */
                         goodwillTreatment?: "revenue_reduction" | "marketing";
@@ -991,7 +987,6 @@ export interface operations {
                         /** @enum {string} */
                         cohortOrder: "oldest_first" | "pro_rata";
                     };
-                    /** Format: duration */
                     chargebackWindow: string;
                     /** Format: date-time */
                     goLiveAt?: string;
@@ -1322,7 +1317,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `accrual_before_go_live`, `amount_out_of_range`, `material_right_judgment_required`: refused by the rules */
+            /** @description `accrual_before_go_live`, `amount_out_of_range`, `material_right_judgment_required`, `occurred_at_in_future`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1465,7 +1460,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `refund_exceeds_invoice`, `refund_before_sale`, `amount_out_of_range`: refused by the rules */
+            /** @description `refund_exceeds_invoice`, `refund_before_sale`, `amount_out_of_range`, `occurred_at_in_future`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1786,6 +1781,15 @@ export interface operations {
             };
             /** @description `unsupported_media_type`: send Content-Type: application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `merge_into_self`: refused by the rules */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2121,7 +2125,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `redemption_before_first_earn`, `amount_out_of_range`: refused by the rules */
+            /** @description `redemption_before_first_earn`, `amount_out_of_range`, `occurred_at_in_future`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2617,7 +2621,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `accrual_before_go_live`, `amount_out_of_range`, `material_right_judgment_required`: refused by the rules */
+            /** @description `accrual_before_go_live`, `amount_out_of_range`, `material_right_judgment_required`, `occurred_at_in_future`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2754,7 +2758,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `insufficient_points`, `below_minimum`, `points_expired`, `redemption_before_first_earn`, `amount_out_of_range`: refused by the rules */
+            /** @description `occurred_at_in_future`, `insufficient_points`, `below_minimum`, `points_expired`, `redemption_before_first_earn`, `amount_out_of_range`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4208,25 +4212,21 @@ export interface operations {
                         expiry: {
                             /** @enum {string} */
                             policy: "rolling" | "none";
-                            /** Format: duration */
                             window?: string;
                             jurisdictions?: {
                                 [key: string]: {
                                     /** @enum {string} */
                                     policy: "rolling" | "none";
-                                    /** Format: duration */
                                     window?: string;
                                 };
                             };
                         };
                         ruleChanges?: {
                             requiredRoles?: ("finance" | "legal" | "controller" | "program_owner")[];
-                            /** Format: duration */
                             noticePeriod?: string;
                         };
                         adjustments?: {
                             approvalThresholdPoints?: number;
-                            /** Format: duration */
                             approvalWindow?: string;
                             /** @enum {string} */
                             goodwillTreatment?: "revenue_reduction" | "marketing";
@@ -4252,7 +4252,6 @@ export interface operations {
                             /** @enum {string} */
                             cohortOrder: "oldest_first" | "pro_rata";
                         };
-                        /** Format: duration */
                         chargebackWindow: string;
                         /** Format: date-time */
                         goLiveAt?: string;
@@ -5108,7 +5107,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": {
                     /** @default [] */
@@ -5223,7 +5222,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": {
                     /** @default [] */
@@ -5451,6 +5450,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unsupported_media_type`: send Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
             };
         };
     };

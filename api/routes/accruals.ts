@@ -7,7 +7,7 @@ import {
   pointsEarned,
   provisionIncrementalCost,
 } from '../../domain/allocation';
-import { ApiError, validationFailed } from '../../domain/errors';
+import { ApiError } from '../../domain/errors';
 import type { ProgramRow } from '../../db/programs';
 import { MATERIAL_RIGHT_JUDGMENT_MESSAGE } from '../../domain/program';
 import { decimalToMillionths, MICRO_PER_MINOR, millionthsToDecimal, rateToMillionths } from '../../domain/money';
@@ -34,8 +34,12 @@ export function sendWriteResult(reply: import('fastify').FastifyReply, r: WriteR
 
 /** Accruals, refunds and redemptions may not claim to happen beyond the clock skew (400 validation_failed). */
 export function notInFuture(occurredAt: string): void {
+  // 422, not 400: the request is valid by its schema (a time is a time); the ledger's clock refuses it
   if (Date.parse(occurredAt) > Date.now() + LIMITS.maxClockSkewMs) {
-    throw validationFailed('occurredAt is in the future', { occurredAt });
+    throw new ApiError(422, 'occurred_at_in_future', 'occurredAt is in the future', {
+      occurredAt,
+      maxClockSkewMs: LIMITS.maxClockSkewMs,
+    });
   }
 }
 
@@ -173,7 +177,12 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
       responses: { 201: accrualAnswer, 200: accrualAnswer },
       errors: {
         409: [...WRITE_CONFLICTS, 'invoice_already_accrued', 'period_locked', 'estimate_changed'],
-        422: ['accrual_before_go_live', 'amount_out_of_range', 'material_right_judgment_required'],
+        422: [
+          'accrual_before_go_live',
+          'amount_out_of_range',
+          'material_right_judgment_required',
+          'occurred_at_in_future',
+        ],
       },
     },
     async (req, reply, principal) => {
@@ -226,7 +235,7 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
       responses: { 201: refundAnswer, 200: refundAnswer },
       errors: {
         409: [...WRITE_CONFLICTS, 'refund_already_recorded', 'period_locked'],
-        422: ['refund_exceeds_invoice', 'refund_before_sale', 'amount_out_of_range'],
+        422: ['refund_exceeds_invoice', 'refund_before_sale', 'amount_out_of_range', 'occurred_at_in_future'],
       },
     },
     async (req, reply, principal) => {

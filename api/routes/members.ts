@@ -87,7 +87,10 @@ export function memberRoutes(app: FastifyInstance, ctx: ApiContext): void {
       body: mergeSchema,
       idempotency: 'required',
       responses: { 201: mergeAnswer, 202: mergeAnswer },
-      errors: { 409: ['idempotency_key_reused', 'member_not_active', 'member_has_holds'] },
+      errors: {
+        409: ['idempotency_key_reused', 'member_not_active', 'member_has_holds'],
+        422: ['merge_into_self'],
+      },
     },
     async (req, reply, principal) => {
       const { programId, memberId } = req.params;

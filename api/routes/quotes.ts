@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { dryRunAccrual, dryRunRedemptionHold } from '../../db/quotes';
-import { ApiError, notFound, validationFailed } from '../../domain/errors';
+import { ApiError, notFound } from '../../domain/errors';
 import { millionthsToDecimal } from '../../domain/money';
 import { redemptionLimitedBy } from '../../domain/redemption-quote';
 import { accrualSchema, LIMITS, programParams, redemptionQuoteSchema } from '../../domain/schemas';
@@ -45,7 +45,12 @@ export function quoteRoutes(app: FastifyInstance, ctx: ApiContext): void {
       responses: { 200: accrualQuote },
       errors: {
         409: ['invoice_already_accrued', 'period_locked', 'member_not_active', 'estimate_changed'],
-        422: ['accrual_before_go_live', 'amount_out_of_range', 'material_right_judgment_required'],
+        422: [
+          'accrual_before_go_live',
+          'amount_out_of_range',
+          'material_right_judgment_required',
+          'occurred_at_in_future',
+        ],
       },
     },
     async (req, _reply, principal) => {
@@ -78,6 +83,7 @@ export function quoteRoutes(app: FastifyInstance, ctx: ApiContext): void {
       errors: {
         409: ['member_not_active', 'period_locked'],
         422: [
+          'occurred_at_in_future',
           'insufficient_points',
           'below_minimum',
           'points_expired',
@@ -148,7 +154,7 @@ function refusal(reason: string, details: Record<string, unknown>): ApiError {
     case 'member_not_active':
       return new ApiError(409, 'member_not_active', 'the member is not active', details);
     case 'occurred_at_in_future':
-      return validationFailed('occurredAt is in the future', details);
+      return new ApiError(422, 'occurred_at_in_future', 'occurredAt is in the future', details);
     case 'insufficient_points':
       return new ApiError(422, 'insufficient_points', 'the member has too few points for a redemption', details);
     case 'below_minimum':

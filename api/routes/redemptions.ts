@@ -69,7 +69,7 @@ export function redemptionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       responses: { 201: outcomeAnswer, 202: inProgressAnswer },
       errors: {
         409: ['idempotency_key_reused', 'idempotency_request_in_progress', 'redemption_exists', 'period_locked'],
-        422: ['redemption_before_first_earn', 'amount_out_of_range'],
+        422: ['redemption_before_first_earn', 'amount_out_of_range', 'occurred_at_in_future'],
       },
     },
     async (req, reply, principal) => {

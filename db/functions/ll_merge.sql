@@ -27,7 +27,7 @@ begin
     end if;
   end if;
   if v_from = v_into then
-    perform ll_raise('validation_failed', 400, 'a member cannot be merged into itself', jsonb_build_object('memberId', v_from));
+    perform ll_raise('merge_into_self', 422, 'a member cannot be merged into itself', jsonb_build_object('memberId', v_from));
   end if;
   perform 1 from members where program_id = v_program and member_id in (v_from, v_into)
     order by member_id for update;

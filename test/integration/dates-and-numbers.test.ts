@@ -162,8 +162,8 @@ describe('redemptions', () => {
         occurredAt: new Date(Date.now() + 3_600_000).toISOString(),
       },
     });
-    assert.equal(future.status, 400, JSON.stringify(future.body));
-    assert.equal(future.body.error.code, 'validation_failed');
+    assert.equal(future.status, 422, JSON.stringify(future.body));
+    assert.equal(future.body.error.code, 'occurred_at_in_future');
     assert.equal(future.body.error.message, 'occurredAt is in the future');
     assert.deepEqual(await counts(programId), before);
   });

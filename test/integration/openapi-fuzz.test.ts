@@ -79,6 +79,8 @@ test.skipIf(!installed)(
     try {
       const { code, output } = await schemathesis(
         [
+          '--config-file',
+          join(__dirname, '..', 'schemathesis.toml'),
           'run',
           `${api.baseUrl}/openapi.json`,
           '--checks',

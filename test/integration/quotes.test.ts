@@ -219,5 +219,5 @@ test('quotes are for billing; bad input is 400 and an accrual quote needs no Ide
     invoiceTotalMinor: 100,
     occurredAt: new Date(Date.now() + 3_600_000).toISOString(),
   });
-  assert.deepEqual([future.status, future.body.error?.code], [400, 'validation_failed']);
+  assert.deepEqual([future.status, future.body.error?.code], [422, 'occurred_at_in_future']);
 });

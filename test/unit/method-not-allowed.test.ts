@@ -45,7 +45,8 @@ test('every documented path, with every method it lacks: 405 method_not_allowed 
   let checked = 0;
   for (const path of new Set(ROUTE_DOCS.map((r) => r.path))) {
     const allow = documented(path);
-    for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((m) => !allow.includes(m))) {
+    // QUERY has a body: answered before its Content-Type is asked for (api/server.ts)
+    for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'QUERY'].filter((m) => !allow.includes(m))) {
       const res = await app.inject({ method: method as 'GET', url: `${concrete(path)}?x=1` });
       assert.equal(res.statusCode, 405, `${method} ${path}: ${res.body}`);
       // (a route may answer OPTIONS itself: the codec's, for the Temporal UI's browser)
