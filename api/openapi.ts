@@ -21,10 +21,20 @@ import {
   redemptionsListQuery,
   ruleChangesListQuery,
 } from '../domain/schemas';
+import {
+  createWebhookSchema,
+  webhookCreatedResponse,
+  webhookDeliveriesQuery,
+  webhookDeliveriesResponse,
+  webhookDeliveryParams,
+  webhookListResponse,
+  webhookParams,
+  webhookRotatedResponse,
+} from '../domain/webhooks';
 import { ruleChangeProposalSchema } from '../domain/rule-change';
 
 export interface RouteDoc {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'delete';
   path: string;
   summary: string;
   /** who may call it (admin may call everything but decisions): the endpoint x role table of docs/access.md */
@@ -35,6 +45,9 @@ export interface RouteDoc {
   /** the query string's schema (the lists): documented as query parameters */
   query?: z.ZodType;
   idempotent?: boolean;
+  /** the path parameters' schema and the success answer's (the webhooks' routes name theirs in domain/webhooks.ts) */
+  params?: z.ZodType;
+  response?: z.ZodType;
   /**
    * waits on a workflow's answer and, past the API's wait (DEFAULT_WORKFLOW_WAIT_MS, api/server.ts),
    * answers 202 `{status: 'in_progress', workflowId, poll}` instead (api/context.ts stillRunning)
@@ -311,6 +324,56 @@ export const ROUTE_DOCS: RouteDoc[] = [
     roles: ['program_owner', 'finance', 'legal', 'controller'],
     query: ruleChangesListQuery,
   },
+  // webhooks (docs/api.md, "Webhooks")
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/webhooks',
+    summary: 'Create a webhook {url, events, description?}: answers its id and its signing secret, shown this once',
+    roles: ['admin'],
+    body: createWebhookSchema,
+    response: webhookCreatedResponse,
+    idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/webhooks',
+    summary: "The program's webhooks (never their secrets)",
+    roles: ['finance', 'support'],
+    response: webhookListResponse,
+  },
+  {
+    method: 'delete',
+    path: '/v1/programs/{programId}/webhooks/{webhookId}',
+    summary: 'Delete a webhook: nothing more is sent to it (its pending deliveries fail)',
+    roles: ['admin'],
+    params: webhookParams,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/webhooks/{webhookId}/rotate-secret',
+    summary: 'A new signing secret, shown this once; the old one signs too (a second v1=) for 24 h',
+    roles: ['admin'],
+    params: webhookParams,
+    response: webhookRotatedResponse,
+    idempotent: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/programs/{programId}/webhooks/{webhookId}/deliveries',
+    summary: "A webhook's deliveries, newest first, with their attempts (?status=&limit=&before=)",
+    roles: ['finance', 'support'],
+    params: webhookParams,
+    query: webhookDeliveriesQuery,
+    response: webhookDeliveriesResponse,
+  },
+  {
+    method: 'post',
+    path: '/v1/programs/{programId}/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver',
+    summary: 'Send a delivered or failed delivery again: a new series of attempts, the same event id',
+    roles: ['support'],
+    params: webhookDeliveryParams,
+    idempotent: true,
+  },
 ];
 
 export const rolesText = (roles: RouteDoc['roles'], decision = false) =>
@@ -410,6 +473,14 @@ export function openApiDocument(): Record<string, unknown> {
           }
         : {}),
       responses: {
+        ...(r.response
+          ? {
+              '200': {
+                description: 'OK',
+                content: { 'application/json': { schema: z.toJSONSchema(r.response, { unrepresentable: 'any' }) } },
+              },
+            }
+          : {}),
         ...(r.mayAnswerInProgress ? { '202': inProgressResponse } : {}),
         ...(r.roles !== 'none' ? { '429': throttledResponse } : {}),
         default: {

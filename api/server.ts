@@ -28,6 +28,7 @@ import { redemptionRoutes } from './routes/redemptions';
 import { quoteRoutes } from './routes/quotes';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
 import { listRoutes } from './routes/lists';
+import { webhookRoutes } from './routes/webhooks';
 import { isUnavailable } from './unavailable';
 
 export interface ApiOptions {
@@ -250,6 +251,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   adjustmentRoutes(app, ctx);
   ruleChangeRoutes(app, ctx);
   listRoutes(app, ctx);
+  webhookRoutes(app, ctx);
   codecRoutes(app, ctx, o.codec);
 
   app.get('/healthz', async () => ({ status: 'ok' }));

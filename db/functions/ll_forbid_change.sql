@@ -29,3 +29,8 @@ create or replace trigger manual_adjustments_no_delete before delete or truncate
 -- version is a rule change: docs/rule-changes.md)
 create or replace trigger program_rule_versions_append_only before update or delete on program_rule_versions for each row execute function ll_forbid_change();
 create or replace trigger program_rule_versions_no_truncate before truncate on program_rule_versions for each statement execute function ll_forbid_change();
+-- webhook events and delivery attempts (migration 018): what was sent, as it was
+create or replace trigger webhook_events_append_only before update or delete on webhook_events for each row execute function ll_forbid_change();
+create or replace trigger webhook_events_no_truncate before truncate on webhook_events for each statement execute function ll_forbid_change();
+create or replace trigger webhook_delivery_attempts_append_only before update or delete on webhook_delivery_attempts for each row execute function ll_forbid_change();
+create or replace trigger webhook_delivery_attempts_no_truncate before truncate on webhook_delivery_attempts for each statement execute function ll_forbid_change();
