@@ -18,6 +18,7 @@ export interface WebhookRow {
   secretRotatedAt: Date | null;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a row of the columns named below
 const webhookRow = (r: Record<string, any>): WebhookRow => ({
   webhookId: r.webhook_id,
   programId: r.program_id,
@@ -30,7 +31,8 @@ const webhookRow = (r: Record<string, any>): WebhookRow => ({
   secretRotatedAt: r.secret_rotated_at,
 });
 // the columns a view may read: never the secrets
-const VIEW_COLUMNS = 'webhook_id, program_id, url, events, description, status, created_at, created_by, secret_rotated_at';
+const VIEW_COLUMNS =
+  'webhook_id, program_id, url, events, description, status, created_at, created_by, secret_rotated_at';
 
 /** Active webhooks of the program, counted under its row's lock (the per-program limit holds under concurrency). */
 export async function lockAndCountWebhooks(client: PoolClient, programId: string): Promise<number | null> {
@@ -45,7 +47,15 @@ export async function lockAndCountWebhooks(client: PoolClient, programId: string
 
 export async function insertWebhook(
   client: PoolClient,
-  w: { webhookId: string; programId: string; url: string; events: string[]; description: string | null; secret: string; actor: string },
+  w: {
+    webhookId: string;
+    programId: string;
+    url: string;
+    events: string[];
+    description: string | null;
+    secret: string;
+    actor: string;
+  },
 ): Promise<WebhookRow> {
   const { rows } = await client.query(
     `insert into webhooks (webhook_id, program_id, url, events, description, secret, created_by)
@@ -148,7 +158,7 @@ export async function listDeliveries(
     lastError: r.last_error,
     deliveredAt: r.delivered_at,
     recordedAt: r.recorded_at,
-    history: r.history.map((h: Record<string, any>) => ({ ...h, at: new Date(h.at) })),
+    history: r.history.map((h: DeliveryView['history'][number] & { at: string }) => ({ ...h, at: new Date(h.at) })),
   }));
 }
 
@@ -186,7 +196,15 @@ export interface ClaimedDelivery {
   seriesStartedAt: Date;
   url: string;
   secrets: string[];
-  event: { id: string; type: WebhookEventType; occurredAt: Date; programId: string; memberId: string | null; data: unknown; recordedAt: Date };
+  event: {
+    id: string;
+    type: WebhookEventType;
+    occurredAt: Date;
+    programId: string;
+    memberId: string | null;
+    data: unknown;
+    recordedAt: Date;
+  };
 }
 
 /**
@@ -194,7 +212,12 @@ export interface ClaimedDelivery {
  * the same webhook and member): one delivery per queue is ever in flight, and a later event of the
  * member waits while an earlier one is retried. `now` is the relay's clock.
  */
-export async function claimDeliveries(pool: Pool, now: Date, limit: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
+export async function claimDeliveries(
+  pool: Pool,
+  now: Date,
+  limit: number,
+  leaseSeconds: number,
+): Promise<ClaimedDelivery[]> {
   const { rows } = await pool.query(
     `with c as (
        select d.delivery_id from webhook_deliveries d
@@ -270,7 +293,10 @@ export async function recordAttempt(pool: Pool, a: AttemptOutcome): Promise<'del
 }
 
 /** Gives back leases this relay will not use (it is stopping). */
-export async function releaseDeliveries(pool: Pool, leases: Array<{ deliveryId: string; leaseToken: string }>): Promise<void> {
+export async function releaseDeliveries(
+  pool: Pool,
+  leases: Array<{ deliveryId: string; leaseToken: string }>,
+): Promise<void> {
   if (leases.length === 0) return;
   await pool.query(
     `update webhook_deliveries d set leased_until = null, lease_token = null

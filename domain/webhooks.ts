@@ -180,8 +180,13 @@ export function verifySignature(
  * at maxRetryMs, with "equal jitter" (half fixed, half random) so that a receiver that comes back
  * is not hit by every queue at once. `random` in [0, 1).
  */
-export function retryDelayMs(attempt: number, random: number): number {
-  const exp = Math.min(WEBHOOK_LIMITS.maxRetryMs, WEBHOOK_LIMITS.firstRetryMs * 2 ** Math.min(attempt - 1, 30));
+export function retryDelayMs(
+  attempt: number,
+  random: number,
+  firstMs: number = WEBHOOK_LIMITS.firstRetryMs,
+  maxMs: number = WEBHOOK_LIMITS.maxRetryMs,
+): number {
+  const exp = Math.min(maxMs, firstMs * 2 ** Math.min(attempt - 1, 30));
   return Math.round(exp / 2 + (exp / 2) * random);
 }
 

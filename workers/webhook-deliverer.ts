@@ -35,7 +35,7 @@ export function postWebhook(
   if (!o.allowPrivate && isPrivateHost(url.hostname))
     return Promise.resolve(done({ ok: false, statusCode: null, error: 'refused: a private or loopback address' }));
   // checked after resolution too: a public name may resolve to a private address
-  const lookup = (hostname: string, opts: object, cb: (...a: any[]) => void) =>
+  const lookup = (hostname: string, opts: object, cb: (...a: unknown[]) => void) =>
     dnsLookup(hostname, { ...opts, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return cb(err);
       const allowed = o.allowPrivate ? addresses : addresses.filter((a) => !isPrivateAddress(a.address));

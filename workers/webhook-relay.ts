@@ -38,11 +38,16 @@ export interface WebhookRelayOptions {
   expiringSoonEveryMs?: number;
   /** jitter's source, [0, 1) */
   random?: () => number;
+  /** the first retry's delay and the cap (WEBHOOK_LIMITS: 5 s, 1 h); tests shorten the first */
+  firstRetryMs?: number;
+  maxRetryMs?: number;
 }
 
 /** The relay's settings from the environment (`loyalty worker`, npm start). */
 export function webhookRelaySettings(env: NodeJS.ProcessEnv): Pick<WebhookRelayOptions, 'allowPrivate' | 'timeoutMs'> {
-  const timeout = env.LOYALTY_WEBHOOK_TIMEOUT_MS ? Number(env.LOYALTY_WEBHOOK_TIMEOUT_MS) : WEBHOOK_LIMITS.attemptTimeoutMs;
+  const timeout = env.LOYALTY_WEBHOOK_TIMEOUT_MS
+    ? Number(env.LOYALTY_WEBHOOK_TIMEOUT_MS)
+    : WEBHOOK_LIMITS.attemptTimeoutMs;
   if (!Number.isInteger(timeout) || timeout < 100 || timeout > WEBHOOK_LIMITS.attemptTimeoutMs)
     throw new Error(`LOYALTY_WEBHOOK_TIMEOUT_MS must be an integer from 100 to ${WEBHOOK_LIMITS.attemptTimeoutMs}`);
   return { allowPrivate: env.LOYALTY_WEBHOOK_ALLOW_PRIVATE === '1', timeoutMs: timeout };
@@ -144,7 +149,12 @@ export class WebhookRelay {
       { timeoutMs: this.timeoutMs, allowPrivate: this.o.allowPrivate, maxBodyBytes: WEBHOOK_LIMITS.responseBodyBytes },
     );
     this.attempts++;
-    const delay = retryDelayMs(d.attempts + 1, (this.o.random ?? Math.random)());
+    const delay = retryDelayMs(
+      d.attempts + 1,
+      (this.o.random ?? Math.random)(),
+      this.o.firstRetryMs,
+      this.o.maxRetryMs,
+    );
     const status = await recordAttempt(this.o.pool, {
       deliveryId: d.deliveryId,
       leaseToken: d.leaseToken,
@@ -158,9 +168,15 @@ export class WebhookRelay {
     });
     if (status === 'delivered') this.delivered++;
     else if (status === 'failed')
-      this.o.log.warn({ deliveryId: d.deliveryId, eventId: d.event.id }, 'webhook delivery failed after its retry horizon');
+      this.o.log.warn(
+        { deliveryId: d.deliveryId, eventId: d.event.id },
+        'webhook delivery failed after its retry horizon',
+      );
     else if (status === null)
-      this.o.log.info({ deliveryId: d.deliveryId }, 'webhook lease lost before the attempt was recorded: another relay sends it');
+      this.o.log.info(
+        { deliveryId: d.deliveryId },
+        'webhook lease lost before the attempt was recorded: another relay sends it',
+      );
   }
 }
 

@@ -65,7 +65,12 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const key = idempotencyKey(req);
     if (!allowPrivate && isPrivateHost(parseWebhookUrl(body.url)!.hostname))
       throw new ApiError(400, 'validation_failed', 'invalid webhook', {
-        issues: [{ path: 'url', message: 'a loopback, private or link-local address (LOYALTY_WEBHOOK_ALLOW_PRIVATE=1 allows it)' }],
+        issues: [
+          {
+            path: 'url',
+            message: 'a loopback, private or link-local address (LOYALTY_WEBHOOK_ALLOW_PRIVATE=1 allows it)',
+          },
+        ],
       });
     const stored = scopedIdempotencyKey(principal.name, 'webhooks', key);
     let outcome: { replay: StoredResponse } | { created: Record<string, unknown> };
@@ -77,9 +82,14 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
           const count = await lockAndCountWebhooks(client, programId);
           if (count === null) throw notFound('program', { programId });
           if (count >= WEBHOOK_LIMITS.perProgram)
-            throw new ApiError(422, 'webhook_limit_reached', `a program has at most ${WEBHOOK_LIMITS.perProgram} webhooks`, {
-              limit: WEBHOOK_LIMITS.perProgram,
-            });
+            throw new ApiError(
+              422,
+              'webhook_limit_reached',
+              `a program has at most ${WEBHOOK_LIMITS.perProgram} webhooks`,
+              {
+                limit: WEBHOOK_LIMITS.perProgram,
+              },
+            );
           const secret = newWebhookSecret();
           const w = await insertWebhook(client, {
             webhookId: randomUUID(),
@@ -138,7 +148,12 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     try {
       outcome = await withClientKey(key, () =>
         inTransaction(ctx.pool, async (client) => {
-          const prior = await claimIdempotencyKey(client, programId, stored, requestHash('webhook-rotate', { webhookId }));
+          const prior = await claimIdempotencyKey(
+            client,
+            programId,
+            stored,
+            requestHash('webhook-rotate', { webhookId }),
+          );
           if (prior) return { replay: prior };
           const secret = newWebhookSecret();
           const until = await rotateWebhookSecret(client, programId, webhookId, secret, WEBHOOK_LIMITS.rotationGraceMs);

@@ -4,7 +4,19 @@
 -- nothing). Events of no member: each is its own queue (ll_emit_event).
 create or replace function ll_emit_status_event() returns trigger language plpgsql as $$
 begin
-  if tg_table_name = 'closes' and new.status is distinct from (case when tg_op = 'UPDATE' then old.status end) then
+  -- one branch per table, nested: a record's missing field is an error even behind a false test
+  if tg_table_name = 'reconciliation_runs' then
+    if new.difference_count > 0 then
+      perform ll_emit_event(new.program_id, 'reconciliation.differences_found', null, now(),
+        jsonb_build_object('runId', new.run_id, 'date', new.business_date::text, 'differenceCount', new.difference_count,
+                           'differences', (select coalesce(jsonb_agg(x.value), '[]') from (select value from jsonb_array_elements(new.differences) limit 100) x)));
+    end if;
+    return null;
+  end if;
+  if tg_op = 'UPDATE' then
+    if new.status is not distinct from old.status then return null; end if;
+  end if;
+  if tg_table_name = 'closes' then
     if new.status = 'proposed' then
       perform ll_emit_event(new.program_id, 'close.awaiting_approval', null, now(),
         jsonb_build_object('period', new.period, 'startedBy', new.started_by, 'proposal', new.proposal));
@@ -12,7 +24,7 @@ begin
       perform ll_emit_event(new.program_id, 'close.locked', null, now(),
         jsonb_build_object('period', new.period, 'approvedBy', new.approved_by));
     end if;
-  elsif tg_table_name = 'rule_changes' and new.status is distinct from (case when tg_op = 'UPDATE' then old.status end) then
+  elsif tg_table_name = 'rule_changes' then
     if new.status = 'awaiting_approvals' then
       perform ll_emit_event(new.program_id, 'rule_change.awaiting_approval', null, now(),
         jsonb_build_object('changeId', new.change_id, 'proposedBy', new.proposed_by, 'adverse', new.adverse, 'impact', new.impact));
@@ -20,10 +32,6 @@ begin
       perform ll_emit_event(new.program_id, 'rule_change.activated', null, now(),
         jsonb_build_object('changeId', new.change_id, 'version', new.version, 'activatesAt', ll_ts(new.activates_at)));
     end if;
-  elsif tg_table_name = 'reconciliation_runs' and new.difference_count > 0 then
-    perform ll_emit_event(new.program_id, 'reconciliation.differences_found', null, now(),
-      jsonb_build_object('runId', new.run_id, 'date', new.business_date::text, 'differenceCount', new.difference_count,
-                         'differences', (select coalesce(jsonb_agg(x.value), '[]') from (select value from jsonb_array_elements(new.differences) limit 100) x)));
   end if;
   return null;
 end $$;
