@@ -270,26 +270,47 @@ export interface AttemptOutcome {
 }
 
 /**
- * Records an attempt and moves the delivery on: delivered, failed past the horizon, or pending again
- * at nextAttemptAt. Only under the lease this relay holds: a relay whose lease ran out (it stalled,
- * another took the delivery over) records nothing. Returns the delivery's new status, or null.
+ * Records attempts and moves each delivery on: delivered, failed past the horizon, or pending again
+ * at nextAttemptAt. One statement for many (the relay's hot path). Only under the lease the relay
+ * holds: a relay whose lease ran out (it stalled, another took the delivery over) records nothing
+ * for it. Returns each recorded delivery's new status (a lost lease is absent).
  */
-export async function recordAttempt(pool: Pool, a: AttemptOutcome): Promise<'delivered' | 'failed' | 'pending' | null> {
-  const { rows } = await pool.query<{ status: 'delivered' | 'failed' | 'pending' }>(
-    `with u as (
-       update webhook_deliveries set attempts = attempts + 1, last_attempt_at = $3, last_status_code = $6, last_error = $7,
-              leased_until = null, lease_token = null,
-              status = case when $5 then 'delivered' when $3::timestamptz + make_interval(secs => $4::double precision / 1000) >= $9 then 'failed' else 'pending' end,
-              delivered_at = case when $5 then $3::timestamptz + make_interval(secs => $4::double precision / 1000) end,
-              next_attempt_at = case when $5 then next_attempt_at else $8 end
-        where delivery_id = $1 and lease_token = $2 and status = 'pending'
-        returning delivery_id, status)
-     , a as (insert into webhook_delivery_attempts (delivery_id, started_at, duration_ms, status_code, error, ok)
-             select delivery_id, $3, $4, $6, $7, $5 from u)
-     select status from u`,
-    [a.deliveryId, a.leaseToken, a.startedAt, a.durationMs, a.ok, a.statusCode, a.error, a.nextAttemptAt, a.failAfter],
+export async function recordAttempts(
+  pool: Pool,
+  outcomes: AttemptOutcome[],
+): Promise<Map<string, 'delivered' | 'failed' | 'pending'>> {
+  if (outcomes.length === 0) return new Map();
+  const col = <K extends keyof AttemptOutcome>(k: K) => outcomes.map((o) => o[k]);
+  const { rows } = await pool.query<{ delivery_id: string; status: 'delivered' | 'failed' | 'pending' }>(
+    `with o as (select * from unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::int[], $5::boolean[], $6::int[], $7::text[],
+                                     $8::timestamptz[], $9::timestamptz[])
+                         as o(id, token, started, duration_ms, ok, code, error, next_at, fail_after)),
+          u as (update webhook_deliveries d
+                   set attempts = d.attempts + 1, last_attempt_at = o.started, last_status_code = o.code, last_error = o.error,
+                       leased_until = null, lease_token = null,
+                       status = case when o.ok then 'delivered'
+                                     when o.started + make_interval(secs => o.duration_ms::double precision / 1000) >= o.fail_after then 'failed'
+                                     else 'pending' end,
+                       delivered_at = case when o.ok then o.started + make_interval(secs => o.duration_ms::double precision / 1000) end,
+                       next_attempt_at = case when o.ok then d.next_attempt_at else o.next_at end
+                  from o where d.delivery_id = o.id and d.lease_token = o.token and d.status = 'pending'
+                returning d.delivery_id, d.status, o.started, o.duration_ms, o.code, o.error, o.ok),
+          a as (insert into webhook_delivery_attempts (delivery_id, started_at, duration_ms, status_code, error, ok)
+                select delivery_id, started, duration_ms, code, error, ok from u)
+     select delivery_id::text, status from u`,
+    [
+      col('deliveryId'),
+      col('leaseToken'),
+      col('startedAt'),
+      col('durationMs'),
+      col('ok'),
+      col('statusCode'),
+      col('error'),
+      col('nextAttemptAt'),
+      col('failAfter'),
+    ],
   );
-  return rows[0]?.status ?? null;
+  return new Map(rows.map((r) => [r.delivery_id, r.status]));
 }
 
 /** Gives back leases this relay will not use (it is stopping). */

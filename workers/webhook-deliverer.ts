@@ -20,6 +20,14 @@ export interface DeliverOptions {
   timeoutMs: number;
   allowPrivate: boolean;
   maxBodyBytes: number;
+  /** connections kept alive between attempts (keepAliveAgents); without: one connection an attempt */
+  agent?: { http: http.Agent; https: https.Agent };
+}
+
+/** Agents that keep a few connections to each receiver open between attempts (the relay's). */
+export function keepAliveAgents(): { http: http.Agent; https: https.Agent } {
+  const o = { keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: 30_000 };
+  return { http: new http.Agent(o), https: new https.Agent(o) };
 }
 
 export function postWebhook(
@@ -45,11 +53,13 @@ export function postWebhook(
     });
   return new Promise((resolve) => {
     let settled = false;
+    let readToEnd = false;
     const finish = (r: Omit<AttemptResult, 'durationMs'>) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      req.destroy();
+      // a settled answer read to its end leaves the socket to the agent; anything else is cut
+      if (!r.ok || !readToEnd) req.destroy();
       resolve(done(r));
     };
     const req = (url.protocol === 'https:' ? https : http).request(
@@ -58,7 +68,7 @@ export function postWebhook(
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         lookup: lookup as never,
-        agent: false, // a connection per attempt: no socket pooled to a receiver that may be gone
+        agent: o.agent ? (url.protocol === 'https:' ? o.agent.https : o.agent.http) : false,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -74,7 +84,10 @@ export function postWebhook(
           size += c.length;
           if (size >= o.maxBodyBytes) end(); // enough read: the rest is not ours to wait for
         });
-        res.on('end', end);
+        res.on('end', () => {
+          readToEnd = true;
+          end();
+        });
         res.on('error', (e) => finish({ ok: false, statusCode: status, error: e.message.slice(0, 200) }));
       },
     );

@@ -12,12 +12,13 @@ import type { Logger } from 'pino';
 import {
   claimDeliveries,
   emitExpiringSoon,
-  recordAttempt,
+  recordAttempts,
   releaseDeliveries,
+  type AttemptOutcome,
   type ClaimedDelivery,
 } from '../db/webhooks';
 import { retryDelayMs, signatureHeader, WEBHOOK_LIMITS, type WebhookPayload } from '../domain/webhooks';
-import { postWebhook } from './webhook-deliverer';
+import { keepAliveAgents, postWebhook } from './webhook-deliverer';
 
 export interface WebhookRelayOptions {
   pool: Pool;
@@ -64,6 +65,8 @@ export class WebhookRelay {
   private readonly timeoutMs: number;
   /** a lease outlives an attempt: another relay takes a delivery over only when this one is gone */
   private readonly leaseSeconds: number;
+  /** kept-alive connections to receivers (a receiver that closed one costs that attempt, retried) */
+  private readonly agents = keepAliveAgents();
 
   constructor(private readonly o: WebhookRelayOptions) {
     this.clock = o.clock ?? (() => new Date());
@@ -79,6 +82,8 @@ export class WebhookRelay {
     this.stopped = true;
     await this.loop;
     this.loop = null;
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 
   private async run(): Promise<void> {
@@ -113,6 +118,25 @@ export class WebhookRelay {
   private async deliverAll(batch: ClaimedDelivery[]): Promise<void> {
     let next = 0;
     const unused: ClaimedDelivery[] = [];
+    // outcomes are recorded a few at a time (one statement each), so that a slow receiver in the
+    // batch does not hold back the record, and the next delivery, of the others
+    let outcomes: AttemptOutcome[] = [];
+    const flush = async () => {
+      const chunk = outcomes;
+      outcomes = [];
+      const statuses = await recordAttempts(this.o.pool, chunk);
+      for (const o of chunk) {
+        const status = statuses.get(o.deliveryId);
+        if (status === 'delivered') this.delivered++;
+        else if (status === 'failed')
+          this.o.log.warn({ deliveryId: o.deliveryId }, 'webhook delivery failed after its retry horizon');
+        else if (status === undefined)
+          this.o.log.info(
+            { deliveryId: o.deliveryId },
+            'webhook lease lost before the attempt was recorded: another relay sends it',
+          );
+      }
+    };
     const worker = async () => {
       while (next < batch.length) {
         const d = batch[next++]!;
@@ -120,14 +144,16 @@ export class WebhookRelay {
           unused.push(d);
           continue;
         }
-        await this.attempt(d);
+        outcomes.push(await this.attempt(d));
+        if (outcomes.length >= FLUSH_EVERY) await flush();
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.concurrency ?? 16, batch.length) }, worker));
+    await flush();
     await releaseDeliveries(this.o.pool, unused);
   }
 
-  private async attempt(d: ClaimedDelivery): Promise<void> {
+  private async attempt(d: ClaimedDelivery): Promise<AttemptOutcome> {
     const payload: WebhookPayload = {
       id: d.event.id,
       type: d.event.type,
@@ -146,7 +172,12 @@ export class WebhookRelay {
         'loyalty-signature': signatureHeader(body, d.secrets, Math.floor(Date.now() / 1000)),
         'user-agent': 'loyalty-ledger-webhooks/1',
       },
-      { timeoutMs: this.timeoutMs, allowPrivate: this.o.allowPrivate, maxBodyBytes: WEBHOOK_LIMITS.responseBodyBytes },
+      {
+        timeoutMs: this.timeoutMs,
+        allowPrivate: this.o.allowPrivate,
+        maxBodyBytes: WEBHOOK_LIMITS.responseBodyBytes,
+        agent: this.agents,
+      },
     );
     this.attempts++;
     const delay = retryDelayMs(
@@ -155,7 +186,7 @@ export class WebhookRelay {
       this.o.firstRetryMs,
       this.o.maxRetryMs,
     );
-    const status = await recordAttempt(this.o.pool, {
+    return {
       deliveryId: d.deliveryId,
       leaseToken: d.leaseToken,
       startedAt,
@@ -165,19 +196,11 @@ export class WebhookRelay {
       error: result.error,
       nextAttemptAt: new Date(startedAt.getTime() + result.durationMs + delay),
       failAfter: new Date(d.seriesStartedAt.getTime() + WEBHOOK_LIMITS.retryHorizonMs),
-    });
-    if (status === 'delivered') this.delivered++;
-    else if (status === 'failed')
-      this.o.log.warn(
-        { deliveryId: d.deliveryId, eventId: d.event.id },
-        'webhook delivery failed after its retry horizon',
-      );
-    else if (status === null)
-      this.o.log.info(
-        { deliveryId: d.deliveryId },
-        'webhook lease lost before the attempt was recorded: another relay sends it',
-      );
+    };
   }
 }
+
+/** Outcomes recorded together (one statement). */
+const FLUSH_EVERY = 16;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
