@@ -144,7 +144,10 @@ export class WebhookRelay {
           unused.push(d);
           continue;
         }
-        outcomes.push(await this.attempt(d));
+        // awaited first: `outcomes.push(await ...)` would read `outcomes` before the await, and push
+        // into a chunk another lane has already flushed (its attempt never recorded, its lease left)
+        const outcome = await this.attempt(d);
+        outcomes.push(outcome);
         if (outcomes.length >= FLUSH_EVERY) await flush();
       }
     };

@@ -11,6 +11,7 @@ import {
   eventually,
   httpClient,
   programBody,
+  ruleChangeRules,
   silentLog,
   startApi,
   startSagaStack,
@@ -344,6 +345,9 @@ test('every event arrives through 500s, timeouts and a restart: signed, one id p
   const shown = await deliveriesOf(w.webhookId);
   assert.ok(shown.some((d) => d.attempts > 1 && d.history.some((h: { ok: boolean }) => !h.ok)));
   assert.ok(shown.every((d) => d.history.at(-1).ok && d.deliveredAt !== null));
+  // every attempt the relay made was recorded under its lease (none left to run out and be sent again)
+  const recorded = (await stack.pool.query('select count(*)::int as n from webhook_delivery_attempts')).rows[0].n;
+  assert.equal(recorded, relay.attempts);
   receiver.decide = () => 'ok';
 });
 
@@ -518,4 +522,46 @@ test('a worker killed in the middle of a delivery: the next worker sends it agai
     relay = newRelay();
     relay.start();
   }
+});
+
+test('a rule change sends rule_change.awaiting_approval, then rule_change.activated once approved', async () => {
+  const p = await program({ ruleChanges: { requiredRoles: ['finance'] } });
+  await webhook(p, ['rule_change.awaiting_approval', 'rule_change.activated']);
+  const proposed = await call('POST', `/v1/programs/${p}/rule-changes`, {
+    role: 'program_owner',
+    body: {
+      changeId: 'longer',
+      effectiveAt: new Date().toISOString(),
+      rules: ruleChangeRules({
+        ruleChanges: { requiredRoles: ['finance'] },
+        expiry: { policy: 'rolling', window: 'P730D' },
+      }),
+      comment: 'test',
+    },
+  });
+  assert.ok([201, 202].includes(proposed.status), JSON.stringify(proposed.body));
+  await eventually('awaiting approval', async () =>
+    (await eventsOf(p)).some((e) => e.type === 'rule_change.awaiting_approval'),
+  );
+  const approved = await call('POST', `/v1/programs/${p}/rule-changes/longer/approvals`, {
+    role: 'finance',
+    body: { decision: 'approve' },
+  });
+  assert.ok([200, 201, 202].includes(approved.status), JSON.stringify(approved.body));
+  await eventually(
+    'activated',
+    async () => (await eventsOf(p)).some((e) => e.type === 'rule_change.activated'),
+    60_000,
+  );
+  const events = await eventsOf(p);
+  assert.deepEqual(
+    events.map((e) => [e.type, e.data.changeId]),
+    [
+      ['rule_change.awaiting_approval', 'longer'],
+      ['rule_change.activated', 'longer'],
+    ],
+  );
+  await eventually('both delivered', async () =>
+    events.every((e) => receiver.received.some((r) => r.eventId === e.event_id && r.answer === 'ok')),
+  );
 });
