@@ -666,9 +666,7 @@ create table webhook_deliveries (
   last_error text,
   delivered_at timestamp with time zone,
   constraint webhook_deliveries_pkey PRIMARY KEY (delivery_id),
-  constraint webhook_deliveries_event_id_webhook_id_key UNIQUE (event_id, webhook_id),
   constraint webhook_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES webhook_events(event_id),
-  constraint webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES webhooks(webhook_id),
   constraint webhook_deliveries_attempts_check CHECK ((attempts >= 0)),
   constraint webhook_deliveries_last_error_check CHECK ((length(last_error) <= 1000)),
   constraint webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])))
@@ -705,7 +703,6 @@ create table webhook_events (
   constraint webhook_events_pkey PRIMARY KEY (event_id),
   constraint webhook_events_type_check CHECK ((length(type) <= 64))
 );
-CREATE INDEX webhook_events_program ON public.webhook_events USING btree (program_id, recorded_at);
 CREATE TRIGGER webhook_events_append_only BEFORE DELETE OR UPDATE ON public.webhook_events FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
 CREATE TRIGGER webhook_events_no_truncate BEFORE TRUNCATE ON public.webhook_events FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
 
