@@ -228,8 +228,8 @@ async function main(): Promise<number> {
     // the outbox's writes alone: the relay paused, the deliveries wait in the table; off and paused
     // take turns going first (the database grows as the run goes)
     await relay.stop();
-    let rateOff = 0;
-    let ratePaused = 0;
+    let rateOff: number;
+    let ratePaused: number;
     if (r % 2 === 1) {
       rateOff = await drive(port, billingKey, pOff, n, members, concurrency, seed + r);
       ratePaused = await drive(port, billingKey, pPaused, n, members, concurrency, seed + r);
