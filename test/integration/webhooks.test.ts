@@ -565,3 +565,35 @@ test('a rule change sends rule_change.awaiting_approval, then rule_change.activa
     events.every((e) => receiver.received.some((r) => r.eventId === e.event_id && r.answer === 'ok')),
   );
 });
+
+test('an adjustment above the threshold sends adjustment.awaiting_approval, then adjustment.applied once finance approves', async () => {
+  const p = await program();
+  await webhook(p, ['adjustment.awaiting_approval', 'adjustment.applied']);
+  await accrue(p, 'm-1', 'inv-adj-1');
+  const big = await call('POST', `/v1/programs/${p}/adjustments`, {
+    role: 'support',
+    body: { memberId: 'm-1', points: 5000, reasonCode: 'goodwill' },
+  });
+  assert.equal(big.status, 202, JSON.stringify(big.body));
+  await eventually('awaiting approval', async () =>
+    (await eventsOf(p)).some((e) => e.type === 'adjustment.awaiting_approval'),
+  );
+  const approved = await call('POST', `/v1/programs/${p}/adjustments/${big.body.adjustmentId}/approvals`, {
+    role: 'finance',
+    body: { decision: 'approve', comment: 'ok' },
+  });
+  assert.ok([200, 201, 202].includes(approved.status), JSON.stringify(approved.body));
+  await eventually('applied', async () => (await eventsOf(p)).some((e) => e.type === 'adjustment.applied'), 60_000);
+  const events = await eventsOf(p);
+  assert.deepEqual(
+    events.map((e) => [e.type, e.data.adjustmentId, e.data.points]),
+    [
+      ['adjustment.awaiting_approval', big.body.adjustmentId, 5000],
+      ['adjustment.applied', big.body.adjustmentId, 5000],
+    ],
+  );
+  assert.equal(events[1]!.data.approvedBy, 'test-finance');
+  await eventually('both delivered', async () =>
+    events.every((e) => receiver.received.some((r) => r.eventId === e.event_id && r.answer === 'ok')),
+  );
+});
