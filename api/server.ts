@@ -32,6 +32,7 @@ import { quoteRoutes } from './routes/quotes';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
 import { listRoutes } from './routes/lists';
 import { exportRoutes } from './routes/exports';
+import { webhookRoutes } from './routes/webhooks';
 import { isUnavailable } from './unavailable';
 
 export interface ApiOptions {
@@ -299,6 +300,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   ruleChangeRoutes(app, ctx);
   listRoutes(app, ctx);
   exportRoutes(app, ctx);
+  webhookRoutes(app, ctx);
   codecRoutes(app, ctx, o.codec);
 
   route(

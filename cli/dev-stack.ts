@@ -17,6 +17,7 @@ import {
   ensureReconciliationSchedule,
 } from '../workers/schedules';
 import { WakeupRelay } from '../workers/wakeup-relay';
+import { WebhookRelay, webhookRelaySettings } from '../workers/webhook-relay';
 import { ensureLocalCodecKeys } from './codec-keys';
 import type { StackConfig } from './config';
 import { ensureDevKeys } from './dev-keys';
@@ -186,10 +187,16 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       searchAttributes: true,
     });
     relay.start();
+    // the dev stack's webhooks may point at this machine (http://127.0.0.1:...): the API's check and
+    // the relay's read this; a deployment leaves it unset (docs/api.md, "Webhooks")
+    process.env.LOYALTY_WEBHOOK_ALLOW_PRIVATE ??= '1';
+    const webhooks = new WebhookRelay({ pool, log, ...webhookRelaySettings(process.env) });
+    webhooks.start();
     stops.push([
       'relay',
       async () => {
         await relay.stop();
+        await webhooks.stop();
         await connection.close();
       },
     ]);

@@ -112,6 +112,7 @@ create table closes (
 );
 CREATE TRIGGER closes_audit AFTER INSERT OR UPDATE ON public.closes FOR EACH ROW EXECUTE FUNCTION ll_audit_close();
 CREATE TRIGGER closes_locked_never_change BEFORE DELETE OR UPDATE ON public.closes FOR EACH ROW EXECUTE FUNCTION ll_refuse_locked_close_change();
+CREATE TRIGGER closes_webhook_events AFTER INSERT OR UPDATE OF status ON public.closes FOR EACH ROW EXECUTE FUNCTION ll_emit_status_event();
 
 create table cohort_stripes (
   program_id text not null,
@@ -497,6 +498,7 @@ create table reconciliation_runs (
 CREATE INDEX reconciliation_runs_day ON public.reconciliation_runs USING btree (program_id, business_date, run_id DESC);
 CREATE TRIGGER reconciliation_runs_append_only BEFORE DELETE OR UPDATE ON public.reconciliation_runs FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
 CREATE TRIGGER reconciliation_runs_no_truncate BEFORE TRUNCATE ON public.reconciliation_runs FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
+CREATE TRIGGER reconciliation_runs_webhook_events AFTER INSERT ON public.reconciliation_runs FOR EACH ROW EXECUTE FUNCTION ll_emit_status_event();
 
 create table redemption_adjustments (
   program_id text not null,
@@ -669,6 +671,7 @@ CREATE INDEX rule_changes_by_status_time ON public.rule_changes USING btree (pro
 CREATE INDEX rule_changes_by_time ON public.rule_changes USING btree (program_id, proposed_at, change_id);
 CREATE TRIGGER rule_changes_audit AFTER INSERT OR UPDATE ON public.rule_changes FOR EACH ROW EXECUTE FUNCTION ll_audit_rule_change();
 CREATE TRIGGER rule_changes_final BEFORE DELETE OR UPDATE ON public.rule_changes FOR EACH ROW EXECUTE FUNCTION ll_rule_change_final();
+CREATE TRIGGER rule_changes_webhook_events AFTER INSERT OR UPDATE OF status ON public.rule_changes FOR EACH ROW EXECUTE FUNCTION ll_emit_status_event();
 
 create table schema_functions (
   name text not null,
@@ -683,10 +686,102 @@ create table schema_migrations (
   constraint schema_migrations_pkey PRIMARY KEY (version)
 );
 
+create table webhook_deliveries (
+  delivery_id bigint not null default nextval('webhook_deliveries_delivery_id_seq'::regclass),
+  event_id uuid not null,
+  webhook_id uuid not null,
+  queue_key text not null,
+  status text not null default 'pending'::text,
+  attempts integer not null default 0,
+  series_started_at timestamp with time zone not null default now(),
+  next_attempt_at timestamp with time zone not null default now(),
+  leased_until timestamp with time zone,
+  lease_token uuid,
+  last_attempt_at timestamp with time zone,
+  last_status_code integer,
+  last_error text,
+  delivered_at timestamp with time zone,
+  constraint webhook_deliveries_pkey PRIMARY KEY (delivery_id),
+  constraint webhook_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES webhook_events(event_id),
+  constraint webhook_deliveries_attempts_check CHECK ((attempts >= 0)),
+  constraint webhook_deliveries_last_error_check CHECK ((length(last_error) <= 1000)),
+  constraint webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])))
+);
+CREATE INDEX webhook_deliveries_by_webhook ON public.webhook_deliveries USING btree (webhook_id, delivery_id);
+CREATE INDEX webhook_deliveries_due ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_queue ON public.webhook_deliveries USING btree (webhook_id, queue_key, delivery_id) WHERE (status = 'pending'::text);
+
+create table webhook_delivery_attempts (
+  attempt_id bigint not null default nextval('webhook_delivery_attempts_attempt_id_seq'::regclass),
+  delivery_id bigint not null,
+  started_at timestamp with time zone not null,
+  duration_ms integer not null,
+  status_code integer,
+  error text,
+  ok boolean not null,
+  constraint webhook_delivery_attempts_pkey PRIMARY KEY (attempt_id),
+  constraint webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES webhook_deliveries(delivery_id),
+  constraint webhook_delivery_attempts_duration_ms_check CHECK ((duration_ms >= 0)),
+  constraint webhook_delivery_attempts_error_check CHECK ((length(error) <= 1000))
+);
+CREATE INDEX webhook_delivery_attempts_delivery ON public.webhook_delivery_attempts USING btree (delivery_id, attempt_id);
+CREATE TRIGGER webhook_delivery_attempts_append_only BEFORE DELETE OR UPDATE ON public.webhook_delivery_attempts FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
+CREATE TRIGGER webhook_delivery_attempts_no_truncate BEFORE TRUNCATE ON public.webhook_delivery_attempts FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
+
+create table webhook_events (
+  event_id uuid not null default gen_random_uuid(),
+  program_id text not null,
+  type text not null,
+  member_id text,
+  occurred_at timestamp with time zone not null,
+  data jsonb not null,
+  recorded_at timestamp with time zone not null default clock_timestamp(),
+  constraint webhook_events_pkey PRIMARY KEY (event_id),
+  constraint webhook_events_type_check CHECK ((length(type) <= 64))
+);
+CREATE TRIGGER webhook_events_append_only BEFORE DELETE OR UPDATE ON public.webhook_events FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
+CREATE TRIGGER webhook_events_no_truncate BEFORE TRUNCATE ON public.webhook_events FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
+
+create table webhook_expiry_notices (
+  program_id text not null,
+  member_id text not null,
+  deadline timestamp with time zone not null,
+  noticed_at timestamp with time zone not null default now(),
+  constraint webhook_expiry_notices_pkey PRIMARY KEY (program_id, member_id, deadline)
+);
+
+create table webhooks (
+  webhook_id uuid not null,
+  program_id text not null,
+  url text not null,
+  events text[] not null,
+  description text,
+  secret text not null,
+  previous_secret text,
+  previous_secret_until timestamp with time zone,
+  status text not null default 'active'::text,
+  created_at timestamp with time zone not null default now(),
+  created_by text not null,
+  secret_rotated_at timestamp with time zone,
+  deleted_at timestamp with time zone,
+  deleted_by text,
+  constraint webhooks_pkey PRIMARY KEY (webhook_id),
+  constraint webhooks_program_id_fkey FOREIGN KEY (program_id) REFERENCES programs(program_id),
+  constraint webhooks_description_check CHECK ((length(description) <= 500)),
+  constraint webhooks_events_check CHECK (((cardinality(events) >= 1) AND (cardinality(events) <= 32))),
+  constraint webhooks_previous_secret_check CHECK (((length(previous_secret) >= 32) AND (length(previous_secret) <= 200))),
+  constraint webhooks_secret_check CHECK (((length(secret) >= 32) AND (length(secret) <= 200))),
+  constraint webhooks_status_check CHECK ((status = ANY (ARRAY['active'::text, 'deleted'::text]))),
+  constraint webhooks_url_check CHECK (((length(url) >= 8) AND (length(url) <= 2048)))
+);
+CREATE INDEX webhooks_active ON public.webhooks USING btree (program_id) WHERE (status = 'active'::text);
+
 create sequence journal_entries_journal_entry_id_seq as bigint start 1 increment 1 minvalue 1 maxvalue 9223372036854775807 cache 1 owned by journal_entries.journal_entry_id;
 create sequence ledger_entries_entry_id_seq as bigint start 1 increment 1 minvalue 1 maxvalue 9223372036854775807 cache 1 owned by ledger_entries.entry_id;
 create sequence notifications_notification_id_seq as bigint start 1 increment 1 minvalue 1 maxvalue 9223372036854775807 cache 1 owned by notifications.notification_id;
 create sequence reconciliation_runs_run_id_seq as bigint start 1 increment 1 minvalue 1 maxvalue 9223372036854775807 cache 1 owned by reconciliation_runs.run_id;
+create sequence webhook_deliveries_delivery_id_seq as bigint start 1 increment 1 minvalue 1 maxvalue 9223372036854775807 cache 1 owned by webhook_deliveries.delivery_id;
+create sequence webhook_delivery_attempts_attempt_id_seq as bigint start 1 increment 1 minvalue 1 maxvalue 9223372036854775807 cache 1 owned by webhook_delivery_attempts.attempt_id;
 
 -- Functions: the bodies are db/functions/<name>.sql.
 create function ll_accrue(p jsonb, p_new boolean) returns jsonb language plpgsql;
@@ -715,6 +810,9 @@ create function ll_commit_redemption(p_program text, p_invoice text, p_actor tex
 create function ll_current_actor() returns text language sql stable;
 create function ll_decide_adjustment(p_adjustment uuid, p_status text, p_by text, p_comment text) returns jsonb language plpgsql;
 create function ll_decision_request_final() returns trigger language plpgsql;
+create function ll_emit_event(p_program text, p_type text, p_member text, p_occurred timestamp with time zone, p_data jsonb) returns uuid language plpgsql;
+create function ll_emit_expiring_soon(p_now timestamp with time zone, p_limit integer) returns integer language plpgsql;
+create function ll_emit_status_event() returns trigger language plpgsql;
 create function ll_expire_member(p_program text, p_member text, p_as_of timestamp with time zone, p_actor text) returns jsonb language plpgsql;
 create function ll_expiry_window(p_expiry jsonb, p_jurisdiction text) returns interval language sql immutable;
 create function ll_forbid_change() returns trigger language plpgsql;

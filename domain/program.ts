@@ -41,6 +41,8 @@ export interface ProgramRules {
   tax?: ProgramTaxRules;
   /** RFC 3339: no accrual is dated before it (accrual_before_go_live); absent, no bound */
   goLiveAt?: string;
+  /** webhooks' points.expiring_soon this many days before a deadline (absent: never) */
+  notifications?: { expiringSoonDays: number };
 }
 
 /**

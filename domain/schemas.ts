@@ -200,6 +200,11 @@ export const createProgramSchema = z
      * time. A rule like the others: a rule change moves it.
      */
     goLiveAt: instant.optional(),
+    /** webhooks' points.expiring_soon: sent this many days before a member's deadline (absent: never; docs/api.md) */
+    notifications: z
+      .object({ expiringSoonDays: z.number().int().min(1).max(365) })
+      .strict()
+      .optional(),
   })
   .strict();
 export type CreateProgram = z.infer<typeof createProgramSchema>;

@@ -1,5 +1,5 @@
 /**
- * A worker process on its own: the member workflows' worker and the outbox relay, against
+ * A worker process on its own: the member workflows' worker, the outbox relay and the webhook relay, against
  * TEMPORAL_ADDRESS and DATABASE_URL. `loyalty worker` runs it; so do the crash tests.
  */
 import pino from 'pino';
@@ -11,6 +11,7 @@ import { dataConverter, temporalSettings } from '../temporal/settings';
 import { startWorkerTelemetry, telemetrySettings } from './telemetry';
 import { createLoyaltyWorker } from './worker';
 import { WakeupRelay } from './wakeup-relay';
+import { WebhookRelay, webhookRelaySettings } from './webhook-relay';
 
 export interface WorkerProcessOptions {
   temporalAddress: string;
@@ -61,11 +62,15 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<void> {
     searchAttributes: o.searchAttributes,
   });
   relay.start();
+  // webhooks: the outbox of events (docs/api.md, "Webhooks"), shared with other workers' relays by leases
+  const webhooks = new WebhookRelay({ pool, log, ...webhookRelaySettings(process.env) });
+  webhooks.start();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => worker.shutdown());
   log.info({ taskQueue: o.taskQueue }, 'worker ready');
   process.stdout.write('READY\n');
   await worker.run();
   await relay.stop();
+  await webhooks.stop();
   await connection.close();
   await nativeConnection.close();
   await pool.end();

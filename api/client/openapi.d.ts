@@ -681,6 +681,110 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/programs/{programId}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The program's webhooks (never their secrets)
+         * @description Roles: admin, finance, support.
+         */
+        get: operations["getProgramsByProgramIdWebhooks"];
+        put?: never;
+        /**
+         * Create a webhook {url, events, description?}: answers its id and its signing secret, shown this once
+         * @description Roles: admin.
+         */
+        post: operations["postProgramsByProgramIdWebhooks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{programId}/webhooks/{webhookId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook: nothing more is sent to it (its pending deliveries fail); again, the same answer
+         * @description Roles: admin.
+         */
+        delete: operations["deleteProgramsByProgramIdWebhooksByWebhookId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{programId}/webhooks/{webhookId}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new signing secret, shown this once; the old one signs too (a second v1=) for 24 h
+         * @description Roles: admin.
+         */
+        post: operations["postProgramsByProgramIdWebhooksByWebhookIdRotateSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{programId}/webhooks/{webhookId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A webhook's deliveries, newest first, with their attempts (?status=&limit=&before=)
+         * @description Roles: admin, finance, support.
+         */
+        get: operations["getProgramsByProgramIdWebhooksByWebhookIdDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{programId}/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivered or failed delivery again: a new series of attempts, the same event id
+         * @description Roles: support, admin.
+         */
+        post: operations["postProgramsByProgramIdWebhooksByWebhookIdDeliveriesByDeliveryIdRedeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/codec/encode": {
         parameters: {
             query?: never;
@@ -990,6 +1094,9 @@ export interface operations {
                     chargebackWindow: string;
                     /** Format: date-time */
                     goLiveAt?: string;
+                    notifications?: {
+                        expiringSoonDays: number;
+                    };
                 };
             };
         };
@@ -4255,6 +4362,9 @@ export interface operations {
                         chargebackWindow: string;
                         /** Format: date-time */
                         goLiveAt?: string;
+                        notifications?: {
+                            expiringSoonDays: number;
+                        };
                     };
                     baseVersion?: number;
                 };
@@ -5092,6 +5202,695 @@ export interface operations {
             /** @description `loyalty_unavailable`: a service the API needs did not answer */
             503: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getProgramsByProgramIdWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: uuid */
+                            webhookId: string;
+                            url: string;
+                            events: ("points.earned" | "points.revoked" | "points.expiring_soon" | "points.expired" | "member.merged" | "redemption.applied" | "redemption.declined" | "redemption.reversed" | "adjustment.awaiting_approval" | "adjustment.applied" | "close.awaiting_approval" | "close.locked" | "rule_change.awaiting_approval" | "rule_change.activated" | "reconciliation.differences_found")[];
+                            description: string | null;
+                            /** @enum {string} */
+                            status: "active" | "deleted";
+                            createdAt: string;
+                            createdBy: string;
+                            secretRotatedAt: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postProgramsByProgramIdWebhooks: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the same key and body again answer the first answer (Idempotent-Replayed: true); another body: 409 idempotency_key_reused */
+                "idempotency-key": string;
+            };
+            path: {
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    url: string;
+                    events: ("points.earned" | "points.revoked" | "points.expiring_soon" | "points.expired" | "member.merged" | "redemption.applied" | "redemption.declined" | "redemption.reversed" | "adjustment.awaiting_approval" | "adjustment.applied" | "close.awaiting_approval" | "close.locked" | "rule_change.awaiting_approval" | "rule_change.activated" | "reconciliation.differences_found")[];
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        webhookId: string;
+                        secret: string | null;
+                        url: string;
+                        events: ("points.earned" | "points.revoked" | "points.expiring_soon" | "points.expired" | "member.merged" | "redemption.applied" | "redemption.declined" | "redemption.reversed" | "adjustment.awaiting_approval" | "adjustment.applied" | "close.awaiting_approval" | "close.locked" | "rule_change.awaiting_approval" | "rule_change.activated" | "reconciliation.differences_found")[];
+                        description: string | null;
+                        createdAt: string;
+                    };
+                };
+            };
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        webhookId: string;
+                        secret: string | null;
+                        url: string;
+                        events: ("points.earned" | "points.revoked" | "points.expiring_soon" | "points.expired" | "member.merged" | "redemption.applied" | "redemption.declined" | "redemption.reversed" | "adjustment.awaiting_approval" | "adjustment.applied" | "close.awaiting_approval" | "close.locked" | "rule_change.awaiting_approval" | "rule_change.activated" | "reconciliation.differences_found")[];
+                        description: string | null;
+                        createdAt: string;
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: conflicts with what is recorded */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unsupported_media_type`: send Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `webhook_url_not_allowed`, `webhook_limit_reached`: refused by the rules */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    /** @description seconds to wait before sending it again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteProgramsByProgramIdWebhooksByWebhookId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                programId: string;
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        webhookId: string;
+                        /** @enum {string} */
+                        status: "deleted";
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unsupported_media_type`: send Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    /** @description seconds to wait before sending it again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postProgramsByProgramIdWebhooksByWebhookIdRotateSecret: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the same key and body again answer the first answer (Idempotent-Replayed: true); another body: 409 idempotency_key_reused */
+                "idempotency-key": string;
+            };
+            path: {
+                programId: string;
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        webhookId: string;
+                        secret: string | null;
+                        previousSecretValidUntil: string;
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `idempotency_key_reused`: conflicts with what is recorded */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unsupported_media_type`: send Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    /** @description seconds to wait before sending it again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getProgramsByProgramIdWebhooksByWebhookIdDeliveries: {
+        parameters: {
+            query?: {
+                status?: "pending" | "delivered" | "failed";
+                limit?: number;
+                before?: string;
+            };
+            header?: never;
+            path: {
+                programId: string;
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            deliveryId: string;
+                            /** Format: uuid */
+                            eventId: string;
+                            /** @enum {string} */
+                            type: "points.earned" | "points.revoked" | "points.expiring_soon" | "points.expired" | "member.merged" | "redemption.applied" | "redemption.declined" | "redemption.reversed" | "adjustment.awaiting_approval" | "adjustment.applied" | "close.awaiting_approval" | "close.locked" | "rule_change.awaiting_approval" | "rule_change.activated" | "reconciliation.differences_found";
+                            memberId: string | null;
+                            /** @enum {string} */
+                            status: "pending" | "delivered" | "failed";
+                            attempts: number;
+                            nextAttemptAt: string | null;
+                            lastStatusCode: number | null;
+                            lastError: string | null;
+                            deliveredAt: string | null;
+                            recordedAt: string;
+                            history: {
+                                at: string;
+                                durationMs: number;
+                                statusCode: number | null;
+                                error: string | null;
+                                ok: boolean;
+                            }[];
+                        }[];
+                        nextBefore: string | null;
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postProgramsByProgramIdWebhooksByWebhookIdDeliveriesByDeliveryIdRedeliver: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the same key and body again answer the first answer (Idempotent-Replayed: true); another body: 409 idempotency_key_reused */
+                "idempotency-key": string;
+            };
+            path: {
+                programId: string;
+                webhookId: string;
+                deliveryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        deliveryId: string;
+                        /** @enum {string} */
+                        status: "pending";
+                        /** @enum {string} */
+                        redelivery: "started" | "already_pending";
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `webhook_deleted`: conflicts with what is recorded */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unsupported_media_type`: send Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    /** @description seconds to wait before sending it again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

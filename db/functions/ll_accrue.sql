@@ -97,5 +97,7 @@ begin
           p->>'requestHash', v_body, (p->>'expectedRedemptionRate')::numeric, p->>'rateClose');
   insert into idempotency_keys (scope, idem_key, request_hash, status_code, response)
   values (v_program, p->>'idemKey', p->>'requestHash', 201, v_body);
+  -- the webhook outbox, in this transaction (one index probe when nobody subscribes)
+  perform ll_emit_event(v_program, 'points.earned', v_member, v_occurred, v_body || jsonb_build_object('invoiceId', v_invoice));
   return jsonb_build_object('status', 201, 'body', v_body, 'replayed', false);
 end $$;

@@ -100,5 +100,8 @@ begin
   if a.points > 0 then perform ll_rearm_returned_points(a.program_id, m.member_id, now()); end if;
   update manual_adjustments set status = 'applied', approved_by = p_approver, decided_at = now(), entry_id = v_entry
    where adjustment_id = p_adjustment;
+  perform ll_emit_event(a.program_id, 'adjustment.applied', a.member_id, now(), jsonb_build_object(
+    'adjustmentId', a.adjustment_id, 'memberId', a.member_id, 'points', a.points, 'reasonCode', a.reason_code,
+    'requestedBy', a.requested_by, 'approvedBy', p_approver));
   return jsonb_build_object('status', 'applied', 'entryId', v_entry);
 end $$;

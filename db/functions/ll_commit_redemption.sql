@@ -26,5 +26,6 @@ begin
   update members set balance = balance - r.points_applied, held = held - r.points_applied
    where program_id = p_program and member_id = r.member_id;
   update redemptions set status = 'applied', updated_at = now() where program_id = p_program and invoice_id = p_invoice returning * into r;
+  perform ll_emit_event(p_program, 'redemption.applied', r.member_id, r.occurred_at, ll_redemption_view(r));
   return ll_redemption_view(r);
 end $$;

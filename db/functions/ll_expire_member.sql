@@ -36,6 +36,8 @@ begin
       v_left := v_left - v_take;
     end loop;
     update members set balance = balance - v_points where program_id = p_program and member_id = p_member;
+    perform ll_emit_event(p_program, 'points.expired', p_member, v_occurred,
+      jsonb_build_object('memberId', p_member, 'points', v_points, 'deadline', ll_ts(v_deadline)));
   end if;
   update members set expires_at = null, armed_deadline = null where program_id = p_program and member_id = p_member;
   return jsonb_build_object('expiredPoints', greatest(v_points, 0), 'deadline', ll_ts(v_deadline), 'entryId', v_entry);

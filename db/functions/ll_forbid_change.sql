@@ -34,3 +34,8 @@ create or replace trigger gl_batches_append_only before update or delete on gl_b
 create or replace trigger gl_batches_no_truncate before truncate on gl_batches for each statement execute function ll_forbid_change();
 create or replace trigger gl_batch_journals_append_only before update or delete on gl_batch_journals for each row execute function ll_forbid_change();
 create or replace trigger gl_batch_journals_no_truncate before truncate on gl_batch_journals for each statement execute function ll_forbid_change();
+-- webhook events and delivery attempts (migration 018): what was sent, as it was
+create or replace trigger webhook_events_append_only before update or delete on webhook_events for each row execute function ll_forbid_change();
+create or replace trigger webhook_events_no_truncate before truncate on webhook_events for each statement execute function ll_forbid_change();
+create or replace trigger webhook_delivery_attempts_append_only before update or delete on webhook_delivery_attempts for each row execute function ll_forbid_change();
+create or replace trigger webhook_delivery_attempts_no_truncate before truncate on webhook_delivery_attempts for each statement execute function ll_forbid_change();

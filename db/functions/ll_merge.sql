@@ -99,6 +99,7 @@ begin
 
   v_body := jsonb_build_object('memberId', v_from, 'intoMemberId', v_into, 'status', 'merged', 'pointsMoved', f.balance,
     'survivor', jsonb_build_object('memberId', v_into, 'balance', s.balance + f.balance, 'expiresAt', ll_ts(v_exp)));
+  perform ll_emit_event(v_program, 'member.merged', v_from, v_occurred, v_body);
   if v_request is not null then return v_body || jsonb_build_object('entryId', v_out); end if;
   -- under the threshold: the window counts what this merge moved on the requester's word alone
   if f.balance <> 0 then

@@ -134,5 +134,6 @@ begin
                        allocated_reversed_minor, occurred_at, request_hash, response)
   values (v_program, v_refund, v_invoice, v_member, v_amount, v_revoked, v_to_revoke - v_revoked, v_reversed,
           v_occurred, p->>'requestHash', v_body);
+  perform ll_emit_event(v_program, 'points.revoked', v_member, v_occurred, v_body);
   return ll_idem_store(v_program, p->>'idemKey', 201, v_body);
 end $$;

@@ -32,6 +32,7 @@ begin
       -- an expiry that found every point held wrote no entry but cleared the deadline: re-arm it
       perform ll_rearm_returned_points(p_program, r.member_id, now());
     end if;
+    perform ll_emit_event(p_program, 'redemption.declined', r.member_id, now(), ll_redemption_view(r));
   elsif r.status <> 'declined' then
     perform ll_raise('redemption_not_held', 409, 'the redemption is ' || r.status, jsonb_build_object('invoiceId', p_invoice));
   end if;

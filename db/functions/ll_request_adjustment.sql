@@ -28,7 +28,14 @@ begin
     values (v_program, (p->>'adjustmentId')::uuid, v_member, v_points, p->>'reasonCode', p->>'comment', v_by, 'pending_approval',
             v_key, (v_gate->>'needsApproval')::boolean)
     on conflict (program_id, idempotency_key) do nothing returning * into a;
-    if found then return v_gate || jsonb_build_object('adjustmentId', a.adjustment_id, 'existing', false); end if;
+    if found then
+      if a.needs_approval then
+        perform ll_emit_event(v_program, 'adjustment.awaiting_approval', v_member, now(), jsonb_build_object(
+          'adjustmentId', a.adjustment_id, 'memberId', v_member, 'points', v_points, 'reasonCode', a.reason_code,
+          'requestedBy', v_by, 'approvalThresholdPoints', v_gate->'approvalThresholdPoints'));
+      end if;
+      return v_gate || jsonb_build_object('adjustmentId', a.adjustment_id, 'existing', false);
+    end if;
     -- a concurrent request under the same key committed first: answer as it did
     select * into a from manual_adjustments where program_id = v_program and idempotency_key = v_key;
   end if;

@@ -18,5 +18,6 @@ begin
   update redemptions set status = 'reversed', reason = p_reason, points_reversed = points_applied, credit_reversed_minor = credit_minor,
                          updated_at = now()
    where program_id = p_program and invoice_id = p_invoice returning * into r;
+  perform ll_emit_event(p_program, 'redemption.reversed', r.member_id, p_occurred, ll_redemption_view(r));
   return ll_redemption_view(r);
 end $$;

@@ -175,7 +175,7 @@ export interface HttpResult<T = any> {
 
 export function httpClient(api: TestApi) {
   return async function call(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'DELETE',
     path: string,
     o: {
       role?: Role;

@@ -20,6 +20,7 @@ import {
   ruleChangesListQuery,
 } from '../../domain/schemas';
 import { freshDatabase, httpClient, programBody, startApi, type TestApi } from '../helpers/stack';
+import { webhookDeliveriesQuery } from '../../domain/webhooks';
 
 // Hostile and malformed requests against every endpoint: each one a valid request with one or more
 // things broken. Every answer must be a 4xx in the API's error shape with a known code, nothing may
@@ -199,10 +200,24 @@ const BODIES: Record<string, Json> = {
     rules: ruleVersion,
   },
   '/v1/programs/{programId}/rule-changes/{changeId}/approvals': { decision: 'approve', comment: 'ok' },
+  // a public address: the fuzz API refuses private targets (LOYALTY_WEBHOOK_ALLOW_PRIVATE unset)
+  '/v1/programs/{programId}/webhooks': {
+    url: 'https://hooks.example.com/loyalty',
+    events: ['points.earned', 'points.expired'],
+    description: 'fuzz',
+  },
 };
 
 /** The routes that read a query string: a valid query and the schema it is checked against. */
 const QUERIES: Record<string, { base: Array<[string, string]>; schema: z.ZodObject }> = {
+  '/v1/programs/{programId}/webhooks/{webhookId}/deliveries': {
+    base: [
+      ['status', 'pending'],
+      ['limit', '10'],
+      ['before', '1000'],
+    ],
+    schema: webhookDeliveriesQuery,
+  },
   '/v1/programs/{programId}/members/{memberId}/ledger': {
     base: [
       ['after', '0'],
@@ -1088,6 +1103,8 @@ test(`fuzz: at least ${RUNS} malformed or hostile requests over every endpoint; 
       date: '2026-10-01',
       adjustmentId: adj.body.adjustmentId,
       changeId: 'c-1',
+      webhookId: '00000000-0000-4000-8000-000000000001',
+      deliveryId: '1',
     },
   };
 

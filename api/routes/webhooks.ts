@@ -1,0 +1,292 @@
+/**
+ * Webhooks (issue 15, item 4; docs/api.md, "Webhooks"): a program's endpoints, their deliveries and
+ * redelivery. The secret is answered once, by the create or the rotation that made it: a replay of
+ * that request under its Idempotency-Key answers `secret: null` (the stored answer never holds it),
+ * and no GET shows it.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { rethrowAsApiError } from '../../db/errors';
+import type { Role } from '../../db/keys';
+import { claimIdempotencyKey, storeIdempotentResponse, type StoredResponse } from '../../db/idempotency';
+import { inTransaction } from '../../db/tx';
+import {
+  deleteWebhook,
+  getWebhook,
+  insertWebhook,
+  listDeliveries,
+  listWebhooks,
+  lockAndCountWebhooks,
+  redeliver,
+  rotateWebhookSecret,
+  type WebhookRow,
+} from '../../db/webhooks';
+import { ApiError, notFound } from '../../domain/errors';
+import { programParams } from '../../domain/schemas';
+import {
+  createWebhookSchema,
+  isPrivateHost,
+  parseWebhookUrl,
+  WEBHOOK_LIMITS,
+  webhookCreatedResponse,
+  webhookDeliveriesQuery,
+  webhookDeliveriesResponse,
+  webhookDeliveryParams,
+  webhookListResponse,
+  webhookParams,
+  webhookRotatedResponse,
+} from '../../domain/webhooks';
+import type { ApiContext } from '../context';
+import { route } from '../route';
+import { idempotencyKey, requestHash, scopedIdempotencyKey, withClientKey } from '../validate';
+
+const MANAGERS: readonly Role[] = ['admin'];
+const READERS: readonly Role[] = ['finance', 'support'];
+
+/** 32 random bytes; the prefix tells a reader of a config file what the string is. */
+const newWebhookSecret = () => `whsec_${randomBytes(32).toString('base64url')}`;
+
+export function webhookView(w: WebhookRow) {
+  return {
+    webhookId: w.webhookId,
+    url: w.url,
+    events: w.events,
+    description: w.description,
+    status: w.status,
+    createdAt: w.createdAt.toISOString(),
+    createdBy: w.createdBy,
+    secretRotatedAt: w.secretRotatedAt?.toISOString() ?? null,
+  };
+}
+
+export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  // read when the routes are made: tests and `npm start` set it; a deployment leaves it unset
+  const allowPrivate = process.env.LOYALTY_WEBHOOK_ALLOW_PRIVATE === '1';
+
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/v1/programs/:programId/webhooks',
+      summary: 'Create a webhook {url, events, description?}: answers its id and its signing secret, shown this once',
+      roles: MANAGERS,
+      params: programParams,
+      body: createWebhookSchema,
+      idempotency: 'required',
+      responses: { 201: webhookCreatedResponse, 200: webhookCreatedResponse },
+      errors: {
+        409: ['idempotency_key_reused'],
+        422: ['webhook_url_not_allowed', 'webhook_limit_reached'],
+      },
+    },
+    async (req, reply, principal) => {
+      const { programId } = req.params;
+      const body = req.body;
+      const key = idempotencyKey(req);
+      // a well-formed URL the deployment does not reach (its own network): 422, not a schema's 400
+      if (!allowPrivate && isPrivateHost(parseWebhookUrl(body.url)!.hostname))
+        throw new ApiError(
+          422,
+          'webhook_url_not_allowed',
+          'a loopback, private or link-local address (LOYALTY_WEBHOOK_ALLOW_PRIVATE=1 allows it)',
+          { url: body.url },
+        );
+      const stored = scopedIdempotencyKey(principal.name, 'webhooks', key);
+      let outcome: { replay: StoredResponse } | { created: Record<string, unknown> };
+      try {
+        outcome = await withClientKey(key, () =>
+          inTransaction(ctx.pool, async (client) => {
+            const prior = await claimIdempotencyKey(client, programId, stored, requestHash('webhooks', body));
+            if (prior) return { replay: prior };
+            const count = await lockAndCountWebhooks(client, programId);
+            if (count === null) throw notFound('program', { programId });
+            if (count >= WEBHOOK_LIMITS.perProgram)
+              throw new ApiError(
+                422,
+                'webhook_limit_reached',
+                `a program has at most ${WEBHOOK_LIMITS.perProgram} webhooks`,
+                {
+                  limit: WEBHOOK_LIMITS.perProgram,
+                },
+              );
+            const secret = newWebhookSecret();
+            const w = await insertWebhook(client, {
+              webhookId: randomUUID(),
+              programId,
+              url: body.url,
+              events: body.events,
+              description: body.description ?? null,
+              secret,
+              actor: principal.name,
+            });
+            const view = {
+              webhookId: w.webhookId,
+              url: w.url,
+              events: w.events,
+              description: w.description,
+              createdAt: w.createdAt.toISOString(),
+            };
+            // stored without the secret: shown once
+            await storeIdempotentResponse(client, programId, stored, 201, { ...view, secret: null });
+            return { created: { ...view, secret } };
+          }),
+        );
+      } catch (e) {
+        rethrowAsApiError(e);
+      }
+      if ('replay' in outcome)
+        return reply.status(outcome.replay.status).header('Idempotent-Replayed', 'true').send(outcome.replay.body);
+      return reply.status(201).send(outcome.created);
+    },
+  );
+
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/v1/programs/:programId/webhooks',
+      summary: "The program's webhooks (never their secrets)",
+      roles: [...MANAGERS, ...READERS],
+      params: programParams,
+      responses: { 200: webhookListResponse },
+    },
+    async (req) => {
+      const { programId } = req.params;
+      await ctx.programs.get(programId);
+      return { items: (await listWebhooks(ctx.pool, programId)).map(webhookView) };
+    },
+  );
+
+  route(
+    app,
+    {
+      method: 'DELETE',
+      url: '/v1/programs/:programId/webhooks/:webhookId',
+      summary: 'Delete a webhook: nothing more is sent to it (its pending deliveries fail); again, the same answer',
+      roles: MANAGERS,
+      params: webhookParams,
+      responses: { 200: z.object({ webhookId: z.uuid(), status: z.literal('deleted') }) },
+    },
+    async (req, _reply, principal) => {
+      const { programId, webhookId } = req.params;
+      const w = await getWebhook(ctx.pool, programId, webhookId);
+      if (!w) throw notFound('webhook', { programId, webhookId });
+      // deleting a deleted webhook again answers the same (DELETE is idempotent)
+      if (w.status === 'active') await deleteWebhook(ctx.pool, programId, webhookId, principal.name);
+      return { webhookId, status: 'deleted' as const };
+    },
+  );
+
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/v1/programs/:programId/webhooks/:webhookId/rotate-secret',
+      summary: 'A new signing secret, shown this once; the old one signs too (a second v1=) for 24 h',
+      roles: MANAGERS,
+      params: webhookParams,
+      idempotency: 'required',
+      responses: { 200: webhookRotatedResponse },
+      errors: { 409: ['idempotency_key_reused'] },
+    },
+    async (req, reply, principal) => {
+      const { programId, webhookId } = req.params;
+      const key = idempotencyKey(req);
+      const stored = scopedIdempotencyKey(principal.name, 'webhook-rotate', key);
+      let outcome: { replay: StoredResponse } | { rotated: Record<string, unknown> };
+      try {
+        outcome = await withClientKey(key, () =>
+          inTransaction(ctx.pool, async (client) => {
+            const prior = await claimIdempotencyKey(
+              client,
+              programId,
+              stored,
+              requestHash('webhook-rotate', { webhookId }),
+            );
+            if (prior) return { replay: prior };
+            const secret = newWebhookSecret();
+            const until = await rotateWebhookSecret(
+              client,
+              programId,
+              webhookId,
+              secret,
+              WEBHOOK_LIMITS.rotationGraceMs,
+            );
+            if (!until) throw notFound('webhook', { programId, webhookId });
+            const view = { webhookId, previousSecretValidUntil: until.toISOString() };
+            await storeIdempotentResponse(client, programId, stored, 200, { ...view, secret: null });
+            return { rotated: { ...view, secret } };
+          }),
+        );
+      } catch (e) {
+        rethrowAsApiError(e);
+      }
+      if ('replay' in outcome)
+        return reply.status(outcome.replay.status).header('Idempotent-Replayed', 'true').send(outcome.replay.body);
+      return reply.status(200).send(outcome.rotated);
+    },
+  );
+
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/v1/programs/:programId/webhooks/:webhookId/deliveries',
+      summary: "A webhook's deliveries, newest first, with their attempts (?status=&limit=&before=)",
+      roles: [...MANAGERS, ...READERS],
+      params: webhookParams,
+      query: webhookDeliveriesQuery,
+      responses: { 200: webhookDeliveriesResponse },
+    },
+    async (req) => {
+      const { programId, webhookId } = req.params;
+      const q = req.query;
+      if (!(await getWebhook(ctx.pool, programId, webhookId))) throw notFound('webhook', { programId, webhookId });
+      const items = await listDeliveries(ctx.pool, webhookId, q);
+      return {
+        items: items.map((d) => ({
+          ...d,
+          nextAttemptAt: d.nextAttemptAt?.toISOString() ?? null,
+          deliveredAt: d.deliveredAt?.toISOString() ?? null,
+          recordedAt: d.recordedAt.toISOString(),
+          history: d.history.map((h) => ({ ...h, at: h.at.toISOString() })),
+        })),
+        nextBefore: items.length === q.limit ? items[items.length - 1]!.deliveryId : null,
+      };
+    },
+  );
+
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/v1/programs/:programId/webhooks/:webhookId/deliveries/:deliveryId/redeliver',
+      summary: 'Send a delivered or failed delivery again: a new series of attempts, the same event id',
+      roles: ['support'],
+      params: webhookDeliveryParams,
+      // required as on every POST; a redelivery asked twice while pending is one series
+      idempotency: 'required',
+      responses: {
+        200: z.object({
+          deliveryId: z.string(),
+          status: z.literal('pending'),
+          redelivery: z.enum(['started', 'already_pending']),
+        }),
+      },
+      errors: { 409: ['webhook_deleted'] },
+    },
+    async (req) => {
+      const { programId, webhookId, deliveryId } = req.params;
+      if (!(await getWebhook(ctx.pool, programId, webhookId))) throw notFound('webhook', { programId, webhookId });
+      const r = await redeliver(ctx.pool, webhookId, deliveryId);
+      if (r === 'not_found') throw notFound('delivery', { webhookId, deliveryId });
+      if (r === 'webhook_deleted') throw new ApiError(409, 'webhook_deleted', 'the webhook was deleted', { webhookId });
+      return {
+        deliveryId,
+        status: 'pending' as const,
+        redelivery: r === 'ok' ? ('started' as const) : ('already_pending' as const),
+      };
+    },
+  );
+}
