@@ -19,7 +19,8 @@ const WHERE: Record<string, string> = {
 export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> =
   ({ schema, httpPart }) =>
   (data: unknown) => {
-    const r = schema.safeParse(httpPart === 'body' ? (data ?? {}) : data);
+    // (absent only: a body of JSON `null` is a body, and not an object)
+    const r = schema.safeParse(httpPart === 'body' && data === undefined ? {} : data);
     if (r.success) return { value: r.data };
     // the one header a route validates: as api/validate.ts idempotencyKey() said it
     if (httpPart === 'headers' && (data as Record<string, unknown> | null)?.['idempotency-key'] === undefined)

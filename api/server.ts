@@ -198,6 +198,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
 
   // The key and the roles a route declares (api/route.ts), checked in this one hook before its input
   // is validated (401 and 403 first, as when each handler checked them); the handler gets the principal.
+  // A request without a body (no Content-Type) is validated as `{}` (api/schema-compilers.ts); a
+  // body of JSON `null` is a body, and not an object (400)
+  app.addHook('preValidation', async (req) => {
+    if (req.body == null && req.headers['content-type'] === undefined) req.body = {};
+  });
   app.addHook('preValidation', async (req) => {
     const access = req.routeOptions.config.access;
     if (!access || access.roles === 'none') return;

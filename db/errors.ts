@@ -17,6 +17,7 @@ const OUT_OF_RANGE: Record<string, { code: string; message: string }> = {
   '22003': { code: 'amount_out_of_range', message: 'a number is out of the range the ledger can hold' },
   '22P02': { code: 'validation_failed', message: 'a value is not of its type' },
   '22008': { code: 'validation_failed', message: 'a date or time is out of the range the ledger can hold' },
+  '22009': { code: 'validation_failed', message: 'a time zone offset is out of the range the ledger can hold' },
   '22007': { code: 'validation_failed', message: 'a date or time is malformed' },
   '22001': { code: 'validation_failed', message: 'a text is longer than the ledger holds' },
   '22012': { code: 'amount_out_of_range', message: 'a computation divided by zero' },

@@ -20,6 +20,9 @@ export function rateToMillionths(rate: number): RateMillionths {
   if (!Number.isFinite(rate) || Math.abs(rate * 1_000_000 - scaled) > 1e-6) {
     throw new RangeError(`rate ${rate} has more than ${RATE_SCALE_DIGITS} decimal places`);
   }
+  // a rate too small to be a millionth (5e-324) is not 0: within the tolerance above, yet not exact
+  if (scaled === 0 && rate !== 0)
+    throw new RangeError(`rate ${rate} has more than ${RATE_SCALE_DIGITS} decimal places`);
   if (scaled < 0 || scaled > 1_000_000) throw new RangeError(`rate ${rate} is outside [0, 1]`);
   return BigInt(scaled);
 }

@@ -16,10 +16,11 @@ const MONTH_DAY =
 /** A real calendar date, YYYY-MM-DD, from 1970-01-01. */
 const DATE = `(?:${LEAP_YEAR}-02-29|${YEAR}-${MONTH_DAY})`;
 const TIME = '(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?';
-const OFFSET = '(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])';
+// offsets to ±15:59, PostgreSQL's bound (RFC 3339 writes up to 23:59; no zone on Earth is past 14:00)
+const OFFSET = '(?:Z|[+-](?:0[0-9]|1[0-5]):[0-5][0-9])';
 
 export const CALENDAR_DATE_PATTERN = new RegExp(`^${DATE}$`);
-/** RFC 3339 with an offset (Z or ±hh:mm), seconds required, up to nanoseconds, its date from 1970. */
+/** RFC 3339 with an offset (Z or ±hh:mm to ±15:59), seconds required, up to nanoseconds, its date from 1970. */
 export const INSTANT_PATTERN = new RegExp(`^${DATE}T${TIME}${OFFSET}$`);
 
 // ISO 8601 durations of 1 second to 100 years (domain/duration.ts isValidWindow), as a grammar: one

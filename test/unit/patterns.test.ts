@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'vitest';
 import { isValidWindow } from '../../domain/duration';
+import { isExactRate } from '../../domain/money';
 import {
   CALENDAR_DATE_PATTERN,
   DURATION_PATTERN,
@@ -40,7 +41,7 @@ test('an instant: RFC 3339 with an offset, from 1970', () => {
   for (const ok of [
     '2026-11-22T10:05:00Z',
     '2026-11-22T10:05:00.123456789+05:30',
-    '1970-01-01T00:00:00-23:59',
+    '1970-01-01T00:00:00-15:59',
     '9999-12-31T23:59:59Z',
   ])
     assert.ok(INSTANT_PATTERN.test(ok), ok);
@@ -52,6 +53,8 @@ test('an instant: RFC 3339 with an offset, from 1970', () => {
     '1969-12-31T23:59:59Z',
     '2026-11-22T10:05:00.1234567890Z',
     '2026-02-29T00:00:00Z',
+    '2026-11-22T10:05:00+16:00',
+    '2026-11-22T10:05:00-23:59',
   ])
     assert.ok(!INSTANT_PATTERN.test(bad), bad);
 });
@@ -96,4 +99,10 @@ test('a period: a quarter of 2000..2999; not blank: what trim().min(1) keeps', (
     assert.equal(NOT_BLANK_PATTERN.test(s), s.trim().length > 0, JSON.stringify(s));
   for (const s of ['', ' ', '\t\n', '\u00a0\u2003\ufeff', 'a\u0000b'])
     assert.ok(!NOT_BLANK_PATTERN.test(s), JSON.stringify(s));
+});
+
+test('a rate is exact in millionths: a positive one too small to be one (5e-324) is not 0', () => {
+  for (const ok of [0, 1, 0.3, 0.000001, 0.123456, 0.999999]) assert.ok(isExactRate(ok), String(ok));
+  for (const bad of [5e-324, 1e-7, 0.0000015, 0.1234567, 1.000001, -0.000001])
+    assert.ok(!isExactRate(bad), String(bad));
 });
