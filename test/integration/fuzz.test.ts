@@ -903,12 +903,14 @@ function queryBreaks(base: Array<[string, string]>, schema: z.ZodObject): fc.Arb
   );
   const bad: Record<string, fc.Arbitrary<string>> = {
     after: fc.constantFrom('', '-1', 'abc', '1.5', '1'.repeat(19), ' 1', '0x10', '1e3'),
+    // a webhook's deliveries: before a delivery id
+    before: fc.constantFrom('', '0', '-1', 'abc', '1.5', '1'.repeat(19), ' 1', '0x10'),
     limit: fc.constantFrom('0', '-1', '1001', '1.5', 'abc', '', 'Infinity', '1e9', 'NaN', ' ', '9'.repeat(400)),
     asOf: fc.constantFrom(...BAD_INSTANTS),
     since: fc.constantFrom(...BAD_INSTANTS),
     format: fc.constantFrom('xml', 'JSON', '', 'csv ', 'pdf', 'json\u0000'),
     memberId: hostile(2000).filter((v) => !id.test(v)),
-    status: fc.constantFrom('', 'ACTIVE', 'unknown', 'active,merged', 'active\u0000', ' proposed', 'pending'),
+    status: fc.constantFrom('', 'ACTIVE', 'unknown', 'active,merged', 'active\u0000', ' proposed', 'Pending'),
     kind: fc.constantFrom('', 'MERGE', 'adjust', 'merge ', 'rule_change'),
     expiringWithin: fc.constantFrom(...BAD_DURATIONS),
     from: fc.constantFrom(...BAD_DATES),
