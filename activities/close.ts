@@ -18,7 +18,7 @@ import {
 import { verifyDecisionRequest } from '../db/approval-requests';
 import { buildCloseReport } from '../db/close-report';
 import { closeAnchorMemo } from '../db/audit-anchors';
-import { closeOwnUnpostedLines, planGlBatch, recordCloseOwnPosting } from '../db/gl-daily';
+import { closeOwnUnpostedLines, planGlBatch, recordCloseOwnPosting, unpostedBatchesThrough } from '../db/gl-daily';
 import { programIds } from '../db/programs';
 import { postedEntryIds } from '../db/reconciliation';
 import { DEFAULT_ESTIMATION_LIMITS, projectUltimateRates, type EstimationLimits } from '../domain/breakage';
@@ -271,6 +271,14 @@ export function createCloseActivities(deps: { pool: Pool; gl: GlClient; estimati
       const date = new Date(end.getTime() - 1).toISOString().slice(0, 10);
       // every close anchors the audit chains (signed, outside the database); the memo of each GL entry it posts carries the anchor (db/audit-anchors.ts)
       const memo = await closeAnchorMemo(pool, q.programId, q.period);
+      // A day's batch the GL never took (refused, or an outage past its run's retries) holds its
+      // entries claimed, so nothing else would carry them: post each again now, with the body it
+      // was fixed with; one the GL still refuses fails the close here, before anything of it posts.
+      for (const stuck of await unpostedBatchesThrough(pool, q.programId, date))
+        await postBatch(pool, gl, stuck, {
+          date: stuck.businessDate,
+          description: `loyalty ${stuck.kind.replace('_', '-')} ${stuck.businessDate} (${stuck.journalCount}), posted by the close of ${q.period}`,
+        });
       // First what no daily run has carried yet (a day of the quarter not yet posted, an entry
       // back-dated after its day's run), in an entry of its own, so that nothing of the quarter is
       // left out whichever of the close and the daily posting runs first (docs/accounting.md).

@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import { planGlBatch, recordGlBatch, type GlBatch } from '../db/gl-daily';
+import { planGlBatch, recordGlBatch, unpostedBatchesThrough, type GlBatch } from '../db/gl-daily';
 import { programIds } from '../db/programs';
 import { endOfDay } from '../domain/gl-balance';
 import { glEntryId } from './redemption';
@@ -74,6 +74,16 @@ export function createGlDailyActivities(deps: { pool: Pool; gl: GlClient }) {
      */
     async postProgramDay(q: { programId: string; date: string }): Promise<GlDayResult> {
       const entryId = glDailyEntryId(q.programId, q.date);
+      // an earlier day the GL did not take (its run failed): its entries stay claimed by its batch,
+      // so that batch is sent again first, as it was fixed; still refused, it waits for the next
+      // run, and the quarter's close fails on it rather than leave it out (activities/close.ts)
+      for (const stuck of await unpostedBatchesThrough(pool, q.programId, q.date)) {
+        if (stuck.entryId === entryId) continue;
+        await postBatch(pool, gl, stuck, {
+          date: stuck.businessDate,
+          description: `loyalty ${q.programId} daily ${stuck.businessDate} (${stuck.journalCount} journal entries)`,
+        }).catch(() => undefined);
+      }
       const batch = await planGlBatch(pool, {
         entryId,
         programId: q.programId,

@@ -39,6 +39,42 @@ export async function planGlBatch(
   return rows[0]!.b;
 }
 
+/**
+ * The program's batches dated on or before `date` whose journal entries are not all recorded as
+ * carried yet: fixed, but the GL never took them (refused, or an outage that outlasted the run's
+ * retries). Their entries are claimed by them, so no later batch takes them: the close posts these
+ * again before its own (activities/close.ts).
+ */
+export async function unpostedBatchesThrough(
+  pool: Pool,
+  programId: string,
+  date: string,
+): Promise<Array<GlBatch & { businessDate: string; kind: string }>> {
+  const { rows } = await longQuery<{
+    entry_id: string;
+    lines: JournalLine[];
+    journal_count: number;
+    d: string;
+    kind: string;
+  }>(
+    pool,
+    `select b.entry_id, b.lines, b.journal_count, b.business_date::text as d, b.kind from gl_batches b
+      where b.program_id = $1 and b.business_date <= $2::date
+        and exists (select 1 from gl_batch_journals c where c.entry_id = b.entry_id
+                     and not exists (select 1 from gl_posted_journals g where g.journal_entry_id = c.journal_entry_id))
+      order by b.business_date, b.entry_id`,
+    [programId, date],
+  );
+  return rows.map((r) => ({
+    entryId: r.entry_id,
+    lines: r.lines,
+    journalCount: r.journal_count,
+    created: false,
+    businessDate: r.d,
+    kind: r.kind,
+  }));
+}
+
 /** After the GL took the batch's entry: gl_postings and gl_posted_journals record it (idempotent). */
 export async function recordGlBatch(pool: Pool, entryId: string): Promise<void> {
   await longQuery(pool, 'select ll_record_gl_batch($1)', [entryId]);

@@ -1,5 +1,12 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { executeChild, proxyActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  executeChild,
+  patched,
+  proxyActivities,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { GlDailyActivities, GlDayResult } from '../activities/gl-daily';
 import { SA } from '../domain/search-attributes';
 import { glDailyWorkflowId } from '../domain/workflow-ids';
@@ -40,8 +47,13 @@ export async function dailyGlPosting(input: { date?: string } = {}): Promise<GlD
   const date = input.date ?? new Date((due ? due.getTime() : Date.now()) - 86_400_000).toISOString().slice(0, 10);
   const programs = await act.listProgramsToPost();
   const out: GlDaySummary[] = [];
+  // One program whose day fails (the GL refuses its entry) no longer stops the days of the programs
+  // after it: each is posted, then the run fails naming the ones that did not. Runs from before
+  // stopped at the first.
+  const continuesPastAFailure = patched('gl-daily-continues-past-a-program');
+  const failed: string[] = [];
   for (const programId of programs) {
-    const r = await executeChild(postProgramDayToGl, {
+    const child = executeChild(postProgramDayToGl, {
       args: [{ programId, date }],
       workflowId: glDailyWorkflowId(programId, date),
       typedSearchAttributes: [
@@ -49,10 +61,25 @@ export async function dailyGlPosting(input: { date?: string } = {}): Promise<GlD
         { key: SA.period, value: date },
       ],
     });
+    let r: GlDayResult;
+    if (!continuesPastAFailure) r = await child;
+    else {
+      try {
+        r = await child;
+      } catch {
+        failed.push(programId);
+        continue;
+      }
+    }
     out.push({ programId, date, postedEntryId: r.postedEntryId, journalCount: r.journalCount });
   }
   upsertMemo({
-    summary: `${date}: ${out.length} program(s), ${out.filter((s) => s.postedEntryId).length} GL entr(ies) posted`,
+    summary: `${date}: ${out.length} program(s), ${out.filter((s) => s.postedEntryId).length} GL entr(ies) posted${failed.length ? `, ${failed.length} failed: ${failed.join(', ')}` : ''}`,
   });
+  if (failed.length)
+    throw ApplicationFailure.nonRetryable(
+      `the day ${date} was not posted for ${failed.length} program(s): ${failed.join(', ')} (the next run carries it)`,
+      'gl_daily_failed',
+    );
   return out;
 }

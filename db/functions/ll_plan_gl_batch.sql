@@ -12,9 +12,15 @@
 -- began before the plan and committed after it is minutes, not a day, old: the statement timeouts)
 -- or dated on or after the instant it carried up to (a catch-up run for a later day). Everything
 -- else was there for the last batch to claim, and it claimed every entry it could.
+--
+-- A daily batch claims only entries dated in its own day's quarter: one dated in an earlier
+-- quarter (a purchase of Mar 31 23:58 reported at 00:12 on Apr 1, after Mar 31's run) is left to
+-- that quarter's close (its `close-rest` batch), so that the GL's accounts at the quarter's end
+-- hold every entry of the quarter. Once that quarter is locked nothing can be dated in it.
 create or replace function ll_plan_gl_batch(p_entry text, p_program text, p_kind text, p_date date, p_through timestamptz,
                                             p_with_saga boolean, p_actor text) returns jsonb language plpgsql as $$
 declare b gl_batches; v_lines jsonb; v_count int; v_prev gl_batches;
+  v_from timestamptz := case when p_kind = 'daily' then date_trunc('quarter', p_date::timestamp) at time zone 'UTC' else '-infinity' end;
 begin
   perform pg_advisory_xact_lock(hashtextextended('ll.gl-batch:' || p_program, 0));
   select * into b from gl_batches where entry_id = p_entry;
@@ -30,7 +36,7 @@ begin
   if v_prev.entry_id is null then
     insert into gl_batch_journals (journal_entry_id, entry_id)
     select j.journal_entry_id, p_entry from journal_entries j
-     where j.program_id = p_program and j.occurred_at < p_through
+     where j.program_id = p_program and j.occurred_at < p_through and j.occurred_at >= v_from
        and j.reference !~ '^close:'
        and (p_with_saga or j.idempotency_key !~ '^redeem(-reversal|-adjust)?:')
        and not exists (select 1 from gl_posted_journals g where g.journal_entry_id = j.journal_entry_id)
@@ -44,7 +50,8 @@ begin
             select journal_entry_id from journal_entries
              where program_id = p_program and occurred_at >= v_prev.through and occurred_at < p_through) n
       join journal_entries j on j.journal_entry_id = n.journal_entry_id
-     where j.reference !~ '^close:'
+     where j.occurred_at >= v_from
+       and j.reference !~ '^close:'
        and (p_with_saga or j.idempotency_key !~ '^redeem(-reversal|-adjust)?:')
        and not exists (select 1 from gl_posted_journals g where g.journal_entry_id = j.journal_entry_id)
        and not exists (select 1 from gl_batch_journals c where c.journal_entry_id = j.journal_entry_id);

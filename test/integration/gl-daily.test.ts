@@ -250,9 +250,12 @@ describe('the subledger in the GL every day', () => {
         where j.program_id = $1 and j.idempotency_key = 'accrual:inv-late'`,
       [p],
     );
+    // (on the first day of a quarter, D is the last of the one before: the late accrual waits for that
+    // quarter's close, below)
+    const quarter = (d: string) => `${d.slice(0, 4)}-${Math.ceil(Number(d.slice(5, 7)) / 3)}`;
     assert.deepEqual(
       carried.rows,
-      [{ gl_entry_id: `loyalty:${p}:daily:${today}` }],
+      quarter(D) === quarter(today) ? [{ gl_entry_id: `loyalty:${p}:daily:${today}` }] : [],
       'the back-dated accrual, in the next run',
     );
     const todays = await glEntries(p, today, today);
@@ -386,6 +389,29 @@ describe('what a daily batch reads', () => {
     const r = await runDay(p, '2026-06-03');
     assert.equal(r.journalCount, 2, 'the June 3 accrual and the late one');
     assert.deepEqual(await glNet(p, '2026-06-01', '2026-06-03'), await subledgerNet(p, '2026-06-03'));
+  });
+
+  test("an entry of the quarter before, recorded after that quarter's last day ran, waits for that quarter's close: the next quarter's days leave it", async () => {
+    const p = await program();
+    await accrue(p, 'm-1', 'inv-mar30', 20_000, '2026-03-30T10:00:00Z');
+    assert.equal((await runDay(p, '2026-03-31')).journalCount, 1);
+    // a purchase of Mar 31 23:58, reported after the run of Mar 31
+    await accrue(p, 'm-1', 'inv-mar31-late', 10_000, '2026-03-31T23:58:00Z');
+    await accrue(p, 'm-1', 'inv-apr1', 5_000, '2026-04-01T10:00:00Z');
+    const apr1 = await runDay(p, '2026-04-01');
+    assert.equal(apr1.journalCount, 1, 'April 1 carries its own accrual only');
+    const unclaimed = await pool.query(
+      `select j.idempotency_key from journal_entries j
+        where j.program_id = $1 and not exists (select 1 from gl_batch_journals c where c.journal_entry_id = j.journal_entry_id)`,
+      [p],
+    );
+    assert.deepEqual(
+      unclaimed.rows.map((r) => r.idempotency_key),
+      ['accrual:inv-mar31-late'],
+      "left to Q1's close (its close-rest batch)",
+    );
+    // the GL at Q1's end lacks it until then: the reconciliation says it is not yet in the GL
+    assert.deepEqual(await glNet(p, '2026-04-01', '2026-04-01'), await subledgerNet(p, '2026-04-01', '2026-04-01'));
   });
 });
 
