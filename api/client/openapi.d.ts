@@ -5848,7 +5848,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `webhook_deleted`: conflicts with what is recorded */
+            /** @description `idempotency_key_reused`: conflicts with what is recorded */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -170,10 +170,10 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req, _reply, principal) => {
       const { programId, webhookId } = req.params;
-      const w = await getWebhook(ctx.pool, programId, webhookId);
-      if (!w) throw notFound('webhook', { programId, webhookId });
-      // deleting a deleted webhook again answers the same (DELETE is idempotent)
-      if (w.status === 'active') await deleteWebhook(ctx.pool, programId, webhookId, principal.name);
+      // a deleted webhook is gone, to this route as to every other (404; its rows stay, for the record)
+      if ((await getWebhook(ctx.pool, programId, webhookId))?.status !== 'active')
+        throw notFound('webhook', { programId, webhookId });
+      await deleteWebhook(ctx.pool, programId, webhookId, principal.name);
       return { webhookId, status: 'deleted' as const };
     },
   );
@@ -242,7 +242,8 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const { programId, webhookId } = req.params;
       const q = req.query;
-      if (!(await getWebhook(ctx.pool, programId, webhookId))) throw notFound('webhook', { programId, webhookId });
+      if ((await getWebhook(ctx.pool, programId, webhookId))?.status !== 'active')
+        throw notFound('webhook', { programId, webhookId });
       const items = await listDeliveries(ctx.pool, webhookId, q);
       return {
         items: items.map((d) => ({
@@ -274,14 +275,16 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
           redelivery: z.enum(['started', 'already_pending']),
         }),
       },
-      errors: { 409: ['webhook_deleted'] },
+      errors: { 409: ['idempotency_key_reused'] },
     },
     async (req) => {
       const { programId, webhookId, deliveryId } = req.params;
-      if (!(await getWebhook(ctx.pool, programId, webhookId))) throw notFound('webhook', { programId, webhookId });
+      if ((await getWebhook(ctx.pool, programId, webhookId))?.status !== 'active')
+        throw notFound('webhook', { programId, webhookId });
       const r = await redeliver(ctx.pool, webhookId, deliveryId);
       if (r === 'not_found') throw notFound('delivery', { webhookId, deliveryId });
-      if (r === 'webhook_deleted') throw new ApiError(409, 'webhook_deleted', 'the webhook was deleted', { webhookId });
+      // deleted between the two reads: gone, as above
+      if (r === 'webhook_deleted') throw notFound('webhook', { programId, webhookId });
       return {
         deliveryId,
         status: 'pending' as const,

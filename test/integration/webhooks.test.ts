@@ -227,11 +227,18 @@ test('bad input answers 400 validation_failed, a private target 422, and writes 
   assert.equal((await call('GET', `/v1/programs/${p}/webhooks/${w.webhookId}/deliveries`)).status, 404);
   assert.equal((await call('DELETE', `/v1/programs/${p}/webhooks/${w.webhookId}`)).status, 404);
   assert.equal((await call('DELETE', `/v1/programs/${other}/webhooks/${w.webhookId}`)).status, 200);
-  assert.equal(
-    (await call('DELETE', `/v1/programs/${other}/webhooks/${w.webhookId}`)).status,
-    200,
-    'DELETE again: the same',
-  );
+  // deleted, it is gone: DELETE again, its deliveries, a rotation, a redelivery are 404
+  for (const [method, path] of [
+    ['DELETE', ''],
+    ['GET', '/deliveries'],
+    ['POST', '/rotate-secret'],
+    ['POST', '/deliveries/1/redeliver'],
+  ] as const)
+    assert.equal(
+      (await call(method, `/v1/programs/${other}/webhooks/${w.webhookId}${path}`)).status,
+      404,
+      `${method} ${path} of a deleted webhook`,
+    );
   assert.deepEqual((await call('GET', `/v1/programs/${other}/webhooks`)).body.items, []);
 });
 
