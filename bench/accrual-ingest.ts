@@ -37,6 +37,7 @@ import {
   runMain,
   spawnTsChild,
   workDir,
+  postJson as post,
 } from './lib';
 
 const GOAL_RATE = 2_000;
@@ -249,36 +250,6 @@ async function runApi(
   } finally {
     agent.destroy();
   }
-}
-
-function post(
-  agent: http.Agent,
-  port: number,
-  path: string,
-  body: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: 'POST',
-        agent,
-        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(60_000, () => req.destroy(new Error('no answer in 60 s')));
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 interface Check {

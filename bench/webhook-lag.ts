@@ -20,6 +20,7 @@ import pino from 'pino';
 import { freePort } from '../cli/stack/process';
 import { newSecret, putKey } from '../db/keys';
 import { migrate } from '../db/migrate';
+import { programBody as fixtureProgramBody } from '../test/helpers/fixtures';
 import { createPool } from '../db/pool';
 import { countPendingDeliveries } from '../db/webhooks';
 import { WebhookReceiver } from '../simulators/webhook-receiver';
@@ -38,53 +39,13 @@ import {
   sleep,
   spawnTsChild,
   workDir,
+  postJson as request,
 } from './lib';
 
 const GOAL_RATIO = 0.9;
 
-function request(
-  agent: http.Agent,
-  port: number,
-  path: string,
-  body: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: 'POST',
-        agent,
-        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(60_000, () => req.destroy(new Error('no answer in 60 s')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 const programBody = (programId: string) =>
-  JSON.stringify({
-    programId,
-    name: `Bench ${programId}`,
-    currency: 'USD',
-    pointValueMinor: 1,
-    earn: { points: 1, perAmountMinor: 100 },
-    expectedRedemptionRate: 0.8,
-    expiry: { policy: 'rolling', window: 'P365D' },
-    accounting: { method: 'relative_ssp' },
-    redemption: { minPoints: 100, maxInvoiceShare: 1.0, cohortOrder: 'oldest_first' },
-    chargebackWindow: 'P120D',
-  });
+  JSON.stringify(fixtureProgramBody(programId, { name: `Bench ${programId}` }));
 
 /** n accruals to the program from `concurrency` loops; accruals per second (errors fail the run). */
 async function drive(
