@@ -5,7 +5,8 @@
  * and no GET shows it.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { PoolClient } from 'pg';
 import { z } from 'zod';
 import { rethrowAsApiError } from '../../db/errors';
 import type { Role } from '../../db/keys';
@@ -61,6 +62,43 @@ export function webhookView(w: WebhookRow) {
 }
 
 export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  /**
+   * A write that answers a secret once (a webhook's creation, its rotation): the Idempotency-Key
+   * claimed in the write's transaction, the answer stored without the secret (`secret: null`), so
+   * a replay under the key answers it so, with Idempotent-Replayed: true.
+   */
+  async function secretOnce(
+    reply: FastifyReply,
+    o: {
+      programId: string;
+      principal: string;
+      route: string;
+      key: string;
+      request: unknown;
+      status: 200 | 201;
+      make: (client: PoolClient) => Promise<{ view: Record<string, unknown>; secret: string }>;
+    },
+  ): Promise<FastifyReply> {
+    const stored = scopedIdempotencyKey(o.principal, o.route, o.key);
+    let outcome: { replay: StoredResponse } | { made: Record<string, unknown> };
+    try {
+      outcome = await withClientKey(o.key, () =>
+        inTransaction(ctx.pool, async (client) => {
+          const prior = await claimIdempotencyKey(client, o.programId, stored, requestHash(o.route, o.request));
+          if (prior) return { replay: prior };
+          const { view, secret } = await o.make(client);
+          await storeIdempotentResponse(client, o.programId, stored, o.status, { ...view, secret: null });
+          return { made: { ...view, secret } };
+        }),
+      );
+    } catch (e) {
+      rethrowAsApiError(e);
+    }
+    if ('replay' in outcome)
+      return reply.status(outcome.replay.status).header('Idempotent-Replayed', 'true').send(outcome.replay.body);
+    return reply.status(o.status).send(outcome.made);
+  }
+
   // read when the routes are made: tests and `npm start` set it; a deployment leaves it unset
   const allowPrivate = process.env.LOYALTY_WEBHOOK_ALLOW_PRIVATE === '1';
 
@@ -92,52 +130,45 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
           'a loopback, private or link-local address (LOYALTY_WEBHOOK_ALLOW_PRIVATE=1 allows it)',
           { url: body.url },
         );
-      const stored = scopedIdempotencyKey(principal.name, 'webhooks', key);
-      let outcome: { replay: StoredResponse } | { created: Record<string, unknown> };
-      try {
-        outcome = await withClientKey(key, () =>
-          inTransaction(ctx.pool, async (client) => {
-            const prior = await claimIdempotencyKey(client, programId, stored, requestHash('webhooks', body));
-            if (prior) return { replay: prior };
-            const count = await lockAndCountWebhooks(client, programId);
-            if (count === null) throw notFound('program', { programId });
-            if (count >= WEBHOOK_LIMITS.perProgram)
-              throw new ApiError(
-                422,
-                'webhook_limit_reached',
-                `a program has at most ${WEBHOOK_LIMITS.perProgram} webhooks`,
-                {
-                  limit: WEBHOOK_LIMITS.perProgram,
-                },
-              );
-            const secret = newWebhookSecret();
-            const w = await insertWebhook(client, {
-              webhookId: randomUUID(),
-              programId,
-              url: body.url,
-              events: body.events,
-              description: body.description ?? null,
-              secret,
-              actor: principal.name,
-            });
-            const view = {
-              webhookId: w.webhookId,
-              url: w.url,
-              events: w.events,
-              description: w.description,
-              createdAt: w.createdAt.toISOString(),
-            };
-            // stored without the secret: shown once
-            await storeIdempotentResponse(client, programId, stored, 201, { ...view, secret: null });
-            return { created: { ...view, secret } };
-          }),
-        );
-      } catch (e) {
-        rethrowAsApiError(e);
-      }
-      if ('replay' in outcome)
-        return reply.status(outcome.replay.status).header('Idempotent-Replayed', 'true').send(outcome.replay.body);
-      return reply.status(201).send(outcome.created);
+      return secretOnce(reply, {
+        programId,
+        principal: principal.name,
+        route: 'webhooks',
+        key,
+        request: body,
+        status: 201,
+        make: async (client) => {
+          const count = await lockAndCountWebhooks(client, programId);
+          if (count === null) throw notFound('program', { programId });
+          if (count >= WEBHOOK_LIMITS.perProgram)
+            throw new ApiError(
+              422,
+              'webhook_limit_reached',
+              `a program has at most ${WEBHOOK_LIMITS.perProgram} webhooks`,
+              {
+                limit: WEBHOOK_LIMITS.perProgram,
+              },
+            );
+          const secret = newWebhookSecret();
+          const w = await insertWebhook(client, {
+            webhookId: randomUUID(),
+            programId,
+            url: body.url,
+            events: body.events,
+            description: body.description ?? null,
+            secret,
+            actor: principal.name,
+          });
+          const view = {
+            webhookId: w.webhookId,
+            url: w.url,
+            events: w.events,
+            description: w.description,
+            createdAt: w.createdAt.toISOString(),
+          };
+          return { view, secret };
+        },
+      });
     },
   );
 
@@ -193,38 +224,20 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req, reply, principal) => {
       const { programId, webhookId } = req.params;
       const key = idempotencyKey(req);
-      const stored = scopedIdempotencyKey(principal.name, 'webhook-rotate', key);
-      let outcome: { replay: StoredResponse } | { rotated: Record<string, unknown> };
-      try {
-        outcome = await withClientKey(key, () =>
-          inTransaction(ctx.pool, async (client) => {
-            const prior = await claimIdempotencyKey(
-              client,
-              programId,
-              stored,
-              requestHash('webhook-rotate', { webhookId }),
-            );
-            if (prior) return { replay: prior };
-            const secret = newWebhookSecret();
-            const until = await rotateWebhookSecret(
-              client,
-              programId,
-              webhookId,
-              secret,
-              WEBHOOK_LIMITS.rotationGraceMs,
-            );
-            if (!until) throw notFound('webhook', { programId, webhookId });
-            const view = { webhookId, previousSecretValidUntil: until.toISOString() };
-            await storeIdempotentResponse(client, programId, stored, 200, { ...view, secret: null });
-            return { rotated: { ...view, secret } };
-          }),
-        );
-      } catch (e) {
-        rethrowAsApiError(e);
-      }
-      if ('replay' in outcome)
-        return reply.status(outcome.replay.status).header('Idempotent-Replayed', 'true').send(outcome.replay.body);
-      return reply.status(200).send(outcome.rotated);
+      return secretOnce(reply, {
+        programId,
+        principal: principal.name,
+        route: 'webhook-rotate',
+        key,
+        request: { webhookId },
+        status: 200,
+        make: async (client) => {
+          const secret = newWebhookSecret();
+          const until = await rotateWebhookSecret(client, programId, webhookId, secret, WEBHOOK_LIMITS.rotationGraceMs);
+          if (!until) throw notFound('webhook', { programId, webhookId });
+          return { view: { webhookId, previousSecretValidUntil: until.toISOString() }, secret };
+        },
+      });
     },
   );
 
