@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { createPool } from '../db/pool';
 import type { OpenApiDocument } from './openapi';
@@ -5,11 +6,11 @@ import type { RouteDeclaration } from './route';
 import { buildApi, DEFAULT_BATCHER } from './server';
 
 /**
- * The API's routes and its OpenAPI document, from the real API built on a pool that never connects
- * (routing and the document need no database): for the access table, the typed client and the
- * tests (scripts/access-table.ts, scripts/openapi-client.ts, test/unit/openapi.test.ts).
+ * The real API built on a pool that never connects (routing, the document and any refusal before a
+ * query need no database), ready; closing it ends the pool. For the access table, the typed client
+ * and the tests that inject requests (test/unit/openapi.test.ts, method-not-allowed.test.ts).
  */
-export async function apiDescription(): Promise<{ routes: RouteDeclaration[]; document: OpenApiDocument }> {
+export async function offlineApi(): Promise<FastifyInstance> {
   const pool = createPool({
     connectionString: 'postgres://u:p@127.0.0.1:1/none',
     maxConnections: 1,
@@ -22,11 +23,17 @@ export async function apiDescription(): Promise<{ routes: RouteDeclaration[]; do
     bodyLimitBytes: 64 * 1024,
     temporalReachable: async () => false,
   });
+  app.addHook('onClose', () => pool.end());
+  await app.ready();
+  return app;
+}
+
+/** The API's routes and its OpenAPI document (scripts/access-table.ts, scripts/openapi-client.ts). */
+export async function apiDescription(): Promise<{ routes: RouteDeclaration[]; document: OpenApiDocument }> {
+  const app = await offlineApi();
   try {
-    await app.ready();
     return { routes: [...app.routeCatalog.routes], document: app.swagger() as unknown as OpenApiDocument };
   } finally {
     await app.close();
-    await pool.end();
   }
 }

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterAll, beforeAll, test } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
 import type { RouteDeclaration } from '../../api/route';
 import { patternOf } from '../../api/methods';
-import { buildApi, DEFAULT_BATCHER } from '../../api/server';
-import { createPool } from '../../db/pool';
+import { offlineApi } from '../../api/description';
 
 // A known path asked with a method it lacks answers 405 with `Allow` (issue 15, item 1), for every
 // route, from the one not-found handler (api/methods.ts); an unknown path stays 404. The real API
@@ -13,20 +11,7 @@ import { createPool } from '../../db/pool';
 let app: FastifyInstance;
 let ROUTE_DOCS: RouteDeclaration[];
 beforeAll(async () => {
-  const pool = createPool({
-    connectionString: 'postgres://u:p@127.0.0.1:1/none',
-    maxConnections: 1,
-    applicationName: 't',
-  });
-  app = await buildApi({
-    pool,
-    logger: pino({ level: 'silent' }),
-    batcher: DEFAULT_BATCHER,
-    bodyLimitBytes: 64 * 1024,
-    temporalReachable: async () => false,
-  });
-  app.addHook('onClose', () => pool.end());
-  await app.ready();
+  app = await offlineApi();
   // the routes as declared (api/route.ts), collected as they were registered
   ROUTE_DOCS = app.routeCatalog.routes;
 });

@@ -3,13 +3,11 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { afterAll, beforeAll, test } from 'vitest';
 import { generatedClient, SPEC_FILE, TYPES_FILE } from '../../api/client/generate';
 import { accessTable } from '../../api/openapi';
 import type { RouteDeclaration } from '../../api/route';
-import { buildApi, DEFAULT_BATCHER } from '../../api/server';
-import { createPool } from '../../db/pool';
+import { offlineApi } from '../../api/description';
 
 // /openapi.json is generated from the routes' declarations (api/route.ts) and answers what the
 // routes can answer; docs/access.md's table, the committed spec and the typed client
@@ -31,20 +29,7 @@ let routes: RouteDeclaration[];
 let doc: Doc;
 beforeAll(async () => {
   // the real API on a pool whose database is not there: routing and the document need none
-  const pool = createPool({
-    connectionString: 'postgres://u:p@127.0.0.1:1/none',
-    maxConnections: 1,
-    applicationName: 't',
-  });
-  app = await buildApi({
-    pool,
-    logger: pino({ level: 'silent' }),
-    batcher: DEFAULT_BATCHER,
-    bodyLimitBytes: 64 * 1024,
-    temporalReachable: async () => false,
-  });
-  app.addHook('onClose', () => pool.end());
-  await app.ready();
+  app = await offlineApi();
   routes = app.routeCatalog.routes;
   const res = await app.inject({ method: 'GET', url: '/openapi.json' });
   assert.equal(res.statusCode, 200);
