@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, test } from 'vitest';
 import { billingClient } from '../../activities/services/billing';
 import { glClient } from '../../activities/services/gl';
+import { redemptionWorkflowId } from '../../domain/workflow-ids';
 import { startSimulators, type RunningSimulators } from '../../simulators';
 import {
   eventually,
@@ -70,9 +71,20 @@ async function fault(url: string, rule: Record<string, unknown>) {
 const clearFaults = () =>
   Promise.all([sims.billingUrl, sims.glUrl, sims.taxUrl].map((u) => fetch(`${u}/admin/faults`, { method: 'DELETE' })));
 
-/** How many calls a simulator has slowed with a latency rule so far (GET /admin/faults). */
-async function delayedBy(url: string): Promise<number> {
-  return ((await (await fetch(`${url}/admin/faults`)).json()) as { delayed: number }).delayed;
+/**
+ * Whether the saga has given up on its forward step and scheduled the compensation `activityType`
+ * (from its history). The faults stay until then: a count of slowed calls is not the saga's attempt
+ * count (a workflow task that timed out under load runs its local activity again from attempt 1, and
+ * that extra attempt, faults cleared, would succeed).
+ */
+async function compensationScheduled(workflowId: string, activityType: string): Promise<boolean> {
+  // not found until the API has started it
+  const history = await worker.client.workflow
+    .getHandle(workflowId)
+    .fetchHistory()
+    .catch(() => null);
+  const events = history?.events;
+  return (events ?? []).some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activityType);
 }
 
 /** How many calls a simulator received on a path (its request log, GET /admin/requests). */
@@ -114,17 +126,19 @@ async function setup() {
 }
 
 test('billing applies the credit after the saga gave up on it: the compensation finds it and reverses it', async () => {
-  const { invoiceId, redeem, member } = await setup();
+  const { programId, invoiceId, redeem, member } = await setup();
   await fault(sims.billingUrl, { operation: 'apply_credit', latencyMs: LATE_MS });
   const answer = redeem();
-  // The saga's five attempts all time out; each lands in billing afterwards (the first applies, the
-  // others are replays). Once billing has seen the fifth, it answers in time again, so the
+  // The saga's attempts all time out; each lands in billing afterwards (the first applies, the
+  // others are replays). Once the saga has given up, billing answers in time again, so the
   // compensation can settle the doubt.
+  const workflowId = redemptionWorkflowId(programId, invoiceId);
   await eventually(
-    'five apply attempts',
-    async () => (await callsTo(sims.billingUrl, `/invoices/${invoiceId}/credits`)) >= 5,
+    'the saga gives up on the credit',
+    () => compensationScheduled(workflowId, 'settleAndReverseCreditInBilling'),
     60_000,
   );
+  assert.ok((await callsTo(sims.billingUrl, `/invoices/${invoiceId}/credits`)) >= 5, 'five apply attempts or more');
   await clearFaults();
   const res = await answer;
   assert.equal(res.status, 201);
@@ -143,9 +157,11 @@ test('the GL takes the entry after the saga gave up on it: the reversal follows 
   await fault(sims.glUrl, { operation: 'post_entry', latencyMs: LATE_MS });
   const answer = redeem();
   const entryId = `loyalty:${programId}:redeem:${invoiceId}`;
-  const slowedBefore = await delayedBy(sims.glUrl);
-  // five attempts slowed (counted when the latency is taken: the fifth one too, before the faults go)
-  await eventually('five GL attempts', async () => (await delayedBy(sims.glUrl)) >= slowedBefore + 5, 60_000);
+  await eventually(
+    'the saga gives up on the GL',
+    () => compensationScheduled(redemptionWorkflowId(programId, invoiceId), 'settleAndReverseJournalInGl'),
+    60_000,
+  );
   await clearFaults();
   const res = await answer;
   assert.equal(res.status, 201);
