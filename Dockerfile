@@ -5,6 +5,17 @@
 #   docker run --rm loyalty-ledger:0.1.0 --help
 #
 # Node.js 20.20.2 on Debian 12: the versions the tests and bench/RESULTS.md ran on.
+# The console (console/: a static Vite build) needs the dev dependencies, which the image leaves out:
+# it is built in a stage of its own and only its files are copied.
+FROM node:20.20.2-bookworm-slim AS console
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY console console
+COPY api/client api/client
+COPY scripts/build-console.js scripts/build-console.js
+RUN node scripts/build-console.js
+
 FROM node:20.20.2-bookworm-slim
 
 # NODE_ENV=production: Fastify, pino and npm behave as in production.
@@ -26,6 +37,7 @@ COPY scripts/install-tools.js scripts/install-tools.js
 RUN npm ci --omit=dev && npm cache clean --force
 
 COPY . .
+COPY --from=console /build/console/dist console/dist
 
 # The workflow bundle, built once here instead of by every worker at start (seconds of CPU and a few
 # hundred MiB each, and every replica of one image then runs byte-identical workflow code).

@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.data/', '.tools/', 'dist/', 'bench/out/', 'api/client/openapi.d.ts'] },
+  {
+    ignores: ['node_modules/', '.data/', '.tools/', 'dist/', 'console/dist/', 'bench/out/', 'api/client/openapi.d.ts'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -10,6 +10,7 @@ import { correlation, correlationIdFrom } from '../temporal/correlation';
 import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
 import { Authenticator, FailedAuthThrottle, LOG_REDACT, requireRole, type AuthThrottleOptions } from './auth';
 import type { ApiContext } from './context';
+import { registerConsole } from './console';
 import { registerOpenApi, RouteCatalog } from './openapi';
 import { route } from './route';
 import { zodSerializerCompiler, zodValidatorCompiler } from './schema-compilers';
@@ -157,6 +158,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(zodValidatorCompiler);
   app.setSerializerCompiler(zodSerializerCompiler(o.checkResponses ?? false));
   await registerOpenApi(app);
+  await registerConsole(app);
   // Everything the request does (workflows it starts, their activities, the services they call)
   // runs under its correlation id; the answer carries it back.
   // (preHandler, not onRequest: reading the body would leave the async context behind).

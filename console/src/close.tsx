@@ -1,0 +1,110 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, failureOf, once } from './api';
+import { explainRefusal } from './explain';
+import type { Session } from './sign-in';
+
+interface CloseView {
+  period: string;
+  status: string;
+  step?: string;
+  [field: string]: unknown;
+}
+
+const POLL_MS = 1000;
+/** A close in one of these has no step left to follow. */
+const FINAL = new Set(['locked', 'cancelled', 'failed', 'rejected']);
+
+/** Start a quarter's close, follow its status, approve it (a controller other than the starter). */
+export function ClosePage({ session }: { session: Session }) {
+  const [programId, setProgramId] = useState(session.programs?.[0] ?? '');
+  const [period, setPeriod] = useState('');
+  const [close, setClose] = useState<CloseView | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [watching, setWatching] = useState(false);
+  const path = () => ({ programId: programId.trim(), period: period.trim() });
+  const refresh = async (quietWhileStarting = false) => {
+    const res = await api.GET('/v1/programs/{programId}/closes/{period}', { params: { path: path() } });
+    if (res.data) {
+      setClose(res.data as CloseView);
+      setWatching(!FINAL.has((res.data as CloseView).status));
+    } else if (!(quietWhileStarting && res.response.status === 404)) {
+      setMessage(explainRefusal(failureOf(res.error, res.response.status), 'this close'));
+      setWatching(false);
+    }
+  };
+  // live: the close's status and step, every POLL_MS while it runs
+  useEffect(() => {
+    if (!watching) return;
+    const timer = setInterval(() => void refresh(true), POLL_MS);
+    return () => clearInterval(timer);
+  }, [watching, programId, period]);
+  const start = async (e: Event) => {
+    e.preventDefault();
+    setMessage(null);
+    const res = await api.POST('/v1/programs/{programId}/closes', {
+      params: { path: { programId: programId.trim() }, header: once() },
+      body: { period: period.trim() },
+    });
+    if (!res.response.ok)
+      return setMessage(explainRefusal(failureOf(res.error, res.response.status), 'starting this close'));
+    setNotice('Started: its steps follow below as they run.');
+    setWatching(true);
+  };
+  const approve = async () => {
+    setMessage(null);
+    const res = await api.POST('/v1/programs/{programId}/closes/{period}/approve', {
+      params: { path: path(), header: once() },
+    });
+    if (!res.response.ok) return setMessage(explainRefusal(failureOf(res.error, res.response.status), 'this close'));
+    setNotice('Approved.');
+    await refresh();
+  };
+  return (
+    <section aria-labelledby="close-title">
+      <h2 id="close-title">Quarterly close</h2>
+      <form onSubmit={start} class="row">
+        <label for="close-program">Program</label>
+        <input
+          id="close-program"
+          required
+          value={programId}
+          onInput={(e) => setProgramId((e.target as HTMLInputElement).value)}
+        />
+        <label for="close-period">Period</label>
+        <input
+          id="close-period"
+          required
+          placeholder="2026-Q4"
+          pattern="2[0-9]{3}-Q[1-4]"
+          value={period}
+          onInput={(e) => setPeriod((e.target as HTMLInputElement).value)}
+        />
+        <button type="submit">Start close</button>
+        <button type="button" onClick={() => void refresh()}>
+          Show
+        </button>
+      </form>
+      {notice && <p role="status">{notice}</p>}
+      {message && <p role="alert">{message}</p>}
+      {close && (
+        <article aria-label={`Close ${close.period}`}>
+          <p>
+            Status:{' '}
+            <strong data-testid="close-status">
+              {close.status}
+              {close.step ? ` · step ${close.step}` : ''}
+            </strong>
+          </p>
+          <button type="button" onClick={() => void approve()}>
+            Approve close
+          </button>
+          <details>
+            <summary>Proposal and steps</summary>
+            <pre>{JSON.stringify(close, null, 2)}</pre>
+          </details>
+        </article>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,104 @@
+import { useState } from 'preact/hooks';
+import { api, failureOf } from './api';
+import { explainRefusal } from './explain';
+import { formatPoints, formatTime } from './format';
+import type { Session } from './sign-in';
+
+interface Member {
+  memberId: string;
+  balance: number;
+  held: number;
+  available: number;
+  expiresAt: string | null;
+  status: string;
+  mergedInto: string | null;
+  workflowId: string;
+}
+interface Entry {
+  entryId: string;
+  type: string;
+  points: number;
+  occurredAt: string;
+  reference: string | null;
+  actor: string;
+}
+
+/** The Temporal UI's page of a workflow (the dev server's UI by default; TEMPORAL_UI is the API's). */
+const temporalLink = (workflowId: string) =>
+  `http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
+
+/** A member by id: balance, held, available, deadline, status, and the ledger as a timeline. */
+export function MemberPage({ session }: { session: Session }) {
+  const [programId, setProgramId] = useState(session.programs?.[0] ?? '');
+  const [memberId, setMemberId] = useState('');
+  const [member, setMember] = useState<Member | null>(null);
+  const [entries, setEntries] = useState<Entry[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const search = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    setMember(null);
+    const path = { programId: programId.trim(), memberId: memberId.trim() };
+    const found = await api.GET('/v1/programs/{programId}/members/{memberId}', { params: { path } });
+    if (!found.data) return setError(explainRefusal(failureOf(found.error, found.response.status), 'this member'));
+    const ledger = await api.GET('/v1/programs/{programId}/members/{memberId}/ledger', {
+      params: { path, query: { limit: 200 } },
+    });
+    setMember(found.data as Member);
+    setEntries(((ledger.data?.entries ?? []) as unknown as Entry[]).slice().reverse());
+  };
+  return (
+    <section aria-labelledby="member-title">
+      <h2 id="member-title">Members</h2>
+      <form onSubmit={search} class="row">
+        <label for="member-program">Program</label>
+        <input
+          id="member-program"
+          required
+          value={programId}
+          onInput={(e) => setProgramId((e.target as HTMLInputElement).value)}
+        />
+        <label for="member-id">Member id</label>
+        <input
+          id="member-id"
+          required
+          value={memberId}
+          onInput={(e) => setMemberId((e.target as HTMLInputElement).value)}
+        />
+        <button type="submit">Look up</button>
+      </form>
+      {error && <p role="alert">{error}</p>}
+      {member && (
+        <article aria-label={`Member ${member.memberId}`}>
+          <dl class="figures">
+            <dt>Balance</dt>
+            <dd data-testid="balance">{formatPoints(member.balance)}</dd>
+            <dt>Held</dt>
+            <dd>{formatPoints(member.held)}</dd>
+            <dt>Available</dt>
+            <dd>{formatPoints(member.available)}</dd>
+            <dt>Expires</dt>
+            <dd>{formatTime(member.expiresAt)}</dd>
+            <dt>Status</dt>
+            <dd>{member.status + (member.mergedInto ? ` into ${member.mergedInto}` : '')}</dd>
+          </dl>
+          <p>
+            <a href={temporalLink(member.workflowId)} target="_blank" rel="noreferrer">
+              The member's workflow in the Temporal UI
+            </a>
+          </p>
+          <h3>Timeline</h3>
+          <ol class="timeline" aria-label="Ledger timeline, newest first">
+            {entries.map((e) => (
+              <li key={e.entryId}>
+                <time dateTime={e.occurredAt}>{formatTime(e.occurredAt)}</time> <strong>{e.type}</strong>{' '}
+                {e.points > 0 ? '+' : ''}
+                {formatPoints(e.points)} points{e.reference ? ` · ${e.reference}` : ''} · by {e.actor}
+              </li>
+            ))}
+          </ol>
+        </article>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,51 @@
+import { useState } from 'preact/hooks';
+import { api, failureOf, setKey } from './api';
+import { explainRefusal } from './explain';
+
+export interface Session {
+  principal: string;
+  kind: 'person' | 'service';
+  roles: string[];
+  programs: string[] | null;
+}
+
+/** Sign-in with an API key: checked with GET /v1/whoami, then held in memory only (api.ts). */
+export function SignIn(props: { onSignedIn: (s: Session) => void }) {
+  const [key, setKeyInput] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setKey(key.trim());
+    const { data, error: failure, response } = await api.GET('/v1/whoami');
+    if (!data) {
+      setKey(null);
+      setError(explainRefusal(failureOf(failure, response.status), 'signing in'));
+      return;
+    }
+    setKeyInput('');
+    props.onSignedIn({ principal: data.principal, kind: data.kind, roles: data.roles, programs: data.programs });
+  };
+  return (
+    <main class="sign-in">
+      <h1>Loyalty Ledger console</h1>
+      <form onSubmit={submit}>
+        <label for="api-key">API key</label>
+        <input
+          id="api-key"
+          type="password"
+          autocomplete="off"
+          required
+          value={key}
+          onInput={(e) => setKeyInput((e.target as HTMLInputElement).value)}
+        />
+        <button type="submit">Sign in</button>
+        <p class="hint">The key stays in this tab's memory; signing out or closing the tab forgets it.</p>
+        {error && (
+          <p role="alert" class="error">
+            {error}
+          </p>
+        )}
+      </form>
+    </main>
+  );
+}
