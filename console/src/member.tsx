@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { AdjustmentForm } from './adjust';
 import { api, failureOf } from './api';
 import { explainRefusal } from './explain';
 import { formatPoints, formatTime } from './format';
@@ -23,7 +24,7 @@ interface Entry {
   actor: string;
 }
 
-/** The Temporal UI's page of a workflow (the dev server's UI by default; TEMPORAL_UI is the API's). */
+/** The Temporal UI's page of a workflow: the dev server's UI of `npm start` (not yet configurable). */
 const temporalLink = (workflowId: string) =>
   `http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
 
@@ -34,10 +35,10 @@ export function MemberPage({ session }: { session: Session }) {
   const [member, setMember] = useState<Member | null>(null);
   const [entries, setEntries] = useState<Entry[]>([]);
   const [error, setError] = useState<string | null>(null);
-  const search = async (e: Event) => {
-    e.preventDefault();
+  const search = async (e?: Event) => {
+    e?.preventDefault();
     setError(null);
-    setMember(null);
+    if (e) setMember(null); // a new search; a refresh after an adjustment keeps the page
     const path = { programId: programId.trim(), memberId: memberId.trim() };
     const found = await api.GET('/v1/programs/{programId}/members/{memberId}', { params: { path } });
     if (!found.data) return setError(explainRefusal(failureOf(found.error, found.response.status), 'this member'));
@@ -87,6 +88,7 @@ export function MemberPage({ session }: { session: Session }) {
               The member's workflow in the Temporal UI
             </a>
           </p>
+          <AdjustmentForm programId={programId.trim()} memberId={member.memberId} onApplied={() => void search()} />
           <h3>Timeline</h3>
           <ol class="timeline" aria-label="Ledger timeline, newest first">
             {entries.map((e) => (

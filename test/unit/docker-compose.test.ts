@@ -126,7 +126,12 @@ test('every image is pinned to a version tag (no latest); the loyalty image is t
   const from = read('Dockerfile')
     .split('\n')
     .filter((l) => l.startsWith('FROM '));
-  assert.deepEqual(from, ['FROM node:20.20.2-bookworm-slim'], 'the image is node:20-slim, pinned');
+  // the console's static build has a stage of its own (it needs the dev dependencies); the image is the last
+  assert.deepEqual(
+    from,
+    ['FROM node:20.20.2-bookworm-slim AS console', 'FROM node:20.20.2-bookworm-slim'],
+    'the image is node:20-slim, pinned',
+  );
 });
 
 test('the image runs `loyalty` on production dependencies alone, without the postinstall tools', () => {
@@ -139,10 +144,13 @@ test('the image runs `loyalty` on production dependencies alone, without the pos
   // the postinstall honours LOYALTY_SKIP_TOOLS=1, and the image sets it before npm ci
   assert.match(read('scripts/install-tools.js'), /process\.env\.LOYALTY_SKIP_TOOLS === '1'\) process\.exit\(0\)/);
   assert.ok(
-    dockerfile.indexOf('LOYALTY_SKIP_TOOLS=1') < dockerfile.indexOf('npm ci'),
-    'LOYALTY_SKIP_TOOLS=1 is set before npm ci',
+    dockerfile.indexOf('LOYALTY_SKIP_TOOLS=1') < dockerfile.indexOf('npm ci --omit=dev'),
+    "LOYALTY_SKIP_TOOLS=1 is set before the image's npm ci",
   );
   assert.match(dockerfile, /ENV LOYALTY_WORKFLOW_BUNDLE=\/app\/workflow-bundle\.js/);
+  // the console: built in its stage without running any install script, only its files copied over
+  assert.match(dockerfile, /RUN npm ci --ignore-scripts/);
+  assert.match(dockerfile, /COPY --from=console \/build\/console\/dist console\/dist/);
   const ignored = read('.dockerignore')
     .split('\n')
     .map((l) => l.trim());
