@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { TextField } from './field';
 import { api, failureOf, once } from './api';
 import { explainRefusal } from './explain';
 import { formatPoints } from './format';
@@ -44,14 +45,7 @@ export function AdjustmentForm(props: { programId: string; memberId: string; onA
     <form onSubmit={submit} aria-labelledby="adjust-title">
       <h3 id="adjust-title">Manual adjustment</h3>
       <div class="row">
-        <label for="adjust-points">Points</label>
-        <input
-          id="adjust-points"
-          inputMode="numeric"
-          required
-          value={points}
-          onInput={(e) => setPoints((e.target as HTMLInputElement).value)}
-        />
+        <TextField id="adjust-points" label="Points" inputMode="numeric" required value={points} onValue={setPoints} />
         <label for="adjust-reason">Reason code</label>
         <select
           id="adjust-reason"
@@ -64,13 +58,7 @@ export function AdjustmentForm(props: { programId: string; memberId: string; onA
             </option>
           ))}
         </select>
-        <label for="adjust-comment">Comment</label>
-        <input
-          id="adjust-comment"
-          maxLength={2000}
-          value={comment}
-          onInput={(e) => setComment((e.target as HTMLInputElement).value)}
-        />
+        <TextField id="adjust-comment" label="Comment" maxLength={2000} value={comment} onValue={setComment} />
         <button type="submit">Adjust</button>
       </div>
       {notice && <p role="status">{notice}</p>}

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { TextField } from './field';
 import { api, failureOf, once } from './api';
 import { explainRefusal } from './explain';
 import type { Session } from './sign-in';
@@ -64,21 +65,15 @@ export function ClosePage({ session }: { session: Session }) {
     <section aria-labelledby="close-title">
       <h2 id="close-title">Quarterly close</h2>
       <form onSubmit={start} class="row">
-        <label for="close-program">Program</label>
-        <input
-          id="close-program"
-          required
-          value={programId}
-          onInput={(e) => setProgramId((e.target as HTMLInputElement).value)}
-        />
-        <label for="close-period">Period</label>
-        <input
+        <TextField id="close-program" label="Program" required value={programId} onValue={setProgramId} />
+        <TextField
           id="close-period"
+          label="Period"
           required
           placeholder="2026-Q4"
           pattern="2[0-9]{3}-Q[1-4]"
           value={period}
-          onInput={(e) => setPeriod((e.target as HTMLInputElement).value)}
+          onValue={setPeriod}
         />
         <button type="submit">Start close</button>
         <button type="button" onClick={() => void refresh()}>

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { AdjustmentForm } from './adjust';
+import { TextField } from './field';
 import { api, failureOf } from './api';
 import { explainRefusal } from './explain';
 import { formatPoints, formatTime } from './format';
@@ -52,20 +53,8 @@ export function MemberPage({ session }: { session: Session }) {
     <section aria-labelledby="member-title">
       <h2 id="member-title">Members</h2>
       <form onSubmit={search} class="row">
-        <label for="member-program">Program</label>
-        <input
-          id="member-program"
-          required
-          value={programId}
-          onInput={(e) => setProgramId((e.target as HTMLInputElement).value)}
-        />
-        <label for="member-id">Member id</label>
-        <input
-          id="member-id"
-          required
-          value={memberId}
-          onInput={(e) => setMemberId((e.target as HTMLInputElement).value)}
-        />
+        <TextField id="member-program" label="Program" required value={programId} onValue={setProgramId} />
+        <TextField id="member-id" label="Member id" required value={memberId} onValue={setMemberId} />
         <button type="submit">Look up</button>
       </form>
       {error && <p role="alert">{error}</p>}

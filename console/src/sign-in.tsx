@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { TextField } from './field';
 import { api, failureOf, setKey } from './api';
 import { explainRefusal } from './explain';
 
@@ -29,14 +30,14 @@ export function SignIn(props: { onSignedIn: (s: Session) => void }) {
     <main class="sign-in">
       <h1>Loyalty Ledger console</h1>
       <form onSubmit={submit}>
-        <label for="api-key">API key</label>
-        <input
+        <TextField
           id="api-key"
+          label="API key"
           type="password"
           autocomplete="off"
           required
           value={key}
-          onInput={(e) => setKeyInput((e.target as HTMLInputElement).value)}
+          onValue={setKeyInput}
         />
         <button type="submit">Sign in</button>
         <p class="hint">The key stays in this tab's memory; signing out or closing the tab forgets it.</p>
