@@ -34,6 +34,7 @@ import { codecRoutes, type CodecServerOptions } from './routes/codec';
 import { listRoutes } from './routes/lists';
 import { exportRoutes } from './routes/exports';
 import { webhookRoutes } from './routes/webhooks';
+import { trendRoutes } from './routes/trends';
 import { isUnavailable } from './unavailable';
 
 export interface ApiOptions {
@@ -298,6 +299,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   accrualRoutes(app, ctx);
   memberRoutes(app, ctx);
   liabilityRoutes(app, ctx);
+  trendRoutes(app, ctx);
   redemptionRoutes(app, ctx);
   quoteRoutes(app, ctx);
   reconciliationRoutes(app, ctx);

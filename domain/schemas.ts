@@ -343,6 +343,10 @@ export const ledgerQuery = z
   })
   .strict();
 export const liabilityQuery = z.object({ asOf: instant.optional() }).strict();
+/** The trends' business dates (UTC, both included): by default the 90 days to today; at most MAX_EXPORT_DAYS (the route's 422 trend_range_invalid). */
+export const trendsQuery = z.object({ from: calendarDate.optional(), to: calendarDate.optional() }).strict();
+/** Days the trends cover when the query names no `from`. */
+export const DEFAULT_TREND_DAYS = 90;
 export const auditQuery = z
   .object({
     memberId: id.optional(),

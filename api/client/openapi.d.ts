@@ -185,6 +185,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/programs/{programId}/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The program over time: closing liability per day, points and redemptions by month, reconciled days (?from=&to= UTC dates, both included, at most 366 days; by default the 90 days to today)
+         * @description Roles: finance, controller, admin.
+         */
+        get: operations["getProgramsByProgramIdTrends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/programs/{programId}/redemptions": {
         parameters: {
             query?: never;
@@ -1992,6 +2012,137 @@ export interface operations {
             };
             /** @description `not_found`: no such program or resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getProgramsByProgramIdTrends: {
+        parameters: {
+            query?: {
+                from?: string;
+                to?: string;
+            };
+            header?: never;
+            path: {
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        programId: string;
+                        currency: string;
+                        from: string;
+                        to: string;
+                        /** @description each day’s closing balances, from the journal and the ledger */
+                        days: {
+                            date: string;
+                            deferredRevenueMinor: number;
+                            provisionMinor: number;
+                            outstandingPoints: number;
+                        }[];
+                        months: {
+                            /** @description YYYY-MM; the range’s first and last months count only the range’s days */
+                            month: string;
+                            /** @description earned net of refunds’ revocations */
+                            issuedPoints: number;
+                            /** @description redeemed net of reversals */
+                            redeemedPoints: number;
+                            expiredPoints: number;
+                            /** @description manual adjustments, signed */
+                            adjustedPoints: number;
+                            /** @description redeemed ÷ issued in the month, an exact decimal to 4 places; null when none issued */
+                            burnRate: string | null;
+                            /** @description redemptions that applied points (reversed ones included) */
+                            redemptions: number;
+                            /** @description declined after their hold (billing or tax refused); a request refused before any hold leaves no row */
+                            declinedRedemptions: number;
+                            /** @description billing credits those redemptions granted */
+                            creditMinor: number;
+                            /** @description creditMinor ÷ redemptions, rounded half away from zero */
+                            costPerRedemptionMinor: number | null;
+                        }[];
+                        /** @description the range’s reconciled days, the latest run of each */
+                        reconciliations: {
+                            date: string;
+                            runId: number;
+                            differenceCount: number;
+                            inProgressCount: number;
+                            recordedAt: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `trend_range_invalid`: refused by the rules */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
