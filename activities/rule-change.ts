@@ -3,27 +3,21 @@ import type { Pool } from 'pg';
 import { ApplicationFailure } from '@temporalio/activity';
 import { verifyDecisionRequest, type VerifiedDecision } from '../db/approval-requests';
 import { rearmDeadlines } from '../db/rearm';
+import { readRuleChangeImpact, type RuleChangeImpact } from '../db/rule-change-impact';
 import {
   activateRuleChange,
-  earlierExpiryByMonth,
   getRuleChange,
   ruleChangeProposer,
-  outstandingPoints,
   recordRuleChangeDecision,
   recordRuleChangeImpact,
   recordRuleChangeReminder,
   recordRuleChangeState,
   ruleChangeRules,
   type ActivationResult,
-  type EarlierExpiryMonth,
 } from '../db/rule-changes';
-import { RATE_SCALE, rateToMillionths } from '../domain/money';
-import type { ProgramRules } from '../domain/program';
 import {
-  adverseReasons,
   DEFAULT_NOTICE_PERIOD,
   DEFAULT_RULE_CHANGE_APPROVERS,
-  expiryChanged,
   RULE_CHANGE_DECISION_WINDOW,
 } from '../domain/rule-change';
 
@@ -32,22 +26,7 @@ export interface RuleChangeRef {
   changeId: string;
 }
 
-export interface RuleChangeImpact {
-  adverse: string[];
-  expiryChanged: boolean;
-  outstandingPoints: number;
-  /** the value of the outstanding points expected to be redeemed: points x value x u, before and after */
-  expectedRedemptionValueMinor: { before: number; after: number; change: number };
-  /** points earned per 100.00 (10,000 minor units) of spend */
-  pointsPer10000Minor: { before: number; after: number };
-  /** with the new expiry rules: members (and their points) whose deadline moves earlier, by month of the new deadline */
-  earlierExpiry: {
-    members: number;
-    points: number;
-    alreadyPast: { members: number; points: number };
-    byMonth: Array<{ month: string; members: number; points: number }>;
-  };
-}
+export type { RuleChangeImpact };
 
 /** The rule-change workflow's steps, bound to the ledger database. */
 export function createRuleChangeActivities(pool: Pool) {
@@ -61,31 +40,7 @@ export function createRuleChangeActivities(pool: Pool) {
     /** The change against the version in force: liability, expiry, earn rate (set-based over the program's members). */
     async assessRuleChangeImpact(ref: RuleChangeRef): Promise<RuleChangeImpact> {
       const { before, after } = await rulesOf(ref);
-      const points = await outstandingPoints(pool, ref.programId);
-      const value = (r: ProgramRules) =>
-        (points * BigInt(r.pointValueMinor) * rateToMillionths(r.expectedRedemptionRate)) / RATE_SCALE;
-      const months = await earlierExpiryByMonth(pool, ref.programId, after.expiry);
-      const sum = (pick: (m: EarlierExpiryMonth) => number | string) => months.reduce((s, m) => s + Number(pick(m)), 0);
-      const impact: RuleChangeImpact = {
-        adverse: adverseReasons(before, after),
-        expiryChanged: expiryChanged(before, after),
-        outstandingPoints: Number(points),
-        expectedRedemptionValueMinor: {
-          before: Number(value(before)),
-          after: Number(value(after)),
-          change: Number(value(after) - value(before)),
-        },
-        pointsPer10000Minor: {
-          before: Math.floor((10_000 * before.earn.points) / before.earn.perAmountMinor),
-          after: Math.floor((10_000 * after.earn.points) / after.earn.perAmountMinor),
-        },
-        earlierExpiry: {
-          members: sum((m) => m.members),
-          points: sum((m) => m.points),
-          alreadyPast: { members: sum((m) => m.pastMembers), points: sum((m) => m.pastPoints) },
-          byMonth: months.slice(0, 24).map((m) => ({ month: m.month, members: m.members, points: Number(m.points) })),
-        },
-      };
+      const impact = await readRuleChangeImpact(pool, ref.programId, before, after);
       await recordRuleChangeImpact(pool, ref.programId, ref.changeId, impact, impact.adverse.length > 0);
       return impact;
     },

@@ -29,7 +29,7 @@ import { closeRoutes } from './routes/closes';
 import { whoamiRoutes } from './routes/whoami';
 import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
-import { quoteRoutes } from './routes/quotes';
+import { quoteRoutes, ruleChangeQuoteRoutes } from './routes/quotes';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
 import { listRoutes } from './routes/lists';
 import { exportRoutes } from './routes/exports';
@@ -302,6 +302,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   trendRoutes(app, ctx);
   redemptionRoutes(app, ctx);
   quoteRoutes(app, ctx);
+  ruleChangeQuoteRoutes(app, ctx);
   reconciliationRoutes(app, ctx);
   closeRoutes(app, ctx);
   auditRoutes(app, ctx);

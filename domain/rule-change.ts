@@ -19,6 +19,12 @@ export const ruleChangeProposalSchema = ruleChangeSchema
   .extend({ baseVersion: z.number().int().positive().max(2_147_483_647).optional() })
   .strict();
 
+/**
+ * A proposal's quote (POST /v1/programs/{p}/quotes/rule-change): the rules alone, assessed against
+ * the version in force (or `baseVersion`, refused unless it is that one), writing nothing.
+ */
+export const ruleChangeQuoteSchema = ruleChangeProposalSchema.pick({ rules: true, baseVersion: true }).strict();
+
 const earnRate = (r: ProgramRules) => r.earn.points / r.earn.perAmountMinor;
 type ExpiryLike = { policy: string; window?: string };
 /** A window that may end before the old one for some start date (months are calendar months: domain/duration.ts). */

@@ -329,6 +329,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/programs/{programId}/quotes/rule-change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Quote a rule change, writing nothing: its impact on the members now, the approvals and the notice it would need
+         * @description Roles: program_owner, finance, legal, controller, admin.
+         */
+        post: operations["postProgramsByProgramIdQuotesRuleChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/programs/{programId}/reconciliations/{date}": {
         parameters: {
             query?: never;
@@ -3017,6 +3037,202 @@ export interface operations {
                 };
             };
             /** @description `occurred_at_in_future`, `insufficient_points`, `below_minimum`, `points_expired`, `redemption_before_first_earn`, `amount_out_of_range`: refused by the rules */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    /** @description seconds to wait before sending it again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postProgramsByProgramIdQuotesRuleChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    rules: {
+                        pointValueMinor: number;
+                        earn: {
+                            points: number;
+                            perAmountMinor: number;
+                        };
+                        expectedRedemptionRate: number;
+                        expiry: {
+                            /** @enum {string} */
+                            policy: "rolling" | "none";
+                            window?: string;
+                            jurisdictions?: {
+                                [key: string]: {
+                                    /** @enum {string} */
+                                    policy: "rolling" | "none";
+                                    window?: string;
+                                };
+                            };
+                        };
+                        ruleChanges?: {
+                            requiredRoles?: ("finance" | "legal" | "controller" | "program_owner")[];
+                            noticePeriod?: string;
+                        };
+                        adjustments?: {
+                            approvalThresholdPoints?: number;
+                            approvalWindow?: string;
+                            /** @enum {string} */
+                            goodwillTreatment?: "revenue_reduction" | "marketing";
+                        };
+                        tax?: {
+                            /** @enum {string} */
+                            scheme?: "own_store" | "third_party";
+                            treatments?: {
+                                [key: string]: "discount" | "consideration";
+                            };
+                        };
+                        accounting: {
+                            /** @enum {string} */
+                            method: "relative_ssp" | "incremental_cost";
+                            costPerPointMinor?: number;
+                            notMaterialRight?: {
+                                justification: string;
+                            };
+                        } & (unknown & unknown);
+                        redemption: {
+                            minPoints: number;
+                            maxInvoiceShare: number;
+                            /** @enum {string} */
+                            cohortOrder: "oldest_first" | "pro_rata";
+                        };
+                        chargebackWindow: string;
+                        /** Format: date-time */
+                        goLiveAt?: string;
+                        notifications?: {
+                            expiringSoonDays: number;
+                        };
+                    };
+                    baseVersion?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        quote: "rule_change";
+                        programId: string;
+                        /** @description the version in force, which the change would replace */
+                        baseVersion: number;
+                        /** @description the assessment the proposal would record (GET .../rule-changes/{changeId} `impact`), read now */
+                        impact: {
+                            adverse: string[];
+                            outstandingPoints: number;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                        /** @description the roles that must each approve it */
+                        requiredRoles: string[];
+                        /** @description the notice an adverse change waits after its approval (ISO 8601 duration); null when not adverse */
+                        noticePeriod: string | null;
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `rule_change_base_not_active`: conflicts with what is recorded */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unsupported_media_type`: send Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `material_right_judgment_required`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { dryRunAccrual, dryRunRedemptionHold } from '../../db/quotes';
+import { readRuleChangeImpact } from '../../db/rule-change-impact';
 import { ApiError, notFound } from '../../domain/errors';
 import { millionthsToDecimal } from '../../domain/money';
+import { MATERIAL_RIGHT_JUDGMENT_MESSAGE, withMaterialRightJudgment, type ProgramRules } from '../../domain/program';
+import { DEFAULT_NOTICE_PERIOD, DEFAULT_RULE_CHANGE_APPROVERS, ruleChangeQuoteSchema } from '../../domain/rule-change';
 import { redemptionLimitedBy } from '../../domain/redemption-quote';
 import { accrualSchema, LIMITS, programParams, redemptionQuoteSchema } from '../../domain/schemas';
 import { z } from 'zod';
@@ -10,6 +13,7 @@ import type { ApiContext } from '../context';
 import { route } from '../route';
 import { accrualItem, notInFuture, pricedAccrual } from './accruals';
 import { notInClosedPeriod } from './redemptions';
+import { RULE_CHANGE_READERS } from './rule-changes';
 
 const accrualQuote = z
   .object({ quote: z.literal('accrual'), invoiceId: z.string(), memberId: z.string(), points: z.number() })
@@ -140,6 +144,69 @@ export function quoteRoutes(app: FastifyInstance, ctx: ApiContext): void {
           ...terms,
         };
       throw refusal(hold.reason ?? 'declined', { ...terms, limitedBy });
+    },
+  );
+}
+
+const ruleChangeQuote = z.object({
+  quote: z.literal('rule_change'),
+  programId: z.string(),
+  baseVersion: z.number().int().describe('the version in force, which the change would replace'),
+  impact: z
+    .object({ adverse: z.array(z.string()), outstandingPoints: z.number().int() })
+    .loose()
+    .describe('the assessment the proposal would record (GET .../rule-changes/{changeId} `impact`), read now'),
+  requiredRoles: z.array(z.string()).describe('the roles that must each approve it'),
+  noticePeriod: z
+    .string()
+    .nullable()
+    .describe('the notice an adverse change waits after its approval (ISO 8601 duration); null when not adverse'),
+});
+
+/**
+ * A rule change's impact before it is proposed (the console shows it before the proposer submits):
+ * the same assessment the proposal's workflow records, computed now from the members, writing nothing.
+ */
+export function ruleChangeQuoteRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  route(
+    app,
+    {
+      method: 'POST',
+      url: '/v1/programs/:programId/quotes/rule-change',
+      summary:
+        'Quote a rule change, writing nothing: its impact on the members now, the approvals and the notice it would need',
+      roles: RULE_CHANGE_READERS,
+      params: programParams,
+      body: ruleChangeQuoteSchema,
+      responses: { 200: ruleChangeQuote },
+      errors: { 409: ['rule_change_base_not_active'], 422: ['material_right_judgment_required'] },
+    },
+    async (req, _reply, principal) => {
+      const { programId } = req.params;
+      const body = req.body;
+      const program = await ctx.programs.get(programId);
+      if (body.baseVersion !== undefined && body.baseVersion !== program.activeVersion)
+        throw new ApiError(
+          409,
+          'rule_change_base_not_active',
+          `version ${body.baseVersion} is not the version in force (${program.activeVersion}): propose against it`,
+          { baseVersion: body.baseVersion, activeVersion: program.activeVersion },
+        );
+      const before = program.rules as ProgramRules;
+      const after = withMaterialRightJudgment(body.rules as ProgramRules, principal.name, new Date(), before);
+      if (!after)
+        throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
+          field: 'rules.accounting.notMaterialRight',
+        });
+      const impact = await readRuleChangeImpact(ctx.pool, programId, before, after);
+      return {
+        quote: 'rule_change' as const,
+        programId,
+        baseVersion: program.activeVersion,
+        impact,
+        requiredRoles: [...(before.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
+        noticePeriod: impact.adverse.length ? (before.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD) : null,
+      };
     },
   );
 }

@@ -37,7 +37,7 @@ const withdrawing = z.object({ programId: z.string(), changeId: z.string(), with
 const ruleChangeView = z
   .object({ programId: z.string(), changeId: z.string(), status: z.string(), workflowId: z.string() })
   .loose();
-const RULE_CHANGE_READERS = ['program_owner', 'finance', 'legal', 'controller'] as const;
+export const RULE_CHANGE_READERS = ['program_owner', 'finance', 'legal', 'controller'] as const;
 
 export const ruleChangeWorkflowId = (programId: string, changeId: string) => `rule-change:${programId}:${changeId}`;
 

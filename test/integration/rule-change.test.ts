@@ -111,8 +111,30 @@ const member = async (p: string, m: string) =>
 test('a shorter window: impact, approvals with segregation of duties, notice, activation, deadlines re-armed (a member past the new one expires); rollback', async () => {
   const p = await program();
   const shorter = { ...baseRules(p), expiry: { policy: 'rolling', window: 'P100D' } };
+  // the quote shows the impact before the proposal, writing nothing; then the proposal records the same
+  const quoted = await call('POST', `/v1/programs/${p}/quotes/rule-change`, {
+    role: 'program_owner',
+    body: { rules: shorter, baseVersion: 1 },
+  });
+  assert.equal(quoted.status, 200);
+  assert.deepEqual(
+    [quoted.body.baseVersion, quoted.body.requiredRoles, quoted.body.noticePeriod],
+    [1, ['finance', 'legal'], 'PT3S'],
+  );
+  const stale = await call('POST', `/v1/programs/${p}/quotes/rule-change`, {
+    role: 'finance',
+    body: { rules: shorter, baseVersion: 2 },
+  });
+  assert.deepEqual([stale.status, stale.body.error.code], [409, 'rule_change_base_not_active']);
+  const billing = await call('POST', `/v1/programs/${p}/quotes/rule-change`, {
+    role: 'billing',
+    body: { rules: shorter },
+  });
+  assert.equal(billing.status, 403);
+  assert.equal((await call('GET', `/v1/programs/${p}/rule-changes`, { role: 'finance' })).body.items.length, 0);
   assert.equal((await propose(p, 'shorter', shorter)).status, 202);
   const c = await awaiting(p, 'shorter');
+  assert.deepEqual(c.impact, quoted.body.impact);
   assert.deepEqual(c.impact.adverse, ['shorter expiry window']);
   assert.deepEqual(
     [
