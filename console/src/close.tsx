@@ -2,14 +2,9 @@ import { useEffect, useState } from 'preact/hooks';
 import { TextField } from './field';
 import { api, failureOf, once } from './api';
 import { explainRefusal } from './explain';
+import { Proposal, useCurrency, type CloseView } from './proposal';
+import { CloseReport } from './report';
 import type { Session } from './sign-in';
-
-interface CloseView {
-  period: string;
-  status: string;
-  step?: string;
-  [field: string]: unknown;
-}
 
 const POLL_MS = 1000;
 /** A close in one of these has no step left to follow. */
@@ -24,6 +19,7 @@ export function ClosePage({ session }: { session: Session }) {
   const [notice, setNotice] = useState<string | null>(null);
   const [watching, setWatching] = useState(false);
   const path = () => ({ programId: programId.trim(), period: period.trim() });
+  const currency = useCurrency(close ? programId.trim() : '');
   const refresh = async (quietWhileStarting = false) => {
     const res = await api.GET('/v1/programs/{programId}/closes/{period}', { params: { path: path() } });
     if (res.data) {
@@ -94,10 +90,15 @@ export function ClosePage({ session }: { session: Session }) {
           <button type="button" onClick={() => void approve()}>
             Approve close
           </button>
+          {currency && <Proposal close={close} currency={currency} />}
           <details>
-            <summary>Proposal and steps</summary>
+            <summary>The close as the API answers it</summary>
             <pre>{JSON.stringify(close, null, 2)}</pre>
           </details>
+          {/* the report once there is a proposal to read; fetched again when the status moves on */}
+          {close.status !== 'frozen' && (
+            <CloseReport key={close.status} programId={programId.trim()} period={close.period} />
+          )}
         </article>
       )}
     </section>

@@ -1,7 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, failureOf, once } from './api';
 import { explainRefusal } from './explain';
-import { formatPoints, formatTime } from './format';
+import { formatMoney, formatPoints, formatTime } from './format';
+import { Proposal, useCurrency, type CloseView } from './proposal';
+import { CloseReport } from './report';
 import type { Session } from './sign-in';
 
 interface InboxItem {
@@ -48,11 +50,12 @@ async function decide(item: InboxItem, decision: 'approve' | 'reject', comment: 
 }
 
 function Evidence({ item }: { item: InboxItem }) {
+  const currency = useCurrency(item.kind === 'close' ? item.programId : '');
   const rows: Array<[string, string]> = [];
   if (item.kind === 'close') {
     rows.push(['Period', String(item.period)], ['Status', String(item.status)]);
     if (item.totalCatchUpMinor !== null && item.totalCatchUpMinor !== undefined)
-      rows.push(['Catch-up (minor units)', formatPoints(Number(item.totalCatchUpMinor))]);
+      rows.push(['Catch-up', currency ? formatMoney(Number(item.totalCatchUpMinor), currency) : '…']);
     if (item.override) rows.push(['Rate override', JSON.stringify(item.override)]);
   } else if (item.kind === 'rule_change') {
     rows.push(['Effective', formatTime(item.effectiveAt as string)], ['Adverse', item.adverse ? 'yes' : 'no']);
@@ -73,6 +76,26 @@ function Evidence({ item }: { item: InboxItem }) {
   );
 }
 
+/** A close's proposal, steps and draft report, read when the approver opens them. */
+function CloseEvidence({ programId, period }: { programId: string; period: string }) {
+  const [open, setOpen] = useState(false);
+  const [close, setClose] = useState<CloseView | null>(null);
+  const currency = useCurrency(programId);
+  useEffect(() => {
+    if (!open || close) return;
+    void api
+      .GET('/v1/programs/{programId}/closes/{period}', { params: { path: { programId, period } } })
+      .then((r) => r.data && setClose(r.data as unknown as CloseView));
+  }, [open]);
+  return (
+    <details onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+      <summary>The proposal, its steps and the draft report</summary>
+      {open && close && currency && <Proposal close={close} currency={currency} />}
+      {open && <CloseReport programId={programId} period={period} />}
+    </details>
+  );
+}
+
 function Item({ item, onDecided }: { item: InboxItem; onDecided: () => void }) {
   const [comment, setComment] = useState('');
   const [message, setMessage] = useState<string | null>(null);
@@ -89,6 +112,7 @@ function Item({ item, onDecided }: { item: InboxItem; onDecided: () => void }) {
         Requested by {item.requestedBy} on {formatTime(item.requestedAt)}; awaits {item.awaitingRole}.
       </p>
       <Evidence item={item} />
+      {item.kind === 'close' && <CloseEvidence programId={item.programId} period={item.id} />}
       {item.kind !== 'close' && (
         <>
           <label for={`comment-${item.kind}-${item.id}`}>Reason</label>

@@ -2,21 +2,42 @@ import { render } from 'preact';
 import { useState } from 'preact/hooks';
 import { setKey } from './api';
 import { ClosePage } from './close';
+import { DashboardPage } from './dashboard';
 import { InboxPage } from './inbox';
 import { MemberPage } from './member';
+import { RuleChangesPage } from './rule-changes';
 import { SignIn, type Session } from './sign-in';
 
-type Page = 'inbox' | 'member' | 'close';
+type Page = 'dashboard' | 'inbox' | 'close' | 'member' | 'rules';
 const PAGES: Array<[Page, string]> = [
+  ['dashboard', 'Dashboard'],
   ['inbox', 'Approval inbox'],
-  ['member', 'Members'],
   ['close', 'Close'],
+  ['member', 'Members'],
+  ['rules', 'Rule changes'],
 ];
+/** The first page: finance's dashboard for who reads the books, the inbox for who decides, members for support. */
+const firstPage = (roles: string[]): Page =>
+  roles.some((r) => r === 'finance' || r === 'controller')
+    ? 'dashboard'
+    : roles.includes('support')
+      ? 'member'
+      : roles.includes('program_owner')
+        ? 'rules'
+        : 'inbox';
 
 function App() {
   const [session, setSession] = useState<Session | null>(null);
   const [page, setPage] = useState<Page>('inbox');
-  if (session === null) return <SignIn onSignedIn={setSession} />;
+  if (session === null)
+    return (
+      <SignIn
+        onSignedIn={(s) => {
+          setPage(firstPage(s.roles));
+          setSession(s);
+        }}
+      />
+    );
   const signOut = () => {
     setKey(null);
     setSession(null);
@@ -40,9 +61,11 @@ function App() {
         </button>
       </header>
       <main>
+        {page === 'dashboard' && <DashboardPage session={session} />}
         {page === 'inbox' && <InboxPage session={session} />}
         {page === 'member' && <MemberPage session={session} />}
         {page === 'close' && <ClosePage session={session} />}
+        {page === 'rules' && <RuleChangesPage session={session} />}
       </main>
     </>
   );

@@ -3,7 +3,7 @@ import { AdjustmentForm } from './adjust';
 import { TextField } from './field';
 import { api, failureOf } from './api';
 import { explainRefusal } from './explain';
-import { formatPoints, formatTime } from './format';
+import { formatMoney, formatPoints, formatTime } from './format';
 import type { Session } from './sign-in';
 
 interface Member {
@@ -25,6 +25,19 @@ interface Entry {
   actor: string;
 }
 
+interface Redemption {
+  invoiceId: string;
+  status: string;
+  reason: string | null;
+  pointsApplied: number;
+  creditMinor: number;
+  pointsReversed: number;
+}
+
+/** The redemptions the ledger names (entries `invoice:<id>`), newest first, at most this many. */
+const REDEMPTIONS_SHOWN = 20;
+const invoiceOf = (reference: string | null) => (reference?.startsWith('invoice:') ? reference.slice(8) : null);
+
 /** The Temporal UI's page of a workflow: the dev server's UI of `npm start` (not yet configurable). */
 const temporalLink = (workflowId: string) =>
   `http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
@@ -35,6 +48,8 @@ export function MemberPage({ session }: { session: Session }) {
   const [memberId, setMemberId] = useState('');
   const [member, setMember] = useState<Member | null>(null);
   const [entries, setEntries] = useState<Entry[]>([]);
+  const [redemptions, setRedemptions] = useState<Redemption[]>([]);
+  const [currency, setCurrency] = useState('XXX');
   const [error, setError] = useState<string | null>(null);
   const search = async (e?: Event) => {
     e?.preventDefault();
@@ -46,8 +61,26 @@ export function MemberPage({ session }: { session: Session }) {
     const ledger = await api.GET('/v1/programs/{programId}/members/{memberId}/ledger', {
       params: { path, query: { limit: 200 } },
     });
+    const timeline = ((ledger.data?.entries ?? []) as unknown as Entry[]).slice().reverse();
+    const invoices = [
+      ...new Set(
+        timeline.filter((e) => e.type === 'redeem' || e.type === 'redeem_reversal').map((e) => invoiceOf(e.reference)),
+      ),
+    ]
+      .filter((i): i is string => i !== null)
+      .slice(0, REDEMPTIONS_SHOWN);
+    const [program, ...answers] = await Promise.all([
+      api.GET('/v1/programs/{programId}', { params: { path: { programId: path.programId } } }),
+      ...invoices.map((invoiceId) =>
+        api.GET('/v1/programs/{programId}/redemptions/{invoiceId}', {
+          params: { path: { programId: path.programId, invoiceId } },
+        }),
+      ),
+    ]);
+    if (program.data) setCurrency(program.data.currency);
     setMember(found.data as Member);
-    setEntries(((ledger.data?.entries ?? []) as unknown as Entry[]).slice().reverse());
+    setEntries(timeline);
+    setRedemptions(answers.flatMap((r) => (r.data ? [r.data as unknown as Redemption] : [])));
   };
   return (
     <section aria-labelledby="member-title">
@@ -78,6 +111,43 @@ export function MemberPage({ session }: { session: Session }) {
             </a>
           </p>
           <AdjustmentForm programId={programId.trim()} memberId={member.memberId} onApplied={() => void search()} />
+          <h3>Redemptions</h3>
+          {redemptions.length === 0 ? (
+            <p>No redemption in the ledger shown.</p>
+          ) : (
+            <table aria-label="Redemptions">
+              <thead>
+                <tr>
+                  <th scope="col">Invoice</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Points</th>
+                  <th scope="col">Credit</th>
+                  <th scope="col">Reversed</th>
+                  <th scope="col">Workflow</th>
+                </tr>
+              </thead>
+              <tbody>
+                {redemptions.map((r) => (
+                  <tr key={r.invoiceId}>
+                    <th scope="row">{r.invoiceId}</th>
+                    <td>{r.status + (r.reason ? ` (${r.reason})` : '')}</td>
+                    <td>{formatPoints(r.pointsApplied)}</td>
+                    <td>{formatMoney(r.creditMinor, currency)}</td>
+                    <td>{formatPoints(r.pointsReversed)} points</td>
+                    <td>
+                      <a
+                        href={temporalLink(`redemption:${programId.trim()}:${r.invoiceId}`)}
+                        target="_blank"
+                        rel="noreferrer"
+                      >
+                        The invoice's saga in the Temporal UI
+                      </a>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
           <h3>Timeline</h3>
           <ol class="timeline" aria-label="Ledger timeline, newest first">
             {entries.map((e) => (
