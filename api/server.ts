@@ -31,7 +31,7 @@ import { reconciliationRoutes } from './routes/reconciliations';
 import { redemptionRoutes } from './routes/redemptions';
 import { quoteRoutes, ruleChangeQuoteRoutes } from './routes/quotes';
 import { codecRoutes, type CodecServerOptions } from './routes/codec';
-import { listRoutes } from './routes/lists';
+import { listRoutes, programListRoutes } from './routes/lists';
 import { exportRoutes } from './routes/exports';
 import { webhookRoutes } from './routes/webhooks';
 import { trendRoutes } from './routes/trends';
@@ -296,6 +296,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
 
   whoamiRoutes(app, ctx);
   programRoutes(app, ctx);
+  programListRoutes(app, ctx);
   accrualRoutes(app, ctx);
   memberRoutes(app, ctx);
   liabilityRoutes(app, ctx);

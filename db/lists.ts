@@ -137,6 +137,26 @@ export async function listRuleChanges(pool: Pool, programId: string, f: StatusFi
   return rows;
 }
 
+/** Programs by id, after the cursor's; `programs` null: every program (a key scoped to none). */
+export async function listPrograms(
+  pool: Pool,
+  f: { programs: string[] | null; after: CursorKey | undefined; limit: number },
+): Promise<Row[]> {
+  const w = new Where();
+  w.and(f.programs !== null && `p.program_id = any(${w.p(f.programs)})`).and(
+    !!f.after && `p.program_id > ${w.p(f.after?.[0])}`,
+  );
+  const { rows } = await pool.query(
+    `select p.program_id, p.name, p.currency, p.currency_digits, ll_ts(p.created_at) as created_at, v.version
+       from programs p
+       join lateral (select max(version) as version from program_rule_versions r
+                      where r.program_id = p.program_id and r.effective_at <= now()) v on true
+       ${w.sql} order by p.program_id limit ${w.p(f.limit + 1)}`,
+    w.params,
+  );
+  return rows;
+}
+
 /** A program's closes by period (their reports: GET .../closes/{period}/report). */
 export async function listCloses(pool: Pool, programId: string, f: StatusFilter): Promise<Row[]> {
   const w = new Where();

@@ -40,6 +40,7 @@ export const LIST_KEYS = {
   ruleChanges: ['instant', 'text'],
   closes: ['text'],
   approvals: ['instant', 'text', 'text', 'text'],
+  programs: ['text'],
 } as const satisfies Record<string, readonly CursorPart[]>;
 export type ListName = keyof typeof LIST_KEYS;
 

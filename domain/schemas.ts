@@ -364,6 +364,8 @@ const pageQuery = (list: ListName) => ({
   limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
   cursor: z.string().regex(cursorPattern(list), `a nextCursor of this list (${list}), as it was given`).optional(),
 });
+/** The programs a key may reach (GET /v1/programs), by id. */
+export const programsListQuery = z.object({ ...pageQuery('programs') }).strict();
 export const membersListQuery = z
   .object({
     status: z.enum(['active', 'merged', 'archived']).optional(),

@@ -32,7 +32,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The programs the caller's key may reach, by id (?limit=&cursor=)
+         * @description Roles: any key.
+         */
+        get: operations["getPrograms"];
         put?: never;
         /**
          * Create a program (rule version 1)
@@ -1023,6 +1027,89 @@ export interface operations {
                         /** @description null: every program */
                         programs: string[] | null;
                     };
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPrograms: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            programId: string;
+                            name: string;
+                            currency: string;
+                            currencyDigits: number;
+                            /** @description the rule version in force now (its rules: GET /v1/programs/{programId}) */
+                            activeRuleVersion: number;
+                            createdAt: string;
+                        }[];
+                        nextCursor: string | null;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description `unauthorized`: no key, or an unknown or revoked one */

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   listAdjustments,
   listCloses,
+  listPrograms,
   listMembers,
   listRedemptions,
   listRuleChanges,
@@ -26,6 +27,7 @@ import {
   closesListQuery,
   membersListQuery,
   programParams,
+  programsListQuery,
   redemptionsListQuery,
   ruleChangesListQuery,
 } from '../../domain/schemas';
@@ -250,6 +252,45 @@ export function listRoutes(app: FastifyInstance, ctx: ApiContext): void {
         }),
       );
     },
+  );
+}
+
+const programItem = z.object({
+  programId: z.string(),
+  name: z.string(),
+  currency: z.string(),
+  currencyDigits: z.number().int(),
+  activeRuleVersion: z.number().int().describe('the rule version in force now (its rules: GET /v1/programs/{programId})'),
+  createdAt: z.string(),
+});
+
+/** The programs a key may reach, by id: a key scoped to programs sees those, any other every program. */
+export function programListRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  route(
+    app,
+    {
+      method: 'GET',
+      url: '/v1/programs',
+      summary: "The programs the caller's key may reach, by id (?limit=&cursor=)",
+      roles: 'any',
+      query: programsListQuery,
+      responses: { 200: pageOf_(programItem) },
+    },
+    async (req, _reply, principal) =>
+      page(
+        'programs',
+        req.query,
+        (p) => listPrograms(ctx.reportPool, { programs: principal.programs, ...p }),
+        (r) => [r.program_id],
+        (r) => ({
+          programId: r.program_id,
+          name: r.name,
+          currency: r.currency,
+          currencyDigits: r.currency_digits,
+          activeRuleVersion: r.version,
+          createdAt: r.created_at,
+        }),
+      ),
   );
 }
 

@@ -4,7 +4,7 @@ import { api, failureOf, once } from './api';
 import { explainRefusal } from './explain';
 import { Proposal, useCurrency, type CloseView } from './proposal';
 import { CloseReport } from './report';
-import type { Session } from './sign-in';
+import { firstProgram, type Session } from './sign-in';
 
 const POLL_MS = 1000;
 /** A close in one of these has no step left to follow. */
@@ -12,7 +12,7 @@ const FINAL = new Set(['locked', 'cancelled', 'failed', 'rejected']);
 
 /** Start a quarter's close, follow its status, approve it (a controller other than the starter). */
 export function ClosePage({ session }: { session: Session }) {
-  const [programId, setProgramId] = useState(session.programs?.[0] ?? '');
+  const [programId, setProgramId] = useState(firstProgram(session));
   const [period, setPeriod] = useState('');
   const [close, setClose] = useState<CloseView | null>(null);
   const [message, setMessage] = useState<string | null>(null);
@@ -61,7 +61,14 @@ export function ClosePage({ session }: { session: Session }) {
     <section aria-labelledby="close-title">
       <h2 id="close-title">Quarterly close</h2>
       <form onSubmit={start} class="row">
-        <TextField id="close-program" label="Program" required value={programId} onValue={setProgramId} />
+        <TextField
+          id="close-program"
+          label="Program"
+          list="known-programs"
+          required
+          value={programId}
+          onValue={setProgramId}
+        />
         <TextField
           id="close-period"
           label="Period"

@@ -5,7 +5,7 @@ import { DevelopmentChart, type CohortAssumption } from './report';
 import { explainRefusal } from './explain';
 import { TextField } from './field';
 import { formatDate, formatMoney, formatMonth, formatPoints, formatRate, formatTime } from './format';
-import type { Session } from './sign-in';
+import { firstProgram, type Session } from './sign-in';
 
 // The program at a glance for finance: the liability now and per day, points by month, burn rate,
 // cost per redemption, breakage per cohort with its development curves (from the latest locked
@@ -113,7 +113,7 @@ async function load(programId: string, range: { from?: string; to?: string }): P
 }
 
 export function DashboardPage({ session }: { session: Session }) {
-  const [programId, setProgramId] = useState(session.programs?.[0] ?? '');
+  const [programId, setProgramId] = useState(firstProgram(session));
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
   // what is shown: a program and a range (empty: the API's default, the 90 days to today)
@@ -141,11 +141,24 @@ export function DashboardPage({ session }: { session: Session }) {
           setShown({ programId: programId.trim(), from, to });
         }}
       >
-        <TextField id="dashboard-program" label="Program" required value={programId} onValue={setProgramId} />
+        <TextField
+          id="dashboard-program"
+          label="Program"
+          list="known-programs"
+          required
+          value={programId}
+          onValue={setProgramId}
+        />
         <TextField id="dashboard-from" label="From" type="date" value={from} onValue={setFrom} />
         <TextField id="dashboard-to" label="To" type="date" value={to} onValue={setTo} />
         <button type="submit">Show</button>
       </form>
+      {session.known.length === 0 && (
+        <p>
+          Your key reaches no program yet. A program is created with <code>POST /v1/programs</code>; on a local stack,{' '}
+          <code>npm run loyalty demo redemption</code> makes one with data.
+        </p>
+      )}
       {error && <p role="alert">{error}</p>}
       {!board && !error && shown.programId && <p role="status">Loading…</p>}
       {board && <Board board={board} />}

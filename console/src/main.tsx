@@ -60,6 +60,11 @@ function App() {
           Sign out
         </button>
       </header>
+      <datalist id="known-programs">
+        {session.known.map((p) => (
+          <option key={p} value={p} />
+        ))}
+      </datalist>
       <main>
         {page === 'dashboard' && <DashboardPage session={session} />}
         {page === 'inbox' && <InboxPage session={session} />}

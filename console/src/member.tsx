@@ -4,7 +4,7 @@ import { TextField } from './field';
 import { api, failureOf } from './api';
 import { explainRefusal } from './explain';
 import { formatMoney, formatPoints, formatTime } from './format';
-import type { Session } from './sign-in';
+import { firstProgram, type Session } from './sign-in';
 
 interface Member {
   memberId: string;
@@ -44,7 +44,7 @@ const temporalLink = (workflowId: string) =>
 
 /** A member by id: balance, held, available, deadline, status, and the ledger as a timeline. */
 export function MemberPage({ session }: { session: Session }) {
-  const [programId, setProgramId] = useState(session.programs?.[0] ?? '');
+  const [programId, setProgramId] = useState(firstProgram(session));
   const [memberId, setMemberId] = useState('');
   const [member, setMember] = useState<Member | null>(null);
   const [entries, setEntries] = useState<Entry[]>([]);
@@ -86,7 +86,14 @@ export function MemberPage({ session }: { session: Session }) {
     <section aria-labelledby="member-title">
       <h2 id="member-title">Members</h2>
       <form onSubmit={search} class="row">
-        <TextField id="member-program" label="Program" required value={programId} onValue={setProgramId} />
+        <TextField
+          id="member-program"
+          label="Program"
+          list="known-programs"
+          required
+          value={programId}
+          onValue={setProgramId}
+        />
         <TextField id="member-id" label="Member id" required value={memberId} onValue={setMemberId} />
         <button type="submit">Look up</button>
       </form>

@@ -3,7 +3,7 @@ import { api, failureOf, once, type ApiFailure } from './api';
 import { explainRefusal } from './explain';
 import { TextField } from './field';
 import { decimalToMinor, formatMoney, formatPoints, formatTime, minorToDecimal } from './format';
-import type { Session } from './sign-in';
+import { firstProgram, type Session } from './sign-in';
 
 // Rule changes: the program owner edits the earn rate, the point value and the expiry window, reads
 // the impact (POST .../quotes/rule-change, which writes nothing) and only then proposes; everyone
@@ -89,7 +89,7 @@ const inDays = (days: number) => {
 const localInput = (d: Date) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
 
 export function RuleChangesPage({ session }: { session: Session }) {
-  const [programId, setProgramId] = useState(session.programs?.[0] ?? '');
+  const [programId, setProgramId] = useState(firstProgram(session));
   const [program, setProgram] = useState<Program | null>(null);
   const [changes, setChanges] = useState<Change[]>([]);
   const [message, setMessage] = useState<string | null>(null);
@@ -205,7 +205,14 @@ export function RuleChangesPage({ session }: { session: Session }) {
     <section aria-labelledby="rules-title">
       <h2 id="rules-title">Rule changes</h2>
       <form class="row" onSubmit={open}>
-        <TextField id="rules-program" label="Program" required value={programId} onValue={setProgramId} />
+        <TextField
+          id="rules-program"
+          label="Program"
+          list="known-programs"
+          required
+          value={programId}
+          onValue={setProgramId}
+        />
         <button type="submit">Open</button>
       </form>
       {message && <p role="alert">{message}</p>}

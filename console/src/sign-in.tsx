@@ -8,7 +8,14 @@ export interface Session {
   kind: 'person' | 'service';
   roles: string[];
   programs: string[] | null;
+  /** the programs the key may reach, as GET /v1/programs lists them (the first page): the pages offer them */
+  known: string[];
 }
+
+/** The program a page opens on: the key's first, else the first listed. */
+export const firstProgram = (s: Session) => s.programs?.[0] ?? s.known[0] ?? '';
+/** How many programs the console offers in its program fields (the first page of the list). */
+const PROGRAMS_OFFERED = 500;
 
 /** Sign-in with an API key: checked with GET /v1/whoami, then held in memory only (api.ts). */
 export function SignIn(props: { onSignedIn: (s: Session) => void }) {
@@ -23,8 +30,15 @@ export function SignIn(props: { onSignedIn: (s: Session) => void }) {
       setError(explainRefusal(failureOf(failure, response.status), 'signing in'));
       return;
     }
+    const listed = await api.GET('/v1/programs', { params: { query: { limit: PROGRAMS_OFFERED } } });
     setKeyInput('');
-    props.onSignedIn({ principal: data.principal, kind: data.kind, roles: data.roles, programs: data.programs });
+    props.onSignedIn({
+      principal: data.principal,
+      kind: data.kind,
+      roles: data.roles,
+      programs: data.programs,
+      known: (listed.data?.items ?? []).map((p) => p.programId),
+    });
   };
   return (
     <main class="sign-in">

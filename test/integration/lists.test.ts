@@ -428,3 +428,33 @@ test("a key scoped to program A sees none of program B's items, and may not ask 
     (await inbox({ role: 'finance' }, '?role=finance&limit=500')).map((x) => `${x.programId}/${x.kind}:${x.id}`),
   );
 });
+
+test('programs: every program by id for an unscoped key, walked once across pages; a scoped key sees only its own', async () => {
+  const a = await program();
+  const b = await program({ currency: 'JPY' });
+  const all = (await walk('/v1/programs', { role: 'support' }, 2)).flat() as Array<Record<string, unknown>>;
+  const ids = all.map((p) => p.programId as string);
+  assert.deepEqual(ids, [...ids].sort());
+  assert.equal(new Set(ids).size, ids.length);
+  assert.ok(ids.includes(a) && ids.includes(b));
+  assert.deepEqual(
+    all.find((p) => p.programId === b),
+    {
+      programId: b,
+      name: `Program ${b}`,
+      currency: 'JPY',
+      currencyDigits: 0,
+      activeRuleVersion: 1,
+      createdAt: all.find((p) => p.programId === b)!.createdAt,
+    },
+  );
+  const scoped = await principalKey(pool, ['finance'], { programs: [a] });
+  const seen = await call('GET', '/v1/programs', { key: scoped.key });
+  assert.deepEqual(
+    seen.body.items.map((p: { programId: string }) => p.programId),
+    [a],
+  );
+  assert.equal(seen.body.nextCursor, null);
+  const bad = await call('GET', '/v1/programs?cursor=closes.x', { role: 'support' });
+  assert.equal(bad.status, 400);
+});
