@@ -19,12 +19,24 @@ const CONSOLE_CSP = [
   "form-action 'self'",
 ].join('; ');
 
+/** What the console is told of its surroundings (GET /console/config.json): not an API, no key needed. */
+export interface ConsoleSettings {
+  /** the Temporal UI's address for links to workflows (http://localhost:8233 under npm start); null: none */
+  temporalUiUrl: string | null;
+  namespace: string;
+}
+
 /**
  * The finance and support console at /console/ (console/: Preact, built by Vite): static files that
  * need no key; the console signs in by calling the documented API with the user's key, which it keeps
  * in memory. Not in /openapi.json (no API of its own).
  */
-export async function registerConsole(app: FastifyInstance): Promise<void> {
+export async function registerConsole(app: FastifyInstance, settings: ConsoleSettings): Promise<void> {
+  // the one thing the static build cannot know: where this deployment's Temporal UI is
+  app.get('/console/config.json', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
+    return { temporalUiUrl: settings.temporalUiUrl, namespace: settings.namespace };
+  });
   if (!existsSync(join(CONSOLE_DIST, 'index.html'))) {
     app.get('/console/*', { schema: { hide: true } }, async (_req, reply) =>
       reply

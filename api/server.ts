@@ -10,7 +10,7 @@ import { correlation, correlationIdFrom } from '../temporal/correlation';
 import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
 import { Authenticator, FailedAuthThrottle, LOG_REDACT, requireRole, type AuthThrottleOptions } from './auth';
 import type { ApiContext } from './context';
-import { registerConsole } from './console';
+import { registerConsole, type ConsoleSettings } from './console';
 import { registerOpenApi, RouteCatalog } from './openapi';
 import { route } from './route';
 import { zodSerializerCompiler, zodValidatorCompiler } from './schema-compilers';
@@ -47,6 +47,8 @@ export interface ApiOptions {
   bodyLimitBytes: number;
   /** the codec server of the Temporal UI (/codec/decode, /codec/encode); without it they answer 503 */
   codec?: CodecServerOptions;
+  /** where the console links workflows: the Temporal UI's address (null: no links) and the namespace */
+  console?: ConsoleSettings;
   /**
    * The bearer token /metrics requires (LOYALTY_METRICS_TOKEN_FILE): its gauges are each program's
    * outstanding points and their face value. Without one, /metrics answers loopback peers only
@@ -159,7 +161,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(zodValidatorCompiler);
   app.setSerializerCompiler(zodSerializerCompiler(o.checkResponses ?? false));
   await registerOpenApi(app);
-  await registerConsole(app);
+  await registerConsole(app, o.console ?? { temporalUiUrl: null, namespace: 'default' });
   // Everything the request does (workflows it starts, their activities, the services they call)
   // runs under its correlation id; the answer carries it back.
   // (preHandler, not onRequest: reading the body would leave the async context behind).

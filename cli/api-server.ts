@@ -174,6 +174,7 @@ export async function runApiServer(cfg: StackConfig, env: NodeJS.ProcessEnv = pr
       // The UI or CLI sends a support key in `Authorization: Bearer` or the codec cookie, never in a URL (docs/deploy.md).
       codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins } : undefined,
       metricsToken: own.metricsToken,
+      console: { temporalUiUrl: cfg.temporalUiUrl, namespace: cfg.namespace },
     });
     // Closed first on SIGTERM: no new requests (503), the ones in flight and their accrual batches finish.
     stops.push(['api', () => api.close()]);

@@ -21,6 +21,8 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env) {
     temporalUiPort: Number(env.LOYALTY_TEMPORAL_UI_PORT ?? 8233),
     temporalDbFile: join(dataDir, 'temporal.sqlite'),
     namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    /** the Temporal UI the console links workflows to (`loyalty api`; npm start links its own dev server's UI) */
+    temporalUiUrl: env.LOYALTY_TEMPORAL_UI_URL ?? null,
     taskQueue: env.LOYALTY_TASK_QUEUE ?? 'loyalty',
     devKeysFile: env.LOYALTY_DEV_KEYS_FILE,
     /** payload encryption: this key file, else (unless LOYALTY_CODEC=off) a local one made under the data dir */

@@ -245,6 +245,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       temporalReachable: () => temporalAnswers(temporalAddress!),
       temporal: { client, taskQueue: cfg.taskQueue },
       codec: settings.codec ? { codec: settings.codec, corsOrigins: cfg.codecCorsOrigins } : undefined,
+      console: { temporalUiUrl: uiUrl ?? cfg.temporalUiUrl, namespace: cfg.namespace },
       // no metrics token: /metrics answers loopback peers only, whatever HOST says (api/server.ts)
     });
     await api.listen({ port: cfg.apiPort, host: cfg.apiHost });

@@ -260,7 +260,10 @@ const programItem = z.object({
   name: z.string(),
   currency: z.string(),
   currencyDigits: z.number().int(),
-  activeRuleVersion: z.number().int().describe('the rule version in force now (its rules: GET /v1/programs/{programId})'),
+  activeRuleVersion: z
+    .number()
+    .int()
+    .describe('the rule version in force now (its rules: GET /v1/programs/{programId})'),
   createdAt: z.string(),
 });
 

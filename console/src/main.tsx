@@ -4,6 +4,7 @@ import { setKey } from './api';
 import { ClosePage } from './close';
 import { DashboardPage } from './dashboard';
 import { InboxPage } from './inbox';
+import { loadConsoleConfig } from './links';
 import { MemberPage } from './member';
 import { RuleChangesPage } from './rule-changes';
 import { SignIn, type Session } from './sign-in';
@@ -76,4 +77,5 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+// the deployment's Temporal UI first (links.tsx), then the console; without it, no links
+void loadConsoleConfig().finally(() => render(<App />, document.getElementById('app')!));

@@ -4,6 +4,7 @@ import { TextField } from './field';
 import { api, failureOf } from './api';
 import { explainRefusal } from './explain';
 import { formatMoney, formatPoints, formatTime } from './format';
+import { WorkflowLink } from './links';
 import { firstProgram, type Session } from './sign-in';
 
 interface Member {
@@ -27,6 +28,8 @@ interface Entry {
 
 interface Redemption {
   invoiceId: string;
+  /** the invoice's saga (GET .../redemptions/{invoiceId} names it) */
+  workflowId: string;
   status: string;
   reason: string | null;
   pointsApplied: number;
@@ -37,10 +40,6 @@ interface Redemption {
 /** The redemptions the ledger names (entries `invoice:<id>`), newest first, at most this many. */
 const REDEMPTIONS_SHOWN = 20;
 const invoiceOf = (reference: string | null) => (reference?.startsWith('invoice:') ? reference.slice(8) : null);
-
-/** The Temporal UI's page of a workflow: the dev server's UI of `npm start` (not yet configurable). */
-const temporalLink = (workflowId: string) =>
-  `http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
 
 /** A member by id: balance, held, available, deadline, status, and the ledger as a timeline. */
 export function MemberPage({ session }: { session: Session }) {
@@ -113,9 +112,7 @@ export function MemberPage({ session }: { session: Session }) {
             <dd>{member.status + (member.mergedInto ? ` into ${member.mergedInto}` : '')}</dd>
           </dl>
           <p>
-            <a href={temporalLink(member.workflowId)} target="_blank" rel="noreferrer">
-              The member's workflow in the Temporal UI
-            </a>
+            <WorkflowLink workflowId={member.workflowId} label="The member's workflow in the Temporal UI" />
           </p>
           <AdjustmentForm programId={programId.trim()} memberId={member.memberId} onApplied={() => void search()} />
           <h3>Redemptions</h3>
@@ -142,13 +139,7 @@ export function MemberPage({ session }: { session: Session }) {
                     <td>{formatMoney(r.creditMinor, currency)}</td>
                     <td>{formatPoints(r.pointsReversed)} points</td>
                     <td>
-                      <a
-                        href={temporalLink(`redemption:${programId.trim()}:${r.invoiceId}`)}
-                        target="_blank"
-                        rel="noreferrer"
-                      >
-                        The invoice's saga in the Temporal UI
-                      </a>
+                      <WorkflowLink workflowId={r.workflowId} label="The invoice's saga in the Temporal UI" />
                     </td>
                   </tr>
                 ))}

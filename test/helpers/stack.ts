@@ -148,7 +148,7 @@ export async function startApi(
     taskQueue: string;
     closeApproval?: { escalateAfter: string; cancelAfter: string };
   },
-  extra: Pick<ApiOptions, 'codec'> = {},
+  extra: Pick<ApiOptions, 'codec' | 'console'> = {},
 ): Promise<TestApi> {
   const app = await buildApi({
     pool,
@@ -447,17 +447,22 @@ export interface CloseStack {
  * What a close test file runs on: its own database, the simulators (no faults, the given seed), a
  * real worker and the API with a close approval window no test waits out.
  */
-export async function startCloseStack(seed: number): Promise<CloseStack> {
+export async function startCloseStack(seed: number, extra: Pick<ApiOptions, 'console'> = {}): Promise<CloseStack> {
   const db = await freshDatabase();
   const sims = await startSimulators({ billing: 0, gl: 0, tax: 0 }, seed);
   const worker = await startWorker(db.pool, {
     services: { billingUrl: sims.billingUrl, glUrl: sims.glUrl, taxUrl: sims.taxUrl, timeoutMs: 1000 },
   });
-  const api = await startApi(db.pool, async () => true, {
-    client: worker.client,
-    taskQueue: worker.taskQueue,
-    closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' },
-  });
+  const api = await startApi(
+    db.pool,
+    async () => true,
+    {
+      client: worker.client,
+      taskQueue: worker.taskQueue,
+      closeApproval: { escalateAfter: 'PT1H', cancelAfter: 'PT2H' },
+    },
+    extra,
+  );
   return {
     db,
     pool: db.pool,

@@ -17,6 +17,8 @@ let browser: Browser;
 let programId: string;
 const PERIOD = '2026-Q3';
 const REDEEMED_AT = '2026-08-20T12:00:00Z';
+/** the Temporal UI the API tells the console of (GET /console/config.json): its links go there */
+const TEMPORAL_UI = 'http://temporal-ui.test:8080';
 const usd = (minor: number, locale = 'en-US') =>
   new Intl.NumberFormat(locale, { style: 'currency', currency: 'USD' }).format(minor / 100);
 const shots = process.env.LOYALTY_CONSOLE_SCREENSHOTS;
@@ -28,7 +30,7 @@ beforeAll(async () => {
     encoding: 'utf8',
   });
   assert.equal(build.status, 0, build.stderr);
-  stack = await startCloseStack(17);
+  stack = await startCloseStack(17, { console: { temporalUiUrl: TEMPORAL_UI, namespace: 'loyalty-ns' } });
   browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
   programId = uniqueId('console');
   const { call } = stack;
@@ -198,7 +200,9 @@ test("support looks up a member and reads the timeline; an adjustment above the 
   assert.match(await redemption.innerText(), new RegExp(`applied\\s+500\\s+${escape(usd(500))}`));
   assert.match(
     (await redemption.getByRole('link').getAttribute('href'))!,
-    new RegExp(`/workflows/${encodeURIComponent(`redemption:${programId}:inv-r1`)}$`),
+    new RegExp(
+      `^${escape(TEMPORAL_UI)}/namespaces/loyalty-ns/workflows/${escape(encodeURIComponent(`redemption:${programId}:inv-r1`))}$`,
+    ),
   );
   // within the threshold: applied at once, the balance read again
   await page.getByLabel('Points').fill('10');
