@@ -2,7 +2,8 @@
 // from an exact decimal string (Intl formats a numeric string without going through a float), in
 // the program's currency with the digits ICU gives it: the same digits the API uses
 // (domain/currency.ts), so 1234 JPY is ¥1,234 and 1234 EUR is €12.34.
-const locale = () => navigator.language || 'en-US';
+// the user's locale: the browser's (under node, in the unit tests: en-US)
+const locale = () => (globalThis as { navigator?: { language?: string } }).navigator?.language || 'en-US';
 
 export const formatPoints = (n: number) => new Intl.NumberFormat(locale()).format(n);
 
