@@ -255,7 +255,7 @@ export async function runDevStack(cfg: StackConfig): Promise<void> {
       '',
       'Loyalty Ledger is running.',
       `  API            http://localhost:${cfg.apiPort}   (reference: /docs, schema: /openapi.json, metrics: /metrics from this machine only)`,
-      `  Console        http://localhost:${cfg.apiPort}/console   (sign in with a person's key below: dev-finance, dev-controller, dev-support, dev-owner, dev-legal; 'npm run loyalty demo redemption' makes a program with data)`,
+      `  Console        http://localhost:${cfg.apiPort}/console   (sign in with a person's key below: dev-finance, dev-controller, dev-support, dev-owner, dev-legal; 'npm run loyalty -- demo redemption' makes a program with data)`,
       `  Temporal UI    ${uiUrl ?? '(external server)'}`,
       `  Payloads       ${codecKeysFile ? `encrypted (AES-256-GCM, keys ${codecKeysFile}); for the UI to decode them, give this browser a support key at http://localhost:${cfg.apiPort}/codec/session and turn on "Include cross-origin credentials" in the UI's codec settings` : 'in clear (LOYALTY_CODEC=off)'}`,
       `  Temporal       ${temporalAddress}  namespace ${cfg.namespace}, task queue ${cfg.taskQueue}`,

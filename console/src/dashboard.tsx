@@ -156,7 +156,7 @@ export function DashboardPage({ session }: { session: Session }) {
       {session.known.length === 0 && (
         <p>
           Your key reaches no program yet. A program is created with <code>POST /v1/programs</code>; on a local stack,{' '}
-          <code>npm run loyalty demo redemption</code> makes one with data.
+          <code>npm run loyalty -- demo redemption</code> makes one with data.
         </p>
       )}
       {error && <p role="alert">{error}</p>}

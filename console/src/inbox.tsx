@@ -3,6 +3,7 @@ import { api, failureOf, once } from './api';
 import { explainRefusal } from './explain';
 import { formatMoney, formatPoints, formatTime } from './format';
 import { Proposal, useCurrency, type CloseView } from './proposal';
+import { ImpactFigures, type Impact } from './rule-changes';
 import { CloseReport } from './report';
 import type { Session } from './sign-in';
 
@@ -96,6 +97,26 @@ function CloseEvidence({ programId, period }: { programId: string; period: strin
   );
 }
 
+/** A rule change's terms and its impact assessment, read when the approver opens them. */
+function RuleChangeEvidence({ programId, changeId }: { programId: string; changeId: string }) {
+  const [open, setOpen] = useState(false);
+  const [change, setChange] = useState<{ impact?: Impact | null; comment?: string | null } | null>(null);
+  const currency = useCurrency(programId);
+  useEffect(() => {
+    if (!open || change) return;
+    void api
+      .GET('/v1/programs/{programId}/rule-changes/{changeId}', { params: { path: { programId, changeId } } })
+      .then((r) => r.data && setChange(r.data as never));
+  }, [open]);
+  return (
+    <details onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+      <summary>Its impact assessment</summary>
+      {change?.comment && <p>Proposer’s comment: {change.comment}</p>}
+      {change?.impact && currency && <ImpactFigures impact={change.impact} currency={currency} />}
+    </details>
+  );
+}
+
 function Item({ item, onDecided }: { item: InboxItem; onDecided: () => void }) {
   const [comment, setComment] = useState('');
   const [message, setMessage] = useState<string | null>(null);
@@ -113,6 +134,7 @@ function Item({ item, onDecided }: { item: InboxItem; onDecided: () => void }) {
       </p>
       <Evidence item={item} />
       {item.kind === 'close' && <CloseEvidence programId={item.programId} period={item.id} />}
+      {item.kind === 'rule_change' && <RuleChangeEvidence programId={item.programId} changeId={item.id} />}
       {item.kind !== 'close' && (
         <>
           <label for={`comment-${item.kind}-${item.id}`}>Reason</label>

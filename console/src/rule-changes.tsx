@@ -21,7 +21,7 @@ interface Program {
   version: number;
   rules: Rules;
 }
-interface Impact {
+export interface Impact {
   adverse: string[];
   outstandingPoints: number;
   expectedRedemptionValueMinor: { before: number; after: number; change: number };
@@ -290,27 +290,8 @@ export function RuleChangesPage({ session }: { session: Session }) {
           {quote && (
             <article aria-label="Impact assessment" class="impact">
               <h3>Impact assessment</h3>
+              <ImpactFigures impact={quote.impact} currency={program.currency} />
               <dl class="figures">
-                <dt>Adverse to members</dt>
-                <dd data-testid="adverse">{quote.impact.adverse.length ? quote.impact.adverse.join('; ') : 'no'}</dd>
-                <dt>Points outstanding</dt>
-                <dd>{formatPoints(quote.impact.outstandingPoints)}</dd>
-                <dt>Expected redemption value</dt>
-                <dd>
-                  {money(quote.impact.expectedRedemptionValueMinor.before)} →{' '}
-                  {money(quote.impact.expectedRedemptionValueMinor.after)} (
-                  {money(quote.impact.expectedRedemptionValueMinor.change)})
-                </dd>
-                <dt>Points per {money(10_000)} spent</dt>
-                <dd>
-                  {formatPoints(quote.impact.pointsPer10000Minor.before)} →{' '}
-                  {formatPoints(quote.impact.pointsPer10000Minor.after)}
-                </dd>
-                <dt>Members whose deadline moves earlier</dt>
-                <dd>
-                  {formatPoints(quote.impact.earlierExpiry.members)} ({formatPoints(quote.impact.earlierExpiry.points)}{' '}
-                  points; {formatPoints(quote.impact.earlierExpiry.alreadyPast.members)} already past it)
-                </dd>
                 <dt>Approvals needed</dt>
                 <dd>{quote.requiredRoles.join(', ')}</dd>
                 <dt>Notice after approval</dt>
@@ -348,5 +329,32 @@ export function RuleChangesPage({ session }: { session: Session }) {
         </>
       )}
     </section>
+  );
+}
+
+/** What a rule change does to the members and the liability, as the API assessed it. */
+export function ImpactFigures({ impact, currency }: { impact: Impact; currency: string }) {
+  const money = (minor: number) => formatMoney(minor, currency);
+  return (
+    <dl class="figures">
+      <dt>Adverse to members</dt>
+      <dd data-testid="adverse">{impact.adverse.length ? impact.adverse.join('; ') : 'no'}</dd>
+      <dt>Points outstanding</dt>
+      <dd>{formatPoints(impact.outstandingPoints)}</dd>
+      <dt>Expected redemption value</dt>
+      <dd>
+        {money(impact.expectedRedemptionValueMinor.before)} → {money(impact.expectedRedemptionValueMinor.after)} (
+        {money(impact.expectedRedemptionValueMinor.change)})
+      </dd>
+      <dt>Points per {money(10_000)} spent</dt>
+      <dd>
+        {formatPoints(impact.pointsPer10000Minor.before)} → {formatPoints(impact.pointsPer10000Minor.after)}
+      </dd>
+      <dt>Members whose deadline moves earlier</dt>
+      <dd>
+        {formatPoints(impact.earlierExpiry.members)} ({formatPoints(impact.earlierExpiry.points)} points;{' '}
+        {formatPoints(impact.earlierExpiry.alreadyPast.members)} already past it)
+      </dd>
+    </dl>
   );
 }

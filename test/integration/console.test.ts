@@ -318,6 +318,9 @@ test('a program owner sees the impact of a rule change before proposing it, then
   const finance = await principalKey(stack.pool, ['finance'], { principal: uniqueId('fred') });
   const inbox = await signIn(finance.key);
   await inbox.getByRole('button', { name: 'Approval inbox' }).click();
-  await inbox.getByRole('listitem', { name: `Rule change ${changeId} in ${programId}` }).waitFor();
+  const item = inbox.getByRole('listitem', { name: `Rule change ${changeId} in ${programId}` });
+  await item.waitFor();
+  await item.getByText('Its impact assessment').click();
+  await item.getByTestId('adverse').filter({ hasText: 'shorter expiry window' }).waitFor();
   await inbox.close();
 });
