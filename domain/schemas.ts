@@ -235,7 +235,7 @@ export const refundSchema = z
         message: `refundId may not start with "${RESERVED_REFUND_ID_PREFIX}" (reserved for chargeback claw-backs)`,
       })
       .meta({ not: { pattern: `^${RESERVED_REFUND_ID_PREFIX}` } }),
-    amountMinor,
+    amountMinor: amountMinor.describe('the refunded part of the price in minor units, excluding sales tax or VAT'),
     occurredAt: instant,
   })
   .strict();

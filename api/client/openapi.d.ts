@@ -1602,6 +1602,7 @@ export interface operations {
                     memberId: string;
                     invoiceId: string;
                     refundId: string;
+                    /** @description the refunded part of the price in minor units, excluding sales tax or VAT */
                     amountMinor: number;
                     /** Format: date-time */
                     occurredAt: string;
