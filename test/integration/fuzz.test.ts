@@ -18,6 +18,8 @@ import {
   redemptionsListQuery,
   reportQuery,
   ruleChangesListQuery,
+  programsListQuery,
+  trendsQuery,
 } from '../../domain/schemas';
 import { freshDatabase, httpClient, programBody, startApi, type TestApi } from '../helpers/stack';
 import { webhookDeliveriesQuery } from '../../domain/webhooks';
@@ -88,6 +90,7 @@ const KNOWN_CODES = new Set([
   'method_not_allowed',
   'below_minimum',
   'points_expired',
+  'trend_range_invalid',
 ]);
 
 /** What was broken, and the answers that breakage alone allows (several breaks: any of theirs). */
@@ -150,6 +153,7 @@ const BODIES: Record<string, Json> = {
     storeId: 's-1',
     jurisdiction: 'US-CA',
   },
+  '/v1/programs/{programId}/quotes/rule-change': { rules: ruleVersion, baseVersion: 1 },
   '/v1/programs/{programId}/refunds': {
     memberId: 'm-1',
     invoiceId: 'inv-1',
@@ -288,6 +292,20 @@ const QUERIES: Record<string, { base: Array<[string, string]>; schema: z.ZodObje
       ['cursor', encodeCursor('approvals', ['2026-01-01T00:00:00.000000Z', 'close', PROGRAM, '2026-Q1'])],
     ],
     schema: approvalsQuery,
+  },
+  '/v1/programs': {
+    base: [
+      ['limit', '10'],
+      ['cursor', encodeCursor('programs', ['a'])],
+    ],
+    schema: programsListQuery,
+  },
+  '/v1/programs/{programId}/trends': {
+    base: [
+      ['from', '2026-10-01'],
+      ['to', '2026-10-31'],
+    ],
+    schema: trendsQuery,
   },
   // the exports: a valid range (the fuzz never sends Accept, so each valid case would stream NDJSON)
   '/v1/programs/{programId}/exports/ledger-entries': {
