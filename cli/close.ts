@@ -91,9 +91,11 @@ export async function runClose(o: {
       params: { path: { programId: o.programId, period: o.period } },
       signal: timeout(),
     });
-    // the close's row is written by its first step: until then, 404 means "freezing"
+    // the close's row is written by its first step: until then it reads `starting` (a 404 from an
+    // API of before that answer: the same), which is its freeze under way
     if (!got.data && got.response.status !== 404) return refused('reading the close was', got);
-    const step: CloseStep = got.data ? (got.data.step as CloseStep) : 'freezing';
+    const answered = got.data?.step as CloseStep | 'starting' | undefined;
+    const step: CloseStep = answered === undefined || answered === 'starting' ? 'freezing' : answered;
     if (step !== last) process.stdout.write(`  ${new Date().toISOString().slice(11, 19)} ${STEP_TEXT[step] ?? step}\n`);
     last = step;
     if (step === 'awaiting_approval' || step === 'escalated') {

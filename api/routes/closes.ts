@@ -214,7 +214,12 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (req) => {
       const { programId, period } = req.params;
       const close = await getClose(ctx.pool, programId, period);
-      if (!close) throw notFound('close', { programId, period });
+      if (!close) {
+        // started (POST answered 202) but not yet frozen: the workflow writes the row at its first step
+        const starting = await startingClose(ctx, programId, period);
+        if (starting) return starting;
+        throw notFound('close', { programId, period });
+      }
       let progress = null;
       if (close.status !== 'locked' && close.status !== 'cancelled' && ctx.temporal) {
         progress = await ctx.temporal.client.workflow
@@ -247,13 +252,27 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
           description: 'the report: JSON by default, CSV or HTML with ?format=',
         },
       },
+      errors: { 409: ['close_starting'] },
     },
     async (req, reply) => {
       const { programId, period } = req.params;
       const { format } = req.query;
       const program = await ctx.programs.get(programId);
       const close = await getClose(ctx.pool, programId, period);
-      if (!close) throw notFound('close', { programId, period });
+      if (!close) {
+        if (await startingClose(ctx, programId, period))
+          throw new ApiError(
+            409,
+            'close_starting',
+            'the close is starting: its report follows once the period is frozen',
+            {
+              programId,
+              period,
+              retryAfterMs: 1000,
+            },
+          );
+        throw notFound('close', { programId, period });
+      }
       // a locked close's stored report touches no journal; the books before that run on the report pool
       const report = await buildCloseReport(ctx.reportPool, close);
       if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(reportToCsv(report));
@@ -276,4 +295,20 @@ async function endOfCancelledRun(handle: { result(): Promise<unknown> }): Promis
     }),
   ]);
   clearTimeout(timer);
+}
+
+/**
+ * A close whose start was accepted (202) and whose workflow has not yet written its row (the freeze,
+ * its first step): its workflow is running. Answered as `starting` rather than 404, so that what was
+ * just started is there to read; null when no such workflow runs (or Temporal does not answer).
+ */
+async function startingClose(ctx: ApiContext, programId: string, period: string) {
+  if (!ctx.temporal) return null;
+  const workflowId = closeWorkflowId(programId, period);
+  const d = await ctx.temporal.client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch(() => null);
+  if (d?.status.name !== 'RUNNING') return null;
+  return { programId, period, status: 'starting', step: 'starting', workflowId, startedAt: d.startTime.toISOString() };
 }

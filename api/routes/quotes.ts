@@ -89,6 +89,7 @@ export function quoteRoutes(app: FastifyInstance, ctx: ApiContext): void {
         422: [
           'occurred_at_in_future',
           'insufficient_points',
+          'unknown_member',
           'below_minimum',
           'points_expired',
           'redemption_before_first_earn',
@@ -214,8 +215,10 @@ export function ruleChangeQuoteRoutes(app: FastifyInstance, ctx: ApiContext): vo
 /** Where the real redemption would be declined: the same reason, as a 4xx (nothing is held). */
 function refusal(reason: string, details: Record<string, unknown>): ApiError {
   switch (reason) {
+    // the program is there (the path's): the member the body names is not, as the redemption's own
+    // decline says it (unknown_member), not a 404 of the path
     case 'unknown_member':
-      return notFound('member', { memberId: details.memberId });
+      return new ApiError(422, 'unknown_member', 'no such member in this program: it has no points', details);
     case 'unknown_program':
       return notFound('program', {});
     case 'member_not_active':

@@ -103,7 +103,7 @@ export function ClosePage({ session }: { session: Session }) {
             <pre>{JSON.stringify(close, null, 2)}</pre>
           </details>
           {/* the report once there is a proposal to read; fetched again when the status moves on */}
-          {close.status !== 'frozen' && (
+          {close.status !== 'frozen' && close.status !== 'starting' && (
             <CloseReport key={close.status} programId={programId.trim()} period={close.period} />
           )}
         </article>

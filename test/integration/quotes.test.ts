@@ -182,7 +182,7 @@ test('a redemption quote refuses where the redemption would decline, follows mer
   const few = await quoteRedemption(programId, { memberId: 's-2', invoiceTotalMinor: 100_000 });
   assert.deepEqual([few.status, few.body.error?.code], [422, 'insufficient_points'], JSON.stringify(few.body));
   const unknown = await quoteRedemption(programId, { memberId: 'nobody', invoiceTotalMinor: 100_000 });
-  assert.deepEqual([unknown.status, unknown.body.error?.code], [404, 'not_found'], JSON.stringify(unknown.body));
+  assert.deepEqual([unknown.status, unknown.body.error?.code], [422, 'unknown_member'], JSON.stringify(unknown.body));
   // a merged member's id quotes the survivor's points (1,000 + 400)
   const survivor = await quoteRedemption(programId, { memberId: 's-3', invoiceTotalMinor: 100_000 });
   assert.equal(survivor.status, 200, JSON.stringify(survivor.body));
