@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { databaseAnswers } from '../db/pool';
 import { CORRELATION_HTTP_HEADER } from '../domain/correlation';
-import { ApiError } from '../domain/errors';
+import { ApiError, detailsFor5xx } from '../domain/errors';
 import { correlation, correlationIdFrom } from '../temporal/correlation';
 import { AccrualBatcher, type BatcherOptions } from './accrual-batcher';
 import { Authenticator, FailedAuthThrottle, LOG_REDACT, requireRole, type AuthThrottleOptions } from './auth';
@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { apiMetrics } from './metrics';
 import { RouteMethods } from './methods';
 import { ProgramCache } from './program-cache';
+import { accrualBatchRoutes } from './routes/accrual-batch';
 import { accrualRoutes } from './routes/accruals';
 import { liabilityRoutes } from './routes/liability';
 import { memberRoutes } from './routes/members';
@@ -106,15 +107,6 @@ export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 200, maxInFlight: 2, 
 
 function errorBody(code: string, message: string, details: Record<string, unknown> = {}) {
   return { error: { code, message, details } };
-}
-
-/**
- * What a 5xx answer may carry in its details: numbers and booleans (retryAfterMs), never text, which
- * could be a driver's or a server's own message (host names, SQL, a stack). The whole error is in
- * the log line the answer points to.
- */
-function detailsFor5xx(details: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(details).filter(([, v]) => typeof v === 'number' || typeof v === 'boolean'));
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -300,6 +292,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   programRoutes(app, ctx);
   programListRoutes(app, ctx);
   accrualRoutes(app, ctx);
+  accrualBatchRoutes(app, ctx);
   memberRoutes(app, ctx);
   liabilityRoutes(app, ctx);
   trendRoutes(app, ctx);

@@ -25,6 +25,10 @@ export const LIMITS = {
   /** accruals may not claim to happen in the future beyond clock skew */
   maxClockSkewMs: 5 * 60_000,
   maxLedgerPage: 1000,
+  /** accruals in one POST .../accruals/batch (API.md, "Integration surface") */
+  maxBatchAccruals: 1000,
+  /** a batch's body: 1,000 items of at most ~600 bytes each, with room */
+  maxBatchBodyBytes: 1024 * 1024,
   /** points one accrual may earn, and an allocation's size: far inside PostgreSQL's bigint */
   maxPointsPerAccrual: 1_000_000_000_000,
   /** business times before this are a typo, not history */
@@ -209,6 +213,10 @@ export const createProgramSchema = z
   .strict();
 export type CreateProgram = z.infer<typeof createProgramSchema>;
 
+export const idempotencyKeyHeader = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');
+
 export const accrualSchema = z
   .object({
     memberId: id,
@@ -221,6 +229,26 @@ export const accrualSchema = z
   })
   .strict();
 export type AccrualRequest = z.infer<typeof accrualSchema>;
+
+/**
+ * A batch of accruals (POST .../accruals/batch): each item is validated on its own (an invalid one is
+ * that item's 400, never the batch's), so the body's schema takes any items; their shape is
+ * `accrualBatchItemSchema`.
+ */
+export const accrualBatchSchema = z
+  .object({
+    accruals: z
+      .array(z.unknown())
+      .min(1)
+      .max(LIMITS.maxBatchAccruals)
+      .describe(
+        'the accruals, each `{ idempotencyKey, memberId, invoiceId, amountMinor, occurredAt, storeId?, jurisdiction? }` ' +
+          '(an accrual’s body and its Idempotency-Key); each is validated, answered and replayed on its own',
+      ),
+  })
+  .strict();
+/** One item of a batch: an accrual's body with its own idempotency key (the header's pattern). */
+export const accrualBatchItemSchema = accrualSchema.extend({ idempotencyKey: idempotencyKeyHeader }).strict();
 
 /** Refund ids the ledger keeps for itself: a lost chargeback's claw-back is the refund `chargeback:<chargebackId>`. */
 export const RESERVED_REFUND_ID_PREFIX = 'chargeback:';
@@ -435,10 +463,6 @@ export const daysInRange = (from: string, to: string) =>
  * export_range_too_long: a query's schema in /openapi.json cannot state it.
  */
 export const exportQuery = z.object({ from: calendarDate, to: calendarDate }).strict();
-
-export const idempotencyKeyHeader = z
-  .string()
-  .regex(/^[\x21-\x7e]{1,255}$/, 'Idempotency-Key: 1 to 255 printable characters');
 
 /** A proposed rule version: the whole rules (as when the program was created) and when they take effect. */
 export const ruleChangeSchema = z

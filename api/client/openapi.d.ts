@@ -109,6 +109,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/programs/{programId}/accruals/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report up to 1,000 purchases at once, each with its own idempotencyKey: a result per item, in order; one bad item fails no other
+         * @description Roles: billing, admin.
+         */
+        post: operations["postProgramsByProgramIdAccrualsBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/programs/{programId}/members/{memberId}": {
         parameters: {
             query?: never;
@@ -1728,6 +1748,131 @@ export interface operations {
             };
         };
     };
+    postProgramsByProgramIdAccrualsBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                programId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the accruals, each `{ idempotencyKey, memberId, invoiceId, amountMinor, occurredAt, storeId?, jurisdiction? }` (an accrual’s body and its Idempotency-Key); each is validated, answered and replayed on its own */
+                    accruals: unknown[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description one per item, in the items’ order */
+                        results: ({
+                            /** @description the status the accrual alone would answer: 201, 200 (replayed), or 4xx/5xx */
+                            status: number;
+                            /**
+                             * @description the answer stored under this idempotencyKey (or this invoice), replayed
+                             * @enum {boolean}
+                             */
+                            replayed?: true;
+                            error?: {
+                                code: string;
+                                message: string;
+                                details: {
+                                    [key: string]: unknown;
+                                };
+                            };
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                    };
+                };
+            };
+            /** @description `validation_failed`: the request is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unauthorized`: no key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `forbidden`, `program_not_allowed`: the key may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_found`: no such program or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `unsupported_media_type`: send Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `too_many_failed_attempts`: too many failed authentications from this address or on this key, or too much at once; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description seconds until the counting window ends */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `loyalty_unavailable`: a service the API needs did not answer */
+            503: {
+                headers: {
+                    /** @description seconds to wait before sending it again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getProgramsByProgramIdMembersByMemberId: {
         parameters: {
             query?: never;
@@ -3124,7 +3269,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `occurred_at_in_future`, `insufficient_points`, `below_minimum`, `points_expired`, `redemption_before_first_earn`, `amount_out_of_range`: refused by the rules */
+            /** @description `occurred_at_in_future`, `insufficient_points`, `unknown_member`, `below_minimum`, `points_expired`, `redemption_before_first_earn`, `amount_out_of_range`: refused by the rules */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4073,6 +4218,15 @@ export interface operations {
             };
             /** @description `not_found`: no such program or resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `close_starting`: conflicts with what is recorded */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

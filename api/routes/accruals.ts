@@ -163,6 +163,50 @@ export function accrualItem(
   };
 }
 
+/**
+ * One accrual with its client's Idempotency-Key, as POST .../accruals and each item of
+ * POST .../accruals/batch take it: the same key scope and request hash, so a key sent to either
+ * replays there and on the other. Answers the write's result; a refusal before the write throws.
+ */
+export async function accrueOne(
+  ctx: ApiContext,
+  programId: string,
+  body: AccrualRequest,
+  key: string,
+  principal: string,
+): Promise<WriteResult> {
+  notInFuture(body.occurredAt);
+  let points = 0n;
+  const result = await pricedAccrual(ctx, programId, body, (priced) => {
+    points = priced.points;
+    return withClientKey(key, () =>
+      ctx.accruals.submit(
+        accrualItem(programId, body, priced, {
+          // scoped by principal and route (docs/access.md, "Idempotency")
+          idemKey: scopedIdempotencyKey(principal, 'accruals', key),
+          requestHash: requestHash('accruals', body),
+          actor: principal,
+        }),
+      ),
+    );
+  });
+  // The invoice's natural key answered (200, another Idempotency-Key): the first answer is replayed
+  // to the principal that sent it only; to another it is a business duplicate.
+  if (
+    result.replayed &&
+    result.status === 200 &&
+    (await recordedBy(ctx.pool, programId, { accrualOf: body.invoiceId })) !== principal
+  )
+    throw new ApiError(409, 'invoice_already_accrued', 'this invoice already earned points', {
+      invoiceId: body.invoiceId,
+    });
+  ctx.metrics.accruals.inc({
+    outcome: result.status >= 400 ? 'refused' : result.replayed ? 'replayed' : 'accepted',
+  });
+  if (result.status < 400 && !result.replayed) ctx.metrics.accruedPoints.inc(Number(points));
+  return result;
+}
+
 export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
   route(
     app,
@@ -186,38 +230,7 @@ export function accrualRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (req, reply, principal) => {
-      const { programId } = req.params;
-      const body = req.body;
-      const key = idempotencyKey(req);
-      notInFuture(body.occurredAt);
-      let points = 0n;
-      const result = await pricedAccrual(ctx, programId, body, (priced) => {
-        points = priced.points;
-        return withClientKey(key, () =>
-          ctx.accruals.submit(
-            accrualItem(programId, body, priced, {
-              // scoped by principal and route (docs/access.md, "Idempotency")
-              idemKey: scopedIdempotencyKey(principal.name, 'accruals', key),
-              requestHash: requestHash('accruals', body),
-              actor: principal.name,
-            }),
-          ),
-        );
-      });
-      // The invoice's natural key answered (200, another Idempotency-Key): the first answer is replayed
-      // to the principal that sent it only; to another it is a business duplicate.
-      if (
-        result.replayed &&
-        result.status === 200 &&
-        (await recordedBy(ctx.pool, programId, { accrualOf: body.invoiceId })) !== principal.name
-      )
-        throw new ApiError(409, 'invoice_already_accrued', 'this invoice already earned points', {
-          invoiceId: body.invoiceId,
-        });
-      ctx.metrics.accruals.inc({
-        outcome: result.status >= 400 ? 'refused' : result.replayed ? 'replayed' : 'accepted',
-      });
-      if (result.status < 400 && !result.replayed) ctx.metrics.accruedPoints.inc(Number(points));
+      const result = await accrueOne(ctx, req.params.programId, req.body, idempotencyKey(req), principal.name);
       return sendWriteResult(reply, result);
     },
   );

@@ -20,6 +20,8 @@ import {
   ruleChangesListQuery,
   programsListQuery,
   trendsQuery,
+  LIMITS,
+  accrualBatchItemSchema,
 } from '../../domain/schemas';
 import { freshDatabase, httpClient, programBody, startApi, type TestApi } from '../helpers/stack';
 import { webhookDeliveriesQuery } from '../../domain/webhooks';
@@ -32,7 +34,11 @@ const RUNS = Number(process.env.LOYALTY_FUZZ_RUNS ?? 10_000);
 const CONCURRENCY = 16;
 /** startApi's body limit; the codec routes take a page of history at a time (api/routes/codec.ts) */
 const BODY_LIMIT = 64 * 1024;
-const BODY_LIMITS: Record<string, number> = { '/codec/decode': 4 * 1024 * 1024, '/codec/encode': 4 * 1024 * 1024 };
+const BODY_LIMITS: Record<string, number> = {
+  '/codec/decode': 4 * 1024 * 1024,
+  '/codec/encode': 4 * 1024 * 1024,
+  '/v1/programs/{programId}/accruals/batch': LIMITS.maxBatchBodyBytes,
+};
 
 /**
  * API.md's stable codes, the ones README adds, those the adjustment, rule-change and codec routes
@@ -91,6 +97,8 @@ const KNOWN_CODES = new Set([
   'below_minimum',
   'points_expired',
   'trend_range_invalid',
+  'unknown_member',
+  'close_starting',
 ]);
 
 /** What was broken, and the answers that breakage alone allows (several breaks: any of theirs). */
@@ -152,6 +160,18 @@ const BODIES: Record<string, Json> = {
     occurredAt: '2026-10-01T10:00:00Z',
     storeId: 's-1',
     jurisdiction: 'US-CA',
+  },
+  // the items are validated one by one (each its own result); the body's schema is the list of objects
+  '/v1/programs/{programId}/accruals/batch': {
+    accruals: [
+      {
+        idempotencyKey: 'k-batch-1',
+        memberId: 'm-1',
+        invoiceId: 'inv-batch',
+        amountMinor: 4999,
+        occurredAt: '2026-10-01T10:00:00Z',
+      },
+    ],
   },
   '/v1/programs/{programId}/quotes/rule-change': { rules: ruleVersion, baseVersion: 1 },
   '/v1/programs/{programId}/refunds': {
@@ -587,8 +607,21 @@ const unknownKey = (s: JsonSchema) =>
         !(s.propertyNames?.pattern && new RegExp(s.propertyNames.pattern).test(k)),
     );
 
+/**
+ * The bodies whose parts the route validates one by one: the batch's items are each an accrual
+ * (answered per item, so its route's schema takes any objects); the breaks aim at the items' contract.
+ */
+const ITEM_SCHEMAS: Record<string, z.ZodType> = {
+  '/v1/programs/{programId}/accruals/batch': z
+    .object({ accruals: z.array(accrualBatchItemSchema).min(1).max(LIMITS.maxBatchAccruals) })
+    .strict(),
+};
+
 function bodyBreaks(route: RouteDoc, base: Json): fc.Arbitrary<Break> {
-  const schema = z.toJSONSchema(route.body!, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  const schema = z.toJSONSchema(ITEM_SCHEMAS[route.path] ?? route.body!, {
+    io: 'input',
+    unrepresentable: 'any',
+  }) as JsonSchema;
   const arbs: fc.Arbitrary<Break>[] = [
     fc.constantFrom<Json>(null, [], 'x', 0, true, [base]).map((v) =>
       brk('input', `body := ${show(v)}`, (r) => {
@@ -1016,6 +1049,20 @@ async function send(baseUrl: string, r: Req): Promise<Answer> {
     parsed = JSON.parse(answer);
   } catch {
     /* judged below */
+  }
+  // a batch answers each item on its own (200 with a result per item): its one item's answer is
+  // what the API answered for it
+  const items = (
+    parsed as { results?: Array<{ status?: number; error?: NonNullable<typeof parsed>['error'] }> } | undefined
+  )?.results;
+  if (res.status === 200 && r.path.endsWith('/accruals/batch') && Array.isArray(items) && items.length === 1) {
+    const item = items[0]!;
+    return {
+      status: item.status ?? 0,
+      code: typeof item.error?.code === 'string' ? item.error.code : undefined,
+      shapeOk: typeof item.error?.code === 'string' && typeof item.error?.message === 'string' && !!item.error.details,
+      text: answer,
+    };
   }
   const e = parsed?.error;
   const shapeOk =
