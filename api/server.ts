@@ -245,7 +245,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     }
     const e = err as { statusCode?: number; code?: string; message: string };
     if (e.statusCode === 413)
-      return reply.status(413).send(errorBody('payload_too_large', `request body over ${o.bodyLimitBytes} bytes`));
+      return reply
+        .status(413)
+        .send(
+          errorBody('payload_too_large', `request body over ${req.routeOptions.bodyLimit ?? o.bodyLimitBytes} bytes`),
+        );
     if (e.statusCode === 415)
       return reply.status(415).send(errorBody('unsupported_media_type', 'send Content-Type: application/json'));
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {

@@ -5,6 +5,7 @@ import { ApiError, detailsFor5xx } from '../../domain/errors';
 import { accrualBatchItemSchema, accrualBatchSchema, LIMITS, programParams } from '../../domain/schemas';
 import type { ApiContext } from '../context';
 import { route } from '../route';
+import { isUnavailable } from '../unavailable';
 import { accrueOne } from './accruals';
 
 const itemResult = z
@@ -66,9 +67,18 @@ export function accrualBatchRoutes(app: FastifyInstance, ctx: ApiContext): void 
             const r = await accrueOne(ctx, programId, body, idempotencyKey, principal.name);
             return { status: r.status, ...(r.replayed ? { replayed: true as const } : {}), ...r.body };
           } catch (e) {
+            // a refusal the accrual raised before its write (or a 5xx): counted as the single route's
+            // answers are, and a 5xx logged with its cause, which its answer does not carry
+            ctx.metrics.accruals.inc({ outcome: 'refused' });
             const api = e instanceof ApiError ? e : fromDbError(e as { code?: string; message: string });
+            if (api && api.statusCode < 500) return failure(api);
+            req.log.warn({ err: e, invoiceId: body.invoiceId }, 'an accrual of a batch was not taken');
             if (api) return failure(api);
-            req.log.error({ err: e }, 'an accrual of a batch failed');
+            // PostgreSQL or the pool did not answer: 503 as the single route answers it, retried with its key
+            if (isUnavailable(e))
+              return failure(
+                new ApiError(503, 'loyalty_unavailable', 'the ledger database did not answer; retry with the same key'),
+              );
             return failure(new ApiError(500, 'internal_error', 'internal error; it has been logged'));
           }
         }),

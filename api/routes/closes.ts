@@ -220,14 +220,18 @@ export function closeRoutes(app: FastifyInstance, ctx: ApiContext): void {
         if (starting) return starting;
         throw notFound('close', { programId, period });
       }
-      let progress = null;
-      if (close.status !== 'locked' && close.status !== 'cancelled' && ctx.temporal) {
-        progress = await ctx.temporal.client.workflow
-          .getHandle(close.workflowId)
-          .query(progressQuery)
-          .catch(() => null);
+      if (close.status === 'locked' || close.status === 'cancelled' || !ctx.temporal) {
+        const { report: _report, ...rest } = close;
+        return { ...rest, step: close.status };
       }
-      const { report: _report, ...rest } = close;
+      // the workflow's step first, the row after: each step is reached after the activity before it
+      // recorded its part (the proposal before awaiting_approval), so the row read second is at least
+      // as far as the step says; read the other way round, a step could come with the row of before
+      const progress = await ctx.temporal.client.workflow
+        .getHandle(close.workflowId)
+        .query(progressQuery)
+        .catch(() => null);
+      const { report: _report, ...rest } = (await getClose(ctx.pool, programId, period)) ?? close;
       return { ...rest, step: progress?.step ?? close.status };
     },
   );
@@ -305,10 +309,14 @@ async function endOfCancelledRun(handle: { result(): Promise<unknown> }): Promis
 async function startingClose(ctx: ApiContext, programId: string, period: string) {
   if (!ctx.temporal) return null;
   const workflowId = closeWorkflowId(programId, period);
+  // no such workflow: no close; Temporal not answering is not "no close" (503 through the error handler)
   const d = await ctx.temporal.client.workflow
     .getHandle(workflowId)
     .describe()
-    .catch(() => null);
+    .catch((e: unknown) => {
+      if (e instanceof WorkflowNotFoundError) return null;
+      throw e;
+    });
   if (d?.status.name !== 'RUNNING') return null;
   return { programId, period, status: 'starting', step: 'starting', workflowId, startedAt: d.startTime.toISOString() };
 }

@@ -199,7 +199,8 @@ export function ruleChangeQuoteRoutes(app: FastifyInstance, ctx: ApiContext): vo
         throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
           field: 'rules.accounting.notMaterialRight',
         });
-      const impact = await readRuleChangeImpact(ctx.pool, programId, before, after);
+      // a read of every member: on the report pool, as the lists and exports (the workflow's own assessment stays on the primary)
+      const impact = await readRuleChangeImpact(ctx.reportPool, programId, before, after);
       return {
         quote: 'rule_change' as const,
         programId,
