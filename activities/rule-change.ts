@@ -15,11 +15,7 @@ import {
   ruleChangeRules,
   type ActivationResult,
 } from '../db/rule-changes';
-import {
-  DEFAULT_NOTICE_PERIOD,
-  DEFAULT_RULE_CHANGE_APPROVERS,
-  RULE_CHANGE_DECISION_WINDOW,
-} from '../domain/rule-change';
+import { approvalTerms, RULE_CHANGE_DECISION_WINDOW } from '../domain/rule-change';
 
 export interface RuleChangeRef {
   programId: string;
@@ -69,8 +65,7 @@ export function createRuleChangeActivities(pool: Pool) {
       const { before } = await rulesOf(ref);
       return {
         proposedBy: change.proposedBy,
-        requiredRoles: [...(before.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
-        noticePeriod: before.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
+        ...approvalTerms(before),
         effectiveAt: change.effectiveAt.toISOString(),
         decideWithin: RULE_CHANGE_DECISION_WINDOW,
       };

@@ -25,6 +25,14 @@ export const ruleChangeProposalSchema = ruleChangeSchema
  */
 export const ruleChangeQuoteSchema = ruleChangeProposalSchema.pick({ rules: true, baseVersion: true }).strict();
 
+/** Who approves a change to these rules, and the notice an adverse one waits after approval (the program's, else the defaults). */
+export function approvalTerms(rules: ProgramRules): { requiredRoles: string[]; noticePeriod: string } {
+  return {
+    requiredRoles: [...(rules.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
+    noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
+  };
+}
+
 const earnRate = (r: ProgramRules) => r.earn.points / r.earn.perAmountMinor;
 type ExpiryLike = { policy: string; window?: string };
 /** A window that may end before the old one for some start date (months are calendar months: domain/duration.ts). */

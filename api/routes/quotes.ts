@@ -4,8 +4,8 @@ import { dryRunAccrual, dryRunRedemptionHold } from '../../db/quotes';
 import { readRuleChangeImpact } from '../../db/rule-change-impact';
 import { ApiError, notFound } from '../../domain/errors';
 import { millionthsToDecimal } from '../../domain/money';
-import { MATERIAL_RIGHT_JUDGMENT_MESSAGE, withMaterialRightJudgment, type ProgramRules } from '../../domain/program';
-import { DEFAULT_NOTICE_PERIOD, DEFAULT_RULE_CHANGE_APPROVERS, ruleChangeQuoteSchema } from '../../domain/rule-change';
+import type { ProgramRules } from '../../domain/program';
+import { approvalTerms, ruleChangeQuoteSchema } from '../../domain/rule-change';
 import { redemptionLimitedBy } from '../../domain/redemption-quote';
 import { accrualSchema, LIMITS, programParams, redemptionQuoteSchema } from '../../domain/schemas';
 import { z } from 'zod';
@@ -13,7 +13,7 @@ import type { ApiContext } from '../context';
 import { route } from '../route';
 import { accrualItem, notInFuture, pricedAccrual } from './accruals';
 import { notInClosedPeriod } from './redemptions';
-import { RULE_CHANGE_READERS } from './rule-changes';
+import { proposedRules, RULE_CHANGE_READERS } from './rule-changes';
 
 const accrualQuote = z
   .object({ quote: z.literal('accrual'), invoiceId: z.string(), memberId: z.string(), points: z.number() })
@@ -186,19 +186,9 @@ export function ruleChangeQuoteRoutes(app: FastifyInstance, ctx: ApiContext): vo
       const { programId } = req.params;
       const body = req.body;
       const program = await ctx.programs.get(programId);
-      if (body.baseVersion !== undefined && body.baseVersion !== program.activeVersion)
-        throw new ApiError(
-          409,
-          'rule_change_base_not_active',
-          `version ${body.baseVersion} is not the version in force (${program.activeVersion}): propose against it`,
-          { baseVersion: body.baseVersion, activeVersion: program.activeVersion },
-        );
       const before = program.rules as ProgramRules;
-      const after = withMaterialRightJudgment(body.rules as ProgramRules, principal.name, new Date(), before);
-      if (!after)
-        throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
-          field: 'rules.accounting.notMaterialRight',
-        });
+      const after = proposedRules(program, body, principal.name);
+      const terms = approvalTerms(before);
       // a read of every member: on the report pool, as the lists and exports (the workflow's own assessment stays on the primary)
       const impact = await readRuleChangeImpact(ctx.reportPool, programId, before, after);
       return {
@@ -206,8 +196,8 @@ export function ruleChangeQuoteRoutes(app: FastifyInstance, ctx: ApiContext): vo
         programId,
         baseVersion: program.activeVersion,
         impact,
-        requiredRoles: [...(before.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
-        noticePeriod: impact.adverse.length ? (before.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD) : null,
+        requiredRoles: terms.requiredRoles,
+        noticePeriod: impact.adverse.length ? terms.noticePeriod : null,
       };
     },
   );

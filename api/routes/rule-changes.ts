@@ -10,14 +10,10 @@ import {
   ruleChangeProposer,
   ruleChangeStatus,
 } from '../../db/rule-changes';
+import type { ProgramRow } from '../../db/programs';
 import { ApiError, notFound } from '../../domain/errors';
 import { MATERIAL_RIGHT_JUDGMENT_MESSAGE, withMaterialRightJudgment, type ProgramRules } from '../../domain/program';
-import {
-  DEFAULT_NOTICE_PERIOD,
-  DEFAULT_RULE_CHANGE_APPROVERS,
-  RULE_CHANGE_DECISION_WINDOW,
-  ruleChangeProposalSchema,
-} from '../../domain/rule-change';
+import { approvalTerms, RULE_CHANGE_DECISION_WINDOW, ruleChangeProposalSchema } from '../../domain/rule-change';
 import { SA } from '../../domain/search-attributes';
 import { programParams, ruleChangeDecisionSchema, ruleChangeParams } from '../../domain/schemas';
 import { decideRuleChangeUpdate, ruleChange, ruleChangeStateQuery, withdrawSignal } from '../../workflows/rule-change';
@@ -38,6 +34,34 @@ const ruleChangeView = z
   .object({ programId: z.string(), changeId: z.string(), status: z.string(), workflowId: z.string() })
   .loose();
 export const RULE_CHANGE_READERS = ['program_owner', 'finance', 'legal', 'controller'] as const;
+
+/**
+ * The rules a proposal (or its quote) puts forward, against the program's version in force: refused
+ * when the proposer read another version, or when the cost method lacks its judgment.
+ */
+export function proposedRules(
+  program: ProgramRow,
+  body: { rules: unknown; baseVersion?: number },
+  proposer: string,
+): ProgramRules {
+  // A change is a difference from the version its proposer read: if that is no longer the one in
+  // force, the impact and the approvals would be about other rules than the ones it replaces.
+  if (body.baseVersion !== undefined && body.baseVersion !== program.activeVersion)
+    throw new ApiError(
+      409,
+      'rule_change_base_not_active',
+      `version ${body.baseVersion} is not the version in force (${program.activeVersion}): propose against it`,
+      { baseVersion: body.baseVersion, activeVersion: program.activeVersion },
+    );
+  // a change to (or on) the cost method needs the judgment that the points give no material
+  // right: the proposer's, now; a change staying on incremental_cost without one keeps the one in force
+  const proposed = withMaterialRightJudgment(body.rules as ProgramRules, proposer, new Date(), program.rules);
+  if (!proposed)
+    throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
+      field: 'rules.accounting.notMaterialRight',
+    });
+  return proposed;
+}
 
 export const ruleChangeWorkflowId = (programId: string, changeId: string) => `rule-change:${programId}:${changeId}`;
 
@@ -73,27 +97,7 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const request = { scope: programId, principal: principal.name, route: 'rule-changes', request: body, key };
       return idempotent(ctx.pool, req, reply, request, async () => {
         const program = await ctx.programs.get(programId);
-        // A change is a difference from the version its proposer read: if that is no longer the one in
-        // force, the impact and the approvals would be about other rules than the ones it replaces.
-        if (body.baseVersion !== undefined && body.baseVersion !== program.activeVersion)
-          throw new ApiError(
-            409,
-            'rule_change_base_not_active',
-            `version ${body.baseVersion} is not the version in force (${program.activeVersion}): propose against it`,
-            { baseVersion: body.baseVersion, activeVersion: program.activeVersion },
-          );
-        // a change to (or on) the cost method needs the judgment that the points give no material
-        // right: the proposer's, now; a change staying on incremental_cost without one keeps the one in force
-        const proposed = withMaterialRightJudgment(
-          body.rules as ProgramRules,
-          principal.name,
-          new Date(),
-          program.rules as ProgramRules,
-        );
-        if (!proposed)
-          throw new ApiError(422, 'material_right_judgment_required', MATERIAL_RIGHT_JUDGMENT_MESSAGE, {
-            field: 'rules.accounting.notMaterialRight',
-          });
+        const proposed = proposedRules(program, body, principal.name);
         const t = requireTemporal(ctx, 'a rule change');
         const inserted = await insertRuleChange(ctx.pool, {
           programId,
@@ -154,8 +158,7 @@ export function ruleChangeRoutes(app: FastifyInstance, ctx: ApiContext): void {
                 changeId: body.changeId,
                 proposedBy: principal.name,
                 effectiveAt: new Date(body.effectiveAt).toISOString(),
-                requiredRoles: [...(rules.ruleChanges?.requiredRoles ?? DEFAULT_RULE_CHANGE_APPROVERS)],
-                noticePeriod: rules.ruleChanges?.noticePeriod ?? DEFAULT_NOTICE_PERIOD,
+                ...approvalTerms(rules),
                 decideWithin: RULE_CHANGE_DECISION_WINDOW,
               },
             ],
