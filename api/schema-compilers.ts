@@ -1,6 +1,7 @@
 import type { FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import type { z } from 'zod';
 import { ApiError } from '../domain/errors';
+import { zodIssues } from './validate';
 
 /** What a failure says the part was, as parse() said before (api/validate.ts). */
 const WHERE: Record<string, string> = {
@@ -30,7 +31,7 @@ export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> =
     const where = WHERE[httpPart ?? ''] ?? httpPart ?? 'request';
     return {
       error: new ApiError(400, 'validation_failed', `invalid ${where}`, {
-        issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+        issues: zodIssues(r.error),
       }),
     };
   };
@@ -55,7 +56,7 @@ export function zodSerializerCompiler(check: boolean): FastifySerializerCompiler
             'response_not_documented',
             `${method} ${url} ${httpStatus}: the answer is not its documented schema`,
             {
-              issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+              issues: zodIssues(r.error),
             },
           );
       }

@@ -13,13 +13,15 @@ import { ApiError } from '../domain/errors';
 import { idempotencyKeyHeader } from '../domain/schemas';
 import { isUnavailable } from './unavailable';
 
+/** A zod failure's problems as the API lists them in `details.issues`: where (a dotted path) and what. */
+export const zodIssues = (error: z.ZodError) =>
+  error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+
 /** Parses with a zod schema; failures become 400 validation_failed listing every problem. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
   const r = schema.safeParse(value ?? {});
   if (r.success) return r.data;
-  throw new ApiError(400, 'validation_failed', `invalid ${where}`, {
-    issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-  });
+  throw new ApiError(400, 'validation_failed', `invalid ${where}`, { issues: zodIssues(r.error) });
 }
 
 export function idempotencyKey(req: FastifyRequest): string {

@@ -6,6 +6,7 @@ import { accrualBatchItemSchema, accrualBatchSchema, LIMITS, programParams } fro
 import type { ApiContext } from '../context';
 import { route } from '../route';
 import { isUnavailable } from '../unavailable';
+import { zodIssues } from '../validate';
 import { accrueOne } from './accruals';
 
 const itemResult = z
@@ -59,7 +60,7 @@ export function accrualBatchRoutes(app: FastifyInstance, ctx: ApiContext): void 
           if (!parsed.success)
             return failure(
               new ApiError(400, 'validation_failed', 'invalid accrual', {
-                issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+                issues: zodIssues(parsed.error),
               }),
             );
           const { idempotencyKey, ...body } = parsed.data;
