@@ -187,14 +187,11 @@ async function drive(
   };
 }
 
-/** The baseline: plain single-row inserts, autocommit, one connection per lane. */
-async function runBaseline(
-  url: string,
-  load: Load,
-  concurrency: number,
-  r: number,
-  probe: CpuProbe,
-): Promise<PhaseResult> {
+/**
+ * A baseline's table, empty, of the same shape for INSERT and COPY, and `concurrency` connections
+ * to load it over; `admin` counts the rows after.
+ */
+async function baselineTable(url: string, concurrency: number): Promise<{ admin: Client; lanes: Client[] }> {
   const admin = new Client({ connectionString: url });
   await admin.connect();
   await admin.query('drop table if exists bench_baseline');
@@ -209,6 +206,18 @@ async function runBaseline(
       return c;
     }),
   );
+  return { admin, lanes };
+}
+
+/** The baseline: plain single-row inserts, autocommit, one connection per lane. */
+async function runBaseline(
+  url: string,
+  load: Load,
+  concurrency: number,
+  r: number,
+  probe: CpuProbe,
+): Promise<PhaseResult> {
+  const { admin, lanes } = await baselineTable(url, concurrency);
   const sql =
     'insert into bench_baseline (invoice_id, member_id, amount_minor, occurred_at) values ($1, $2, $3, $4) on conflict do nothing';
   try {
@@ -280,20 +289,7 @@ async function runCopyBaseline(
   r: number,
   probe: CpuProbe,
 ): Promise<PhaseResult> {
-  const admin = new Client({ connectionString: url });
-  await admin.connect();
-  await admin.query('drop table if exists bench_baseline');
-  await admin.query(
-    'create table bench_baseline (invoice_id text primary key, member_id text, amount_minor bigint, occurred_at timestamptz)',
-  );
-  await admin.query('checkpoint').catch(() => undefined);
-  const lanes = await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      const c = new Client({ connectionString: url });
-      await c.connect();
-      return c;
-    }),
-  );
+  const { admin, lanes } = await baselineTable(url, concurrency);
   const n = load.member.length;
   const chunks = Math.ceil(n / batchSize);
   try {
