@@ -2,7 +2,8 @@ import { useEffect, useState } from 'preact/hooks';
 import { TextField } from './field';
 import { api, failureOf, once } from './api';
 import { explainRefusal } from './explain';
-import { Proposal, useCurrency, type CloseView } from './proposal';
+import { useCurrency } from './currency';
+import { Proposal, type CloseView } from './proposal';
 import { CloseReport } from './report';
 import { firstProgram, type Session } from './sign-in';
 
@@ -18,10 +19,12 @@ export function ClosePage({ session }: { session: Session }) {
   const [message, setMessage] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [watching, setWatching] = useState(false);
-  const path = () => ({ programId: programId.trim(), period: period.trim() });
-  const currency = useCurrency(close ? programId.trim() : '');
-  const refresh = async (quietWhileStarting = false) => {
-    const res = await api.GET('/v1/programs/{programId}/closes/{period}', { params: { path: path() } });
+  /** the close followed, as it was started or shown: polling, approving and the report go to it, whatever the fields say since */
+  const [target, setTarget] = useState<{ programId: string; period: string } | null>(null);
+  const fields = () => ({ programId: programId.trim(), period: period.trim() });
+  const currency = useCurrency(close && target ? target.programId : '');
+  const refresh = async (of: { programId: string; period: string }, quietWhileStarting = false) => {
+    const res = await api.GET('/v1/programs/{programId}/closes/{period}', { params: { path: of } });
     if (res.data) {
       setClose(res.data as CloseView);
       setWatching(!FINAL.has((res.data as CloseView).status));
@@ -30,32 +33,45 @@ export function ClosePage({ session }: { session: Session }) {
       setWatching(false);
     }
   };
+  const follow = (of: { programId: string; period: string }) => {
+    setTarget(of);
+    setClose(null);
+    setMessage(null);
+    setNotice(null);
+  };
   // live: the close's status and step, every POLL_MS while it runs
   useEffect(() => {
-    if (!watching) return;
-    const timer = setInterval(() => void refresh(true), POLL_MS);
+    if (!watching || !target) return;
+    const timer = setInterval(() => void refresh(target, true), POLL_MS);
     return () => clearInterval(timer);
-  }, [watching, programId, period]);
+  }, [watching, target]);
   const start = async (e: Event) => {
     e.preventDefault();
-    setMessage(null);
+    const of = fields();
+    follow(of);
     const res = await api.POST('/v1/programs/{programId}/closes', {
-      params: { path: { programId: programId.trim() }, header: once() },
-      body: { period: period.trim() },
+      params: { path: { programId: of.programId }, header: once() },
+      body: { period: of.period },
     });
     if (!res.response.ok)
       return setMessage(explainRefusal(failureOf(res.error, res.response.status), 'starting this close'));
     setNotice('Started: its steps follow below as they run.');
     setWatching(true);
   };
+  const show = () => {
+    const of = fields();
+    follow(of);
+    void refresh(of);
+  };
   const approve = async () => {
+    if (!target) return;
     setMessage(null);
     const res = await api.POST('/v1/programs/{programId}/closes/{period}/approve', {
-      params: { path: path(), header: once() },
+      params: { path: target, header: once() },
     });
     if (!res.response.ok) return setMessage(explainRefusal(failureOf(res.error, res.response.status), 'this close'));
     setNotice('Approved.');
-    await refresh();
+    await refresh(target);
   };
   return (
     <section aria-labelledby="close-title">
@@ -79,7 +95,7 @@ export function ClosePage({ session }: { session: Session }) {
           onValue={setPeriod}
         />
         <button type="submit">Start close</button>
-        <button type="button" onClick={() => void refresh()}>
+        <button type="button" onClick={show}>
           Show
         </button>
       </form>
@@ -94,9 +110,11 @@ export function ClosePage({ session }: { session: Session }) {
               {close.step ? ` · step ${close.step}` : ''}
             </strong>
           </p>
-          <button type="button" onClick={() => void approve()}>
-            Approve close
-          </button>
+          {!FINAL.has(close.status) && (
+            <button type="button" onClick={() => void approve()}>
+              Approve close
+            </button>
+          )}
           {currency && <Proposal close={close} currency={currency} />}
           <details>
             <summary>The close as the API answers it</summary>
@@ -104,7 +122,7 @@ export function ClosePage({ session }: { session: Session }) {
           </details>
           {/* the report once there is a proposal to read; fetched again when the status moves on */}
           {close.status !== 'frozen' && close.status !== 'starting' && (
-            <CloseReport key={close.status} programId={programId.trim()} period={close.period} />
+            <CloseReport key={close.status} programId={target!.programId} period={close.period} />
           )}
         </article>
       )}

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import type { paths } from '../../api/client/openapi';
 import { api, failureOf } from './api';
 import { Chart } from './chart';
 import { DevelopmentChart, type CohortAssumption } from './report';
@@ -12,25 +13,8 @@ import { firstProgram, type Session } from './sign-in';
 // close), recent reconciliations, redemptions declined or in doubt. Every figure from the API
 // (GET liability, trends, closes and their report, redemptions); nothing computed here but layout.
 
-interface Trends {
-  currency: string;
-  from: string;
-  to: string;
-  days: Array<{ date: string; deferredRevenueMinor: number; provisionMinor: number; outstandingPoints: number }>;
-  months: Array<{
-    month: string;
-    issuedPoints: number;
-    redeemedPoints: number;
-    expiredPoints: number;
-    adjustedPoints: number;
-    burnRate: string | null;
-    redemptions: number;
-    declinedRedemptions: number;
-    creditMinor: number;
-    costPerRedemptionMinor: number | null;
-  }>;
-  reconciliations: Array<{ date: string; runId: number; differenceCount: number; inProgressCount: number }>;
-}
+/** GET .../trends as the generated client types it: the spec's schema, so a drift breaks the build. */
+type Trends = paths['/v1/programs/{programId}/trends']['get']['responses'][200]['content']['application/json'];
 interface Liability {
   asOf: string;
   currency: string;
@@ -70,25 +54,26 @@ interface Board {
 /** A redemption still held this long after it was asked for has no answer from billing yet: in doubt. */
 const IN_DOUBT_AFTER_MS = 15 * 60_000;
 const RECENT_DAYS = 30;
+const DECLINED_READ = 500;
+const DECLINED_SHOWN = 50;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 async function load(programId: string, range: { from?: string; to?: string }): Promise<Board> {
   const path = { programId };
-  const fail = (r: { error?: unknown; response: Response }) => {
-    throw failureOf(r.error, r.response.status);
-  };
   const recent = { from: isoDay(Date.now() - RECENT_DAYS * 86_400_000), to: isoDay(Date.now()) };
   const [liability, trends, closes, declined, held] = await Promise.all([
     api.GET('/v1/programs/{programId}/liability', { params: { path } }),
     api.GET('/v1/programs/{programId}/trends', { params: { path, query: range } }),
     api.GET('/v1/programs/{programId}/closes', { params: { path, query: { status: 'locked', limit: 100 } } }),
     api.GET('/v1/programs/{programId}/redemptions', {
-      params: { path, query: { status: 'declined', limit: 50, ...recent } },
+      params: { path, query: { status: 'declined', limit: DECLINED_READ, ...recent } },
     }),
     api.GET('/v1/programs/{programId}/redemptions', { params: { path, query: { status: 'held', limit: 100 } } }),
   ]);
-  if (!liability.data) fail(liability);
-  if (!trends.data) fail(trends);
+  // every part answers or the board says why: a refused list must not read as "none declined"
+  for (const r of [closes, declined, held]) if (!r.data) throw failureOf(r.error, r.response.status);
+  if (!liability.data) throw failureOf(liability.error, liability.response.status);
+  if (!trends.data) throw failureOf(trends.error, trends.response.status);
   // the breakage estimate's development curves: the latest locked close's report
   let development: Development | null = null;
   const lastLocked = (closes.data?.items ?? []).at(-1) as { period?: string } | undefined;
@@ -103,9 +88,10 @@ async function load(programId: string, range: { from?: string; to?: string }): P
   const now = Date.now();
   return {
     liability: liability.data as unknown as Liability,
-    trends: trends.data as unknown as Trends,
+    trends: trends.data,
     development,
-    declined: (declined.data?.items ?? []) as unknown as Redemption[],
+    // the list is oldest first: the newest DECLINED_SHOWN, newest first
+    declined: ((declined.data?.items ?? []) as unknown as Redemption[]).slice(-DECLINED_SHOWN).reverse(),
     inDoubt: ((held.data?.items ?? []) as unknown as Redemption[]).filter(
       (r) => now - Date.parse(r.createdAt) >= IN_DOUBT_AFTER_MS,
     ),
@@ -123,13 +109,19 @@ export function DashboardPage({ session }: { session: Session }) {
   useEffect(() => {
     if (!shown.programId) return;
     setError(null);
+    setBoard(null); // never the last program's figures under this one's name
+    // an answer for what is no longer asked is dropped (a slow program asked before another)
+    let current = true;
     const range = { ...(shown.from ? { from: shown.from } : {}), ...(shown.to ? { to: shown.to } : {}) };
     load(shown.programId, range)
-      .then(setBoard)
+      .then((b) => current && setBoard(b))
       .catch((f: unknown) => {
-        setBoard(null);
+        if (!current) return;
         setError(explainRefusal(f as Parameters<typeof explainRefusal>[0], 'this program’s figures'));
       });
+    return () => {
+      current = false;
+    };
   }, [shown]);
   return (
     <section aria-labelledby="dashboard-title">
@@ -161,12 +153,12 @@ export function DashboardPage({ session }: { session: Session }) {
       )}
       {error && <p role="alert">{error}</p>}
       {!board && !error && shown.programId && <p role="status">Loading…</p>}
-      {board && <Board board={board} />}
+      {board && <Board programId={shown.programId} board={board} />}
     </section>
   );
 }
 
-function Board({ board }: { board: Board }) {
+function Board({ programId, board }: { programId: string; board: Board }) {
   const { liability, trends, development } = board;
   const money = (minor: number) => formatMoney(Math.round(minor), liability.currency);
   const points = (n: number) => formatPoints(Math.round(n));
@@ -176,7 +168,7 @@ function Board({ board }: { board: Board }) {
   const costMonth = months.findLast((m) => m.costPerRedemptionMinor !== null);
   return (
     <>
-      <h3>Liability now</h3>
+      <h3>Liability now: {programId}</h3>
       <dl class="figures" aria-label="Liability now">
         <dt>Contract liability (deferred revenue)</dt>
         <dd data-testid="deferred-now">{money(liability.deferredRevenueMinor)}</dd>

@@ -14,7 +14,7 @@ export function explainRefusal(f: ApiFailure, what: string): string {
       return `Your key is not allowed on this program.`;
     case 'unauthorized':
       return 'The key was not accepted: sign in again.';
-    case 'too_many_requests':
+    case 'too_many_failed_attempts':
       return 'Too many attempts: wait a moment and try again.';
     default:
       return f.message;

@@ -17,7 +17,8 @@ export async function loadConsoleConfig(): Promise<void> {
 
 /** The Temporal UI's page of a workflow, or null when no UI is configured. */
 export function temporalLink(workflowId: string): string | null {
-  if (!config.temporalUiUrl) return null;
+  // an address of the web only: a configured `javascript:` or `data:` URL is no link
+  if (!config.temporalUiUrl || !/^https?:\/\//i.test(config.temporalUiUrl)) return null;
   const base = config.temporalUiUrl.replace(/\/+$/, '');
   return `${base}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }

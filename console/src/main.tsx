@@ -2,6 +2,7 @@ import { render } from 'preact';
 import { useState } from 'preact/hooks';
 import { setKey } from './api';
 import { ClosePage } from './close';
+import { forgetCurrencies } from './currency';
 import { DashboardPage } from './dashboard';
 import { InboxPage } from './inbox';
 import { loadConsoleConfig } from './links';
@@ -41,6 +42,7 @@ function App() {
     );
   const signOut = () => {
     setKey(null);
+    forgetCurrencies();
     setSession(null);
   };
   return (

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { AdjustmentForm } from './adjust';
 import { TextField } from './field';
 import { api, failureOf } from './api';
+import { useCurrency } from './currency';
 import { explainRefusal } from './explain';
 import { formatMoney, formatPoints, formatTime } from './format';
 import { WorkflowLink } from './links';
@@ -39,6 +40,26 @@ interface Redemption {
 
 /** The redemptions the ledger names (entries `invoice:<id>`), newest first, at most this many. */
 const REDEMPTIONS_SHOWN = 20;
+/** The timeline shows the newest entries, at most this many; the ledger is read oldest first, a page at a time. */
+const TIMELINE_SHOWN = 200;
+const LEDGER_PAGE = 1000;
+/** a limit on the reading: a member with more entries shows the newest of the first this many pages */
+const LEDGER_PAGES_MAX = 20;
+
+async function newestEntries(path: { programId: string; memberId: string }): Promise<Entry[]> {
+  let kept: Entry[] = [];
+  let after: string | undefined;
+  for (let page = 0; page < LEDGER_PAGES_MAX; page++) {
+    const res = await api.GET('/v1/programs/{programId}/members/{memberId}/ledger', {
+      params: { path, query: { limit: LEDGER_PAGE, ...(after ? { after } : {}) } },
+    });
+    kept = [...kept, ...((res.data?.entries ?? []) as unknown as Entry[])].slice(-TIMELINE_SHOWN);
+    if (!res.data?.nextAfter) break;
+    after = res.data.nextAfter;
+  }
+  return kept;
+}
+
 const invoiceOf = (reference: string | null) => (reference?.startsWith('invoice:') ? reference.slice(8) : null);
 
 /** A member by id: balance, held, available, deadline, status, and the ledger as a timeline. */
@@ -48,19 +69,19 @@ export function MemberPage({ session }: { session: Session }) {
   const [member, setMember] = useState<Member | null>(null);
   const [entries, setEntries] = useState<Entry[]>([]);
   const [redemptions, setRedemptions] = useState<Redemption[]>([]);
-  const [currency, setCurrency] = useState('XXX');
   const [error, setError] = useState<string | null>(null);
+  /** what is shown, as it was looked up: the page's actions go to it, not to what the fields say now */
+  const [shown, setShown] = useState<{ programId: string; memberId: string } | null>(null);
+  const currency = useCurrency(shown?.programId ?? '');
   const search = async (e?: Event) => {
     e?.preventDefault();
     setError(null);
-    if (e) setMember(null); // a new search; a refresh after an adjustment keeps the page
-    const path = { programId: programId.trim(), memberId: memberId.trim() };
+    // a new search reads the fields; a refresh after an adjustment reads the member shown
+    const path = e || !shown ? { programId: programId.trim(), memberId: memberId.trim() } : shown;
+    if (e) setMember(null);
     const found = await api.GET('/v1/programs/{programId}/members/{memberId}', { params: { path } });
     if (!found.data) return setError(explainRefusal(failureOf(found.error, found.response.status), 'this member'));
-    const ledger = await api.GET('/v1/programs/{programId}/members/{memberId}/ledger', {
-      params: { path, query: { limit: 200 } },
-    });
-    const timeline = ((ledger.data?.entries ?? []) as unknown as Entry[]).slice().reverse();
+    const timeline = (await newestEntries(path)).reverse();
     const invoices = [
       ...new Set(
         timeline.filter((e) => e.type === 'redeem' || e.type === 'redeem_reversal').map((e) => invoiceOf(e.reference)),
@@ -68,15 +89,14 @@ export function MemberPage({ session }: { session: Session }) {
     ]
       .filter((i): i is string => i !== null)
       .slice(0, REDEMPTIONS_SHOWN);
-    const [program, ...answers] = await Promise.all([
-      api.GET('/v1/programs/{programId}', { params: { path: { programId: path.programId } } }),
-      ...invoices.map((invoiceId) =>
+    const answers = await Promise.all(
+      invoices.map((invoiceId) =>
         api.GET('/v1/programs/{programId}/redemptions/{invoiceId}', {
           params: { path: { programId: path.programId, invoiceId } },
         }),
       ),
-    ]);
-    if (program.data) setCurrency(program.data.currency);
+    );
+    setShown(path);
     setMember(found.data as Member);
     setEntries(timeline);
     setRedemptions(answers.flatMap((r) => (r.data ? [r.data as unknown as Redemption] : [])));
@@ -114,7 +134,12 @@ export function MemberPage({ session }: { session: Session }) {
           <p>
             <WorkflowLink workflowId={member.workflowId} label="The member's workflow in the Temporal UI" />
           </p>
-          <AdjustmentForm programId={programId.trim()} memberId={member.memberId} onApplied={() => void search()} />
+          <AdjustmentForm
+            key={`${shown!.programId}:${member.memberId}`}
+            programId={shown!.programId}
+            memberId={member.memberId}
+            onApplied={() => void search()}
+          />
           <h3>Redemptions</h3>
           {redemptions.length === 0 ? (
             <p>No redemption in the ledger shown.</p>
@@ -136,7 +161,7 @@ export function MemberPage({ session }: { session: Session }) {
                     <th scope="row">{r.invoiceId}</th>
                     <td>{r.status + (r.reason ? ` (${r.reason})` : '')}</td>
                     <td>{formatPoints(r.pointsApplied)}</td>
-                    <td>{formatMoney(r.creditMinor, currency)}</td>
+                    <td>{currency ? formatMoney(r.creditMinor, currency) : '…'}</td>
                     <td>{formatPoints(r.pointsReversed)} points</td>
                     <td>
                       <WorkflowLink workflowId={r.workflowId} label="The invoice's saga in the Temporal UI" />

@@ -1,5 +1,3 @@
-import { useEffect, useState } from 'preact/hooks';
-import { api } from './api';
 import { formatMoney, formatRate, formatTime } from './format';
 
 // A close's proposal as its approver reads it: each cohort's new breakage estimate against the
@@ -95,22 +93,4 @@ export function Proposal({ close, currency }: { close: CloseView; currency: stri
       )}
     </>
   );
-}
-
-/** A program's currency, asked once per program and kept for the tab's life. */
-const currencies = new Map<string, Promise<string>>();
-export function useCurrency(programId: string): string | null {
-  const [currency, setCurrency] = useState<string | null>(null);
-  useEffect(() => {
-    if (!programId) return;
-    let p = currencies.get(programId);
-    if (!p) {
-      p = api
-        .GET('/v1/programs/{programId}', { params: { path: { programId } } })
-        .then((r) => r.data?.currency ?? 'XXX');
-      currencies.set(programId, p);
-    }
-    void p.then(setCurrency);
-  }, [programId]);
-  return currency;
 }

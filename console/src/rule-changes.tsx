@@ -16,6 +16,8 @@ type Rules = Record<string, unknown> & {
   accounting?: { method: string; notMaterialRight?: unknown };
 };
 interface Program {
+  /** the program opened: assessing, proposing and following go to it, whatever the field says since */
+  programId: string;
   currency: string;
   currencyDigits: number;
   version: number;
@@ -56,6 +58,8 @@ const PROGRAM_FIELDS = [
   'createdBy',
 ];
 const FOLLOW_MS = 3000;
+const CHANGES_READ = 500;
+const CHANGES_SHOWN = 20;
 const OPEN = new Set(['assessing', 'awaiting_approvals', 'scheduled']);
 
 async function loadProgram(programId: string): Promise<Program> {
@@ -72,6 +76,7 @@ async function loadProgram(programId: string): Promise<Program> {
     rules.accounting = accounting;
   }
   return {
+    programId,
     currency: res.data.currency,
     currencyDigits: res.data.currencyDigits,
     version: res.data.activeRuleVersion.version,
@@ -105,25 +110,26 @@ export function RuleChangesPage({ session }: { session: Session }) {
     comment: '',
   });
   const [quote, setQuote] = useState<Quote | null>(null);
-  const pid = programId.trim();
+  const pid = program?.programId ?? '';
   const set = (field: keyof typeof form) => (v: string) => {
     setForm((f) => ({ ...f, [field]: v }));
     setQuote(null); // an edit needs a new assessment before it is proposed
   };
   const refused = (f: ApiFailure, what: string) => setMessage(explainRefusal(f, what));
 
-  const refreshChanges = async () => {
+  // the list is oldest first: the newest CHANGES_SHOWN of a first page of CHANGES_READ
+  const refreshChanges = async (of = pid) => {
     const res = await api.GET('/v1/programs/{programId}/rule-changes', {
-      params: { path: { programId: pid }, query: { limit: 20 } },
+      params: { path: { programId: of }, query: { limit: CHANGES_READ } },
     });
-    if (res.data) setChanges(((res.data.items ?? []) as unknown as Change[]).slice().reverse());
+    if (res.data) setChanges(((res.data.items ?? []) as unknown as Change[]).slice(-CHANGES_SHOWN).reverse());
   };
   const open = async (e?: Event) => {
     e?.preventDefault();
     setMessage(null);
     setQuote(null);
     try {
-      const p = await loadProgram(pid);
+      const p = await loadProgram(programId.trim());
       setProgram(p);
       setForm((f) => ({
         ...f,
@@ -134,13 +140,13 @@ export function RuleChangesPage({ session }: { session: Session }) {
         window: p.rules.expiry.window ?? '',
         changeId: newChangeId(),
       }));
-      await refreshChanges();
+      await refreshChanges(p.programId);
     } catch (f) {
       refused(f as ApiFailure, 'this program');
     }
   };
   useEffect(() => {
-    if (pid) void open();
+    if (programId.trim()) void open();
   }, []);
   // follow the changes still under way: their approvals, the notice period, the activation
   useEffect(() => {

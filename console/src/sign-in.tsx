@@ -24,7 +24,13 @@ export function SignIn(props: { onSignedIn: (s: Session) => void }) {
   const submit = async (e: Event) => {
     e.preventDefault();
     setKey(key.trim());
-    const { data, error: failure, response } = await api.GET('/v1/whoami');
+    const answer = await api.GET('/v1/whoami').catch(() => null);
+    if (!answer) {
+      setKey(null);
+      setError('The API did not answer: check that it is running, then sign in again.');
+      return;
+    }
+    const { data, error: failure, response } = answer;
     if (!data) {
       setKey(null);
       setError(explainRefusal(failureOf(failure, response.status), 'signing in'));
