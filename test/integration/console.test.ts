@@ -100,7 +100,9 @@ async function shot(page: Page, name: string) {
 test('a wrong key is refused in words, and nothing of it is kept', async () => {
   const page = await browser.newPage();
   await page.goto(`${stack.api.baseUrl}/console/`);
-  // by keyboard alone: the key field comes first, Enter signs in
+  // by keyboard alone: the key field comes first, Enter signs in (once the page is drawn, as a
+  // person sees it: the console renders after reading its config.json)
+  await page.getByLabel('API key').waitFor();
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate('document.activeElement.id'), 'api-key');
   await page.keyboard.type('ll_nokey_notasecret');
