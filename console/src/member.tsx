@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { AdjustmentForm } from './adjust';
 import { TextField } from './field';
 import { api, failureOf } from './api';
@@ -73,13 +73,17 @@ export function MemberPage({ session }: { session: Session }) {
   /** what is shown, as it was looked up: the page's actions go to it, not to what the fields say now */
   const [shown, setShown] = useState<{ programId: string; memberId: string } | null>(null);
   const currency = useCurrency(shown?.programId ?? '');
+  // the latest look-up wins: an earlier one answering late must not replace the member asked for
+  const asked = useRef(0);
   const search = async (e?: Event) => {
     e?.preventDefault();
+    const mine = ++asked.current;
     setError(null);
     // a new search reads the fields; a refresh after an adjustment reads the member shown
     const path = e || !shown ? { programId: programId.trim(), memberId: memberId.trim() } : shown;
     if (e) setMember(null);
     const found = await api.GET('/v1/programs/{programId}/members/{memberId}', { params: { path } });
+    if (mine !== asked.current) return;
     if (!found.data) return setError(explainRefusal(failureOf(found.error, found.response.status), 'this member'));
     const timeline = (await newestEntries(path)).reverse();
     const invoices = [
@@ -96,6 +100,7 @@ export function MemberPage({ session }: { session: Session }) {
         }),
       ),
     );
+    if (mine !== asked.current) return;
     setShown(path);
     setMember(found.data as Member);
     setEntries(timeline);

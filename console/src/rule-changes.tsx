@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, failureOf, once, type ApiFailure } from './api';
 import { explainRefusal } from './explain';
 import { TextField } from './field';
@@ -124,12 +124,18 @@ export function RuleChangesPage({ session }: { session: Session }) {
     });
     if (res.data) setChanges(((res.data.items ?? []) as unknown as Change[]).slice(-CHANGES_SHOWN).reverse());
   };
+  // the latest Open wins: the page opens the first program by itself, and an Open clicked meanwhile
+  // must not have its form overwritten when the earlier read answers
+  const opening = useRef(0);
   const open = async (e?: Event) => {
     e?.preventDefault();
+    const mine = ++opening.current;
     setMessage(null);
     setQuote(null);
+    setProgram(null); // nothing is edited until the program read is the one asked for
     try {
       const p = await loadProgram(programId.trim());
+      if (mine !== opening.current) return;
       setProgram(p);
       setForm((f) => ({
         ...f,
@@ -142,7 +148,7 @@ export function RuleChangesPage({ session }: { session: Session }) {
       }));
       await refreshChanges(p.programId);
     } catch (f) {
-      refused(f as ApiFailure, 'this program');
+      if (mine === opening.current) refused(f as ApiFailure, 'this program');
     }
   };
   useEffect(() => {

@@ -199,6 +199,8 @@ test("support looks up a member and reads the timeline; an adjustment above the 
   assert.match(await timeline.innerText(), /earn\s+\+2,500 points · invoice:inv-1 · by /);
   // the member's redemptions, with the invoice's saga in the Temporal UI
   const redemption = page.getByRole('table', { name: 'Redemptions' }).locator('tr', { hasText: 'inv-r1' });
+  // amounts are drawn once the program's currency is read (an ellipsis until then), as a person waits
+  await redemption.filter({ hasText: usd(500) }).waitFor();
   assert.match(await redemption.innerText(), new RegExp(`applied\\s+500\\s+${escape(usd(500))}`));
   assert.match(
     (await redemption.getByRole('link').getAttribute('href'))!,
