@@ -72,7 +72,20 @@ async function types(db: Db): Promise<string[]> {
            array(select c.conname || ' ' || pg_get_constraintdef(c.oid) from pg_constraint c where c.contypid = t.oid and c.contype = 'c') as checks
       from pg_type t where t.typnamespace = ${PUBLIC} and t.typtype = 'd'`,
   );
+  // standalone composite types (a table's row type is the table's listing)
+  const composites = await rows<{ name: string; fields: string[] }>(
+    db,
+    `
+    select t.typname as name,
+           array(select a.attname || ' ' || format_type(a.atttypid, a.atttypmod) from pg_attribute a
+                  where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped order by a.attnum) as fields
+      from pg_type t join pg_class c on c.oid = t.typrelid
+     where t.typnamespace = ${PUBLIC} and t.typtype = 'c' and c.relkind = 'c'`,
+  );
   const lines: string[] = [];
+  for (const c of composites.sort((a, b) => byText(a.name, b.name))) {
+    lines.push(`create type ${c.name} as (\n${c.fields.map((f) => `  ${f}`).join(',\n')}\n);`);
+  }
   for (const e of enums.sort((a, b) => byText(a.name, b.name))) {
     lines.push(`create type ${e.name} as enum (${e.labels.map((l) => `'${l.replace(/'/g, "''")}'`).join(', ')});`);
   }

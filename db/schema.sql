@@ -3,6 +3,39 @@
 -- what the migrations and db/functions make. A listing, not a script: functions are listed by
 -- signature, their bodies are db/functions/<name>.sql.
 
+create type accrual_batch_row as (
+  ord integer,
+  pos integer,
+  jpos integer,
+  program_id text,
+  member_id text,
+  stripe smallint,
+  invoice_id text,
+  idem_key text,
+  request_hash text,
+  accrual_id text,
+  amount_minor bigint,
+  points bigint,
+  allocated_minor bigint,
+  allocated_micro numeric,
+  cohort text,
+  occurred_at timestamp with time zone,
+  store_id text,
+  jurisdiction text,
+  member_jurisdiction text,
+  expires_at timestamp with time zone,
+  balance bigint,
+  redemption_rate numeric,
+  rate_close text,
+  rule_version integer,
+  debit_account text,
+  credit_account text,
+  actor text,
+  last_of_member boolean,
+  wake boolean,
+  body jsonb
+);
+
 create table accruals (
   program_id text not null,
   invoice_id text not null,
@@ -305,9 +338,9 @@ create table ledger_entries (
 CREATE INDEX ledger_entries_by_time ON public.ledger_entries USING btree (program_id, occurred_at, entry_id);
 CREATE INDEX ledger_entries_member ON public.ledger_entries USING btree (program_id, member_id, entry_id);
 CREATE TRIGGER ledger_entries_append_only BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ll_forbid_change();
-CREATE TRIGGER ledger_entries_audit AFTER INSERT ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ll_audit_ledger_entry();
+CREATE TRIGGER ledger_entries_audit AFTER INSERT ON public.ledger_entries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION ll_audit_ledger_entry();
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION ll_forbid_change();
-CREATE TRIGGER ledger_entries_period_open BEFORE INSERT ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ll_refuse_locked_period();
+CREATE TRIGGER ledger_entries_period_open AFTER INSERT ON public.ledger_entries REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION ll_refuse_locked_period();
 CREATE TRIGGER ledger_entries_rule_version BEFORE INSERT ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ll_set_rule_version();
 
 create table ledger_entry_cohorts (
@@ -787,6 +820,7 @@ create sequence webhook_delivery_attempts_attempt_id_seq as bigint start 1 incre
 create function ll_accrue(p jsonb, p_new boolean) returns jsonb language plpgsql;
 create function ll_accrue_batch(p_items jsonb) returns jsonb language plpgsql;
 create function ll_accrue_batch_fast(p_items jsonb) returns jsonb language plpgsql;
+create function ll_accrue_set(p_items jsonb, p_new text[]) returns jsonb language plpgsql;
 create function ll_add_duration(p_from timestamp with time zone, p_duration interval) returns timestamp with time zone language sql immutable strict;
 create function ll_adjust_redemption(p jsonb) returns jsonb language plpgsql;
 create function ll_adjustment_key(p_invoice text, p_adjustment text) returns text language sql immutable;
