@@ -32,6 +32,7 @@ create type accrual_batch_row as (
   credit_account text,
   actor text,
   last_of_member boolean,
+  latest_purchase_at timestamp with time zone,
   wake boolean,
   body jsonb
 );
@@ -820,7 +821,7 @@ create sequence webhook_delivery_attempts_attempt_id_seq as bigint start 1 incre
 create function ll_accrue(p jsonb, p_new boolean) returns jsonb language plpgsql;
 create function ll_accrue_batch(p_items jsonb) returns jsonb language plpgsql;
 create function ll_accrue_batch_fast(p_items jsonb) returns jsonb language plpgsql;
-create function ll_accrue_set(p_items jsonb, p_new text[]) returns jsonb language plpgsql;
+create function ll_accrue_set(p_items jsonb, p_new text[]) returns jsonb language plpgsql set enable_hashjoin=off set enable_seqscan=off;
 create function ll_add_duration(p_from timestamp with time zone, p_duration interval) returns timestamp with time zone language sql immutable strict;
 create function ll_adjust_redemption(p jsonb) returns jsonb language plpgsql;
 create function ll_adjustment_key(p_invoice text, p_adjustment text) returns text language sql immutable;
@@ -832,7 +833,7 @@ create function ll_audit(p_chain smallint, p_actor text, p_action text, p_progra
 create function ll_audit_adjustment() returns trigger language plpgsql;
 create function ll_audit_close() returns trigger language plpgsql;
 create function ll_audit_decision_request() returns trigger language plpgsql;
-create function ll_audit_hash(chain smallint, seq bigint, at timestamp with time zone, actor text, action text, program_id text, member_id text, subject text, before jsonb, after jsonb, idempotency_key text, prev_hash text) returns text language sql immutable;
+create function ll_audit_hash(chain smallint, seq bigint, at timestamp with time zone, actor text, action text, program_id text, member_id text, subject text, before jsonb, after jsonb, idempotency_key text, prev_hash text) returns text language sql stable;
 create function ll_audit_key() returns trigger language plpgsql;
 create function ll_audit_ledger_entry() returns trigger language plpgsql;
 create function ll_audit_principal() returns trigger language plpgsql;
@@ -848,7 +849,7 @@ create function ll_emit_event(p_program text, p_type text, p_member text, p_occu
 create function ll_emit_expiring_soon(p_now timestamp with time zone, p_limit integer) returns integer language plpgsql;
 create function ll_emit_status_event() returns trigger language plpgsql;
 create function ll_expire_member(p_program text, p_member text, p_as_of timestamp with time zone, p_actor text) returns jsonb language plpgsql;
-create function ll_expiry_window(p_expiry jsonb, p_jurisdiction text) returns interval language sql immutable;
+create function ll_expiry_window(p_expiry jsonb, p_jurisdiction text) returns interval language sql stable;
 create function ll_forbid_change() returns trigger language plpgsql;
 create function ll_give_back_redemption(r redemptions, p_points bigint, p_occurred timestamp with time zone, p_actor text, p_key text, p_reference text) returns bigint language plpgsql;
 create function ll_hold_redemption(p jsonb) returns jsonb language plpgsql;
@@ -895,4 +896,4 @@ create function ll_rule_version_at(p_program text, p_at timestamp with time zone
 create function ll_set_rule_version() returns trigger language plpgsql;
 create function ll_stripe(p_member text) returns smallint language sql immutable;
 create function ll_stripe_add(p_program text, p_cohort text, p_member text, d_issued bigint DEFAULT 0, d_alloc bigint DEFAULT 0, d_revoked bigint DEFAULT 0, d_alloc_rev bigint DEFAULT 0, d_redeemed bigint DEFAULT 0, d_expired bigint DEFAULT 0, d_alloc_micro numeric DEFAULT 0, d_alloc_rev_micro numeric DEFAULT 0) returns void language sql;
-create function ll_ts(p timestamp with time zone) returns text language sql immutable;
+create function ll_ts(p timestamp with time zone) returns text language sql stable;

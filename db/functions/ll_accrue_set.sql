@@ -11,10 +11,15 @@
 -- item, which answers replays, refusals and expiries. Any error (a concurrent duplicate's unique
 -- violation, a closed period) aborts the whole batch, which the caller then runs item by item too.
 -- p_new: the members ll_lock_batch_members created. Results come back in the items' order.
-create or replace function ll_accrue_set(p_items jsonb, p_new text[]) returns jsonb language plpgsql as $$
+-- Every access here is by key, a batch's (at most 1,000) keys into tables of millions: the function
+-- turns seq scans and hash joins off for its statements, whose plans PL/pgSQL caches per session.
+-- A plan made while a table was small (or its statistics stale) would otherwise keep scanning it
+-- whole once it has grown: members, hashed for the batch's update, did.
+create or replace function ll_accrue_set(p_items jsonb, p_new text[]) returns jsonb language plpgsql
+set enable_seqscan = off set enable_hashjoin = off as $$
 declare
   v_rows accrual_batch_row[]; v_simple boolean; v_n int := jsonb_array_length(p_items);
-  v_journals int; v_jids bigint[]; v_eids bigint[]; v_events uuid[]; v_out jsonb;
+  v_jids bigint[]; v_eids bigint[]; v_events uuid[]; v_out jsonb;
 begin
   with it as (
     select t.ord::int as ord, i->>'programId' as program_id, i->>'memberId' as member_id, i->>'invoiceId' as invoice_id,
@@ -27,7 +32,7 @@ begin
            coalesce(i->>'debitAccount', 'revenue') as debit_account,
            coalesce(i->>'creditAccount', 'loyalty_contract_liability') as credit_account, i->>'actor' as actor
       from jsonb_array_elements(p_items) with ordinality t(i, ord)
-  ), withm as (
+  ), withm as materialized (
     select it.*, ll_stripe(it.member_id) as stripe, m.status, m.balance as m_balance, m.expires_at as m_expires,
            m.jurisdiction as m_jur, m.armed_deadline, it.member_id = any(p_new) as is_new,
            count(*) over (partition by it.program_id, it.idem_key) as idem_twice,
@@ -35,18 +40,20 @@ begin
            min(it.jurisdiction) over mem as jur_min, max(it.jurisdiction) over mem as jur_max,
            -- ll_accrue: jurisdiction := coalesce(the item's, the member's as the items before left it)
            bool_or(it.jurisdiction is not null) over before as jur_before,
-           exists (select 1 from idempotency_keys k where k.scope = it.program_id and k.idem_key = it.idem_key) as key_known,
-           exists (select 1 from accruals a where a.program_id = it.program_id and a.invoice_id = it.invoice_id) as invoice_known,
+           -- probes of the primary keys, one per item: LIMIT keeps the planner from hashing the whole
+           -- table for a batch it guesses at 100 rows (jsonb_array_elements has no row estimate)
+           (select true from idempotency_keys k where k.scope = it.program_id and k.idem_key = it.idem_key limit 1) is not null as key_known,
+           (select true from accruals a where a.program_id = it.program_id and a.invoice_id = it.invoice_id limit 1) is not null as invoice_known,
            (select e.period is not distinct from it.rate_close and (e.period is null or e.rate = it.redemption_rate)
               from (select null) x left join ll_points_estimate(it.program_id) e on true) as price_current
-      from it left join members m on m.program_id = it.program_id and m.member_id = it.member_id
+      from it left join lateral (select * from members m where m.program_id = it.program_id and m.member_id = it.member_id limit 1) m on true
     window mem as (partition by it.program_id, it.member_id),
            before as (partition by it.program_id, it.member_id order by it.ord rows between unbounded preceding and 1 preceding)
-  ), jur as (
+  ), jur as materialized (
     select w.*, coalesce(w.jurisdiction, case when w.jur_before then w.jur_max end, w.m_jur) as v_jur from withm w
-  ), win as (
+  ), win as materialized (
     select j.*, ll_add_duration(j.occurred_at, ll_expiry_window(j.expiry, j.v_jur)) as until from jur j
-  ), run as (
+  ), run as materialized (
     select w.*,
            bool_and(w.until is null) over mem as never, bool_or(w.until is null) over mem as some_never,
            -- the deadline before the item: the member's, moved by each earlier item (greatest skips nulls)
@@ -54,12 +61,13 @@ begin
            greatest(w.m_expires, max(w.until) over upto) as deadline_after,
            w.m_balance + sum(w.points) over upto as balance_after,
            row_number() over (order by w.stripe, w.member_id, w.ord)::int as pos,
-           row_number() over (partition by w.program_id, w.member_id order by w.ord desc) = 1 as last_of_member
+           row_number() over (partition by w.program_id, w.member_id order by w.ord desc) = 1 as last_of_member,
+           max(w.occurred_at) over mem as latest_purchase_at
       from win w
     window mem as (partition by w.program_id, w.member_id),
            before as (partition by w.program_id, w.member_id order by w.ord rows between unbounded preceding and 1 preceding),
            upto as (partition by w.program_id, w.member_id order by w.ord rows between unbounded preceding and current row)
-  ), fin as (
+  ), fin as materialized (
     select r.*, case when r.never then null else r.deadline_after end as v_exp,
            r.status = 'active' and r.idem_twice = 1 and r.invoice_twice = 1 and not r.key_known and not r.invoice_known
              and r.price_current and (r.jur_min is not distinct from r.jur_max) and r.never = r.some_never
@@ -80,7 +88,7 @@ begin
                        w.program_id, w.member_id, w.stripe, w.invoice_id, w.idem_key, w.request_hash, w.accrual_id,
                        w.amount_minor, w.points, w.allocated_minor, w.allocated_micro, w.cohort, w.occurred_at, w.store_id,
                        w.jurisdiction, w.v_jur, w.v_exp, w.balance_after, w.redemption_rate, w.rate_close, w.rule_version,
-                       w.debit_account, w.credit_account, w.actor, w.last_of_member, w.v_wake,
+                       w.debit_account, w.credit_account, w.actor, w.last_of_member, w.latest_purchase_at, w.v_wake,
                        jsonb_build_object('accrualId', w.accrual_id, 'memberId', w.member_id, 'points', w.points,
                          'allocatedMinor', w.allocated_minor, 'balance', w.balance_after, 'expiresAt', ll_ts(w.v_exp),
                          'cohort', w.cohort, 'expectedRedemptionRate', w.redemption_rate, 'rateSetByClose', w.rate_close)
@@ -89,9 +97,10 @@ begin
   if v_n = 0 or not v_simple then return null; end if;
 
   -- ids in processing order, so the journal, the ledger and the audit chains read in it
-  select count(*) filter (where r.allocated_minor > 0) into v_journals from unnest(v_rows) r;
-  select coalesce(array_agg(nextval('journal_entries_journal_entry_id_seq')), '{}') into v_jids from generate_series(1, v_journals);
-  select array_agg(nextval('ledger_entries_entry_id_seq')) into v_eids from generate_series(1, v_n);
+  select (select coalesce(array_agg(nextval('journal_entries_journal_entry_id_seq') order by r.jpos), '{}')
+            from unnest(v_rows) r where r.jpos is not null),
+         (select array_agg(nextval('ledger_entries_entry_id_seq')) from generate_series(1, v_n))
+    into v_jids, v_eids;
 
   -- one journal entry per invoice with an allocation (debit = credit = allocatedMinor > 0: balanced)
   insert into journal_entries (journal_entry_id, program_id, kind, occurred_at, reference, actor, idempotency_key, debit_minor, credit_minor)
@@ -132,10 +141,8 @@ begin
 
   -- each member as its last item leaves it
   update members m set balance = r.balance, expires_at = r.expires_at, jurisdiction = r.member_jurisdiction,
-         last_purchase_at = greatest(m.last_purchase_at, o.latest)
-    from unnest(v_rows) r,
-         lateral (select max(o.occurred_at) as latest from unnest(v_rows) o
-                   where o.program_id = r.program_id and o.member_id = r.member_id) o
+         last_purchase_at = greatest(m.last_purchase_at, r.latest_purchase_at)
+    from unnest(v_rows) r
    where r.last_of_member and m.program_id = r.program_id and m.member_id = r.member_id;
   insert into member_wakeups (program_id, member_id)
   select r.program_id, r.member_id from unnest(v_rows) r where r.last_of_member and r.wake order by 1, 2

@@ -31,6 +31,7 @@ create type accrual_batch_row as (
   credit_account text,
   actor text,
   last_of_member boolean,
+  latest_purchase_at timestamptz,
   wake boolean,
   body jsonb
 );
