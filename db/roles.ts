@@ -81,6 +81,13 @@ begin
                    case r.relkind when 'S' then 'sequence' when 'v' then 'view' when 'm' then 'materialized view' else 'table' end,
                    r.relname, o);
   end loop;
+  -- standalone types (a composite type such as accrual_batch_row, an enum, a domain); a table's
+  -- row type and the array types pass with what they belong to
+  for r in select t.typname, t.typtype from pg_type t left join pg_class c on c.oid = t.typrelid
+            where t.typnamespace = 'public'::regnamespace and t.typowner <> o::regrole
+              and (t.typtype in ('e', 'd') or (t.typtype = 'c' and c.relkind = 'c')) loop
+    execute format('alter %s %I owner to %I', case r.typtype when 'd' then 'domain' else 'type' end, r.typname, o);
+  end loop;
   for r in select p.oid::regprocedure as sig from pg_proc p
             where p.pronamespace = 'public'::regnamespace and p.proowner <> o::regrole loop
     execute format('alter routine %s owner to %I', r.sig, o);
