@@ -60,7 +60,7 @@ const spec: fc.Arbitrary<Spec> = fc.record({
   allocated: fc.integer({ min: 0, max: 400 }),
   jurisdiction: fc.constantFrom(null, null, 'US-CA', 'DE'),
   cohort: fc.constantFrom('2026-Q1', '2026-Q2'),
-  stale: fc.boolean().map((b) => b && Math.random() < 0.1),
+  stale: fc.integer({ min: 0, max: 19 }).map((n) => n === 0), // one item in 20: fast-check's own randomness, so a seed replays it
 });
 
 const at = (member: string, invoice: string, day: number, jurisdiction: string | null): Spec => ({
