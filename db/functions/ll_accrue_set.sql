@@ -21,6 +21,7 @@ declare
   v_rows accrual_batch_row[]; v_simple boolean; v_n int := jsonb_array_length(p_items);
   v_jids bigint[]; v_eids bigint[]; v_events uuid[]; v_out jsonb;
 begin
+  if v_n = 0 then return null; end if;
   with it as (
     select t.ord::int as ord, i->>'programId' as program_id, i->>'memberId' as member_id, i->>'invoiceId' as invoice_id,
            i->>'idemKey' as idem_key, i->>'requestHash' as request_hash, i->>'accrualId' as accrual_id,
@@ -94,7 +95,7 @@ begin
                          'cohort', w.cohort, 'expectedRedemptionRate', w.redemption_rate, 'rateSetByClose', w.rate_close)
                    )::accrual_batch_row order by w.pos)
     into v_simple, v_rows from wake w;
-  if v_n = 0 or not v_simple then return null; end if;
+  if not v_simple then return null; end if;
 
   -- ids in processing order, so the journal, the ledger and the audit chains read in it
   select (select coalesce(array_agg(nextval('journal_entries_journal_entry_id_seq') order by r.jpos), '{}')
